@@ -1,0 +1,44 @@
+//! # modelseal-core
+//!
+//! The formats and cryptography of modelseal, with no I/O beyond reading model files and
+//! writing outputs atomically: no terminal, network or async runtime.
+//!
+//! Data flows through the modules in this order when a model is signed:
+//! [`walk`] lists the files, [`hash`] computes each file's BLAKE3, [`manifest`] orders
+//! them and [`merkle`] reduces them to a root, [`statement`] wraps the manifest in an
+//! in-toto Statement v1, [`dsse`] signs it, and [`bundle`] stores the envelope as Sigstore
+//! bundle JSON. [`sign_model`] does all of it in one call.
+//!
+//! ```no_run
+//! use modelseal_core::{SignOptions, SigningKey, hash::NoProgress, sign_model};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = SigningKey::from_pem(&std::fs::read_to_string("key.pem")?, None)?;
+//! let signed = sign_model("my-model".as_ref(), &SignOptions::default(), &key, &NoProgress)?;
+//! println!("root blake3:{}", signed.root);
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
+pub mod bundle;
+mod digest;
+pub mod dsse;
+pub mod fsio;
+pub mod hash;
+pub mod keys;
+pub mod manifest;
+mod mapped;
+pub mod merkle;
+mod model;
+mod path;
+pub mod statement;
+pub mod walk;
+
+pub use bundle::{Bundle, BundleError};
+pub use digest::{Blake3Digest, ParseDigestError};
+pub use keys::{KeyAlgorithm, KeyError, KeyFingerprint, SigningKey, VerifyingKey};
+pub use manifest::{Manifest, ManifestEntry, ManifestError};
+pub use model::{ModelError, SignOptions, SignedModel, hash_model, sign_model, sign_statement};
+pub use path::{MAX_PATH_BYTES, ManifestPath, PathError};
+pub use statement::{ArtifactKind, ManifestPredicate, Statement};
+pub use walk::{SymlinkPolicy, WalkError, WalkOptions};

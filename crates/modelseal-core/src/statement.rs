@@ -1,0 +1,93 @@
+//! in-toto Statement v1 and modelseal's native manifest predicate (`spec/statement.md`).
+
+use std::collections::BTreeMap;
+
+use crate::digest::Blake3Digest;
+use crate::manifest::ManifestEntry;
+use crate::path::ManifestPath;
+
+/// `_type` of an in-toto Statement v1.
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// DSSE `payloadType` of an in-toto statement.
+pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+/// Predicate type of modelseal's native BLAKE3 manifest.
+pub const MANIFEST_PREDICATE_TYPE: &str = "https://modelseal.dev/manifest/v1";
+
+/// An in-toto Statement v1 with its predicate kept as raw JSON until its type is known.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Statement {
+    /// Always [`STATEMENT_TYPE`] for statements modelseal accepts.
+    #[serde(rename = "_type")]
+    pub statement_type: String,
+    /// What the statement is about.
+    pub subject: Vec<ResourceDescriptor>,
+    /// How to read `predicate`.
+    #[serde(rename = "predicateType")]
+    pub predicate_type: String,
+    /// The claim itself.
+    #[serde(default)]
+    pub predicate: serde_json::Value,
+}
+
+/// An in-toto ResourceDescriptor, reduced to the fields modelseal reads or writes.
+/// Unknown fields are ignored, as the in-toto specification asks of consumers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResourceDescriptor {
+    /// Human-readable name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Where the resource lives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// Algorithm name to lowercase hex digest.
+    #[serde(default)]
+    pub digest: BTreeMap<String, String>,
+}
+
+/// Whether a signed directory is a model or a dataset; both are hashed the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ArtifactKind {
+    /// Model weights and their files.
+    #[default]
+    Model,
+    /// Training or evaluation data.
+    Dataset,
+}
+
+/// The predicate of [`MANIFEST_PREDICATE_TYPE`]. Unknown fields are refused: a later
+/// version of this predicate gets a new type URI.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ManifestPredicate {
+    /// Model or dataset.
+    pub kind: ArtifactKind,
+    /// Paths the signer left out, beyond the default ignores.
+    pub ignore_paths: Vec<ManifestPath>,
+    /// Whether symlinks inside the model were followed.
+    pub allow_symlinks: bool,
+    /// Every signed file, sorted by path bytes.
+    pub files: Vec<ManifestEntry>,
+}
+
+impl Statement {
+    /// A statement about one artifact named `name` whose manifest root is `root`.
+    pub fn for_manifest(name: &str, root: &Blake3Digest, predicate: &ManifestPredicate) -> Self {
+        Self {
+            statement_type: STATEMENT_TYPE.to_owned(),
+            subject: vec![ResourceDescriptor {
+                name: Some(name.to_owned()),
+                uri: None,
+                digest: BTreeMap::from([("blake3".to_owned(), root.to_hex())]),
+            }],
+            predicate_type: MANIFEST_PREDICATE_TYPE.to_owned(),
+            predicate: serde_json::to_value(predicate).expect("predicate serializes"),
+        }
+    }
+
+    /// Compact JSON bytes, as carried in a DSSE payload.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a statement always serializes")
+    }
+}

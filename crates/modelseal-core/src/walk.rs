@@ -1,0 +1,250 @@
+//! Walking a model directory: which files a manifest covers (`spec/manifest.md` §2).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::path::{ManifestPath, PathError};
+
+/// Names skipped wherever they appear: version-control metadata, never model content.
+pub const DEFAULT_IGNORED_NAMES: &[&str] = &[".git", ".hg", ".svn", ".bzr", ".jj"];
+
+/// What to do with symbolic links inside a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SymlinkPolicy {
+    /// Refuse the model (the default).
+    #[default]
+    Refuse,
+    /// Hash the target's content under the link's own path, provided the link resolves
+    /// to a regular file inside the model. Links out of the model are refused anyway.
+    FollowInside,
+}
+
+/// Which files of a model are walked.
+#[derive(Debug, Clone, Default)]
+pub struct WalkOptions {
+    /// Model-relative paths to leave out; a directory leaves out everything below it.
+    pub ignore: Vec<ManifestPath>,
+    /// Filesystem paths to leave out, such as the signature file when it lies inside the
+    /// model. Compared after canonicalisation; paths outside the model are harmless.
+    pub exclude_files: Vec<PathBuf>,
+    /// Symbolic link handling.
+    pub symlinks: SymlinkPolicy,
+}
+
+/// A regular file found by the walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelFile {
+    /// Its manifest path.
+    pub path: ManifestPath,
+    /// Where to read it (the link target when a permitted symlink was followed).
+    pub fs_path: PathBuf,
+    /// Its size when walked.
+    pub size: u64,
+}
+
+/// Why a model could not be walked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WalkError {
+    /// The model path could not be read.
+    #[error("cannot read {path}")]
+    Io {
+        /// The path that failed.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A name that is not UTF-8 cannot be put in a manifest.
+    #[error("file name is not valid UTF-8: {}", path.display())]
+    NonUtf8Name {
+        /// The offending path, lossily shown.
+        path: PathBuf,
+    },
+    /// A name that makes an invalid manifest path (a backslash, say).
+    #[error("file name cannot be signed")]
+    BadName(#[from] PathError),
+    /// A symlink under the default policy.
+    #[error("{path} is a symbolic link to {}; symlinks are refused by default", target.display())]
+    SymlinkRefused {
+        /// Where the link is.
+        path: ManifestPath,
+        /// What it points to.
+        target: PathBuf,
+    },
+    /// A symlink that leaves the model, refused under every policy.
+    #[error("{path} is a symbolic link that leads outside the model (to {})", target.display())]
+    SymlinkOutside {
+        /// Where the link is.
+        path: ManifestPath,
+        /// What it resolves to.
+        target: PathBuf,
+    },
+    /// A symlink to a directory or other non-file, or a dangling one.
+    #[error("{path} is a symbolic link to something that is not a regular file")]
+    SymlinkNotFile {
+        /// Where the link is.
+        path: ManifestPath,
+    },
+    /// A FIFO, socket or device.
+    #[error("{path} is not a regular file")]
+    NotRegular {
+        /// Where it is.
+        path: ManifestPath,
+    },
+    /// Nothing left to sign after ignores.
+    #[error("model {} holds no files to sign", path.display())]
+    Empty {
+        /// The model path.
+        path: PathBuf,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalkError + '_ {
+    move |source| WalkError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The model's name as a subject: the last component of its path.
+pub fn model_name(root: &Path) -> String {
+    let absolute = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    absolute
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".to_owned())
+}
+
+/// Lists every file of the model at `root` (a directory, or a single file whose manifest
+/// path is its own name), in no particular order.
+pub fn walk_model(root: &Path, options: &WalkOptions) -> Result<Vec<ModelFile>, WalkError> {
+    let meta = fs::metadata(root).map_err(io_err(root))?;
+    let canonical_root = fs::canonicalize(root).map_err(io_err(root))?;
+    let excluded: Vec<PathBuf> = options
+        .exclude_files
+        .iter()
+        .filter_map(|p| fs::canonicalize(p).ok())
+        .collect();
+    let mut files = Vec::new();
+    if meta.is_file() {
+        let name = root
+            .file_name()
+            .ok_or_else(|| WalkError::NonUtf8Name { path: root.into() })?;
+        let name = name
+            .to_str()
+            .ok_or_else(|| WalkError::NonUtf8Name { path: root.into() })?;
+        files.push(ModelFile {
+            path: ManifestPath::parse(name)?,
+            fs_path: root.to_path_buf(),
+            size: meta.len(),
+        });
+    } else {
+        let walker = Walker {
+            canonical_root: &canonical_root,
+            options,
+            excluded: &excluded,
+        };
+        walker.walk_dir(root, "", &mut files)?;
+    }
+    if files.is_empty() {
+        return Err(WalkError::Empty { path: root.into() });
+    }
+    Ok(files)
+}
+
+struct Walker<'a> {
+    canonical_root: &'a Path,
+    options: &'a WalkOptions,
+    excluded: &'a [PathBuf],
+}
+
+impl Walker<'_> {
+    fn walk_dir(
+        &self,
+        dir: &Path,
+        prefix: &str,
+        out: &mut Vec<ModelFile>,
+    ) -> Result<(), WalkError> {
+        for item in fs::read_dir(dir).map_err(io_err(dir))? {
+            let item = item.map_err(io_err(dir))?;
+            let fs_path = item.path();
+            let name = item.file_name();
+            let name = name.to_str().ok_or_else(|| WalkError::NonUtf8Name {
+                path: fs_path.clone(),
+            })?;
+            if DEFAULT_IGNORED_NAMES.contains(&name) {
+                continue;
+            }
+            let path = ManifestPath::parse(&format!("{prefix}{name}"))?;
+            if self.is_ignored(&path) {
+                continue;
+            }
+            let file_type = item.file_type().map_err(io_err(&fs_path))?;
+            if file_type.is_dir() {
+                self.walk_dir(&fs_path, &format!("{path}/"), out)?;
+            } else if file_type.is_file() {
+                if self.is_excluded(&fs_path) {
+                    continue;
+                }
+                let size = item.metadata().map_err(io_err(&fs_path))?.len();
+                out.push(ModelFile {
+                    path,
+                    fs_path,
+                    size,
+                });
+            } else if file_type.is_symlink() {
+                if let Some(file) = self.follow_link(path, &fs_path)? {
+                    out.push(file);
+                }
+            } else {
+                return Err(WalkError::NotRegular { path });
+            }
+        }
+        Ok(())
+    }
+
+    fn is_ignored(&self, path: &ManifestPath) -> bool {
+        self.options
+            .ignore
+            .iter()
+            .any(|ignored| ignored == path || ignored.is_dir_prefix_of(path))
+    }
+
+    fn is_excluded(&self, fs_path: &Path) -> bool {
+        !self.excluded.is_empty()
+            && fs::canonicalize(fs_path).is_ok_and(|c| self.excluded.contains(&c))
+    }
+
+    fn follow_link(&self, path: ManifestPath, link: &Path) -> Result<Option<ModelFile>, WalkError> {
+        let target = fs::read_link(link).map_err(io_err(link))?;
+        // A link that is itself the excluded signature file is skipped, not judged.
+        if self.is_excluded(link) {
+            return Ok(None);
+        }
+        let resolved = match fs::canonicalize(link) {
+            Ok(resolved) => resolved,
+            Err(_) => return Err(WalkError::SymlinkNotFile { path }),
+        };
+        if !resolved.starts_with(self.canonical_root) {
+            return Err(WalkError::SymlinkOutside {
+                path,
+                target: resolved,
+            });
+        }
+        if self.options.symlinks == SymlinkPolicy::Refuse {
+            return Err(WalkError::SymlinkRefused { path, target });
+        }
+        let meta = fs::metadata(&resolved).map_err(io_err(&resolved))?;
+        if !meta.is_file() {
+            return Err(WalkError::SymlinkNotFile { path });
+        }
+        Ok(Some(ModelFile {
+            path,
+            fs_path: resolved,
+            size: meta.len(),
+        }))
+    }
+}
