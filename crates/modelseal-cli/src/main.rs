@@ -1,1 +1,31 @@
-fn main() {}
+//! The `modelseal` binary: parse flags, call the libraries, print, pick the exit code.
+//! Formats, hashing and trust decisions live in `modelseal-core` and `modelseal-verify`.
+
+mod cli;
+mod commands;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// What a command concluded, when it ran to the end.
+pub enum Outcome {
+    /// Exit 0.
+    Success,
+    /// Exit 1: a verification was refused (its report is already printed).
+    Refused,
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::run(cli.command) {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Refused) => ExitCode::from(1),
+        Err(err) => {
+            output::print_error(&err);
+            ExitCode::from(2)
+        }
+    }
+}

@@ -20,6 +20,8 @@ const WINDOW: u64 = 32 << 20;
 
 /// Receives progress while a model is hashed. Called from several threads.
 pub trait Progress: Sync {
+    /// Hashing of `total_bytes` begins.
+    fn begin(&self, _total_bytes: u64) {}
     /// `bytes` more bytes were hashed.
     fn advance(&self, bytes: u64);
 }
@@ -71,6 +73,7 @@ pub fn hash_files(
     files: &[ModelFile],
     progress: &dyn Progress,
 ) -> Result<Vec<FileHash>, HashError> {
+    progress.begin(files.iter().map(|f| f.size).sum());
     let mut out: Vec<Option<FileHash>> = vec![None; files.len()];
     let (large, small): (Vec<usize>, Vec<usize>) =
         (0..files.len()).partition(|&i| files[i].size >= LARGE_FILE);

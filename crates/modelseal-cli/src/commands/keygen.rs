@@ -1,0 +1,59 @@
+use anyhow::{Context, Result};
+use modelseal_core::SigningKey;
+use modelseal_core::fsio::{Overwrite, Visibility, write_atomic};
+
+use crate::Outcome;
+use crate::cli::KeygenArgs;
+use crate::output::out;
+
+pub fn run(args: &KeygenArgs) -> Result<Outcome> {
+    let key = SigningKey::generate()?;
+    let passphrase = if args.encrypt {
+        Some(super::new_passphrase()?)
+    } else {
+        None
+    };
+    let private = key.to_pem(passphrase.as_ref().map(|p| p.as_bytes()))?;
+    let public = key.verifying_key();
+    let mut pub_path = args.out.clone().into_os_string();
+    pub_path.push(".pub");
+    let pub_path = std::path::PathBuf::from(pub_path);
+    let overwrite = if args.force {
+        Overwrite::Allow
+    } else {
+        Overwrite::Refuse
+    };
+    // Both files are checked before either is written, so a refusal leaves nothing half-made.
+    if !args.force {
+        for path in [&args.out, &pub_path] {
+            if path.exists() {
+                anyhow::bail!(
+                    "{} already exists; pass --force to replace it",
+                    path.display()
+                );
+            }
+        }
+    }
+    write_atomic(
+        &args.out,
+        private.as_bytes(),
+        Visibility::Private,
+        overwrite,
+    )
+    .with_context(|| format!("cannot write {}", args.out.display()))?;
+    write_atomic(
+        &pub_path,
+        public.to_pem().as_bytes(),
+        Visibility::Public,
+        overwrite,
+    )
+    .with_context(|| format!("cannot write {}", pub_path.display()))?;
+    out(&format!(
+        "wrote {} (private{}) and {}\npublic key {}",
+        args.out.display(),
+        if args.encrypt { ", encrypted" } else { "" },
+        pub_path.display(),
+        public.fingerprint()
+    ));
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,147 @@
+//! One module per subcommand, and the flag resolution they share.
+
+mod demo;
+mod hash;
+mod inspect;
+mod keygen;
+mod sign;
+mod verify;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use modelseal_core::keys::PrivateKeyForm;
+use modelseal_core::walk::{SymlinkPolicy, WalkOptions};
+use modelseal_core::{ManifestPath, SigningKey, VerifyingKey};
+use zeroize::Zeroizing;
+
+use crate::Outcome;
+use crate::cli::{Command, WalkArgs};
+
+/// Environment variable that holds a private key's passphrase.
+pub const PASSPHRASE_ENV: &str = "MODELSEAL_PASSPHRASE";
+
+pub fn run(command: Command) -> Result<Outcome> {
+    match command {
+        Command::Keygen(args) => keygen::run(&args),
+        Command::Hash(args) => hash::run(&args),
+        Command::Sign(args) => sign::run(&args),
+        Command::Verify(args) => verify::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Demo => demo::run(),
+    }
+}
+
+/// `MODEL.sig` beside the model: outside it, so signing never changes what is signed.
+fn default_signature_path(model: &Path) -> PathBuf {
+    let mut name = model
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "model".into());
+    name.push(".sig");
+    model.with_file_name(name)
+}
+
+/// Turns an `--ignore` argument into a model-relative path. An argument that names an
+/// existing path inside the model is taken relative to the model; one that names an
+/// existing path elsewhere is an error; anything else is read as model-relative.
+fn resolve_ignore(model: &Path, arg: &Path) -> Result<ManifestPath> {
+    let text = arg
+        .to_str()
+        .with_context(|| format!("--ignore {} is not valid UTF-8", arg.display()))?;
+    let model_relative = model.join(arg);
+    let exists_in_model = !arg.is_absolute() && model_relative.symlink_metadata().is_ok();
+    if !exists_in_model && arg.symlink_metadata().is_ok() {
+        let root = std::fs::canonicalize(model)
+            .with_context(|| format!("cannot read model {}", model.display()))?;
+        let target = std::fs::canonicalize(arg)?;
+        let Ok(inside) = target.strip_prefix(&root) else {
+            bail!(
+                "--ignore {} lies outside the model {}",
+                arg.display(),
+                model.display()
+            );
+        };
+        let inside = inside
+            .to_str()
+            .with_context(|| format!("--ignore {} is not valid UTF-8", arg.display()))?;
+        return ManifestPath::parse(&inside.replace(std::path::MAIN_SEPARATOR, "/"))
+            .with_context(|| format!("--ignore {}", arg.display()));
+    }
+    let text = text.trim_end_matches('/');
+    let text = text.strip_prefix("./").unwrap_or(text);
+    ManifestPath::parse(text).with_context(|| format!("--ignore {}", arg.display()))
+}
+
+fn walk_options(model: &Path, args: &WalkArgs, exclude: Option<&Path>) -> Result<WalkOptions> {
+    let ignore = args
+        .ignore
+        .iter()
+        .map(|arg| resolve_ignore(model, arg))
+        .collect::<Result<_>>()?;
+    Ok(WalkOptions {
+        ignore,
+        exclude_files: exclude.into_iter().map(Path::to_path_buf).collect(),
+        symlinks: if args.allow_symlinks {
+            SymlinkPolicy::FollowInside
+        } else {
+            SymlinkPolicy::Refuse
+        },
+    })
+}
+
+fn read_text(path: &Path, what: &str) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
+fn load_public_key(path: &Path) -> Result<VerifyingKey> {
+    let pem = read_text(path, "public key")?;
+    VerifyingKey::from_pem(&pem).with_context(|| format!("public key {}", path.display()))
+}
+
+fn load_signing_key(path: &Path) -> Result<SigningKey> {
+    let pem = Zeroizing::new(read_text(path, "private key")?);
+    let form =
+        SigningKey::pem_form(&pem).with_context(|| format!("private key {}", path.display()))?;
+    let passphrase = match form {
+        PrivateKeyForm::Encrypted => {
+            Some(passphrase(&format!("Passphrase for {}: ", path.display()))?)
+        }
+        _ => None,
+    };
+    SigningKey::from_pem(&pem, passphrase.as_ref().map(|p| p.as_bytes()))
+        .with_context(|| format!("private key {}", path.display()))
+}
+
+/// The passphrase from the environment, else from the terminal, else an error.
+fn passphrase(prompt: &str) -> Result<Zeroizing<String>> {
+    if let Ok(value) = std::env::var(PASSPHRASE_ENV) {
+        return Ok(Zeroizing::new(value));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(modelseal_core::KeyError::PassphraseRequired.into());
+    }
+    Ok(Zeroizing::new(rpassword::prompt_password(prompt)?))
+}
+
+fn new_passphrase() -> Result<Zeroizing<String>> {
+    if let Ok(value) = std::env::var(PASSPHRASE_ENV) {
+        if value.is_empty() {
+            bail!("{PASSPHRASE_ENV} is set but empty");
+        }
+        return Ok(Zeroizing::new(value));
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("--encrypt needs a passphrase: set {PASSPHRASE_ENV} or run on a terminal");
+    }
+    let first = Zeroizing::new(rpassword::prompt_password("New passphrase: ")?);
+    let second = Zeroizing::new(rpassword::prompt_password("Repeat passphrase: ")?);
+    if first != second {
+        bail!("the passphrases differ");
+    }
+    if first.is_empty() {
+        bail!("an empty passphrase would not protect the key");
+    }
+    Ok(first)
+}

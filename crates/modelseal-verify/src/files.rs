@@ -1,0 +1,142 @@
+//! Comparing the files on disk with a signed manifest.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use modelseal_core::hash::{self, Progress};
+use modelseal_core::statement::{MANIFEST_PREDICATE_TYPE, ManifestPredicate};
+use modelseal_core::walk::{self, ModelFile, SymlinkPolicy, WalkOptions};
+use modelseal_core::{Blake3Digest, Manifest, ManifestPath};
+
+use crate::envelope::VerifiedStatement;
+use crate::error::{FileMismatch, ModifiedFile, SubjectProblem, VerifyError};
+
+/// A verified statement that carries a native manifest, checked for internal consistency:
+/// valid paths, canonical order, and a subject digest equal to the manifest's root.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SignedManifest {
+    /// Subject name.
+    pub name: Option<String>,
+    /// The Merkle root (the subject digest).
+    pub root: Blake3Digest,
+    /// The predicate as signed.
+    pub predicate: ManifestPredicate,
+    /// The manifest it lists.
+    pub manifest: Manifest,
+}
+
+/// Reads the native manifest predicate out of a verified statement.
+pub fn signed_manifest(verified: &VerifiedStatement) -> Result<SignedManifest, VerifyError> {
+    let statement = &verified.statement;
+    if statement.predicate_type != MANIFEST_PREDICATE_TYPE {
+        return Err(VerifyError::PredicateType {
+            found: statement.predicate_type.clone(),
+            expected: MANIFEST_PREDICATE_TYPE,
+        });
+    }
+    let predicate: ManifestPredicate = serde_json::from_value(statement.predicate.clone())
+        .map_err(VerifyError::MalformedPredicate)?;
+    let manifest =
+        Manifest::from_sorted(predicate.files.clone()).map_err(VerifyError::InvalidManifest)?;
+    let subject = match statement.subject.as_slice() {
+        [one] => one,
+        other => return Err(VerifyError::Subject(SubjectProblem::Count(other.len()))),
+    };
+    let signed: Blake3Digest = subject
+        .digest
+        .get("blake3")
+        .and_then(|hex| hex.parse().ok())
+        .ok_or(VerifyError::Subject(SubjectProblem::NoBlake3))?;
+    let computed = manifest.root();
+    if signed != computed {
+        return Err(VerifyError::Subject(SubjectProblem::RootMismatch {
+            signed,
+            computed,
+        }));
+    }
+    Ok(SignedManifest {
+        name: subject.name.clone(),
+        root: computed,
+        predicate,
+        manifest,
+    })
+}
+
+/// Walks the model and hashes every signed file, reporting every modified, missing and
+/// unsigned file at once rather than stopping at the first.
+///
+/// `extra` adds to the walk what the caller knows and the signer could not: further
+/// ignored paths, and the signature file when it lies inside the model.
+pub fn check_files(
+    root: &Path,
+    signed: &SignedManifest,
+    extra: &WalkOptions,
+    progress: &dyn Progress,
+) -> Result<(), VerifyError> {
+    let mut options = extra.clone();
+    options
+        .ignore
+        .extend(signed.predicate.ignore_paths.iter().cloned());
+    if signed.predicate.allow_symlinks {
+        options.symlinks = SymlinkPolicy::FollowInside;
+    }
+    let found = match walk::walk_model(root, &options) {
+        Ok(found) => found,
+        // An empty directory is a model with every file missing.
+        Err(modelseal_core::WalkError::Empty { .. }) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut mismatch = FileMismatch::default();
+    let mut to_hash: Vec<ModelFile> = Vec::new();
+    let mut seen: HashSet<ManifestPath> = HashSet::new();
+    for file in found {
+        match signed.manifest.get(file.path.as_str()) {
+            None => mismatch.extra.push(file.path),
+            Some(entry) if entry.size != file.size => {
+                seen.insert(file.path.clone());
+                mismatch.modified.push(ModifiedFile {
+                    path: file.path,
+                    expected_size: entry.size,
+                    expected_blake3: entry.blake3,
+                    found_size: file.size,
+                    found_blake3: None,
+                });
+            }
+            Some(_) => {
+                seen.insert(file.path.clone());
+                to_hash.push(file);
+            }
+        }
+    }
+    for entry in signed.manifest.entries() {
+        if !seen.contains(&entry.path) {
+            mismatch.missing.push(entry.path.clone());
+        }
+    }
+    let hashes = hash::hash_files(&to_hash, progress)?;
+    for (file, hash) in to_hash.into_iter().zip(hashes) {
+        let Some(entry) = signed.manifest.get(file.path.as_str()) else {
+            continue;
+        };
+        if hash.blake3 != entry.blake3 || hash.size != entry.size {
+            mismatch.modified.push(ModifiedFile {
+                path: file.path,
+                expected_size: entry.size,
+                expected_blake3: entry.blake3,
+                found_size: hash.size,
+                found_blake3: Some(hash.blake3),
+            });
+        }
+    }
+    if mismatch.is_empty() {
+        return Ok(());
+    }
+    mismatch
+        .modified
+        .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    mismatch
+        .extra
+        .sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    Err(VerifyError::Files(mismatch))
+}
