@@ -1,0 +1,323 @@
+//! The vectors in `spec/vectors/` are the contract between the code and the spec.
+//!
+//! Each vector is made here from its description, then compared with the committed file:
+//! a change of format fails this test until the vectors (and the spec) are re-made with
+//! `MODELSEAL_WRITE_VECTORS=1 cargo test -p modelseal-verify --test spec_vectors`.
+//! Bundle vectors are also verified with `modelseal-verify` and must fail with exactly
+//! their `expect` kind. `spec/vectors/check_vectors.py` checks the same files
+//! independently of this code.
+
+use std::path::{Path, PathBuf};
+
+use modelseal_core::statement::{MANIFEST_PREDICATE_TYPE, Statement};
+use modelseal_core::walk::WalkOptions;
+use modelseal_core::{Blake3Digest, Bundle, ManifestPath, SigningKey, VerifyingKey, merkle, sign_statement};
+use modelseal_verify::{TrustPolicy, verify_model};
+use serde_json::{Value, json};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn key(name: &str) -> SigningKey {
+    let pem = std::fs::read_to_string(repo().join("testdata/keys").join(name)).unwrap();
+    SigningKey::from_pem(&pem, None).unwrap()
+}
+
+type Files = Vec<(&'static str, Vec<u8>)>;
+
+fn files_json(files: &Files) -> Value {
+    files
+        .iter()
+        .map(|(path, content)| json!({"path": path, "contentHex": hex::encode(content)}))
+        .collect()
+}
+
+/// Manifest entries for `files`, in manifest order, with each leaf for the reader.
+fn manifest_of(files: &Files) -> Vec<Value> {
+    let mut sorted = files.clone();
+    sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    sorted
+        .iter()
+        .map(|(path, content)| {
+            let digest = Blake3Digest::from(blake3::hash(content));
+            let leaf = merkle::leaf_hash(&ManifestPath::parse(path).unwrap(), content.len() as u64, &digest);
+            json!({"path": path, "size": content.len(), "blake3": digest, "leaf": leaf})
+        })
+        .collect()
+}
+
+fn root_of(entries: &[Value]) -> Blake3Digest {
+    let leaves: Vec<Blake3Digest> = entries.iter().map(|e| e["leaf"].as_str().unwrap().parse().unwrap()).collect();
+    merkle::root(&leaves).unwrap()
+}
+
+fn predicate_files(entries: &[Value]) -> Value {
+    entries
+        .iter()
+        .map(|e| json!({"path": e["path"], "size": e["size"], "blake3": e["blake3"]}))
+        .collect()
+}
+
+fn bytes(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+/// Compares `vector` with the committed file, or writes it when asked to.
+fn check_or_write(kind: &str, name: &str, vector: &Value) {
+    let path = repo().join("spec/vectors").join(kind).join(format!("{name}.json"));
+    let text = serde_json::to_string_pretty(vector).unwrap() + "\n";
+    if std::env::var_os("MODELSEAL_WRITE_VECTORS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; re-make the vectors (see this file's docs)", path.display()));
+    assert_eq!(committed, text, "{} no longer matches the code", path.display());
+}
+
+fn manifest_cases() -> Vec<(&'static str, &'static str, Files)> {
+    vec![
+        ("single-file", "one entry: the root is that entry's leaf", vec![("model.bin", bytes(256, 7))]),
+        (
+            "two-files",
+            "the worked example of manifest.md §6",
+            vec![("a.txt", b"hello\n".to_vec()), ("b/c.bin", vec![0, 1, 2])],
+        ),
+        (
+            "sort-order",
+            "bytewise order: 'B' < 'a-b' < 'a.txt' < 'a/b.txt' < 'z' < 'é.txt'",
+            vec![
+                ("é.txt", b"e".to_vec()),
+                ("a/b.txt", b"ab".to_vec()),
+                ("z", b"z".to_vec()),
+                ("a.txt", b"a".to_vec()),
+                ("B", b"B".to_vec()),
+                ("a-b", b"-".to_vec()),
+            ],
+        ),
+        (
+            "five-files-with-empty",
+            "n = 5 splits 4 + 1; an empty file hashes to blake3 of no bytes",
+            vec![
+                ("empty", vec![]),
+                ("one", vec![1]),
+                ("dir/two", vec![2, 2]),
+                ("dir/sub/three", vec![3, 3, 3]),
+                (".hidden", b"dot-files are signed".to_vec()),
+            ],
+        ),
+        (
+            "chunk-boundaries",
+            "file sizes around BLAKE3's 1024-byte chunk: 1023, 1024, 1025, 2048, 4097",
+            vec![
+                ("c1023", bytes(1023, 1)),
+                ("c1024", bytes(1024, 2)),
+                ("c1025", bytes(1025, 3)),
+                ("c2048", bytes(2048, 4)),
+                ("c4097", bytes(4097, 5)),
+                ("c0", vec![]),
+                ("c1", vec![9]),
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn manifest_vectors() {
+    for (name, comment, files) in manifest_cases() {
+        let entries = manifest_of(&files);
+        let root = root_of(&entries);
+        // The vector's root must be what the library computes from a real directory.
+        let dir = tempfile::tempdir().unwrap();
+        let model = write_model(dir.path(), &files);
+        let manifest = modelseal_core::hash_model(&model, &WalkOptions::default(), &modelseal_core::hash::NoProgress).unwrap();
+        assert_eq!(manifest.root(), root, "{name}");
+        let vector = json!({
+            "name": name,
+            "comment": comment,
+            "expect": "ok",
+            "files": files_json(&files),
+            "manifest": entries,
+            "root": root,
+        });
+        check_or_write("manifest", name, &vector);
+    }
+}
+
+fn fake_entry(path: &str) -> Value {
+    json!({"path": path, "size": 1, "blake3": "00".repeat(32)})
+}
+
+#[test]
+fn invalid_manifest_vectors() {
+    let cases: Vec<(&str, &str, &str, Vec<Value>)> = vec![
+        ("duplicate-path", "invalid-manifest", "the same path twice", vec![fake_entry("a"), fake_entry("a")]),
+        ("unsorted", "invalid-manifest", "entries out of bytewise order", vec![fake_entry("b"), fake_entry("a")]),
+        ("file-dir-clash", "invalid-manifest", "'a' is a file and a directory", vec![fake_entry("a"), fake_entry("a/b")]),
+        ("empty", "invalid-manifest", "no entries", vec![]),
+        ("parent-component", "malformed-predicate", "'..' climbs out of the model", vec![fake_entry("../secret.txt")]),
+        ("absolute-path", "malformed-predicate", "absolute path", vec![fake_entry("/etc/passwd")]),
+        ("backslash", "malformed-predicate", "backslash is refused", vec![fake_entry("a\\b")]),
+        ("dot-component", "malformed-predicate", "'.' component", vec![fake_entry("./a")]),
+        ("empty-component", "malformed-predicate", "empty component", vec![fake_entry("a//b")]),
+    ];
+    for (name, expect, comment, entries) in cases {
+        let predicate: Result<modelseal_core::ManifestPredicate, _> = serde_json::from_value(json!({
+            "kind": "model", "ignorePaths": [], "allowSymlinks": false, "files": entries,
+        }));
+        let outcome = match predicate {
+            Err(_) => "malformed-predicate",
+            Ok(p) => match modelseal_core::Manifest::from_sorted(p.files) {
+                Ok(_) => "ok",
+                Err(_) => "invalid-manifest",
+            },
+        };
+        assert_eq!(outcome, expect, "{name}");
+        let vector = json!({"name": name, "comment": comment, "expect": expect, "manifest": entries});
+        check_or_write("manifest-invalid", name, &vector);
+    }
+}
+
+fn write_model(dir: &Path, files: &Files) -> PathBuf {
+    let model = dir.join("model");
+    for (path, content) in files {
+        let target = model.join(path);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(target, content).unwrap();
+    }
+    model
+}
+
+fn statement(subject_root: &str, predicate_type: &str, files: Value) -> Statement {
+    serde_json::from_value(json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "model", "digest": {"blake3": subject_root}}],
+        "predicateType": predicate_type,
+        "predicate": {"kind": "model", "ignorePaths": [], "allowSymlinks": false, "files": files},
+    }))
+    .unwrap()
+}
+
+#[test]
+fn bundle_vectors() {
+    let signer = key("vector-ed25519.pem");
+    let other = key("other-ed25519.pem");
+    let files: Files = vec![
+        ("config.json", br#"{"hidden_size":8}"#.to_vec()),
+        ("weights/model.safetensors", bytes(3000, 11)),
+        ("README.md", b"# vector model\n".to_vec()),
+    ];
+    let entries = manifest_of(&files);
+    let root = root_of(&entries).to_hex();
+    let good = statement(&root, MANIFEST_PREDICATE_TYPE, predicate_files(&entries));
+    let good_bundle = sign_statement(&good, &signer);
+
+    let mut cases: Vec<(&str, &str, &str, Bundle, Files)> = Vec::new();
+    cases.push(("ok", "ok", "a valid signature over the model's files", good_bundle.clone(), files.clone()));
+
+    let mut tampered = good_bundle.clone();
+    let text = String::from_utf8(tampered.dsse_envelope.payload.clone()).unwrap();
+    tampered.dsse_envelope.payload = text.replacen("\"size\":3000", "\"size\":3001", 1).into_bytes();
+    cases.push(("tampered-payload", "bad-signature", "statement edited after signing", tampered, files.clone()));
+
+    cases.push((
+        "untrusted-signer",
+        "untrusted-signer",
+        "signed by a key the verifier does not trust (and named by its hint)",
+        sign_statement(&good, &other),
+        files.clone(),
+    ));
+
+    let mut two = good_bundle.clone();
+    two.dsse_envelope.signatures.push(two.dsse_envelope.signatures[0].clone());
+    cases.push(("two-signatures", "multiple-signatures", "a bundle carries exactly one signature", two, files.clone()));
+
+    let mut none = good_bundle.clone();
+    none.dsse_envelope.signatures.clear();
+    cases.push(("no-signature", "no-signature", "empty signature list", none, files.clone()));
+
+    let mut json_type = good_bundle.clone();
+    json_type.dsse_envelope.payload_type = "application/json".into();
+    let pae = modelseal_core::dsse::pae("application/json", &json_type.dsse_envelope.payload);
+    json_type.dsse_envelope.signatures[0].sig = signer.sign(&pae);
+    cases.push(("wrong-payload-type", "wrong-payload-type", "validly signed, but not an in-toto payload", json_type, files.clone()));
+
+    let slsa = statement(&root, "https://slsa.dev/provenance/v1", predicate_files(&entries));
+    cases.push((
+        "wrong-predicate-type",
+        "wrong-predicate-type",
+        "validly signed statement of another predicate type",
+        sign_statement(&slsa, &signer),
+        files.clone(),
+    ));
+
+    let wrong_root = statement(&"ab".repeat(32), MANIFEST_PREDICATE_TYPE, predicate_files(&entries));
+    cases.push((
+        "subject-mismatch",
+        "subject-mismatch",
+        "subject digest is not the manifest's root",
+        sign_statement(&wrong_root, &signer),
+        files.clone(),
+    ));
+
+    let mut escape = predicate_files(&entries);
+    escape[0]["path"] = json!("../secret.txt");
+    cases.push((
+        "path-traversal",
+        "malformed-predicate",
+        "a signed path that leaves the model is refused before any file is read",
+        sign_statement(&statement(&root, MANIFEST_PREDICATE_TYPE, escape), &signer),
+        files.clone(),
+    ));
+
+    let mut dup = predicate_files(&entries);
+    let first = dup[0].clone();
+    dup.as_array_mut().unwrap().insert(1, first);
+    cases.push((
+        "duplicate-path",
+        "invalid-manifest",
+        "a signed manifest listing one path twice",
+        sign_statement(&statement(&root, MANIFEST_PREDICATE_TYPE, dup), &signer),
+        files.clone(),
+    ));
+
+    let mut modified = files.clone();
+    modified[1].1[1500] ^= 0x40;
+    cases.push(("modified-file", "files-mismatch", "one flipped bit in a weight file", good_bundle.clone(), modified));
+
+    let mut extra = files.clone();
+    extra.push(("unsigned.py", b"print('hi')\n".to_vec()));
+    cases.push(("extra-file", "files-mismatch", "a file added after signing", good_bundle.clone(), extra));
+
+    let missing: Files = files[..2].to_vec();
+    cases.push(("missing-file", "files-mismatch", "a signed file removed", good_bundle.clone(), missing));
+
+    let mut renamed = files.clone();
+    renamed[0].0 = "config.json.bak";
+    cases.push(("renamed-file", "files-mismatch", "a signed file renamed", good_bundle, renamed));
+
+    let trusted = TrustPolicy::from_keys(vec![signer.verifying_key()]);
+    for (name, expect, comment, bundle, model_files) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let model = write_model(dir.path(), &model_files);
+        let outcome = match verify_model(&model, &bundle, &trusted, &WalkOptions::default(), &modelseal_core::hash::NoProgress) {
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        };
+        assert_eq!(outcome, expect, "{name}");
+        let vector = json!({
+            "name": name,
+            "comment": comment,
+            "expect": expect,
+            "publicKeyPem": signer.verifying_key().to_pem(),
+            "files": files_json(&model_files),
+            "bundle": serde_json::from_slice::<Value>(&bundle.to_json()).unwrap(),
+        });
+        check_or_write("bundle", name, &vector);
+    }
+    // The committed public key is the one the vectors name.
+    let committed = std::fs::read_to_string(repo().join("testdata/keys/vector-ed25519.pem.pub")).unwrap();
+    assert_eq!(VerifyingKey::from_pem(&committed).unwrap(), signer.verifying_key());
+}
