@@ -24,7 +24,7 @@ pub fn print_error(err: &anyhow::Error) {
 }
 
 fn hints(err: &anyhow::Error) -> Vec<&'static str> {
-    use modelseal_core::{KeyError, WalkError};
+    use modelseal_core::{KeyError, ModelError};
     let mut hints = Vec::new();
     for cause in err.chain() {
         if let Some(key) = cause.downcast_ref::<KeyError>() {
@@ -38,17 +38,27 @@ fn hints(err: &anyhow::Error) -> Vec<&'static str> {
                 _ => {}
             }
         }
-        if let Some(walk) = cause.downcast_ref::<WalkError>() {
-            match walk {
-                WalkError::SymlinkRefused { .. } => hints.push(
-                    "replace the link with the file, or pass --allow-symlinks if it stays inside the model",
-                ),
-                WalkError::NonUtf8Name { .. } | WalkError::BadName(_) => {
-                    hints.push("rename the file, or leave it out with --ignore")
-                }
-                _ => {}
-            }
+        if let Some(ModelError::Walk(walk)) = cause.downcast_ref::<ModelError>() {
+            hints.extend(walk_hint(walk));
         }
     }
     hints
+}
+
+/// What to do about a model that could not be walked.
+pub fn walk_hint(err: &modelseal_core::WalkError) -> Option<&'static str> {
+    use modelseal_core::WalkError;
+    match err {
+        WalkError::SymlinkRefused { .. } => Some(
+            "replace the link with the file, or pass --allow-symlinks if it stays inside the model",
+        ),
+        WalkError::SymlinkOutside { .. } => {
+            Some("a model may not link outside itself; copy the file into the model")
+        }
+        WalkError::NonUtf8Name { .. } => {
+            Some("rename the file, or --ignore the directory that holds it")
+        }
+        WalkError::BadName(_) => Some("rename the file, or leave it out with --ignore"),
+        _ => None,
+    }
 }

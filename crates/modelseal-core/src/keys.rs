@@ -28,6 +28,8 @@ pub enum KeyAlgorithm {
     EcdsaP384,
     /// ECDSA over NIST P-521.
     EcdsaP521,
+    /// ECDSA whose curve is not known yet (a SEC1 key before it is decoded).
+    Ecdsa,
     /// RSA of any size.
     Rsa,
     /// Anything else, by OID.
@@ -41,6 +43,7 @@ impl fmt::Display for KeyAlgorithm {
             Self::EcdsaP256 => f.write_str("ecdsa-p256"),
             Self::EcdsaP384 => f.write_str("ecdsa-p384"),
             Self::EcdsaP521 => f.write_str("ecdsa-p521"),
+            Self::Ecdsa => f.write_str("ecdsa"),
             Self::Rsa => f.write_str("rsa"),
             Self::Other(oid) => write!(f, "unknown algorithm (OID {oid})"),
         }
@@ -334,7 +337,7 @@ impl SigningKey {
 fn unexpected_private_label(found: &str) -> KeyError {
     if found == "EC PRIVATE KEY" {
         return KeyError::UnsupportedAlgorithm {
-            found: KeyAlgorithm::Other("ecdsa (SEC1 \"EC PRIVATE KEY\")".into()),
+            found: KeyAlgorithm::Ecdsa,
         };
     }
     KeyError::UnexpectedLabel {

@@ -89,7 +89,7 @@ pub fn sign_model(
         files: manifest.entries().to_vec(),
     };
     let digest = manifest.root();
-    let statement = Statement::for_manifest(&name, &digest, &predicate);
+    let statement = Statement::for_manifest(&name, &digest, predicate);
     Ok(SignedModel {
         bundle: sign_statement(&statement, key),
         manifest,
@@ -100,7 +100,7 @@ pub fn sign_model(
 
 /// Wraps any statement in a DSSE envelope signed by `key`, inside a bundle whose
 /// `publicKey.hint` is the key's fingerprint.
-pub fn sign_statement(statement: &Statement, key: &SigningKey) -> Bundle {
+pub fn sign_statement<P: serde::Serialize>(statement: &Statement<P>, key: &SigningKey) -> Bundle {
     let payload = statement.to_json();
     let sig = key.sign(&dsse::pae(IN_TOTO_PAYLOAD_TYPE, &payload));
     Bundle {

@@ -13,9 +13,12 @@ pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// Predicate type of modelseal's native BLAKE3 manifest.
 pub const MANIFEST_PREDICATE_TYPE: &str = "https://modelseal.dev/manifest/v1";
 
-/// An in-toto Statement v1 with its predicate kept as raw JSON until its type is known.
+/// An in-toto Statement v1. With the default `P`, the predicate stays untyped JSON until
+/// its type is known; verifiers then parse the signed bytes again with a typed `P`, so
+/// a duplicated key anywhere in a typed object is refused rather than silently merged.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Statement {
+#[serde(bound(deserialize = "P: serde::de::DeserializeOwned"))]
+pub struct Statement<P = serde_json::Value> {
     /// Always [`STATEMENT_TYPE`] for statements modelseal accepts.
     #[serde(rename = "_type")]
     pub statement_type: String,
@@ -25,8 +28,7 @@ pub struct Statement {
     #[serde(rename = "predicateType")]
     pub predicate_type: String,
     /// The claim itself.
-    #[serde(default)]
-    pub predicate: serde_json::Value,
+    pub predicate: P,
 }
 
 /// An in-toto ResourceDescriptor, reduced to the fields modelseal reads or writes.
@@ -71,9 +73,9 @@ pub struct ManifestPredicate {
     pub files: Vec<ManifestEntry>,
 }
 
-impl Statement {
+impl Statement<ManifestPredicate> {
     /// A statement about one artifact named `name` whose manifest root is `root`.
-    pub fn for_manifest(name: &str, root: &Blake3Digest, predicate: &ManifestPredicate) -> Self {
+    pub fn for_manifest(name: &str, root: &Blake3Digest, predicate: ManifestPredicate) -> Self {
         Self {
             statement_type: STATEMENT_TYPE.to_owned(),
             subject: vec![ResourceDescriptor {
@@ -82,11 +84,14 @@ impl Statement {
                 digest: BTreeMap::from([("blake3".to_owned(), root.to_hex())]),
             }],
             predicate_type: MANIFEST_PREDICATE_TYPE.to_owned(),
-            predicate: serde_json::to_value(predicate).expect("predicate serializes"),
+            predicate,
         }
     }
+}
 
-    /// Compact JSON bytes, as carried in a DSSE payload.
+impl<P: serde::Serialize> Statement<P> {
+    /// Compact JSON bytes, as carried in a DSSE payload. Fields appear in declaration
+    /// order (the order `spec/statement.md` shows).
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a statement always serializes")
     }

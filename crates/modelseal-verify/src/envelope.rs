@@ -23,8 +23,10 @@ pub struct Signer {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct VerifiedStatement {
-    /// The statement.
+    /// The statement, its predicate untyped.
     pub statement: Statement,
+    /// The exact signed payload bytes, for parsing the predicate with its type.
+    pub payload: Vec<u8>,
     /// Its signer.
     pub signer: Signer,
 }
@@ -78,6 +80,7 @@ pub fn verify_envelope(
     }
     Ok(VerifiedStatement {
         statement,
+        payload: envelope.payload.clone(),
         signer: signer_of(key),
     })
 }
@@ -105,5 +108,80 @@ fn refusal(policy: &TrustPolicy, hint: &str) -> VerifyError {
             hint: hint.to_owned(),
             trusted,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelseal_core::SigningKey;
+    use modelseal_core::bundle::PublicKeyIdentifier;
+
+    fn signed() -> (Bundle, SigningKey) {
+        let key = SigningKey::generate().unwrap();
+        let statement: Statement = serde_json::from_value(serde_json::json!({
+            "_type": STATEMENT_TYPE, "subject": [], "predicateType": "x", "predicate": {}
+        }))
+        .unwrap();
+        (modelseal_core::sign_statement(&statement, &key), key)
+    }
+
+    #[test]
+    fn accepts_the_signer_and_reports_it() {
+        let (bundle, key) = signed();
+        let policy = TrustPolicy::from_keys(vec![
+            SigningKey::generate().unwrap().verifying_key(),
+            key.verifying_key(),
+        ]);
+        let verified = verify_envelope(&bundle, &policy).unwrap();
+        assert_eq!(
+            verified.signer.fingerprint,
+            key.verifying_key().fingerprint()
+        );
+        assert_eq!(verified.statement.predicate_type, "x");
+    }
+
+    #[test]
+    fn hint_is_not_trusted_to_pick_the_key() {
+        // A hint naming nobody does not stop a trusted key from verifying.
+        let (mut bundle, key) = signed();
+        bundle.verification_material.public_key = Some(PublicKeyIdentifier {
+            hint: Some("00".repeat(32)),
+        });
+        let policy = TrustPolicy::from_keys(vec![key.verifying_key()]);
+        assert!(verify_envelope(&bundle, &policy).is_ok());
+    }
+
+    #[test]
+    fn refuses_material_it_cannot_check() {
+        let (bundle, key) = signed();
+        let policy = TrustPolicy::from_keys(vec![key.verifying_key()]);
+        let mut cert = bundle.clone();
+        cert.verification_material.public_key = None;
+        cert.verification_material.certificate = Some(serde_json::json!({"rawBytes": ""}));
+        assert!(matches!(
+            verify_envelope(&cert, &policy),
+            Err(VerifyError::UnsupportedVerificationMaterial {
+                found: "a certificate"
+            })
+        ));
+        let mut both = bundle.clone();
+        both.verification_material.certificate = Some(serde_json::json!({}));
+        assert!(matches!(
+            verify_envelope(&both, &policy),
+            Err(VerifyError::UnsupportedVerificationMaterial {
+                found: "ambiguous (more than one kind)"
+            })
+        ));
+        let mut none = bundle.clone();
+        none.verification_material.public_key = None;
+        assert!(matches!(
+            verify_envelope(&none, &policy),
+            Err(VerifyError::UnsupportedVerificationMaterial { found: "missing" })
+        ));
+        let empty = TrustPolicy::default();
+        let err = verify_envelope(&bundle, &empty).unwrap_err();
+        assert!(matches!(err, VerifyError::NoTrustedKeys));
+        assert!(!err.is_refusal());
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use modelseal_core::hash::{self, Progress};
-use modelseal_core::statement::{MANIFEST_PREDICATE_TYPE, ManifestPredicate};
+use modelseal_core::statement::{MANIFEST_PREDICATE_TYPE, ManifestPredicate, Statement};
 use modelseal_core::walk::{self, ModelFile, SymlinkPolicy, WalkOptions};
 use modelseal_core::{Blake3Digest, Manifest, ManifestPath};
 
@@ -35,8 +35,10 @@ pub fn signed_manifest(verified: &VerifiedStatement) -> Result<SignedManifest, V
             expected: MANIFEST_PREDICATE_TYPE,
         });
     }
-    let predicate: ManifestPredicate = serde_json::from_value(statement.predicate.clone())
-        .map_err(VerifyError::MalformedPredicate)?;
+    // Parse the signed bytes again, typed: unknown or duplicated predicate fields fail here.
+    let typed: Statement<ManifestPredicate> =
+        serde_json::from_slice(&verified.payload).map_err(VerifyError::MalformedPredicate)?;
+    let predicate = typed.predicate;
     let manifest =
         Manifest::from_sorted(predicate.files.clone()).map_err(VerifyError::InvalidManifest)?;
     let subject = match statement.subject.as_slice() {

@@ -1,0 +1,867 @@
+//! The `modelseal` binary as a user runs it: exit codes, stdout, stderr, files written.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn testkey(name: &str) -> PathBuf {
+    repo().join("testdata/keys").join(name)
+}
+
+fn modelseal(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_modelseal"));
+    for arg in args {
+        cmd.arg(arg);
+    }
+    cmd.env_remove("MODELSEAL_PASSPHRASE");
+    cmd.stdin(std::process::Stdio::null());
+    cmd.output().expect("modelseal runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// A temporary directory with a small model in it.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model");
+        std::fs::create_dir_all(model.join("tokenizer")).unwrap();
+        std::fs::write(model.join("config.json"), br#"{"hidden_size":8}"#).unwrap();
+        std::fs::write(model.join("tokenizer/vocab.txt"), b"a\nb\n").unwrap();
+        let weights: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(model.join("weights.bin"), weights).unwrap();
+        Self { dir }
+    }
+    fn model(&self) -> PathBuf {
+        self.dir.path().join("model")
+    }
+    fn sig(&self) -> PathBuf {
+        self.dir.path().join("model.sig")
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn sign(&self) {
+        let out = modelseal(&[
+            &"sign",
+            &self.model(),
+            &"--key",
+            &testkey("vector-ed25519.pem"),
+        ]);
+        assert_exit(&out, 0);
+    }
+    fn verify(&self, extra: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+        let pubkey = testkey("vector-ed25519.pem.pub");
+        let model = self.model();
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"verify", &model, &"--key", &pubkey];
+        args.extend_from_slice(extra);
+        modelseal(&args)
+    }
+}
+
+#[test]
+fn sign_then_verify_round_trip_with_default_signature_path() {
+    let f = Fixture::new();
+    f.sign();
+    assert!(
+        f.sig().exists(),
+        "default signature is MODEL.sig beside the model"
+    );
+    let out = f.verify(&[]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).starts_with("verified "), "{}", stdout(&out));
+}
+
+#[test]
+fn verify_json_is_stable() {
+    let f = Fixture::new();
+    f.sign();
+    let out = f.verify(&[&"--json"]);
+    assert_exit(&out, 0);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["name"], "model");
+    assert_eq!(v["files"], 3);
+    assert_eq!(v["bytes"], 200_000 + 17 + 4);
+    assert_eq!(v["signer"]["algorithm"], "ed25519");
+    let hash = modelseal(&[&"hash", &f.model(), &"--json"]);
+    let h: Value = serde_json::from_slice(&hash.stdout).unwrap();
+    assert_eq!(v["root"]["blake3"], h["root"]["blake3"]);
+}
+
+#[test]
+fn hash_matches_b3sum_style_per_file_digests() {
+    let f = Fixture::new();
+    let out = modelseal(&[&"hash", &f.model(), &"--json"]);
+    assert_exit(&out, 0);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files = v["files"].as_array().unwrap();
+    let paths: Vec<&str> = files.iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["config.json", "tokenizer/vocab.txt", "weights.bin"]);
+    for entry in files {
+        let content = std::fs::read(f.model().join(entry["path"].as_str().unwrap())).unwrap();
+        assert_eq!(entry["blake3"], blake3::hash(&content).to_hex().as_str());
+        assert_eq!(entry["size"], content.len());
+    }
+    let plain = modelseal(&[&"hash", &f.model()]);
+    let line = stdout(&plain);
+    assert!(
+        line.starts_with(&format!("blake3:{}", v["root"]["blake3"].as_str().unwrap())),
+        "{line}"
+    );
+}
+
+/// Every way the files can differ is reported, each file by name, with exit status 1.
+#[test]
+fn tampering_table() {
+    type Tamper = fn(&Path);
+    let cases: Vec<(&str, Tamper, &[&str])> = vec![
+        (
+            "truncated file",
+            |m| truncate(&m.join("weights.bin"), 199_999),
+            &[
+                "modified  weights.bin: expected blake3",
+                "(200000 bytes), found 199999 bytes",
+            ],
+        ),
+        (
+            "appended byte",
+            |m| append(&m.join("weights.bin"), b"\0"),
+            &["found 200001 bytes"],
+        ),
+        (
+            "flipped bit",
+            |m| flip(&m.join("weights.bin"), 100_000),
+            &["modified  weights.bin: expected blake3", "found blake3"],
+        ),
+        (
+            "renamed file",
+            |m| std::fs::rename(m.join("config.json"), m.join("config.old")).unwrap(),
+            &["missing   config.json", "unsigned  config.old"],
+        ),
+        (
+            "extra file",
+            |m| std::fs::write(m.join("extra.py"), b"x").unwrap(),
+            &[
+                "1 file does not match the signed manifest (0 modified, 0 missing, 1 unsigned)",
+                "unsigned  extra.py",
+            ],
+        ),
+        (
+            "removed file",
+            |m| std::fs::remove_file(m.join("tokenizer/vocab.txt")).unwrap(),
+            &["missing   tokenizer/vocab.txt"],
+        ),
+        (
+            "emptied model",
+            |m| {
+                std::fs::remove_dir_all(m).unwrap();
+                std::fs::create_dir(m).unwrap();
+            },
+            &["3 files do not match the signed manifest (0 modified, 3 missing, 0 unsigned)"],
+        ),
+    ];
+    for (name, tamper, expected) in cases {
+        let f = Fixture::new();
+        f.sign();
+        tamper(&f.model());
+        let out = f.verify(&[]);
+        assert_exit(&out, 1);
+        let err = stderr(&out);
+        for needle in expected {
+            assert!(err.contains(needle), "{name}: missing {needle:?} in\n{err}");
+        }
+        let json = f.verify(&[&"--json"]);
+        assert_exit(&json, 1);
+        let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert_eq!(v["verified"], false, "{name}");
+        assert_eq!(v["error"]["kind"], "files-mismatch", "{name}");
+    }
+}
+
+fn truncate(path: &Path, len: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+fn append(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(bytes)
+        .unwrap();
+}
+
+fn flip(path: &Path, at: usize) {
+    let mut data = std::fs::read(path).unwrap();
+    data[at] ^= 1;
+    std::fs::write(path, data).unwrap();
+}
+
+#[test]
+fn wrong_key_and_wrong_key_types() {
+    let f = Fixture::new();
+    f.sign();
+    let out = modelseal(&[
+        &"verify",
+        &f.model(),
+        &"--key",
+        &testkey("other-ed25519.pem.pub"),
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("signer is not trusted: bundle names key sha256:992f3124"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = modelseal(&[&"verify", &f.model(), &"--key", &testkey("ec-p256.pub.pem")]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("ecdsa-p256 keys are not supported here"),
+        "{}",
+        stderr(&out)
+    );
+    let out = modelseal(&[&"verify", &f.model(), &"--key", &testkey("rsa2048.pub.pem")]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("rsa keys are not supported here"),
+        "{}",
+        stderr(&out)
+    );
+    let out = modelseal(&[
+        &"verify",
+        &f.model(),
+        &"--key",
+        &testkey("vector-ed25519.pem"),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("found a PEM \"PRIVATE KEY\" block; expected a \"PUBLIC KEY\""),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = modelseal(&[
+        &"sign",
+        &f.model(),
+        &"--key",
+        &testkey("ec-p256.priv.pem"),
+        &"--signature",
+        &f.path("x.sig"),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("ecdsa keys are not supported here"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("hint: make an ed25519 key"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!f.path("x.sig").exists());
+}
+
+/// Crafted bundles from `spec/vectors/bundle/`: each fails with its own message.
+#[test]
+fn crafted_bundle_vectors_through_the_cli() {
+    let dir = repo().join("spec/vectors/bundle");
+    let expected_message = [
+        ("ok", None),
+        ("ok-dataset-ignore-path", None),
+        (
+            "zero-signature",
+            Some("signature does not verify with any trusted key"),
+        ),
+        (
+            "bad-base64",
+            Some("not a valid Sigstore bundle: expected base64"),
+        ),
+        (
+            "certificate-material",
+            Some(
+                "bundle verification material is a certificate; only publicKey bundles are supported",
+            ),
+        ),
+        (
+            "payload-not-json",
+            Some("signed payload is not a valid in-toto statement: expected ident"),
+        ),
+        (
+            "duplicate-key",
+            Some("signed payload is not a valid in-toto statement: duplicate field `_type`"),
+        ),
+        (
+            "statement-v0.1",
+            Some("statement type is \"https://in-toto.io/Statement/v0.1\""),
+        ),
+        (
+            "unknown-predicate-field",
+            Some("signed predicate is malformed: unknown field `extra`"),
+        ),
+        (
+            "empty-model",
+            Some("3 files do not match the signed manifest (0 modified, 3 missing, 0 unsigned)"),
+        ),
+        (
+            "tampered-payload",
+            Some("signature does not verify with any trusted key"),
+        ),
+        ("untrusted-signer", Some("signer is not trusted")),
+        (
+            "two-signatures",
+            Some("bundle holds 2 signatures; a Sigstore bundle carries exactly one"),
+        ),
+        ("no-signature", Some("bundle holds no signature")),
+        (
+            "wrong-payload-type",
+            Some("payload type is \"application/json\""),
+        ),
+        (
+            "wrong-predicate-type",
+            Some("predicate type is \"https://slsa.dev/provenance/v1\""),
+        ),
+        (
+            "subject-mismatch",
+            Some("statement subject does not match its manifest"),
+        ),
+        (
+            "path-traversal",
+            Some("path \"../secret.txt\" climbs out with `..`"),
+        ),
+        (
+            "duplicate-path",
+            Some("manifest lists README.md more than once"),
+        ),
+        ("modified-file", Some("modified  weights/model.safetensors")),
+        ("extra-file", Some("unsigned  unsigned.py")),
+        ("missing-file", Some("missing   README.md")),
+        ("renamed-file", Some("unsigned  config.json.bak")),
+    ];
+    let count = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(
+        count,
+        expected_message.len(),
+        "every bundle vector has a CLI expectation"
+    );
+    for (name, message) in expected_message {
+        let vector: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let model = tmp.path().join("model");
+        std::fs::create_dir(&model).unwrap();
+        for file in vector["files"].as_array().unwrap() {
+            let path = model.join(file["path"].as_str().unwrap());
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(
+                path,
+                hex::decode(file["contentHex"].as_str().unwrap()).unwrap(),
+            )
+            .unwrap();
+        }
+        let sig = tmp.path().join("model.sig");
+        std::fs::write(&sig, serde_json::to_vec(&vector["bundle"]).unwrap()).unwrap();
+        let out = modelseal(&[
+            &"verify",
+            &model,
+            &"--signature",
+            &sig,
+            &"--key",
+            &testkey("vector-ed25519.pem.pub"),
+            &"--json",
+        ]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        match message {
+            None => assert_exit(&out, 0),
+            Some(message) => {
+                assert_exit(&out, 1);
+                assert!(
+                    stderr(&out).contains(message),
+                    "{name}: want {message:?} in\n{}",
+                    stderr(&out)
+                );
+                assert_eq!(report["error"]["kind"], vector["expect"], "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn malformed_huge_and_nested_bundles() {
+    let f = Fixture::new();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("not json", b"hello".to_vec(), "not a valid Sigstore bundle: expected value at line 1 column 1"),
+        ("truncated", br#"{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "#.to_vec(), "EOF while parsing"),
+        ("bad base64", br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"publicKey":{}},"dsseEnvelope":{"payload":"*","payloadType":"x","signatures":[]}}"#.to_vec(), "expected base64 at line 1 column"),
+        ("message signature", br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"publicKey":{}},"messageSignature":{}}"#.to_vec(), "missing field `dsseEnvelope`"),
+        ("old media type", br#"{"mediaType":"application/vnd.dev.sigstore.bundle+json;version=0.1","verificationMaterial":{"publicKey":{}},"dsseEnvelope":{"payload":"","payloadType":"x","signatures":[]}}"#.to_vec(), "unsupported bundle media type"),
+        ("deeply nested", format!(r#"{{"verificationMaterial":{{"certificate":{}{}}}}}"#, "[".repeat(5000), "]".repeat(5000)).into_bytes(), "recursion limit exceeded"),
+        ("huge", vec![b' '; (64 << 20) + 1], "bundle is larger than the 67108864-byte limit"),
+    ];
+    for (name, bytes, message) in cases {
+        std::fs::write(f.sig(), bytes).unwrap();
+        let out = f.verify(&[]);
+        assert_exit(&out, 1);
+        assert!(
+            stderr(&out).contains(message),
+            "{name}: want {message:?} in\n{}",
+            stderr(&out)
+        );
+    }
+    let out = modelseal(&[
+        &"verify",
+        &f.model(),
+        &"--signature",
+        &f.path("absent.sig"),
+        &"--key",
+        &testkey("vector-ed25519.pem.pub"),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("cannot read signature"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinks_inside_and_outside() {
+    use std::os::unix::fs::symlink;
+    let f = Fixture::new();
+    symlink("config.json", f.model().join("alias.json")).unwrap();
+    let out = modelseal(&[
+        &"sign",
+        &f.model(),
+        &"--key",
+        &testkey("vector-ed25519.pem"),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains(
+            "alias.json is a symbolic link to config.json; symlinks are refused by default"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("hint: replace the link"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!f.sig().exists(), "no signature written on failure");
+
+    let out = modelseal(&[
+        &"sign",
+        &f.model(),
+        &"--key",
+        &testkey("vector-ed25519.pem"),
+        &"--allow-symlinks",
+    ]);
+    assert_exit(&out, 0);
+    assert_exit(&f.verify(&[]), 0);
+    // The link is signed as a file: repointing it is a modification.
+    std::fs::remove_file(f.model().join("alias.json")).unwrap();
+    symlink("tokenizer/vocab.txt", f.model().join("alias.json")).unwrap();
+    let out = f.verify(&[]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("modified  alias.json"),
+        "{}",
+        stderr(&out)
+    );
+
+    let g = Fixture::new();
+    std::fs::write(g.path("secret.txt"), b"outside").unwrap();
+    symlink(g.path("secret.txt"), g.model().join("leak")).unwrap();
+    for extra in [&[][..], &["--allow-symlinks"][..]] {
+        let model = g.model();
+        let key = testkey("vector-ed25519.pem");
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"sign", &model, &"--key", &key];
+        for e in extra {
+            args.push(e);
+        }
+        let out = modelseal(&args);
+        assert_exit(&out, 2);
+        assert!(
+            stderr(&out).contains("leak is a symbolic link that leads outside the model"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // A symlink planted after signing is refused at verify time, exit 1.
+    let h = Fixture::new();
+    h.sign();
+    symlink("/etc/hostname", h.model().join("planted")).unwrap();
+    let out = h.verify(&[]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("planted is a symbolic link that leads outside the model"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn empty_model_and_missing_paths() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = modelseal(&[&"sign", &empty, &"--key", &testkey("vector-ed25519.pem")]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("holds no files to sign"),
+        "{}",
+        stderr(&out)
+    );
+
+    let absent = tmp.path().join("absent");
+    let out = modelseal(&[&"hash", &absent]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("cannot read"), "{}", stderr(&out));
+
+    let f = Fixture::new();
+    let out = modelseal(&[
+        &"sign",
+        &f.model(),
+        &"--key",
+        &testkey("vector-ed25519.pem"),
+        &"--signature",
+        &f.path("no/such/dir/model.sig"),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("cannot write signature"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!f.path("no").exists());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn non_utf8_file_name_is_refused() {
+    use std::os::unix::ffi::OsStrExt;
+    let f = Fixture::new();
+    std::fs::create_dir(f.model().join("junk")).unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"bad-\xff-name");
+    std::fs::write(f.model().join("junk").join(name), b"x").unwrap();
+    let out = modelseal(&[
+        &"sign",
+        &f.model(),
+        &"--key",
+        &testkey("vector-ed25519.pem"),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("file name is not valid UTF-8"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("hint: rename the file, or --ignore the directory that holds it"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!f.sig().exists());
+    // Leaving out the directory that holds it works.
+    let out = modelseal(&[
+        &"sign",
+        &f.model(),
+        &"--key",
+        &testkey("vector-ed25519.pem"),
+        &"--ignore",
+        &"junk",
+    ]);
+    assert_exit(&out, 0);
+    assert_exit(&f.verify(&[]), 0);
+}
+
+#[test]
+fn ignore_paths_are_recorded_and_applied() {
+    let f = Fixture::new();
+    std::fs::create_dir(f.model().join("notes")).unwrap();
+    std::fs::write(f.model().join("notes/draft.txt"), b"draft").unwrap();
+    std::fs::create_dir(f.model().join(".git")).unwrap();
+    std::fs::write(f.model().join(".git/HEAD"), b"ref").unwrap();
+    // Given as a path inside the model, as a shell user would type it.
+    let notes = f.model().join("notes");
+    let out = modelseal(&[
+        &"sign",
+        &f.model(),
+        &"--key",
+        &testkey("vector-ed25519.pem"),
+        &"--ignore",
+        &notes,
+    ]);
+    assert_exit(&out, 0);
+    let inspect = modelseal(&[&"inspect", &f.sig(), &"--json"]);
+    let v: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(v["predicate"]["ignorePaths"], serde_json::json!(["notes"]));
+    assert_eq!(
+        v["predicate"]["files"].as_array().unwrap().len(),
+        3,
+        "neither notes/ nor .git/ signed"
+    );
+    // Changes under ignored paths do not matter; elsewhere they do.
+    std::fs::write(f.model().join("notes/draft.txt"), b"changed").unwrap();
+    std::fs::write(f.model().join(".git/HEAD"), b"changed").unwrap();
+    assert_exit(&f.verify(&[]), 0);
+    std::fs::write(f.model().join("scratch.txt"), b"new").unwrap();
+    assert_exit(&f.verify(&[]), 1);
+    // The verifier may ignore more, by model-relative path.
+    assert_exit(&f.verify(&[&"--ignore", &"scratch.txt"]), 0);
+    let outside = f.path("elsewhere");
+    std::fs::write(&outside, b"x").unwrap();
+    let out = f.verify(&[&"--ignore", &outside]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("lies outside the model"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn signature_inside_the_model_is_excluded() {
+    let f = Fixture::new();
+    let inside = f.model().join("model.sig");
+    let out = modelseal(&[
+        &"sign",
+        &f.model(),
+        &"--key",
+        &testkey("vector-ed25519.pem"),
+        &"--signature",
+        &inside,
+    ]);
+    assert_exit(&out, 0);
+    let out = f.verify(&[&"--signature", &inside]);
+    assert_exit(&out, 0);
+    // Re-signing in place gives a signature that still verifies.
+    let out = modelseal(&[
+        &"sign",
+        &f.model(),
+        &"--key",
+        &testkey("vector-ed25519.pem"),
+        &"--signature",
+        &inside,
+    ]);
+    assert_exit(&out, 0);
+    assert_exit(&f.verify(&[&"--signature", &inside]), 0);
+}
+
+#[test]
+fn single_file_model() {
+    let f = Fixture::new();
+    let file = f.model().join("weights.bin");
+    let sig = f.path("weights.sig");
+    let out = modelseal(&[
+        &"sign",
+        &file,
+        &"--key",
+        &testkey("vector-ed25519.pem"),
+        &"--signature",
+        &sig,
+    ]);
+    assert_exit(&out, 0);
+    let out = modelseal(&[
+        &"verify",
+        &file,
+        &"--signature",
+        &sig,
+        &"--key",
+        &testkey("vector-ed25519.pem.pub"),
+    ]);
+    assert_exit(&out, 0);
+    // The file's name is signed: a renamed copy is refused.
+    let copy = f.path("renamed.bin");
+    std::fs::copy(&file, &copy).unwrap();
+    let out = modelseal(&[
+        &"verify",
+        &copy,
+        &"--signature",
+        &sig,
+        &"--key",
+        &testkey("vector-ed25519.pem.pub"),
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("missing   weights.bin"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn keygen_modes_overwrite_and_encryption() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("k");
+    let out = modelseal(&[&"keygen", &"--out", &key]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(tmp.path().join("k.pub"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o644
+    );
+    let before = std::fs::read(&key).unwrap();
+    let out = modelseal(&[&"keygen", &"--out", &key]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("already exists; pass --force"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        before,
+        "refused keygen leaves the key alone"
+    );
+
+    // Encrypted keys: no passphrase and no terminal is a clear error; the env var works.
+    let f = Fixture::new();
+    let locked = testkey("encrypted-ed25519.pem");
+    let out = modelseal(&[&"sign", &f.model(), &"--key", &locked]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("private key is encrypted and needs a passphrase"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("hint: set MODELSEAL_PASSPHRASE"),
+        "{}",
+        stderr(&out)
+    );
+    let sign = |pass: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_modelseal"))
+            .args([
+                std::ffi::OsStr::new("sign"),
+                f.model().as_os_str(),
+                "--key".as_ref(),
+                locked.as_os_str(),
+            ])
+            .env("MODELSEAL_PASSPHRASE", pass)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = sign("nope");
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("wrong passphrase"),
+        "{}",
+        stderr(&out)
+    );
+    assert_exit(&sign("test passphrase"), 0);
+    let out = modelseal(&[
+        &"verify",
+        &f.model(),
+        &"--key",
+        &testkey("encrypted-ed25519.pem.pub"),
+    ]);
+    assert_exit(&out, 0);
+
+    let out = modelseal(&[&"keygen", &"--out", &tmp.path().join("e"), &"--encrypt"]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("--encrypt needs a passphrase"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!tmp.path().join("e").exists());
+}
+
+#[test]
+fn inspect_shows_claims_and_says_unverified() {
+    let f = Fixture::new();
+    f.sign();
+    let out = modelseal(&[&"inspect", &f.sig()]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    for needle in [
+        "not verified",
+        "predicate  https://modelseal.dev/manifest/v1",
+        "signer     key sha256:992f3124",
+        "files      3 (200021 bytes)",
+        "weights.bin",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+}
+
+#[test]
+fn demo_runs_and_refuses_the_tampered_copy() {
+    let out = modelseal(&[&"demo"]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("refused: 2 files do not match the signed manifest"),
+        "{text}"
+    );
+    assert!(text.contains("refused: signer is not trusted"), "{text}");
+    assert!(text.contains("demo passed"), "{text}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_documents_exit_codes() {
+    assert_exit(&modelseal(&[&"verify"]), 2);
+    assert_exit(&modelseal(&[&"frobnicate"]), 2);
+    let help = modelseal(&[&"--help"]);
+    assert_exit(&help, 0);
+    assert!(
+        stdout(&help).contains("1  verification refused"),
+        "{}",
+        stdout(&help)
+    );
+    let help = modelseal(&[&"sign", &"--help"]);
+    assert!(
+        stdout(&help).contains("MODELSEAL_PASSPHRASE"),
+        "{}",
+        stdout(&help)
+    );
+}
