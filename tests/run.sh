@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README gives it and CI runs it. Installs what it needs
+# (a Python venv for the independent spec checker) and needs nothing else but the
+# Rust toolchain (with rustfmt and clippy) and python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "lint"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "unit, property, vector and CLI end-to-end tests"
+cargo test --workspace --locked
+
+step "spec vectors, checked independently of the Rust code"
+venv=target/spec-venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r spec/vectors/requirements.txt
+"$venv/bin/python" spec/vectors/check_vectors.py
+
+step "demo (release build), as the README runs it"
+cargo run --release --locked --quiet -- demo
+
+printf '\nall tests passed\n'
