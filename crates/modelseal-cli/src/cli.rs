@@ -22,7 +22,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate an Ed25519 key pair: PATH (PKCS#8, mode 0600) and PATH.pub (SPKI)
+    /// Generate a key pair: PATH (PKCS#8, mode 0600) and PATH.pub (SPKI)
     #[command(after_help = PASSPHRASE_HELP)]
     Keygen(KeygenArgs),
     /// Print a model's BLAKE3 Merkle root (and its manifest with --json)
@@ -49,12 +49,23 @@ pub struct KeygenArgs {
     /// Where to write the private key; the public key goes to PATH.pub
     #[arg(long, value_name = "PATH")]
     pub out: PathBuf,
+    /// Signature algorithm (ECDSA keys are for the OMS format)
+    #[arg(long, value_enum, default_value = "ed25519")]
+    pub algorithm: Algorithm,
     /// Encrypt the private key with a passphrase (scrypt + AES-256-CBC, PKCS#8 PBES2)
     #[arg(long)]
     pub encrypt: bool,
     /// Replace existing key files
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Algorithm {
+    Ed25519,
+    EcdsaP256,
+    EcdsaP384,
+    EcdsaP521,
 }
 
 #[derive(Debug, Args, Clone)]

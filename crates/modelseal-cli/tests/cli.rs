@@ -247,17 +247,18 @@ fn wrong_key_and_wrong_key_types() {
         stderr(&out)
     );
 
+    // A key of another algorithm is a valid key, just not the signer.
     let out = modelseal(&[&"verify", &f.model(), &"--key", &testkey("ec-p256.pub.pem")]);
-    assert_exit(&out, 2);
+    assert_exit(&out, 1);
     assert!(
-        stderr(&out).contains("ecdsa-p256 keys are not supported here"),
+        stderr(&out).contains("signer is not trusted"),
         "{}",
         stderr(&out)
     );
     let out = modelseal(&[&"verify", &f.model(), &"--key", &testkey("rsa2048.pub.pem")]);
     assert_exit(&out, 2);
     assert!(
-        stderr(&out).contains("rsa keys are not supported here"),
+        stderr(&out).contains("rsa keys are not supported; use ed25519 or ecdsa-p256/p384/p521"),
         "{}",
         stderr(&out)
     );
@@ -273,27 +274,65 @@ fn wrong_key_and_wrong_key_types() {
         "{}",
         stderr(&out)
     );
-
     let out = modelseal(&[
         &"sign",
         &f.model(),
         &"--key",
-        &testkey("ec-p256.priv.pem"),
+        &testkey("rsa2048.pub.pem"),
         &"--signature",
         &f.path("x.sig"),
     ]);
     assert_exit(&out, 2);
     assert!(
-        stderr(&out).contains("ecdsa keys are not supported here"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("hint: make an ed25519 key"),
+        stderr(&out).contains("found a PEM \"PUBLIC KEY\" block"),
         "{}",
         stderr(&out)
     );
     assert!(!f.path("x.sig").exists());
+}
+
+/// Native signatures work with every supported key type, SEC1 and PKCS#8 alike.
+#[test]
+fn native_signing_with_ecdsa_keys() {
+    for (private, public) in [
+        ("ec-p256.priv.pem", "ec-p256.pub.pem"),
+        ("ec-p256-pkcs8.priv.pem", "ec-p256-pkcs8.pub.pem"),
+        ("ec-p384.priv.pem", "ec-p384.pub.pem"),
+    ] {
+        let f = Fixture::new();
+        let out = modelseal(&[&"sign", &f.model(), &"--key", &testkey(private)]);
+        assert_exit(&out, 0);
+        let out = modelseal(&[&"verify", &f.model(), &"--key", &testkey(public), &"--json"]);
+        assert_exit(&out, 0);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            v["signer"]["algorithm"]
+                .as_str()
+                .unwrap()
+                .starts_with("ecdsa-p"),
+            "{v}"
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("p521");
+    let out = modelseal(&[&"keygen", &"--out", &key, &"--algorithm", &"ecdsa-p521"]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("ecdsa-p521 private"),
+        "{}",
+        stdout(&out)
+    );
+    let f = Fixture::new();
+    assert_exit(&modelseal(&[&"sign", &f.model(), &"--key", &key]), 0);
+    assert_exit(
+        &modelseal(&[
+            &"verify",
+            &f.model(),
+            &"--key",
+            &tmp.path().join("p521.pub"),
+        ]),
+        0,
+    );
 }
 
 /// Crafted bundles from `spec/vectors/bundle/`: each fails with its own message.

@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-use ed25519_dalek::Signer as _;
 use pkcs8::der::{Decode, SecretDocument, pem::LineEnding};
 use pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, ObjectIdentifier};
 use sha2::Digest as _;
@@ -28,8 +27,6 @@ pub enum KeyAlgorithm {
     EcdsaP384,
     /// ECDSA over NIST P-521.
     EcdsaP521,
-    /// ECDSA whose curve is not known yet (a SEC1 key before it is decoded).
-    Ecdsa,
     /// RSA of any size.
     Rsa,
     /// Anything else, by OID.
@@ -43,7 +40,6 @@ impl fmt::Display for KeyAlgorithm {
             Self::EcdsaP256 => f.write_str("ecdsa-p256"),
             Self::EcdsaP384 => f.write_str("ecdsa-p384"),
             Self::EcdsaP521 => f.write_str("ecdsa-p521"),
-            Self::Ecdsa => f.write_str("ecdsa"),
             Self::Rsa => f.write_str("rsa"),
             Self::Other(oid) => write!(f, "unknown algorithm (OID {oid})"),
         }
@@ -86,7 +82,7 @@ pub enum KeyError {
         detail: String,
     },
     /// A well-formed key of an algorithm this operation does not support.
-    #[error("{found} keys are not supported here; modelseal signs natively with ed25519")]
+    #[error("{found} keys are not supported; use ed25519 or ecdsa-p256/p384/p521")]
     UnsupportedAlgorithm {
         /// The algorithm found.
         found: KeyAlgorithm,
@@ -139,8 +135,16 @@ impl fmt::Debug for KeyFingerprint {
 /// A public key that can check signatures.
 #[derive(Clone, PartialEq, Eq)]
 pub struct VerifyingKey {
-    key: ed25519_dalek::VerifyingKey,
+    key: PublicKey,
     spki_der: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum PublicKey {
+    Ed25519(ed25519_dalek::VerifyingKey),
+    P256(p256::ecdsa::VerifyingKey),
+    P384(p384::ecdsa::VerifyingKey),
+    P521(p521::ecdsa::VerifyingKey),
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -152,6 +156,14 @@ impl fmt::Debug for VerifyingKey {
             self.fingerprint()
         )
     }
+}
+
+fn curve_of(parameters: Option<pkcs8::der::asn1::AnyRef<'_>>) -> Option<ObjectIdentifier> {
+    parameters.and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+}
+
+fn bad_key(what: &'static str) -> impl FnOnce(String) -> KeyError {
+    move |detail| KeyError::Malformed { what, detail }
 }
 
 impl VerifyingKey {
@@ -168,58 +180,101 @@ impl VerifyingKey {
         Self::from_spki_der(doc.as_bytes())
     }
 
-    /// Reads SubjectPublicKeyInfo DER.
+    /// Reads SubjectPublicKeyInfo DER (Ed25519, or ECDSA on P-256, P-384 or P-521).
     pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
+        use pkcs8::DecodePublicKey;
         let spki =
             pkcs8::SubjectPublicKeyInfoRef::from_der(der).map_err(malformed("public key"))?;
-        let curve = spki
-            .algorithm
-            .parameters
-            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-        let algorithm = algorithm_of(spki.algorithm.oid, curve);
-        if algorithm != KeyAlgorithm::Ed25519 {
-            return Err(KeyError::UnsupportedAlgorithm { found: algorithm });
-        }
-        let key = ed25519_dalek::VerifyingKey::try_from(spki).map_err(|e| KeyError::Malformed {
-            what: "ed25519 public key",
-            detail: e.to_string(),
-        })?;
+        let algorithm = algorithm_of(spki.algorithm.oid, curve_of(spki.algorithm.parameters));
+        let e = |e: pkcs8::spki::Error| e.to_string();
+        let key = match algorithm {
+            KeyAlgorithm::Ed25519 => ed25519_dalek::VerifyingKey::try_from(spki)
+                .map(PublicKey::Ed25519)
+                .map_err(|e| bad_key("ed25519 public key")(e.to_string()))?,
+            KeyAlgorithm::EcdsaP256 => p256::ecdsa::VerifyingKey::from_public_key_der(der)
+                .map(PublicKey::P256)
+                .map_err(|x| bad_key("ecdsa-p256 public key")(e(x)))?,
+            KeyAlgorithm::EcdsaP384 => p384::ecdsa::VerifyingKey::from_public_key_der(der)
+                .map(PublicKey::P384)
+                .map_err(|x| bad_key("ecdsa-p384 public key")(e(x)))?,
+            KeyAlgorithm::EcdsaP521 => p521::ecdsa::VerifyingKey::from_public_key_der(der)
+                .map(PublicKey::P521)
+                .map_err(|x| bad_key("ecdsa-p521 public key")(e(x)))?,
+            found => return Err(KeyError::UnsupportedAlgorithm { found }),
+        };
         Ok(Self {
             key,
             spki_der: der.to_vec(),
         })
     }
 
-    /// SPKI PEM text.
+    /// SPKI PEM text, 64-column base64 with LF line ends (the form OpenSSL and Python's
+    /// `cryptography` write, which matters for [`Self::pem_hint`]).
     pub fn to_pem(&self) -> String {
         pkcs8::Document::try_from(self.spki_der.as_slice())
             .and_then(|d| d.to_pem("PUBLIC KEY", LineEnding::LF))
             .expect("DER that parsed as SPKI re-encodes as PEM")
     }
 
-    /// The key's algorithm.
-    pub fn algorithm(&self) -> KeyAlgorithm {
-        KeyAlgorithm::Ed25519
+    /// SubjectPublicKeyInfo DER.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki_der
     }
 
-    /// SHA-256 of the SPKI DER.
+    /// The key's algorithm.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        match self.key {
+            PublicKey::Ed25519(_) => KeyAlgorithm::Ed25519,
+            PublicKey::P256(_) => KeyAlgorithm::EcdsaP256,
+            PublicKey::P384(_) => KeyAlgorithm::EcdsaP384,
+            PublicKey::P521(_) => KeyAlgorithm::EcdsaP521,
+        }
+    }
+
+    /// SHA-256 of the SPKI DER: modelseal's name for a key.
     pub fn fingerprint(&self) -> KeyFingerprint {
         KeyFingerprint(hex::encode(sha2::Sha256::digest(&self.spki_der)))
     }
 
-    /// Checks `signature` over `message` (Ed25519 in its strict form: no malleable or
-    /// small-order encodings).
+    /// SHA-256 of the SPKI PEM text: the `publicKey.hint` the OpenSSF model-signing tool
+    /// writes into its bundles.
+    pub fn pem_hint(&self) -> String {
+        hex::encode(sha2::Sha256::digest(self.to_pem().as_bytes()))
+    }
+
+    /// True when `hint` names this key in either form.
+    pub fn matches_hint(&self, hint: &str) -> bool {
+        hint == self.fingerprint().as_str() || hint == self.pem_hint()
+    }
+
+    /// Checks `signature` over `message`. Ed25519 signatures are 64 raw bytes, checked
+    /// in the strict form (no malleable or small-order encodings); ECDSA signatures are
+    /// DER, over SHA-256 (P-256), SHA-384 (P-384) or SHA-512 (P-521) of the message.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
-            return false;
-        };
-        self.key.verify_strict(message, &signature).is_ok()
+        use ecdsa::signature::Verifier;
+        match &self.key {
+            PublicKey::Ed25519(key) => ed25519_dalek::Signature::from_slice(signature)
+                .is_ok_and(|sig| key.verify_strict(message, &sig).is_ok()),
+            PublicKey::P256(key) => p256::ecdsa::Signature::from_der(signature)
+                .is_ok_and(|sig| key.verify(message, &sig).is_ok()),
+            PublicKey::P384(key) => p384::ecdsa::Signature::from_der(signature)
+                .is_ok_and(|sig| key.verify(message, &sig).is_ok()),
+            PublicKey::P521(key) => p521::ecdsa::Signature::from_der(signature)
+                .is_ok_and(|sig| key.verify(message, &sig).is_ok()),
+        }
     }
 }
 
 /// A private key that signs.
 pub struct SigningKey {
-    key: ed25519_dalek::SigningKey,
+    key: PrivateKey,
+}
+
+enum PrivateKey {
+    Ed25519(ed25519_dalek::SigningKey),
+    P256(p256::ecdsa::SigningKey),
+    P384(p384::ecdsa::SigningKey),
+    P521(p521::ecdsa::SigningKey),
 }
 
 impl fmt::Debug for SigningKey {
@@ -232,20 +287,51 @@ impl fmt::Debug for SigningKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PrivateKeyForm {
-    /// `PRIVATE KEY`: plain PKCS#8.
+    /// `PRIVATE KEY` (plain PKCS#8) or `EC PRIVATE KEY` (SEC1).
     Plain,
     /// `ENCRYPTED PRIVATE KEY`: PKCS#8 under PBES2.
     Encrypted,
 }
 
+/// Random bytes that form a valid ECDSA scalar for a curve whose order is just below
+/// 2^(8·len), retrying the rare draw at or above the order.
+fn random_scalar<K>(
+    len: usize,
+    top_mask: u8,
+    parse: impl Fn(&[u8]) -> Option<K>,
+) -> Result<K, KeyError> {
+    let mut bytes = Zeroizing::new(vec![0u8; len]);
+    loop {
+        getrandom::fill(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
+        bytes[0] &= top_mask;
+        if let Some(key) = parse(&bytes) {
+            return Ok(key);
+        }
+    }
+}
+
 impl SigningKey {
-    /// A fresh Ed25519 key from the operating system's random source.
-    pub fn generate() -> Result<Self, KeyError> {
-        let mut seed = Zeroizing::new([0u8; 32]);
-        getrandom::fill(seed.as_mut()).map_err(|e| KeyError::Random(e.to_string()))?;
-        Ok(Self {
-            key: ed25519_dalek::SigningKey::from_bytes(&seed),
-        })
+    /// A fresh key of `algorithm` from the operating system's random source.
+    pub fn generate(algorithm: KeyAlgorithm) -> Result<Self, KeyError> {
+        let key = match algorithm {
+            KeyAlgorithm::Ed25519 => {
+                let mut seed = Zeroizing::new([0u8; 32]);
+                getrandom::fill(seed.as_mut()).map_err(|e| KeyError::Random(e.to_string()))?;
+                PrivateKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&seed))
+            }
+            KeyAlgorithm::EcdsaP256 => PrivateKey::P256(random_scalar(32, 0xff, |b| {
+                p256::ecdsa::SigningKey::from_slice(b).ok()
+            })?),
+            KeyAlgorithm::EcdsaP384 => PrivateKey::P384(random_scalar(48, 0xff, |b| {
+                p384::ecdsa::SigningKey::from_slice(b).ok()
+            })?),
+            // P-521 scalars are 66 bytes of which the top 7 bits are zero.
+            KeyAlgorithm::EcdsaP521 => PrivateKey::P521(random_scalar(66, 0x01, |b| {
+                p521::ecdsa::SigningKey::from_slice(b).ok()
+            })?),
+            found => return Err(KeyError::UnsupportedAlgorithm { found }),
+        };
+        Ok(Self { key })
     }
 
     /// Tells whether a PEM holds an encrypted key (so the caller knows to ask for a
@@ -254,19 +340,20 @@ impl SigningKey {
         let (label, _) =
             SecretDocument::from_pem(pem).map_err(|e| KeyError::NotPem(e.to_string()))?;
         match label {
-            "PRIVATE KEY" => Ok(PrivateKeyForm::Plain),
+            "PRIVATE KEY" | "EC PRIVATE KEY" => Ok(PrivateKeyForm::Plain),
             "ENCRYPTED PRIVATE KEY" => Ok(PrivateKeyForm::Encrypted),
             other => Err(unexpected_private_label(other)),
         }
     }
 
-    /// Reads a PKCS#8 private key PEM, decrypting it with `passphrase` when it is an
-    /// `ENCRYPTED PRIVATE KEY`.
+    /// Reads a private key PEM: PKCS#8 (`PRIVATE KEY`), PKCS#8 encrypted with
+    /// `passphrase` (`ENCRYPTED PRIVATE KEY`), or SEC1 (`EC PRIVATE KEY`).
     pub fn from_pem(pem: &str, passphrase: Option<&[u8]>) -> Result<Self, KeyError> {
         let (label, doc) =
             SecretDocument::from_pem(pem).map_err(|e| KeyError::NotPem(e.to_string()))?;
         let plain = match label {
             "PRIVATE KEY" => doc,
+            "EC PRIVATE KEY" => return Self::from_sec1_der(doc.as_bytes()),
             "ENCRYPTED PRIVATE KEY" => {
                 let passphrase = passphrase.ok_or(KeyError::PassphraseRequired)?;
                 let encrypted = pkcs8::EncryptedPrivateKeyInfoRef::from_der(doc.as_bytes())
@@ -282,28 +369,64 @@ impl SigningKey {
 
     fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
         let info = pkcs8::PrivateKeyInfoRef::from_der(der).map_err(malformed("private key"))?;
-        let curve = info
-            .algorithm
-            .parameters
-            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-        let algorithm = algorithm_of(info.algorithm.oid, curve);
-        if algorithm != KeyAlgorithm::Ed25519 {
-            return Err(KeyError::UnsupportedAlgorithm { found: algorithm });
-        }
-        let key =
-            ed25519_dalek::SigningKey::from_pkcs8_der(der).map_err(|e| KeyError::Malformed {
-                what: "ed25519 private key",
-                detail: e.to_string(),
-            })?;
+        let algorithm = algorithm_of(info.algorithm.oid, curve_of(info.algorithm.parameters));
+        let e = |e: pkcs8::Error| e.to_string();
+        let key = match algorithm {
+            KeyAlgorithm::Ed25519 => ed25519_dalek::SigningKey::from_pkcs8_der(der)
+                .map(PrivateKey::Ed25519)
+                .map_err(|x| bad_key("ed25519 private key")(e(x)))?,
+            KeyAlgorithm::EcdsaP256 => p256::ecdsa::SigningKey::from_pkcs8_der(der)
+                .map(PrivateKey::P256)
+                .map_err(|x| bad_key("ecdsa-p256 private key")(e(x)))?,
+            KeyAlgorithm::EcdsaP384 => p384::ecdsa::SigningKey::from_pkcs8_der(der)
+                .map(PrivateKey::P384)
+                .map_err(|x| bad_key("ecdsa-p384 private key")(e(x)))?,
+            KeyAlgorithm::EcdsaP521 => p521::ecdsa::SigningKey::from_pkcs8_der(der)
+                .map(PrivateKey::P521)
+                .map_err(|x| bad_key("ecdsa-p521 private key")(e(x)))?,
+            found => return Err(KeyError::UnsupportedAlgorithm { found }),
+        };
         Ok(Self { key })
+    }
+
+    fn from_sec1_der(der: &[u8]) -> Result<Self, KeyError> {
+        let parsed = sec1::EcPrivateKey::try_from(der)
+            .map_err(|e| bad_key("SEC1 private key")(e.to_string()))?;
+        let curve = parsed
+            .parameters
+            .and_then(|p| p.named_curve())
+            .ok_or_else(|| bad_key("SEC1 private key")("no named curve".into()))?;
+        let e = |e: ecdsa::Error| e.to_string();
+        let secret = parsed.private_key;
+        let key = match algorithm_of(OID_EC_PUBLIC_KEY, Some(curve)) {
+            KeyAlgorithm::EcdsaP256 => p256::ecdsa::SigningKey::from_slice(secret)
+                .map(PrivateKey::P256)
+                .map_err(|x| bad_key("ecdsa-p256 private key")(e(x)))?,
+            KeyAlgorithm::EcdsaP384 => p384::ecdsa::SigningKey::from_slice(secret)
+                .map(PrivateKey::P384)
+                .map_err(|x| bad_key("ecdsa-p384 private key")(e(x)))?,
+            KeyAlgorithm::EcdsaP521 => p521::ecdsa::SigningKey::from_slice(secret)
+                .map(PrivateKey::P521)
+                .map_err(|x| bad_key("ecdsa-p521 private key")(e(x)))?,
+            found => return Err(KeyError::UnsupportedAlgorithm { found }),
+        };
+        Ok(Self { key })
+    }
+
+    /// The key's algorithm.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.verifying_key().algorithm()
     }
 
     /// PKCS#8 PEM, encrypted (PBES2: scrypt and AES-256-CBC) when a passphrase is given.
     pub fn to_pem(&self, passphrase: Option<&[u8]>) -> Result<Zeroizing<String>, KeyError> {
-        let der = self
-            .key
-            .to_pkcs8_der()
-            .map_err(|e| KeyError::Encode(e.to_string()))?;
+        let der = match &self.key {
+            PrivateKey::Ed25519(k) => k.to_pkcs8_der(),
+            PrivateKey::P256(k) => k.to_pkcs8_der(),
+            PrivateKey::P384(k) => k.to_pkcs8_der(),
+            PrivateKey::P521(k) => k.to_pkcs8_der(),
+        }
+        .map_err(|e| KeyError::Encode(e.to_string()))?;
         let pem = match passphrase {
             None => der.to_pem("PRIVATE KEY", LineEnding::LF),
             Some(passphrase) => {
@@ -320,29 +443,54 @@ impl SigningKey {
 
     /// The matching public key.
     pub fn verifying_key(&self) -> VerifyingKey {
-        let key = self.key.verifying_key();
-        let spki_der = key
-            .to_public_key_der()
-            .expect("an ed25519 public key always encodes")
-            .into_vec();
+        let (key, der) = match &self.key {
+            PrivateKey::Ed25519(k) => {
+                let public = k.verifying_key();
+                (PublicKey::Ed25519(public), public.to_public_key_der())
+            }
+            PrivateKey::P256(k) => (
+                PublicKey::P256(*k.verifying_key()),
+                k.verifying_key().to_public_key_der(),
+            ),
+            PrivateKey::P384(k) => (
+                PublicKey::P384(*k.verifying_key()),
+                k.verifying_key().to_public_key_der(),
+            ),
+            PrivateKey::P521(k) => (
+                PublicKey::P521(*k.verifying_key()),
+                k.verifying_key().to_public_key_der(),
+            ),
+        };
+        let spki_der = der.expect("a valid public key always encodes").into_vec();
         VerifyingKey { key, spki_der }
     }
 
-    /// Signs `message`.
+    /// Signs `message`: Ed25519 (64 bytes), or deterministic ECDSA (RFC 6979) over the
+    /// curve's hash, DER-encoded.
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
-        self.key.sign(message).to_bytes().to_vec()
+        use ecdsa::signature::Signer;
+        match &self.key {
+            PrivateKey::Ed25519(k) => k.sign(message).to_bytes().to_vec(),
+            PrivateKey::P256(k) => Signer::<p256::ecdsa::Signature>::sign(k, message)
+                .to_der()
+                .as_bytes()
+                .to_vec(),
+            PrivateKey::P384(k) => Signer::<p384::ecdsa::Signature>::sign(k, message)
+                .to_der()
+                .as_bytes()
+                .to_vec(),
+            PrivateKey::P521(k) => Signer::<p521::ecdsa::Signature>::sign(k, message)
+                .to_der()
+                .as_bytes()
+                .to_vec(),
+        }
     }
 }
 
 fn unexpected_private_label(found: &str) -> KeyError {
-    if found == "EC PRIVATE KEY" {
-        return KeyError::UnsupportedAlgorithm {
-            found: KeyAlgorithm::Ecdsa,
-        };
-    }
     KeyError::UnexpectedLabel {
         found: found.to_owned(),
-        expected: "a PKCS#8 \"PRIVATE KEY\" or \"ENCRYPTED PRIVATE KEY\"",
+        expected: "a PKCS#8 \"PRIVATE KEY\", \"ENCRYPTED PRIVATE KEY\" or SEC1 \"EC PRIVATE KEY\"",
     }
 }
 
@@ -352,7 +500,7 @@ mod tests {
 
     #[test]
     fn round_trip_plain_and_encrypted() {
-        let key = SigningKey::generate().unwrap();
+        let key = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
         let public = key.verifying_key();
         let plain = key.to_pem(None).unwrap();
         assert!(plain.starts_with("-----BEGIN PRIVATE KEY-----"));
@@ -382,18 +530,20 @@ mod tests {
 
     #[test]
     fn signatures_check_and_fail() {
-        let key = SigningKey::generate().unwrap();
+        let key = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
         let sig = key.sign(b"message");
         assert!(key.verifying_key().verify(b"message", &sig));
         assert!(!key.verifying_key().verify(b"messagf", &sig));
         assert!(!key.verifying_key().verify(b"message", &sig[1..]));
-        let other = SigningKey::generate().unwrap();
+        let other = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
         assert!(!other.verifying_key().verify(b"message", &sig));
     }
 
     #[test]
     fn fingerprint_is_sha256_of_spki() {
-        let key = SigningKey::generate().unwrap().verifying_key();
+        let key = SigningKey::generate(KeyAlgorithm::Ed25519)
+            .unwrap()
+            .verifying_key();
         assert_eq!(
             key.fingerprint().as_str(),
             hex::encode(sha2::Sha256::digest(&key.spki_der))
@@ -407,15 +557,100 @@ mod tests {
             VerifyingKey::from_pem("hello"),
             Err(KeyError::NotPem(_))
         ));
-        let private = SigningKey::generate().unwrap().to_pem(None).unwrap();
+        let private = SigningKey::generate(KeyAlgorithm::Ed25519)
+            .unwrap()
+            .to_pem(None)
+            .unwrap();
         assert!(matches!(
             VerifyingKey::from_pem(&private),
             Err(KeyError::UnexpectedLabel { .. })
         ));
-        let public = SigningKey::generate().unwrap().verifying_key().to_pem();
+        let public = SigningKey::generate(KeyAlgorithm::Ed25519)
+            .unwrap()
+            .verifying_key()
+            .to_pem();
         assert!(matches!(
             SigningKey::from_pem(&public, None),
             Err(KeyError::UnexpectedLabel { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod ecdsa_tests {
+    use super::*;
+
+    fn testdata(name: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testdata/keys")
+            .join(name);
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn every_algorithm_generates_signs_and_round_trips() {
+        for algorithm in [
+            KeyAlgorithm::Ed25519,
+            KeyAlgorithm::EcdsaP256,
+            KeyAlgorithm::EcdsaP384,
+            KeyAlgorithm::EcdsaP521,
+        ] {
+            let key = SigningKey::generate(algorithm.clone()).unwrap();
+            assert_eq!(key.algorithm(), algorithm);
+            let public = key.verifying_key();
+            let sig = key.sign(b"payload");
+            assert!(public.verify(b"payload", &sig), "{algorithm}");
+            assert!(!public.verify(b"payloae", &sig), "{algorithm}");
+            let again = SigningKey::from_pem(&key.to_pem(None).unwrap(), None).unwrap();
+            assert_eq!(again.verifying_key(), public);
+            assert_eq!(VerifyingKey::from_pem(&public.to_pem()).unwrap(), public);
+        }
+    }
+
+    #[test]
+    fn openssl_made_keys_load_in_every_form() {
+        // SEC1 "EC PRIVATE KEY" and PKCS#8, as openssl writes them.
+        for (private, public, algorithm) in [
+            (
+                "ec-p256.priv.pem",
+                "ec-p256.pub.pem",
+                KeyAlgorithm::EcdsaP256,
+            ),
+            (
+                "ec-p256-pkcs8.priv.pem",
+                "ec-p256-pkcs8.pub.pem",
+                KeyAlgorithm::EcdsaP256,
+            ),
+            (
+                "ec-p384.priv.pem",
+                "ec-p384.pub.pem",
+                KeyAlgorithm::EcdsaP384,
+            ),
+        ] {
+            let key = SigningKey::from_pem(&testdata(private), None).unwrap();
+            let public_file = public;
+            let public = VerifyingKey::from_pem(&testdata(public_file)).unwrap();
+            assert_eq!(key.verifying_key(), public, "{private}");
+            assert_eq!(public.algorithm(), algorithm);
+            // Our PEM re-encoding is byte-identical to openssl's, so the OMS hint matches.
+            assert_eq!(public.to_pem(), testdata(public_file));
+        }
+        let p256 = VerifyingKey::from_pem(&testdata("ec-p256-pkcs8.pub.pem")).unwrap();
+        // From model-signing 1.1.1's bundle made with this key (sigs/key-p256-pkcs8.sig).
+        assert_eq!(
+            p256.pem_hint(),
+            "86600d9436eef7aa7199af671b49a8fde540f5af09c19a1ad93a6001e15f5522"
+        );
+        assert!(p256.matches_hint(&p256.pem_hint()));
+        assert!(p256.matches_hint(p256.fingerprint().as_str()));
+    }
+
+    #[test]
+    fn rsa_is_refused_by_name() {
+        let err = VerifyingKey::from_pem(&testdata("rsa2048.pub.pem")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "rsa keys are not supported; use ed25519 or ecdsa-p256/p384/p521"
+        );
     }
 }

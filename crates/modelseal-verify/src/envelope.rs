@@ -100,7 +100,7 @@ fn unsupported(found: &'static str) -> Result<VerifiedStatement, VerifyError> {
 /// one that names a trusted key (or none) but fails is a bad signature.
 fn refusal(policy: &TrustPolicy, hint: &str) -> VerifyError {
     let trusted = policy.fingerprints();
-    let names_trusted_key = hint.is_empty() || trusted.iter().any(|f| f.as_str() == hint);
+    let names_trusted_key = hint.is_empty() || policy.keys().iter().any(|k| k.matches_hint(hint));
     if names_trusted_key {
         VerifyError::BadSignature { tried: trusted }
     } else {
@@ -118,7 +118,7 @@ mod tests {
     use modelseal_core::bundle::PublicKeyIdentifier;
 
     fn signed() -> (Bundle, SigningKey) {
-        let key = SigningKey::generate().unwrap();
+        let key = SigningKey::generate(modelseal_core::KeyAlgorithm::Ed25519).unwrap();
         let statement: Statement = serde_json::from_value(serde_json::json!({
             "_type": STATEMENT_TYPE, "subject": [], "predicateType": "x", "predicate": {}
         }))
@@ -130,7 +130,9 @@ mod tests {
     fn accepts_the_signer_and_reports_it() {
         let (bundle, key) = signed();
         let policy = TrustPolicy::from_keys(vec![
-            SigningKey::generate().unwrap().verifying_key(),
+            SigningKey::generate(modelseal_core::KeyAlgorithm::Ed25519)
+                .unwrap()
+                .verifying_key(),
             key.verifying_key(),
         ]);
         let verified = verify_envelope(&bundle, &policy).unwrap();

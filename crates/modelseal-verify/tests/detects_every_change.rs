@@ -117,7 +117,7 @@ proptest! {
     #[test]
     fn any_change_is_detected(files in model_strategy(), change in change_strategy()) {
         let Some(changed) = apply(&files, &change) else { return Ok(()); };
-        let key = SigningKey::generate().unwrap();
+        let key = SigningKey::generate(modelseal_core::KeyAlgorithm::Ed25519).unwrap();
         let policy = TrustPolicy::from_keys(vec![key.verifying_key()]);
         let dir = tempfile::tempdir().unwrap();
         let model = dir.path().join("m");

@@ -21,7 +21,7 @@ pub fn run() -> Result<Outcome> {
         model.display()
     ));
 
-    let key = SigningKey::generate()?;
+    let key = SigningKey::generate(modelseal_core::KeyAlgorithm::Ed25519)?;
     let key_path = dir.path().join("demo-key");
     write_atomic(
         &key_path,
@@ -94,7 +94,9 @@ pub fn run() -> Result<Outcome> {
         &NoProgress,
     ))?;
 
-    let stranger = TrustPolicy::from_keys(vec![SigningKey::generate()?.verifying_key()]);
+    let stranger = TrustPolicy::from_keys(vec![
+        SigningKey::generate(modelseal_core::KeyAlgorithm::Ed25519)?.verifying_key(),
+    ]);
     out("6. the intact model checked against someone else's key");
     expect_refusal(verify_model(
         &model,

@@ -1,13 +1,18 @@
 use anyhow::{Context, Result};
-use modelseal_core::SigningKey;
 use modelseal_core::fsio::{Overwrite, Visibility, write_atomic};
+use modelseal_core::{KeyAlgorithm, SigningKey};
 
 use crate::Outcome;
-use crate::cli::KeygenArgs;
+use crate::cli::{Algorithm, KeygenArgs};
 use crate::output::out;
 
 pub fn run(args: &KeygenArgs) -> Result<Outcome> {
-    let key = SigningKey::generate()?;
+    let key = SigningKey::generate(match args.algorithm {
+        Algorithm::Ed25519 => KeyAlgorithm::Ed25519,
+        Algorithm::EcdsaP256 => KeyAlgorithm::EcdsaP256,
+        Algorithm::EcdsaP384 => KeyAlgorithm::EcdsaP384,
+        Algorithm::EcdsaP521 => KeyAlgorithm::EcdsaP521,
+    })?;
     let passphrase = if args.encrypt {
         Some(super::new_passphrase()?)
     } else {
@@ -49,8 +54,9 @@ pub fn run(args: &KeygenArgs) -> Result<Outcome> {
     )
     .with_context(|| format!("cannot write {}", pub_path.display()))?;
     out(&format!(
-        "wrote {} (private{}) and {}\npublic key {}",
+        "wrote {} ({} private{}) and {}\npublic key {}",
         args.out.display(),
+        key.algorithm(),
         if args.encrypt { ", encrypted" } else { "" },
         pub_path.display(),
         public.fingerprint()
