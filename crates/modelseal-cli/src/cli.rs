@@ -105,14 +105,57 @@ pub struct SignArgs {
     /// Subject name recorded in the statement [default: the model's file name]
     #[arg(long)]
     pub name: Option<String>,
-    /// What is signed
+    /// What is signed (native format)
     #[arg(long, value_enum, default_value = "model")]
     pub kind: Kind,
+    /// Signature format: modelseal's BLAKE3 manifest, or OpenSSF Model Signing v1.0
+    #[arg(long, value_enum, default_value = "native")]
+    pub format: Format,
+    /// OMS: per-resource hash
+    #[arg(long, value_enum, default_value = "sha256")]
+    pub hash: OmsHashArg,
+    /// OMS: one resource per file, or per shard of each file
+    #[arg(long, value_enum, default_value = "files")]
+    pub method: OmsMethodArg,
+    /// OMS: shard size in bytes, with --method shards
+    #[arg(long, value_name = "BYTES", default_value_t = 1_000_000_000)]
+    pub shard_size: u64,
+    /// OMS: sign with this X.509 certificate (PEM) for the key; carried in the bundle
+    #[arg(long, value_name = "LEAF_PEM", requires = "key")]
+    pub certificate: Option<PathBuf>,
+    /// OMS: intermediate certificates (PEM) to carry after the leaf; repeatable
+    #[arg(
+        long = "certificate-chain",
+        value_name = "CHAIN_PEM",
+        requires = "certificate"
+    )]
+    pub certificate_chain: Vec<PathBuf>,
     #[command(flatten)]
     pub walk: WalkArgs,
     /// No progress bar
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// BLAKE3 Merkle manifest (`https://modelseal.dev/manifest/v1`)
+    Native,
+    /// OpenSSF Model Signing v1.0 (`https://model_signing/signature/v1.0`)
+    Oms,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OmsHashArg {
+    Sha256,
+    Blake2b,
+    Blake3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OmsMethodArg {
+    Files,
+    Shards,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -129,8 +172,20 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "PATH")]
     pub signature: Option<PathBuf>,
     /// Trusted public key (SPKI PEM); repeat to trust several
-    #[arg(long = "key", value_name = "PUB", required = true)]
+    #[arg(
+        long = "key",
+        value_name = "PUB",
+        required_unless_present = "certificate_roots"
+    )]
     pub keys: Vec<PathBuf>,
+    /// Trusted root certificate (PEM) for certificate-signed bundles; repeatable. Chains
+    /// are checked as they stood when the leaf was issued (see README, "Certificates")
+    #[arg(long = "certificate-root", value_name = "CA_PEM")]
+    pub certificate_roots: Vec<PathBuf>,
+    /// Check only the files the signature lists, ignoring others present (signed names
+    /// that would leave the model are still refused)
+    #[arg(long)]
+    pub ignore_unsigned_files: bool,
     /// Leave out this path in addition to those the signer recorded; repeatable
     #[arg(long = "ignore", value_name = "PATH")]
     pub ignore: Vec<PathBuf>,

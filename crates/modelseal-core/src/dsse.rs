@@ -42,6 +42,39 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The pre-authentication encoding of model-signing 0.2, which its 1.x releases still
+/// accept: `DSSEV1` (capital V), the in-toto type, the payload length, then the payload
+/// as Python prints a `bytes` value (`b'...'`). Kept only to verify those old bundles.
+pub fn pae_legacy_oms(payload: &[u8]) -> Vec<u8> {
+    let mut out = format!("DSSEV1 28 application/vnd.in-toto+json {} ", payload.len()).into_bytes();
+    out.extend_from_slice(&python_bytes_repr(payload));
+    out
+}
+
+/// `repr(bytes)` of CPython: single quotes unless the data holds `'` and no `"`; `\t`,
+/// `\n`, `\r`, `\\` and the quote escaped; other bytes outside 0x20..0x7f as `\xhh`.
+fn python_bytes_repr(data: &[u8]) -> Vec<u8> {
+    let quote = if data.contains(&b'\'') && !data.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
+    let mut out = vec![b'b', quote];
+    for &byte in data {
+        match byte {
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b if b == quote => out.extend_from_slice(&[b'\\', b]),
+            0x20..=0x7e => out.push(byte),
+            _ => out.extend_from_slice(format!("\\x{byte:02x}").as_bytes()),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 /// Base64 as Sigstore bundles carry it: standard alphabet, padded on output; on input
 /// DSSE allows the URL-safe alphabet too, and padding may be absent.
 pub(crate) mod base64_bytes {
@@ -85,6 +118,22 @@ mod tests {
             b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
         );
         assert_eq!(pae("", b""), b"DSSEv1 0  0 ");
+    }
+
+    #[test]
+    fn python_repr_matches_cpython() {
+        // Expected values printed by CPython 3.11 `repr(bytes)`.
+        assert_eq!(python_bytes_repr(b"{\n  \"a\": 1}"), br#"b'{\n  "a": 1}'"#);
+        assert_eq!(python_bytes_repr(b"it's"), br#"b"it's""#);
+        assert_eq!(python_bytes_repr(b"'\""), br#"b'\'"'"#);
+        assert_eq!(
+            python_bytes_repr(b"\t\r\\\x00\x7f\xff"),
+            br#"b'\t\r\\\x00\x7f\xff'"#
+        );
+        assert_eq!(
+            pae_legacy_oms(b"{}"),
+            b"DSSEV1 28 application/vnd.in-toto+json 2 b'{}'"
+        );
     }
 
     #[test]

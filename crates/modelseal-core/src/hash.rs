@@ -92,6 +92,113 @@ pub fn hash_files(
     Ok(out.into_iter().flatten().collect())
 }
 
+/// A digest algorithm for whole files or byte ranges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DigestAlgorithm {
+    /// BLAKE3, 32 bytes.
+    Blake3,
+    /// SHA-256, 32 bytes.
+    Sha256,
+    /// BLAKE2b with 64-byte output (Python's `hashlib.blake2b()` default).
+    Blake2b512,
+}
+
+/// One byte range of one file to hash: `start..end` of a file expected to be
+/// `file_size` bytes long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeJob {
+    /// The file.
+    pub fs_path: PathBuf,
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// The file's size when walked; a different size now is reported as a change.
+    pub file_size: u64,
+}
+
+enum Digester {
+    Blake3(Box<blake3::Hasher>),
+    Sha256(sha2::Sha256),
+    Blake2b(blake2::Blake2b512),
+}
+
+impl Digester {
+    fn new(algorithm: DigestAlgorithm) -> Self {
+        use sha2::Digest;
+        match algorithm {
+            DigestAlgorithm::Blake3 => Self::Blake3(Box::default()),
+            DigestAlgorithm::Sha256 => Self::Sha256(sha2::Sha256::new()),
+            DigestAlgorithm::Blake2b512 => Self::Blake2b(blake2::Blake2b512::new()),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        use sha2::Digest;
+        match self {
+            Self::Blake3(h) => {
+                h.update(bytes);
+            }
+            Self::Sha256(h) => h.update(bytes),
+            Self::Blake2b(h) => h.update(bytes),
+        }
+    }
+
+    fn finalize(self) -> Vec<u8> {
+        use sha2::Digest;
+        match self {
+            Self::Blake3(h) => h.finalize().as_bytes().to_vec(),
+            Self::Sha256(h) => h.finalize().to_vec(),
+            Self::Blake2b(h) => h.finalize().to_vec(),
+        }
+    }
+}
+
+/// Hashes byte ranges of files, one range per core at a time (these digests are
+/// sequential, unlike BLAKE3's tree), each streamed through bounded windows. Results
+/// come back in the order of `jobs`.
+pub fn hash_ranges(
+    jobs: &[RangeJob],
+    algorithm: DigestAlgorithm,
+    progress: &dyn Progress,
+) -> Result<Vec<Vec<u8>>, HashError> {
+    progress.begin(jobs.iter().map(|j| j.end - j.start).sum());
+    jobs.par_iter()
+        .map(|job| hash_range(job, algorithm, progress))
+        .collect()
+}
+
+/// Bytes of a range mapped at once when hashing ranges in parallel; one window per core.
+const RANGE_WINDOW: u64 = 16 << 20;
+
+fn hash_range(
+    job: &RangeJob,
+    algorithm: DigestAlgorithm,
+    progress: &dyn Progress,
+) -> Result<Vec<u8>, HashError> {
+    let path = &job.fs_path;
+    let file = File::open(path).map_err(io_err(path))?;
+    let size = file.metadata().map_err(io_err(path))?.len();
+    if size != job.file_size {
+        return Err(HashError::Changed {
+            path: path.clone(),
+            expected: job.file_size,
+            found: size,
+        });
+    }
+    let mut digester = Digester::new(algorithm);
+    let mut offset = job.start;
+    while offset < job.end {
+        let len = RANGE_WINDOW.min(job.end - offset);
+        let window = crate::mapped::Window::map(&file, offset, len).map_err(io_err(path))?;
+        digester.update(window.bytes());
+        progress.advance(len);
+        offset += len;
+    }
+    Ok(digester.finalize())
+}
+
 /// Hashes one file of any size.
 pub fn hash_file(path: &Path, progress: &dyn Progress) -> Result<FileHash, HashError> {
     let size = std::fs::metadata(path).map_err(io_err(path))?.len();
@@ -182,6 +289,42 @@ mod tests {
                 "size {size}"
             );
         }
+    }
+
+    #[test]
+    fn ranges_match_one_shot_digests() {
+        use sha2::Digest;
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..(RANGE_WINDOW as usize + 5000))
+            .map(|i| (i * 7 % 253) as u8)
+            .collect();
+        let path = dir.path().join("f");
+        std::fs::write(&path, &data).unwrap();
+        let size = data.len() as u64;
+        let job = |start: u64, end: u64| RangeJob {
+            fs_path: path.clone(),
+            start,
+            end,
+            file_size: size,
+        };
+        let jobs = [job(0, size), job(0, 0), job(10, 4096), job(4096, size)];
+        let sha = hash_ranges(&jobs, DigestAlgorithm::Sha256, &NoProgress).unwrap();
+        assert_eq!(sha[0], sha2::Sha256::digest(&data).to_vec());
+        assert_eq!(sha[1], sha2::Sha256::digest(b"").to_vec());
+        assert_eq!(sha[2], sha2::Sha256::digest(&data[10..4096]).to_vec());
+        assert_eq!(sha[3], sha2::Sha256::digest(&data[4096..]).to_vec());
+        let b2 = hash_ranges(&jobs[..1], DigestAlgorithm::Blake2b512, &NoProgress).unwrap();
+        assert_eq!(b2[0], blake2::Blake2b512::digest(&data).to_vec());
+        let b3 = hash_ranges(&jobs[2..3], DigestAlgorithm::Blake3, &NoProgress).unwrap();
+        assert_eq!(b3[0], blake3::hash(&data[10..4096]).as_bytes().to_vec());
+        let grown = RangeJob {
+            file_size: size - 1,
+            ..job(0, 1)
+        };
+        assert!(matches!(
+            hash_ranges(&[grown], DigestAlgorithm::Sha256, &NoProgress),
+            Err(HashError::Changed { .. })
+        ));
     }
 
     #[test]

@@ -96,6 +96,12 @@ pub enum KeyError {
     /// Encoding a key failed (should not happen with valid keys).
     #[error("cannot encode key: {0}")]
     Encode(String),
+    /// A certificate file did not parse.
+    #[error("malformed certificate: {0}")]
+    Certificate(String),
+    /// The signing certificate is for another key.
+    #[error("the signing certificate's public key is not the private key's")]
+    CertificateKeyMismatch,
     /// The system random source failed.
     #[error("system random number generator failed: {0}")]
     Random(String),
@@ -261,6 +267,25 @@ impl VerifyingKey {
                 .is_ok_and(|sig| key.verify(message, &sig).is_ok()),
             PublicKey::P521(key) => p521::ecdsa::Signature::from_der(signature)
                 .is_ok_and(|sig| key.verify(message, &sig).is_ok()),
+        }
+    }
+}
+
+impl VerifyingKey {
+    /// Checks an ECDSA signature made over SHA-256 of `message` whatever the curve: how
+    /// model-signing 0.2 signed, and how model-signing 1.x checks such signatures. Only
+    /// the legacy OMS path uses this; Ed25519 keys never match.
+    pub fn verify_ecdsa_sha256(&self, message: &[u8], signature: &[u8]) -> bool {
+        use ecdsa::signature::hazmat::PrehashVerifier;
+        let prehash = sha2::Sha256::digest(message);
+        match &self.key {
+            PublicKey::Ed25519(_) => false,
+            PublicKey::P256(key) => p256::ecdsa::Signature::from_der(signature)
+                .is_ok_and(|sig| key.verify_prehash(&prehash, &sig).is_ok()),
+            PublicKey::P384(key) => p384::ecdsa::Signature::from_der(signature)
+                .is_ok_and(|sig| key.verify_prehash(&prehash, &sig).is_ok()),
+            PublicKey::P521(key) => p521::ecdsa::Signature::from_der(signature)
+                .is_ok_and(|sig| key.verify_prehash(&prehash, &sig).is_ok()),
         }
     }
 }
@@ -485,6 +510,47 @@ impl SigningKey {
                 .to_vec(),
         }
     }
+}
+
+/// Reads every certificate of a PEM file into DER; a file with none is an error.
+pub fn certificates_from_pem(pem: &str) -> Result<Vec<Vec<u8>>, KeyError> {
+    use pkcs8::der::Encode;
+    let parsed = x509_cert::Certificate::load_pem_chain(pem.as_bytes())
+        .map_err(|e| KeyError::Certificate(e.to_string()))?;
+    if parsed.is_empty() {
+        return Err(KeyError::Certificate(
+            "no certificate in the PEM file".into(),
+        ));
+    }
+    parsed
+        .iter()
+        .map(|c| c.to_der().map_err(|e| KeyError::Certificate(e.to_string())))
+        .collect()
+}
+
+/// Reads the signing certificate and its chain (PEM, any number of certificates per
+/// file) into DER, leaf first, after checking that the leaf certifies `key`.
+pub fn certificate_chain(
+    leaf_pem: &str,
+    chain_pems: &[String],
+    key: &SigningKey,
+) -> Result<Vec<Vec<u8>>, KeyError> {
+    use pkcs8::der::{Decode, Encode};
+    let mut certs = Vec::new();
+    for pem in std::iter::once(leaf_pem).chain(chain_pems.iter().map(String::as_str)) {
+        certs.extend(certificates_from_pem(pem)?);
+    }
+    let leaf = x509_cert::Certificate::from_der(&certs[0])
+        .map_err(|e| KeyError::Certificate(e.to_string()))?;
+    let leaf_spki = leaf
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .map_err(|e| KeyError::Certificate(e.to_string()))?;
+    if leaf_spki != key.verifying_key().spki_der() {
+        return Err(KeyError::CertificateKeyMismatch);
+    }
+    Ok(certs)
 }
 
 fn unexpected_private_label(found: &str) -> KeyError {

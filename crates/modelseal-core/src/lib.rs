@@ -30,15 +30,22 @@ pub mod manifest;
 mod mapped;
 pub mod merkle;
 mod model;
+pub mod oms;
 mod path;
 pub mod statement;
 pub mod walk;
 
 pub use bundle::{Bundle, BundleError};
 pub use digest::{Blake3Digest, ParseDigestError};
-pub use keys::{KeyAlgorithm, KeyError, KeyFingerprint, SigningKey, VerifyingKey};
+pub use keys::{
+    KeyAlgorithm, KeyError, KeyFingerprint, SigningKey, VerifyingKey, certificate_chain,
+    certificates_from_pem,
+};
 pub use manifest::{Manifest, ManifestEntry, ManifestError};
-pub use model::{ModelError, SignOptions, SignedModel, hash_model, sign_model, sign_statement};
+pub use model::{
+    ModelError, OmsSignOptions, SignOptions, SignedModel, SignedOmsModel, hash_model,
+    relative_inside, sign_model, sign_model_oms, sign_statement, sign_statement_with,
+};
 pub use path::{MAX_PATH_BYTES, ManifestPath, PathError};
 pub use statement::{ArtifactKind, ManifestPredicate, Statement};
 pub use walk::{SymlinkPolicy, WalkError, WalkOptions};

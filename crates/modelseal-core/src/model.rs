@@ -2,12 +2,16 @@
 
 use std::path::Path;
 
-use crate::bundle::{BUNDLE_MEDIA_TYPE, Bundle, PublicKeyIdentifier, VerificationMaterial};
+use crate::bundle::{
+    BUNDLE_MEDIA_TYPE, Bundle, PublicKeyIdentifier, VerificationMaterial, X509Certificate,
+    X509CertificateChain,
+};
 use crate::digest::Blake3Digest;
 use crate::dsse::{self, Envelope};
 use crate::hash::{self, HashError, Progress};
 use crate::keys::SigningKey;
 use crate::manifest::{Manifest, ManifestEntry, ManifestError};
+use crate::oms;
 use crate::statement::{ArtifactKind, IN_TOTO_PAYLOAD_TYPE, ManifestPredicate, Statement};
 use crate::walk::{self, SymlinkPolicy, WalkError, WalkOptions};
 
@@ -101,16 +105,29 @@ pub fn sign_model(
 /// Wraps any statement in a DSSE envelope signed by `key`, inside a bundle whose
 /// `publicKey.hint` is the key's fingerprint.
 pub fn sign_statement<P: serde::Serialize>(statement: &Statement<P>, key: &SigningKey) -> Bundle {
+    let hint = key.verifying_key().fingerprint().as_str().to_owned();
+    sign_statement_with(statement, key, key_material(hint))
+}
+
+fn key_material(hint: String) -> VerificationMaterial {
+    VerificationMaterial {
+        public_key: Some(PublicKeyIdentifier { hint: Some(hint) }),
+        ..VerificationMaterial::default()
+    }
+}
+
+/// Wraps a statement in a DSSE envelope signed by `key`, with the given verification
+/// material (a key hint, or the certificate chain that certifies `key`).
+pub fn sign_statement_with<P: serde::Serialize>(
+    statement: &Statement<P>,
+    key: &SigningKey,
+    material: VerificationMaterial,
+) -> Bundle {
     let payload = statement.to_json();
     let sig = key.sign(&dsse::pae(IN_TOTO_PAYLOAD_TYPE, &payload));
     Bundle {
         media_type: BUNDLE_MEDIA_TYPE.to_owned(),
-        verification_material: VerificationMaterial {
-            public_key: Some(PublicKeyIdentifier {
-                hint: Some(key.verifying_key().fingerprint().as_str().to_owned()),
-            }),
-            ..VerificationMaterial::default()
-        },
+        verification_material: material,
         dsse_envelope: Envelope {
             payload,
             payload_type: IN_TOTO_PAYLOAD_TYPE.to_owned(),
@@ -120,4 +137,109 @@ pub fn sign_statement<P: serde::Serialize>(statement: &Statement<P>, key: &Signi
             }],
         },
     }
+}
+
+/// What to sign in the OMS profile, besides the files.
+#[derive(Debug, Clone)]
+pub struct OmsSignOptions {
+    /// Subject name; defaults to the model's file name.
+    pub name: Option<String>,
+    /// Files or shards.
+    pub method: oms::OmsMethod,
+    /// Per-resource hash.
+    pub hash: oms::OmsHash,
+    /// User ignore paths, excluded files (the signature), symlink policy.
+    pub walk: WalkOptions,
+    /// The certificate chain (DER, leaf first) for certificate signing; `None` signs
+    /// with a bare key, named by model-signing's key hint.
+    pub certificate_chain: Option<Vec<Vec<u8>>>,
+}
+
+/// An OMS-signed model.
+#[derive(Debug, Clone)]
+pub struct SignedOmsModel {
+    /// The Sigstore bundle.
+    pub bundle: Bundle,
+    /// The resources signed, in order.
+    pub resources: Vec<oms::OmsResource>,
+    /// The subject's SHA-256 digest.
+    pub root: [u8; 32],
+    /// The subject name.
+    pub name: String,
+}
+
+/// Hashes and signs a model in the OMS v1.0 profile, so that model-signing verifies it.
+/// The recorded `ignore_paths` are the user's, the signature file's when it lies inside
+/// the model, and model-signing's four git defaults, as model-signing records them.
+pub fn sign_model_oms(
+    root: &Path,
+    options: &OmsSignOptions,
+    key: &SigningKey,
+    progress: &dyn Progress,
+) -> Result<SignedOmsModel, ModelError> {
+    let mut ignore_paths = options.walk.ignore.clone();
+    let is_dir = std::fs::metadata(root).is_ok_and(|m| m.is_dir());
+    if is_dir {
+        for excluded in &options.walk.exclude_files {
+            if let Some(inside) = relative_inside(root, excluded) {
+                ignore_paths.push(inside);
+            }
+        }
+    }
+    for name in walk::OMS_IGNORED_NAMES {
+        ignore_paths
+            .push(crate::ManifestPath::parse(name).expect("constant names are valid paths"));
+    }
+    ignore_paths.sort();
+    ignore_paths.dedup();
+    let serialization = oms::OmsSerialization {
+        method: options.method,
+        hash: options.hash,
+        allow_symlinks: options.walk.symlinks == SymlinkPolicy::FollowInside,
+        ignore_paths,
+    };
+    let mut base = options.walk.clone();
+    base.ignore.clear();
+    let resources = oms::hash_model(root, &serialization, &base, progress)?;
+    if resources.is_empty() {
+        return Err(WalkError::Empty { path: root.into() }.into());
+    }
+    let name = options
+        .name
+        .clone()
+        .unwrap_or_else(|| walk::model_name(root));
+    let statement = oms::statement(&name, &serialization, &resources);
+    let material = match &options.certificate_chain {
+        None => key_material(key.verifying_key().pem_hint()),
+        Some(chain) => VerificationMaterial {
+            x509_certificate_chain: Some(X509CertificateChain {
+                certificates: chain
+                    .iter()
+                    .map(|der| X509Certificate {
+                        raw_bytes: der.clone(),
+                    })
+                    .collect(),
+            }),
+            ..VerificationMaterial::default()
+        },
+    };
+    Ok(SignedOmsModel {
+        bundle: sign_statement_with(&statement, key, material),
+        root: oms::root_digest(&resources),
+        resources,
+        name,
+    })
+}
+
+/// `path` relative to the model directory `root`, when it lies inside it (it need not
+/// exist yet: its parent must).
+pub fn relative_inside(root: &Path, path: &Path) -> Option<crate::ManifestPath> {
+    let root = std::fs::canonicalize(root).ok()?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let full = std::fs::canonicalize(parent).ok()?.join(path.file_name()?);
+    let inside = full.strip_prefix(&root).ok()?.to_str()?;
+    crate::ManifestPath::parse(&inside.replace(std::path::MAIN_SEPARATOR, "/")).ok()
 }

@@ -9,6 +9,21 @@ use crate::path::{ManifestPath, PathError};
 /// Names skipped wherever they appear: version-control metadata, never model content.
 pub const DEFAULT_IGNORED_NAMES: &[&str] = &[".git", ".hg", ".svn", ".bzr", ".jj"];
 
+/// Names the OpenSSF model-signing tool skips, at the model's top level only.
+pub const OMS_IGNORED_NAMES: &[&str] = &[".git", ".github", ".gitattributes", ".gitignore"];
+
+/// Which entries a walk skips before any user ignore path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum DefaultIgnores {
+    /// [`DEFAULT_IGNORED_NAMES`] at any depth (the native format).
+    #[default]
+    VcsAnywhere,
+    /// [`OMS_IGNORED_NAMES`] at the top level only, as OMS does, so that a nested
+    /// `sub/.git` is signed exactly when model-signing would sign it.
+    OmsGitAtRoot,
+}
+
 /// What to do with symbolic links inside a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -31,6 +46,8 @@ pub struct WalkOptions {
     pub exclude_files: Vec<PathBuf>,
     /// Symbolic link handling.
     pub symlinks: SymlinkPolicy,
+    /// Entries skipped by default.
+    pub defaults: DefaultIgnores,
 }
 
 /// A regular file found by the walk.
@@ -155,6 +172,29 @@ pub fn walk_model(root: &Path, options: &WalkOptions) -> Result<Vec<ModelFile>, 
     Ok(files)
 }
 
+/// Finds exactly the files named by `paths` under the directory `root`, without
+/// listing anything else: `None` for a path that does not exist. No component of a
+/// path may be a symbolic link (a link in the final component follows the walk's
+/// symlink policy), so a name can never lead outside the model.
+pub fn lookup_files(
+    root: &Path,
+    paths: &[ManifestPath],
+    options: &WalkOptions,
+) -> Result<Vec<Option<ModelFile>>, WalkError> {
+    let canonical_root = fs::canonicalize(root).map_err(io_err(root))?;
+    let excluded: Vec<PathBuf> = options
+        .exclude_files
+        .iter()
+        .filter_map(|p| fs::canonicalize(p).ok())
+        .collect();
+    let walker = Walker {
+        canonical_root: &canonical_root,
+        options,
+        excluded: &excluded,
+    };
+    paths.iter().map(|path| walker.lookup(root, path)).collect()
+}
+
 struct Walker<'a> {
     canonical_root: &'a Path,
     options: &'a WalkOptions,
@@ -175,7 +215,13 @@ impl Walker<'_> {
             let name = name.to_str().ok_or_else(|| WalkError::NonUtf8Name {
                 path: fs_path.clone(),
             })?;
-            if DEFAULT_IGNORED_NAMES.contains(&name) {
+            let skipped = match self.options.defaults {
+                DefaultIgnores::VcsAnywhere => DEFAULT_IGNORED_NAMES.contains(&name),
+                DefaultIgnores::OmsGitAtRoot => {
+                    prefix.is_empty() && OMS_IGNORED_NAMES.contains(&name)
+                }
+            };
+            if skipped {
                 continue;
             }
             let path = ManifestPath::parse(&format!("{prefix}{name}"))?;
@@ -204,6 +250,48 @@ impl Walker<'_> {
             }
         }
         Ok(())
+    }
+
+    fn lookup(&self, root: &Path, path: &ManifestPath) -> Result<Option<ModelFile>, WalkError> {
+        let mut fs_path = root.to_path_buf();
+        let components: Vec<&str> = path.as_str().split('/').collect();
+        for (i, component) in components.iter().enumerate() {
+            fs_path.push(component);
+            let meta = match fs::symlink_metadata(&fs_path) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io_err(&fs_path)(e)),
+            };
+            let last = i + 1 == components.len();
+            let so_far = ManifestPath::parse(&components[..=i].join("/"))?;
+            if meta.file_type().is_symlink() {
+                if !last {
+                    let target = fs::read_link(&fs_path).map_err(io_err(&fs_path))?;
+                    return Err(WalkError::SymlinkRefused {
+                        path: so_far,
+                        target,
+                    });
+                }
+                return self.follow_link(so_far, &fs_path);
+            }
+            if last {
+                if !meta.is_file() {
+                    return Err(WalkError::NotRegular { path: so_far });
+                }
+                if self.is_excluded(&fs_path) {
+                    return Ok(None);
+                }
+                return Ok(Some(ModelFile {
+                    path: so_far,
+                    fs_path,
+                    size: meta.len(),
+                }));
+            }
+            if !meta.is_dir() {
+                return Ok(None);
+            }
+        }
+        Ok(None)
     }
 
     fn is_ignored(&self, path: &ManifestPath) -> bool {
@@ -246,5 +334,76 @@ impl Walker<'_> {
             fs_path: resolved,
             size: meta.len(),
         }))
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> ManifestPath {
+        ManifestPath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn default_ignores_differ_by_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path();
+        for f in [
+            ".git/HEAD",
+            "sub/.git/HEAD",
+            ".gitignore",
+            "sub/.gitignore",
+            ".hg/x",
+            "w.bin",
+        ] {
+            std::fs::create_dir_all(m.join(f).parent().unwrap()).unwrap();
+            std::fs::write(m.join(f), b"x").unwrap();
+        }
+        let names = |defaults| {
+            let mut found: Vec<String> = walk_model(
+                m,
+                &WalkOptions {
+                    defaults,
+                    ..WalkOptions::default()
+                },
+            )
+            .unwrap()
+            .into_iter()
+            .map(|f| f.path.to_string())
+            .collect();
+            found.sort();
+            found
+        };
+        assert_eq!(
+            names(DefaultIgnores::VcsAnywhere),
+            [".gitignore", "sub/.gitignore", "w.bin"]
+        );
+        assert_eq!(
+            names(DefaultIgnores::OmsGitAtRoot),
+            [".hg/x", "sub/.git/HEAD", "sub/.gitignore", "w.bin"]
+        );
+    }
+
+    #[test]
+    fn lookup_finds_only_what_is_named_and_never_follows_links_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("m");
+        std::fs::create_dir_all(m.join("d")).unwrap();
+        std::fs::write(m.join("d/f"), b"abc").unwrap();
+        std::fs::write(dir.path().join("secret"), b"s").unwrap();
+        std::os::unix::fs::symlink(dir.path(), m.join("up")).unwrap();
+        let found = lookup_files(
+            &m,
+            &[p("d/f"), p("d/absent"), p("nope/x")],
+            &WalkOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(found[0].as_ref().unwrap().size, 3);
+        assert!(found[1].is_none() && found[2].is_none());
+        let err = lookup_files(&m, &[p("up/secret")], &WalkOptions::default()).unwrap_err();
+        assert!(matches!(err, WalkError::SymlinkRefused { .. }), "{err}");
+        let err = lookup_files(&m, &[p("d")], &WalkOptions::default()).unwrap_err();
+        assert!(matches!(err, WalkError::NotRegular { .. }), "{err}");
     }
 }

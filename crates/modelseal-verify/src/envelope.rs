@@ -3,9 +3,11 @@
 
 use modelseal_core::bundle::Bundle;
 use modelseal_core::dsse;
+use modelseal_core::oms::OMS_LEGACY_PREDICATE_TYPE;
 use modelseal_core::statement::{IN_TOTO_PAYLOAD_TYPE, STATEMENT_TYPE, Statement};
 use modelseal_core::{KeyAlgorithm, KeyFingerprint, VerifyingKey};
 
+use crate::certs;
 use crate::error::VerifyError;
 use crate::policy::TrustPolicy;
 
@@ -17,6 +19,8 @@ pub struct Signer {
     pub algorithm: KeyAlgorithm,
     /// The key's fingerprint.
     pub fingerprint: KeyFingerprint,
+    /// The signing certificate's subject, for certificate-signed bundles.
+    pub certificate_subject: Option<String>,
 }
 
 /// A statement whose signature checked out against a trusted key.
@@ -31,40 +35,68 @@ pub struct VerifiedStatement {
     pub signer: Signer,
 }
 
-/// Checks the bundle's one signature against the policy's keys and returns the statement
-/// it covers. Nothing in the payload is trusted before the signature is checked.
+/// Checks the bundle's one signature, by a trusted key or by a certificate chaining to a
+/// trusted root, and returns the statement it covers. Nothing in the payload is trusted
+/// before the signature is checked. Every kind of statement goes through here.
 pub fn verify_envelope(
     bundle: &Bundle,
     policy: &TrustPolicy,
 ) -> Result<VerifiedStatement, VerifyError> {
-    if policy.keys().is_empty() {
-        return Err(VerifyError::NoTrustedKeys);
-    }
     let material = &bundle.verification_material;
-    let hint = match (
+    let envelope = &bundle.dsse_envelope;
+    let signature = match envelope.signatures.as_slice() {
+        [] => return Err(VerifyError::NoSignatures),
+        [one] => &one.sig,
+        many => return Err(VerifyError::MultipleSignatures { count: many.len() }),
+    };
+    let signed = SignedBytes {
+        standard: dsse::pae(&envelope.payload_type, &envelope.payload),
+        legacy: is_legacy_oms(&envelope.payload).then(|| dsse::pae_legacy_oms(&envelope.payload)),
+        signature,
+    };
+    let signer = match (
         &material.public_key,
         &material.certificate,
         &material.x509_certificate_chain,
     ) {
-        (Some(key), None, None) => key.hint.clone().unwrap_or_default(),
-        (None, Some(_), None) => return unsupported("a certificate"),
-        (None, None, Some(_)) => return unsupported("an x509CertificateChain"),
+        (Some(key), None, None) => {
+            if policy.keys().is_empty() {
+                return Err(VerifyError::NoTrustedKeys);
+            }
+            let hint = key.hint.clone().unwrap_or_default();
+            // The hint is unauthenticated: it picks nothing, every trusted key is tried.
+            let key = policy
+                .keys()
+                .iter()
+                .find(|key| signed.verified_by(key))
+                .ok_or_else(|| refusal(policy, &hint))?;
+            signer_of(key, None)
+        }
+        (None, None, Some(chain)) => {
+            if policy.certificate_roots().is_empty() {
+                return Err(VerifyError::NoTrustedRoots);
+            }
+            let ders: Vec<Vec<u8>> = chain
+                .certificates
+                .iter()
+                .map(|c| c.raw_bytes.clone())
+                .collect();
+            let leaf = certs::verify_chain(
+                &ders,
+                policy.certificate_roots(),
+                certs::ValidityTime::LeafIssuance,
+            )?;
+            if !signed.verified_by(&leaf.key) {
+                return Err(VerifyError::BadSignature {
+                    tried: vec![leaf.key.fingerprint()],
+                });
+            }
+            signer_of(&leaf.key, Some(leaf.subject))
+        }
+        (None, Some(_), None) => return unsupported("a single certificate (Sigstore keyless)"),
         (None, None, None) => return unsupported("missing"),
         _ => return unsupported("ambiguous (more than one kind)"),
     };
-    let envelope = &bundle.dsse_envelope;
-    let signature = match envelope.signatures.as_slice() {
-        [] => return Err(VerifyError::NoSignatures),
-        [one] => one,
-        many => return Err(VerifyError::MultipleSignatures { count: many.len() }),
-    };
-    let signed_bytes = dsse::pae(&envelope.payload_type, &envelope.payload);
-    // The hint is unauthenticated: it picks nothing, every trusted key is tried.
-    let key = policy
-        .keys()
-        .iter()
-        .find(|key| key.verify(&signed_bytes, &signature.sig))
-        .ok_or_else(|| refusal(policy, &hint))?;
     // The payload type is covered by the signature, so it is checked after it.
     if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
         return Err(VerifyError::PayloadType {
@@ -81,14 +113,45 @@ pub fn verify_envelope(
     Ok(VerifiedStatement {
         statement,
         payload: envelope.payload.clone(),
-        signer: signer_of(key),
+        signer,
     })
 }
 
-fn signer_of(key: &VerifyingKey) -> Signer {
+/// What a signature may cover: the standard DSSE PAE, or for model-signing 0.2 payloads
+/// only, that release's malformed PAE.
+struct SignedBytes<'a> {
+    standard: Vec<u8>,
+    legacy: Option<Vec<u8>>,
+    signature: &'a [u8],
+}
+
+impl SignedBytes<'_> {
+    fn verified_by(&self, key: &VerifyingKey) -> bool {
+        key.verify(&self.standard, self.signature)
+            || self.legacy.as_ref().is_some_and(|legacy| {
+                key.verify_ecdsa_sha256(legacy, self.signature)
+                    || key.verify(legacy, self.signature)
+            })
+    }
+}
+
+/// The legacy PAE is tried only for payloads that claim the legacy predicate type, so
+/// no current statement can be accepted under the old encoding.
+fn is_legacy_oms(payload: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "predicateType")]
+        predicate_type: String,
+    }
+    serde_json::from_slice::<Probe>(payload)
+        .is_ok_and(|p| p.predicate_type == OMS_LEGACY_PREDICATE_TYPE)
+}
+
+fn signer_of(key: &VerifyingKey, certificate_subject: Option<String>) -> Signer {
     Signer {
         algorithm: key.algorithm(),
         fingerprint: key.fingerprint(),
+        certificate_subject,
     }
 }
 
@@ -160,15 +223,27 @@ mod tests {
         let policy = TrustPolicy::from_keys(vec![key.verifying_key()]);
         let mut cert = bundle.clone();
         cert.verification_material.public_key = None;
-        cert.verification_material.certificate = Some(serde_json::json!({"rawBytes": ""}));
+        let der = modelseal_core::bundle::X509Certificate {
+            raw_bytes: vec![0x30],
+        };
+        cert.verification_material.certificate = Some(der.clone());
         assert!(matches!(
             verify_envelope(&cert, &policy),
             Err(VerifyError::UnsupportedVerificationMaterial {
-                found: "a certificate"
+                found: "a single certificate (Sigstore keyless)"
             })
         ));
+        let mut chain = bundle.clone();
+        chain.verification_material.public_key = None;
+        chain.verification_material.x509_certificate_chain =
+            Some(modelseal_core::bundle::X509CertificateChain {
+                certificates: vec![der.clone()],
+            });
+        let err = verify_envelope(&chain, &policy).unwrap_err();
+        assert!(matches!(err, VerifyError::NoTrustedRoots), "{err}");
+        assert!(!err.is_refusal());
         let mut both = bundle.clone();
-        both.verification_material.certificate = Some(serde_json::json!({}));
+        both.verification_material.certificate = Some(der);
         assert!(matches!(
             verify_envelope(&both, &policy),
             Err(VerifyError::UnsupportedVerificationMaterial {

@@ -1,9 +1,12 @@
 //! Every way verification can fail, each carrying the evidence a caller acts on.
 
 use modelseal_core::hash::HashError;
+use modelseal_core::oms::ResourceNameError;
 use modelseal_core::{
-    Blake3Digest, BundleError, KeyFingerprint, ManifestError, ManifestPath, WalkError,
+    Blake3Digest, BundleError, KeyFingerprint, ManifestError, PathError, WalkError,
 };
+
+use crate::certs::CertificateError;
 
 /// Why a model or bundle was refused, or could not be checked.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +18,12 @@ pub enum VerifyError {
     /// The policy trusts no key, so nothing can verify.
     #[error("no trusted keys were given")]
     NoTrustedKeys,
+    /// A certificate-signed bundle, and no trusted root certificate to check it against.
+    #[error("bundle is signed with a certificate chain, and no trusted root certificate was given")]
+    NoTrustedRoots,
+    /// The certificate chain does not lead to a trusted root, or the leaf is unfit.
+    #[error(transparent)]
+    Certificate(#[from] CertificateError),
     /// The envelope carries no signature.
     #[error("bundle holds no signature")]
     NoSignatures,
@@ -25,7 +34,7 @@ pub enum VerifyError {
         count: usize,
     },
     /// Verification material modelseal cannot check yet, or none.
-    #[error("bundle verification material is {found}; only publicKey bundles are supported")]
+    #[error("bundle verification material is {found}, which this version cannot check")]
     UnsupportedVerificationMaterial {
         /// What was there.
         found: &'static str,
@@ -57,7 +66,7 @@ pub enum VerifyError {
         found: String,
     },
     /// The payload is not a well-formed in-toto statement.
-    #[error("signed payload is not a valid in-toto statement: {0}")]
+    #[error("signed payload is not a valid in-toto statement")]
     MalformedStatement(#[source] serde_json::Error),
     /// The statement's `_type` is not Statement v1.
     #[error("statement type is {found:?}; expected \"https://in-toto.io/Statement/v1\"")]
@@ -74,11 +83,14 @@ pub enum VerifyError {
         expected: &'static str,
     },
     /// The predicate does not parse as its type requires (bad paths included).
-    #[error("signed predicate is malformed: {0}")]
+    #[error("signed predicate is malformed")]
     MalformedPredicate(#[source] serde_json::Error),
     /// The signed manifest breaks a manifest rule (duplicates, order, file/dir clash).
     #[error("signed manifest is invalid")]
     InvalidManifest(#[source] ManifestError),
+    /// An OMS predicate that modelseal refuses (bad names, unknown hash, duplicates).
+    #[error("signed OMS predicate is refused: {0}")]
+    OmsPredicate(#[from] OmsPredicateError),
     /// The statement's subject does not describe the manifest it carries.
     #[error("statement subject does not match its manifest: {0}")]
     Subject(SubjectProblem),
@@ -103,6 +115,7 @@ impl VerifyError {
                 | Self::Walk(WalkError::Io { .. })
                 | Self::Hash(HashError::Io { .. })
                 | Self::NoTrustedKeys
+                | Self::NoTrustedRoots
         )
     }
 
@@ -112,6 +125,10 @@ impl VerifyError {
             Self::Bundle(BundleError::Io(_)) => "unreadable-bundle",
             Self::Bundle(_) => "malformed-bundle",
             Self::NoTrustedKeys => "no-trusted-keys",
+            Self::NoTrustedRoots => "no-trusted-roots",
+            Self::Certificate(_) => "untrusted-certificate",
+            Self::OmsPredicate(OmsPredicateError::Duplicate(_)) => "invalid-manifest",
+            Self::OmsPredicate(_) => "malformed-predicate",
             Self::NoSignatures => "no-signature",
             Self::MultipleSignatures { .. } => "multiple-signatures",
             Self::UnsupportedVerificationMaterial { .. } => "unsupported-verification-material",
@@ -152,21 +169,94 @@ pub enum SubjectProblem {
         /// Computed from the manifest.
         computed: Blake3Digest,
     },
+    /// An OMS subject without a `sha256` digest.
+    #[error("subject has no sha256 digest")]
+    NoSha256,
+    /// An OMS subject digest that is not the SHA-256 over the listed resource digests.
+    #[error("subject says sha256 {signed}, the resources give {computed}")]
+    Sha256Mismatch {
+        /// In the subject.
+        signed: String,
+        /// Computed from the resources.
+        computed: String,
+    },
 }
 
-/// A file whose bytes differ from the signed manifest.
+/// Why an OMS predicate is refused. model-signing accepts some of these; modelseal is
+/// stricter on purpose (`spec/oms.md`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OmsPredicateError {
+    /// `serialization.method` is neither `files` nor `shards`.
+    #[error("unknown serialization method {0:?}")]
+    Method(String),
+    /// `serialization.hash_type` is not sha256, blake2b or blake3.
+    #[error("unknown hash type {0:?}")]
+    Hash(String),
+    /// A shard size that is missing, zero, negative or fractional.
+    #[error("shards need a positive whole shard_size")]
+    ShardSize,
+    /// A resource name that leaves the model or is malformed.
+    #[error(transparent)]
+    Name(#[from] ResourceNameError),
+    /// A resource whose algorithm differs from the serialization's.
+    #[error("resource {resource} has algorithm {found:?}, the serialization says {expected:?}")]
+    Algorithm {
+        /// The resource.
+        resource: String,
+        /// Its algorithm.
+        found: String,
+        /// The one expected.
+        expected: String,
+    },
+    /// A digest that is not hex of the right length.
+    #[error("resource {0} has a malformed digest")]
+    Digest(String),
+    /// The same resource twice (model-signing keeps the last; modelseal refuses).
+    #[error("resource {0} is listed more than once")]
+    Duplicate(String),
+    /// A recorded ignore path that is not a model-relative path (`.`, `..`, absolute).
+    #[error("recorded ignore path {path:?} is refused: {source}")]
+    IgnorePath {
+        /// The path.
+        path: String,
+        /// The rule broken.
+        source: PathError,
+    },
+}
+
+/// A digest with its algorithm name (`blake3`, `sha256`, `sha256-sharded-1048576`…).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDigest {
+    /// Algorithm name as the manifest records it.
+    pub algorithm: String,
+    /// Lowercase hex.
+    pub hex: String,
+}
+
+impl FileDigest {
+    /// `9f2c…41ab`, for messages.
+    pub fn short(&self) -> String {
+        if self.hex.len() <= 12 {
+            return self.hex.clone();
+        }
+        format!("{}…{}", &self.hex[..4], &self.hex[self.hex.len() - 4..])
+    }
+}
+
+/// A file (or OMS resource) whose bytes differ from the signed manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModifiedFile {
-    /// The file.
-    pub path: ManifestPath,
-    /// Signed size.
-    pub expected_size: u64,
-    /// Signed hash.
-    pub expected_blake3: Blake3Digest,
-    /// Size on disk.
-    pub found_size: u64,
-    /// Hash on disk; `None` when a size difference made hashing pointless.
-    pub found_blake3: Option<Blake3Digest>,
+    /// The file, or the OMS resource name.
+    pub path: String,
+    /// Signed digest.
+    pub expected: FileDigest,
+    /// Digest on disk; `None` when a size difference made hashing pointless.
+    pub found: Option<FileDigest>,
+    /// Signed size, when the manifest records sizes (native manifests do).
+    pub expected_size: Option<u64>,
+    /// Size on disk, when known.
+    pub found_size: Option<u64>,
 }
 
 /// Every difference between the files on disk and the signed manifest.
@@ -176,15 +266,27 @@ pub struct FileMismatch {
     /// Present and signed, with other bytes.
     pub modified: Vec<ModifiedFile>,
     /// Signed but absent.
-    pub missing: Vec<ManifestPath>,
+    pub missing: Vec<String>,
     /// Present but not signed (and not ignored).
-    pub extra: Vec<ManifestPath>,
+    pub extra: Vec<String>,
 }
 
 impl FileMismatch {
     /// True when disk and manifest agree.
     pub fn is_empty(&self) -> bool {
         self.modified.is_empty() && self.missing.is_empty() && self.extra.is_empty()
+    }
+
+    /// `Ok` when empty, else the mismatch with each list in byte order of its names.
+    pub(crate) fn into_result(mut self) -> Result<(), VerifyError> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        self.modified
+            .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        self.missing.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        self.extra.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        Err(VerifyError::Files(self))
     }
 }
 

@@ -9,7 +9,7 @@ use modelseal_core::walk::{self, ModelFile, SymlinkPolicy, WalkOptions};
 use modelseal_core::{Blake3Digest, Manifest, ManifestPath};
 
 use crate::envelope::VerifiedStatement;
-use crate::error::{FileMismatch, ModifiedFile, SubjectProblem, VerifyError};
+use crate::error::{FileDigest, FileMismatch, ModifiedFile, SubjectProblem, VerifyError};
 
 /// A verified statement that carries a native manifest, checked for internal consistency:
 /// valid paths, canonical order, and a subject digest equal to the manifest's root.
@@ -65,15 +65,39 @@ pub fn signed_manifest(verified: &VerifiedStatement) -> Result<SignedManifest, V
     })
 }
 
+/// The files to compare with a manifest: everything the walk finds or, when unsigned
+/// files are to be ignored, just the signed names looked up one by one (no name can
+/// lead outside the model: `walk::lookup_files` refuses links in the path).
+pub(crate) fn find_files(
+    root: &Path,
+    options: &WalkOptions,
+    signed: &[ManifestPath],
+    ignore_unsigned: bool,
+) -> Result<Vec<ModelFile>, VerifyError> {
+    let is_dir = std::fs::metadata(root).is_ok_and(|m| m.is_dir());
+    if ignore_unsigned && is_dir {
+        let found = walk::lookup_files(root, signed, options)?;
+        return Ok(found.into_iter().flatten().collect());
+    }
+    match walk::walk_model(root, options) {
+        Ok(found) => Ok(found),
+        // An empty directory is a model with every file missing.
+        Err(modelseal_core::WalkError::Empty { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Walks the model and hashes every signed file, reporting every modified, missing and
 /// unsigned file at once rather than stopping at the first.
 ///
 /// `extra` adds to the walk what the caller knows and the signer could not: further
-/// ignored paths, and the signature file when it lies inside the model.
+/// ignored paths, and the signature file when it lies inside the model. With
+/// `ignore_unsigned`, files the manifest does not list are not looked at.
 pub fn check_files(
     root: &Path,
     signed: &SignedManifest,
     extra: &WalkOptions,
+    ignore_unsigned: bool,
     progress: &dyn Progress,
 ) -> Result<(), VerifyError> {
     let mut options = extra.clone();
@@ -83,26 +107,31 @@ pub fn check_files(
     if signed.predicate.allow_symlinks {
         options.symlinks = SymlinkPolicy::FollowInside;
     }
-    let found = match walk::walk_model(root, &options) {
-        Ok(found) => found,
-        // An empty directory is a model with every file missing.
-        Err(modelseal_core::WalkError::Empty { .. }) => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
+    let names: Vec<ManifestPath> = signed
+        .manifest
+        .entries()
+        .iter()
+        .map(|e| e.path.clone())
+        .collect();
+    let found = find_files(root, &options, &names, ignore_unsigned)?;
     let mut mismatch = FileMismatch::default();
     let mut to_hash: Vec<ModelFile> = Vec::new();
     let mut seen: HashSet<ManifestPath> = HashSet::new();
+    let blake3 = |d: &Blake3Digest| FileDigest {
+        algorithm: "blake3".into(),
+        hex: d.to_hex(),
+    };
     for file in found {
         match signed.manifest.get(file.path.as_str()) {
-            None => mismatch.extra.push(file.path),
+            None => mismatch.extra.push(file.path.to_string()),
             Some(entry) if entry.size != file.size => {
                 seen.insert(file.path.clone());
                 mismatch.modified.push(ModifiedFile {
-                    path: file.path,
-                    expected_size: entry.size,
-                    expected_blake3: entry.blake3,
-                    found_size: file.size,
-                    found_blake3: None,
+                    path: file.path.to_string(),
+                    expected: blake3(&entry.blake3),
+                    found: None,
+                    expected_size: Some(entry.size),
+                    found_size: Some(file.size),
                 });
             }
             Some(_) => {
@@ -113,7 +142,7 @@ pub fn check_files(
     }
     for entry in signed.manifest.entries() {
         if !seen.contains(&entry.path) {
-            mismatch.missing.push(entry.path.clone());
+            mismatch.missing.push(entry.path.to_string());
         }
     }
     let hashes = hash::hash_files(&to_hash, progress)?;
@@ -123,22 +152,13 @@ pub fn check_files(
         };
         if hash.blake3 != entry.blake3 || hash.size != entry.size {
             mismatch.modified.push(ModifiedFile {
-                path: file.path,
-                expected_size: entry.size,
-                expected_blake3: entry.blake3,
-                found_size: hash.size,
-                found_blake3: Some(hash.blake3),
+                path: file.path.to_string(),
+                expected: blake3(&entry.blake3),
+                found: Some(blake3(&hash.blake3)),
+                expected_size: Some(entry.size),
+                found_size: Some(hash.size),
             });
         }
     }
-    if mismatch.is_empty() {
-        return Ok(());
-    }
-    mismatch
-        .modified
-        .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
-    mismatch
-        .extra
-        .sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    Err(VerifyError::Files(mismatch))
+    mismatch.into_result()
 }

@@ -9,14 +9,14 @@
 //! Each failure is a [`VerifyError`] variant carrying its evidence.
 //!
 //! ```no_run
-//! use modelseal_core::{Bundle, VerifyingKey, hash::NoProgress, walk::WalkOptions};
-//! use modelseal_verify::{TrustPolicy, VerifyError, verify_model};
+//! use modelseal_core::{Bundle, VerifyingKey, hash::NoProgress};
+//! use modelseal_verify::{TrustPolicy, VerifyError, VerifyOptions, verify_model};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let key = VerifyingKey::from_pem(&std::fs::read_to_string("key.pub")?)?;
 //! let policy = TrustPolicy::from_keys(vec![key]);
 //! let bundle = Bundle::read("model.sig".as_ref())?;
-//! match verify_model("model".as_ref(), &bundle, &policy, &WalkOptions::default(), &NoProgress) {
-//!     Ok(verified) => println!("verified blake3:{}", verified.root),
+//! match verify_model("model".as_ref(), &bundle, &policy, &VerifyOptions::default(), &NoProgress) {
+//!     Ok(verified) => println!("verified {}:{}", verified.root.algorithm, verified.root.hex),
 //!     Err(VerifyError::Files(mismatch)) => eprintln!("refused: {} modified", mismatch.modified.len()),
 //!     Err(other) => eprintln!("refused: {other}"),
 //! }
@@ -25,21 +25,50 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod certs;
 mod envelope;
 mod error;
 mod files;
+pub mod oms;
 mod policy;
 
 use std::path::Path;
 
+use modelseal_core::Bundle;
 use modelseal_core::hash::Progress;
+use modelseal_core::oms::{OMS_LEGACY_PREDICATE_TYPE, OMS_PREDICATE_TYPE};
 use modelseal_core::walk::WalkOptions;
-use modelseal_core::{Blake3Digest, Bundle};
 
 pub use envelope::{Signer, VerifiedStatement, verify_envelope};
-pub use error::{FileMismatch, ModifiedFile, SubjectProblem, VerifyError};
+pub use error::{
+    FileDigest, FileMismatch, ModifiedFile, OmsPredicateError, SubjectProblem, VerifyError,
+};
 pub use files::{SignedManifest, check_files, signed_manifest};
 pub use policy::TrustPolicy;
+
+/// What the verifier adds to what the signer recorded.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct VerifyOptions {
+    /// Further ignored paths, and files to leave out (the signature when it lies inside
+    /// the model).
+    pub walk: WalkOptions,
+    /// Check only the files the signature lists; others present are not reported. Names
+    /// are still checked first, so a signed name can never lead outside the model.
+    pub ignore_unsigned_files: bool,
+}
+
+/// Which signature format a model was verified against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignatureFormat {
+    /// modelseal's BLAKE3 Merkle manifest.
+    Native,
+    /// OpenSSF Model Signing v1.0.
+    Oms,
+    /// OpenSSF Model Signing 0.2 (`Digests/v0.1`).
+    OmsLegacy,
+}
 
 /// A model that matched its signature.
 #[derive(Debug, Clone)]
@@ -47,34 +76,72 @@ pub use policy::TrustPolicy;
 pub struct VerifiedModel {
     /// Who signed it.
     pub signer: Signer,
+    /// The signature format.
+    pub format: SignatureFormat,
     /// The signed subject name.
     pub name: Option<String>,
-    /// The manifest root.
-    pub root: Blake3Digest,
-    /// Number of files checked.
+    /// The subject digest: algorithm (`blake3` or `sha256`) and hex.
+    pub root: FileDigest,
+    /// Number of files (native) or resources (OMS) checked.
     pub files: usize,
-    /// Bytes hashed.
-    pub bytes: u64,
+    /// Bytes signed, when the manifest records sizes.
+    pub bytes: Option<u64>,
 }
 
-/// Verifies the model at `root` against `bundle`: trusted signer, valid signature, native
-/// manifest statement, and every file's bytes. `extra` adds ignored paths (and the
-/// signature file, when it lies inside the model) to those the signer recorded.
+/// Verifies the model at `root` against `bundle`: trusted signer, valid signature, a
+/// native manifest or OMS statement (recognised by predicate type), and every file's
+/// bytes.
 pub fn verify_model(
     root: &Path,
     bundle: &Bundle,
     policy: &TrustPolicy,
-    extra: &WalkOptions,
+    options: &VerifyOptions,
     progress: &dyn Progress,
 ) -> Result<VerifiedModel, VerifyError> {
     let verified = verify_envelope(bundle, policy)?;
+    let predicate_type = verified.statement.predicate_type.as_str();
+    if predicate_type == OMS_PREDICATE_TYPE || predicate_type == OMS_LEGACY_PREDICATE_TYPE {
+        let signed = oms::signed_oms(&verified)?;
+        oms::check_oms_files(
+            root,
+            &signed,
+            &options.walk,
+            options.ignore_unsigned_files,
+            progress,
+        )?;
+        return Ok(VerifiedModel {
+            signer: verified.signer,
+            format: if signed.legacy {
+                SignatureFormat::OmsLegacy
+            } else {
+                SignatureFormat::Oms
+            },
+            name: signed.name,
+            root: FileDigest {
+                algorithm: "sha256".into(),
+                hex: signed.root,
+            },
+            files: signed.resources.len(),
+            bytes: None,
+        });
+    }
     let signed = signed_manifest(&verified)?;
-    check_files(root, &signed, extra, progress)?;
+    check_files(
+        root,
+        &signed,
+        &options.walk,
+        options.ignore_unsigned_files,
+        progress,
+    )?;
     Ok(VerifiedModel {
         signer: verified.signer,
+        format: SignatureFormat::Native,
         name: signed.name,
-        root: signed.root,
+        root: FileDigest {
+            algorithm: "blake3".into(),
+            hex: signed.root.to_hex(),
+        },
         files: signed.manifest.entries().len(),
-        bytes: signed.manifest.total_bytes(),
+        bytes: Some(signed.manifest.total_bytes()),
     })
 }

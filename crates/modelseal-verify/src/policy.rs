@@ -7,12 +7,27 @@ use modelseal_core::{KeyFingerprint, VerifyingKey};
 #[derive(Debug, Clone, Default)]
 pub struct TrustPolicy {
     keys: Vec<VerifyingKey>,
+    roots: Vec<Vec<u8>>,
 }
 
 impl TrustPolicy {
     /// Trusts exactly `keys`.
     pub fn from_keys(keys: Vec<VerifyingKey>) -> Self {
-        Self { keys }
+        Self {
+            keys,
+            roots: Vec::new(),
+        }
+    }
+
+    /// Also trusts certificate chains that lead to one of these root certificates (DER).
+    pub fn with_certificate_roots(mut self, roots: Vec<Vec<u8>>) -> Self {
+        self.roots = roots;
+        self
+    }
+
+    /// The trusted root certificates (DER).
+    pub fn certificate_roots(&self) -> &[Vec<u8>] {
+        &self.roots
     }
 
     /// The trusted keys.

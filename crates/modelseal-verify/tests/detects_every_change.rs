@@ -8,7 +8,7 @@ use std::path::Path;
 use modelseal_core::hash::NoProgress;
 use modelseal_core::walk::WalkOptions;
 use modelseal_core::{SignOptions, SigningKey, hash_model, sign_model};
-use modelseal_verify::{TrustPolicy, VerifyError, verify_model};
+use modelseal_verify::{TrustPolicy, VerifyError, VerifyOptions, verify_model};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -124,12 +124,12 @@ proptest! {
         std::fs::create_dir(&model).unwrap();
         write(&model, &files);
         let signed = sign_model(&model, &SignOptions::default(), &key, &NoProgress).unwrap();
-        prop_assert!(verify_model(&model, &signed.bundle, &policy, &WalkOptions::default(), &NoProgress).is_ok());
+        prop_assert!(verify_model(&model, &signed.bundle, &policy, &VerifyOptions::default(), &NoProgress).is_ok());
 
         let other = dir.path().join("changed");
         std::fs::create_dir(&other).unwrap();
         write(&other, &changed);
-        match verify_model(&other, &signed.bundle, &policy, &WalkOptions::default(), &NoProgress) {
+        match verify_model(&other, &signed.bundle, &policy, &VerifyOptions::default(), &NoProgress) {
             Err(VerifyError::Files(mismatch)) => prop_assert!(!mismatch.is_empty()),
             other => prop_assert!(false, "{change:?} not detected: {other:?}"),
         }

@@ -14,7 +14,7 @@ use modelseal_core::walk::WalkOptions;
 use modelseal_core::{
     Blake3Digest, Bundle, ManifestPath, SigningKey, VerifyingKey, merkle, sign_statement,
 };
-use modelseal_verify::{TrustPolicy, verify_model};
+use modelseal_verify::{TrustPolicy, VerifyOptions, verify_model};
 use serde_json::{Value, json};
 
 fn repo() -> PathBuf {
@@ -605,7 +605,7 @@ fn bundle_vectors() {
                 &model,
                 &parsed,
                 &trusted,
-                &WalkOptions::default(),
+                &VerifyOptions::default(),
                 &modelseal_core::hash::NoProgress,
             ) {
                 Ok(_) => "ok",

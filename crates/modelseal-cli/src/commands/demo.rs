@@ -5,9 +5,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use modelseal_core::fsio::{Overwrite, Visibility, write_atomic};
 use modelseal_core::hash::NoProgress;
-use modelseal_core::walk::WalkOptions;
 use modelseal_core::{SignOptions, SigningKey, sign_model};
-use modelseal_verify::{TrustPolicy, VerifyError, verify_model};
+use modelseal_verify::{TrustPolicy, VerifyError, VerifyOptions, verify_model};
 
 use crate::Outcome;
 use crate::output::out;
@@ -58,7 +57,7 @@ pub fn run() -> Result<Outcome> {
         &model,
         &signed.bundle,
         &trusted,
-        &WalkOptions::default(),
+        &VerifyOptions::default(),
         &NoProgress,
     )
     .context("the freshly signed sample model did not verify")?;
@@ -67,7 +66,7 @@ pub fn run() -> Result<Outcome> {
         model.display(),
         key_path.display(),
         verified.files,
-        verified.bytes,
+        verified.bytes.unwrap_or_default(),
         verified.signer.fingerprint
     ));
 
@@ -90,7 +89,7 @@ pub fn run() -> Result<Outcome> {
         &tampered,
         &signed.bundle,
         &trusted,
-        &WalkOptions::default(),
+        &VerifyOptions::default(),
         &NoProgress,
     ))?;
 
@@ -102,7 +101,7 @@ pub fn run() -> Result<Outcome> {
         &model,
         &signed.bundle,
         &stranger,
-        &WalkOptions::default(),
+        &VerifyOptions::default(),
         &NoProgress,
     ))?;
 

@@ -88,10 +88,11 @@ fn walk_options(model: &Path, args: &WalkArgs, exclude: Option<&Path>) -> Result
         } else {
             SymlinkPolicy::Refuse
         },
+        ..WalkOptions::default()
     })
 }
 
-fn read_text(path: &Path, what: &str) -> Result<String> {
+pub(super) fn read_text(path: &Path, what: &str) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }
 

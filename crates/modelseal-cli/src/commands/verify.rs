@@ -3,7 +3,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use modelseal_core::walk::WalkOptions;
 use modelseal_core::{Bundle, BundleError};
-use modelseal_verify::{TrustPolicy, VerifyError, verify_model};
+use modelseal_verify::{SignatureFormat, TrustPolicy, VerifyError, VerifyOptions, verify_model};
 use serde_json::{Value, json};
 
 use crate::Outcome;
@@ -21,17 +21,27 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
         .iter()
         .map(|path| super::load_public_key(path))
         .collect::<Result<Vec<_>>>()?;
-    let policy = TrustPolicy::from_keys(keys);
+    let mut roots = Vec::new();
+    for path in &args.certificate_roots {
+        let pem = super::read_text(path, "root certificate")?;
+        roots.extend(
+            modelseal_core::certificates_from_pem(&pem)
+                .with_context(|| format!("root certificate {}", path.display()))?,
+        );
+    }
+    let policy = TrustPolicy::from_keys(keys).with_certificate_roots(roots);
     let ignore = args
         .ignore
         .iter()
         .map(|arg| super::resolve_ignore(&args.model, arg))
         .collect::<Result<_>>()?;
-    let extra = WalkOptions {
+    let mut options = VerifyOptions::default();
+    options.walk = WalkOptions {
         ignore,
         exclude_files: vec![signature.clone()],
         ..WalkOptions::default()
     };
+    options.ignore_unsigned_files = args.ignore_unsigned_files;
     let bar = Bar::new(args.quiet || args.json);
     let result = match Bundle::read(&signature) {
         Err(BundleError::Io(e)) => {
@@ -39,7 +49,7 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
                 .with_context(|| format!("cannot read signature {}", signature.display()));
         }
         Err(e) => Err(VerifyError::Bundle(e)),
-        Ok(bundle) => verify_model(&args.model, &bundle, &policy, &extra, &bar),
+        Ok(bundle) => verify_model(&args.model, &bundle, &policy, &options, &bar),
     };
     bar.finish();
     let verified = match result {
@@ -53,28 +63,48 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             return Ok(Outcome::Refused);
         }
     };
+    let format = match verified.format {
+        SignatureFormat::Native => "native",
+        SignatureFormat::Oms => "oms",
+        _ => "oms-legacy",
+    };
     if args.json {
+        let mut root = serde_json::Map::new();
+        root.insert(
+            verified.root.algorithm.clone(),
+            verified.root.hex.clone().into(),
+        );
         out_json(&json!({
             "verified": true,
+            "format": format,
             "model": args.model.display().to_string(),
             "signature": signature.display().to_string(),
             "name": verified.name,
-            "root": { "blake3": verified.root },
+            "root": root,
             "signer": {
                 "algorithm": verified.signer.algorithm.to_string(),
                 "fingerprint": verified.signer.fingerprint.to_string(),
+                "certificate": verified.signer.certificate_subject,
             },
             "files": verified.files,
             "bytes": verified.bytes,
         }));
     } else {
+        let counted = match verified.bytes {
+            Some(bytes) => format!("{} files, {bytes} bytes", verified.files),
+            None => format!("{} resources", verified.files),
+        };
+        let certificate = verified
+            .signer
+            .certificate_subject
+            .map(|s| format!(" (certificate {s})"))
+            .unwrap_or_default();
         out(&format!(
-            "verified {} ({} files, {} bytes)\n  subject {} blake3:{}\n  signer  {} {}",
+            "verified {} ({format}, {counted})\n  subject {} {}:{}\n  signer  {} {}{certificate}",
             args.model.display(),
-            verified.files,
-            verified.bytes,
             verified.name.as_deref().unwrap_or("(unnamed)"),
-            verified.root,
+            verified.root.algorithm,
+            verified.root.hex,
             verified.signer.algorithm,
             verified.signer.fingerprint,
         ));
@@ -103,11 +133,18 @@ fn report_refusal(args: &VerifyArgs, signature: &Path, err: &VerifyError) {
                 .modified
                 .iter()
                 .map(|m| {
-                    json!({
-                        "path": m.path,
-                        "expected": { "size": m.expected_size, "blake3": m.expected_blake3 },
-                        "found": { "size": m.found_size, "blake3": m.found_blake3 },
-                    })
+                    let mut expected = serde_json::Map::new();
+                    let mut found = serde_json::Map::new();
+                    if let Some(size) = m.expected_size {
+                        expected.insert("size".into(), size.into());
+                    }
+                    if let Some(size) = m.found_size {
+                        found.insert("size".into(), size.into());
+                    }
+                    expected.insert(m.expected.algorithm.clone(), m.expected.hex.clone().into());
+                    let found_hex = m.found.as_ref().map(|d| d.hex.clone());
+                    found.insert(m.expected.algorithm.clone(), found_hex.into());
+                    json!({ "path": m.path, "expected": expected, "found": found })
                 })
                 .collect();
             report["modified"] = modified.into();
@@ -133,16 +170,24 @@ pub(super) fn details(err: &VerifyError) -> Vec<String> {
     match err {
         VerifyError::Files(mismatch) => {
             let mut lines = Vec::new();
+            let sized =
+                |size: Option<u64>| size.map(|s| format!(" ({s} bytes)")).unwrap_or_default();
             for m in &mismatch.modified {
-                let found = match &m.found_blake3 {
-                    Some(digest) => format!("blake3 {} ({} bytes)", digest.short(), m.found_size),
-                    None => format!("{} bytes", m.found_size),
+                let found = match &m.found {
+                    Some(digest) => format!(
+                        "{} {}{}",
+                        digest.algorithm,
+                        digest.short(),
+                        sized(m.found_size)
+                    ),
+                    None => format!("{} bytes", m.found_size.unwrap_or_default()),
                 };
                 lines.push(format!(
-                    "modified  {}: expected blake3 {} ({} bytes), found {found}",
+                    "modified  {}: expected {} {}{}, found {found}",
                     m.path,
-                    m.expected_blake3.short(),
-                    m.expected_size
+                    m.expected.algorithm,
+                    m.expected.short(),
+                    sized(m.expected_size)
                 ));
             }
             lines.extend(mismatch.missing.iter().map(|p| format!("missing   {p}")));

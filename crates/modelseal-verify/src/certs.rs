@@ -1,0 +1,363 @@
+//! X.509 certificate chains for certificate-signed (OMS) bundles: path building from the
+//! leaf through the bundle's intermediates to a trusted root, checked as RFC 5280 asks
+//! (signatures, names, CA constraints, path length, validity, critical extensions), with
+//! the leaf's usage checked as model-signing checks it (`spec/oms.md` §5).
+//!
+//! This is written here rather than taken from `rustls-webpki` because webpki refuses
+//! two things real OMS chains contain: a leaf that is itself marked CA, and (with the
+//! code-signing usage required) intermediates without an extended key usage.
+
+use der::{Decode, Encode};
+use modelseal_core::VerifyingKey;
+use sha2::Digest as _;
+use x509_cert::Certificate;
+use x509_cert::der;
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
+use x509_cert::spki::ObjectIdentifier;
+
+/// id-kp-codeSigning.
+const EKU_CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
+/// Longest chain accepted, leaf and root included.
+const MAX_DEPTH: usize = 8;
+
+/// Extensions whose criticality we honour; any other critical extension is refused.
+const KNOWN_EXTENSIONS: &[&str] = &[
+    "2.5.29.15", // key usage
+    "2.5.29.19", // basic constraints
+    "2.5.29.37", // extended key usage
+    "2.5.29.17", // subject alternative name
+    "2.5.29.14", // subject key identifier
+    "2.5.29.35", // authority key identifier
+];
+
+/// Why a certificate chain was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertificateError {
+    /// The bundle carries no certificate.
+    #[error("bundle carries no certificate")]
+    Missing,
+    /// A certificate or root does not parse.
+    #[error("malformed certificate: {0}")]
+    Malformed(String),
+    /// No chain from the leaf to a trusted root.
+    #[error("certificate {subject:?} does not chain to a trusted root: no valid issuer {issuer:?}")]
+    NoPath {
+        /// The last certificate reached.
+        subject: String,
+        /// The issuer it names.
+        issuer: String,
+    },
+    /// A certificate in the chain was not valid at the time checked.
+    #[error(
+        "certificate {subject:?} was not valid at {at} (valid {not_before} to {not_after}, Unix seconds)"
+    )]
+    Expired {
+        /// The certificate.
+        subject: String,
+        /// The time checked.
+        at: u64,
+        /// Its validity window.
+        not_before: u64,
+        /// Its validity window.
+        not_after: u64,
+    },
+    /// An issuing certificate that is not a CA, may not sign certificates, or whose
+    /// path length constraint is exceeded.
+    #[error("certificate {0:?} may not issue certificates here")]
+    NotCa(String),
+    /// A critical extension this verifier does not understand.
+    #[error("certificate {subject:?} has an unknown critical extension {oid}")]
+    UnknownCritical {
+        /// The certificate.
+        subject: String,
+        /// The extension.
+        oid: String,
+    },
+    /// The leaf allows neither digital signatures (key usage) nor code signing
+    /// (extended key usage).
+    #[error(
+        "signing certificate {0:?} is not for signing: no digitalSignature key usage and no codeSigning extended key usage"
+    )]
+    Usage(String),
+    /// The leaf's key is of an algorithm modelseal cannot verify.
+    #[error("signing certificate key: {0}")]
+    Key(#[from] modelseal_core::KeyError),
+}
+
+/// A leaf certificate that chains to a trusted root.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct VerifiedCertificate {
+    /// The leaf's public key, which must have made the signature.
+    pub key: VerifyingKey,
+    /// The leaf's subject, RFC 4514 form.
+    pub subject: String,
+    /// Start of the leaf's validity, Unix seconds.
+    pub not_before: u64,
+    /// End of the leaf's validity, Unix seconds.
+    pub not_after: u64,
+}
+
+/// When a chain must have been valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ValidityTime {
+    /// At this instant (Unix seconds): a trusted signing time, or now.
+    At(u64),
+    /// At the moment the leaf became valid. Without a trusted timestamp nothing says when
+    /// a signature was made; model-signing checks chains at this moment, so a chain that
+    /// has since expired still verifies, but one whose CA was not yet valid when the leaf
+    /// was issued does not.
+    LeafIssuance,
+}
+
+fn parse(der_bytes: &[u8]) -> Result<Certificate, CertificateError> {
+    Certificate::from_der(der_bytes).map_err(|e| CertificateError::Malformed(e.to_string()))
+}
+
+fn subject(cert: &Certificate) -> String {
+    cert.tbs_certificate().subject().to_string()
+}
+
+fn validity(cert: &Certificate) -> (u64, u64) {
+    let v = cert.tbs_certificate().validity();
+    (
+        v.not_before.to_unix_duration().as_secs(),
+        v.not_after.to_unix_duration().as_secs(),
+    )
+}
+
+/// Validates `chain` (leaf first, then intermediates in any order) up to one of `roots`
+/// (DER) at `time`, and returns the leaf's key.
+pub fn verify_chain(
+    chain: &[Vec<u8>],
+    roots: &[Vec<u8>],
+    time: ValidityTime,
+) -> Result<VerifiedCertificate, CertificateError> {
+    let (leaf_der, rest) = chain.split_first().ok_or(CertificateError::Missing)?;
+    let leaf = parse(leaf_der)?;
+    let intermediates = rest
+        .iter()
+        .map(|d| parse(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let roots = roots
+        .iter()
+        .map(|d| parse(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (not_before, not_after) = validity(&leaf);
+    let at = match time {
+        ValidityTime::At(t) => t,
+        ValidityTime::LeafIssuance => not_before,
+    };
+    check_leaf_usage(&leaf)?;
+    let mut path = vec![&leaf];
+    build_path(&mut path, &intermediates, &roots, at)?;
+    let spki = leaf
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .map_err(|e| CertificateError::Malformed(e.to_string()))?;
+    Ok(VerifiedCertificate {
+        key: VerifyingKey::from_spki_der(&spki)?,
+        subject: subject(&leaf),
+        not_before,
+        not_after,
+    })
+}
+
+/// Depth-first search from `path`'s last certificate: a trusted root that issued it ends
+/// the search; otherwise each unused intermediate that issued it is tried in turn.
+fn build_path<'a>(
+    path: &mut Vec<&'a Certificate>,
+    intermediates: &'a [Certificate],
+    roots: &'a [Certificate],
+    at: u64,
+) -> Result<(), CertificateError> {
+    let current = *path.last().expect("the path starts with the leaf");
+    check_common(current, at)?;
+    if path.len() > MAX_DEPTH {
+        return Err(no_path(current));
+    }
+    let issuer_name = current.tbs_certificate().issuer();
+    for root in roots {
+        if root.tbs_certificate().subject() == issuer_name
+            && issued_by(current, root)
+            && check_issuer(root, path.len() - 1, at).is_ok()
+        {
+            return Ok(());
+        }
+    }
+    let mut last_error = no_path(current);
+    for candidate in intermediates {
+        if path.iter().any(|c| std::ptr::eq(*c, candidate))
+            || candidate.tbs_certificate().subject() != issuer_name
+        {
+            continue;
+        }
+        if !issued_by(current, candidate) {
+            continue;
+        }
+        if let Err(e) = check_issuer(candidate, path.len() - 1, at) {
+            last_error = e;
+            continue;
+        }
+        path.push(candidate);
+        match build_path(path, intermediates, roots, at) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                last_error = e;
+                path.pop();
+            }
+        }
+    }
+    Err(last_error)
+}
+
+fn no_path(cert: &Certificate) -> CertificateError {
+    CertificateError::NoPath {
+        subject: subject(cert),
+        issuer: cert.tbs_certificate().issuer().to_string(),
+    }
+}
+
+/// Validity and critical extensions, for every certificate in the path.
+fn check_common(cert: &Certificate, at: u64) -> Result<(), CertificateError> {
+    let (not_before, not_after) = validity(cert);
+    if at < not_before || at > not_after {
+        return Err(CertificateError::Expired {
+            subject: subject(cert),
+            at,
+            not_before,
+            not_after,
+        });
+    }
+    for ext in cert.tbs_certificate().extensions().into_iter().flatten() {
+        let oid = ext.extn_id.to_string();
+        if ext.critical && !KNOWN_EXTENSIONS.contains(&oid.as_str()) {
+            return Err(CertificateError::UnknownCritical {
+                subject: subject(cert),
+                oid,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// An issuer must be a CA allowed to sign certificates, valid at `at`, whose path length
+/// constraint admits the `below` non-self-issued CA certificates under it.
+fn check_issuer(issuer: &Certificate, below: usize, at: u64) -> Result<(), CertificateError> {
+    check_common(issuer, at)?;
+    let tbs = issuer.tbs_certificate();
+    let constraints = tbs
+        .get_extension::<BasicConstraints>()
+        .map_err(|e| CertificateError::Malformed(e.to_string()))?;
+    let Some((_, constraints)) = constraints.filter(|(_, c)| c.ca) else {
+        return Err(CertificateError::NotCa(subject(issuer)));
+    };
+    if let Some(max) = constraints.path_len_constraint {
+        if below > usize::from(max) + 1 {
+            return Err(CertificateError::NotCa(subject(issuer)));
+        }
+    }
+    if let Ok(Some((_, usage))) = tbs.get_extension::<KeyUsage>() {
+        if !usage.key_cert_sign() {
+            return Err(CertificateError::NotCa(subject(issuer)));
+        }
+    }
+    Ok(())
+}
+
+/// model-signing's rule: the leaf needs digitalSignature in its key usage, or codeSigning
+/// in its extended key usage.
+fn check_leaf_usage(leaf: &Certificate) -> Result<(), CertificateError> {
+    let tbs = leaf.tbs_certificate();
+    let signs =
+        matches!(tbs.get_extension::<KeyUsage>(), Ok(Some((_, ku))) if ku.digital_signature());
+    let code = matches!(tbs.get_extension::<ExtendedKeyUsage>(), Ok(Some((_, eku))) if eku.0.contains(&EKU_CODE_SIGNING));
+    if signs || code {
+        Ok(())
+    } else {
+        Err(CertificateError::Usage(subject(leaf)))
+    }
+}
+
+/// Whether `issuer`'s key made `cert`'s signature.
+fn issued_by(cert: &Certificate, issuer: &Certificate) -> bool {
+    let Ok(tbs) = cert.tbs_certificate().to_der() else {
+        return false;
+    };
+    let Some(signature) = cert.signature().as_bytes() else {
+        return false;
+    };
+    let spki = issuer.tbs_certificate().subject_public_key_info();
+    let algorithm = cert.signature_algorithm().oid.to_string();
+    verify_signature(spki, &algorithm, &tbs, signature)
+}
+
+fn verify_signature(
+    spki: &x509_cert::spki::SubjectPublicKeyInfoOwned,
+    algorithm: &str,
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
+    let Ok(spki_der) = spki.to_der() else {
+        return false;
+    };
+    match algorithm {
+        // ecdsa-with-SHA256/384/512: the issuer's curve decides the key type.
+        "1.2.840.10045.4.3.2" => {
+            ecdsa_prehashed(&spki_der, &sha2::Sha256::digest(message), signature)
+        }
+        "1.2.840.10045.4.3.3" => {
+            ecdsa_prehashed(&spki_der, &sha2::Sha384::digest(message), signature)
+        }
+        "1.2.840.10045.4.3.4" => {
+            ecdsa_prehashed(&spki_der, &sha2::Sha512::digest(message), signature)
+        }
+        // Ed25519
+        "1.3.101.112" => {
+            VerifyingKey::from_spki_der(&spki_der).is_ok_and(|k| k.verify(message, signature))
+        }
+        // sha256/384/512WithRSAEncryption (PKCS #1 v1.5)
+        "1.2.840.113549.1.1.11" => rsa_pkcs1::<sha2::Sha256>(&spki_der, message, signature),
+        "1.2.840.113549.1.1.12" => rsa_pkcs1::<sha2::Sha384>(&spki_der, message, signature),
+        "1.2.840.113549.1.1.13" => rsa_pkcs1::<sha2::Sha512>(&spki_der, message, signature),
+        _ => false,
+    }
+}
+
+fn ecdsa_prehashed(spki_der: &[u8], prehash: &[u8], signature: &[u8]) -> bool {
+    use ecdsa::signature::hazmat::PrehashVerifier;
+    use x509_cert::spki::DecodePublicKey;
+    if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_der(spki_der) {
+        return p256::ecdsa::DerSignature::from_bytes(signature)
+            .is_ok_and(|s| key.verify_prehash(prehash, &s).is_ok());
+    }
+    if let Ok(key) = p384::ecdsa::VerifyingKey::from_public_key_der(spki_der) {
+        return p384::ecdsa::DerSignature::from_bytes(signature)
+            .is_ok_and(|s| key.verify_prehash(prehash, &s).is_ok());
+    }
+    if let Ok(key) = p521::ecdsa::VerifyingKey::from_public_key_der(spki_der) {
+        return p521::ecdsa::DerSignature::from_bytes(signature)
+            .is_ok_and(|s| key.verify_prehash(prehash, &s).is_ok());
+    }
+    false
+}
+
+fn rsa_pkcs1<D>(spki_der: &[u8], message: &[u8], signature: &[u8]) -> bool
+where
+    D: sha2::Digest + rsa::pkcs8::AssociatedOid,
+{
+    use rsa::signature::Verifier;
+    use x509_cert::spki::DecodePublicKey;
+    let Ok(key) = rsa::PublicKey::from_public_key_der(spki_der) else {
+        return false;
+    };
+    let Ok(signature) = rsa::pkcs1v15::Signature::try_from(signature) else {
+        return false;
+    };
+    rsa::pkcs1v15::VerifyingKey::<D>::new(key)
+        .verify(message, &signature)
+        .is_ok()
+}
