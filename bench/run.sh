@@ -214,7 +214,7 @@ fi
 # Output files live in $OUT, outside the model. GNU time execs each command
 # directly (no shell in between), so its peak RSS is the tool's own.
 
-TOOLS=(modelseal_sign modelseal_verify b3sum model_signing_sign)
+TOOLS=(modelseal_sign modelseal_verify b3sum model_signing_sign modelseal_sign_oms)
 
 # Sets ARGV to the command line of one tool.
 argv_of() {
@@ -229,6 +229,9 @@ argv_of() {
             ARGV=("$B3SUM" --no-names "${FILES[@]}") ;;
         model_signing_sign)
             ARGV=("$MODEL_SIGNING" sign key "$MODEL" --private_key "$KEYS/p256.pem" --signature "$OUT/model_signing.sig") ;;
+        # The OMS profile with model_signing's own settings: files, sha256, the same P-256 key.
+        modelseal_sign_oms)
+            ARGV=("$MODELSEAL" sign "$MODEL" --format oms --key "$KEYS/p256.pem" --signature "$OUT/modelseal-oms.sig" -q) ;;
         *) die "unknown tool $1" ;;
     esac
 }
@@ -239,6 +242,7 @@ prepare() {
     case $1 in
         modelseal_sign) rm -f "$OUT/modelseal.sig" ;;
         model_signing_sign) rm -f "$OUT/model_signing.sig" ;;
+        modelseal_sign_oms) rm -f "$OUT/modelseal-oms.sig" ;;
     esac
 }
 
@@ -247,6 +251,7 @@ check_output() {
     case $1 in
         modelseal_sign) [[ -s $OUT/modelseal.sig ]] || die "modelseal sign wrote no bundle" ;;
         model_signing_sign) [[ -s $OUT/model_signing.sig ]] || die "model_signing wrote no signature" ;;
+        modelseal_sign_oms) [[ -s $OUT/modelseal-oms.sig ]] || die "modelseal sign --format oms wrote no bundle" ;;
         b3sum)
             [[ $(grep -cE '^[0-9a-f]{64}$' "$TMP/stdout") -eq $NFILES ]] \
                 || die "b3sum printed $(wc -l <"$TMP/stdout") lines, expected $NFILES hashes"
@@ -350,6 +355,12 @@ say "checking the signatures made by the last timed runs"
     || { cat "$TMP/msv.out" >&2; die "model_signing verify refused the bench's signature"; }
 "$MODELSEAL" verify "$MODEL" --signature "$OUT/modelseal.sig" --key "$KEYS/ed25519.pem.pub" -q >/dev/null \
     || die "modelseal verify refused the bench's signature"
+# Interop: the peer must accept modelseal's OMS bundle, and modelseal the peer's.
+"$VENV/bin/model_signing" verify key "$MODEL" --signature "$OUT/modelseal-oms.sig" \
+    --public_key "$KEYS/p256.pub.pem" >"$TMP/msv2.out" 2>&1 \
+    || { cat "$TMP/msv2.out" >&2; die "model_signing verify refused modelseal's OMS signature"; }
+"$MODELSEAL" verify "$MODEL" --signature "$OUT/model_signing.sig" --key "$KEYS/p256.pub.pem" -q >/dev/null \
+    || die "modelseal verify refused model_signing's signature"
 echo "loadavg_at_end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RUN/env.txt"
 
 # -------------------------------------------------------------- summary ----
