@@ -245,7 +245,7 @@ fn check_common(cert: &Certificate, at: u64) -> Result<(), CertificateError> {
 }
 
 /// An issuer must be a CA allowed to sign certificates, valid at `at`, whose path length
-/// constraint admits the `below` non-self-issued CA certificates under it.
+/// constraint admits the `below` intermediate CA certificates between it and the leaf.
 fn check_issuer(issuer: &Certificate, below: usize, at: u64) -> Result<(), CertificateError> {
     check_common(issuer, at)?;
     let tbs = issuer.tbs_certificate();
@@ -255,8 +255,10 @@ fn check_issuer(issuer: &Certificate, below: usize, at: u64) -> Result<(), Certi
     let Some((_, constraints)) = constraints.filter(|(_, c)| c.ca) else {
         return Err(CertificateError::NotCa(subject(issuer)));
     };
+    // `below` counts the path's certificates under this issuer; all but the leaf are
+    // intermediate CAs, and pathLenConstraint bounds how many may follow.
     if let Some(max) = constraints.path_len_constraint {
-        if below > usize::from(max) + 1 {
+        if below > usize::from(max) {
             return Err(CertificateError::NotCa(subject(issuer)));
         }
     }

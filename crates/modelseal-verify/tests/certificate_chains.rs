@@ -1,0 +1,112 @@
+//! Certificate chain rules of `spec/oms.md` §5, one test chain per rule. The chains are
+//! made by `testdata/certs/make_chains.py`.
+
+use std::path::Path;
+
+use modelseal_verify::certs::{CertificateError, ValidityTime, verify_chain};
+
+fn der(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/certs/chains")
+        .join(format!("{name}.pem"));
+    let pem = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    modelseal_core::certificates_from_pem(&pem)
+        .unwrap()
+        .remove(0)
+}
+
+fn check(leaf: &str, intermediates: &[&str], root: &str) -> Result<String, CertificateError> {
+    let mut chain = vec![der(leaf)];
+    chain.extend(intermediates.iter().map(|n| der(n)));
+    verify_chain(&chain, &[der(root)], ValidityTime::LeafIssuance).map(|c| c.subject)
+}
+
+#[test]
+fn a_good_chain_verifies_and_names_the_leaf() {
+    assert_eq!(check("leaf-ok", &["int"], "root").unwrap(), "CN=leaf-ok");
+    // The extended key usage alone is enough, as in model-signing.
+    assert_eq!(
+        check("leaf-eku-only", &["int"], "root").unwrap(),
+        "CN=leaf-eku-only"
+    );
+    // Unrelated certificates in the bundle are skipped during path building.
+    assert_eq!(
+        check("leaf-ok", &["other-root", "sub", "int"], "root").unwrap(),
+        "CN=leaf-ok"
+    );
+}
+
+#[test]
+fn an_expired_leaf_is_judged_at_its_issuance() {
+    // Valid 2021-2022: expired now, valid when issued under a CA valid since 2020.
+    assert_eq!(
+        check("leaf-expired", &["int"], "root").unwrap(),
+        "CN=leaf-expired"
+    );
+    // Checked at the current time instead, it is refused.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let err = verify_chain(
+        &[der("leaf-expired"), der("int")],
+        &[der("root")],
+        ValidityTime::At(now),
+    )
+    .unwrap_err();
+    assert!(matches!(err, CertificateError::Expired { .. }), "{err}");
+}
+
+#[test]
+fn each_broken_rule_is_named() {
+    let cases: [(&str, &[&str], &str, &str); 7] = [
+        ("leaf-before-ca", &["int"], "root", "was not valid at"),
+        ("leaf-server", &["int"], "root", "is not for signing"),
+        (
+            "leaf-by-leaf",
+            &["leaf-ok", "int"],
+            "root",
+            "may not issue certificates",
+        ),
+        (
+            "leaf-too-deep",
+            &["sub", "int"],
+            "root",
+            "may not issue certificates",
+        ),
+        (
+            "leaf-unknown-critical",
+            &["int"],
+            "root",
+            "unknown critical extension 1.3.6.1.4.1.99999.1",
+        ),
+        (
+            "leaf-ok",
+            &["int"],
+            "other-root",
+            "does not chain to a trusted root",
+        ),
+        (
+            "leaf-ok",
+            &[],
+            "root",
+            "does not chain to a trusted root: no valid issuer \"CN=test-int\"",
+        ),
+    ];
+    for (leaf, intermediates, root, message) in cases {
+        let err = check(leaf, intermediates, root).unwrap_err();
+        assert!(
+            err.to_string().contains(message),
+            "{leaf} via {intermediates:?} to {root}: {err}"
+        );
+    }
+    let err = verify_chain(&[], &[der("root")], ValidityTime::LeafIssuance).unwrap_err();
+    assert!(matches!(err, CertificateError::Missing));
+    let err = verify_chain(
+        &[vec![0x30, 0x00]],
+        &[der("root")],
+        ValidityTime::LeafIssuance,
+    )
+    .unwrap_err();
+    assert!(matches!(err, CertificateError::Malformed(_)), "{err}");
+}
