@@ -24,7 +24,23 @@ fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r spec/vectors/requirements.txt
 "$venv/bin/python" spec/vectors/check_vectors.py
 
+step "the loader crate stays light: no async runtime, HTTP client or C crypto"
+heavy=$(cargo tree -p modelseal-verify --edges normal --prefix none --locked \
+  | grep -E '^(tokio|hyper|reqwest|ring|aws-lc-sys|openssl-sys|native-tls) ' || true)
+if [ -n "$heavy" ]; then
+  printf 'modelseal-verify depends on:\n%s\n' "$heavy" >&2
+  exit 1
+fi
+
 step "demo (release build), as the README runs it"
 cargo run --release --locked --quiet -- demo
+
+step "OMS interoperability with model-signing 1.1.1 (PyPI), both ways"
+ivenv=target/interop-venv
+if [ ! -x "$ivenv/bin/python" ]; then
+  python3 -m venv "$ivenv"
+fi
+"$ivenv/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
+MODELSEAL=target/release/modelseal "$ivenv/bin/python" -m pytest -q tests/interop
 
 printf '\nall tests passed\n'

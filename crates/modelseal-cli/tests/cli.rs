@@ -904,3 +904,173 @@ fn usage_errors_exit_2_and_help_documents_exit_codes() {
         stdout(&help)
     );
 }
+
+fn testcert(name: &str) -> PathBuf {
+    repo().join("testdata/certs").join(name)
+}
+
+#[test]
+fn oms_sign_and_verify_with_keys() {
+    let f = Fixture::new();
+    let out = modelseal(&[
+        &"sign",
+        &f.model(),
+        &"--format",
+        &"oms",
+        &"--key",
+        &testkey("ec-p256.priv.pem"),
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("OMS v1.0, 3 resources"),
+        "{}",
+        stdout(&out)
+    );
+    let out = modelseal(&[
+        &"verify",
+        &f.model(),
+        &"--key",
+        &testkey("ec-p256.pub.pem"),
+        &"--json",
+    ]);
+    assert_exit(&out, 0);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["format"], "oms");
+    assert_eq!(v["root"]["sha256"].as_str().unwrap().len(), 64);
+    let inspect = modelseal(&[&"inspect", &f.sig(), &"--json"]);
+    let claims: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(
+        claims["predicateType"],
+        "https://model_signing/signature/v1.0"
+    );
+    assert_eq!(
+        claims["predicate"]["serialization"]["ignore_paths"],
+        serde_json::json!([".git", ".gitattributes", ".github", ".gitignore"])
+    );
+    // Tampering is reported resource by resource.
+    flip(&f.model().join("weights.bin"), 10);
+    let out = modelseal(&[&"verify", &f.model(), &"--key", &testkey("ec-p256.pub.pem")]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("modified  weights.bin: expected sha256"),
+        "{}",
+        stderr(&out)
+    );
+    // Flags of one format are refused with the other.
+    let out = modelseal(&[
+        &"sign",
+        &f.model(),
+        &"--key",
+        &testkey("ec-p256.priv.pem"),
+        &"--hash",
+        &"blake3",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("apply to --format oms only"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn oms_shards_and_other_hashes() {
+    for (hash, method) in [
+        ("blake2b", "files"),
+        ("blake3", "files"),
+        ("sha256", "shards"),
+    ] {
+        let f = Fixture::new();
+        let out = modelseal(&[
+            &"sign",
+            &f.model(),
+            &"--format",
+            &"oms",
+            &"--key",
+            &testkey("ec-p384.priv.pem"),
+            &"--hash",
+            &hash,
+            &"--method",
+            &method,
+            &"--shard-size",
+            &"65536",
+        ]);
+        assert_exit(&out, 0);
+        let out = modelseal(&[&"verify", &f.model(), &"--key", &testkey("ec-p384.pub.pem")]);
+        assert_exit(&out, 0);
+        append(&f.model().join("weights.bin"), b"!");
+        let out = modelseal(&[&"verify", &f.model(), &"--key", &testkey("ec-p384.pub.pem")]);
+        assert_exit(&out, 1);
+    }
+}
+
+#[test]
+fn oms_certificate_signing_and_roots() {
+    let f = Fixture::new();
+    let sign = |leaf: &str| {
+        modelseal(&[
+            &"sign",
+            &f.model(),
+            &"--format",
+            &"oms",
+            &"--key",
+            &testcert("leaf.key"),
+            &"--certificate",
+            &testcert(leaf),
+            &"--certificate-chain",
+            &testcert("int.pem"),
+        ])
+    };
+    assert_exit(&sign("leaf.pem"), 0);
+    let out = modelseal(&[
+        &"verify",
+        &f.model(),
+        &"--certificate-root",
+        &testcert("root.pem"),
+        &"--json",
+    ]);
+    assert_exit(&out, 0);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["signer"]["certificate"], "CN=msv-release-engineer");
+
+    let out = modelseal(&[
+        &"verify",
+        &f.model(),
+        &"--certificate-root",
+        &testcert("chains/other-root.pem"),
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("does not chain to a trusted root"),
+        "{}",
+        stderr(&out)
+    );
+    let out = modelseal(&[&"verify", &f.model(), &"--key", &testkey("ec-p256.pub.pem")]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("no trusted root certificate was given"),
+        "{}",
+        stderr(&out)
+    );
+    assert_exit(&modelseal(&[&"verify", &f.model()]), 2);
+
+    // A certificate for another key is refused before anything is written.
+    std::fs::remove_file(f.sig()).unwrap();
+    let out = modelseal(&[
+        &"sign",
+        &f.model(),
+        &"--format",
+        &"oms",
+        &"--key",
+        &testkey("ec-p256.priv.pem"),
+        &"--certificate",
+        &testcert("leaf.pem"),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("the signing certificate's public key is not the private key's"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!f.sig().exists());
+}
