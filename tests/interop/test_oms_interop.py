@@ -662,6 +662,25 @@ def test_peer_api_verifies_modelseal_hashing_choices(keys, model, outdir, config
         ms_api_verify(model, pair.pub, sig, spec)
 
 
+def test_modelseal_refuses_oms_settings_the_peer_cannot_verify(keys, model, outdir, tmp_path):
+    """The peer has no BLAKE3 shards (asking it for them gives files/blake3) and no
+    Ed25519 keys, so modelseal refuses to write such an "OMS" bundle, and writes nothing."""
+    pair = keys["openssl-p256"]
+    sig = outdir / "b3-shards.sig"
+    result = mx_sign(model, pair.priv, "--hash", "blake3", "--method", "shards",
+                     "--shard-size", str(SHARD_64K), signature=sig)  # fmt: skip
+    assert result.code == 2, result
+    assert "model-signing has no BLAKE3 shards" in result.err
+    assert not sig.exists()
+    ed = tmp_path / "ed25519"
+    assert mx("keygen", "--out", ed).code == 0
+    sig = outdir / "ed25519.sig"
+    result = mx_sign(model, ed, signature=sig)
+    assert result.code == 2, result
+    assert "model-signing verifies ECDSA P-256/P-384/P-521 keys only" in result.err
+    assert not sig.exists()
+
+
 # ======================================================================================
 # 2. modelseal verifies what model_signing signs
 
@@ -875,6 +894,9 @@ WRONG_TRUST = {
     "cert-vector-with-other-root": ("model-signing-1.1.1/sigs/cert-p256-chain.sig",
                                     "model-signing-1.1.1/tiny-model", "cert",
                                     "oms-historical/keys/ca-cert.pem"),
+    "historical-hintless-key-with-other-key": ("oms-historical/v1.0.0-elliptic-key/model.sig",
+                                               "oms-historical/v1.0.0-elliptic-key/signme-1", "key",
+                                               "model-signing-1.1.1/keys/ec-p384.pub.pem"),
     "historical-cert-with-other-root": ("oms-historical/v1.1.0-certificate/model.sig",
                                         "oms-historical/v1.1.0-certificate", "cert",
                                         "model-signing-1.1.1/keys/cert/root.pem"),
@@ -975,6 +997,29 @@ def test_modelseal_refuses_peer_signature_with_wrong_key(keys, model, outdir, wr
     sig = outdir / "peer.sig"
     expect_ok(ms_sign_key(model, keys["openssl-p256"].priv, sig))
     expect_refused(mx_verify(model, sig, key=keys[wrong].pub), words=["key", "signer", "trust"])
+
+
+def test_modelseal_checks_the_signature_not_the_key_hint(keys, model, outdir):
+    """The hint is unauthenticated: without it the right key must still verify (the peer
+    accepts hintless bundles with a warning), and a hint naming the trusted key on a
+    bundle signed by another key must not help."""
+    trusted, attacker = keys["openssl-p256"], keys["other-p256"]
+    sig = outdir / "peer.sig"
+    expect_ok(ms_sign_key(model, trusted.priv, sig))
+    hintless = read_bundle(sig)
+    hintless["verificationMaterial"]["publicKey"] = {}
+    write_bundle(outdir / "hintless.sig", hintless)
+    expect_ok(ms_verify_key(model, trusted.pub, outdir / "hintless.sig"))
+    expect_ok(mx_verify(model, outdir / "hintless.sig", key=trusted.pub))
+    expect_refused(mx_verify(model, outdir / "hintless.sig", key=attacker.pub),
+                   words=["signature"])  # fmt: skip
+
+    lying = handmade_bundle(attacker.priv, file_resources(model))
+    lying["verificationMaterial"] = read_bundle(sig)["verificationMaterial"]
+    write_bundle(outdir / "lying.sig", lying)
+    expect_refused(ms_verify_key(model, trusted.pub, outdir / "lying.sig"),
+                   words=["verification failed"])  # fmt: skip
+    expect_refused(mx_verify(model, outdir / "lying.sig", key=trusted.pub), words=["signature"])
 
 
 def test_peer_refuses_modelseal_certificate_signature_with_other_root(

@@ -28,6 +28,9 @@ pub enum ModelError {
     /// The files do not form a valid manifest.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// OMS settings that model-signing could not verify.
+    #[error("{0}")]
+    UnsupportedOms(&'static str),
 }
 
 /// Walks and hashes the model at `root` into its manifest.
@@ -177,6 +180,19 @@ pub fn sign_model_oms(
     key: &SigningKey,
     progress: &dyn Progress,
 ) -> Result<SignedOmsModel, ModelError> {
+    // Refuse what model-signing cannot verify, so an "OMS" signature always is one.
+    if options.hash == oms::OmsHash::Blake3
+        && matches!(options.method, oms::OmsMethod::Shards { .. })
+    {
+        return Err(ModelError::UnsupportedOms(
+            "model-signing has no BLAKE3 shards (it hashes whole files with BLAKE3); use --method files with --hash blake3",
+        ));
+    }
+    if key.algorithm() == crate::KeyAlgorithm::Ed25519 {
+        return Err(ModelError::UnsupportedOms(
+            "model-signing verifies ECDSA P-256/P-384/P-521 keys only; make one with `modelseal keygen --algorithm ecdsa-p256`",
+        ));
+    }
     let mut ignore_paths = options.walk.ignore.clone();
     let is_dir = std::fs::metadata(root).is_ok_and(|m| m.is_dir());
     if is_dir {

@@ -122,7 +122,7 @@ pub struct ResourceName {
 #[non_exhaustive]
 pub enum ResourceNameError {
     /// A path that leaves the model or is not normalised.
-    #[error("resource {name:?}: {source}")]
+    #[error("resource {name:?} is refused")]
     Path {
         /// The name.
         name: String,

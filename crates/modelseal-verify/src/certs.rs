@@ -81,7 +81,7 @@ pub enum CertificateError {
     )]
     Usage(String),
     /// The leaf's key is of an algorithm modelseal cannot verify.
-    #[error("signing certificate key: {0}")]
+    #[error("signing certificate key is unusable")]
     Key(#[from] modelseal_core::KeyError),
 }
 

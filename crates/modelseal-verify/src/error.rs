@@ -89,7 +89,7 @@ pub enum VerifyError {
     #[error("signed manifest is invalid")]
     InvalidManifest(#[source] ManifestError),
     /// An OMS predicate that modelseal refuses (bad names, unknown hash, duplicates).
-    #[error("signed OMS predicate is refused: {0}")]
+    #[error("signed OMS predicate is refused")]
     OmsPredicate(#[from] OmsPredicateError),
     /// The statement's subject does not describe the manifest it carries.
     #[error("statement subject does not match its manifest: {0}")]
@@ -216,7 +216,7 @@ pub enum OmsPredicateError {
     #[error("resource {0} is listed more than once")]
     Duplicate(String),
     /// A recorded ignore path that is not a model-relative path (`.`, `..`, absolute).
-    #[error("recorded ignore path {path:?} is refused: {source}")]
+    #[error("recorded ignore path {path:?} is refused")]
     IgnorePath {
         /// The path.
         path: String,
