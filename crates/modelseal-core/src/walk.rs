@@ -139,12 +139,7 @@ pub fn model_name(root: &Path) -> String {
 /// path is its own name), in no particular order.
 pub fn walk_model(root: &Path, options: &WalkOptions) -> Result<Vec<ModelFile>, WalkError> {
     let meta = fs::metadata(root).map_err(io_err(root))?;
-    let canonical_root = fs::canonicalize(root).map_err(io_err(root))?;
-    let excluded: Vec<PathBuf> = options
-        .exclude_files
-        .iter()
-        .filter_map(|p| fs::canonicalize(p).ok())
-        .collect();
+    let walker = Walker::new(root, options)?;
     let mut files = Vec::new();
     if meta.is_file() {
         let name = root
@@ -159,11 +154,6 @@ pub fn walk_model(root: &Path, options: &WalkOptions) -> Result<Vec<ModelFile>, 
             size: meta.len(),
         });
     } else {
-        let walker = Walker {
-            canonical_root: &canonical_root,
-            options,
-            excluded: &excluded,
-        };
         walker.walk_dir(root, "", &mut files)?;
     }
     if files.is_empty() {
@@ -181,27 +171,30 @@ pub fn lookup_files(
     paths: &[ManifestPath],
     options: &WalkOptions,
 ) -> Result<Vec<Option<ModelFile>>, WalkError> {
-    let canonical_root = fs::canonicalize(root).map_err(io_err(root))?;
-    let excluded: Vec<PathBuf> = options
-        .exclude_files
-        .iter()
-        .filter_map(|p| fs::canonicalize(p).ok())
-        .collect();
-    let walker = Walker {
-        canonical_root: &canonical_root,
-        options,
-        excluded: &excluded,
-    };
+    let walker = Walker::new(root, options)?;
     paths.iter().map(|path| walker.lookup(root, path)).collect()
 }
 
 struct Walker<'a> {
-    canonical_root: &'a Path,
+    canonical_root: PathBuf,
     options: &'a WalkOptions,
-    excluded: &'a [PathBuf],
+    /// `options.exclude_files`, canonicalised (those that exist).
+    excluded: Vec<PathBuf>,
 }
 
-impl Walker<'_> {
+impl<'a> Walker<'a> {
+    fn new(root: &Path, options: &'a WalkOptions) -> Result<Self, WalkError> {
+        Ok(Self {
+            canonical_root: fs::canonicalize(root).map_err(io_err(root))?,
+            options,
+            excluded: options
+                .exclude_files
+                .iter()
+                .filter_map(|p| fs::canonicalize(p).ok())
+                .collect(),
+        })
+    }
+
     fn walk_dir(
         &self,
         dir: &Path,
@@ -316,7 +309,7 @@ impl Walker<'_> {
             Ok(resolved) => resolved,
             Err(_) => return Err(WalkError::SymlinkNotFile { path }),
         };
-        if !resolved.starts_with(self.canonical_root) {
+        if !resolved.starts_with(&self.canonical_root) {
             return Err(WalkError::SymlinkOutside {
                 path,
                 target: resolved,
