@@ -22,8 +22,9 @@ pub struct Signature {
     /// Signature bytes over the PAE.
     #[serde(with = "base64_bytes")]
     pub sig: Vec<u8>,
-    /// Unauthenticated key hint; modelseal writes `""` as OMS does. Older tools write null.
-    #[serde(default)]
+    /// Unauthenticated key hint; modelseal writes `""` as OMS does. Older tools write
+    /// null or leave it out; absent stays absent when re-written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyid: Option<String>,
 }
 

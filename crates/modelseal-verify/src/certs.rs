@@ -166,6 +166,17 @@ pub fn verify_chain(
     })
 }
 
+/// The public key of a DER certificate (no chain check: callers have verified it).
+pub fn leaf_key(der_bytes: &[u8]) -> Result<VerifyingKey, CertificateError> {
+    let cert = parse(der_bytes)?;
+    let spki = cert
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .map_err(|e| CertificateError::Malformed(e.to_string()))?;
+    Ok(VerifyingKey::from_spki_der(&spki)?)
+}
+
 /// Depth-first search from `path`'s last certificate: a trusted root that issued it ends
 /// the search; otherwise each unused intermediate that issued it is tried in turn.
 fn build_path<'a>(

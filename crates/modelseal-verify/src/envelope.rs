@@ -21,6 +21,21 @@ pub struct Signer {
     pub fingerprint: KeyFingerprint,
     /// The signing certificate's subject, for certificate-signed bundles.
     pub certificate_subject: Option<String>,
+    /// For Sigstore keyless bundles: the verified identity (SAN), OIDC issuer, and the
+    /// signing time the transparency log or a timestamp authority vouches for.
+    pub keyless: Option<KeylessIdentity>,
+}
+
+/// The verified identity of a Sigstore keyless signer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeylessIdentity {
+    /// The certificate's subject alternative name (an email address or URI).
+    pub identity: String,
+    /// The OIDC issuer the certificate records.
+    pub issuer: String,
+    /// Verified signing time, Unix seconds.
+    pub signed_at: Option<i64>,
 }
 
 /// A statement whose signature checked out against a trusted key.
@@ -93,7 +108,7 @@ pub fn verify_envelope(
             }
             signer_of(&leaf.key, Some(leaf.subject))
         }
-        (None, Some(_), None) => return unsupported("a single certificate (Sigstore keyless)"),
+        (None, Some(cert), None) => keyless_signer(bundle, &cert.raw_bytes, policy)?,
         (None, None, None) => return unsupported("missing"),
         _ => return unsupported("ambiguous (more than one kind)"),
     };
@@ -152,7 +167,49 @@ fn signer_of(key: &VerifyingKey, certificate_subject: Option<String>) -> Signer 
         algorithm: key.algorithm(),
         fingerprint: key.fingerprint(),
         certificate_subject,
+        keyless: None,
     }
+}
+
+/// Sigstore keyless: every check is `keyless::verify_keyless`'s; the statement's sha256
+/// subject binds the signature to the artifact, and the caller then checks the files.
+#[cfg(feature = "sigstore")]
+fn keyless_signer(
+    bundle: &Bundle,
+    leaf_der: &[u8],
+    policy: &TrustPolicy,
+) -> Result<Signer, VerifyError> {
+    let trust = policy.keyless().ok_or(VerifyError::NoKeylessIdentity)?;
+    let digest = sha256_subject(&bundle.dsse_envelope.payload).ok_or(VerifyError::Keyless(
+        crate::keyless::KeylessError::NoSha256Subject,
+    ))?;
+    let verified =
+        crate::keyless::verify_keyless(bundle, digest, trust).map_err(VerifyError::Keyless)?;
+    let key = crate::certs::leaf_key(leaf_der)?;
+    let mut signer = signer_of(&key, None);
+    signer.keyless = Some(KeylessIdentity {
+        identity: verified.identity,
+        issuer: verified.issuer,
+        signed_at: verified.signed_at,
+    });
+    Ok(signer)
+}
+
+#[cfg(not(feature = "sigstore"))]
+fn keyless_signer(_: &Bundle, _: &[u8], _: &TrustPolicy) -> Result<Signer, VerifyError> {
+    Err(VerifyError::UnsupportedVerificationMaterial {
+        found: "a single certificate (Sigstore keyless; build with the `sigstore` feature)",
+    })
+}
+
+/// The first sha256 subject digest of an (as yet unverified) in-toto payload.
+#[cfg(feature = "sigstore")]
+fn sha256_subject(payload: &[u8]) -> Option<[u8; 32]> {
+    let statement: Statement = serde_json::from_slice(payload).ok()?;
+    statement.subject.iter().find_map(|s| {
+        let bytes = hex::decode(s.digest.get("sha256")?).ok()?;
+        bytes.try_into().ok()
+    })
 }
 
 fn unsupported(found: &'static str) -> Result<VerifiedStatement, VerifyError> {

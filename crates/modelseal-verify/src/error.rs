@@ -24,6 +24,13 @@ pub enum VerifyError {
     /// The certificate chain does not lead to a trusted root, or the leaf is unfit.
     #[error(transparent)]
     Certificate(#[from] CertificateError),
+    /// A Sigstore keyless bundle, and no keyless identity and issuer to check it against.
+    #[error("bundle is signed keylessly (Sigstore), and no identity and issuer were given")]
+    NoKeylessIdentity,
+    /// A Sigstore keyless check failed.
+    #[cfg(feature = "sigstore")]
+    #[error("Sigstore keyless verification failed")]
+    Keyless(#[source] crate::keyless::KeylessError),
     /// The envelope carries no signature.
     #[error("bundle holds no signature")]
     NoSignatures,
@@ -116,6 +123,7 @@ impl VerifyError {
                 | Self::Hash(HashError::Io { .. })
                 | Self::NoTrustedKeys
                 | Self::NoTrustedRoots
+                | Self::NoKeylessIdentity
         )
     }
 
@@ -126,6 +134,9 @@ impl VerifyError {
             Self::Bundle(_) => "malformed-bundle",
             Self::NoTrustedKeys => "no-trusted-keys",
             Self::NoTrustedRoots => "no-trusted-roots",
+            Self::NoKeylessIdentity => "no-keyless-identity",
+            #[cfg(feature = "sigstore")]
+            Self::Keyless(e) => e.kind(),
             Self::Certificate(_) => "untrusted-certificate",
             Self::OmsPredicate(OmsPredicateError::Duplicate(_)) => "invalid-manifest",
             Self::OmsPredicate(_) => "malformed-predicate",

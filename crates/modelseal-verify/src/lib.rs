@@ -29,6 +29,8 @@ pub mod certs;
 mod envelope;
 mod error;
 mod files;
+#[cfg(feature = "sigstore")]
+pub mod keyless;
 pub mod oms;
 mod policy;
 
@@ -39,7 +41,7 @@ use modelseal_core::hash::Progress;
 use modelseal_core::oms::{OMS_LEGACY_PREDICATE_TYPE, OMS_PREDICATE_TYPE};
 use modelseal_core::walk::WalkOptions;
 
-pub use envelope::{Signer, VerifiedStatement, verify_envelope};
+pub use envelope::{KeylessIdentity, Signer, VerifiedStatement, verify_envelope};
 pub use error::{
     FileDigest, FileMismatch, ModifiedFile, OmsPredicateError, SubjectProblem, VerifyError,
 };

@@ -8,6 +8,8 @@ use modelseal_core::{KeyFingerprint, VerifyingKey};
 pub struct TrustPolicy {
     keys: Vec<VerifyingKey>,
     roots: Vec<Vec<u8>>,
+    #[cfg(feature = "sigstore")]
+    keyless: Option<crate::keyless::KeylessTrust>,
 }
 
 impl TrustPolicy {
@@ -15,8 +17,21 @@ impl TrustPolicy {
     pub fn from_keys(keys: Vec<VerifyingKey>) -> Self {
         Self {
             keys,
-            roots: Vec::new(),
+            ..Self::default()
         }
+    }
+
+    /// Also trusts Sigstore keyless signatures by this identity and issuer.
+    #[cfg(feature = "sigstore")]
+    pub fn with_keyless(mut self, trust: crate::keyless::KeylessTrust) -> Self {
+        self.keyless = Some(trust);
+        self
+    }
+
+    /// The keyless identity trusted, if any.
+    #[cfg(feature = "sigstore")]
+    pub fn keyless(&self) -> Option<&crate::keyless::KeylessTrust> {
+        self.keyless.as_ref()
     }
 
     /// Also trusts certificate chains that lead to one of these root certificates (DER).
