@@ -33,6 +33,9 @@ pub enum Command {
     /// Verify a model against its signature and a trusted public key
     #[command(after_help = EXIT_CODES)]
     Verify(VerifyArgs),
+    /// Verify any Sigstore bundle (message signature or DSSE) for one artifact, offline
+    #[command(name = "verify-bundle", after_help = EXIT_CODES)]
+    VerifyBundle(VerifyBundleArgs),
     /// Show what a signature bundle claims, without verifying it
     Inspect(InspectArgs),
     /// Sign and verify a generated sample model, then show a tampered copy refused
@@ -175,9 +178,11 @@ pub struct VerifyArgs {
     #[arg(
         long = "key",
         value_name = "PUB",
-        required_unless_present = "certificate_roots"
+        required_unless_present_any = ["certificate_roots", "identity", "identity_regex"]
     )]
     pub keys: Vec<PathBuf>,
+    #[command(flatten)]
+    pub keyless: KeylessArgs,
     /// Trusted root certificate (PEM) for certificate-signed bundles; repeatable. Chains
     /// are checked as they stood when the leaf was issued (see README, "Certificates")
     #[arg(long = "certificate-root", value_name = "CA_PEM")]
@@ -195,6 +200,51 @@ pub struct VerifyArgs {
     /// No progress bar
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// Who may sign keylessly with Sigstore (Fulcio certificate for an OIDC identity).
+#[derive(Debug, Args, Clone)]
+pub struct KeylessArgs {
+    /// Sigstore keyless: the signer's identity (certificate SAN, an email or URI), exactly
+    #[arg(
+        long,
+        value_name = "ID",
+        conflicts_with = "identity_regex",
+        requires = "issuer"
+    )]
+    pub identity: Option<String>,
+    /// Sigstore keyless: the signer's identity as a regular expression over the whole SAN
+    #[arg(long, value_name = "REGEX", requires = "issuer")]
+    pub identity_regex: Option<String>,
+    /// Sigstore keyless: the OIDC issuer recorded in the certificate, exactly
+    #[arg(long, value_name = "URL")]
+    pub issuer: Option<String>,
+    /// Sigstore TrustedRoot JSON [default: the built-in public-good instance; never fetched]
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyBundleArgs {
+    /// The artifact: a file, or its digest as sha256:HEX
+    #[arg(value_name = "ARTIFACT_OR_DIGEST")]
+    pub artifact: String,
+    /// The Sigstore bundle
+    #[arg(long, value_name = "FILE")]
+    pub bundle: PathBuf,
+    /// The signer's public key (SPKI PEM); the bundle must carry its log entry
+    #[arg(
+        long,
+        value_name = "PUB",
+        conflicts_with_all = ["identity", "identity_regex"],
+        required_unless_present_any = ["identity", "identity_regex"]
+    )]
+    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub keyless: KeylessArgs,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1074,3 +1074,235 @@ fn oms_certificate_signing_and_roots() {
     );
     assert!(!f.sig().exists());
 }
+
+/// The published keyless OMS bundles, or `None` (with a notice) without the shared vectors.
+fn keyless_vectors() -> Option<PathBuf> {
+    let dir = repo().join("../shared/vectors/oms-historical");
+    if dir.join("v1.1.0-sigstore").is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "notice: {} is absent; skipping keyless CLI tests",
+            dir.display()
+        );
+        None
+    }
+}
+
+const IBM_ISSUER: &str = "https://sigstore.verify.ibm.com/oauth2";
+
+#[test]
+fn keyless_verify_from_the_command_line() {
+    let Some(dir) = keyless_vectors() else { return };
+    let model = dir.join("v1.1.0-sigstore");
+    let sig = model.join("model.sig");
+    let out = modelseal(&[
+        &"verify",
+        &model,
+        &"--signature",
+        &sig,
+        &"--identity",
+        &"stefanb@us.ibm.com",
+        &"--issuer",
+        &IBM_ISSUER,
+        &"--json",
+    ]);
+    assert_exit(&out, 0);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["signer"]["identity"], "stefanb@us.ibm.com");
+    assert_eq!(v["signer"]["issuer"], IBM_ISSUER);
+    assert_eq!(v["signer"]["signedAt"], 1_760_062_340);
+    let trusted_root =
+        repo().join("../shared/vectors/sigstore-trust/public-good.trusted_root.json");
+    let out = modelseal(&[
+        &"verify",
+        &model,
+        &"--signature",
+        &sig,
+        &"--identity-regex",
+        &r".*@us\.ibm\.com",
+        &"--issuer",
+        &IBM_ISSUER,
+        &"--trusted-root",
+        &trusted_root,
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("identity stefanb@us.ibm.com from"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = modelseal(&[
+        &"verify",
+        &model,
+        &"--signature",
+        &sig,
+        &"--identity",
+        &"eve@example.com",
+        &"--issuer",
+        &IBM_ISSUER,
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out)
+            .contains("identity mismatch: expected eve@example.com, got stefanb@us.ibm.com"),
+        "{}",
+        stderr(&out)
+    );
+    let out = modelseal(&[
+        &"verify",
+        &model,
+        &"--signature",
+        &sig,
+        &"--identity",
+        &"stefanb@us.ibm.com",
+        &"--issuer",
+        &"https://accounts.google.com",
+    ]);
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("issuer mismatch"), "{}", stderr(&out));
+    let out = modelseal(&[
+        &"verify",
+        &model,
+        &"--signature",
+        &sig,
+        &"--key",
+        &testkey("ec-p256.pub.pem"),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("signed keylessly (Sigstore), and no identity and issuer were given"),
+        "{}",
+        stderr(&out)
+    );
+    // --identity alone is a usage error.
+    assert_exit(
+        &modelseal(&[&"verify", &model, &"--signature", &sig, &"--identity", &"x"]),
+        2,
+    );
+    let out = modelseal(&[
+        &"verify",
+        &model,
+        &"--signature",
+        &sig,
+        &"--identity-regex",
+        &"(",
+        &"--issuer",
+        &IBM_ISSUER,
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("--identity-regex"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn verify_bundle_for_a_digest_or_a_file() {
+    let Some(dir) = keyless_vectors() else { return };
+    let sig = dir.join("v1.1.0-sigstore/model.sig");
+    let bundle: Value = serde_json::from_str(&std::fs::read_to_string(&sig).unwrap()).unwrap();
+    let payload = base64_decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap());
+    let statement: Value = serde_json::from_slice(&payload).unwrap();
+    let digest = statement["subject"][0]["digest"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = ["--identity", "stefanb@us.ibm.com", "--issuer", IBM_ISSUER];
+    let out = modelseal(&[
+        &"verify-bundle",
+        &format!("sha256:{digest}"),
+        &"--bundle",
+        &sig,
+        &id[0],
+        &id[1],
+        &id[2],
+        &id[3],
+        &"--json",
+    ]);
+    assert_exit(&out, 0);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["artifact"]["sha256"], digest.as_str());
+    // A file whose SHA-256 is not the attested subject.
+    let tmp = tempfile::tempdir().unwrap();
+    let other = tmp.path().join("other.bin");
+    std::fs::write(&other, b"not the artifact").unwrap();
+    let out = modelseal(&[
+        &"verify-bundle",
+        &other,
+        &"--bundle",
+        &sig,
+        &id[0],
+        &id[1],
+        &id[2],
+        &id[3],
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("artifact hash does not match any subject"),
+        "{}",
+        stderr(&out)
+    );
+    let out = modelseal(&[
+        &"verify-bundle",
+        &"sha256:1234",
+        &"--bundle",
+        &sig,
+        &id[0],
+        &id[1],
+        &id[2],
+        &id[3],
+    ]);
+    assert_exit(&out, 2);
+    // A key-signed bundle without a log entry has no trusted signing time.
+    let f = Fixture::new();
+    assert_exit(
+        &modelseal(&[
+            &"sign",
+            &f.model(),
+            &"--format",
+            &"oms",
+            &"--key",
+            &testkey("ec-p256.priv.pem"),
+        ]),
+        0,
+    );
+    let ours: Value = serde_json::from_str(&std::fs::read_to_string(f.sig()).unwrap()).unwrap();
+    let ours = base64_decode(ours["dsseEnvelope"]["payload"].as_str().unwrap());
+    let ours: Value = serde_json::from_slice(&ours).unwrap();
+    let root = format!(
+        "sha256:{}",
+        ours["subject"][0]["digest"]["sha256"].as_str().unwrap()
+    );
+    let out = modelseal(&[
+        &"verify-bundle",
+        &root,
+        &"--bundle",
+        &f.sig(),
+        &"--key",
+        &testkey("ec-p256.pub.pem"),
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("must have an inclusion proof"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in text.bytes().filter(|c| *c != b'=') {
+        acc = (acc << 6) | ALPHABET.iter().position(|a| *a == c).unwrap() as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}

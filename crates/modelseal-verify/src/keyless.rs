@@ -201,3 +201,30 @@ fn verify_parsed(
         signed_at: result.integrated_time().map(|t| t.as_second()),
     })
 }
+
+/// Checks a bundle signed by a known key (with its transparency-log entry, which
+/// Sigstore clients require for keys too) over an artifact given as its SHA-256.
+pub fn verify_key_json(
+    json: &str,
+    digest: [u8; 32],
+    spki_der: &[u8],
+    root_json: Option<&str>,
+) -> Result<Option<i64>, KeylessError> {
+    let parsed =
+        sigstore_verify::types::Bundle::from_json(json).map_err(sigstore_verify::Error::from)?;
+    let root = match root_json {
+        Some(json) => TrustedRoot::from_json(json).map_err(sigstore_verify::Error::from)?,
+        None => TrustedRoot::from_json(SIGSTORE_PRODUCTION_TRUSTED_ROOT)
+            .expect("the built-in trusted root parses"),
+    };
+    let verifier = Verifier::new(&root)?;
+    let policy = sigstore_verify::PublicKeyVerificationPolicy::new(
+        sigstore_verify::types::DerPublicKey::new(spki_der.to_vec()),
+    );
+    let result = verifier.verify(
+        sigstore_verify::types::Sha256Hash::new(digest),
+        &parsed,
+        &policy,
+    )?;
+    Ok(result.integrated_time().map(|t| t.as_second()))
+}

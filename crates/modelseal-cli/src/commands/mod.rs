@@ -6,6 +6,7 @@ mod inspect;
 mod keygen;
 mod sign;
 mod verify;
+mod verify_bundle;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use modelseal_core::{ManifestPath, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
 use crate::Outcome;
-use crate::cli::{Command, WalkArgs};
+use crate::cli::{Command, KeylessArgs, WalkArgs};
 
 /// Environment variable that holds a private key's passphrase.
 pub const PASSPHRASE_ENV: &str = "MODELSEAL_PASSPHRASE";
@@ -28,6 +29,7 @@ pub fn run(command: Command) -> Result<Outcome> {
         Command::Hash(args) => hash::run(&args),
         Command::Sign(args) => sign::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::VerifyBundle(args) => verify_bundle::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Demo => demo::run(),
     }
@@ -96,7 +98,7 @@ pub(super) fn read_text(path: &Path, what: &str) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
-fn load_public_key(path: &Path) -> Result<VerifyingKey> {
+pub(super) fn load_public_key(path: &Path) -> Result<VerifyingKey> {
     let pem = read_text(path, "public key")?;
     VerifyingKey::from_pem(&pem).with_context(|| format!("public key {}", path.display()))
 }
@@ -145,4 +147,33 @@ fn new_passphrase() -> Result<Zeroizing<String>> {
         bail!("an empty passphrase would not protect the key");
     }
     Ok(first)
+}
+
+/// The keyless identity rule and trust root the flags name, if any.
+fn keyless_trust(args: &KeylessArgs) -> Result<Option<modelseal_verify::keyless::KeylessTrust>> {
+    use modelseal_verify::keyless::{IdentityRule, KeylessTrust};
+    let rule = match (&args.identity, &args.identity_regex) {
+        (Some(identity), _) => IdentityRule::Exact(identity.clone()),
+        (None, Some(pattern)) => {
+            IdentityRule::regex(pattern).with_context(|| format!("--identity-regex {pattern:?}"))?
+        }
+        (None, None) => {
+            if args.issuer.is_some() || args.trusted_root.is_some() {
+                bail!("--issuer and --trusted-root need --identity or --identity-regex");
+            }
+            return Ok(None);
+        }
+    };
+    let issuer = args
+        .issuer
+        .as_deref()
+        .context("--identity needs --issuer")?;
+    Ok(Some(match &args.trusted_root {
+        None => KeylessTrust::public_good(rule, issuer),
+        Some(path) => {
+            let json = read_text(path, "trusted root")?;
+            KeylessTrust::from_trusted_root(&json, rule, issuer)
+                .with_context(|| format!("trusted root {}", path.display()))?
+        }
+    }))
 }

@@ -29,7 +29,10 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
                 .with_context(|| format!("root certificate {}", path.display()))?,
         );
     }
-    let policy = TrustPolicy::from_keys(keys).with_certificate_roots(roots);
+    let mut policy = TrustPolicy::from_keys(keys).with_certificate_roots(roots);
+    if let Some(trust) = super::keyless_trust(&args.keyless)? {
+        policy = policy.with_keyless(trust);
+    }
     let ignore = args
         .ignore
         .iter()
@@ -85,6 +88,9 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
                 "algorithm": verified.signer.algorithm.to_string(),
                 "fingerprint": verified.signer.fingerprint.to_string(),
                 "certificate": verified.signer.certificate_subject,
+                "identity": verified.signer.keyless.as_ref().map(|k| &k.identity),
+                "issuer": verified.signer.keyless.as_ref().map(|k| &k.issuer),
+                "signedAt": verified.signer.keyless.as_ref().and_then(|k| k.signed_at),
             },
             "files": verified.files,
             "bytes": verified.bytes,
@@ -94,11 +100,22 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             Some(bytes) => format!("{} files, {bytes} bytes", verified.files),
             None => format!("{} resources", verified.files),
         };
-        let certificate = verified
-            .signer
-            .certificate_subject
-            .map(|s| format!(" (certificate {s})"))
-            .unwrap_or_default();
+        let certificate = match (
+            &verified.signer.certificate_subject,
+            &verified.signer.keyless,
+        ) {
+            (Some(subject), _) => format!(" (certificate {subject})"),
+            (None, Some(k)) => format!(
+                "\n  identity {} from {}, logged at {}",
+                k.identity,
+                k.issuer,
+                k.signed_at.map_or_else(
+                    || "an unknown time".to_owned(),
+                    |t| format!("Unix time {t}")
+                )
+            ),
+            (None, None) => String::new(),
+        };
         out(&format!(
             "verified {} ({format}, {counted})\n  subject {} {}:{}\n  signer  {} {}{certificate}",
             args.model.display(),

@@ -1,0 +1,98 @@
+//! `modelseal verify-bundle`: the Sigstore checks for one artifact, as other Sigstore
+//! clients offer them (message signatures and DSSE attestations alike).
+
+use anyhow::{Context, Result, bail};
+use modelseal_core::hash::{DigestAlgorithm, NoProgress, RangeJob, hash_ranges};
+use modelseal_verify::keyless;
+use serde_json::json;
+
+use crate::Outcome;
+use crate::cli::VerifyBundleArgs;
+use crate::output::{out, out_json};
+
+pub fn run(args: &VerifyBundleArgs) -> Result<Outcome> {
+    let digest = artifact_digest(&args.artifact)?;
+    let json = super::read_text(&args.bundle, "bundle")?;
+    let result = match &args.key {
+        Some(path) => {
+            let key = super::load_public_key(path)?;
+            let root = match &args.keyless.trusted_root {
+                Some(p) => Some(super::read_text(p, "trusted root")?),
+                None => None,
+            };
+            keyless::verify_key_json(&json, digest, key.spki_der(), root.as_deref())
+                .map(|time| (format!("key {}", key.fingerprint()), None, time))
+        }
+        None => {
+            let trust = super::keyless_trust(&args.keyless)?
+                .context("give --key, or --identity and --issuer")?;
+            keyless::verify_keyless_json(&json, digest, &trust).map(|s| {
+                (
+                    format!("{} from {}", s.identity, s.issuer),
+                    Some(s.identity),
+                    s.signed_at,
+                )
+            })
+        }
+    };
+    let hex = hex::encode(digest);
+    match result {
+        Ok((signer, identity, signed_at)) => {
+            if args.json {
+                out_json(&json!({
+                    "verified": true, "artifact": { "sha256": hex }, "signer": signer,
+                    "identity": identity, "signedAt": signed_at,
+                }));
+            } else {
+                let time =
+                    signed_at.map_or_else(String::new, |t| format!(", logged at Unix time {t}"));
+                out(&format!("verified sha256:{hex}\n  signer {signer}{time}"));
+            }
+            Ok(Outcome::Success)
+        }
+        Err(err) => {
+            eprintln!("error: {}: {}", args.bundle.display(), error_chain(&err));
+            if args.json {
+                out_json(&json!({
+                    "verified": false, "artifact": { "sha256": hex },
+                    "error": { "kind": err.kind(), "message": error_chain(&err) },
+                }));
+            }
+            Ok(Outcome::Refused)
+        }
+    }
+}
+
+/// `sha256:HEX`, or the SHA-256 of the named file.
+fn artifact_digest(artifact: &str) -> Result<[u8; 32]> {
+    if let Some(hex) = artifact.strip_prefix("sha256:") {
+        let bytes = hex::decode(hex).ok().filter(|b| b.len() == 32);
+        let Some(bytes) = bytes else {
+            bail!("{artifact:?} is not sha256: followed by 64 hex digits");
+        };
+        return Ok(bytes.try_into().expect("length checked"));
+    }
+    let path = std::path::PathBuf::from(artifact);
+    let size = std::fs::metadata(&path)
+        .with_context(|| format!("cannot read artifact {artifact}"))?
+        .len();
+    let job = RangeJob {
+        fs_path: path,
+        start: 0,
+        end: size,
+        file_size: size,
+    };
+    let digest = hash_ranges(&[job], DigestAlgorithm::Sha256, &NoProgress)
+        .with_context(|| format!("cannot hash artifact {artifact}"))?;
+    Ok(digest[0].clone().try_into().expect("SHA-256 is 32 bytes"))
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}
