@@ -188,6 +188,8 @@ def verify(bundle, trusted, files, extra_ignores=()):
     need(all(s.get("keyid") is None or isinstance(s["keyid"], str) for s in sigs), bad, "keyid")
     # 3-4
     need(trusted, "no-trusted-keys")
+    kinds = [k for k in ("publicKey", "certificate", "x509CertificateChain") if k in vm]
+    need(kinds == ["publicKey"], "unsupported-verification-material", str(kinds))  # exactly one kind
     pk = vm.get("publicKey")
     need(isinstance(pk, dict), "unsupported-verification-material", str(sorted(vm)))
     # 5

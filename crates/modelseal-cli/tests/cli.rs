@@ -351,9 +351,9 @@ fn crafted_bundle_vectors_through_the_cli() {
             Some("not a valid Sigstore bundle: expected base64"),
         ),
         (
-            "certificate-material",
+            "ambiguous-material",
             Some(
-                "bundle verification material is a single certificate (Sigstore keyless), which this version cannot check",
+                "bundle verification material is ambiguous (more than one kind), which this version cannot check",
             ),
         ),
         (

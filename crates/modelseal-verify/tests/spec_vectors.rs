@@ -438,11 +438,13 @@ fn bundle_vectors() {
     ));
 
     let mut cert = good_bundle.clone();
-    cert["verificationMaterial"] = json!({"certificate": {"rawBytes": "MIIB"}, "tlogEntries": []});
+    let hint = cert["verificationMaterial"]["publicKey"].clone();
+    cert["verificationMaterial"] =
+        json!({"publicKey": hint, "certificate": {"rawBytes": "MIIB"}, "tlogEntries": []});
     cases.push((
-        "certificate-material",
+        "ambiguous-material",
         "unsupported-verification-material",
-        "certificate material is not checked by this version",
+        "a key and a certificate at once: which one signs is ambiguous, so neither is used",
         cert,
         files.clone(),
     ));
