@@ -38,6 +38,12 @@ pub enum Command {
     VerifyBundle(VerifyBundleArgs),
     /// Show what a signature bundle claims, without verifying it
     Inspect(InspectArgs),
+    /// Attest how a model was made (signed SLSA provenance)
+    #[command(subcommand)]
+    Attest(AttestCommand),
+    /// Keep attestations in a directory indexed by subject digest
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Sign and verify a generated sample model, then show a tampered copy refused
     Demo,
 }
@@ -178,9 +184,24 @@ pub struct VerifyArgs {
     #[arg(
         long = "key",
         value_name = "PUB",
-        required_unless_present_any = ["certificate_roots", "identity", "identity_regex"]
+        required_unless_present_any = ["certificate_roots", "identity", "identity_regex", "policy"]
     )]
     pub keys: Vec<PathBuf>,
+    /// Lineage policy (TOML, see spec/policy.md): the model's signers come from it
+    #[arg(long, value_name = "POLICY", conflicts_with = "keys")]
+    pub policy: Option<PathBuf>,
+    /// Also check the model's training lineage, hop by hop, against the policy
+    #[arg(long, requires_all = ["policy", "store"])]
+    pub lineage: bool,
+    /// Attestation store holding the lineage's bundles
+    #[arg(long, value_name = "STORE")]
+    pub store: Option<PathBuf>,
+    /// After a passed lineage check, write a signed SLSA verification summary here
+    #[arg(long, value_name = "PATH", requires_all = ["lineage", "vsa_key"])]
+    pub emit_vsa: Option<PathBuf>,
+    /// Private key that signs the verification summary
+    #[arg(long, value_name = "KEY")]
+    pub vsa_key: Option<PathBuf>,
     #[command(flatten)]
     pub keyless: KeylessArgs,
     /// Trusted root certificate (PEM) for certificate-signed bundles; repeatable. Chains
@@ -254,4 +275,80 @@ pub struct InspectArgs {
     /// Print as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AttestCommand {
+    /// Sign a SLSA Provenance v1 statement for a training (or fine-tuning) run
+    #[command(after_help = PASSPHRASE_HELP)]
+    Training(TrainingArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainingArgs {
+    /// The trained model (hashed: its manifest root is the subject)
+    #[arg(long, value_name = "MODEL")]
+    pub model: PathBuf,
+    /// The builder's private key
+    #[arg(long, value_name = "KEY")]
+    pub key: PathBuf,
+    /// A base model: a signed model directory, or [NAME=]blake3:HEX; repeatable
+    #[arg(long = "base-model", value_name = "DIR|blake3:HEX")]
+    pub base_models: Vec<String>,
+    /// A dataset: a directory, or [NAME=]blake3:HEX; repeatable
+    #[arg(long = "dataset", value_name = "DIR|blake3:HEX")]
+    pub datasets: Vec<String>,
+    /// Training code as GIT_URL@COMMIT [default: from GITHUB_* or the current git checkout]
+    #[arg(long, value_name = "GIT_URL@COMMIT")]
+    pub code: Option<String>,
+    /// Container image as REF@sha256:HEX
+    #[arg(long, value_name = "REF@sha256:HEX")]
+    pub image: Option<String>,
+    /// A hyperparameter KEY=VALUE; repeatable
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// A configuration file, recorded by SHA-256; repeatable
+    #[arg(long = "config", value_name = "FILE")]
+    pub configs: Vec<PathBuf>,
+    /// The command or script that ran the training
+    #[arg(long, value_name = "CMD")]
+    pub entry_point: Option<String>,
+    /// URI of the builder (CI system, cluster) that ran it
+    #[arg(
+        long,
+        value_name = "URI",
+        default_value = "https://modelseal.dev/builders/local"
+    )]
+    pub builder_id: String,
+    /// Start time, RFC 3339
+    #[arg(long, value_name = "TIME")]
+    pub started_on: Option<String>,
+    /// End time, RFC 3339 [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub finished_on: Option<String>,
+    /// Subject name [default: the model's file name]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where to write the bundle [default: MODEL.provenance.sig beside the model]
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Add bundles, each under every subject digest it names
+    Add {
+        /// The store directory (created if absent)
+        store: PathBuf,
+        /// Bundle files
+        #[arg(required = true)]
+        bundles: Vec<PathBuf>,
+    },
+    /// List the digests in a store, or the bundles for one digest
+    List {
+        /// The store directory
+        store: PathBuf,
+        /// A digest, as blake3:HEX or sha256:HEX
+        digest: Option<String>,
+    },
 }

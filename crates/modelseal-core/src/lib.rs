@@ -32,7 +32,9 @@ pub mod merkle;
 mod model;
 pub mod oms;
 mod path;
+pub mod provenance;
 pub mod statement;
+pub mod store;
 pub mod walk;
 
 pub use bundle::{Bundle, BundleError};

@@ -364,6 +364,7 @@ pub fn statement(
                 "sha256".to_owned(),
                 hex::encode(root_digest(resources)),
             )]),
+            annotations: None,
         }],
         predicate_type: OMS_PREDICATE_TYPE.to_owned(),
         predicate: serde_json::json!({

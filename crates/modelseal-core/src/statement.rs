@@ -44,6 +44,10 @@ pub struct ResourceDescriptor {
     /// Algorithm name to lowercase hex digest.
     #[serde(default)]
     pub digest: BTreeMap<String, String>,
+    /// Free-form properties; modelseal records a dependency's kind under
+    /// `modelseal.dev/kind` (`spec/lineage.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// Whether a signed directory is a model or a dataset; both are hashed the same way.
@@ -82,6 +86,7 @@ impl Statement<ManifestPredicate> {
                 name: Some(name.to_owned()),
                 uri: None,
                 digest: BTreeMap::from([("blake3".to_owned(), root.to_hex())]),
+                annotations: None,
             }],
             predicate_type: MANIFEST_PREDICATE_TYPE.to_owned(),
             predicate,

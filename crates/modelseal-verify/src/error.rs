@@ -18,6 +18,9 @@ pub enum VerifyError {
     /// The policy trusts no key, so nothing can verify.
     #[error("no trusted keys were given")]
     NoTrustedKeys,
+    /// The lineage check failed at some hop.
+    #[error("lineage check failed")]
+    Lineage(#[source] crate::lineage::HopFailure),
     /// A certificate-signed bundle, and no trusted root certificate to check it against.
     #[error("bundle is signed with a certificate chain, and no trusted root certificate was given")]
     NoTrustedRoots,
@@ -134,6 +137,7 @@ impl VerifyError {
             Self::Bundle(_) => "malformed-bundle",
             Self::NoTrustedKeys => "no-trusted-keys",
             Self::NoTrustedRoots => "no-trusted-roots",
+            Self::Lineage(failure) => failure.kind(),
             Self::NoKeylessIdentity => "no-keyless-identity",
             #[cfg(feature = "sigstore")]
             Self::Keyless(e) => e.kind(),

@@ -31,6 +31,8 @@ mod error;
 mod files;
 #[cfg(feature = "sigstore")]
 pub mod keyless;
+pub mod lineage;
+pub mod lineage_policy;
 pub mod oms;
 mod policy;
 

@@ -1,10 +1,13 @@
 //! One module per subcommand, and the flag resolution they share.
 
+mod attest;
 mod demo;
 mod hash;
 mod inspect;
 mod keygen;
+mod lineage;
 mod sign;
+mod store;
 mod verify;
 mod verify_bundle;
 
@@ -31,6 +34,8 @@ pub fn run(command: Command) -> Result<Outcome> {
         Command::Verify(args) => verify::run(&args),
         Command::VerifyBundle(args) => verify_bundle::run(&args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Attest(command) => attest::run(&command),
+        Command::Store(command) => store::run(&command),
         Command::Demo => demo::run(),
     }
 }
@@ -103,7 +108,7 @@ pub(super) fn load_public_key(path: &Path) -> Result<VerifyingKey> {
     VerifyingKey::from_pem(&pem).with_context(|| format!("public key {}", path.display()))
 }
 
-fn load_signing_key(path: &Path) -> Result<SigningKey> {
+pub(super) fn load_signing_key(path: &Path) -> Result<SigningKey> {
     let pem = Zeroizing::new(read_text(path, "private key")?);
     let form =
         SigningKey::pem_form(&pem).with_context(|| format!("private key {}", path.display()))?;

@@ -3,6 +3,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use modelseal_core::walk::WalkOptions;
 use modelseal_core::{Bundle, BundleError};
+use modelseal_verify::lineage_policy::{LineagePolicy, Role};
 use modelseal_verify::{SignatureFormat, TrustPolicy, VerifyError, VerifyOptions, verify_model};
 use serde_json::{Value, json};
 
@@ -29,6 +30,16 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
                 .with_context(|| format!("root certificate {}", path.display()))?,
         );
     }
+    let lineage_policy = match &args.policy {
+        Some(path) => {
+            Some(LineagePolicy::read(path).with_context(|| format!("policy {}", path.display()))?)
+        }
+        None => None,
+    };
+    let keys = match &lineage_policy {
+        Some(p) => p.trust_for(Role::ModelPublisher).keys().to_vec(),
+        None => keys,
+    };
     let mut policy = TrustPolicy::from_keys(keys).with_certificate_roots(roots);
     if let Some(trust) = super::keyless_trust(&args.keyless)? {
         policy = policy.with_keyless(trust);
@@ -71,6 +82,12 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
         SignatureFormat::Oms => "oms",
         _ => "oms-legacy",
     };
+    let lineage = match (&lineage_policy, args.lineage) {
+        (Some(lineage_policy), true) => {
+            Some(super::lineage::check(args, lineage_policy, &verified)?)
+        }
+        _ => None,
+    };
     if args.json {
         let mut root = serde_json::Map::new();
         root.insert(
@@ -94,6 +111,7 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             },
             "files": verified.files,
             "bytes": verified.bytes,
+            "lineage": lineage.as_ref().map(super::lineage::report_json),
         }));
     } else {
         let counted = match verified.bytes {
@@ -125,6 +143,21 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             verified.signer.algorithm,
             verified.signer.fingerprint,
         ));
+    }
+    if let Some(report) = &lineage {
+        if !args.json {
+            out(&super::lineage::report_text(report));
+        }
+        if !report.passed() {
+            super::lineage::report_failure(report);
+            return Ok(Outcome::Refused);
+        }
+        if let Some(path) = &args.emit_vsa {
+            let (Some(policy), Some(key)) = (&lineage_policy, &args.vsa_key) else {
+                unreachable!("clap requires --policy and --vsa-key with --emit-vsa");
+            };
+            super::lineage::emit_vsa(report, policy, &verified, key, path)?;
+        }
     }
     Ok(Outcome::Success)
 }

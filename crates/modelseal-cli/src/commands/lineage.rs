@@ -1,0 +1,167 @@
+//! `modelseal verify --lineage`: run the lineage walk, print the tree, emit a VSA.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use modelseal_core::fsio::{Overwrite, Visibility, write_atomic};
+use modelseal_core::provenance::vsa_statement;
+use modelseal_core::store::AttestationStore;
+use modelseal_core::{Blake3Digest, sign_statement};
+use modelseal_verify::VerifiedModel;
+use modelseal_verify::lineage::{Hop, LineageReport, summary, verify_lineage};
+use modelseal_verify::lineage_policy::LineagePolicy;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::cli::VerifyArgs;
+use crate::output::out;
+
+pub fn check(
+    args: &VerifyArgs,
+    policy: &LineagePolicy,
+    verified: &VerifiedModel,
+) -> Result<LineageReport> {
+    if verified.root.algorithm != "blake3" {
+        bail!(
+            "--lineage follows native (BLAKE3 manifest) signatures; this model is signed in the OMS format"
+        );
+    }
+    let store = args.store.as_deref().context("--lineage needs --store")?;
+    let signer = policy
+        .signer_name(&verified.signer.fingerprint)
+        .map(str::to_owned)
+        .unwrap_or_else(|| verified.signer.fingerprint.to_string());
+    Ok(verify_lineage(
+        verified.name.clone(),
+        &format!("blake3:{}", verified.root.hex),
+        signer,
+        policy,
+        &AttestationStore::open(store),
+    ))
+}
+
+fn label(hop: &Hop) -> String {
+    let kind = hop.kind.name();
+    let short = hop.digest.get(..19).unwrap_or(&hop.digest);
+    let verdict = match &hop.failure {
+        None if hop.via_vsa => "ok (verification summary)".to_owned(),
+        None => "ok".to_owned(),
+        Some(failure) => format!("REFUSED: {failure}"),
+    };
+    let mut text = format!(
+        "{kind} {} {short}… {verdict}",
+        hop.name.as_deref().unwrap_or("(unnamed)")
+    );
+    if !hop.signers.is_empty() {
+        text.push_str(&format!(" [signed by {}]", hop.signers.join(", ")));
+    }
+    if let Some(builder) = &hop.builder {
+        text.push_str(&format!(" [built by {builder}]"));
+    }
+    text
+}
+
+pub fn report_text(report: &LineageReport) -> String {
+    fn walk(hop: &Hop, prefix: &str, last: bool, top: bool, lines: &mut Vec<String>) {
+        let branch = if top {
+            ""
+        } else if last {
+            "└─ "
+        } else {
+            "├─ "
+        };
+        lines.push(format!("{prefix}{branch}{}", label(hop)));
+        let child_prefix = if top {
+            String::new()
+        } else {
+            format!("{prefix}{}", if last { "   " } else { "│  " })
+        };
+        for material in &hop.materials {
+            lines.push(format!("{child_prefix}   · {material}"));
+        }
+        for (i, input) in hop.inputs.iter().enumerate() {
+            walk(
+                input,
+                &child_prefix,
+                i + 1 == hop.inputs.len(),
+                false,
+                lines,
+            );
+        }
+    }
+    let mut lines = vec!["lineage:".to_owned()];
+    walk(&report.root, "  ", true, true, &mut lines);
+    lines.push(if report.passed() {
+        "lineage passed".into()
+    } else {
+        "lineage REFUSED".into()
+    });
+    lines.join("\n")
+}
+
+pub fn report_failure(report: &LineageReport) {
+    if let Some((hop, failure)) = report.first_failure() {
+        eprintln!(
+            "error: lineage refused at {} {}: {failure}",
+            hop.name.as_deref().unwrap_or("(unnamed)"),
+            hop.digest
+        );
+    }
+}
+
+pub fn report_json(report: &LineageReport) -> Value {
+    fn hop_json(hop: &Hop) -> Value {
+        json!({
+            "kind": hop.kind.name(),
+            "name": hop.name,
+            "digest": hop.digest,
+            "verdict": if hop.failure.is_some() { "refused" } else { "ok" },
+            "failure": hop.failure.as_ref().map(|f| json!({"kind": f.kind(), "message": f.to_string()})),
+            "signers": hop.signers,
+            "builder": hop.builder,
+            "viaVsa": hop.via_vsa,
+            "materials": hop.materials,
+            "inputs": hop.inputs.iter().map(hop_json).collect::<Vec<_>>(),
+        })
+    }
+    json!({
+        "passed": report.passed(),
+        "firstFailure": report.first_failure().map(|(hop, f)| json!({
+            "digest": hop.digest, "name": hop.name, "kind": f.kind(), "message": f.to_string(),
+        })),
+        "tree": hop_json(&report.root),
+    })
+}
+
+pub fn emit_vsa(
+    report: &LineageReport,
+    policy: &LineagePolicy,
+    verified: &VerifiedModel,
+    key: &Path,
+    out_path: &Path,
+) -> Result<()> {
+    let key = super::load_signing_key(key)?;
+    let name = verified.name.clone().unwrap_or_else(|| "model".into());
+    let now = OffsetDateTime::now_utc().format(&Rfc3339)?;
+    let summary =
+        summary(report, policy, now, name.clone()).context("only a passed check gets a summary")?;
+    let root: Blake3Digest = verified
+        .root
+        .hex
+        .parse()
+        .context("the verified root is a BLAKE3 digest")?;
+    let bundle = sign_statement(&vsa_statement(&name, &root, &summary), &key);
+    write_atomic(
+        out_path,
+        &bundle.to_json(),
+        Visibility::Public,
+        Overwrite::Allow,
+    )
+    .with_context(|| format!("cannot write {}", out_path.display()))?;
+    out(&format!(
+        "wrote verification summary {}",
+        out_path.display()
+    ));
+    Ok(())
+}

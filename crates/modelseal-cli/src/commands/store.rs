@@ -1,0 +1,50 @@
+//! `modelseal store add|list`.
+
+use anyhow::{Context, Result, bail};
+use modelseal_core::store::AttestationStore;
+
+use crate::Outcome;
+use crate::cli::StoreCommand;
+use crate::output::out;
+
+pub fn run(command: &StoreCommand) -> Result<Outcome> {
+    match command {
+        StoreCommand::Add { store, bundles } => {
+            let store_dir = AttestationStore::open(store);
+            for bundle in bundles {
+                let keys = store_dir
+                    .add(bundle)
+                    .with_context(|| format!("cannot add {}", bundle.display()))?;
+                out(&format!(
+                    "added {} under {}",
+                    bundle.display(),
+                    keys.join(", ")
+                ));
+            }
+        }
+        StoreCommand::List { store, digest } => {
+            let store_dir = AttestationStore::open(store);
+            match digest {
+                None => {
+                    for digest in store_dir.digests()? {
+                        out(&digest);
+                    }
+                }
+                Some(digest) => {
+                    let Some((algorithm, hex)) = digest.split_once(':') else {
+                        bail!("{digest:?} is not ALGORITHM:HEX");
+                    };
+                    for stored in store_dir.bundles_for(algorithm, hex)? {
+                        let payload = &stored.bundle.dsse_envelope.payload;
+                        let predicate = serde_json::from_slice::<serde_json::Value>(payload)
+                            .ok()
+                            .and_then(|v| v["predicateType"].as_str().map(str::to_owned))
+                            .unwrap_or_else(|| "(not an in-toto statement)".into());
+                        out(&format!("{}  {predicate}", stored.sha256));
+                    }
+                }
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}
