@@ -70,6 +70,11 @@ impl AttestationStore {
         }
     }
 
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Adds a bundle file under each of its subject digests; returns the index keys
     /// (`algorithm:hex`) it was stored under. The bundle is parsed, not verified.
     pub fn add(&self, file: &Path) -> Result<Vec<String>, StoreError> {

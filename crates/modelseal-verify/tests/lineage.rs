@@ -1,0 +1,403 @@
+//! A real multi-hop chain, built here: two datasets -> base model -> fine-tuned model ->
+//! quantized model, each signed, each run attested, everything in a store. The chain
+//! passes; then each way it can be broken is refused with its own failure.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use modelseal_core::hash::NoProgress;
+use modelseal_core::provenance::{
+    BuildDefinition, BuildMetadata, Builder, DependencyKind, Provenance, RunDetails,
+    TRAINING_BUILD_TYPE, dependency, provenance_statement,
+};
+use modelseal_core::store::AttestationStore;
+use modelseal_core::{
+    ArtifactKind, Blake3Digest, KeyAlgorithm, SignOptions, SigningKey, sign_model, sign_statement,
+};
+use modelseal_verify::lineage::{HopFailure, LineageReport, verify_lineage};
+use modelseal_verify::lineage_policy::LineagePolicy;
+
+const BUILDER: &str = "https://ci.example.com/trainer";
+
+struct Keys {
+    publisher: SigningKey,
+    builder: SigningKey,
+    curator: SigningKey,
+    rogue: SigningKey,
+}
+
+struct Chain {
+    dir: tempfile::TempDir,
+    keys: Keys,
+    digests: BTreeMap<&'static str, Blake3Digest>,
+    bundles: Vec<(&'static str, PathBuf)>,
+}
+
+impl Chain {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn digest(&self, name: &str) -> String {
+        format!("blake3:{}", self.digests[name])
+    }
+
+    /// Makes an artifact directory and signs it; the bundle goes to the list.
+    fn artifact(&mut self, name: &'static str, kind: ArtifactKind, seed: u8) {
+        let dir = self.path(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("data.bin"), vec![seed; 4096 + seed as usize]).unwrap();
+        std::fs::write(dir.join("README.md"), format!("# {name}\n")).unwrap();
+        let key = if kind == ArtifactKind::Dataset {
+            &self.keys.curator
+        } else {
+            &self.keys.publisher
+        };
+        let options = SignOptions {
+            kind,
+            ..SignOptions::default()
+        };
+        let signed = sign_model(&dir, &options, key, &NoProgress).unwrap();
+        self.digests.insert(name, signed.root);
+        self.save(name, "sig", &signed.bundle);
+    }
+
+    fn save(&mut self, name: &'static str, what: &str, bundle: &modelseal_core::Bundle) {
+        let path = self.path(&format!("{name}.{what}.json"));
+        std::fs::write(&path, bundle.to_json()).unwrap();
+        self.bundles.push((name, path));
+    }
+
+    /// Attests that `model` was trained from `bases` and `datasets`.
+    fn provenance(
+        &self,
+        model: &'static str,
+        bases: &[&str],
+        datasets: &[&str],
+        key: Option<&SigningKey>,
+    ) -> modelseal_core::Bundle {
+        let mut deps = Vec::new();
+        for (names, kind) in [
+            (bases, DependencyKind::BaseModel),
+            (datasets, DependencyKind::Dataset),
+        ] {
+            for name in names {
+                deps.push(dependency(
+                    kind,
+                    Some((*name).into()),
+                    None,
+                    BTreeMap::from([("blake3".into(), self.digests[name].to_hex())]),
+                ));
+            }
+        }
+        deps.push(dependency(
+            DependencyKind::Code,
+            None,
+            Some("git+https://example.com/train.git".into()),
+            BTreeMap::from([("gitCommit".into(), "a".repeat(40))]),
+        ));
+        let provenance = Provenance {
+            build_definition: BuildDefinition {
+                build_type: TRAINING_BUILD_TYPE.into(),
+                external_parameters: serde_json::json!({"hyperparameters": {"lr": "0.001"}}),
+                internal_parameters: None,
+                resolved_dependencies: deps,
+            },
+            run_details: RunDetails {
+                builder: Builder { id: BUILDER.into() },
+                metadata: Some(BuildMetadata {
+                    invocation_id: Some("run-1".into()),
+                    started_on: None,
+                    finished_on: None,
+                }),
+            },
+        };
+        let statement = provenance_statement(model, &self.digests[model], &provenance);
+        sign_statement(&statement, key.unwrap_or(&self.keys.builder))
+    }
+
+    fn store(&self, skip: &[&str]) -> AttestationStore {
+        let dir = self.dir.path().join(format!("store-{}", rand_suffix()));
+        let store = AttestationStore::open(&dir);
+        for (name, path) in &self.bundles {
+            let file = path.file_name().unwrap().to_string_lossy().into_owned();
+            if skip.iter().any(|s| file == *s) {
+                continue;
+            }
+            let _ = name;
+            store.add(path).unwrap();
+        }
+        store
+    }
+
+    fn policy(&self, extra: &str) -> LineagePolicy {
+        self.policy_with(4, BUILDER, extra)
+    }
+
+    fn policy_with(&self, max_depth: usize, builder: &str, extra: &str) -> LineagePolicy {
+        let keys = [
+            ("publisher", &self.keys.publisher),
+            ("builder", &self.keys.builder),
+            ("curator", &self.keys.curator),
+        ];
+        for (name, key) in keys {
+            std::fs::write(
+                self.path(&format!("{name}.pub")),
+                key.verifying_key().to_pem(),
+            )
+            .unwrap();
+        }
+        let text = format!(
+            r#"max_depth = {max_depth}
+{extra}
+[[signer]]
+name = "release"
+roles = ["model-publisher"]
+key = "publisher.pub"
+
+[[signer]]
+name = "trainer"
+roles = ["training-builder"]
+key = "builder.pub"
+
+[[signer]]
+name = "data-team"
+roles = ["dataset-curator"]
+key = "curator.pub"
+
+[builders]
+allow = ["{builder}"]
+"#
+        );
+        let path = self.path(&format!("policy-{}.toml", rand_suffix()));
+        std::fs::write(&path, text).unwrap();
+        LineagePolicy::read(&path).unwrap()
+    }
+
+    fn check(&self, store: &AttestationStore, policy: &LineagePolicy) -> LineageReport {
+        verify_lineage(
+            Some("quantized".into()),
+            &self.digest("quantized"),
+            "release".into(),
+            policy,
+            store,
+        )
+    }
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    N.fetch_add(1, Ordering::Relaxed).to_string()
+}
+
+fn key() -> SigningKey {
+    SigningKey::generate(KeyAlgorithm::Ed25519).unwrap()
+}
+
+fn build() -> Chain {
+    let mut chain = Chain {
+        dir: tempfile::tempdir().unwrap(),
+        keys: Keys {
+            publisher: key(),
+            builder: key(),
+            curator: key(),
+            rogue: key(),
+        },
+        digests: BTreeMap::new(),
+        bundles: Vec::new(),
+    };
+    chain.artifact("corpus-a", ArtifactKind::Dataset, 1);
+    chain.artifact("corpus-b", ArtifactKind::Dataset, 2);
+    chain.artifact("base", ArtifactKind::Model, 3);
+    chain.artifact("fine-tuned", ArtifactKind::Model, 4);
+    chain.artifact("quantized", ArtifactKind::Model, 5);
+    let p = chain.provenance("base", &[], &["corpus-a", "corpus-b"], None);
+    chain.save("base", "provenance", &p);
+    let p = chain.provenance("fine-tuned", &["base"], &[], None);
+    chain.save("fine-tuned", "provenance", &p);
+    let p = chain.provenance("quantized", &["fine-tuned"], &[], None);
+    chain.save("quantized", "provenance", &p);
+    chain
+}
+
+fn failure_of(report: &LineageReport) -> (String, HopFailure) {
+    let (hop, failure) = report
+        .first_failure()
+        .expect("the lineage should be refused");
+    (hop.name.clone().unwrap_or_default(), failure.clone())
+}
+
+#[test]
+fn the_whole_chain_passes_and_names_every_hop() {
+    let chain = build();
+    let report = chain.check(&chain.store(&[]), &chain.policy(""));
+    assert!(report.passed(), "{:?}", report.first_failure());
+    let root = &report.root;
+    assert_eq!(root.builder.as_deref(), Some(BUILDER));
+    assert_eq!(root.signers, ["release", "trainer"]);
+    let fine = &root.inputs[0];
+    assert_eq!(fine.name.as_deref(), Some("fine-tuned"));
+    let base = &fine.inputs[0];
+    assert_eq!(base.name.as_deref(), Some("base"));
+    let names: Vec<_> = base
+        .inputs
+        .iter()
+        .map(|h| h.name.clone().unwrap())
+        .collect();
+    assert_eq!(names, ["corpus-a", "corpus-b"]);
+    assert_eq!(base.inputs[0].signers, ["data-team"]);
+    assert!(root.materials[0].contains("git+https://example.com/train.git"));
+    // Every attestation relied on is recorded: the signatures of the 2 models below the
+    // top and of the 2 datasets, and 3 provenances.
+    assert_eq!(report.attestations.len(), 7);
+}
+
+#[test]
+fn a_denied_dataset_is_refused() {
+    let chain = build();
+    let policy = chain.policy(&format!(
+        "[datasets]\ndeny = [\"{}\"]\n",
+        chain.digest("corpus-b")
+    ));
+    let (hop, failure) = failure_of(&chain.check(&chain.store(&[]), &policy));
+    assert_eq!(hop, "corpus-b");
+    assert_eq!(failure, HopFailure::Denied(chain.digest("corpus-b")));
+    // By name pattern too.
+    let policy = chain.policy("[datasets]\ndeny = [\"name:corpus-*\"]\n");
+    let (hop, failure) = failure_of(&chain.check(&chain.store(&[]), &policy));
+    assert_eq!((hop.as_str(), failure.kind()), ("corpus-a", "denied"));
+}
+
+#[test]
+fn a_swapped_base_model_is_refused() {
+    let mut chain = build();
+    // Another model, signed by the same publisher, with its own clean lineage...
+    chain.artifact("other-base", ArtifactKind::Model, 9);
+    let p = chain.provenance("other-base", &[], &["corpus-a"], None);
+    chain.save("other-base", "provenance", &p);
+    // ...swapped in as the fine-tune's base.
+    chain.bundles.retain(|(name, path)| {
+        !(*name == "fine-tuned" && path.to_string_lossy().contains("provenance"))
+    });
+    let p = chain.provenance("fine-tuned", &["other-base"], &[], None);
+    chain.save("fine-tuned", "provenance", &p);
+    let allow = format!(
+        "[models]\nallow = [\"{}\", \"{}\"]\n",
+        chain.digest("base"),
+        chain.digest("fine-tuned")
+    );
+    let (hop, failure) = failure_of(&chain.check(&chain.store(&[]), &chain.policy(&allow)));
+    assert_eq!(
+        (hop.as_str(), failure),
+        ("other-base", HopFailure::NotAllowed)
+    );
+}
+
+#[test]
+fn a_provenance_from_an_untrusted_builder_is_refused() {
+    let mut chain = build();
+    chain
+        .bundles
+        .retain(|(name, path)| !(*name == "base" && path.to_string_lossy().contains("provenance")));
+    let p = chain.provenance(
+        "base",
+        &[],
+        &["corpus-a", "corpus-b"],
+        Some(&chain.keys.rogue),
+    );
+    chain.save("base", "provenance", &p);
+    let (hop, failure) = failure_of(&chain.check(&chain.store(&[]), &chain.policy("")));
+    assert_eq!(hop, "base");
+    assert!(
+        matches!(
+            &failure,
+            HopFailure::Untrusted {
+                role: "training-builder",
+                ..
+            }
+        ),
+        "{failure}"
+    );
+    // And a builder id the policy does not allow, even with a trusted signature.
+    let chain = build();
+    let policy = chain.policy_with(4, "https://other.example.com", "");
+    let (_, failure) = failure_of(&chain.check(&chain.store(&[]), &policy));
+    assert_eq!(failure, HopFailure::Builder(BUILDER.into()));
+}
+
+#[test]
+fn a_missing_dataset_attestation_is_refused() {
+    let chain = build();
+    let store = chain.store(&["corpus-a.sig.json"]);
+    let (hop, failure) = failure_of(&chain.check(&store, &chain.policy("")));
+    assert_eq!(hop, "corpus-a");
+    assert_eq!(failure.kind(), "missing-attestation");
+}
+
+#[test]
+fn a_cycle_is_refused() {
+    let mut chain = build();
+    // The base model claims to derive from the quantized model, which derives from it.
+    chain
+        .bundles
+        .retain(|(name, path)| !(*name == "base" && path.to_string_lossy().contains("provenance")));
+    let p = chain.provenance("base", &["quantized"], &["corpus-a"], None);
+    chain.save("base", "provenance", &p);
+    let (hop, failure) = failure_of(&chain.check(&chain.store(&[]), &chain.policy("")));
+    assert_eq!((hop.as_str(), failure), ("quantized", HopFailure::Cycle));
+}
+
+#[test]
+fn a_tampered_provenance_is_refused() {
+    let chain = build();
+    let store = chain.store(&[]);
+    // Edit the stored provenance of fine-tuned: claim a higher learning rate.
+    let path = Path::new(&chain.digest("fine-tuned").replace(':', "/")).to_path_buf();
+    let dir = store_dir(&store).join(path);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let file = entry.unwrap().path();
+        let mut bundle: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let payload = base64_decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap());
+        let text = String::from_utf8(payload).unwrap();
+        if text.contains("provenance") {
+            let edited = text.replace("0.001", "0.002");
+            bundle["dsseEnvelope"]["payload"] = base64_encode(edited.as_bytes()).into();
+            std::fs::write(&file, serde_json::to_vec(&bundle).unwrap()).unwrap();
+        }
+    }
+    let (hop, failure) = failure_of(&chain.check(&store, &chain.policy("")));
+    assert_eq!(hop, "fine-tuned");
+    let HopFailure::Untrusted { reason, .. } = &failure else {
+        panic!("{failure}")
+    };
+    assert!(reason.contains("signature does not verify"), "{reason}");
+}
+
+#[test]
+fn a_chain_deeper_than_policy_allows_is_refused() {
+    let chain = build();
+    let policy = chain.policy_with(2, BUILDER, "");
+    let (hop, failure) = failure_of(&chain.check(&chain.store(&[]), &policy));
+    assert_eq!(
+        (hop.as_str(), failure),
+        ("corpus-a", HopFailure::TooDeep(2))
+    );
+}
+
+fn store_dir(store: &AttestationStore) -> PathBuf {
+    store.root().to_path_buf()
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
