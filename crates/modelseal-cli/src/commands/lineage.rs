@@ -73,7 +73,7 @@ pub fn report_text(report: &LineageReport) -> String {
         };
         lines.push(format!("{prefix}{branch}{}", label(hop)));
         let child_prefix = if top {
-            String::new()
+            prefix.to_owned()
         } else {
             format!("{prefix}{}", if last { "   " } else { "│  " })
         };
