@@ -1321,30 +1321,85 @@ fn lineage_from_the_command_line() {
     std::fs::write(p("corpus/train.jsonl"), b"{\"text\":\"hello\"}\n").unwrap();
     let f = Fixture::new();
     let model = f.model();
-    assert_exit(&modelseal(&[&"sign", &p("corpus"), &"--kind", &"dataset", &"--key", &p("curator")]), 0);
+    assert_exit(
+        &modelseal(&[
+            &"sign",
+            &p("corpus"),
+            &"--kind",
+            &"dataset",
+            &"--key",
+            &p("curator"),
+        ]),
+        0,
+    );
     assert_exit(&modelseal(&[&"sign", &model, &"--key", &p("publisher")]), 0);
     let out = modelseal(&[
-        &"attest", &"training", &"--model", &model, &"--key", &p("builder"), &"--dataset", &p("corpus"),
-        &"--code", &"https://example.com/train.git@0123456789abcdef0123456789abcdef01234567",
-        &"--image", &"registry.example.com/train:1@sha256:".to_owned().repeat(1), &"--param", &"lr=0.001",
-        &"--builder-id", &"https://ci.example.com/trainer", &"--out", &p("model.provenance.sig"),
+        &"attest",
+        &"training",
+        &"--model",
+        &model,
+        &"--key",
+        &p("builder"),
+        &"--dataset",
+        &p("corpus"),
+        &"--code",
+        &"https://example.com/train.git@0123456789abcdef0123456789abcdef01234567",
+        &"--image",
+        &"registry.example.com/train:1@sha256:".to_owned().repeat(1),
+        &"--param",
+        &"lr=0.001",
+        &"--builder-id",
+        &"https://ci.example.com/trainer",
+        &"--out",
+        &p("model.provenance.sig"),
     ]);
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains("the digest must be 64 hex digits"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the digest must be 64 hex digits"),
+        "{}",
+        stderr(&out)
+    );
     let image = format!("registry.example.com/train:1@sha256:{}", "ab".repeat(32));
     let out = modelseal(&[
-        &"attest", &"training", &"--model", &model, &"--key", &p("builder"), &"--dataset", &p("corpus"),
-        &"--code", &"https://example.com/train.git@0123456789abcdef0123456789abcdef01234567",
-        &"--image", &image, &"--param", &"lr=0.001", &"--started-on", &"2026-11-01T10:00:00Z",
-        &"--builder-id", &"https://ci.example.com/trainer", &"--out", &p("model.provenance.sig"),
+        &"attest",
+        &"training",
+        &"--model",
+        &model,
+        &"--key",
+        &p("builder"),
+        &"--dataset",
+        &p("corpus"),
+        &"--code",
+        &"https://example.com/train.git@0123456789abcdef0123456789abcdef01234567",
+        &"--image",
+        &image,
+        &"--param",
+        &"lr=0.001",
+        &"--started-on",
+        &"2026-11-01T10:00:00Z",
+        &"--builder-id",
+        &"https://ci.example.com/trainer",
+        &"--out",
+        &p("model.provenance.sig"),
     ]);
     assert_exit(&out, 0);
     let store = p("store");
-    let out = modelseal(&[&"store", &"add", &store, &p("corpus.sig"), &f.sig(), &p("model.provenance.sig")]);
+    let out = modelseal(&[
+        &"store",
+        &"add",
+        &store,
+        &p("corpus.sig"),
+        &f.sig(),
+        &p("model.provenance.sig"),
+    ]);
     assert_exit(&out, 0);
     assert_eq!(stdout(&out).matches("added").count(), 3);
     let listed = modelseal(&[&"store", &"list", &store]);
-    assert_eq!(stdout(&listed).lines().count(), 2, "two digests: model and dataset");
+    assert_eq!(
+        stdout(&listed).lines().count(),
+        2,
+        "two digests: model and dataset"
+    );
 
     let write_policy = |extra: &str| {
         let policy = format!(
@@ -1360,39 +1415,103 @@ fn lineage_from_the_command_line() {
     };
     let policy = write_policy("[vsa]\naccept = true\n");
     let out = modelseal(&[
-        &"verify", &model, &"--policy", &policy, &"--lineage", &"--store", &store,
-        &"--emit-vsa", &p("model.vsa.sig"), &"--vsa-key", &p("verifier"),
+        &"verify",
+        &model,
+        &"--policy",
+        &policy,
+        &"--lineage",
+        &"--store",
+        &store,
+        &"--emit-vsa",
+        &p("model.vsa.sig"),
+        &"--vsa-key",
+        &p("verifier"),
     ]);
     assert_exit(&out, 0);
     let text = stdout(&out);
-    for needle in ["lineage passed", "└─ dataset corpus", "[signed by data]", "[built by https://ci.example.com/trainer]", "git+https://example.com/train.git"] {
+    for needle in [
+        "lineage passed",
+        "└─ dataset corpus",
+        "[signed by data]",
+        "[built by https://ci.example.com/trainer]",
+        "git+https://example.com/train.git",
+    ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
     assert!(p("model.vsa.sig").exists());
 
     // The summary stands in for the walk: a store with only the VSA passes...
     let vsa_store = p("vsa-store");
-    assert_exit(&modelseal(&[&"store", &"add", &vsa_store, &p("model.vsa.sig")]), 0);
-    let out = modelseal(&[&"verify", &model, &"--policy", &policy, &"--lineage", &"--store", &vsa_store, &"--json"]);
+    assert_exit(
+        &modelseal(&[&"store", &"add", &vsa_store, &p("model.vsa.sig")]),
+        0,
+    );
+    let out = modelseal(&[
+        &"verify",
+        &model,
+        &"--policy",
+        &policy,
+        &"--lineage",
+        &"--store",
+        &vsa_store,
+        &"--json",
+    ]);
     assert_exit(&out, 0);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["lineage"]["tree"]["viaVsa"], true);
     // ...but only for the policy it was made under.
     let changed = write_policy("[vsa]\naccept = true\n[datasets]\ndeny = [\"name:scraped-*\"]\n");
-    let out = modelseal(&[&"verify", &model, &"--policy", &changed, &"--lineage", &"--store", &vsa_store, &"--json"]);
+    let out = modelseal(&[
+        &"verify",
+        &model,
+        &"--policy",
+        &changed,
+        &"--lineage",
+        &"--store",
+        &vsa_store,
+        &"--json",
+    ]);
     assert_exit(&out, 1);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["lineage"]["firstFailure"]["kind"], "missing-attestation");
 
     // The poisoning case from the command line: the dataset is denied.
     let denied = write_policy("[datasets]\ndeny = [\"name:corpus\"]\n");
-    let out = modelseal(&[&"verify", &model, &"--policy", &denied, &"--lineage", &"--store", &store]);
+    let out = modelseal(&[
+        &"verify",
+        &model,
+        &"--policy",
+        &denied,
+        &"--lineage",
+        &"--store",
+        &store,
+    ]);
     assert_exit(&out, 1);
-    assert!(stderr(&out).contains("error: lineage refused at corpus blake3:"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("denied by policy rule name:corpus"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("error: lineage refused at corpus blake3:"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("denied by policy rule name:corpus"),
+        "{}",
+        stderr(&out)
+    );
     // Policy mistakes are usage errors.
     std::fs::write(p("bad.toml"), "max_depht = 3\n").unwrap();
-    let out = modelseal(&[&"verify", &model, &"--policy", &p("bad.toml"), &"--lineage", &"--store", &store]);
+    let out = modelseal(&[
+        &"verify",
+        &model,
+        &"--policy",
+        &p("bad.toml"),
+        &"--lineage",
+        &"--store",
+        &store,
+    ]);
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains("unknown field `max_depht`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown field `max_depht`"),
+        "{}",
+        stderr(&out)
+    );
 }

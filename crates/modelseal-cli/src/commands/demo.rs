@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use modelseal_core::fsio::{Overwrite, Visibility, write_atomic};
 use modelseal_core::hash::NoProgress;
-use modelseal_core::{SignOptions, SigningKey, sign_model};
+use modelseal_core::{SignOptions, SigningKey, sign_model, sign_statement};
 use modelseal_verify::{TrustPolicy, VerifyError, VerifyOptions, verify_model};
 
 use crate::Outcome;
@@ -70,6 +70,8 @@ pub fn run() -> Result<Outcome> {
         verified.signer.fingerprint
     ));
 
+    attest_and_check_lineage(dir.path(), &signed, &key)?;
+
     // A tampered copy: one flipped byte in a weight shard, one file added.
     let tampered = dir.path().join("tampered-model");
     copy_dir(&model, &tampered)?;
@@ -80,7 +82,7 @@ pub fn run() -> Result<Outcome> {
     std::fs::write(&shard, weights)?;
     std::fs::write(tampered.join("backdoor.py"), b"import os\n")?;
     out(&format!(
-        "5. tampered copy: flipped one bit at byte {middle} of model-00002-of-00002.safetensors, added backdoor.py\n   modelseal verify {} --signature {} --key {}.pub",
+        "6. tampered copy: flipped one bit at byte {middle} of model-00002-of-00002.safetensors, added backdoor.py\n   modelseal verify {} --signature {} --key {}.pub",
         tampered.display(),
         signature.display(),
         key_path.display()
@@ -96,7 +98,7 @@ pub fn run() -> Result<Outcome> {
     let stranger = TrustPolicy::from_keys(vec![
         SigningKey::generate(modelseal_core::KeyAlgorithm::Ed25519)?.verifying_key(),
     ]);
-    out("6. the intact model checked against someone else's key");
+    out("7. the intact model checked against someone else's key");
     expect_refusal(verify_model(
         &model,
         &signed.bundle,
@@ -105,7 +107,9 @@ pub fn run() -> Result<Outcome> {
         &NoProgress,
     ))?;
 
-    out("demo passed: the signed model verified; the tampered copy and the wrong key were refused");
+    out(
+        "demo passed: the signed model and its lineage verified; the tampered copy and the wrong key were refused",
+    );
     Ok(Outcome::Success)
 }
 
@@ -170,6 +174,113 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
         } else {
             std::fs::copy(entry.path(), target)?;
         }
+    }
+    Ok(())
+}
+
+/// Step 5: a signed dataset, a signed training provenance naming it, a store, a
+/// policy, and the lineage check over all of it.
+fn attest_and_check_lineage(
+    dir: &Path,
+    signed: &modelseal_core::SignedModel,
+    publisher: &SigningKey,
+) -> Result<()> {
+    use modelseal_core::ArtifactKind;
+    use modelseal_core::provenance::{
+        BuildDefinition, Builder, DependencyKind, Provenance, RunDetails, TRAINING_BUILD_TYPE,
+        dependency, provenance_statement,
+    };
+    use modelseal_core::store::AttestationStore;
+    use modelseal_verify::lineage::verify_lineage;
+    use modelseal_verify::lineage_policy::LineagePolicy;
+    use std::collections::BTreeMap;
+
+    let dataset = dir.join("demo-dataset");
+    std::fs::create_dir_all(&dataset)?;
+    std::fs::write(
+        dataset.join("train.jsonl"),
+        b"{\"text\": \"a sample training record\"}\n",
+    )?;
+    let curator = SigningKey::generate(modelseal_core::KeyAlgorithm::Ed25519)?;
+    let builder = SigningKey::generate(modelseal_core::KeyAlgorithm::Ed25519)?;
+    let options = SignOptions {
+        kind: ArtifactKind::Dataset,
+        ..SignOptions::default()
+    };
+    let data = sign_model(&dataset, &options, &curator, &NoProgress)?;
+    let provenance = Provenance {
+        build_definition: BuildDefinition {
+            build_type: TRAINING_BUILD_TYPE.into(),
+            external_parameters: serde_json::json!({"hyperparameters": {"epochs": "3"}}),
+            internal_parameters: None,
+            resolved_dependencies: vec![dependency(
+                DependencyKind::Dataset,
+                Some(data.name.clone()),
+                None,
+                BTreeMap::from([("blake3".to_owned(), data.root.to_hex())]),
+            )],
+        },
+        run_details: RunDetails {
+            builder: Builder {
+                id: "https://ci.example.com/demo-trainer".into(),
+            },
+            metadata: None,
+        },
+    };
+    let attestation = sign_statement(
+        &provenance_statement(&signed.name, &signed.root, &provenance),
+        &builder,
+    );
+    let store = AttestationStore::open(&dir.join("store"));
+    for (file, bundle) in [
+        ("demo-dataset.sig", &data.bundle),
+        ("demo-model.provenance.sig", &attestation),
+        ("demo-model.sig", &signed.bundle),
+    ] {
+        let path = dir.join(file);
+        write_atomic(
+            &path,
+            &bundle.to_json(),
+            Visibility::Public,
+            Overwrite::Allow,
+        )?;
+        store.add(&path)?;
+    }
+    for (name, key) in [
+        ("publisher", publisher),
+        ("builder", &builder),
+        ("curator", &curator),
+    ] {
+        std::fs::write(
+            dir.join(format!("{name}.pub")),
+            key.verifying_key().to_pem(),
+        )?;
+    }
+    let policy_path = dir.join("policy.toml");
+    std::fs::write(
+        &policy_path,
+        "[[signer]]\nname = \"release\"\nroles = [\"model-publisher\"]\nkey = \"publisher.pub\"\n\n\
+         [[signer]]\nname = \"trainer\"\nroles = [\"training-builder\"]\nkey = \"builder.pub\"\n\n\
+         [[signer]]\nname = \"data-team\"\nroles = [\"dataset-curator\"]\nkey = \"curator.pub\"\n\n\
+         [datasets]\ndeny = [\"name:scraped-*\"]\n",
+    )?;
+    let policy = LineagePolicy::read(&policy_path)?;
+    let report = verify_lineage(
+        Some(signed.name.clone()),
+        &format!("blake3:{}", signed.root),
+        "release".into(),
+        &policy,
+        &store,
+    );
+    out(&format!(
+        "5. modelseal sign demo-dataset --kind dataset; modelseal attest training --model demo-model --dataset demo-dataset\n   \
+         modelseal store add store *.sig; modelseal verify demo-model --policy policy.toml --lineage --store store"
+    ));
+    for line in super::lineage::report_text(&report).lines() {
+        out(&format!("   {line}"));
+    }
+    if !report.passed() {
+        bail!("the demo's own lineage did not pass");
     }
     Ok(())
 }
