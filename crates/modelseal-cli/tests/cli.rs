@@ -1345,7 +1345,7 @@ fn lineage_from_the_command_line() {
         &"--code",
         &"https://example.com/train.git@0123456789abcdef0123456789abcdef01234567",
         &"--image",
-        &"registry.example.com/train:1@sha256:".to_owned().repeat(1),
+        &"registry.example.com/train:1@sha256:",
         &"--param",
         &"lr=0.001",
         &"--builder-id",

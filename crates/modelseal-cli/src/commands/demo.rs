@@ -272,10 +272,10 @@ fn attest_and_check_lineage(
         &policy,
         &store,
     );
-    out(&format!(
+    out(
         "5. modelseal sign demo-dataset --kind dataset; modelseal attest training --model demo-model --dataset demo-dataset\n   \
-         modelseal store add store *.sig; modelseal verify demo-model --policy policy.toml --lineage --store store"
-    ));
+         modelseal store add store *.sig; modelseal verify demo-model --policy policy.toml --lineage --store store",
+    );
     for line in super::lineage::report_text(&report).lines() {
         out(&format!("   {line}"));
     }
