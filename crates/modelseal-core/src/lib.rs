@@ -31,6 +31,7 @@ mod mapped;
 pub mod merkle;
 mod model;
 pub mod oms;
+pub mod outboard;
 mod path;
 pub mod provenance;
 pub mod statement;

@@ -33,6 +33,7 @@ mod files;
 pub mod keyless;
 pub mod lineage;
 pub mod lineage_policy;
+pub mod loader;
 pub mod oms;
 mod policy;
 
