@@ -38,6 +38,8 @@ pub enum Command {
     VerifyBundle(VerifyBundleArgs),
     /// Show what a signature bundle claims, without verifying it
     Inspect(InspectArgs),
+    /// Write the BLAKE3 outboard trees that let loaders verify each range they read
+    Outboard(OutboardArgs),
     /// Attest how a model was made (signed SLSA provenance)
     #[command(subcommand)]
     Attest(AttestCommand),
@@ -144,6 +146,19 @@ pub struct SignArgs {
     /// No progress bar
     #[arg(long, short)]
     pub quiet: bool,
+    /// Native format: also write outboard trees to SIGNATURE.outboard/ (one more read
+    /// of each file over 64 KiB) for verified range reads
+    #[arg(long)]
+    pub outboard: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OutboardArgs {
+    /// The signed model directory or file
+    pub model: PathBuf,
+    /// Its signature [default: MODEL.sig beside the model]
+    #[arg(long, value_name = "PATH")]
+    pub signature: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

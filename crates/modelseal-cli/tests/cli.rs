@@ -1515,3 +1515,37 @@ fn lineage_from_the_command_line() {
         stderr(&out)
     );
 }
+
+#[test]
+fn outboards_from_sign_and_from_the_outboard_command() {
+    let f = Fixture::new();
+    // 200,000 bytes: 4 groups of 64 KiB, so 3 hash pairs of 64 bytes.
+    let out = modelseal(&[
+        &"sign",
+        &f.model(),
+        &"--key",
+        &testkey("vector-ed25519.pem"),
+        &"--outboard",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("wrote 1 outboard trees"),
+        "{}",
+        stdout(&out)
+    );
+    let ob = f.path("model.sig.outboard/weights.bin.obao");
+    assert_eq!(std::fs::metadata(&ob).unwrap().len(), 3 * 64);
+    std::fs::remove_dir_all(f.path("model.sig.outboard")).unwrap();
+    let out = modelseal(&[&"outboard", &f.model()]);
+    assert_exit(&out, 0);
+    assert_eq!(std::fs::metadata(&ob).unwrap().len(), 3 * 64);
+    // A file changed since signing gets no outboard, and the command says so.
+    flip(&f.model().join("weights.bin"), 5);
+    let out = modelseal(&[&"outboard", &f.model()]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("weights.bin does not match its signed BLAKE3"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -6,6 +6,7 @@ mod hash;
 mod inspect;
 mod keygen;
 mod lineage;
+mod outboard;
 mod sign;
 mod store;
 mod verify;
@@ -36,6 +37,7 @@ pub fn run(command: Command) -> Result<Outcome> {
         Command::Inspect(args) => inspect::run(&args),
         Command::Attest(command) => attest::run(&command),
         Command::Store(command) => store::run(&command),
+        Command::Outboard(args) => outboard::run(&args),
         Command::Demo => demo::run(),
     }
 }

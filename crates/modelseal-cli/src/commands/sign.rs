@@ -15,6 +15,9 @@ pub fn run(args: &SignArgs) -> Result<Outcome> {
         .signature
         .clone()
         .unwrap_or_else(|| super::default_signature_path(&args.model));
+    if args.outboard && args.format == Format::Oms {
+        bail!("--outboard serves native signatures; OMS hashes are not BLAKE3 trees");
+    }
     let oms_only = args.certificate.is_some()
         || args.method != OmsMethodArg::Files
         || args.hash != OmsHashArg::Sha256;
@@ -57,6 +60,9 @@ fn sign_native(
     let signed = sign_model(&args.model, &options, key, bar)
         .with_context(|| format!("cannot sign model {}", args.model.display()))?;
     write_signature(signature, &signed.bundle)?;
+    if args.outboard {
+        super::outboard::write(&args.model, &signed.manifest, signature)?;
+    }
     Ok(format!(
         "signed {} ({} files, {} bytes)\n  subject {} blake3:{}",
         args.model.display(),
