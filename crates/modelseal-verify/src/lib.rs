@@ -36,6 +36,7 @@ pub mod lineage_policy;
 pub mod loader;
 pub mod oms;
 mod policy;
+pub mod safetensors;
 
 use std::path::Path;
 

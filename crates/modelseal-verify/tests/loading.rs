@@ -191,3 +191,151 @@ fn open_checks_the_file_set_and_sizes_without_hashing() {
     assert_eq!(mismatch.modified[0].path, "weights.bin");
     assert_eq!(mismatch.modified[0].found_size, Some(BIG as u64 - 1));
 }
+
+mod safetensors_files {
+    use super::*;
+    use modelseal_verify::safetensors::{SafeTensors, SafetensorsError};
+
+    /// Writes a safetensors file: the 8-byte header length, the JSON header, the data.
+    fn write_safetensors(path: &Path, header: &serde_json::Value, data: &[u8]) {
+        let header = serde_json::to_vec(header).unwrap();
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&header);
+        bytes.extend_from_slice(data);
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    fn tensors() -> (serde_json::Value, Vec<u8>) {
+        let big: Vec<u8> = (0..300_000u32 * 4).map(|i| (i % 253) as u8).collect();
+        let small: Vec<u8> = (0..24u8).collect();
+        let ints: Vec<u8> = (0..32u8).map(|i| i * 3).collect();
+        let mut data = big.clone();
+        data.extend_from_slice(&small);
+        data.extend_from_slice(&ints);
+        let b = big.len() as u64;
+        let header = serde_json::json!({
+            "__metadata__": {"format": "pt"},
+            "embed.weight": {"dtype": "F32", "shape": [1000, 300], "data_offsets": [0, b]},
+            "norm.weight": {"dtype": "F32", "shape": [2, 3], "data_offsets": [b, b + 24]},
+            "positions": {"dtype": "I64", "shape": [4], "data_offsets": [b + 24, b + 56]},
+        });
+        (header, data)
+    }
+
+    fn sign_file(dir: &Path, header: &serde_json::Value, data: &[u8]) -> (ModelReader, PathBuf) {
+        let m = dir.join("m");
+        std::fs::create_dir_all(&m).unwrap();
+        write_safetensors(&m.join("model.safetensors"), header, data);
+        let key = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
+        let signed = sign_model(&m, &SignOptions::default(), &key, &NoProgress).unwrap();
+        let obs = dir.join("m.sig.outboard");
+        outboard::write_all(&m, &signed.manifest, &obs).unwrap();
+        let policy = TrustPolicy::from_keys(vec![key.verifying_key()]);
+        let reader = ModelReader::open(
+            &m,
+            &signed.bundle,
+            &policy,
+            &VerifyOptions::default(),
+            Some(&obs),
+        )
+        .unwrap();
+        (reader, m.join("model.safetensors"))
+    }
+
+    #[test]
+    fn tensors_read_verified_with_dtype_and_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let (header, data) = tensors();
+        let (reader, _) = sign_file(dir.path(), &header, &data);
+        let st = SafeTensors::open(&reader, "model.safetensors").unwrap();
+        assert_eq!(st.keys(), ["embed.weight", "norm.weight", "positions"]);
+        assert_eq!(st.metadata()["format"], "pt");
+        let norm = st.tensor("norm.weight").unwrap();
+        assert_eq!(
+            (norm.info.dtype.as_str(), norm.info.shape.clone()),
+            ("F32", vec![2, 3])
+        );
+        assert_eq!(norm.data, (0..24u8).collect::<Vec<_>>());
+        assert_eq!(st.tensor("embed.weight").unwrap().data.len(), 1_200_000);
+        assert!(matches!(
+            st.tensor("nope"),
+            Err(SafetensorsError::NoTensor { .. })
+        ));
+    }
+
+    #[test]
+    fn a_tampered_tensor_fails_only_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (header, data) = tensors();
+        let (reader, file) = sign_file(dir.path(), &header, &data);
+        let st = SafeTensors::open(&reader, "model.safetensors").unwrap();
+        // Flip a byte deep inside embed.weight, far from the other tensors' groups.
+        let at = st.info("embed.weight").unwrap().range.start as usize + 500_000;
+        flip(&file, at);
+        let err = st.tensor("embed.weight").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("do not match the signed BLAKE3 root"),
+            "{err}"
+        );
+        assert_eq!(
+            st.tensor("positions").unwrap().data,
+            (0..32u8).map(|i| i * 3).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn bad_headers_are_refused_before_any_tensor_is_read() {
+        let (_, data) = tensors();
+        let b = 1_200_000u64;
+        let cases = [
+            (
+                serde_json::json!({"t": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}),
+                "needs Some(8) bytes",
+            ),
+            (
+                serde_json::json!({"t": {"dtype": "F33", "shape": [1], "data_offsets": [0, 4]}}),
+                "unknown dtype F33",
+            ),
+            (
+                serde_json::json!({"t": {"dtype": "U8", "shape": [8], "data_offsets": [b + 100, b + 108]}}),
+                "outside the file",
+            ),
+            (
+                serde_json::json!({"a": {"dtype": "U8", "shape": [8], "data_offsets": [0, 8]}, "b": {"dtype": "U8", "shape": [8], "data_offsets": [4, 12]}}),
+                "overlap",
+            ),
+            (
+                serde_json::json!({"t": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1], "extra": 1}}),
+                "unknown field",
+            ),
+            (
+                serde_json::json!({"__metadata__": {"n": 1}}),
+                "__metadata__ must map strings to strings",
+            ),
+        ];
+        for (header, message) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let (reader, _) = sign_file(dir.path(), &header, &data);
+            let err = SafeTensors::open(&reader, "model.safetensors").unwrap_err();
+            assert!(err.to_string().contains(message), "want {message:?}: {err}");
+        }
+        // A length prefix larger than the file.
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("m");
+        std::fs::create_dir(&m).unwrap();
+        let mut bytes = u64::MAX.to_le_bytes().to_vec();
+        bytes.extend_from_slice(b"{}");
+        std::fs::write(m.join("x.safetensors"), bytes).unwrap();
+        let key = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
+        let signed = sign_model(&m, &SignOptions::default(), &key, &NoProgress).unwrap();
+        let policy = TrustPolicy::from_keys(vec![key.verifying_key()]);
+        let reader =
+            ModelReader::open(&m, &signed.bundle, &policy, &VerifyOptions::default(), None)
+                .unwrap();
+        assert!(matches!(
+            SafeTensors::open(&reader, "x.safetensors"),
+            Err(SafetensorsError::HeaderLength { .. })
+        ));
+    }
+}

@@ -1,0 +1,207 @@
+//! safetensors files read through a [`ModelReader`]: the header is verified and
+//! checked first (length bounds, JSON, dtypes, shapes, offsets inside the file, no
+//! overlaps), then each tensor's bytes are verified when it is read.
+
+use std::collections::BTreeMap;
+
+use crate::loader::{ModelReader, ReadError};
+
+/// Largest header accepted (the `safetensors` package's own limit).
+pub const MAX_HEADER_BYTES: u64 = 100 << 20;
+
+/// Why a safetensors file was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SafetensorsError {
+    /// Reading or verifying bytes failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The header's declared length is impossible.
+    #[error(
+        "{path}: header length {len} is larger than the file or the {MAX_HEADER_BYTES}-byte limit"
+    )]
+    HeaderLength {
+        /// The file.
+        path: String,
+        /// The declared length.
+        len: u64,
+    },
+    /// The header is not the JSON safetensors expects.
+    #[error("{path}: invalid safetensors header: {reason}")]
+    Header {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No tensor of that name.
+    #[error("{path}: no tensor named {name:?}")]
+    NoTensor {
+        /// The file.
+        path: String,
+        /// The name asked for.
+        name: String,
+    },
+}
+
+/// A tensor's description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorInfo {
+    /// Element type, as safetensors names it (`F32`, `BF16`, `I64`…).
+    pub dtype: String,
+    /// Dimensions.
+    pub shape: Vec<u64>,
+    /// Byte range inside the file (header included).
+    pub range: std::ops::Range<u64>,
+}
+
+/// A verified tensor.
+#[derive(Debug, Clone)]
+pub struct Tensor {
+    /// Its description.
+    pub info: TensorInfo,
+    /// Its bytes, verified against the signed root.
+    pub data: Vec<u8>,
+}
+
+/// An opened safetensors file of a signed model.
+#[derive(Debug)]
+pub struct SafeTensors<'a> {
+    reader: &'a ModelReader,
+    path: String,
+    tensors: BTreeMap<String, TensorInfo>,
+    metadata: BTreeMap<String, String>,
+}
+
+fn element_bytes(dtype: &str) -> Option<u64> {
+    Some(match dtype {
+        "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" | "F8_E8M0" => 1,
+        "U16" | "I16" | "F16" | "BF16" => 2,
+        "U32" | "I32" | "F32" => 4,
+        "U64" | "I64" | "F64" | "C64" => 8,
+        _ => return None,
+    })
+}
+
+impl<'a> SafeTensors<'a> {
+    /// Reads and checks the header of `path` (a signed file of `reader`'s model).
+    pub fn open(reader: &'a ModelReader, path: &str) -> Result<Self, SafetensorsError> {
+        let size = reader.size(path)?;
+        let bad = |reason: String| SafetensorsError::Header {
+            path: path.to_owned(),
+            reason,
+        };
+        if size < 8 {
+            return Err(bad(format!(
+                "file is {size} bytes, shorter than the 8-byte length prefix"
+            )));
+        }
+        let prefix = reader.read_range(path, 0..8)?;
+        let len = u64::from_le_bytes(prefix.try_into().expect("8 bytes were read"));
+        if len > MAX_HEADER_BYTES || len > size - 8 {
+            return Err(SafetensorsError::HeaderLength {
+                path: path.to_owned(),
+                len,
+            });
+        }
+        let header = reader.read_range(path, 8..8 + len)?;
+        let json: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&header).map_err(|e| bad(format!("not a JSON object: {e}")))?;
+        let base = 8 + len;
+        let mut tensors = BTreeMap::new();
+        let mut metadata = BTreeMap::new();
+        for (name, value) in json {
+            if name == "__metadata__" {
+                let map: BTreeMap<String, String> = serde_json::from_value(value)
+                    .map_err(|e| bad(format!("__metadata__ must map strings to strings: {e}")))?;
+                metadata = map;
+                continue;
+            }
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Entry {
+                dtype: String,
+                shape: Vec<u64>,
+                data_offsets: [u64; 2],
+            }
+            let entry: Entry =
+                serde_json::from_value(value).map_err(|e| bad(format!("tensor {name:?}: {e}")))?;
+            let [begin, end] = entry.data_offsets;
+            let elem = element_bytes(&entry.dtype)
+                .ok_or_else(|| bad(format!("tensor {name:?}: unknown dtype {}", entry.dtype)))?;
+            let count = entry
+                .shape
+                .iter()
+                .try_fold(1u64, |acc, d| acc.checked_mul(*d))
+                .and_then(|n| n.checked_mul(elem));
+            if begin > end || base.checked_add(end).is_none_or(|e| e > size) {
+                return Err(bad(format!(
+                    "tensor {name:?}: offsets {begin}..{end} are outside the file"
+                )));
+            }
+            if count != Some(end - begin) {
+                return Err(bad(format!(
+                    "tensor {name:?}: {} {:?} needs {count:?} bytes, its offsets span {}",
+                    entry.dtype,
+                    entry.shape,
+                    end - begin
+                )));
+            }
+            tensors.insert(
+                name,
+                TensorInfo {
+                    dtype: entry.dtype,
+                    shape: entry.shape,
+                    range: base + begin..base + end,
+                },
+            );
+        }
+        let mut spans: Vec<(&String, &TensorInfo)> = tensors.iter().collect();
+        spans.sort_by_key(|(_, t)| (t.range.start, t.range.end));
+        for pair in spans.windows(2) {
+            if pair[0].1.range.end > pair[1].1.range.start {
+                return Err(bad(format!(
+                    "tensors {:?} and {:?} overlap",
+                    pair[0].0, pair[1].0
+                )));
+            }
+        }
+        Ok(Self {
+            reader,
+            path: path.to_owned(),
+            tensors,
+            metadata,
+        })
+    }
+
+    /// Tensor names, sorted.
+    pub fn keys(&self) -> Vec<&str> {
+        self.tensors.keys().map(String::as_str).collect()
+    }
+
+    /// The header's `__metadata__`.
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// A tensor's description, without reading it.
+    pub fn info(&self, name: &str) -> Option<&TensorInfo> {
+        self.tensors.get(name)
+    }
+
+    /// Reads and verifies one tensor.
+    pub fn tensor(&self, name: &str) -> Result<Tensor, SafetensorsError> {
+        let info = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| SafetensorsError::NoTensor {
+                path: self.path.clone(),
+                name: name.to_owned(),
+            })?;
+        let data = self.reader.read_range(&self.path, info.range.clone())?;
+        Ok(Tensor {
+            info: info.clone(),
+            data,
+        })
+    }
+}
