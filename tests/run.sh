@@ -42,6 +42,16 @@ cargo check -p modelseal-verify --locked --quiet
 step "demo (release build), as the README runs it"
 cargo run --release --locked --quiet -- demo
 
+step "the Python package (PyO3, maturin) against files written by the safetensors package"
+pvenv=target/py-venv
+if [ ! -x "$pvenv/bin/python" ]; then
+  python3 -m venv "$pvenv"
+fi
+"$pvenv/bin/pip" install --quiet --disable-pip-version-check -r crates/modelseal-python/requirements-test.txt
+VIRTUAL_ENV="$PWD/$pvenv" PATH="$PWD/$pvenv/bin:$PATH" \
+  maturin develop --release --locked --quiet -m crates/modelseal-python/Cargo.toml
+MODELSEAL=target/release/modelseal "$pvenv/bin/python" -m pytest -q -p no:cacheprovider crates/modelseal-python/tests
+
 step "OMS interoperability with model-signing 1.1.1 (PyPI), both ways"
 ivenv=target/interop-venv
 if [ ! -x "$ivenv/bin/python" ]; then

@@ -232,6 +232,11 @@ impl ModelReader {
         Ok(())
     }
 
+    /// Where the signed file `path` is on disk.
+    pub fn fs_path_of(&self, path: &str) -> PathBuf {
+        self.fs_path(path)
+    }
+
     fn fs_path(&self, path: &str) -> PathBuf {
         match self.files.get(path) {
             Some(p) => p.clone(),

@@ -1,0 +1,347 @@
+//! The `modelseal` Python package's native half: model verification and verified
+//! safetensors reads, over `modelseal-verify`. The Pythonic surface (`safe_open` as a
+//! context manager, numpy arrays) is in `python/modelseal/__init__.py`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use modelseal_core::hash::NoProgress;
+use modelseal_core::{Bundle, VerifyingKey, outboard};
+use modelseal_verify::lineage_policy::{LineagePolicy, Role};
+use modelseal_verify::loader::{ModelReader, ReadError};
+use modelseal_verify::safetensors::{SafeTensors, SafetensorsError, TensorInfo};
+use modelseal_verify::{TrustPolicy, VerifyError, VerifyOptions, verify_model};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyKeyError, PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+create_exception!(
+    _native,
+    VerificationError,
+    PyException,
+    "A model or tensor failed verification."
+);
+
+/// The message of an error and all its causes, as the CLI prints them.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+fn refused(kind: &str, message: String) -> PyErr {
+    VerificationError::new_err((message, kind.to_owned()))
+}
+
+fn verify_error(err: VerifyError) -> PyErr {
+    if let VerifyError::Files(mismatch) = &err {
+        // Name every file, as the CLI does on its detail lines.
+        let mut message = chain(&err);
+        let modified: Vec<&str> = mismatch.modified.iter().map(|m| m.path.as_str()).collect();
+        for (label, names) in [
+            ("modified", modified),
+            (
+                "missing",
+                mismatch.missing.iter().map(String::as_str).collect(),
+            ),
+            (
+                "unsigned",
+                mismatch.extra.iter().map(String::as_str).collect(),
+            ),
+        ] {
+            if !names.is_empty() {
+                message.push_str(&format!("; {label}: {}", names.join(", ")));
+            }
+        }
+        return refused(err.kind(), message);
+    }
+    if err.is_refusal() {
+        refused(err.kind(), chain(&err))
+    } else {
+        PyOSError::new_err(chain(&err))
+    }
+}
+
+fn read_error(err: ReadError) -> PyErr {
+    match err {
+        ReadError::Io { .. } => PyOSError::new_err(chain(&err)),
+        ReadError::NotSigned(_) | ReadError::OutOfBounds { .. } => {
+            PyValueError::new_err(chain(&err))
+        }
+        ReadError::Tampered { .. } => refused("tampered", chain(&err)),
+        ReadError::Outboard { .. } => refused("bad-outboard", chain(&err)),
+        other => refused("read-refused", chain(&other)),
+    }
+}
+
+fn safetensors_error(err: SafetensorsError) -> PyErr {
+    match err {
+        SafetensorsError::Read(e) => read_error(e),
+        SafetensorsError::NoTensor { .. } => PyKeyError::new_err(chain(&err)),
+        other => PyValueError::new_err(chain(&other)),
+    }
+}
+
+/// `key` is a path or a list of paths; `policy` a policy file whose model publishers
+/// are trusted. Exactly one is needed.
+fn trust(key: Option<&Bound<'_, PyAny>>, policy: Option<PathBuf>) -> PyResult<TrustPolicy> {
+    let keys: Vec<PathBuf> = match key {
+        None => Vec::new(),
+        Some(k) => match k.extract::<PathBuf>() {
+            Ok(one) => vec![one],
+            Err(_) => k.extract::<Vec<PathBuf>>()?,
+        },
+    };
+    match (keys.is_empty(), policy) {
+        (false, None) => {
+            let loaded = keys
+                .iter()
+                .map(|path| {
+                    let pem = std::fs::read_to_string(path).map_err(|e| {
+                        PyOSError::new_err(format!("cannot read key {}: {e}", path.display()))
+                    })?;
+                    VerifyingKey::from_pem(&pem).map_err(|e| {
+                        PyValueError::new_err(format!("key {}: {}", path.display(), chain(&e)))
+                    })
+                })
+                .collect::<PyResult<Vec<_>>>()?;
+            Ok(TrustPolicy::from_keys(loaded))
+        }
+        (true, Some(path)) => {
+            let policy = LineagePolicy::read(&path).map_err(|e| {
+                PyValueError::new_err(format!("policy {}: {}", path.display(), chain(&e)))
+            })?;
+            Ok(policy.trust_for(Role::ModelPublisher))
+        }
+        _ => Err(PyValueError::new_err(
+            "give key=... or policy=..., exactly one",
+        )),
+    }
+}
+
+fn read_bundle(signature: &Path) -> PyResult<Bundle> {
+    Bundle::read(signature).map_err(|e| match e {
+        modelseal_core::BundleError::Io(_) => PyOSError::new_err(format!(
+            "cannot read {}: {}",
+            signature.display(),
+            chain(&e)
+        )),
+        other => refused(
+            "malformed-bundle",
+            format!("{}: {}", signature.display(), chain(&other)),
+        ),
+    })
+}
+
+/// Verifies every byte of `model` against `signature`; returns what was verified, or
+/// raises `VerificationError` (with `.args[1]` the failure kind).
+#[pyfunction]
+#[pyo3(signature = (model, signature, key=None, policy=None))]
+fn verify<'py>(
+    py: Python<'py>,
+    model: PathBuf,
+    signature: PathBuf,
+    key: Option<&Bound<'py, PyAny>>,
+    policy: Option<PathBuf>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let trust = trust(key, policy)?;
+    let bundle = read_bundle(&signature)?;
+    let mut options = VerifyOptions::default();
+    options.walk.exclude_files = vec![signature.clone()];
+    let verified = py
+        .detach(|| verify_model(&model, &bundle, &trust, &options, &NoProgress))
+        .map_err(verify_error)?;
+    let out = PyDict::new(py);
+    out.set_item("name", verified.name)?;
+    out.set_item(
+        "root",
+        format!("{}:{}", verified.root.algorithm, verified.root.hex),
+    )?;
+    out.set_item("signer", verified.signer.fingerprint.to_string())?;
+    out.set_item("algorithm", verified.signer.algorithm.to_string())?;
+    out.set_item("files", verified.files)?;
+    out.set_item("bytes", verified.bytes)?;
+    Ok(out)
+}
+
+/// A tensor's name, dtype, shape, and byte range inside the file.
+type TensorSpan = (String, String, Vec<u64>, u64, u64);
+
+/// A safetensors file of a signed model, its header checked, its tensors verified as
+/// they are read.
+#[pyclass(frozen)]
+struct SafeOpen {
+    reader: ModelReader,
+    file: String,
+    tensors: BTreeMap<String, TensorInfo>,
+    metadata: BTreeMap<String, String>,
+}
+
+#[pymethods]
+impl SafeOpen {
+    #[new]
+    #[pyo3(signature = (path, signature, key=None, policy=None, outboard=None))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        signature: PathBuf,
+        key: Option<&Bound<'_, PyAny>>,
+        policy: Option<PathBuf>,
+        outboard: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let trust = trust(key, policy)?;
+        let bundle = read_bundle(&signature)?;
+        let outboards =
+            outboard.or_else(|| Some(outboard::outboard_dir(&signature)).filter(|d| d.is_dir()));
+        let (reader, file) =
+            py.detach(|| open_either(&path, &signature, &bundle, &trust, outboards.as_deref()))?;
+        let st = SafeTensors::open(&reader, &file).map_err(safetensors_error)?;
+        let tensors = st
+            .keys()
+            .into_iter()
+            .map(|k| (k.to_owned(), st.info(k).expect("listed key").clone()))
+            .collect();
+        let metadata = st.metadata().clone();
+        Ok(Self {
+            reader,
+            file,
+            tensors,
+            metadata,
+        })
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.tensors.keys().cloned().collect()
+    }
+
+    fn metadata(&self) -> BTreeMap<String, String> {
+        self.metadata.clone()
+    }
+
+    /// `(dtype, shape, bytes)` of one tensor, verified.
+    fn tensor<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+    ) -> PyResult<(String, Vec<u64>, Bound<'py, PyBytes>)> {
+        let info = self.tensors.get(name).ok_or_else(|| {
+            PyKeyError::new_err(format!("{}: no tensor named {name:?}", self.file))
+        })?;
+        let data = py
+            .detach(|| self.reader.read_range(&self.file, info.range.clone()))
+            .map_err(read_error)?;
+        Ok((
+            info.dtype.clone(),
+            info.shape.clone(),
+            PyBytes::new(py, &data),
+        ))
+    }
+
+    /// The whole file, read once straight into a `bytes` object and verified with
+    /// multi-threaded BLAKE3, and each tensor's `(name, dtype, shape, start, end)`.
+    fn load_all<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyBytes>, Vec<TensorSpan>)> {
+        let entry = self
+            .reader
+            .entries()
+            .iter()
+            .find(|e| e.path.as_str() == self.file)
+            .expect("opened file is signed");
+        let size =
+            usize::try_from(entry.size).map_err(|_| PyValueError::new_err("file too large"))?;
+        let expected = *entry.blake3.as_bytes();
+        let path = self.reader.fs_path_of(&self.file);
+        let mut outcome: Result<(), ReadError> = Ok(());
+        let bytes = PyBytes::new_with(py, size, |buf| {
+            outcome = read_and_verify(&path, &self.file, buf, &expected);
+            Ok(())
+        })?;
+        outcome.map_err(read_error)?;
+        let tensors = self
+            .tensors
+            .iter()
+            .map(|(name, t)| {
+                (
+                    name.clone(),
+                    t.dtype.clone(),
+                    t.shape.clone(),
+                    t.range.start,
+                    t.range.end,
+                )
+            })
+            .collect();
+        Ok((bytes, tensors))
+    }
+}
+
+/// Reads `buf.len()` bytes of `path` into `buf` and checks them against `expected`,
+/// hashing on every core.
+fn read_and_verify(
+    path: &Path,
+    name: &str,
+    buf: &mut [u8],
+    expected: &[u8; 32],
+) -> Result<(), ReadError> {
+    use std::io::Read;
+    let io = |source| ReadError::Io {
+        path: name.to_owned(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    file.read_exact(buf).map_err(io)?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_rayon(buf);
+    if hasher.finalize().as_bytes() != expected {
+        return Err(ReadError::Tampered {
+            path: name.to_owned(),
+            offset: 0,
+        });
+    }
+    Ok(())
+}
+
+/// The signature covers the file's directory (the file is one of its files) or the file
+/// alone (a single-file model): try the directory first.
+fn open_either(
+    path: &Path,
+    signature: &Path,
+    bundle: &Bundle,
+    trust: &TrustPolicy,
+    outboards: Option<&Path>,
+) -> PyResult<(ModelReader, String)> {
+    let mut options = VerifyOptions::default();
+    options.walk.exclude_files = vec![signature.to_path_buf()];
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| {
+            PyValueError::new_err(format!("{} has no usable file name", path.display()))
+        })?
+        .to_owned();
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let as_directory = ModelReader::open(&parent, bundle, trust, &options, outboards);
+    match as_directory {
+        Ok(reader) if reader.size(&name).is_ok() => Ok((reader, name)),
+        Ok(_) | Err(VerifyError::Files(_)) => {
+            let reader = ModelReader::open(path, bundle, trust, &options, outboards)
+                .map_err(verify_error)?;
+            Ok((reader, name))
+        }
+        Err(other) => Err(verify_error(other)),
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(verify, m)?)?;
+    m.add_class::<SafeOpen>()?;
+    m.add("VerificationError", m.py().get_type::<VerificationError>())?;
+    Ok(())
+}

@@ -1,0 +1,123 @@
+"""The Python package against real files written by the safetensors package (numpy)."""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+import modelseal
+
+MODELSEAL = os.environ.get("MODELSEAL", "target/release/modelseal")
+REPO = Path(__file__).resolve().parents[3]
+
+
+def run(*args):
+    exe = MODELSEAL if os.path.isabs(MODELSEAL) else str(REPO / MODELSEAL)
+    result = subprocess.run([exe, *map(str, args)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture
+def signed(tmp_path):
+    """A model directory with a safetensors file written by the safetensors package,
+    signed with outboards, and a key pair."""
+    model = tmp_path / "model"
+    model.mkdir()
+    rng = np.random.default_rng(7)
+    tensors = {
+        "embed.weight": rng.standard_normal((512, 256)).astype(np.float32),
+        "norm.weight": np.arange(6, dtype=np.float16).reshape(2, 3),
+        "positions": np.arange(10, dtype=np.int64),
+        "mask": np.array([True, False, True]),
+    }
+    save_file(tensors, str(model / "model.safetensors"), metadata={"format": "np"})
+    (model / "config.json").write_text(json.dumps({"layers": 2}))
+    run("keygen", "--out", tmp_path / "key")
+    run("sign", model, "--key", tmp_path / "key", "--outboard")
+    return model, tmp_path / "model.sig", tmp_path / "key.pub", tensors
+
+
+def test_verify_returns_what_was_verified(signed):
+    model, sig, pub, _ = signed
+    result = modelseal.verify(model, sig, key=pub)
+    assert result["files"] == 2
+    assert result["root"].startswith("blake3:")
+    assert result["algorithm"] == "ed25519"
+
+
+def test_verify_refuses_a_tampered_model(signed):
+    model, sig, pub, _ = signed
+    (model / "config.json").write_text(json.dumps({"layers": 3}))
+    with pytest.raises(modelseal.VerificationError) as err:
+        modelseal.verify(model, sig, key=pub)
+    assert err.value.args[1] == "files-mismatch"
+    assert "config.json" in err.value.args[0]
+
+
+def test_safe_open_matches_the_safetensors_package(signed):
+    model, sig, pub, tensors = signed
+    with modelseal.safe_open(model / "model.safetensors", framework="numpy", signature=sig, key=pub) as f:
+        assert sorted(f.keys()) == sorted(tensors)
+        assert f.metadata() == {"format": "np"}
+        for name, expected in tensors.items():
+            got = f.get_tensor(name)
+            assert got.dtype == expected.dtype and got.shape == expected.shape
+            np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError):
+        f.keys()  # closed
+
+
+def test_load_file_matches_the_safetensors_package(signed):
+    from safetensors.numpy import load_file as plain_load
+    model, sig, pub, _ = signed
+    ours = modelseal.load_file(model / "model.safetensors", signature=sig, key=pub)
+    theirs = plain_load(str(model / "model.safetensors"))
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        np.testing.assert_array_equal(ours[name], theirs[name])
+
+
+def test_a_tampered_tensor_raises_only_when_read(signed):
+    model, sig, pub, _ = signed
+    path = model / "model.safetensors"
+    header_len = int.from_bytes(path.read_bytes()[:8], "little")
+    header = json.loads(path.read_bytes()[8:8 + header_len])
+    start, end = header["embed.weight"]["data_offsets"]
+    data = bytearray(path.read_bytes())
+    at = 8 + header_len + start + (end - start) // 2
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+    with modelseal.safe_open(path, signature=sig, key=pub) as f:
+        np.testing.assert_array_equal(f.get_tensor("positions"), np.arange(10, dtype=np.int64))
+        with pytest.raises(modelseal.VerificationError) as err:
+            f.get_tensor("embed.weight")
+        assert err.value.args[1] == "tampered"
+        assert "model.safetensors: bytes at offset" in err.value.args[0]
+    with pytest.raises(modelseal.VerificationError):
+        modelseal.load_file(path, signature=sig, key=pub)
+
+
+def test_signature_of_the_file_alone(signed, tmp_path):
+    model, _, pub, tensors = signed
+    file = model / "model.safetensors"
+    run("sign", file, "--key", tmp_path / "key", "--signature", tmp_path / "file.sig")
+    with modelseal.safe_open(file, signature=tmp_path / "file.sig", key=pub) as f:
+        np.testing.assert_array_equal(f.get_tensor("mask"), tensors["mask"])
+
+
+def test_wrong_key_and_bad_arguments(signed, tmp_path):
+    model, sig, _, _ = signed
+    run("keygen", "--out", tmp_path / "other")
+    with pytest.raises(modelseal.VerificationError) as err:
+        modelseal.safe_open(model / "model.safetensors", signature=sig, key=tmp_path / "other.pub")
+    assert err.value.args[1] == "untrusted-signer"
+    with pytest.raises(ValueError):
+        modelseal.verify(model, sig)
+    with pytest.raises(ValueError):
+        modelseal.safe_open(model / "model.safetensors", framework="pt", signature=sig, key=tmp_path / "other.pub")
+    with pytest.raises(OSError):
+        modelseal.verify(model, tmp_path / "absent.sig", key=tmp_path / "other.pub")
