@@ -223,22 +223,33 @@ impl SafeOpen {
         self.metadata.clone()
     }
 
-    /// `(dtype, shape, bytes)` of one tensor, verified.
+    /// `(dtype, shape, bytes, offset)` of one tensor: the tensor is `bytes[offset:]`.
+    /// Its 64 KiB groups are read straight into the `bytes` object and verified there.
     fn tensor<'py>(
         &self,
         py: Python<'py>,
         name: &str,
-    ) -> PyResult<(String, Vec<u64>, Bound<'py, PyBytes>)> {
+    ) -> PyResult<(String, Vec<u64>, Bound<'py, PyBytes>, u64)> {
         let info = self.tensors.get(name).ok_or_else(|| {
             PyKeyError::new_err(format!("{}: no tensor named {name:?}", self.file))
         })?;
-        let data = py
-            .detach(|| self.reader.read_range(&self.file, info.range.clone()))
+        let span = self
+            .reader
+            .verified_span(&self.file, info.range.clone())
             .map_err(read_error)?;
+        let len = usize::try_from(span.end - span.start)
+            .map_err(|_| PyValueError::new_err("tensor too large"))?;
+        let mut outcome = Ok(());
+        let bytes = PyBytes::new_with(py, len, |buf| {
+            outcome = self.reader.read_span_into(&self.file, span.clone(), buf);
+            Ok(())
+        })?;
+        outcome.map_err(read_error)?;
         Ok((
             info.dtype.clone(),
             info.shape.clone(),
-            PyBytes::new(py, &data),
+            bytes,
+            info.range.start - span.start,
         ))
     }
 
@@ -278,8 +289,9 @@ impl SafeOpen {
     }
 }
 
-/// Reads `buf.len()` bytes of `path` into `buf` and checks them against `expected`,
-/// hashing on every core.
+/// Reads `buf.len()` bytes of `path` into `buf` and checks them against `expected`.
+/// Reading piece `i + 1` overlaps hashing piece `i`, so the check costs little more
+/// than the read itself.
 fn read_and_verify(
     path: &Path,
     name: &str,
@@ -287,14 +299,27 @@ fn read_and_verify(
     expected: &[u8; 32],
 ) -> Result<(), ReadError> {
     use std::io::Read;
+    const PIECE: usize = 32 << 20;
     let io = |source| ReadError::Io {
         path: name.to_owned(),
         source,
     };
     let mut file = std::fs::File::open(path).map_err(io)?;
-    file.read_exact(buf).map_err(io)?;
     let mut hasher = blake3::Hasher::new();
-    hasher.update_rayon(buf);
+    let (mut done, mut rest) = buf.split_at_mut(0);
+    while !rest.is_empty() || !done.is_empty() {
+        let take = rest.len().min(PIECE);
+        let (next, after) = rest.split_at_mut(take);
+        let (read, ()) = rayon::join(
+            || file.read_exact(next),
+            || {
+                hasher.update(done);
+            },
+        );
+        read.map_err(io)?;
+        done = next;
+        rest = after;
+    }
     if hasher.finalize().as_bytes() != expected {
         return Err(ReadError::Tampered {
             path: name.to_owned(),

@@ -6,12 +6,14 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use bao_tree::ChunkNum;
-use bao_tree::io::outboard::PreOrderMemOutboard;
+use bao_tree::io::outboard::PreOrderOutboard;
 use modelseal_core::outboard::{self, BLOCK_BYTES};
 use modelseal_core::walk::SymlinkPolicy;
 use modelseal_core::{Bundle, Manifest, ManifestEntry};
+use positioned_io::RandomAccessFile;
 
 use crate::envelope::{Signer, verify_envelope};
 use crate::error::{FileDigest, FileMismatch, ModifiedFile, VerifyError};
@@ -75,6 +77,8 @@ pub struct ModelReader {
     signer: Signer,
     name: Option<String>,
     files: HashMap<String, PathBuf>,
+    /// Outboards opened so far, by file. Only the hash pairs a read needs are read.
+    outboard_cache: Mutex<HashMap<String, Arc<RandomAccessFile>>>,
 }
 
 impl ModelReader {
@@ -143,6 +147,7 @@ impl ModelReader {
             signer: verified.signer,
             name: signed.name,
             files,
+            outboard_cache: Mutex::new(HashMap::new()),
         })
     }
 
@@ -176,6 +181,18 @@ impl ModelReader {
     /// groups that overlap the range are read and hashed (plus the outboard), so the
     /// cost follows the range, not the file.
     pub fn read_range(&self, path: &str, range: Range<u64>) -> Result<Vec<u8>, ReadError> {
+        let span = self.verified_span(path, range.clone())?;
+        let mut data = vec![0u8; (span.end - span.start) as usize];
+        self.read_span_into(path, span.clone(), &mut data)?;
+        // Hand out the verified bytes themselves: trim the padding in place.
+        data.truncate((range.end - span.start) as usize);
+        data.drain(..(range.start - span.start) as usize);
+        Ok(data)
+    }
+
+    /// The bytes a verified read of `range` must cover: the range widened to whole
+    /// 64 KiB groups when the file has an outboard, else the whole file.
+    pub fn verified_span(&self, path: &str, range: Range<u64>) -> Result<Range<u64>, ReadError> {
         let entry = self.entry(path)?;
         if range.start > range.end || range.end > entry.size {
             return Err(ReadError::OutOfBounds {
@@ -185,19 +202,9 @@ impl ModelReader {
                 size: entry.size,
             });
         }
-        let file = self.fs_path(path);
-        let outboard = self.outboard(entry)?;
-        let Some(outboard) = outboard else {
-            // Small file, or no outboard: verify it whole, then hand out the slice.
-            let data = read_exact_at(&file, path, 0, entry.size)?;
-            if blake3::hash(&data).as_bytes() != entry.blake3.as_bytes() {
-                return Err(ReadError::Tampered {
-                    path: path.to_owned(),
-                    offset: 0,
-                });
-            }
-            return Ok(data[range.start as usize..range.end as usize].to_vec());
-        };
+        if self.outboard(entry)?.is_none() {
+            return Ok(0..entry.size);
+        }
         let start = range.start / BLOCK_BYTES * BLOCK_BYTES;
         let end = range
             .end
@@ -205,10 +212,50 @@ impl ModelReader {
             .saturating_mul(BLOCK_BYTES)
             .min(entry.size)
             .max(start);
-        let data = read_exact_at(&file, path, start, end - start)?;
-        check_chunks(path, entry, outboard, start, &data)?;
-        let from = (range.start - start) as usize;
-        Ok(data[from..from + (range.end - range.start) as usize].to_vec())
+        Ok(start..end)
+    }
+
+    /// Reads `span` (as [`Self::verified_span`] gave it) of `path` into `buf`, which must
+    /// be exactly as long, and verifies it there: callers that own the destination
+    /// (a Python `bytes`, say) get verified bytes with no further copy.
+    pub fn read_span_into(
+        &self,
+        path: &str,
+        span: Range<u64>,
+        buf: &mut [u8],
+    ) -> Result<(), ReadError> {
+        let entry = self.entry(path)?;
+        if buf.len() as u64 != span.end.saturating_sub(span.start) || span.end > entry.size {
+            return Err(ReadError::OutOfBounds {
+                path: path.to_owned(),
+                start: span.start,
+                end: span.end,
+                size: entry.size,
+            });
+        }
+        read_exact_into(&self.fs_path(path), path, span.start, buf)?;
+        match self.outboard(entry)? {
+            Some(outboard) => check_chunks(path, entry, &outboard, span.start, buf),
+            _ => {
+                if span != (0..entry.size) {
+                    return Err(ReadError::OutOfBounds {
+                        path: path.to_owned(),
+                        start: span.start,
+                        end: span.end,
+                        size: entry.size,
+                    });
+                }
+                let mut hasher = blake3::Hasher::new();
+                hasher.update_rayon(buf);
+                if hasher.finalize().as_bytes() != entry.blake3.as_bytes() {
+                    return Err(ReadError::Tampered {
+                        path: path.to_owned(),
+                        offset: 0,
+                    });
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Reads and verifies the whole of `path`.
@@ -247,39 +294,73 @@ impl ModelReader {
 
     /// The outboard of a large file, if one was written; its length is checked here,
     /// its hashes as chunks are verified.
-    fn outboard(&self, entry: &ManifestEntry) -> Result<Option<Vec<u8>>, ReadError> {
+    fn outboard(&self, entry: &ManifestEntry) -> Result<Option<Arc<RandomAccessFile>>, ReadError> {
         let Some(dir) = &self.outboards else {
             return Ok(None);
         };
         if entry.size <= BLOCK_BYTES {
             return Ok(None);
         }
+        let mut cache = self
+            .outboard_cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(cached) = cache.get(entry.path.as_str()) {
+            return Ok(Some(Arc::clone(cached)));
+        }
         let file = outboard::outboard_file(dir, &entry.path);
-        let data = match std::fs::read(&file) {
-            Ok(data) => data,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(ReadError::Io {
-                    path: file.display().to_string(),
-                    source,
-                });
-            }
+        let io = |source| ReadError::Io {
+            path: file.display().to_string(),
+            source,
         };
-        if data.len() as u64 != outboard::tree(entry.size).outboard_size() {
+        let handle = match std::fs::File::open(&file) {
+            Ok(handle) => handle,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(io(source)),
+        };
+        if handle.metadata().map_err(io)?.len() != outboard::tree(entry.size).outboard_size() {
             return Err(ReadError::Outboard {
                 path: entry.path.to_string(),
             });
         }
-        Ok(Some(data))
+        let handle = Arc::new(RandomAccessFile::try_new(handle).map_err(io)?);
+        cache.insert(entry.path.to_string(), Arc::clone(&handle));
+        Ok(Some(handle))
     }
 }
 
 /// Verifies `data`, the file's bytes from `start` (a group boundary) on, against the
-/// signed root through the outboard.
+/// signed root through the outboard. Large ranges are split into group-aligned pieces
+/// checked on every core; each piece is checked from the root down, so the pieces
+/// together prove exactly what one check would.
 fn check_chunks(
     path: &str,
     entry: &ManifestEntry,
-    outboard: Vec<u8>,
+    outboard: &RandomAccessFile,
+    start: u64,
+    data: &[u8],
+) -> Result<(), ReadError> {
+    use rayon::prelude::*;
+    const PIECE: usize = 1 << 20; // below this, splitting costs more than it saves
+    if data.len() <= PIECE {
+        return check_piece(path, entry, outboard, start, data);
+    }
+    let pieces = rayon::current_num_threads().max(1);
+    let group = BLOCK_BYTES as usize;
+    let per_piece = (data.len().div_ceil(group).div_ceil(pieces) * group).max(PIECE);
+    let results: Vec<Result<(), ReadError>> = data
+        .par_chunks(per_piece)
+        .enumerate()
+        .map(|(i, piece)| check_piece(path, entry, outboard, start + (i * per_piece) as u64, piece))
+        .collect();
+    // The first failure by offset, so the report does not depend on thread timing.
+    results.into_iter().collect()
+}
+
+fn check_piece(
+    path: &str,
+    entry: &ManifestEntry,
+    outboard: &RandomAccessFile,
     start: u64,
     data: &[u8],
 ) -> Result<(), ReadError> {
@@ -287,7 +368,7 @@ fn check_chunks(
         return Ok(());
     }
     let tree = outboard::tree(entry.size);
-    let ob = PreOrderMemOutboard {
+    let ob = PreOrderOutboard {
         root: blake3::Hash::from(*entry.blake3.as_bytes()),
         tree,
         data: outboard,
@@ -335,6 +416,18 @@ impl positioned_io::ReadAt for Window<'_> {
         buf[..n].copy_from_slice(&available[..n]);
         Ok(n)
     }
+}
+
+fn read_exact_into(file: &Path, path: &str, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+    use std::os::unix::fs::FileExt;
+    let io = |source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::File::open(file)
+        .map_err(io)?
+        .read_exact_at(buf, offset)
+        .map_err(io)
 }
 
 fn read_exact_at(file: &Path, path: &str, offset: u64, len: u64) -> Result<Vec<u8>, ReadError> {

@@ -133,6 +133,14 @@ fn a_tampered_range_fails_with_file_and_offset_and_others_still_read() {
             .unwrap(),
         &data[3 << 20..(3 << 20) + 100]
     );
+    // A read large enough to be checked in parallel pieces reports the same group.
+    assert!(matches!(
+        reader.read_range("weights.bin", 0..BIG as u64),
+        Err(ReadError::Tampered {
+            offset: 2_097_152,
+            ..
+        })
+    ));
     assert!(matches!(
         reader.verify_all(),
         Err(ReadError::Tampered { .. })
@@ -163,6 +171,8 @@ fn a_foreign_or_damaged_outboard_is_refused() {
     // A truncated outboard is refused by its length.
     let bytes = std::fs::read(&ob).unwrap();
     std::fs::write(&ob, &bytes[..bytes.len() - 64]).unwrap();
+    // (A reader reads each outboard once; a fresh one sees the truncated file.)
+    let reader = s.open(Some(&s.outboards())).unwrap();
     assert!(matches!(
         reader.read_range("weights.bin", 0..10),
         Err(ReadError::Outboard { .. })

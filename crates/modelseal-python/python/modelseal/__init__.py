@@ -97,8 +97,8 @@ class safe_open:
         return self._open().metadata()
 
     def get_tensor(self, name: str) -> np.ndarray:
-        dtype, shape, data = self._open().tensor(name)
-        return _array(dtype, shape, data)
+        dtype, shape, data, offset = self._open().tensor(name)
+        return _array(dtype, shape, data, offset=offset)
 
 
 def load_file(filename: PathLike, *, signature: PathLike, key: Keys = None,
