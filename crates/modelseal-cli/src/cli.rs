@@ -40,6 +40,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Write the BLAKE3 outboard trees that let loaders verify each range they read
     Outboard(OutboardArgs),
+    /// Run the admission server (Kubernetes webhook and registry endpoint), HTTPS only
+    Serve(ServeArgs),
     /// Attest how a model was made (signed SLSA provenance)
     #[command(subcommand)]
     Attest(AttestCommand),
@@ -150,6 +152,13 @@ pub struct SignArgs {
     /// of each file over 64 KiB) for verified range reads
     #[arg(long)]
     pub outboard: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML; see spec/admission.md)
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
 }
 
 #[derive(Debug, Args)]

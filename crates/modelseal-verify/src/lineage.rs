@@ -178,9 +178,33 @@ pub fn verify_lineage(
         store,
         attestations: BTreeSet::new(),
         stack: Vec::new(),
+        top_signature: false,
     };
     let mut root = walk.hop(HopKind::Model, name, digest.to_owned(), 0, true);
     root.signers.insert(0, top_signer);
+    LineageReport {
+        root,
+        attestations: walk.attestations,
+    }
+}
+
+/// Checks a model known only by its digest (`blake3:HEX`), as an admission controller
+/// does: its own signature must be in the store, by a `model-publisher`, and then its
+/// lineage is walked as by [`verify_lineage`]. No model bytes are read.
+pub fn verify_digest(
+    name: Option<String>,
+    digest: &str,
+    policy: &LineagePolicy,
+    store: &AttestationStore,
+) -> LineageReport {
+    let mut walk = Walk {
+        policy,
+        store,
+        attestations: BTreeSet::new(),
+        stack: Vec::new(),
+        top_signature: true,
+    };
+    let root = walk.hop(HopKind::Model, name, digest.to_owned(), 0, true);
     LineageReport {
         root,
         attestations: walk.attestations,
@@ -192,6 +216,8 @@ struct Walk<'a> {
     store: &'a AttestationStore,
     attestations: BTreeSet<String>,
     stack: Vec<String>,
+    /// Whether the top model's own signature must be found in the store.
+    top_signature: bool,
 }
 
 impl Walk<'_> {
@@ -238,8 +264,11 @@ impl Walk<'_> {
             HopKind::Model => &self.policy.models,
             HopKind::Dataset => &self.policy.datasets,
         };
-        let require_manifest =
-            !is_top && rules.require.iter().any(|t| t == MANIFEST_PREDICATE_TYPE);
+        let require_manifest = if is_top {
+            self.top_signature
+        } else {
+            rules.require.iter().any(|t| t == MANIFEST_PREDICATE_TYPE)
+        };
         if require_manifest {
             self.check_manifest(hop)?;
         }

@@ -7,6 +7,7 @@ mod inspect;
 mod keygen;
 mod lineage;
 mod outboard;
+mod serve;
 mod sign;
 mod store;
 mod verify;
@@ -38,6 +39,7 @@ pub fn run(command: Command) -> Result<Outcome> {
         Command::Attest(command) => attest::run(&command),
         Command::Store(command) => store::run(&command),
         Command::Outboard(args) => outboard::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Demo => demo::run(),
     }
 }

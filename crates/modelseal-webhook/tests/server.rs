@@ -1,0 +1,677 @@
+//! The admission server over real TLS on loopback: AdmissionReviews for allowed, denied
+//! and malformed requests, deadlines, policy reload under load, and a bounded load test.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use modelseal_core::hash::NoProgress;
+use modelseal_core::provenance::{
+    BuildDefinition, Builder, DependencyKind, Provenance, RunDetails, TRAINING_BUILD_TYPE,
+    dependency, provenance_statement,
+};
+use modelseal_core::store::AttestationStore;
+use modelseal_core::{
+    ArtifactKind, KeyAlgorithm, SignOptions, SigningKey, sign_model, sign_statement,
+};
+use modelseal_webhook::config::Config;
+use serde_json::{Value, json};
+
+struct World {
+    dir: tempfile::TempDir,
+    model: String,
+    rogue_model: String,
+    dataset_name: String,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        status.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+}
+
+/// A CA and a serving certificate for 127.0.0.1, made with the openssl command.
+fn certificates(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=modelseal-test-ca",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "tls.key",
+            "-out",
+            "tls.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "tls.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "tls.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+}
+
+fn key() -> SigningKey {
+    SigningKey::generate(KeyAlgorithm::Ed25519).unwrap()
+}
+
+/// A dataset and a model trained on it, both signed, the run attested, all stored; and a
+/// second model signed by a key the policy does not trust.
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    certificates(d);
+    let (publisher, builder, curator, rogue) = (key(), key(), key(), key());
+    for (name, k) in [
+        ("publisher", &publisher),
+        ("builder", &builder),
+        ("curator", &curator),
+    ] {
+        std::fs::write(d.join(format!("{name}.pub")), k.verifying_key().to_pem()).unwrap();
+    }
+    let make = |name: &str, seed: u8| {
+        let path = d.join(name);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(path.join("data.bin"), vec![seed; 10_000]).unwrap();
+        path
+    };
+    let store = AttestationStore::open(&d.join("store"));
+    let save = |name: &str, bundle: &modelseal_core::Bundle| {
+        let file = d.join(format!("{name}.json"));
+        std::fs::write(&file, bundle.to_json()).unwrap();
+        store.add(&file).unwrap();
+    };
+    let dataset = sign_model(
+        &make("corpus", 1),
+        &SignOptions {
+            kind: ArtifactKind::Dataset,
+            ..SignOptions::default()
+        },
+        &curator,
+        &NoProgress,
+    )
+    .unwrap();
+    save("corpus.sig", &dataset.bundle);
+    let model = sign_model(
+        &make("model", 2),
+        &SignOptions::default(),
+        &publisher,
+        &NoProgress,
+    )
+    .unwrap();
+    save("model.sig", &model.bundle);
+    let provenance = Provenance {
+        build_definition: BuildDefinition {
+            build_type: TRAINING_BUILD_TYPE.into(),
+            external_parameters: json!({}),
+            internal_parameters: None,
+            resolved_dependencies: vec![dependency(
+                DependencyKind::Dataset,
+                Some("corpus".into()),
+                None,
+                BTreeMap::from([("blake3".into(), dataset.root.to_hex())]),
+            )],
+        },
+        run_details: RunDetails {
+            builder: Builder {
+                id: "https://ci.example.com/trainer".into(),
+            },
+            metadata: None,
+        },
+    };
+    save(
+        "model.provenance",
+        &sign_statement(
+            &provenance_statement("model", &model.root, &provenance),
+            &builder,
+        ),
+    );
+    let rogue_model = sign_model(
+        &make("rogue", 3),
+        &SignOptions::default(),
+        &rogue,
+        &NoProgress,
+    )
+    .unwrap();
+    save("rogue.sig", &rogue_model.bundle);
+    write_policy(d, "");
+    World {
+        model: format!("blake3:{}", model.root),
+        rogue_model: format!("blake3:{}", rogue_model.root),
+        dataset_name: "corpus".into(),
+        dir,
+    }
+}
+
+fn write_policy(dir: &Path, extra: &str) {
+    let policy = format!(
+        "{extra}\n[[signer]]\nname = \"release\"\nroles = [\"model-publisher\"]\nkey = \"publisher.pub\"\n\n\
+         [[signer]]\nname = \"ci\"\nroles = [\"training-builder\"]\nkey = \"builder.pub\"\n\n\
+         [[signer]]\nname = \"data\"\nroles = [\"dataset-curator\"]\nkey = \"curator.pub\"\n"
+    );
+    // Write then rename, as a config management tool would: readers never see half a file.
+    let tmp = dir.join("policy.toml.tmp");
+    std::fs::write(&tmp, policy).unwrap();
+    std::fs::rename(tmp, dir.join("policy.toml")).unwrap();
+}
+
+fn config(dir: &Path, extra: &str) -> Config {
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\ntls_cert = \"tls.pem\"\ntls_key = \"tls.key\"\npolicy = \"policy.toml\"\nstore = \"store\"\nreload_interval_ms = 100\n{extra}"
+    );
+    let path = dir.join(format!("config-{}.toml", extra.len()));
+    std::fs::write(&path, text).unwrap();
+    Config::read(&path).unwrap()
+}
+
+fn client(dir: &Path) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(dir.join("ca.pem")).unwrap()).unwrap();
+    reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap()
+}
+
+fn review(uid: &str, annotations: Value, dry_run: bool) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "namespace": "ml",
+            "operation": "CREATE",
+            "dryRun": dry_run,
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "server", "annotations": annotations}},
+        }
+    })
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    let response = client.post(url).json(body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_reviews_over_tls() {
+    let w = world();
+    let d = w.dir.path();
+    let server = modelseal_webhook::start(config(d, "")).await.unwrap();
+    let base = format!("https://127.0.0.1:{}", server.addr.port());
+    let http = client(d);
+    let validate = format!("{base}/validate?timeout=10s");
+
+    // A verified model is admitted; the uid is echoed; audit annotations say why.
+    let (status, body) = post(
+        &http,
+        &validate,
+        &review("u-1", json!({"modelseal.dev/model": w.model}), false),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["response"]["uid"], "u-1");
+    assert_eq!(body["response"]["allowed"], true, "{body}");
+    assert_eq!(
+        body["response"]["auditAnnotations"]["modelseal.dev/decision"],
+        "allow"
+    );
+
+    // Unsigned (unknown digest): denied with a message a person can act on.
+    let unknown = format!("blake3:{}", "ab".repeat(32));
+    let (_, body) = post(
+        &http,
+        &validate,
+        &review("u-2", json!({"modelseal.dev/model": unknown}), false),
+    )
+    .await;
+    assert_eq!(body["response"]["allowed"], false);
+    assert_eq!(body["response"]["status"]["code"], 403);
+    let message = body["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no https://modelseal.dev/manifest/v1 attestation is in the store"),
+        "{message}"
+    );
+
+    // Signed, but by a key the policy does not trust.
+    let (_, body) = post(
+        &http,
+        &validate,
+        &review("u-3", json!({"modelseal.dev/model": w.rogue_model}), false),
+    )
+    .await;
+    assert_eq!(body["response"]["allowed"], false);
+    assert!(
+        body["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not signed by a trusted model-publisher"),
+        "{body}"
+    );
+
+    // A malformed annotation.
+    let (_, body) = post(
+        &http,
+        &validate,
+        &review("u-4", json!({"modelseal.dev/model": "latest"}), false),
+    )
+    .await;
+    assert!(
+        body["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a model digest"),
+        "{body}"
+    );
+
+    // No model named: admitted by configuration.
+    let (_, body) = post(&http, &validate, &review("u-5", json!({}), false)).await;
+    assert_eq!(body["response"]["allowed"], true);
+
+    // A Deployment names its model in the pod template.
+    let mut deployment = review("u-6", json!({}), false);
+    deployment["request"]["object"] = json!({"kind": "Deployment", "metadata": {"name": "d"}, "spec": {"template": {"metadata": {"annotations": {"modelseal.dev/model": w.model}}}}});
+    let (_, body) = post(&http, &validate, &deployment).await;
+    assert_eq!(body["response"]["allowed"], true, "{body}");
+
+    // Dry runs are decided but leave no trace in the cache.
+    let fresh = modelseal_webhook::start(config(d, "cache_ttl_seconds = 600\n"))
+        .await
+        .unwrap();
+    let fresh_url = format!("https://127.0.0.1:{}/validate", fresh.addr.port());
+    let (_, body) = post(
+        &http,
+        &fresh_url,
+        &review("u-7", json!({"modelseal.dev/model": w.model}), true),
+    )
+    .await;
+    assert_eq!(body["response"]["allowed"], true);
+    assert!(
+        body["response"]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("dry run"),
+        "{body}"
+    );
+    let metrics = http
+        .get(format!("https://127.0.0.1:{}/metrics", fresh.addr.port()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("modelseal_cache_hits_total 0"),
+        "{metrics}"
+    );
+    fresh.shutdown().await;
+
+    // Malformed requests are HTTP errors, not decisions.
+    for (body, needle) in [
+        (
+            json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {"uid": "x"}}),
+            "expected admission.k8s.io/v1",
+        ),
+        (
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"object": {}}}),
+            "no uid",
+        ),
+        (
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}),
+            "no request",
+        ),
+    ] {
+        let (status, reply) = post(&http, &validate, &body).await;
+        assert_eq!(status, 400);
+        assert!(reply["error"].as_str().unwrap().contains(needle), "{reply}");
+    }
+    let bad = http
+        .post(&validate)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    let huge = http
+        .post(&validate)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 4 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status().as_u16(), 413);
+
+    // The registry endpoint returns the per-hop report.
+    let (status, body) = post(
+        &http,
+        &format!("{base}/v1/admit"),
+        &json!({"digest": w.model}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["allowed"], true, "{body}");
+    assert_eq!(body["lineage"]["tree"]["inputs"][0]["name"], w.dataset_name);
+
+    // Health and metrics.
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .contains("modelseal_admission_decisions_total{decision=\"allow\",cached=\"false\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("modelseal_decision_seconds_bucket"),
+        "{metrics}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_reload_under_load_denies_a_poisoned_dataset_without_dropping_requests() {
+    let w = world();
+    let d = w.dir.path().to_path_buf();
+    let server = modelseal_webhook::start(config(&d, "cache_entries = 0\ncache_ttl_seconds = 0\n"))
+        .await
+        .unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}/validate?timeout=10s",
+        server.addr.port()
+    );
+    let http = client(&d);
+    let load = {
+        let (http, url, model) = (http.clone(), url.clone(), w.model.clone());
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for i in 0..150 {
+                let (status, body) = post(
+                    &http,
+                    &url,
+                    &review(
+                        &format!("load-{i}"),
+                        json!({"modelseal.dev/model": model}),
+                        false,
+                    ),
+                )
+                .await;
+                statuses.push((status, body["response"]["allowed"].as_bool()));
+            }
+            statuses
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    write_policy(
+        &d,
+        &format!("[datasets]\ndeny = [\"name:{}\"]\n", w.dataset_name),
+    );
+    let statuses = load.await.unwrap();
+    assert!(
+        statuses.iter().all(|(s, a)| *s == 200 && a.is_some()),
+        "every request answered: {statuses:?}"
+    );
+    // Once the new policy is read, the same model is denied for its dataset.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (_, body) = post(
+        &http,
+        &url,
+        &review("after", json!({"modelseal.dev/model": w.model}), false),
+    )
+    .await;
+    assert_eq!(body["response"]["allowed"], false, "{body}");
+    let message = body["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("dataset corpus") && message.contains("denied by policy rule name:corpus"),
+        "{message}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_or_missing_store_is_denied_within_the_deadline() {
+    let w = world();
+    let d = w.dir.path();
+    // A FIFO where a bundle should be: reading it blocks until a writer comes.
+    let stuck = "cd".repeat(32);
+    let fifo_dir = d.join("store/blake3").join(&stuck);
+    std::fs::create_dir_all(&fifo_dir).unwrap();
+    let status = Command::new("mkfifo")
+        .arg(fifo_dir.join("stuck.json"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let server = modelseal_webhook::start(config(d, "")).await.unwrap();
+    let base = format!("https://127.0.0.1:{}", server.addr.port());
+    let http = client(d);
+    let started = Instant::now();
+    let (status, body) = post(
+        &http,
+        &format!("{base}/validate?timeout=2s"),
+        &review(
+            "slow",
+            json!({"modelseal.dev/model": format!("blake3:{stuck}")}),
+            false,
+        ),
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(status, 200);
+    assert_eq!(body["response"]["allowed"], false, "fail closed: {body}");
+    assert!(
+        body["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not verify"),
+        "{body}"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "answered within the API server's deadline: {took:?}"
+    );
+    // The server is still healthy and still decides other models.
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let (_, body) = post(
+        &http,
+        &format!("{base}/validate?timeout=5s"),
+        &review("next", json!({"modelseal.dev/model": w.model}), false),
+    )
+    .await;
+    assert_eq!(body["response"]["allowed"], true, "{body}");
+    server.shutdown().await;
+    // Unblock the stuck reader so the test process can exit cleanly.
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .open(fifo_dir.join("stuck.json"));
+}
+
+#[test]
+fn configuration_errors_stop_startup_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    for (text, message) in [
+        (
+            "listen = \"127.0.0.1:0\"\nlisten_port = 1\n",
+            "unknown field `listen_port`",
+        ),
+        ("listen = \"not an address\"\n", "invalid socket address"),
+        (
+            "listen = \"127.0.0.1:0\"\ntls_cert = \"a\"\ntls_key = \"b\"\npolicy = \"p\"\nstore = \"s\"\n",
+            "tls_cert",
+        ),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let err = Config::read(&path).unwrap_err();
+        let chain = format!(
+            "{err}: {}",
+            std::error::Error::source(&err)
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        );
+        assert!(chain.contains(message), "want {message:?}: {chain}");
+    }
+}
+
+/// A bounded load test on loopback: requests per second and client-side p50/p99 (an
+/// upper bound on server time) for cached and uncached decisions. Prints its figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounded_load_test() {
+    let w = world();
+    let d = w.dir.path();
+    for (label, extra, requests) in [
+        ("cached", "", 2000usize),
+        (
+            "uncached",
+            "cache_entries = 0\ncache_ttl_seconds = 0\n",
+            500,
+        ),
+    ] {
+        let server = modelseal_webhook::start(config(d, extra)).await.unwrap();
+        let url = format!(
+            "https://127.0.0.1:{}/validate?timeout=10s",
+            server.addr.port()
+        );
+        let http = client(d);
+        let _ = post(
+            &http,
+            &url,
+            &review("warm", json!({"modelseal.dev/model": w.model}), false),
+        )
+        .await;
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            let (http, url, model) = (http.clone(), url.clone(), w.model.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                for i in 0..requests / 8 {
+                    let one = Instant::now();
+                    let (status, body) = post(
+                        &http,
+                        &url,
+                        &review(
+                            &format!("{t}-{i}"),
+                            json!({"modelseal.dev/model": model}),
+                            false,
+                        ),
+                    )
+                    .await;
+                    assert!(status == 200 && body["response"]["allowed"] == true);
+                    latencies.push(one.elapsed());
+                }
+                latencies
+            }));
+        }
+        let mut latencies: Vec<Duration> = Vec::new();
+        for task in tasks {
+            latencies.extend(task.await.unwrap());
+        }
+        let elapsed = started.elapsed();
+        latencies.sort();
+        let pct =
+            |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+        eprintln!(
+            "load {label}: {} requests in {:.2} s = {:.0} req/s; client latency p50 {:.3} ms, p99 {:.3} ms",
+            latencies.len(),
+            elapsed.as_secs_f64(),
+            latencies.len() as f64 / elapsed.as_secs_f64(),
+            pct(0.50).as_secs_f64() * 1000.0,
+            pct(0.99).as_secs_f64() * 1000.0
+        );
+        let metrics = http
+            .get(format!("https://127.0.0.1:{}/metrics", server.addr.port()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for line in metrics.lines().filter(|l| {
+            l.starts_with("modelseal_decision_seconds_bucket")
+                || l.starts_with("modelseal_decision_seconds_count")
+        }) {
+            eprintln!("  {label} {line}");
+        }
+        server.shutdown().await;
+    }
+}
+
+#[allow(dead_code)]
+fn unused(_: PathBuf) {}
