@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# End to end with a real Kubernetes API server (1.20, built from Debian's source; see
+# build-apiserver.sh) and etcd, all on 127.0.0.1: the deploy/ manifests pass
+# `kubectl apply --dry-run=client`; `modelseal serve` is registered as a validating
+# webhook; a pod naming a verified model is admitted, pods naming an unsigned or a
+# policy-violating model are denied with the webhook's message, and with the webhook
+# down pod creation fails closed.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+MODELSEAL=${MODELSEAL:-$ROOT/target/release/modelseal}
+APISERVER=$("$ROOT/tests/kube/build-apiserver.sh")
+command -v etcd >/dev/null || apt-get install -y etcd-server >/dev/null
+W=$(mktemp -d "${TMPDIR:-/tmp}/modelseal-kube.XXXXXX")
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+cd "$W"
+say() { printf '\n[kube-e2e] %s\n' "$*"; }
+fail() { printf '[kube-e2e] FAIL: %s\n' "$*" >&2; exit 1; }
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+say "certificates: a throw-away CA, the API server's and the webhook's serving certificates"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=e2e-ca 2>/dev/null
+serving() {  # NAME: a certificate for 127.0.0.1 signed by the CA
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$1.key" -out "$1.csr" -subj "/CN=$1" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' > "$1.ext"
+  openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -out "$1.pem" -days 2 -extfile "$1.ext" 2>/dev/null
+}
+serving apiserver
+serving webhook
+openssl genrsa -out sa.key 2048 2>/dev/null
+openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+TOKEN=$(openssl rand -hex 16)
+echo "$TOKEN,admin,admin,system:masters" > tokens.csv
+
+say "etcd and kube-apiserver on 127.0.0.1"
+ETCD=$(port); PEER=$(port); API=$(port)
+etcd --data-dir "$W/etcd" --listen-client-urls "http://127.0.0.1:$ETCD" --advertise-client-urls "http://127.0.0.1:$ETCD" \
+  --listen-peer-urls "http://127.0.0.1:$PEER" > etcd.log 2>&1 &
+PIDS+=($!)
+"$APISERVER" --etcd-servers="http://127.0.0.1:$ETCD" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
+  --secure-port="$API" --insecure-port=0 --tls-cert-file=apiserver.pem --tls-private-key-file=apiserver.key \
+  --client-ca-file=ca.pem --token-auth-file=tokens.csv --authorization-mode=RBAC \
+  --service-account-key-file=sa.pub --service-account-signing-key-file=sa.key \
+  --service-account-issuer=https://kubernetes.default.svc --service-cluster-ip-range=10.0.0.0/24 \
+  --disable-admission-plugins=ServiceAccount --enable-admission-plugins=ValidatingAdmissionWebhook > apiserver.log 2>&1 &
+PIDS+=($!)
+export KUBECONFIG=$W/kubeconfig
+kubectl config set-cluster e2e --server="https://127.0.0.1:$API" --certificate-authority=ca.pem --embed-certs >/dev/null
+kubectl config set-credentials admin --token="$TOKEN" >/dev/null
+kubectl config set-context e2e --cluster=e2e --user=admin >/dev/null
+kubectl config use-context e2e >/dev/null
+for _ in $(seq 1 120); do
+  kubectl get --raw /readyz >/dev/null 2>&1 && break
+  sleep 1
+done
+kubectl get --raw /readyz >/dev/null || { tail -20 apiserver.log; fail "the API server did not become ready"; }
+echo "API server ready: $(kubectl version -o json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')"
+
+say "the deploy/ manifests pass kubectl apply --dry-run=client"
+kubectl apply --dry-run=client -f "$ROOT/deploy/"
+
+say "a signed dataset and model, a training attestation, a model by an unknown key; the store"
+for k in publisher builder curator rogue; do "$MODELSEAL" keygen --out "$k" >/dev/null; done
+mkdir -p corpus model rogue
+echo '{"text": "hello"}' > corpus/train.jsonl
+head -c 300000 /dev/urandom > model/weights.bin
+head -c 300000 /dev/urandom > rogue/weights.bin
+"$MODELSEAL" sign corpus --kind dataset --key curator >/dev/null
+"$MODELSEAL" sign model --key publisher >/dev/null
+"$MODELSEAL" sign rogue --key rogue >/dev/null
+"$MODELSEAL" attest training --model model --key builder --dataset corpus --builder-id https://ci.example.com/trainer >/dev/null
+"$MODELSEAL" store add store corpus.sig model.sig rogue.sig model.provenance.sig >/dev/null
+MODEL=$("$MODELSEAL" hash model | cut -d' ' -f1)
+ROGUE=$("$MODELSEAL" hash rogue | cut -d' ' -f1)
+UNSIGNED="blake3:$(printf 'ab%.0s' $(seq 1 32))"
+cat > policy.toml <<POLICY
+[[signer]]
+name = "release"
+roles = ["model-publisher"]
+key = "publisher.pub"
+[[signer]]
+name = "ci"
+roles = ["training-builder"]
+key = "builder.pub"
+[[signer]]
+name = "data"
+roles = ["dataset-curator"]
+key = "curator.pub"
+[builders]
+allow = ["https://ci.example.com/trainer"]
+POLICY
+HOOK=$(port)
+cat > webhook.toml <<CONFIG
+listen = "127.0.0.1:$HOOK"
+tls_cert = "webhook.pem"
+tls_key = "webhook.key"
+policy = "policy.toml"
+store = "store"
+CONFIG
+
+say "modelseal serve, registered as a ValidatingWebhookConfiguration"
+"$MODELSEAL" serve --config webhook.toml > webhook.log 2>&1 &
+HOOK_PID=$!
+PIDS+=($HOOK_PID)
+for _ in $(seq 1 50); do curl -sf --cacert ca.pem "https://127.0.0.1:$HOOK/healthz" >/dev/null && break; sleep 0.2; done
+cat > vwc.yaml <<VWC
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: modelseal
+webhooks:
+  - name: models.modelseal.dev
+    admissionReviewVersions: ["v1"]
+    sideEffects: None
+    failurePolicy: Fail
+    timeoutSeconds: 5
+    namespaceSelector:
+      matchLabels:
+        modelseal.dev/enforce: "true"
+    rules:
+      - apiGroups: [""]
+        apiVersions: ["v1"]
+        operations: ["CREATE"]
+        resources: ["pods"]
+    clientConfig:
+      url: https://127.0.0.1:$HOOK/validate
+      caBundle: $(base64 -w0 ca.pem)
+VWC
+kubectl apply -f vwc.yaml
+kubectl create namespace ml >/dev/null
+kubectl label namespace ml modelseal.dev/enforce=true >/dev/null
+sleep 2  # the API server picks up new webhook configurations asynchronously
+
+pod() {  # NAME DIGEST: kubectl create a pod naming the model
+  cat <<POD | kubectl create -n ml -f - 2>&1
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $1
+  annotations:
+    modelseal.dev/model: "$2"
+spec:
+  automountServiceAccountToken: false
+  containers:
+    - name: server
+      image: registry.example.com/inference:1
+POD
+}
+
+say "a pod naming the verified model is admitted"
+out=$(pod verified "$MODEL") || fail "verified model refused: $out"
+echo "$out"
+say "a pod naming an unsigned model is denied with the webhook's message"
+if out=$(pod unsigned "$UNSIGNED"); then fail "unsigned model admitted: $out"; fi
+echo "$out"
+grep -q 'denied the request' <<<"$out" && grep -q 'attestation is in the store' <<<"$out" || fail "unexpected denial: $out"
+say "a pod naming a model signed by an untrusted key is denied"
+if out=$(pod rogue "$ROGUE"); then fail "untrusted signer admitted: $out"; fi
+echo "$out"
+grep -q 'not signed by a trusted model-publisher' <<<"$out" || fail "unexpected denial: $out"
+say "with the webhook down, pod creation fails closed"
+kill "$HOOK_PID"; wait "$HOOK_PID" 2>/dev/null || true
+if out=$(pod while-down "$MODEL"); then fail "admitted with the webhook down: $out"; fi
+echo "$out"
+grep -qi 'failed calling webhook' <<<"$out" || fail "unexpected error: $out"
+say "decisions the webhook logged"
+grep '"event":"admission"' webhook.log | head -5
+say "PASS"
