@@ -60,4 +60,12 @@ fi
 "$ivenv/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 MODELSEAL=target/release/modelseal "$ivenv/bin/python" -m pytest -q tests/interop
 
+step "admission end to end with a real Kubernetes API server (built once, then cached)"
+if [ "${MODELSEAL_SKIP_KUBE:-}" = 1 ]; then
+  echo "notice: MODELSEAL_SKIP_KUBE=1, skipping the Kubernetes end-to-end test"
+else
+  command -v curl >/dev/null || apt-get install -y curl >/dev/null
+  MODELSEAL="$PWD/target/release/modelseal" tests/kube/e2e.sh
+fi
+
 printf '\nall tests passed\n'

@@ -65,15 +65,15 @@ say "the deploy/ manifests pass kubectl apply --dry-run=client"
 kubectl apply --dry-run=client -f "$ROOT/deploy/"
 
 say "a signed dataset and model, a training attestation, a model by an unknown key; the store"
-for k in publisher builder curator rogue; do "$MODELSEAL" keygen --out "$k" >/dev/null; done
+for k in publisher builder curator rogue; do "$MODELSEAL" keygen --out "$k.key" >/dev/null; done
 mkdir -p corpus model rogue
 echo '{"text": "hello"}' > corpus/train.jsonl
 head -c 300000 /dev/urandom > model/weights.bin
 head -c 300000 /dev/urandom > rogue/weights.bin
-"$MODELSEAL" sign corpus --kind dataset --key curator >/dev/null
-"$MODELSEAL" sign model --key publisher >/dev/null
-"$MODELSEAL" sign rogue --key rogue >/dev/null
-"$MODELSEAL" attest training --model model --key builder --dataset corpus --builder-id https://ci.example.com/trainer >/dev/null
+"$MODELSEAL" sign corpus --kind dataset --key curator.key >/dev/null
+"$MODELSEAL" sign model --key publisher.key >/dev/null
+"$MODELSEAL" sign rogue --key rogue.key >/dev/null
+"$MODELSEAL" attest training --model model --key builder.key --dataset corpus --builder-id https://ci.example.com/trainer >/dev/null
 "$MODELSEAL" store add store corpus.sig model.sig rogue.sig model.provenance.sig >/dev/null
 MODEL=$("$MODELSEAL" hash model | cut -d' ' -f1)
 ROGUE=$("$MODELSEAL" hash rogue | cut -d' ' -f1)
@@ -82,15 +82,15 @@ cat > policy.toml <<POLICY
 [[signer]]
 name = "release"
 roles = ["model-publisher"]
-key = "publisher.pub"
+key = "publisher.key.pub"
 [[signer]]
 name = "ci"
 roles = ["training-builder"]
-key = "builder.pub"
+key = "builder.key.pub"
 [[signer]]
 name = "data"
 roles = ["dataset-curator"]
-key = "curator.pub"
+key = "curator.key.pub"
 [builders]
 allow = ["https://ci.example.com/trainer"]
 POLICY

@@ -2,7 +2,7 @@
 //! and malformed requests, deadlines, policy reload under load, and a bounded load test.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -673,5 +673,46 @@ async fn bounded_load_test() {
     }
 }
 
-#[allow(dead_code)]
-fn unused(_: PathBuf) {}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_serving_certificate_is_reloaded_when_its_files_change() {
+    let w = world();
+    let d = w.dir.path();
+    let server = modelseal_webhook::start(config(d, "")).await.unwrap();
+    let url = format!("https://127.0.0.1:{}/healthz", server.addr.port());
+    assert!(client(d).get(&url).send().await.is_ok());
+    // A new CA and certificate, made elsewhere and moved into place.
+    let next = d.join("next");
+    std::fs::create_dir(&next).unwrap();
+    certificates(&next);
+    std::fs::rename(next.join("tls.key"), d.join("tls.key.new")).unwrap();
+    std::fs::rename(next.join("tls.pem"), d.join("tls.pem.new")).unwrap();
+    std::fs::rename(d.join("tls.key.new"), d.join("tls.key")).unwrap();
+    std::fs::rename(d.join("tls.pem.new"), d.join("tls.pem")).unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // New connections get the new certificate: the new CA works, the old one no longer does.
+    let fresh = |dir: &Path| {
+        let ca =
+            reqwest::Certificate::from_pem(&std::fs::read(dir.join("ca.pem")).unwrap()).unwrap();
+        reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap()
+    };
+    assert_eq!(
+        fresh(&next)
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+    assert!(
+        fresh(d).get(&url).send().await.is_err(),
+        "the old CA must not verify the new certificate"
+    );
+    server.shutdown().await;
+}
