@@ -23,16 +23,7 @@ create_exception!(
     "A model or tensor failed verification."
 );
 
-/// The message of an error and all its causes, as the CLI prints them.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
-}
+use modelseal_verify::error_chain as chain;
 
 fn refused(kind: &str, message: String) -> PyErr {
     VerificationError::new_err((message, kind.to_owned()))

@@ -318,3 +318,16 @@ impl std::fmt::Display for FileMismatch {
         )
     }
 }
+
+/// An error's message followed by each of its causes, `: `-separated: the one-line form
+/// the CLI prints after `error:` and the Python package puts in its exceptions.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -48,6 +48,7 @@ use modelseal_core::walk::WalkOptions;
 pub use envelope::{KeylessIdentity, Signer, VerifiedStatement, verify_envelope};
 pub use error::{
     FileDigest, FileMismatch, ModifiedFile, OmsPredicateError, SubjectProblem, VerifyError,
+    error_chain,
 };
 pub use files::{SignedManifest, check_files, signed_manifest};
 pub use policy::TrustPolicy;

@@ -14,7 +14,7 @@ use modelseal_core::statement::{
 use modelseal_core::store::{AttestationStore, StoreError, StoredBundle};
 
 use crate::envelope::verify_envelope;
-use crate::error::VerifyError;
+use crate::error::{VerifyError, error_chain};
 use crate::lineage_policy::{LineagePolicy, Role, Rules};
 
 /// What a hop is.
@@ -510,16 +510,6 @@ fn predicate_type_of(payload: &[u8]) -> Option<String> {
     serde_json::from_slice::<Probe>(payload)
         .ok()
         .map(|p| p.predicate_type)
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
 }
 
 /// Makes a VSA recording that `report` passed `policy`.

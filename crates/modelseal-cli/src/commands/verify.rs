@@ -206,14 +206,7 @@ fn report_refusal(args: &VerifyArgs, signature: &Path, err: &VerifyError) {
 }
 
 pub(super) fn error_chain(err: &VerifyError) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    modelseal_verify::error_chain(err)
 }
 
 pub(super) fn details(err: &VerifyError) -> Vec<String> {

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use modelseal_core::hash::{DigestAlgorithm, NoProgress, RangeJob, hash_ranges};
-use modelseal_verify::keyless;
+use modelseal_verify::{error_chain, keyless};
 use serde_json::json;
 
 use crate::Outcome;
@@ -85,14 +85,4 @@ fn artifact_digest(artifact: &str) -> Result<[u8; 32]> {
     let digest = hash_ranges(&[job], DigestAlgorithm::Sha256, &NoProgress)
         .with_context(|| format!("cannot hash artifact {artifact}"))?;
     Ok(digest[0].clone().try_into().expect("SHA-256 is 32 bytes"))
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
 }
