@@ -558,6 +558,40 @@ async fn a_slow_or_missing_store_is_denied_within_the_deadline() {
     .await;
     assert_eq!(body["response"]["allowed"], true, "{body}");
     server.shutdown().await;
+    // With fail_open, the same stuck request is admitted, with a warning; and a server
+    // configured to deny objects that name no model does so.
+    let open = modelseal_webhook::start(config(d, "fail_open = true\nno_model = \"deny\"\n"))
+        .await
+        .unwrap();
+    let open_url = format!("https://127.0.0.1:{}/validate?timeout=1s", open.addr.port());
+    let (_, body) = post(
+        &http,
+        &open_url,
+        &review(
+            "open",
+            json!({"modelseal.dev/model": format!("blake3:{stuck}")}),
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(body["response"]["allowed"], true, "{body}");
+    assert!(
+        body["response"]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("could not verify"),
+        "{body}"
+    );
+    let (_, body) = post(&http, &open_url, &review("bare", json!({}), false)).await;
+    assert_eq!(body["response"]["allowed"], false, "{body}");
+    assert!(
+        body["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("names no model"),
+        "{body}"
+    );
+    open.shutdown().await;
     // Unblock the stuck reader so the test process can exit cleanly.
     let _ = std::fs::OpenOptions::new()
         .write(true)
