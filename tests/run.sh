@@ -64,7 +64,8 @@ step "admission end to end with a real Kubernetes API server (built once, then c
 if [ "${MODELSEAL_SKIP_KUBE:-}" = 1 ]; then
   echo "notice: MODELSEAL_SKIP_KUBE=1, skipping the Kubernetes end-to-end test"
 else
-  command -v curl >/dev/null || apt-get install -y curl >/dev/null
+  command -v curl >/dev/null || apt-get install -y curl >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && apt-get install -y curl >/dev/null; }
   MODELSEAL="$PWD/target/release/modelseal" tests/kube/e2e.sh
 fi
 

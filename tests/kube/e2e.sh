@@ -9,7 +9,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 MODELSEAL=${MODELSEAL:-$ROOT/target/release/modelseal}
 APISERVER=$("$ROOT/tests/kube/build-apiserver.sh")
-command -v etcd >/dev/null || apt-get install -y etcd-server >/dev/null
+command -v etcd >/dev/null || apt-get install -y etcd-server >/dev/null 2>&1 \
+  || { apt-get update >/dev/null && apt-get install -y etcd-server >/dev/null; }
 W=$(mktemp -d "${TMPDIR:-/tmp}/modelseal-kube.XXXXXX")
 PIDS=()
 cleanup() {
