@@ -173,19 +173,9 @@ pub fn verify_lineage(
     policy: &LineagePolicy,
     store: &AttestationStore,
 ) -> LineageReport {
-    let mut walk = Walk {
-        policy,
-        store,
-        attestations: BTreeSet::new(),
-        stack: Vec::new(),
-        top_signature: false,
-    };
-    let mut root = walk.hop(HopKind::Model, name, digest.to_owned(), 0, true);
-    root.signers.insert(0, top_signer);
-    LineageReport {
-        root,
-        attestations: walk.attestations,
-    }
+    let mut report = walk(name, digest, policy, store, false);
+    report.root.signers.insert(0, top_signer);
+    report
 }
 
 /// Checks a model known only by its digest (`blake3:HEX`), as an admission controller
@@ -197,12 +187,24 @@ pub fn verify_digest(
     policy: &LineagePolicy,
     store: &AttestationStore,
 ) -> LineageReport {
+    walk(name, digest, policy, store, true)
+}
+
+/// The walk both entry points share; `top_signature` says whether the top model's own
+/// signature must be found in the store.
+fn walk(
+    name: Option<String>,
+    digest: &str,
+    policy: &LineagePolicy,
+    store: &AttestationStore,
+    top_signature: bool,
+) -> LineageReport {
     let mut walk = Walk {
         policy,
         store,
         attestations: BTreeSet::new(),
         stack: Vec::new(),
-        top_signature: true,
+        top_signature,
     };
     let root = walk.hop(HopKind::Model, name, digest.to_owned(), 0, true);
     LineageReport {
