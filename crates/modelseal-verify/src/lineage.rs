@@ -147,6 +147,32 @@ pub struct LineageReport {
 }
 
 impl LineageReport {
+    /// The report as JSON (`spec/lineage.md` §5): `passed`, `firstFailure` and `tree`,
+    /// one object per hop with its verdict. The CLI and the admission server both print it.
+    pub fn to_json(&self) -> serde_json::Value {
+        fn hop_json(hop: &Hop) -> serde_json::Value {
+            serde_json::json!({
+                "kind": hop.kind.name(),
+                "name": hop.name,
+                "digest": hop.digest,
+                "verdict": if hop.failure.is_some() { "refused" } else { "ok" },
+                "failure": hop.failure.as_ref().map(|f| serde_json::json!({"kind": f.kind(), "message": f.to_string()})),
+                "signers": hop.signers,
+                "builder": hop.builder,
+                "viaVsa": hop.via_vsa,
+                "materials": hop.materials,
+                "inputs": hop.inputs.iter().map(hop_json).collect::<Vec<_>>(),
+            })
+        }
+        serde_json::json!({
+            "passed": self.passed(),
+            "firstFailure": self.first_failure().map(|(hop, f)| serde_json::json!({
+                "digest": hop.digest, "name": hop.name, "kind": f.kind(), "message": f.to_string(),
+            })),
+            "tree": hop_json(&self.root),
+        })
+    }
+
     /// True when every hop passes.
     pub fn passed(&self) -> bool {
         self.first_failure().is_none()

@@ -278,7 +278,7 @@ impl Decider {
         Decision {
             allowed,
             message,
-            report: report_json(&report),
+            report: report.to_json(),
             cached: false,
         }
     }
@@ -298,22 +298,4 @@ fn report_has_store_error(report: &LineageReport) -> bool {
             || hop.inputs.iter().any(walk)
     }
     walk(&report.root)
-}
-
-/// The lineage tree as JSON, a verdict per hop.
-pub fn report_json(report: &LineageReport) -> serde_json::Value {
-    fn hop(h: &modelseal_verify::lineage::Hop) -> serde_json::Value {
-        serde_json::json!({
-            "kind": h.kind.name(),
-            "name": h.name,
-            "digest": h.digest,
-            "verdict": if h.failure.is_some() { "refused" } else { "ok" },
-            "failure": h.failure.as_ref().map(|f| serde_json::json!({"kind": f.kind(), "message": f.to_string()})),
-            "signers": h.signers,
-            "builder": h.builder,
-            "viaVsa": h.via_vsa,
-            "inputs": h.inputs.iter().map(hop).collect::<Vec<_>>(),
-        })
-    }
-    serde_json::json!({"passed": report.passed(), "tree": hop(&report.root)})
 }

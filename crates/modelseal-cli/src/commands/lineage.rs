@@ -10,7 +10,6 @@ use modelseal_core::{Blake3Digest, sign_statement};
 use modelseal_verify::VerifiedModel;
 use modelseal_verify::lineage::{Hop, LineageReport, summary, verify_lineage};
 use modelseal_verify::lineage_policy::LineagePolicy;
-use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -108,30 +107,6 @@ pub fn report_failure(report: &LineageReport) {
             hop.digest
         );
     }
-}
-
-pub fn report_json(report: &LineageReport) -> Value {
-    fn hop_json(hop: &Hop) -> Value {
-        json!({
-            "kind": hop.kind.name(),
-            "name": hop.name,
-            "digest": hop.digest,
-            "verdict": if hop.failure.is_some() { "refused" } else { "ok" },
-            "failure": hop.failure.as_ref().map(|f| json!({"kind": f.kind(), "message": f.to_string()})),
-            "signers": hop.signers,
-            "builder": hop.builder,
-            "viaVsa": hop.via_vsa,
-            "materials": hop.materials,
-            "inputs": hop.inputs.iter().map(hop_json).collect::<Vec<_>>(),
-        })
-    }
-    json!({
-        "passed": report.passed(),
-        "firstFailure": report.first_failure().map(|(hop, f)| json!({
-            "digest": hop.digest, "name": hop.name, "kind": f.kind(), "message": f.to_string(),
-        })),
-        "tree": hop_json(&report.root),
-    })
 }
 
 pub fn emit_vsa(

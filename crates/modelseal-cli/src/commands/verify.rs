@@ -111,7 +111,7 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             },
             "files": verified.files,
             "bytes": verified.bytes,
-            "lineage": lineage.as_ref().map(super::lineage::report_json),
+            "lineage": lineage.as_ref().map(|r| r.to_json()),
         }));
     } else {
         let counted = match verified.bytes {
