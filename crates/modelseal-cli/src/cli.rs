@@ -212,7 +212,11 @@ pub struct VerifyArgs {
     )]
     pub keys: Vec<PathBuf>,
     /// Lineage policy (TOML, see spec/policy.md): the model's signers come from it
-    #[arg(long, value_name = "POLICY", conflicts_with = "keys")]
+    #[arg(
+        long,
+        value_name = "POLICY",
+        conflicts_with_all = ["keys", "certificate_roots", "identity", "identity_regex", "issuer", "trusted_root"]
+    )]
     pub policy: Option<PathBuf>,
     /// Also check the model's training lineage, hop by hop, against the policy
     #[arg(long, requires_all = ["policy", "store"])]

@@ -446,7 +446,13 @@ impl SigningKey {
     /// PKCS#8 PEM, encrypted (PBES2: scrypt and AES-256-CBC) when a passphrase is given.
     pub fn to_pem(&self, passphrase: Option<&[u8]>) -> Result<Zeroizing<String>, KeyError> {
         let der = match &self.key {
-            PrivateKey::Ed25519(k) => k.to_pkcs8_der(),
+            // RFC 8410 (PKCS#8 v1, no public key attached): what OpenSSL 3.0 and Python
+            // `cryptography` read. Keys written as v2 by earlier releases still load.
+            PrivateKey::Ed25519(k) => ed25519_dalek::pkcs8::KeypairBytes {
+                secret_key: k.to_bytes(),
+                public_key: None,
+            }
+            .to_pkcs8_der(),
             PrivateKey::P256(k) => k.to_pkcs8_der(),
             PrivateKey::P384(k) => k.to_pkcs8_der(),
             PrivateKey::P521(k) => k.to_pkcs8_der(),

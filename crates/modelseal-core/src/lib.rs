@@ -35,11 +35,12 @@ pub mod outboard;
 mod path;
 pub mod provenance;
 pub mod statement;
-pub mod store;
 pub mod walk;
 
 pub use bundle::{Bundle, BundleError};
-pub use digest::{Blake3Digest, ParseDigestError};
+pub use digest::{
+    ArtifactDigest, Blake3Digest, DigestAlgorithm, ParseArtifactDigestError, ParseDigestError,
+};
 pub use keys::{
     KeyAlgorithm, KeyError, KeyFingerprint, SigningKey, VerifyingKey, certificate_chain,
     certificates_from_pem,

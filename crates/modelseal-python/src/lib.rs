@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 
 use modelseal_core::hash::NoProgress;
 use modelseal_core::{Bundle, VerifyingKey, outboard};
-use modelseal_verify::lineage_policy::{LineagePolicy, Role};
+use modelseal_lineage::policy::{LineagePolicy, Role};
 use modelseal_verify::loader::{ModelReader, ReadError};
 use modelseal_verify::safetensors::{SafeTensors, SafetensorsError, TensorInfo};
-use modelseal_verify::{TrustPolicy, VerifyError, VerifyOptions, verify_model};
+use modelseal_verify::{
+    TrustPolicy, VerifyError, VerifyOptions, signed_manifest, verify_envelope, verify_model,
+};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyKeyError, PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -321,7 +323,9 @@ fn read_and_verify(
 }
 
 /// The signature covers the file's directory (the file is one of its files) or the file
-/// alone (a single-file model): try the directory first.
+/// alone. It is read as a single-file signature only when it lists exactly this one file:
+/// a directory signature is never weakened to "this file matched", so an unsigned file
+/// beside the weights is refused here exactly as `verify` refuses it.
 fn open_either(
     path: &Path,
     signature: &Path,
@@ -342,14 +346,24 @@ fn open_either(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let as_directory = ModelReader::open(&parent, bundle, trust, &options, outboards);
-    match as_directory {
+    let signed = verify_envelope(bundle, trust)
+        .and_then(|v| signed_manifest(&v))
+        .map_err(verify_error)?;
+    let lists_only_this_file = matches!(
+        signed.manifest.entries(),
+        [only] if only.path.as_str() == name
+    );
+    match ModelReader::open(&parent, bundle, trust, &options, outboards) {
         Ok(reader) if reader.size(&name).is_ok() => Ok((reader, name)),
-        Ok(_) | Err(VerifyError::Files(_)) => {
+        Ok(_) | Err(VerifyError::Files(_)) if lists_only_this_file => {
             let reader = ModelReader::open(path, bundle, trust, &options, outboards)
                 .map_err(verify_error)?;
             Ok((reader, name))
         }
+        Ok(_) => Err(VerificationError::new_err((
+            format!("{name} is not among the files the signature covers"),
+            "not-signed",
+        ))),
         Err(other) => Err(verify_error(other)),
     }
 }

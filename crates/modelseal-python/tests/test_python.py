@@ -109,6 +109,21 @@ def test_signature_of_the_file_alone(signed, tmp_path):
         np.testing.assert_array_equal(f.get_tensor("mask"), tensors["mask"])
 
 
+def test_an_unsigned_file_beside_the_weights_is_refused_as_verify_refuses_it(signed):
+    # A directory signature is never retried as a signature of the one file read.
+    model, sig, pub, _ = signed
+    (model / "evil.py").write_text("import os\n")
+    with pytest.raises(modelseal.VerificationError) as err:
+        modelseal.verify(model, sig, key=pub)
+    assert err.value.args[1] == "files-mismatch"
+    with pytest.raises(modelseal.VerificationError) as err:
+        modelseal.safe_open(model / "model.safetensors", signature=sig, key=pub)
+    assert err.value.args[1] == "files-mismatch"
+    assert "evil.py" in err.value.args[0]
+    with pytest.raises(modelseal.VerificationError):
+        modelseal.load_file(model / "model.safetensors", signature=sig, key=pub)
+
+
 def test_wrong_key_and_bad_arguments(signed, tmp_path):
     model, sig, _, _ = signed
     run("keygen", "--out", tmp_path / "other")

@@ -18,9 +18,6 @@ pub enum VerifyError {
     /// The policy trusts no key, so nothing can verify.
     #[error("no trusted keys were given")]
     NoTrustedKeys,
-    /// The lineage check failed at some hop.
-    #[error("lineage check failed")]
-    Lineage(#[source] crate::lineage::HopFailure),
     /// A certificate-signed bundle, and no trusted root certificate to check it against.
     #[error("bundle is signed with a certificate chain, and no trusted root certificate was given")]
     NoTrustedRoots,
@@ -95,6 +92,10 @@ pub enum VerifyError {
     /// The predicate does not parse as its type requires (bad paths included).
     #[error("signed predicate is malformed")]
     MalformedPredicate(#[source] serde_json::Error),
+    /// A signed statement that covers no file, resource or subject: it would vouch for
+    /// any model (with unsigned files ignored), so it is refused in every format.
+    #[error("signed statement lists nothing: {0}")]
+    ListsNothing(&'static str),
     /// The signed manifest breaks a manifest rule (duplicates, order, file/dir clash).
     #[error("signed manifest is invalid")]
     InvalidManifest(#[source] ManifestError),
@@ -117,17 +118,38 @@ pub enum VerifyError {
 
 impl VerifyError {
     /// True when the input was read and refused (a failed verification); false when it
-    /// could not be read at all (missing or unreadable files), so nothing was decided.
+    /// could not be read at all, or the caller gave nothing to trust, so nothing was
+    /// decided. Each variant is listed: a new one must be placed on a side.
     pub fn is_refusal(&self) -> bool {
-        !matches!(
-            self,
+        match self {
             Self::Bundle(BundleError::Io(_))
-                | Self::Walk(WalkError::Io { .. })
-                | Self::Hash(HashError::Io { .. })
-                | Self::NoTrustedKeys
-                | Self::NoTrustedRoots
-                | Self::NoKeylessIdentity
-        )
+            | Self::Walk(WalkError::Io { .. })
+            | Self::Hash(HashError::Io { .. })
+            | Self::NoTrustedKeys
+            | Self::NoTrustedRoots
+            | Self::NoKeylessIdentity => false,
+            Self::Bundle(_)
+            | Self::Certificate(_)
+            | Self::NoSignatures
+            | Self::MultipleSignatures { .. }
+            | Self::UnsupportedVerificationMaterial { .. }
+            | Self::UntrustedSigner { .. }
+            | Self::BadSignature { .. }
+            | Self::PayloadType { .. }
+            | Self::MalformedStatement(_)
+            | Self::StatementType { .. }
+            | Self::PredicateType { .. }
+            | Self::MalformedPredicate(_)
+            | Self::ListsNothing(_)
+            | Self::InvalidManifest(_)
+            | Self::OmsPredicate(_)
+            | Self::Subject(_)
+            | Self::Files(_)
+            | Self::Walk(_)
+            | Self::Hash(_) => true,
+            #[cfg(feature = "sigstore")]
+            Self::Keyless(_) => true,
+        }
     }
 
     /// A stable kebab-case name for the failure, used in JSON output.
@@ -137,7 +159,6 @@ impl VerifyError {
             Self::Bundle(_) => "malformed-bundle",
             Self::NoTrustedKeys => "no-trusted-keys",
             Self::NoTrustedRoots => "no-trusted-roots",
-            Self::Lineage(failure) => failure.kind(),
             Self::NoKeylessIdentity => "no-keyless-identity",
             #[cfg(feature = "sigstore")]
             Self::Keyless(e) => e.kind(),
@@ -155,6 +176,7 @@ impl VerifyError {
             Self::PredicateType { .. } => "wrong-predicate-type",
             Self::MalformedPredicate(_) => "malformed-predicate",
             Self::InvalidManifest(_) => "invalid-manifest",
+            Self::ListsNothing(_) => "lists-nothing",
             Self::Subject(_) => "subject-mismatch",
             Self::Files(_) => "files-mismatch",
             Self::Walk(WalkError::Io { .. }) | Self::Hash(HashError::Io { .. }) => {

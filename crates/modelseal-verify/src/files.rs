@@ -41,6 +41,9 @@ pub fn signed_manifest(verified: &VerifiedStatement) -> Result<SignedManifest, V
     let predicate = typed.predicate;
     let manifest =
         Manifest::from_sorted(predicate.files.clone()).map_err(VerifyError::InvalidManifest)?;
+    if manifest.entries().is_empty() {
+        return Err(VerifyError::ListsNothing("a manifest with no files"));
+    }
     let subject = match statement.subject.as_slice() {
         [one] => one,
         other => return Err(VerifyError::Subject(SubjectProblem::Count(other.len()))),

@@ -29,10 +29,9 @@ pub mod certs;
 mod envelope;
 mod error;
 mod files;
+pub mod gate;
 #[cfg(feature = "sigstore")]
 pub mod keyless;
-pub mod lineage;
-pub mod lineage_policy;
 pub mod loader;
 pub mod oms;
 mod policy;
@@ -51,6 +50,7 @@ pub use error::{
     error_chain,
 };
 pub use files::{SignedManifest, check_files, signed_manifest};
+pub use gate::{Attestation, GateError, verify_attestation};
 pub use policy::TrustPolicy;
 
 /// What the verifier adds to what the signer recorded.

@@ -126,6 +126,11 @@ fn signed_v1(verified: &VerifiedStatement) -> Result<SignedOms, VerifyError> {
             digest,
         });
     }
+    if resources.is_empty() {
+        return Err(VerifyError::ListsNothing(
+            "an OMS predicate with no resources",
+        ));
+    }
     refuse_duplicates(&resources)?;
     let subject = one_subject(&typed.subject)?;
     let signed = subject
@@ -173,6 +178,11 @@ fn signed_legacy(verified: &VerifiedStatement) -> Result<SignedOms, VerifyError>
             algorithm: "sha256".into(),
             digest,
         });
+    }
+    if resources.is_empty() {
+        return Err(VerifyError::ListsNothing(
+            "a legacy OMS statement with no subjects",
+        ));
     }
     refuse_duplicates(&resources)?;
     Ok(SignedOms {

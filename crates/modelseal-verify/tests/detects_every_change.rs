@@ -130,7 +130,21 @@ proptest! {
         std::fs::create_dir(&other).unwrap();
         write(&other, &changed);
         match verify_model(&other, &signed.bundle, &policy, &VerifyOptions::default(), &NoProgress) {
-            Err(VerifyError::Files(mismatch)) => prop_assert!(!mismatch.is_empty()),
+            Err(VerifyError::Files(mismatch)) => {
+                // Exactly the files that differ are named, each in its own list.
+                let differs = |p: &String| files.get(p) != changed.get(p);
+                let expect = |pick: &dyn Fn(&String) -> bool| -> Vec<String> {
+                    let mut v: Vec<String> = files.keys().chain(changed.keys())
+                        .filter(|p| differs(p) && pick(p)).cloned().collect();
+                    v.sort();
+                    v.dedup();
+                    v
+                };
+                let modified: Vec<String> = mismatch.modified.iter().map(|m| m.path.clone()).collect();
+                prop_assert_eq!(modified, expect(&|p| files.contains_key(p) && changed.contains_key(p)));
+                prop_assert_eq!(&mismatch.missing, &expect(&|p| !changed.contains_key(p)));
+                prop_assert_eq!(&mismatch.extra, &expect(&|p| !files.contains_key(p)));
+            }
             other => prop_assert!(false, "{change:?} not detected: {other:?}"),
         }
         if !changed.is_empty() {

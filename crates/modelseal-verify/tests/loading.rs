@@ -160,6 +160,48 @@ fn a_foreign_or_damaged_outboard_is_refused() {
         &s.outboards(),
         &modelseal_core::ManifestPath::parse("weights.bin").unwrap(),
     );
+    // A well-formed outboard of another file of the same size: right length, wrong tree.
+    let other = signed();
+    let mut bytes = big();
+    bytes[BIG / 2] ^= 1;
+    std::fs::write(other.model().join("weights.bin"), &bytes).unwrap();
+    let manifest = modelseal_core::hash_model(
+        &other.model(),
+        &modelseal_core::WalkOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    let foreign = other.dir.path().join("foreign.outboard");
+    outboard::write_all(&other.model(), &manifest, &foreign).unwrap();
+    let foreign_ob = outboard::outboard_file(
+        &foreign,
+        &modelseal_core::ManifestPath::parse("weights.bin").unwrap(),
+    );
+    assert_eq!(
+        std::fs::metadata(&foreign_ob).unwrap().len(),
+        std::fs::metadata(&ob).unwrap().len()
+    );
+    std::fs::copy(&foreign_ob, &ob).unwrap();
+    let reader = s.open(Some(&s.outboards())).unwrap();
+    let big = BIG as u64;
+    for range in [0..10, big - 10..big] {
+        let err = reader.read_range("weights.bin", range.clone()).unwrap_err();
+        // Refused either way; which words depends on where the tree first disagrees.
+        assert!(
+            matches!(err, ReadError::Outboard { .. } | ReadError::Tampered { .. }),
+            "{range:?}: {err}"
+        );
+    }
+    // Put the file's own outboard back: reads pass again.
+    let own = modelseal_core::hash_model(
+        &s.model(),
+        &modelseal_core::WalkOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    outboard::write_all(&s.model(), &own, &s.outboards()).unwrap();
+    let reader = s.open(Some(&s.outboards())).unwrap();
+    assert!(reader.read_range("weights.bin", 0..10).is_ok());
     // Flip a hash inside the outboard: it no longer leads to the signed root.
     flip(&ob, 40);
     let reader = s.open(Some(&s.outboards())).unwrap();

@@ -5,9 +5,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use modelseal_core::store::AttestationStore;
-use modelseal_verify::lineage::{LineageReport, verify_digest};
-use modelseal_verify::lineage_policy::LineagePolicy;
+use modelseal_core::ArtifactDigest;
+use modelseal_lineage::policy::LineagePolicy;
+use modelseal_lineage::store::AttestationStore;
+use modelseal_lineage::verify_digest;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -32,16 +33,10 @@ impl Trust {
     pub fn load(
         policy: &std::path::Path,
         store: &std::path::Path,
-    ) -> Result<Self, modelseal_verify::lineage_policy::PolicyError> {
+    ) -> Result<Self, modelseal_lineage::policy::PolicyError> {
         let policy = LineagePolicy::read(policy)?;
         let mut hasher = sha2::Sha256::new();
-        hasher.update(policy.sha256.as_bytes());
-        for signer in &policy.signers {
-            if let Some(key) = &signer.key {
-                hasher.update(key.fingerprint().as_str().as_bytes());
-            }
-        }
-        hasher.update(b"sigstore-public-good-embedded");
+        hasher.update(policy.trust_digest().as_bytes());
         Ok(Self {
             version: hex::encode(hasher.finalize()),
             policy,
@@ -220,7 +215,9 @@ impl Decider {
 
     /// Decides for one model digest (`blake3:HEX`). Blocking: call it off the async
     /// threads. `remember` is false for dry runs, which leave no trace; `use_cache` is
-    /// false when the caller wants the full report rather than a cached yes.
+    /// false when the caller wants the full report rather than a cached yes. `name` is
+    /// what the object calls the model: shown in messages, never used for policy (the
+    /// signed name is), so it is not part of the cache key.
     pub fn decide(
         &self,
         digest: &str,
@@ -229,7 +226,17 @@ impl Decider {
         use_cache: bool,
     ) -> Decision {
         let trust = self.trust();
-        let key = (digest.to_owned(), trust.version.clone());
+        let Ok(parsed) = digest.parse::<ArtifactDigest>() else {
+            return Decision {
+                allowed: false,
+                message: format!(
+                    "{digest:?} is not a model digest; write it as blake3:<64 lowercase hex>"
+                ),
+                report: serde_json::Value::Null,
+                cached: false,
+            };
+        };
+        let key = (parsed.to_string(), trust.version.clone());
         if use_cache
             && self
                 .cache
@@ -245,28 +252,19 @@ impl Decider {
                 cached: true,
             };
         }
-        if !valid_digest(digest) {
-            return Decision {
-                allowed: false,
-                message: format!(
-                    "{digest:?} is not a model digest; write it as blake3:<64 lowercase hex>"
-                ),
-                report: serde_json::Value::Null,
-                cached: false,
-            };
-        }
-        let report = verify_digest(name, digest, &trust.policy, &trust.store);
-        if report_has_store_error(&report) {
+        let report = verify_digest(&parsed, &trust.policy, &trust.store);
+        if report.has_store_error() || report.skipped_files() > 0 {
             self.metrics.store_errors.inc();
         }
         let allowed = report.passed();
         let message = match report.first_failure() {
             None => format!("model {digest} verified: signature and lineage satisfy the policy"),
             Some((hop, failure)) => format!(
-                "model {digest} refused: {} {} ({}): {failure}",
+                "model {}{digest} refused: {} {} ({}): {failure}",
+                name.as_deref().map(|n| format!("{n} ")).unwrap_or_default(),
                 hop.kind.name(),
-                hop.name.as_deref().unwrap_or("(unnamed)"),
-                hop.digest
+                hop.display_name(),
+                hop.digest_text()
             ),
         };
         if allowed && remember {
@@ -282,20 +280,4 @@ impl Decider {
             cached: false,
         }
     }
-}
-
-fn valid_digest(digest: &str) -> bool {
-    digest.strip_prefix("blake3:").is_some_and(|hex| {
-        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    })
-}
-
-fn report_has_store_error(report: &LineageReport) -> bool {
-    fn walk(hop: &modelseal_verify::lineage::Hop) -> bool {
-        hop.failure
-            .as_ref()
-            .is_some_and(|f| f.kind() == "store-error")
-            || hop.inputs.iter().any(walk)
-    }
-    walk(&report.root)
 }

@@ -37,7 +37,7 @@ pub enum ServeError {
         path: std::path::PathBuf,
         /// The cause.
         #[source]
-        source: modelseal_verify::lineage_policy::PolicyError,
+        source: modelseal_lineage::policy::PolicyError,
     },
     /// The certificate or key did not load, or the address could not be bound.
     #[error("{0}")]

@@ -11,10 +11,10 @@ use modelseal_core::provenance::{
     BuildDefinition, Builder, DependencyKind, Provenance, RunDetails, TRAINING_BUILD_TYPE,
     dependency, provenance_statement,
 };
-use modelseal_core::store::AttestationStore;
 use modelseal_core::{
     ArtifactKind, KeyAlgorithm, SignOptions, SigningKey, sign_model, sign_statement,
 };
+use modelseal_lineage::store::AttestationStore;
 use modelseal_webhook::config::Config;
 use serde_json::{Value, json};
 
@@ -355,9 +355,31 @@ async fn admission_reviews_over_tls() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("modelseal_cache_hits_total 0"),
+        metrics.contains("modelseal_cache_hits_total 0\n"),
         "{metrics}"
     );
+    // Had the dry run been cached, this first real request would be a hit; the second is.
+    for (uid, hits) in [("u-8", 0), ("u-9", 1)] {
+        let (_, body) = post(
+            &http,
+            &fresh_url,
+            &review(uid, json!({"modelseal.dev/model": w.model}), false),
+        )
+        .await;
+        assert_eq!(body["response"]["allowed"], true);
+        let metrics = http
+            .get(format!("https://127.0.0.1:{}/metrics", fresh.addr.port()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains(&format!("modelseal_cache_hits_total {hits}\n")),
+            "after {uid}: {metrics}"
+        );
+    }
     fresh.shutdown().await;
 
     // Malformed requests are HTTP errors, not decisions.
@@ -500,10 +522,11 @@ async fn policy_reload_under_load_denies_a_poisoned_dataset_without_dropping_req
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_or_missing_store_is_denied_within_the_deadline() {
+async fn a_fifo_planted_in_the_store_is_skipped_not_waited_on() {
     let w = world();
     let d = w.dir.path();
-    // A FIFO where a bundle should be: reading it blocks until a writer comes.
+    // A FIFO where a bundle should be: opening it for reading would block until a
+    // writer comes. The store opens without blocking and skips what is not a file.
     let stuck = "cd".repeat(32);
     let fifo_dir = d.join("store/blake3").join(&stuck);
     std::fs::create_dir_all(&fifo_dir).unwrap();
@@ -533,7 +556,7 @@ async fn a_slow_or_missing_store_is_denied_within_the_deadline() {
         body["response"]["status"]["message"]
             .as_str()
             .unwrap()
-            .contains("could not verify"),
+            .contains("no https://modelseal.dev/manifest/v1 attestation is in the store"),
         "{body}"
     );
     assert!(
@@ -558,30 +581,13 @@ async fn a_slow_or_missing_store_is_denied_within_the_deadline() {
     .await;
     assert_eq!(body["response"]["allowed"], true, "{body}");
     server.shutdown().await;
-    // With fail_open, the same stuck request is admitted, with a warning; and a server
-    // configured to deny objects that name no model does so.
+    // A server configured to deny objects that name no model does so. (The fail_open
+    // answer to a decision past its deadline lost its trigger here when the store stopped
+    // blocking on FIFOs; the admission issue brings a real slow store to test it with.)
     let open = modelseal_webhook::start(config(d, "fail_open = true\nno_model = \"deny\"\n"))
         .await
         .unwrap();
     let open_url = format!("https://127.0.0.1:{}/validate?timeout=1s", open.addr.port());
-    let (_, body) = post(
-        &http,
-        &open_url,
-        &review(
-            "open",
-            json!({"modelseal.dev/model": format!("blake3:{stuck}")}),
-            false,
-        ),
-    )
-    .await;
-    assert_eq!(body["response"]["allowed"], true, "{body}");
-    assert!(
-        body["response"]["warnings"][0]
-            .as_str()
-            .unwrap()
-            .contains("could not verify"),
-        "{body}"
-    );
     let (_, body) = post(&http, &open_url, &review("bare", json!({}), false)).await;
     assert_eq!(body["response"]["allowed"], false, "{body}");
     assert!(
@@ -592,10 +598,6 @@ async fn a_slow_or_missing_store_is_denied_within_the_deadline() {
         "{body}"
     );
     open.shutdown().await;
-    // Unblock the stuck reader so the test process can exit cleanly.
-    let _ = std::fs::OpenOptions::new()
-        .write(true)
-        .open(fifo_dir.join("stuck.json"));
 }
 
 #[test]
@@ -705,6 +707,19 @@ async fn bounded_load_test() {
         }) {
             eprintln!("  {label} {line}");
         }
+        // What this test can hold the server to (timings are the benchmark's): every
+        // request was decided, and the cache answered all of them or none.
+        let done = latencies.len();
+        let hits = if label == "cached" { done } else { 0 };
+        assert!(
+            metrics.contains(&format!("modelseal_cache_hits_total {hits}\n")),
+            "{label}: expected {hits} cache hits\n{metrics}"
+        );
+        assert!(
+            metrics.contains(&format!("modelseal_decision_seconds_count {}\n", done + 1)),
+            "{label}: expected {} decisions\n{metrics}",
+            done + 1
+        );
         server.shutdown().await;
     }
 }

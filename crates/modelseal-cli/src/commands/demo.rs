@@ -190,9 +190,9 @@ fn attest_and_check_lineage(
         BuildDefinition, Builder, DependencyKind, Provenance, RunDetails, TRAINING_BUILD_TYPE,
         dependency, provenance_statement,
     };
-    use modelseal_core::store::AttestationStore;
-    use modelseal_verify::lineage::verify_lineage;
-    use modelseal_verify::lineage_policy::LineagePolicy;
+    use modelseal_lineage::policy::LineagePolicy;
+    use modelseal_lineage::store::AttestationStore;
+    use modelseal_lineage::verify_lineage;
     use std::collections::BTreeMap;
 
     let dataset = dir.join("demo-dataset");
@@ -267,7 +267,7 @@ fn attest_and_check_lineage(
     let policy = LineagePolicy::read(&policy_path)?;
     let report = verify_lineage(
         Some(signed.name.clone()),
-        &format!("blake3:{}", signed.root),
+        &modelseal_core::ArtifactDigest::blake3(&signed.root),
         "release".into(),
         &policy,
         &store,

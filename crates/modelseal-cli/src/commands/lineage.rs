@@ -5,13 +5,12 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use modelseal_core::fsio::{Overwrite, Visibility, write_atomic};
 use modelseal_core::provenance::vsa_statement;
-use modelseal_core::store::AttestationStore;
-use modelseal_core::{Blake3Digest, sign_statement};
+use modelseal_core::{ArtifactDigest, Blake3Digest, sign_statement};
+use modelseal_lineage::policy::LineagePolicy;
+use modelseal_lineage::store::AttestationStore;
+use modelseal_lineage::vsa::summary;
+use modelseal_lineage::{Hop, LineageReport, verify_lineage};
 use modelseal_verify::VerifiedModel;
-use modelseal_verify::lineage::{Hop, LineageReport, summary, verify_lineage};
-use modelseal_verify::lineage_policy::LineagePolicy;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::cli::VerifyArgs;
 use crate::output::out;
@@ -31,9 +30,14 @@ pub fn check(
         .signer_name(&verified.signer.fingerprint)
         .map(str::to_owned)
         .unwrap_or_else(|| verified.signer.fingerprint.to_string());
+    let root: Blake3Digest = verified
+        .root
+        .hex
+        .parse()
+        .context("the verified root is a BLAKE3 digest")?;
     Ok(verify_lineage(
         verified.name.clone(),
-        &format!("blake3:{}", verified.root.hex),
+        &ArtifactDigest::blake3(&root),
         signer,
         policy,
         &AttestationStore::open(store),
@@ -42,21 +46,22 @@ pub fn check(
 
 fn label(hop: &Hop) -> String {
     let kind = hop.kind.name();
-    let short = hop.digest.get(..19).unwrap_or(&hop.digest);
+    let digest = hop.digest_text();
+    let short = digest.get(..19).unwrap_or(&digest);
     let verdict = match &hop.failure {
         None if hop.via_vsa => "ok (verification summary)".to_owned(),
         None => "ok".to_owned(),
         Some(failure) => format!("REFUSED: {failure}"),
     };
-    let mut text = format!(
-        "{kind} {} {short}… {verdict}",
-        hop.name.as_deref().unwrap_or("(unnamed)")
-    );
+    let mut text = format!("{kind} {} {short}… {verdict}", hop.display_name());
     if !hop.signers.is_empty() {
         text.push_str(&format!(" [signed by {}]", hop.signers.join(", ")));
     }
-    if let Some(builder) = &hop.builder {
-        text.push_str(&format!(" [built by {builder}]"));
+    if !hop.builders.is_empty() {
+        text.push_str(&format!(" [built by {}]", hop.builders.join(", ")));
+    }
+    if !hop.skipped.is_empty() {
+        text.push_str(&format!(" [{} store files skipped]", hop.skipped.len()));
     }
     text
 }
@@ -103,8 +108,8 @@ pub fn report_failure(report: &LineageReport) {
     if let Some((hop, failure)) = report.first_failure() {
         eprintln!(
             "error: lineage refused at {} {}: {failure}",
-            hop.name.as_deref().unwrap_or("(unnamed)"),
-            hop.digest
+            hop.display_name(),
+            hop.digest_text()
         );
     }
 }
@@ -118,9 +123,8 @@ pub fn emit_vsa(
 ) -> Result<()> {
     let key = super::load_signing_key(key)?;
     let name = verified.name.clone().unwrap_or_else(|| "model".into());
-    let now = OffsetDateTime::now_utc().format(&Rfc3339)?;
-    let summary =
-        summary(report, policy, now, name.clone()).context("only a passed check gets a summary")?;
+    let summary = summary(report, policy, std::time::SystemTime::now(), name.clone())
+        .context("only a passed check gets a summary")?;
     let root: Blake3Digest = verified
         .root
         .hex

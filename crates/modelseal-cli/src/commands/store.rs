@@ -1,7 +1,8 @@
 //! `modelseal store add|list`.
 
-use anyhow::{Context, Result, bail};
-use modelseal_core::store::AttestationStore;
+use anyhow::{Context, Result};
+use modelseal_core::ArtifactDigest;
+use modelseal_lineage::store::AttestationStore;
 
 use crate::Outcome;
 use crate::cli::StoreCommand;
@@ -18,7 +19,10 @@ pub fn run(command: &StoreCommand) -> Result<Outcome> {
                 out(&format!(
                     "added {} under {}",
                     bundle.display(),
-                    keys.join(", ")
+                    keys.iter()
+                        .map(ArtifactDigest::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
         }
@@ -31,10 +35,18 @@ pub fn run(command: &StoreCommand) -> Result<Outcome> {
                     }
                 }
                 Some(digest) => {
-                    let Some((algorithm, hex)) = digest.split_once(':') else {
-                        bail!("{digest:?} is not ALGORITHM:HEX");
-                    };
-                    for stored in store_dir.bundles_for(algorithm, hex)? {
+                    let digest: ArtifactDigest = digest
+                        .parse()
+                        .with_context(|| format!("digest {digest:?}"))?;
+                    let lookup = store_dir.bundles_for(&digest)?;
+                    for skipped in &lookup.skipped {
+                        eprintln!(
+                            "warning: skipped {}: {}",
+                            skipped.path.display(),
+                            skipped.reason
+                        );
+                    }
+                    for stored in lookup.bundles {
                         let payload = &stored.bundle.dsse_envelope.payload;
                         let predicate = serde_json::from_slice::<serde_json::Value>(payload)
                             .ok()

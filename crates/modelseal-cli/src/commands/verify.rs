@@ -3,7 +3,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use modelseal_core::walk::WalkOptions;
 use modelseal_core::{Bundle, BundleError};
-use modelseal_verify::lineage_policy::{LineagePolicy, Role};
+use modelseal_lineage::policy::{LineagePolicy, Role};
 use modelseal_verify::{SignatureFormat, TrustPolicy, VerifyError, VerifyOptions, verify_model};
 use serde_json::{Value, json};
 

@@ -1,13 +1,13 @@
 //! The lineage policy file (`spec/policy.md`): who is trusted for which role, which
 //! attestations each hop needs, which builders, datasets and base models are allowed.
-//! One format, read by the CLI, the loader API and (later) the admission webhook.
+//! One format, read by the CLI, the loader API and the admission webhook.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use modelseal_core::{KeyFingerprint, VerifyingKey};
+use modelseal_core::{ArtifactDigest, KeyFingerprint, VerifyingKey};
+use modelseal_verify::TrustPolicy;
 use sha2::Digest as _;
-
-use crate::policy::TrustPolicy;
 
 /// What a signer is trusted to sign.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -77,46 +77,54 @@ struct BuildersFile {
 struct VsaFile {
     #[serde(default)]
     accept: bool,
+    max_age: Option<String>,
 }
+
+/// How old a verification summary may be when `[vsa] max_age` is not given.
+pub const DEFAULT_VSA_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// A digest or a name pattern in an allow or deny list.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Matcher {
-    /// `blake3:HEX`: exactly this artifact.
-    Digest(String),
+    /// `blake3:HEX` or `sha256:HEX`: exactly this artifact.
+    Digest(ArtifactDigest),
     /// `name:PATTERN`: a glob over the artifact's name (`*`, `?`, `[...]`).
     Name(glob::Pattern),
 }
 
 impl Matcher {
     fn parse(text: &str) -> Result<Self, PolicyError> {
-        if let Some(hex) = text.strip_prefix("blake3:") {
-            if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-                return Ok(Self::Digest(text.to_owned()));
-            }
-        } else if let Some(pattern) = text.strip_prefix("name:") {
+        if let Some(pattern) = text.strip_prefix("name:") {
             return glob::Pattern::new(pattern)
                 .map(Self::Name)
                 .map_err(|e| PolicyError::Invalid(format!("pattern {text:?}: {e}")));
         }
-        Err(PolicyError::Invalid(format!(
-            "{text:?} is neither blake3:<64 lowercase hex> nor name:<pattern>"
-        )))
+        text.parse().map(Self::Digest).map_err(|e| {
+            PolicyError::Invalid(format!(
+                "{text:?} is neither blake3:<64 lowercase hex> (or sha256:…) nor name:<pattern>: {e}"
+            ))
+        })
     }
 
-    /// Whether an artifact with this digest (`blake3:HEX`) and name matches.
-    pub fn matches(&self, digest: &str, name: Option<&str>) -> bool {
+    /// Whether an artifact with this digest and signed name matches. A name rule never
+    /// matches an artifact without a signed name: callers decide what that means.
+    pub fn matches(&self, digest: &ArtifactDigest, name: Option<&str>) -> bool {
         match self {
             Self::Digest(d) => d == digest,
             Self::Name(pattern) => name.is_some_and(|n| pattern.matches(n)),
         }
     }
 
+    /// Whether this is a `name:` rule.
+    pub fn is_name(&self) -> bool {
+        matches!(self, Self::Name(_))
+    }
+
     /// The rule as written.
     pub fn text(&self) -> String {
         match self {
-            Self::Digest(d) => d.clone(),
+            Self::Digest(d) => d.to_string(),
             Self::Name(p) => format!("name:{}", p.as_str()),
         }
     }
@@ -142,10 +150,8 @@ pub struct PolicySigner {
     pub name: String,
     /// What it may sign.
     pub roles: Vec<Role>,
-    /// Its key, when it signs with one.
-    pub key: Option<VerifyingKey>,
-    /// Its Sigstore identity and issuer, when it signs keylessly.
-    pub keyless: Option<(String, String)>,
+    /// Its key.
+    pub key: VerifyingKey,
 }
 
 /// A parsed lineage policy.
@@ -164,6 +170,8 @@ pub struct LineagePolicy {
     pub builders: Vec<String>,
     /// Whether a verifier-signed VSA for this policy stands in for the hops below it.
     pub accept_vsa: bool,
+    /// The oldest a VSA may be to stand in.
+    pub vsa_max_age: Duration,
     /// SHA-256 of the policy file's bytes: VSAs name the policy by it.
     pub sha256: String,
 }
@@ -217,39 +225,33 @@ impl LineagePolicy {
         let file: PolicyFile = toml::from_str(text).map_err(PolicyError::Toml)?;
         let mut signers = Vec::new();
         for entry in file.signers {
-            let key = match &entry.key {
-                None => None,
-                Some(rel) => {
-                    let path = base.join(rel);
-                    let pem = std::fs::read_to_string(&path).map_err(|source| PolicyError::Io {
-                        path: path.clone(),
-                        source,
-                    })?;
-                    Some(
-                        VerifyingKey::from_pem(&pem).map_err(|source| PolicyError::Key {
-                            name: entry.name.clone(),
-                            path,
-                            source,
-                        })?,
-                    )
-                }
-            };
-            let keyless = match (entry.identity, entry.issuer) {
-                (Some(identity), Some(issuer)) => Some((identity, issuer)),
-                (None, None) => None,
-                _ => {
-                    return Err(PolicyError::Invalid(format!(
-                        "signer {:?}: identity and issuer go together",
-                        entry.name
-                    )));
-                }
-            };
-            if key.is_some() == keyless.is_some() {
+            if entry.identity.is_some() || entry.issuer.is_some() {
+                // Lineage attestations have BLAKE3 subjects, which a Sigstore keyless
+                // verification cannot bind to; a keyless signer could never match, and a
+                // policy that silently drops a signer is not the policy its author wrote.
                 return Err(PolicyError::Invalid(format!(
-                    "signer {:?} needs exactly one of key, or identity and issuer",
+                    "signer {:?}: keyless signers (identity, issuer) are not supported in \
+                     lineage policies yet; native statements have BLAKE3 subjects, which \
+                     Sigstore keyless verification cannot bind (use a key)",
                     entry.name
                 )));
             }
+            let Some(rel) = &entry.key else {
+                return Err(PolicyError::Invalid(format!(
+                    "signer {:?} needs a key",
+                    entry.name
+                )));
+            };
+            let path = base.join(rel);
+            let pem = std::fs::read_to_string(&path).map_err(|source| PolicyError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let key = VerifyingKey::from_pem(&pem).map_err(|source| PolicyError::Key {
+                name: entry.name.clone(),
+                path,
+                source,
+            })?;
             if entry.roles.is_empty() {
                 return Err(PolicyError::Invalid(format!(
                     "signer {:?} has no roles",
@@ -260,7 +262,6 @@ impl LineagePolicy {
                 name: entry.name,
                 roles: entry.roles,
                 key,
-                keyless,
             });
         }
         let rules = |file: RulesFile, default: &[&str]| -> Result<Rules, PolicyError> {
@@ -294,6 +295,12 @@ impl LineagePolicy {
                 )));
             }
         }
+        let vsa_max_age = match &file.vsa.max_age {
+            None => DEFAULT_VSA_MAX_AGE,
+            Some(text) => humantime::parse_duration(text).map_err(|e| {
+                PolicyError::Invalid(format!("[vsa] max_age {text:?}: {e} (write e.g. \"24h\")"))
+            })?,
+        };
         Ok(Self {
             max_depth: file.max_depth,
             signers,
@@ -301,46 +308,69 @@ impl LineagePolicy {
             datasets,
             builders: file.builders.allow,
             accept_vsa: file.vsa.accept,
+            vsa_max_age,
             sha256,
         })
     }
 
-    /// The keys (and keyless identities) trusted for `role`.
+    /// The keys trusted for `role`.
     pub fn trust_for(&self, role: Role) -> TrustPolicy {
-        let keys = self
-            .signers
-            .iter()
-            .filter(|s| s.roles.contains(&role))
-            .filter_map(|s| s.key.clone())
-            .collect();
-        #[allow(unused_mut)]
-        let mut trust = TrustPolicy::from_keys(keys);
-        #[cfg(feature = "sigstore")]
-        if let Some((identity, issuer)) = self
-            .signers
-            .iter()
-            .filter(|s| s.roles.contains(&role))
-            .find_map(|s| s.keyless.clone())
-        {
-            use crate::keyless::{IdentityRule, KeylessTrust};
-            trust = trust.with_keyless(KeylessTrust::public_good(
-                IdentityRule::Exact(identity),
-                &issuer,
-            ));
-        }
-        trust
+        TrustPolicy::from_keys(
+            self.signers
+                .iter()
+                .filter(|s| s.roles.contains(&role))
+                .map(|s| s.key.clone())
+                .collect(),
+        )
     }
 
     /// The policy's name for the signer with this key, if any.
     pub fn signer_name(&self, fingerprint: &KeyFingerprint) -> Option<&str> {
         self.signers
             .iter()
-            .find(|s| {
-                s.key
-                    .as_ref()
-                    .is_some_and(|k| &k.fingerprint() == fingerprint)
-            })
+            .find(|s| &s.key.fingerprint() == fingerprint)
             .map(|s| s.name.as_str())
+    }
+
+    /// What the policy resolved its signers to, one line per (role, key) pair, sorted:
+    /// `ROLE sha256:FINGERPRINT`. A VSA records these, so replacing a key file (a
+    /// rotation or a revocation) ends every summary made under the old key even though
+    /// the policy file's bytes are unchanged (`spec/lineage.md` §6).
+    pub fn resolved_signers(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .signers
+            .iter()
+            .flat_map(|s| {
+                s.roles
+                    .iter()
+                    .map(move |r| format!("{} sha256:{}", role_name(*r), s.key.fingerprint()))
+            })
+            .collect();
+        lines.sort();
+        lines.dedup();
+        lines
+    }
+
+    /// SHA-256 over the policy file's digest and [`Self::resolved_signers`]: what a
+    /// cache or a summary keys trust on.
+    pub fn trust_digest(&self) -> String {
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(self.sha256.as_bytes());
+        for line in self.resolved_signers() {
+            hasher.update(b"\n");
+            hasher.update(line.as_bytes());
+        }
+        hex::encode(hasher.finalize())
+    }
+}
+
+/// The role's name as the policy file writes it.
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::ModelPublisher => "model-publisher",
+        Role::TrainingBuilder => "training-builder",
+        Role::DatasetCurator => "dataset-curator",
+        Role::Verifier => "verifier",
     }
 }
 
@@ -357,9 +387,14 @@ mod tests {
         let policy = parse("[datasets]\ndeny = [\"name:scraped-*\"]\n").unwrap();
         assert_eq!(policy.max_depth, 8);
         assert_eq!(policy.models.require.len(), 2);
-        assert!(policy.datasets.deny[0].matches("blake3:00", Some("scraped-web")));
-        assert!(!policy.datasets.deny[0].matches("blake3:00", Some("curated")));
+        let d: ArtifactDigest = format!("blake3:{}", "00".repeat(32)).parse().unwrap();
+        assert!(policy.datasets.deny[0].matches(&d, Some("scraped-web")));
+        assert!(!policy.datasets.deny[0].matches(&d, Some("curated")));
+        assert!(!policy.datasets.deny[0].matches(&d, None));
         assert!(!policy.accept_vsa);
+        assert_eq!(policy.vsa_max_age, DEFAULT_VSA_MAX_AGE);
+        let policy = parse("[vsa]\naccept = true\nmax_age = \"90m\"\n").unwrap();
+        assert_eq!(policy.vsa_max_age, Duration::from_secs(5400));
     }
 
     #[test]
@@ -376,16 +411,18 @@ mod tests {
             ),
             (
                 "[[signer]]\nname = \"a\"\nroles = [\"verifier\"]\n",
-                "needs exactly one of key",
+                "needs a key",
             ),
             (
-                "[[signer]]\nname = \"a\"\nroles = []\nidentity = \"x\"\nissuer = \"y\"\n",
-                "has no roles",
+                "[[signer]]\nname = \"a\"\nroles = [\"verifier\"]\nidentity = \"x\"\nissuer = \"y\"\n",
+                "keyless signers",
             ),
             (
                 "[[signer]]\nname = \"a\"\nroles = [\"verifier\"]\nidentity = \"x\"\n",
-                "go together",
+                "keyless signers",
             ),
+            ("[vsa]\nmax_age = \"soon\"\n", "max_age"),
+            ("[datasets]\ndeny = [\"name:[\"]\n", "pattern"),
         ] {
             let err = parse(text).unwrap_err();
             assert!(err.to_string().contains(message), "{text}: {err}");

@@ -10,12 +10,13 @@ use modelseal_core::provenance::{
     BuildDefinition, BuildMetadata, Builder, DependencyKind, Provenance, RunDetails,
     TRAINING_BUILD_TYPE, dependency, provenance_statement,
 };
-use modelseal_core::store::AttestationStore;
+
 use modelseal_core::{
     ArtifactKind, Blake3Digest, KeyAlgorithm, SignOptions, SigningKey, sign_model, sign_statement,
 };
-use modelseal_verify::lineage::{HopFailure, LineageReport, verify_lineage};
-use modelseal_verify::lineage_policy::LineagePolicy;
+use modelseal_lineage::policy::LineagePolicy;
+use modelseal_lineage::store::AttestationStore;
+use modelseal_lineage::{HopFailure, LineageReport, verify_lineage};
 
 const BUILDER: &str = "https://ci.example.com/trainer";
 
@@ -177,7 +178,7 @@ allow = ["{builder}"]
     fn check(&self, store: &AttestationStore, policy: &LineagePolicy) -> LineageReport {
         verify_lineage(
             Some("quantized".into()),
-            &self.digest("quantized"),
+            &self.digest("quantized").parse().unwrap(),
             "release".into(),
             policy,
             store,
@@ -225,7 +226,13 @@ fn failure_of(report: &LineageReport) -> (String, HopFailure) {
     let (hop, failure) = report
         .first_failure()
         .expect("the lineage should be refused");
-    (hop.name.clone().unwrap_or_default(), failure.clone())
+    (
+        hop.name
+            .clone()
+            .or(hop.claimed_name.clone())
+            .unwrap_or_default(),
+        failure.clone(),
+    )
 }
 
 #[test]
@@ -234,7 +241,7 @@ fn the_whole_chain_passes_and_names_every_hop() {
     let report = chain.check(&chain.store(&[]), &chain.policy(""));
     assert!(report.passed(), "{:?}", report.first_failure());
     let root = &report.root;
-    assert_eq!(root.builder.as_deref(), Some(BUILDER));
+    assert_eq!(root.builders, [BUILDER]);
     assert_eq!(root.signers, ["release", "trainer"]);
     let fine = &root.inputs[0];
     assert_eq!(fine.name.as_deref(), Some("fine-tuned"));

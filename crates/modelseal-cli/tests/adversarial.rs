@@ -1,0 +1,645 @@
+//! The adversarial suite: each test tries to talk a "yes" out of modelseal that the
+//! signatures and the policy do not support. SECURITY.md maps every attack to the check
+//! that stops it and to the test here that proves it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{assert_exit, assert_refused, modelseal, stderr, stdout};
+use modelseal_core::statement::{ResourceDescriptor, STATEMENT_TYPE, Statement};
+use modelseal_core::{KeyAlgorithm, SigningKey, sign_statement};
+use serde_json::{Value, json};
+
+/// Four signers, a dataset its curator named `scraped-web`, a model and its provenance.
+struct Lineage {
+    dir: tempfile::TempDir,
+    dataset_hex: String,
+    model_hex: String,
+}
+
+impl Lineage {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Self {
+            dir,
+            dataset_hex: String::new(),
+            model_hex: String::new(),
+        };
+        for name in ["publisher", "builder", "curator", "verifier"] {
+            assert_exit(&modelseal(&[&"keygen", &"--out", &l.p(name)]), 0);
+        }
+        std::fs::create_dir(l.p("corpus")).unwrap();
+        std::fs::write(l.p("corpus/train.jsonl"), b"{\"text\":\"scraped\"}\n").unwrap();
+        std::fs::create_dir(l.p("model")).unwrap();
+        std::fs::write(l.p("model/weights.bin"), vec![7u8; 4096]).unwrap();
+        std::fs::write(l.p("model/config.json"), b"{}").unwrap();
+        assert_exit(
+            &modelseal(&[
+                &"sign",
+                &l.p("corpus"),
+                &"--kind",
+                &"dataset",
+                &"--name",
+                &"scraped-web",
+                &"--key",
+                &l.p("curator"),
+            ]),
+            0,
+        );
+        assert_exit(
+            &modelseal(&[&"sign", &l.p("model"), &"--key", &l.p("publisher")]),
+            0,
+        );
+        let dataset_hex = l.root_of("corpus");
+        let model_hex = l.root_of("model");
+        Self {
+            dataset_hex,
+            model_hex,
+            ..l
+        }
+    }
+
+    fn p(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn root_of(&self, name: &str) -> String {
+        let out = modelseal(&[&"hash", &self.p(name), &"--json"]);
+        assert_exit(&out, 0);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["root"]["blake3"].as_str().unwrap().to_owned()
+    }
+
+    /// `attest training` for the model with these `--dataset` arguments, into `out`.
+    fn attest(&self, datasets: &[&str], out: &str) {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &"attest",
+            &"training",
+            &"--key",
+            &"",
+            &"--builder-id",
+            &"https://ci.example.com/trainer",
+            &"--code",
+            &"https://example.com/train.git@0123456789abcdef0123456789abcdef01234567",
+        ];
+        let key = self.p("builder");
+        let model = self.p("model");
+        let out_path = self.p(out);
+        args[3] = &key;
+        args.extend_from_slice(&[&"--model", &model, &"--out", &out_path]);
+        let specs: Vec<String> = datasets.iter().map(|s| (*s).to_owned()).collect();
+        for spec in &specs {
+            args.push(&"--dataset");
+            args.push(spec);
+        }
+        assert_exit(&modelseal(&args), 0);
+    }
+
+    fn store(&self, store: &str, bundles: &[&Path]) -> PathBuf {
+        let store = self.p(store);
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"store", &"add", &store];
+        for bundle in bundles {
+            args.push(bundle);
+        }
+        assert_exit(&modelseal(&args), 0);
+        store
+    }
+
+    /// The usual four signers, then `extra` (rules, `[vsa]`…).
+    fn policy(&self, extra: &str) -> PathBuf {
+        let text = format!(
+            "max_depth = 3\n{extra}\n\
+             [[signer]]\nname = \"release\"\nroles = [\"model-publisher\"]\nkey = \"publisher.pub\"\n\n\
+             [[signer]]\nname = \"ci\"\nroles = [\"training-builder\"]\nkey = \"builder.pub\"\n\n\
+             [[signer]]\nname = \"data\"\nroles = [\"dataset-curator\"]\nkey = \"curator.pub\"\n\n\
+             [[signer]]\nname = \"gate\"\nroles = [\"verifier\"]\nkey = \"verifier.pub\"\n"
+        );
+        std::fs::write(self.p("policy.toml"), text).unwrap();
+        self.p("policy.toml")
+    }
+
+    fn verify_lineage(&self, policy: &Path, store: &Path, extra: &[&str]) -> std::process::Output {
+        let model = self.p("model");
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &"verify",
+            &model,
+            &"--policy",
+            &policy,
+            &"--lineage",
+            &"--store",
+            &store,
+        ];
+        for e in extra {
+            args.push(e);
+        }
+        modelseal(&args)
+    }
+
+    /// The standard store: dataset, model and a provenance naming the dataset by digest.
+    fn standard_store(&self) -> PathBuf {
+        self.attest(&[&format!("blake3:{}", self.dataset_hex)], "prov.sig");
+        self.store(
+            "store",
+            &[
+                &self.p("corpus.sig"),
+                &self.p("model.sig"),
+                &self.p("prov.sig"),
+            ],
+        )
+    }
+
+    fn key(&self, name: &str) -> SigningKey {
+        let pem = std::fs::read_to_string(self.p(name)).unwrap();
+        SigningKey::from_pem(&pem, None).unwrap()
+    }
+}
+
+fn subject(name: &str, hex: &str) -> ResourceDescriptor {
+    serde_json::from_value(json!({"name": name, "digest": {"blake3": hex}})).unwrap()
+}
+
+fn write_bundle(path: &Path, statement: &Statement, key: &SigningKey) {
+    std::fs::write(path, sign_statement(statement, key).to_json()).unwrap();
+}
+
+#[test]
+fn a_dataset_named_by_digest_only_keeps_its_curators_name_for_deny_rules() {
+    let l = Lineage::new();
+    let store = l.standard_store();
+    let policy = l.policy("[datasets]\ndeny = [\"name:scraped-*\"]\n");
+    let out = l.verify_lineage(&policy, &store, &["--json"]);
+    assert_exit(&out, 1);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &v["lineage"]["firstFailure"];
+    assert_eq!(first["kind"], "denied", "{v:#}");
+    assert_eq!(first["name"], "scraped-web", "{v:#}");
+    assert_eq!(v["lineage"]["tree"]["inputs"][0]["verdict"], "refused");
+}
+
+#[test]
+fn a_builder_cannot_rename_a_curator_signed_dataset() {
+    let l = Lineage::new();
+    l.attest(
+        &[&format!("clean-corpus=blake3:{}", l.dataset_hex)],
+        "prov.sig",
+    );
+    let store = l.store(
+        "store",
+        &[&l.p("corpus.sig"), &l.p("model.sig"), &l.p("prov.sig")],
+    );
+    // Without a deny rule the rename itself is refused: the hop's name is its curator's.
+    let out = l.verify_lineage(&l.policy(""), &store, &["--json"]);
+    assert_exit(&out, 1);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["lineage"]["firstFailure"]["kind"], "name-mismatch",
+        "{v:#}"
+    );
+    assert_eq!(v["lineage"]["firstFailure"]["name"], "scraped-web", "{v:#}");
+    let message = v["lineage"]["firstFailure"]["message"].as_str().unwrap();
+    assert!(message.contains("clean-corpus"), "{message}");
+    // And a deny rule on the signed name still bites.
+    let out = l.verify_lineage(
+        &l.policy("[datasets]\ndeny = [\"name:scraped-*\"]\n"),
+        &store,
+        &[],
+    );
+    assert_refused(&out, "scraped-web");
+}
+
+#[test]
+fn a_dependency_listed_twice_is_refused() {
+    let l = Lineage::new();
+    let digest = format!("blake3:{}", l.dataset_hex);
+    l.attest(&[&digest, &digest], "prov.sig");
+    let store = l.store(
+        "store",
+        &[&l.p("corpus.sig"), &l.p("model.sig"), &l.p("prov.sig")],
+    );
+    let out = l.verify_lineage(&l.policy(""), &store, &["--json"]);
+    assert_exit(&out, 1);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["lineage"]["firstFailure"]["kind"], "duplicate-dependency",
+        "{v:#}"
+    );
+}
+
+#[test]
+fn deny_rules_apply_to_the_model_being_verified() {
+    let l = Lineage::new();
+    let store = l.standard_store();
+    for rule in ["name:model", &format!("blake3:{}", l.model_hex)] {
+        let policy = l.policy(&format!("[models]\ndeny = [\"{rule}\"]\n"));
+        let out = l.verify_lineage(&policy, &store, &[]);
+        assert_refused(&out, &format!("denied by policy rule {rule}"));
+    }
+    // Allow lists name the inputs a run may use; the model verified is not one.
+    let policy = l.policy("[models]\nallow = [\"name:other-*\"]\n");
+    assert_exit(&l.verify_lineage(&policy, &store, &[]), 0);
+}
+
+#[test]
+fn digest_case_and_prefix_confusion_is_refused() {
+    let l = Lineage::new();
+    // A provenance (signed by the trusted builder) whose dataset digest is upper case,
+    // under a policy that denies the dataset by its canonical digest.
+    let upper = l.dataset_hex.to_ascii_uppercase();
+    for (label, digest) in [
+        ("upper case", json!({"blake3": upper})),
+        (
+            "prefixed",
+            json!({"blake3": format!("blake3:{}", l.dataset_hex)}),
+        ),
+        ("short", json!({"blake3": &l.dataset_hex[..32]})),
+    ] {
+        let provenance = json!({
+            "buildDefinition": {
+                "buildType": "https://modelseal.dev/buildtypes/training/v1",
+                "externalParameters": {},
+                "resolvedDependencies": [{
+                    "name": "scraped-web", "digest": digest,
+                    "annotations": {"modelseal.dev/kind": "dataset"}
+                }]
+            },
+            "runDetails": {"builder": {"id": "https://ci.example.com/trainer"}}
+        });
+        let statement = Statement {
+            statement_type: STATEMENT_TYPE.into(),
+            subject: vec![subject("model", &l.model_hex)],
+            predicate_type: "https://slsa.dev/provenance/v1".into(),
+            predicate: provenance,
+        };
+        write_bundle(&l.p("prov.sig"), &statement, &l.key("builder"));
+        let store_name = format!("store-{}", label.replace(' ', "-"));
+        let store = l.store(
+            &store_name,
+            &[&l.p("corpus.sig"), &l.p("model.sig"), &l.p("prov.sig")],
+        );
+        let policy = l.policy(&format!(
+            "[datasets]\ndeny = [\"blake3:{}\"]\n",
+            l.dataset_hex
+        ));
+        let out = l.verify_lineage(&policy, &store, &["--json"]);
+        assert_exit(&out, 1);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            v["lineage"]["firstFailure"]["kind"], "malformed-digest",
+            "{label}: {v:#}"
+        );
+    }
+    // Policy files and the command line take only the canonical form.
+    let policy = l.policy(&format!(
+        "[datasets]\ndeny = [\"BLAKE3:{}\"]\n",
+        l.dataset_hex
+    ));
+    let out = l.verify_lineage(&policy, &l.p("nowhere"), &[]);
+    assert_exit(&out, 2);
+}
+
+#[test]
+fn junk_and_foreign_bundles_in_the_store_do_not_deny_a_good_model() {
+    let l = Lineage::new();
+    let store = l.standard_store();
+    let policy = l.policy("");
+    assert_exit(&l.verify_lineage(&policy, &store, &[]), 0);
+    let dataset_dir = store.join("blake3").join(&l.dataset_hex);
+    // A file that is not a bundle, sorted first.
+    std::fs::write(dataset_dir.join("0000-junk.json"), b"not json").unwrap();
+    // A bundle the trusted curator signed, about another artifact, filed under this one.
+    let other = Statement {
+        statement_type: STATEMENT_TYPE.into(),
+        subject: vec![subject("other", &"ab".repeat(32))],
+        predicate_type: "https://modelseal.dev/manifest/v1".into(),
+        predicate: json!({"kind": "dataset", "ignorePaths": [], "allowSymlinks": false, "files": []}),
+    };
+    write_bundle(
+        &dataset_dir.join("0001-foreign.json"),
+        &other,
+        &l.key("curator"),
+    );
+    // A huge file is skipped too, without reading it whole.
+    let huge = std::fs::File::create(dataset_dir.join("0002-huge.json")).unwrap();
+    huge.set_len(64 << 20).unwrap();
+    let out = l.verify_lineage(&policy, &store, &["--json"]);
+    assert_exit(&out, 0);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let skipped = v["lineage"]["tree"]["inputs"][0]["skipped"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no skipped list: {v:#}"));
+    assert_eq!(skipped.len(), 3, "{v:#}");
+}
+
+#[test]
+fn a_trusted_key_in_the_wrong_role_is_refused() {
+    let l = Lineage::new();
+    // The builder signs the dataset (it is no curator) and the model (it is no publisher).
+    assert_exit(
+        &modelseal(&[
+            &"sign",
+            &l.p("corpus"),
+            &"--kind",
+            &"dataset",
+            &"--key",
+            &l.p("builder"),
+            &"--signature",
+            &l.p("corpus-by-builder.sig"),
+        ]),
+        0,
+    );
+    l.attest(&[&format!("blake3:{}", l.dataset_hex)], "prov.sig");
+    let store = l.store(
+        "store",
+        &[
+            &l.p("corpus-by-builder.sig"),
+            &l.p("model.sig"),
+            &l.p("prov.sig"),
+        ],
+    );
+    let out = l.verify_lineage(&l.policy(""), &store, &["--json"]);
+    assert_exit(&out, 1);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["lineage"]["firstFailure"]["kind"], "untrusted-signer",
+        "{v:#}"
+    );
+    // The provenance signed by the publisher is no provenance either.
+    let model = l.p("model");
+    let out = modelseal(&[
+        &"attest",
+        &"training",
+        &"--model",
+        &model,
+        &"--key",
+        &l.p("publisher"),
+        &"--builder-id",
+        &"https://ci.example.com/trainer",
+        &"--out",
+        &l.p("prov-by-publisher.sig"),
+    ]);
+    assert_exit(&out, 0);
+    let store = l.store(
+        "store2",
+        &[&l.p("model.sig"), &l.p("prov-by-publisher.sig")],
+    );
+    let out = l.verify_lineage(&l.policy(""), &store, &[]);
+    assert_refused(&out, "not signed by a trusted training-builder");
+}
+
+/// Emits a VSA for the standard lineage and returns a store holding the model's own
+/// signature and the VSA only.
+fn vsa_store(l: &Lineage, extra_policy: &str) -> PathBuf {
+    let store = l.standard_store();
+    let policy = l.policy(&format!("[vsa]\naccept = true\n{extra_policy}"));
+    let out = l.verify_lineage(
+        &policy,
+        &store,
+        &[
+            "--emit-vsa",
+            l.p("model.vsa.sig").to_str().unwrap(),
+            "--vsa-key",
+            l.p("verifier").to_str().unwrap(),
+        ],
+    );
+    assert_exit(&out, 0);
+    l.store("vsa-store", &[&l.p("model.sig"), &l.p("model.vsa.sig")])
+}
+
+#[test]
+fn a_vsa_stands_in_for_the_walk_only_under_the_trust_it_was_made_under() {
+    let l = Lineage::new();
+    let store = vsa_store(&l, "");
+    let policy = l.policy("[vsa]\naccept = true\n");
+    let out = l.verify_lineage(&policy, &store, &["--json"]);
+    assert_exit(&out, 0);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["lineage"]["tree"]["viaVsa"], true);
+    // Replayed under another policy: refused.
+    let other = l.policy("[vsa]\naccept = true\n[builders]\nallow = [\"https://x\"]\n");
+    assert_exit(&l.verify_lineage(&other, &store, &[]), 1);
+    // The curator's key is rotated (the policy file's bytes are unchanged): every VSA
+    // made under the old key stops standing in.
+    let policy = l.policy("[vsa]\naccept = true\n");
+    std::fs::rename(l.p("curator.pub"), l.p("curator-old.pub")).unwrap();
+    assert_exit(
+        &modelseal(&[&"keygen", &"--out", &l.p("curator"), &"--force"]),
+        0,
+    );
+    let out = l.verify_lineage(&policy, &store, &["--json"]);
+    assert_exit(&out, 1);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["lineage"]["tree"]["viaVsa"], false, "{v:#}");
+}
+
+#[test]
+fn a_vsa_too_old_or_from_the_future_is_not_accepted() {
+    let l = Lineage::new();
+    let store = vsa_store(&l, "max_age = \"1h\"\n");
+    let policy = l.policy("[vsa]\naccept = true\nmax_age = \"1h\"\n");
+    assert_exit(&l.verify_lineage(&policy, &store, &[]), 0);
+    // Re-sign the same summary with an old and with a future timeVerified.
+    let bundle: Value =
+        serde_json::from_slice(&std::fs::read(l.p("model.vsa.sig")).unwrap()).unwrap();
+    let payload = base64_decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap());
+    let mut statement: Statement = serde_json::from_slice(&payload).unwrap();
+    for (label, time) in [
+        ("two hours old", "2026-01-01T00:00:00Z"),
+        ("from the future", "2999-01-01T00:00:00Z"),
+    ] {
+        statement.predicate["timeVerified"] = json!(time);
+        write_bundle(&l.p("stale.vsa.sig"), &statement, &l.key("verifier"));
+        let name = format!("stale-{}", label.replace(' ', "-"));
+        let stale = l.store(&name, &[&l.p("model.sig"), &l.p("stale.vsa.sig")]);
+        let out = l.verify_lineage(&policy, &stale, &["--json"]);
+        assert_exit(&out, 1);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["lineage"]["tree"]["viaVsa"], false, "{label}: {v:#}");
+    }
+    // A malformed max_age is a policy error.
+    let bad = l.policy("[vsa]\naccept = true\nmax_age = \"soon\"\n");
+    assert_exit(&l.verify_lineage(&bad, &store, &[]), 2);
+}
+
+#[test]
+fn a_vsa_never_replaces_the_models_own_signature_in_the_digest_path() {
+    use modelseal_lineage::policy::LineagePolicy;
+    use modelseal_lineage::store::AttestationStore;
+    let l = Lineage::new();
+    let store = vsa_store(&l, "");
+    let policy = LineagePolicy::read(&l.p("policy.toml")).unwrap();
+    let digest: modelseal_core::ArtifactDigest = format!("blake3:{}", l.model_hex).parse().unwrap();
+    let report =
+        modelseal_lineage::verify_digest(&digest, &policy, &AttestationStore::open(&store));
+    assert!(report.passed(), "{:#}", report.to_json());
+    // Without the model's own signature in the store, the VSA alone does not admit it.
+    let only_vsa = l.store("only-vsa", &[&l.p("model.vsa.sig")]);
+    let report =
+        modelseal_lineage::verify_digest(&digest, &policy, &AttestationStore::open(&only_vsa));
+    assert!(!report.passed(), "{:#}", report.to_json());
+    assert_eq!(
+        report.first_failure().unwrap().1.kind(),
+        "missing-attestation"
+    );
+}
+
+#[test]
+fn keyless_signers_in_a_lineage_policy_are_refused_when_it_loads() {
+    let l = Lineage::new();
+    let store = l.standard_store();
+    let policy = l.policy(
+        "[[signer]]\nname = \"ci-keyless\"\nroles = [\"training-builder\"]\n\
+         identity = \"https://github.com/org/repo/.github/workflows/train.yml@refs/heads/main\"\n\
+         issuer = \"https://token.actions.githubusercontent.com\"\n",
+    );
+    let out = l.verify_lineage(&policy, &store, &[]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("keyless signer"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_policy_is_not_widened_by_command_line_trust() {
+    let l = Lineage::new();
+    let policy = l.policy("");
+    let model = l.p("model");
+    let other = common::testkey("vector-ed25519.pem.pub");
+    let root = common::repo().join("testdata/certs");
+    let root = std::fs::read_dir(root)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".pem"))
+        .unwrap();
+    for extra in [
+        vec![&"--key" as &dyn AsRef<std::ffi::OsStr>, &other],
+        vec![&"--certificate-root", &root],
+        vec![&"--identity", &"a@example.com", &"--issuer", &"https://x"],
+    ] {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"verify", &model, &"--policy", &policy];
+        args.extend(extra);
+        let out = modelseal(&args);
+        assert_exit(&out, 2);
+        assert!(
+            stderr(&out).contains("cannot be used with"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+/// An ECDSA-signed OMS v1.0 statement over `resources`, as model-signing would write it.
+fn oms_statement(resources: Value, subject_sha256: &str) -> Statement {
+    Statement {
+        statement_type: STATEMENT_TYPE.into(),
+        subject: vec![
+            serde_json::from_value(json!({"name": "model", "digest": {"sha256": subject_sha256}}))
+                .unwrap(),
+        ],
+        predicate_type: "https://model_signing/signature/v1.0".into(),
+        predicate: json!({
+            "serialization": {"method": "files", "hash_type": "sha256", "allow_symlinks": false, "ignore_paths": []},
+            "resources": resources,
+        }),
+    }
+}
+
+#[test]
+fn statements_that_list_nothing_are_refused_in_every_format() {
+    let l = Lineage::new();
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    std::fs::write(l.p("p256.pub"), key.verifying_key().to_pem()).unwrap();
+    let model = l.p("model");
+    let empty_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b""));
+    let legacy = Statement {
+        statement_type: STATEMENT_TYPE.into(),
+        subject: vec![],
+        predicate_type: "https://model_signing/Digests/v0.1".into(),
+        predicate: json!({}),
+    };
+    let native = Statement {
+        statement_type: STATEMENT_TYPE.into(),
+        subject: vec![subject("model", &hex::encode(blake3::hash(b"").as_bytes()))],
+        predicate_type: "https://modelseal.dev/manifest/v1".into(),
+        predicate: json!({"kind": "model", "ignorePaths": [], "allowSymlinks": false, "files": []}),
+    };
+    for (label, statement) in [
+        (
+            "oms with no resources",
+            oms_statement(json!([]), &empty_sha),
+        ),
+        ("legacy with no subjects", legacy),
+        ("native with no files", native),
+    ] {
+        write_bundle(&l.p("empty.sig"), &statement, &key);
+        for extra in [&[][..], &["--ignore-unsigned-files"][..]] {
+            let sig = l.p("empty.sig");
+            let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+                vec![&"verify", &model, &"--signature", &sig];
+            let pubkey = l.p("p256.pub");
+            args.push(&"--key");
+            args.push(&pubkey);
+            for e in extra {
+                args.push(e);
+            }
+            let out = modelseal(&args);
+            assert_exit(&out, 1);
+            let text = format!("{}{}", stdout(&out), stderr(&out));
+            // Native manifests with no files were refused before (the manifest rules).
+            assert!(
+                text.contains("lists nothing") || text.contains("manifest lists no files"),
+                "{label} {extra:?}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn ed25519_private_keys_are_written_as_rfc8410_v1_and_other_tools_read_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("k.pem");
+    assert_exit(&modelseal(&[&"keygen", &"--out", &key]), 0);
+    let pem = std::fs::read_to_string(&key).unwrap();
+    let der = base64_decode(
+        &pem.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<String>(),
+    );
+    // RFC 8410 §7: SEQUENCE { INTEGER 0, AlgorithmIdentifier, OCTET STRING }, 48 bytes.
+    assert_eq!(der.len(), 48, "{}", hex::encode(&der));
+    assert_eq!(&der[..5], &[0x30, 0x2e, 0x02, 0x01, 0x00]);
+    if let Ok(out) = std::process::Command::new("openssl")
+        .args(["pkey", "-in"])
+        .arg(&key)
+        .args(["-pubout"])
+        .output()
+    {
+        assert!(
+            out.status.success(),
+            "openssl pkey: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ours = std::fs::read_to_string(tmp.path().join("k.pem.pub")).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), ours.trim());
+    }
+    // Keys written before (PKCS#8 v2, public key attached) still load and sign.
+    let model = tmp.path().join("m");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("w"), b"x").unwrap();
+    assert_exit(
+        &modelseal(&[
+            &"sign",
+            &model,
+            &"--key",
+            &common::testkey("vector-ed25519.pem"),
+        ]),
+        0,
+    );
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .unwrap()
+}

@@ -1,0 +1,19 @@
+//! # modelseal-lineage
+//!
+//! Everything about training lineage that a loader does not need: the policy file
+//! ([`policy`]), the attestation store ([`store`]), the transitive walk over base models
+//! and datasets ([`verify_lineage`], [`verify_digest`]) with its report ([`report`]),
+//! and verification summaries ([`vsa`]). Every attestation it relies on passes
+//! `modelseal_verify::verify_attestation`, the one gate; nothing here re-checks a
+//! signature its own way.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod policy;
+pub mod report;
+pub mod store;
+pub mod vsa;
+mod walk;
+
+pub use report::{Hop, HopFailure, HopKind, LineageReport};
+pub use walk::{verify_digest, verify_lineage};

@@ -1,0 +1,254 @@
+//! The attestation store: a directory of bundles indexed by subject digest
+//! (`spec/lineage.md` §4). Layout: `STORE/<algorithm>/<hex>/<sha256 of the file>.json`.
+//! A bundle is stored once under each of its subjects; its name is its content hash,
+//! so adding the same bundle twice (even concurrently) writes the same bytes to the
+//! same name, and every write goes through a temporary file and a rename, so a reader
+//! never sees half a bundle and an interrupted add leaves only an ignored temp file.
+//!
+//! Nothing in a store is trusted: whoever can write to it can plant files. A lookup
+//! therefore never fails because of one bad file: what is not a regular file, is too
+//! large or does not parse is skipped and reported, and the search goes on.
+
+use std::io::Read as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use modelseal_core::bundle::{Bundle, BundleError};
+use modelseal_core::fsio::{Overwrite, Visibility, write_atomic};
+use modelseal_core::statement::Statement;
+use modelseal_core::{ArtifactDigest, DigestAlgorithm};
+use sha2::Digest as _;
+
+/// The largest file a lookup reads; larger ones are skipped unread. A bundle is a few
+/// KiB; a manifest of a hundred thousand files is about 16 MiB.
+pub const MAX_BUNDLE_BYTES: u64 = 16 << 20;
+/// The most files a lookup considers under one digest (in name order); the rest are
+/// skipped, so a flooded digest costs bounded work.
+pub const MAX_BUNDLES_PER_DIGEST: usize = 1024;
+
+/// A store directory.
+#[derive(Debug, Clone)]
+pub struct AttestationStore {
+    root: PathBuf,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Reading or writing the store failed.
+    #[error("attestation store {}", path.display())]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is not a bundle.
+    #[error("{} is not a bundle", path.display())]
+    Bundle {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: BundleError,
+    },
+    /// A bundle whose payload names no subject digest the store can index.
+    #[error("{} names no subject digest (blake3 or sha256)", path.display())]
+    NoSubject {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// One stored bundle.
+#[derive(Debug, Clone)]
+pub struct StoredBundle {
+    /// Where it is.
+    pub path: PathBuf,
+    /// SHA-256 of its bytes (its name in the store).
+    pub sha256: String,
+    /// The parsed bundle. Nothing in it is verified by the store.
+    pub bundle: Bundle,
+}
+
+/// A file a lookup did not use, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// What a lookup found: the bundles that parsed, and every file it skipped.
+#[derive(Debug, Clone, Default)]
+pub struct Lookup {
+    /// Parsed bundles, in name order. Not verified.
+    pub bundles: Vec<StoredBundle>,
+    /// Files that were not used.
+    pub skipped: Vec<Skipped>,
+}
+
+const ALGORITHMS: &[DigestAlgorithm] = &[DigestAlgorithm::Blake3, DigestAlgorithm::Sha256];
+
+impl AttestationStore {
+    /// Opens (without creating) the store at `root`.
+    pub fn open(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Adds a bundle file under each of its subject digests; returns the digests it
+    /// was stored under. The bundle is parsed, not verified.
+    pub fn add(&self, file: &Path) -> Result<Vec<ArtifactDigest>, StoreError> {
+        let bytes = std::fs::read(file).map_err(|source| StoreError::Io {
+            path: file.into(),
+            source,
+        })?;
+        let bundle = Bundle::from_json(&bytes).map_err(|source| StoreError::Bundle {
+            path: file.into(),
+            source,
+        })?;
+        let keys = subject_keys(&bundle);
+        if keys.is_empty() {
+            return Err(StoreError::NoSubject { path: file.into() });
+        }
+        let name = format!("{}.json", hex::encode(sha2::Sha256::digest(&bytes)));
+        for digest in &keys {
+            let dir = self.dir_of(digest);
+            std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            let target = dir.join(&name);
+            write_atomic(&target, &bytes, Visibility::Public, Overwrite::Allow).map_err(
+                |source| StoreError::Io {
+                    path: target,
+                    source,
+                },
+            )?;
+        }
+        Ok(keys)
+    }
+
+    fn dir_of(&self, digest: &ArtifactDigest) -> PathBuf {
+        self.root
+            .join(digest.algorithm().name())
+            .join(digest.to_hex())
+    }
+
+    /// The bundles stored under `digest`, in name order, and the files skipped. Only
+    /// failing to list the digest's directory is an error; an absent digest has none.
+    pub fn bundles_for(&self, digest: &ArtifactDigest) -> Result<Lookup, StoreError> {
+        let dir = self.dir_of(digest);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lookup::default()),
+            Err(source) => return Err(StoreError::Io { path: dir, source }),
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        let mut lookup = Lookup::default();
+        for (i, path) in paths.into_iter().enumerate() {
+            if i >= MAX_BUNDLES_PER_DIGEST {
+                lookup.skipped.push(Skipped {
+                    path,
+                    reason: format!("more than {MAX_BUNDLES_PER_DIGEST} files under one digest"),
+                });
+                continue;
+            }
+            match read_bounded(&path) {
+                Err(reason) => lookup.skipped.push(Skipped { path, reason }),
+                Ok(bytes) => match Bundle::from_json(&bytes) {
+                    Err(e) => lookup.skipped.push(Skipped {
+                        path,
+                        reason: modelseal_verify::error_chain(&e),
+                    }),
+                    Ok(bundle) => lookup.bundles.push(StoredBundle {
+                        sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+                        path,
+                        bundle,
+                    }),
+                },
+            }
+        }
+        Ok(lookup)
+    }
+
+    /// Every indexed digest, as `algorithm:hex`, sorted.
+    pub fn digests(&self) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for algorithm in ALGORITHMS {
+            let dir = self.root.join(algorithm.name());
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(StoreError::Io { path: dir, source }),
+            };
+            for entry in entries.filter_map(Result::ok) {
+                if let Some(name) = entry.file_name().to_str() {
+                    out.push(format!("{}:{name}", algorithm.name()));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// Reads a store file that must be a regular file (no link is followed, a FIFO cannot
+/// block the open) of at most [`MAX_BUNDLE_BYTES`]; the error is the reason to skip it.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("cannot open: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_BUNDLE_BYTES {
+        return Err(format!(
+            "{} bytes, over the limit of {MAX_BUNDLE_BYTES}",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_BUNDLE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_BUNDLE_BYTES {
+        return Err(format!("grew past the limit of {MAX_BUNDLE_BYTES} bytes"));
+    }
+    Ok(bytes)
+}
+
+/// The subject digests of a bundle's statement that the store indexes: those of a
+/// known algorithm in canonical form (others could never be looked up).
+fn subject_keys(bundle: &Bundle) -> Vec<ArtifactDigest> {
+    let Ok(statement) = serde_json::from_slice::<Statement>(&bundle.dsse_envelope.payload) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<ArtifactDigest> = statement
+        .subject
+        .iter()
+        .flat_map(|s| s.digest.iter())
+        .filter_map(|(algorithm, hex)| ArtifactDigest::from_entry(algorithm, hex).ok())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}

@@ -1,0 +1,397 @@
+//! Transitive lineage checks (`spec/lineage.md` §5): from a model, through its training
+//! provenance, to every base model and dataset it names, recursively, each hop checked
+//! by digest against the policy. Nothing here reads model bytes.
+//!
+//! Per hop, in this order: cycle and depth; the hop's own signature (manifest), which
+//! gives the hop its name; the name its parent's provenance claims, which must agree;
+//! allow and deny lists; a summary that may stand in for what lies below; provenance
+//! and its inputs.
+
+use std::collections::BTreeSet;
+use std::time::SystemTime;
+
+use modelseal_core::ArtifactDigest;
+use modelseal_core::provenance::{
+    DependencyKind, Provenance, SLSA_PROVENANCE_TYPE, SLSA_VSA_TYPE, TRAINING_BUILD_TYPE,
+    VerificationSummary, dependency_kind,
+};
+use modelseal_core::statement::{ArtifactKind, MANIFEST_PREDICATE_TYPE, ManifestPredicate};
+use modelseal_verify::{Attestation, error_chain, verify_attestation};
+
+use crate::policy::{LineagePolicy, Role, Rules, role_name};
+use crate::report::{Hop, HopFailure, HopKind, LineageReport};
+use crate::store::{AttestationStore, Skipped};
+use crate::vsa;
+
+/// Walks the lineage of the model whose signature the caller has verified: `name` is
+/// the subject name in that signature, `digest` its root, `top_signer` the policy name
+/// of its signer.
+pub fn verify_lineage(
+    name: Option<String>,
+    digest: &ArtifactDigest,
+    top_signer: String,
+    policy: &LineagePolicy,
+    store: &AttestationStore,
+) -> LineageReport {
+    let mut walk = Walk::new(policy, store, false);
+    let mut top = Hop::new(HopKind::Model, None, Some(*digest));
+    top.name = name;
+    top.signers.push(top_signer);
+    walk.check_into(&mut top, 0);
+    walk.report(top)
+}
+
+/// Checks a model known only by its digest, as an admission controller does: its own
+/// signature must be in the store, by a `model-publisher` (a summary never replaces
+/// it), and then its lineage is walked as by [`verify_lineage`]. No model bytes are read.
+/// The model's name is the one its publisher signed; what the caller calls it (an
+/// annotation, a registry field) is never used for policy.
+pub fn verify_digest(
+    digest: &ArtifactDigest,
+    policy: &LineagePolicy,
+    store: &AttestationStore,
+) -> LineageReport {
+    let mut walk = Walk::new(policy, store, true);
+    let mut top = Hop::new(HopKind::Model, None, Some(*digest));
+    walk.check_into(&mut top, 0);
+    walk.report(top)
+}
+
+struct Walk<'a> {
+    policy: &'a LineagePolicy,
+    store: &'a AttestationStore,
+    attestations: BTreeSet<String>,
+    stack: Vec<ArtifactDigest>,
+    /// Whether the top model's own signature must be found in the store.
+    top_signature: bool,
+    now: SystemTime,
+}
+
+impl<'a> Walk<'a> {
+    fn new(policy: &'a LineagePolicy, store: &'a AttestationStore, top_signature: bool) -> Self {
+        Self {
+            policy,
+            store,
+            attestations: BTreeSet::new(),
+            stack: Vec::new(),
+            top_signature,
+            now: SystemTime::now(),
+        }
+    }
+
+    fn report(self, root: Hop) -> LineageReport {
+        LineageReport {
+            root,
+            attestations: self.attestations,
+        }
+    }
+
+    fn check_into(&mut self, hop: &mut Hop, depth: usize) {
+        if let Err(failure) = self.check(hop, depth) {
+            hop.failure = Some(failure);
+        }
+    }
+
+    fn rules(&self, kind: HopKind) -> &'a Rules {
+        match kind {
+            HopKind::Model => &self.policy.models,
+            HopKind::Dataset => &self.policy.datasets,
+        }
+    }
+
+    fn check(&mut self, hop: &mut Hop, depth: usize) -> Result<(), HopFailure> {
+        let digest = hop.digest.ok_or(HopFailure::NoDigest)?;
+        if self.stack.contains(&digest) {
+            return Err(HopFailure::Cycle);
+        }
+        if depth > self.policy.max_depth {
+            return Err(HopFailure::TooDeep(self.policy.max_depth));
+        }
+        let rules = self.rules(hop.kind);
+        let is_top = depth == 0;
+        let require_manifest = if is_top {
+            self.top_signature
+        } else {
+            rules.require.iter().any(|t| t == MANIFEST_PREDICATE_TYPE)
+        };
+        if require_manifest {
+            self.check_manifest(hop, &digest)?;
+        }
+        check_lists(rules, hop, &digest, is_top)?;
+        if self.policy.accept_vsa && self.accepted_vsa(hop, &digest)? {
+            hop.via_vsa = true;
+            return Ok(());
+        }
+        let require_provenance = rules.require.iter().any(|t| t == SLSA_PROVENANCE_TYPE);
+        let provenances = self.provenances(hop, &digest, require_provenance)?;
+        self.stack.push(digest);
+        let mut walked = BTreeSet::new();
+        for provenance in &provenances {
+            let mut listed = BTreeSet::new();
+            for dependency in &provenance.build_definition.resolved_dependencies {
+                let kind = match dependency_kind(dependency) {
+                    Some(DependencyKind::BaseModel) => HopKind::Model,
+                    Some(DependencyKind::Dataset) => HopKind::Dataset,
+                    _ => {
+                        hop.materials.push(material(dependency));
+                        continue;
+                    }
+                };
+                let mut child = Hop::new(kind, dependency.name.clone(), None);
+                match dependency.digest.get("blake3") {
+                    None => child.failure = Some(HopFailure::NoDigest),
+                    Some(hex) => match ArtifactDigest::from_entry("blake3", hex) {
+                        Err(e) => child.failure = Some(HopFailure::MalformedDigest(e.to_string())),
+                        Ok(d) if !listed.insert(d) => {
+                            child.digest = Some(d);
+                            child.failure = Some(HopFailure::DuplicateDependency(d.to_string()));
+                        }
+                        // The same input named again by a second trusted provenance of
+                        // this hop is walked once.
+                        Ok(d) if !walked.insert(d) => continue,
+                        Ok(d) => {
+                            child.digest = Some(d);
+                            self.check_into(&mut child, depth + 1);
+                        }
+                    },
+                }
+                hop.inputs.push(child);
+            }
+        }
+        self.stack.pop();
+        Ok(())
+    }
+
+    /// Every stored attestation of `predicate_type` about `digest` that passes the gate
+    /// for `role`. What does not pass is recorded as skipped and the search goes on;
+    /// when something was stored and nothing passed, the first reason is the failure.
+    fn trusted(
+        &mut self,
+        hop: &mut Hop,
+        digest: &ArtifactDigest,
+        predicate_type: &str,
+        role: Role,
+    ) -> Result<Vec<(Attestation, String)>, HopFailure> {
+        let lookup = self
+            .store
+            .bundles_for(digest)
+            .map_err(|e| HopFailure::Store(error_chain(&e)))?;
+        // One hop looks its digest up once per predicate type: report each file once.
+        for skipped in lookup.skipped {
+            if !hop.skipped.iter().any(|s| s.path == skipped.path) {
+                hop.skipped.push(skipped);
+            }
+        }
+        let trust = self.policy.trust_for(role);
+        let mut passed = Vec::new();
+        let mut first_error = None;
+        for candidate in lookup.bundles {
+            if predicate_type_of(&candidate.bundle.dsse_envelope.payload).as_deref()
+                != Some(predicate_type)
+            {
+                continue;
+            }
+            match verify_attestation(&candidate.bundle, &trust, digest, predicate_type) {
+                Ok(attestation) => {
+                    self.attestations.insert(candidate.sha256.clone());
+                    let signer = self
+                        .policy
+                        .signer_name(&attestation.signer.fingerprint)
+                        .map_or_else(|| attestation.signer.fingerprint.to_string(), str::to_owned);
+                    passed.push((attestation, signer));
+                }
+                Err(e) => {
+                    let reason = error_chain(&e);
+                    first_error.get_or_insert_with(|| reason.clone());
+                    hop.skipped.push(Skipped {
+                        path: candidate.path,
+                        reason,
+                    });
+                }
+            }
+        }
+        match (passed.is_empty(), first_error) {
+            (true, Some(reason)) => Err(HopFailure::Untrusted {
+                predicate_type: predicate_type.to_owned(),
+                role: role_name(role),
+                reason,
+            }),
+            _ => Ok(passed),
+        }
+    }
+
+    /// The hop's own signature: a model by a publisher, a dataset by a curator. It gives
+    /// the hop its name; every trusted signature must agree on kind and name, and so
+    /// must the name its parent's provenance (or the caller) used.
+    fn check_manifest(&mut self, hop: &mut Hop, digest: &ArtifactDigest) -> Result<(), HopFailure> {
+        let role = match hop.kind {
+            HopKind::Model => Role::ModelPublisher,
+            HopKind::Dataset => Role::DatasetCurator,
+        };
+        let signed = self.trusted(hop, digest, MANIFEST_PREDICATE_TYPE, role)?;
+        if signed.is_empty() {
+            return Err(HopFailure::Missing {
+                predicate_type: MANIFEST_PREDICATE_TYPE.into(),
+            });
+        }
+        let expected = match hop.kind {
+            HopKind::Model => ArtifactKind::Model,
+            HopKind::Dataset => ArtifactKind::Dataset,
+        };
+        let mut name: Option<Option<String>> = None;
+        for (attestation, signer) in signed {
+            let kind = attestation.predicate::<ManifestPredicate>().map(|p| p.kind);
+            if kind.as_ref().ok() != Some(&expected) {
+                return Err(HopFailure::Mismatch {
+                    predicate_type: MANIFEST_PREDICATE_TYPE.into(),
+                    expected: hop.kind.name(),
+                    found: match kind {
+                        Ok(_) => "it is signed as another kind".into(),
+                        Err(e) => error_chain(&e),
+                    },
+                });
+            }
+            match &name {
+                Some(first) if *first != attestation.subject_name => {
+                    return Err(HopFailure::NameMismatch {
+                        signed: first.clone(),
+                        claimed: attestation.subject_name.unwrap_or_default(),
+                    });
+                }
+                Some(_) => {}
+                None => name = Some(attestation.subject_name.clone()),
+            }
+            if !hop.signers.contains(&signer) {
+                hop.signers.push(signer);
+            }
+        }
+        hop.name = name.flatten();
+        if let Some(claimed) = &hop.claimed_name {
+            if hop.name.as_ref() != Some(claimed) {
+                return Err(HopFailure::NameMismatch {
+                    signed: hop.name.clone(),
+                    claimed: claimed.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn provenances(
+        &mut self,
+        hop: &mut Hop,
+        digest: &ArtifactDigest,
+        required: bool,
+    ) -> Result<Vec<Provenance>, HopFailure> {
+        let trusted = self.trusted(hop, digest, SLSA_PROVENANCE_TYPE, Role::TrainingBuilder)?;
+        if trusted.is_empty() && required {
+            return Err(HopFailure::Missing {
+                predicate_type: SLSA_PROVENANCE_TYPE.into(),
+            });
+        }
+        let mut out = Vec::new();
+        for (attestation, signer) in trusted {
+            let provenance: Provenance =
+                attestation.predicate().map_err(|e| HopFailure::Mismatch {
+                    predicate_type: SLSA_PROVENANCE_TYPE.into(),
+                    expected: "provenance",
+                    found: error_chain(&e),
+                })?;
+            if provenance.build_definition.build_type != TRAINING_BUILD_TYPE {
+                return Err(HopFailure::BuildType(
+                    provenance.build_definition.build_type,
+                ));
+            }
+            let builder = provenance.run_details.builder.id.clone();
+            if !hop.builders.contains(&builder) {
+                hop.builders.push(builder.clone());
+            }
+            if !hop.signers.contains(&signer) {
+                hop.signers.push(signer);
+            }
+            if !self.policy.builders.is_empty() && !self.policy.builders.contains(&builder) {
+                return Err(HopFailure::Builder(builder));
+            }
+            out.push(provenance);
+        }
+        Ok(out)
+    }
+
+    /// A verifier-signed summary that passed this very policy, with the same keys, for
+    /// this artifact, recently enough. Summaries that do not qualify are skipped.
+    fn accepted_vsa(&mut self, hop: &mut Hop, digest: &ArtifactDigest) -> Result<bool, HopFailure> {
+        let summaries = match self.trusted(hop, digest, SLSA_VSA_TYPE, Role::Verifier) {
+            Ok(summaries) => summaries,
+            // An untrusted summary is no reason to refuse: the walk decides instead.
+            Err(HopFailure::Untrusted { .. }) => return Ok(false),
+            Err(other) => return Err(other),
+        };
+        for (attestation, signer) in summaries {
+            let verdict = attestation
+                .predicate::<VerificationSummary>()
+                .map_err(|e| error_chain(&e))
+                .and_then(|summary| vsa::acceptable(&summary, self.policy, self.now));
+            match verdict {
+                Ok(()) => {
+                    hop.signers.push(signer);
+                    return Ok(true);
+                }
+                Err(reason) => hop.skipped.push(Skipped {
+                    path: format!("verification summary by {signer}").into(),
+                    reason,
+                }),
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// Deny wins over allow. Deny rules apply to every hop, the top model included; allow
+/// lists name the inputs a run may use, so they apply below the top. A name rule sees
+/// only the signed name; where it could match and there is none, the hop is refused
+/// rather than let through unnamed.
+fn check_lists(
+    rules: &Rules,
+    hop: &Hop,
+    digest: &ArtifactDigest,
+    is_top: bool,
+) -> Result<(), HopFailure> {
+    let name = hop.name.as_deref();
+    if let Some(rule) = rules.deny.iter().find(|m| m.matches(digest, name)) {
+        return Err(HopFailure::Denied(rule.text()));
+    }
+    if name.is_none() {
+        if let Some(rule) = rules.deny.iter().find(|m| m.is_name()) {
+            return Err(HopFailure::Unnamed(rule.text()));
+        }
+    }
+    if !is_top && !rules.allow.is_empty() && !rules.allow.iter().any(|m| m.matches(digest, name)) {
+        return Err(HopFailure::NotAllowed);
+    }
+    Ok(())
+}
+
+fn material(dependency: &modelseal_core::statement::ResourceDescriptor) -> String {
+    let label = dependency
+        .uri
+        .clone()
+        .or_else(|| dependency.name.clone())
+        .unwrap_or_default();
+    let digests: Vec<String> = dependency
+        .digest
+        .iter()
+        .map(|(a, h)| format!("{a}:{h}"))
+        .collect();
+    format!("{label} {}", digests.join(" "))
+}
+
+fn predicate_type_of(payload: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "predicateType")]
+        predicate_type: String,
+    }
+    serde_json::from_slice::<Probe>(payload)
+        .ok()
+        .map(|p| p.predicate_type)
+}
