@@ -16,6 +16,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "unit, property, vector and CLI end-to-end tests"
 cargo test --workspace --locked
 
+step "fuzz corpora, every file replayed through its target (stable)"
+fuzz=(--manifest-path fuzz/Cargo.toml --no-default-features --target-dir target --locked)
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+cargo clippy "${fuzz[@]}" --all-targets -- -D warnings
+cargo test "${fuzz[@]}"
+
 step "spec vectors, checked independently of the Rust code"
 venv=target/spec-venv
 if [ ! -x "$venv/bin/python" ]; then
@@ -67,6 +73,15 @@ else
   command -v curl >/dev/null || apt-get install -y curl >/dev/null 2>&1 \
     || { apt-get update >/dev/null && apt-get install -y curl >/dev/null; }
   MODELSEAL="$PWD/target/release/modelseal" tests/kube/e2e.sh
+fi
+
+step "every fuzzer briefly, where the nightly toolchain is installed"
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
+  # New inputs go to a scratch corpus, so a run leaves the committed one as it was.
+  FUZZ_SCRATCH=1 JOBS=2 fuzz/run.sh "${MODELSEAL_FUZZ_SECONDS:-20}"
+else
+  echo "notice: no nightly toolchain; the fuzzers did not run (their corpora were replayed)"
 fi
 
 printf '\nall tests passed\n'

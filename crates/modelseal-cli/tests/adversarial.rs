@@ -322,13 +322,22 @@ fn junk_and_foreign_bundles_in_the_store_do_not_deny_a_good_model() {
     // A huge file is skipped too, without reading it whole.
     let huge = std::fs::File::create(dataset_dir.join("0002-huge.json")).unwrap();
     huge.set_len(64 << 20).unwrap();
+    // A provenance for the dataset (which needs none) by a key nobody trusts.
+    let stranger = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
+    let planted = Statement {
+        statement_type: STATEMENT_TYPE.into(),
+        subject: vec![subject("scraped-web", &l.dataset_hex)],
+        predicate_type: "https://slsa.dev/provenance/v1".into(),
+        predicate: json!({}),
+    };
+    write_bundle(&dataset_dir.join("0003-planted.json"), &planted, &stranger);
     let out = l.verify_lineage(&policy, &store, &["--json"]);
     assert_exit(&out, 0);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let skipped = v["lineage"]["tree"]["inputs"][0]["skipped"]
         .as_array()
         .unwrap_or_else(|| panic!("no skipped list: {v:#}"));
-    assert_eq!(skipped.len(), 3, "{v:#}");
+    assert_eq!(skipped.len(), 4, "{v:#}");
 }
 
 #[test]

@@ -218,10 +218,13 @@ impl LineagePolicy {
         let text = String::from_utf8(bytes.clone())
             .map_err(|_| PolicyError::Invalid("not UTF-8".into()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base, hex::encode(sha2::Sha256::digest(&bytes)))
+        Self::from_toml(&text, base)
     }
 
-    fn parse(text: &str, base: &Path, sha256: String) -> Result<Self, PolicyError> {
+    /// Parses policy text; key paths are relative to `base`. [`Self::read`] is this
+    /// over a file's bytes.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Self, PolicyError> {
+        let sha256 = hex::encode(sha2::Sha256::digest(text.as_bytes()));
         let file: PolicyFile = toml::from_str(text).map_err(PolicyError::Toml)?;
         let mut signers = Vec::new();
         for entry in file.signers {
@@ -343,7 +346,7 @@ impl LineagePolicy {
             .flat_map(|s| {
                 s.roles
                     .iter()
-                    .map(move |r| format!("{} sha256:{}", role_name(*r), s.key.fingerprint()))
+                    .map(move |r| format!("{} {}", role_name(*r), s.key.fingerprint()))
             })
             .collect();
         lines.sort();
@@ -379,7 +382,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<LineagePolicy, PolicyError> {
-        LineagePolicy::parse(text, Path::new("."), String::new())
+        LineagePolicy::from_toml(text, Path::new("."))
     }
 
     #[test]

@@ -163,14 +163,16 @@ impl<'a> Walk<'a> {
     }
 
     /// Every stored attestation of `predicate_type` about `digest` that passes the gate
-    /// for `role`. What does not pass is recorded as skipped and the search goes on;
-    /// when something was stored and nothing passed, the first reason is the failure.
+    /// for `role`. What does not pass is recorded as skipped and the search goes on, so
+    /// nothing planted in the store can deny a hop: only a `required` type that no
+    /// stored attestation passes fails it (with the first reason met, if any).
     fn trusted(
         &mut self,
         hop: &mut Hop,
         digest: &ArtifactDigest,
         predicate_type: &str,
         role: Role,
+        required: bool,
     ) -> Result<Vec<(Attestation, String)>, HopFailure> {
         let lookup = self
             .store
@@ -210,14 +212,19 @@ impl<'a> Walk<'a> {
                 }
             }
         }
-        match (passed.is_empty(), first_error) {
-            (true, Some(reason)) => Err(HopFailure::Untrusted {
-                predicate_type: predicate_type.to_owned(),
-                role: role_name(role),
-                reason,
-            }),
-            _ => Ok(passed),
+        if passed.is_empty() && required {
+            return Err(match first_error {
+                Some(reason) => HopFailure::Untrusted {
+                    predicate_type: predicate_type.to_owned(),
+                    role: role_name(role),
+                    reason,
+                },
+                None => HopFailure::Missing {
+                    predicate_type: predicate_type.to_owned(),
+                },
+            });
         }
+        Ok(passed)
     }
 
     /// The hop's own signature: a model by a publisher, a dataset by a curator. It gives
@@ -228,12 +235,7 @@ impl<'a> Walk<'a> {
             HopKind::Model => Role::ModelPublisher,
             HopKind::Dataset => Role::DatasetCurator,
         };
-        let signed = self.trusted(hop, digest, MANIFEST_PREDICATE_TYPE, role)?;
-        if signed.is_empty() {
-            return Err(HopFailure::Missing {
-                predicate_type: MANIFEST_PREDICATE_TYPE.into(),
-            });
-        }
+        let signed = self.trusted(hop, digest, MANIFEST_PREDICATE_TYPE, role, true)?;
         let expected = match hop.kind {
             HopKind::Model => ArtifactKind::Model,
             HopKind::Dataset => ArtifactKind::Dataset,
@@ -283,12 +285,13 @@ impl<'a> Walk<'a> {
         digest: &ArtifactDigest,
         required: bool,
     ) -> Result<Vec<Provenance>, HopFailure> {
-        let trusted = self.trusted(hop, digest, SLSA_PROVENANCE_TYPE, Role::TrainingBuilder)?;
-        if trusted.is_empty() && required {
-            return Err(HopFailure::Missing {
-                predicate_type: SLSA_PROVENANCE_TYPE.into(),
-            });
-        }
+        let trusted = self.trusted(
+            hop,
+            digest,
+            SLSA_PROVENANCE_TYPE,
+            Role::TrainingBuilder,
+            required,
+        )?;
         let mut out = Vec::new();
         for (attestation, signer) in trusted {
             let provenance: Provenance =
@@ -320,12 +323,8 @@ impl<'a> Walk<'a> {
     /// A verifier-signed summary that passed this very policy, with the same keys, for
     /// this artifact, recently enough. Summaries that do not qualify are skipped.
     fn accepted_vsa(&mut self, hop: &mut Hop, digest: &ArtifactDigest) -> Result<bool, HopFailure> {
-        let summaries = match self.trusted(hop, digest, SLSA_VSA_TYPE, Role::Verifier) {
-            Ok(summaries) => summaries,
-            // An untrusted summary is no reason to refuse: the walk decides instead.
-            Err(HopFailure::Untrusted { .. }) => return Ok(false),
-            Err(other) => return Err(other),
-        };
+        // Never required: an untrusted or unusable summary only means the walk decides.
+        let summaries = self.trusted(hop, digest, SLSA_VSA_TYPE, Role::Verifier, false)?;
         for (attestation, signer) in summaries {
             let verdict = attestation
                 .predicate::<VerificationSummary>()

@@ -19,6 +19,10 @@ use x509_cert::spki::ObjectIdentifier;
 const EKU_CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
 /// Longest chain accepted, leaf and root included.
 const MAX_DEPTH: usize = 8;
+/// The most issuer signatures one path search may check. A real chain needs one per
+/// level; certificates crafted to look like each other's issuers would otherwise make
+/// the depth-first search try every ordering of them.
+pub const MAX_SIGNATURE_CHECKS: usize = 64;
 
 /// Extensions whose criticality we honour; any other critical extension is refused.
 const KNOWN_EXTENSIONS: &[&str] = &[
@@ -40,6 +44,11 @@ pub enum CertificateError {
     /// A certificate or root does not parse.
     #[error("malformed certificate: {0}")]
     Malformed(String),
+    /// The path search used up its signature budget ([`MAX_SIGNATURE_CHECKS`]).
+    #[error(
+        "gave up building a path after {MAX_SIGNATURE_CHECKS} signature checks: the bundle carries too many candidate issuers"
+    )]
+    PathBudget,
     /// No chain from the leaf to a trusted root.
     #[error("certificate {subject:?} does not chain to a trusted root: no valid issuer {issuer:?}")]
     NoPath {
@@ -152,7 +161,8 @@ pub fn verify_chain(
     };
     check_leaf_usage(&leaf)?;
     let mut path = vec![&leaf];
-    build_path(&mut path, &intermediates, &roots, at)?;
+    let mut budget = MAX_SIGNATURE_CHECKS;
+    build_path(&mut path, &intermediates, &roots, at, &mut budget)?;
     let spki = leaf
         .tbs_certificate()
         .subject_public_key_info()
@@ -184,8 +194,10 @@ fn build_path<'a>(
     intermediates: &'a [Certificate],
     roots: &'a [Certificate],
     at: u64,
+    budget: &mut usize,
 ) -> Result<(), CertificateError> {
     let current = *path.last().expect("the path starts with the leaf");
+
     check_common(current, at)?;
     if path.len() > MAX_DEPTH {
         return Err(no_path(current));
@@ -193,7 +205,7 @@ fn build_path<'a>(
     let issuer_name = current.tbs_certificate().issuer();
     for root in roots {
         if root.tbs_certificate().subject() == issuer_name
-            && issued_by(current, root)
+            && issued(current, root, budget)?
             && check_issuer(root, path.len() - 1, at).is_ok()
         {
             return Ok(());
@@ -206,7 +218,7 @@ fn build_path<'a>(
         {
             continue;
         }
-        if !issued_by(current, candidate) {
+        if !issued(current, candidate, budget)? {
             continue;
         }
         if let Err(e) = check_issuer(candidate, path.len() - 1, at) {
@@ -214,8 +226,9 @@ fn build_path<'a>(
             continue;
         }
         path.push(candidate);
-        match build_path(path, intermediates, roots, at) {
+        match build_path(path, intermediates, roots, at, budget) {
             Ok(()) => return Ok(()),
+            Err(CertificateError::PathBudget) => return Err(CertificateError::PathBudget),
             Err(e) => {
                 last_error = e;
                 path.pop();
@@ -223,6 +236,16 @@ fn build_path<'a>(
         }
     }
     Err(last_error)
+}
+
+/// [`issued_by`], charged to the path search's budget before the signature is checked.
+fn issued(
+    cert: &Certificate,
+    issuer: &Certificate,
+    budget: &mut usize,
+) -> Result<bool, CertificateError> {
+    *budget = budget.checked_sub(1).ok_or(CertificateError::PathBudget)?;
+    Ok(issued_by(cert, issuer))
 }
 
 fn no_path(cert: &Certificate) -> CertificateError {

@@ -105,67 +105,7 @@ impl<'a> SafeTensors<'a> {
             });
         }
         let header = reader.read_range(path, 8..8 + len)?;
-        let json: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&header).map_err(|e| bad(format!("not a JSON object: {e}")))?;
-        let base = 8 + len;
-        let mut tensors = BTreeMap::new();
-        let mut metadata = BTreeMap::new();
-        for (name, value) in json {
-            if name == "__metadata__" {
-                let map: BTreeMap<String, String> = serde_json::from_value(value)
-                    .map_err(|e| bad(format!("__metadata__ must map strings to strings: {e}")))?;
-                metadata = map;
-                continue;
-            }
-            #[derive(serde::Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct Entry {
-                dtype: String,
-                shape: Vec<u64>,
-                data_offsets: [u64; 2],
-            }
-            let entry: Entry =
-                serde_json::from_value(value).map_err(|e| bad(format!("tensor {name:?}: {e}")))?;
-            let [begin, end] = entry.data_offsets;
-            let elem = element_bytes(&entry.dtype)
-                .ok_or_else(|| bad(format!("tensor {name:?}: unknown dtype {}", entry.dtype)))?;
-            let count = entry
-                .shape
-                .iter()
-                .try_fold(1u64, |acc, d| acc.checked_mul(*d))
-                .and_then(|n| n.checked_mul(elem));
-            if begin > end || base.checked_add(end).is_none_or(|e| e > size) {
-                return Err(bad(format!(
-                    "tensor {name:?}: offsets {begin}..{end} are outside the file"
-                )));
-            }
-            if count != Some(end - begin) {
-                return Err(bad(format!(
-                    "tensor {name:?}: {} {:?} needs {count:?} bytes, its offsets span {}",
-                    entry.dtype,
-                    entry.shape,
-                    end - begin
-                )));
-            }
-            tensors.insert(
-                name,
-                TensorInfo {
-                    dtype: entry.dtype,
-                    shape: entry.shape,
-                    range: base + begin..base + end,
-                },
-            );
-        }
-        let mut spans: Vec<(&String, &TensorInfo)> = tensors.iter().collect();
-        spans.sort_by_key(|(_, t)| (t.range.start, t.range.end));
-        for pair in spans.windows(2) {
-            if pair[0].1.range.end > pair[1].1.range.start {
-                return Err(bad(format!(
-                    "tensors {:?} and {:?} overlap",
-                    pair[0].0, pair[1].0
-                )));
-            }
-        }
+        let (tensors, metadata) = parse_header(path, size, &header)?;
         Ok(Self {
             reader,
             path: path.to_owned(),
@@ -204,4 +144,79 @@ impl<'a> SafeTensors<'a> {
             data,
         })
     }
+}
+
+/// Tensors by name, and `__metadata__`.
+pub type Header = (BTreeMap<String, TensorInfo>, BTreeMap<String, String>);
+
+/// Checks the JSON header of a safetensors file of `size` bytes whose header is `header`
+/// (the bytes after the 8-byte length): every entry's dtype, shape and offsets, offsets
+/// inside the file, no overlaps. `path` names the file in errors.
+pub fn parse_header(path: &str, size: u64, header: &[u8]) -> Result<Header, SafetensorsError> {
+    let bad = |reason: String| SafetensorsError::Header {
+        path: path.to_owned(),
+        reason,
+    };
+    let json: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(|e| bad(format!("not a JSON object: {e}")))?;
+    let base = 8 + header.len() as u64;
+    let mut tensors = BTreeMap::new();
+    let mut metadata = BTreeMap::new();
+    for (name, value) in json {
+        if name == "__metadata__" {
+            let map: BTreeMap<String, String> = serde_json::from_value(value)
+                .map_err(|e| bad(format!("__metadata__ must map strings to strings: {e}")))?;
+            metadata = map;
+            continue;
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Entry {
+            dtype: String,
+            shape: Vec<u64>,
+            data_offsets: [u64; 2],
+        }
+        let entry: Entry =
+            serde_json::from_value(value).map_err(|e| bad(format!("tensor {name:?}: {e}")))?;
+        let [begin, end] = entry.data_offsets;
+        let elem = element_bytes(&entry.dtype)
+            .ok_or_else(|| bad(format!("tensor {name:?}: unknown dtype {}", entry.dtype)))?;
+        let count = entry
+            .shape
+            .iter()
+            .try_fold(1u64, |acc, d| acc.checked_mul(*d))
+            .and_then(|n| n.checked_mul(elem));
+        if begin > end || base.checked_add(end).is_none_or(|e| e > size) {
+            return Err(bad(format!(
+                "tensor {name:?}: offsets {begin}..{end} are outside the file"
+            )));
+        }
+        if count != Some(end - begin) {
+            return Err(bad(format!(
+                "tensor {name:?}: {} {:?} needs {count:?} bytes, its offsets span {}",
+                entry.dtype,
+                entry.shape,
+                end - begin
+            )));
+        }
+        tensors.insert(
+            name,
+            TensorInfo {
+                dtype: entry.dtype,
+                shape: entry.shape,
+                range: base + begin..base + end,
+            },
+        );
+    }
+    let mut spans: Vec<(&String, &TensorInfo)> = tensors.iter().collect();
+    spans.sort_by_key(|(_, t)| (t.range.start, t.range.end));
+    for pair in spans.windows(2) {
+        if pair[0].1.range.end > pair[1].1.range.start {
+            return Err(bad(format!(
+                "tensors {:?} and {:?} overlap",
+                pair[0].0, pair[1].0
+            )));
+        }
+    }
+    Ok((tensors, metadata))
 }

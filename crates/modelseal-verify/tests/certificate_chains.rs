@@ -110,3 +110,21 @@ fn each_broken_rule_is_named() {
     .unwrap_err();
     assert!(matches!(err, CertificateError::Malformed(_)), "{err}");
 }
+
+#[test]
+fn a_maze_of_look_alike_issuers_is_given_up_on_quickly() {
+    // 40 CA certificates with one name and one key: each seems to issue every other,
+    // and none leads to the trusted root (testdata/certs/make_maze.py).
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/certs/chains/maze.pem");
+    let chain =
+        modelseal_core::certificates_from_pem(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(chain.len(), 41);
+    let started = std::time::Instant::now();
+    let err = verify_chain(&chain, &[der("root")], ValidityTime::LeafIssuance).unwrap_err();
+    assert!(matches!(err, CertificateError::PathBudget), "{err}");
+    // A generous bound: the budget is 64 checks, each well under a millisecond.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // The same leaf with one of them only still fails, for the ordinary reason.
+    let err = verify_chain(&chain[..2], &[der("root")], ValidityTime::LeafIssuance).unwrap_err();
+    assert!(matches!(err, CertificateError::NoPath { .. }), "{err}");
+}

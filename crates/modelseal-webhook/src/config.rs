@@ -99,8 +99,12 @@ impl Config {
             path: path.into(),
             source,
         })?;
-        let mut config: Config = toml::from_str(&text).map_err(ConfigError::Toml)?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Parses and checks configuration text; relative paths are taken from `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(ConfigError::Toml)?;
         for p in [
             &mut config.tls_cert,
             &mut config.tls_key,

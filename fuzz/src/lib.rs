@@ -1,0 +1,271 @@
+//! One function per parser of untrusted input. Each must return (never panic, hang or
+//! allocate without bound) whatever the bytes; where a parse succeeds, some also check
+//! a property the result must have. `fuzz_targets/` feeds them to libFuzzer;
+//! `tests/replay.rs` feeds them every corpus file on stable.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use modelseal_core::bundle::Bundle;
+use modelseal_core::statement::{STATEMENT_TYPE, Statement};
+use modelseal_core::{ArtifactDigest, KeyAlgorithm, ManifestPath, SigningKey, dsse};
+use modelseal_lineage::policy::LineagePolicy;
+use modelseal_verify::{TrustPolicy, VerifyOptions, verify_attestation, verify_envelope};
+
+/// A fixed signing key, and a policy that trusts it.
+fn signer() -> &'static (SigningKey, TrustPolicy) {
+    static SIGNER: OnceLock<(SigningKey, TrustPolicy)> = OnceLock::new();
+    SIGNER.get_or_init(|| {
+        let key = SigningKey::generate(KeyAlgorithm::Ed25519).expect("key");
+        let trust = TrustPolicy::from_keys(vec![key.verifying_key()]);
+        (key, trust)
+    })
+}
+
+/// A bundle whose DSSE payload is `payload`, validly signed by [`signer`]: what lies
+/// behind the signature is then reached by every input, as it is by a trusted signer's
+/// mistake or a compromised key.
+fn signed_bundle(payload: &[u8]) -> Bundle {
+    let (key, _) = signer();
+    let statement: Statement = Statement {
+        statement_type: STATEMENT_TYPE.into(),
+        subject: Vec::new(),
+        predicate_type: String::new(),
+        predicate: serde_json::Value::Null,
+    };
+    let mut bundle = modelseal_core::sign_statement(&statement, key);
+    let envelope = &mut bundle.dsse_envelope;
+    envelope.payload = payload.to_vec();
+    envelope.signatures[0].sig = key.sign(&dsse::pae(&envelope.payload_type, payload));
+    bundle
+}
+
+fn expected() -> ArtifactDigest {
+    format!("blake3:{}", "ab".repeat(32))
+        .parse()
+        .expect("a digest")
+}
+
+/// Sigstore bundle JSON.
+pub fn bundle_json(data: &[u8]) {
+    if let Ok(bundle) = Bundle::from_json(data) {
+        // What parses serializes and parses again.
+        let again = Bundle::from_json(&bundle.to_json()).expect("re-parse");
+        assert_eq!(again.dsse_envelope.payload, bundle.dsse_envelope.payload);
+    }
+}
+
+/// A whole bundle through the envelope checks (signer, signature, payload type).
+pub fn envelope(data: &[u8]) {
+    if let Ok(bundle) = Bundle::from_json(data) {
+        let _ = verify_envelope(&bundle, &signer().1);
+    }
+}
+
+/// A signed in-toto statement, through the gate.
+pub fn statement(data: &[u8]) {
+    let bundle = signed_bundle(data);
+    if let Ok(verified) = verify_envelope(&bundle, &signer().1) {
+        let t = verified.statement.predicate_type.clone();
+        if let Ok(ok) = verify_attestation(&bundle, &signer().1, &expected(), &t) {
+            assert_eq!(ok.subject, expected());
+        }
+    }
+}
+
+/// A signed native manifest predicate.
+pub fn manifest_predicate(data: &[u8]) {
+    if let Ok(verified) = verify_envelope(&signed_bundle(data), &signer().1)
+        && let Ok(signed) = modelseal_verify::signed_manifest(&verified)
+    {
+        assert_eq!(signed.manifest.root(), signed.root);
+        assert!(!signed.manifest.entries().is_empty());
+    }
+}
+
+/// A signed OMS (v1.0 or legacy) predicate.
+pub fn oms_predicate(data: &[u8]) {
+    if let Ok(verified) = verify_envelope(&signed_bundle(data), &signer().1)
+        && let Ok(signed) = modelseal_verify::oms::signed_oms(&verified)
+    {
+        assert!(!signed.resources.is_empty());
+    }
+}
+
+/// A signed SLSA provenance predicate, parsed as the lineage walk parses it.
+pub fn provenance(data: &[u8]) {
+    let bundle = signed_bundle(data);
+    let t = modelseal_core::provenance::SLSA_PROVENANCE_TYPE;
+    if let Ok(ok) = verify_attestation(&bundle, &signer().1, &expected(), t)
+        && let Ok(p) = ok.predicate::<modelseal_core::provenance::Provenance>()
+    {
+        for dependency in &p.build_definition.resolved_dependencies {
+            let _ = modelseal_core::provenance::dependency_kind(dependency);
+            for (algorithm, hex) in &dependency.digest {
+                let _ = ArtifactDigest::from_entry(algorithm, hex);
+            }
+        }
+    }
+}
+
+/// A signed verification summary, and whether it would be accepted.
+pub fn vsa(data: &[u8]) {
+    static POLICY: OnceLock<LineagePolicy> = OnceLock::new();
+    let policy = POLICY.get_or_init(|| {
+        LineagePolicy::from_toml("[vsa]\naccept = true\n", Path::new("/nonexistent"))
+            .expect("policy")
+    });
+    let bundle = signed_bundle(data);
+    let t = modelseal_core::provenance::SLSA_VSA_TYPE;
+    if let Ok(ok) = verify_attestation(&bundle, &signer().1, &expected(), t)
+        && let Ok(summary) = ok.predicate::<modelseal_core::provenance::VerificationSummary>()
+    {
+        let _ = modelseal_lineage::vsa::acceptable(&summary, policy, std::time::SystemTime::now());
+    }
+}
+
+/// A lineage policy file (key paths lead nowhere, so only the text is exercised).
+pub fn policy_toml(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = LineagePolicy::from_toml(text, Path::new("/nonexistent"));
+    }
+}
+
+/// The admission server's configuration file.
+pub fn webhook_config(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = modelseal_webhook::config::Config::from_toml(text, Path::new("/nonexistent"));
+    }
+}
+
+/// An AdmissionReview body, and the models its object names.
+pub fn admission_review(data: &[u8]) {
+    if let Ok(review) = serde_json::from_slice::<modelseal_webhook::admission::Review>(data)
+        && let Some(request) = review.request
+    {
+        let (models, _) = modelseal_webhook::admission::named_models(&request.object);
+        for model in models {
+            let _ = model.parse::<ArtifactDigest>();
+        }
+    }
+}
+
+/// A safetensors header: the first 8 bytes are the file size, the rest the header.
+pub fn safetensors_header(data: &[u8]) {
+    let Some((size, header)) = data.split_first_chunk::<8>() else {
+        return;
+    };
+    let size = u64::from_le_bytes(*size);
+    if let Ok((tensors, _)) = modelseal_verify::safetensors::parse_header("f", size, header) {
+        let mut spans: Vec<_> = tensors.values().map(|t| t.range.clone()).collect();
+        spans.sort_by_key(|r| r.start);
+        for pair in spans.windows(2) {
+            assert!(pair[0].end <= pair[1].start, "overlap accepted");
+        }
+        assert!(spans.iter().all(|r| r.start <= r.end && r.end <= size));
+    }
+}
+
+/// A model with one file larger than an outboard group, signed once per process.
+struct OutboardModel {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    outboards: PathBuf,
+    bundle: Bundle,
+    bytes: Vec<u8>,
+}
+
+fn outboard_model() -> &'static OutboardModel {
+    static MODEL: OnceLock<OutboardModel> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("m");
+        std::fs::create_dir(&root).expect("mkdir");
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        std::fs::write(root.join("w.bin"), &bytes).expect("write");
+        let signed = modelseal_core::sign_model(
+            &root,
+            &modelseal_core::SignOptions::default(),
+            &signer().0,
+            &modelseal_core::hash::NoProgress,
+        )
+        .expect("sign");
+        let outboards = dir.path().join("m.sig.outboard");
+        modelseal_core::outboard::write_all(&root, &signed.manifest, &outboards).expect("ob");
+        OutboardModel {
+            _dir: dir,
+            root,
+            outboards,
+            bundle: signed.bundle,
+            bytes,
+        }
+    })
+}
+
+/// An outboard tree file: whatever it holds, a read either fails or returns the bytes
+/// that were signed.
+pub fn outboard(data: &[u8]) {
+    let m = outboard_model();
+    let path = ManifestPath::parse("w.bin").expect("path");
+    let file = modelseal_core::outboard::outboard_file(&m.outboards, &path);
+    std::fs::write(&file, data).expect("write outboard");
+    let Ok(reader) = modelseal_verify::loader::ModelReader::open(
+        &m.root,
+        &m.bundle,
+        &signer().1,
+        &VerifyOptions::default(),
+        Some(&m.outboards),
+    ) else {
+        return;
+    };
+    let len = m.bytes.len() as u64;
+    for range in [0..10, 65_536..140_000, len - 5..len] {
+        if let Ok(read) = reader.read_range("w.bin", range.clone()) {
+            let (a, b) = (range.start as usize, range.end as usize);
+            assert_eq!(read, m.bytes[a..b], "unverified bytes handed out");
+        }
+    }
+}
+
+/// A certificate chain: 2-byte big-endian lengths, each followed by one DER certificate
+/// (leaf first), checked against the test root and against the first certificate.
+pub fn x509_chain(data: &[u8]) {
+    static ROOTS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    let roots = ROOTS.get_or_init(|| {
+        modelseal_core::certificates_from_pem(include_str!("../../testdata/certs/root.pem"))
+            .expect("root")
+    });
+    let mut chain = Vec::new();
+    let mut rest = data;
+    while chain.len() < 16 {
+        let Some((len, tail)) = rest.split_first_chunk::<2>() else {
+            break;
+        };
+        let len = usize::from(u16::from_be_bytes(*len)).min(tail.len());
+        chain.push(tail[..len].to_vec());
+        rest = &tail[len..];
+    }
+    use modelseal_verify::certs::{ValidityTime, verify_chain};
+    let at = ValidityTime::At(1_780_000_000);
+    let _ = verify_chain(&chain, roots, at);
+    if let Some(first) = chain.first() {
+        let _ = verify_chain(
+            &chain,
+            std::slice::from_ref(first),
+            ValidityTime::LeafIssuance,
+        );
+    }
+}
+
+/// Digest and manifest path text: one spelling each, so what parses prints back the same.
+pub fn digests_and_paths(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(d) = text.parse::<ArtifactDigest>() {
+        assert_eq!(d.to_string(), text);
+    }
+    if let Ok(p) = ManifestPath::parse(text) {
+        assert_eq!(p.as_str(), text);
+    }
+}
