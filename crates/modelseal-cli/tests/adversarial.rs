@@ -646,6 +646,43 @@ fn ed25519_private_keys_are_written_as_rfc8410_v1_and_other_tools_read_them() {
     );
 }
 
+#[test]
+fn sizes_that_overflow_are_not_a_crash() {
+    // A signed manifest whose sizes add up past 2^64: inspect shows it, verify refuses it.
+    let l = Lineage::new();
+    let big = u64::MAX / 2 + 1;
+    let files = json!([
+        {"path": "a", "size": big, "blake3": "00".repeat(32)},
+        {"path": "b", "size": big, "blake3": "11".repeat(32)},
+    ]);
+    let entries: Vec<modelseal_core::ManifestEntry> =
+        serde_json::from_value(files.clone()).unwrap();
+    let root = modelseal_core::Manifest::from_sorted(entries)
+        .unwrap()
+        .root();
+    let statement = Statement {
+        statement_type: STATEMENT_TYPE.into(),
+        subject: vec![subject("model", &root.to_hex())],
+        predicate_type: "https://modelseal.dev/manifest/v1".into(),
+        predicate: json!({"kind": "model", "ignorePaths": [], "allowSymlinks": false, "files": files}),
+    };
+    write_bundle(&l.p("huge.sig"), &statement, &l.key("publisher"));
+    let out = modelseal(&[&"inspect", &l.p("huge.sig")]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("more than 2^64"), "{}", stdout(&out));
+    let model = l.p("model");
+    let out = modelseal(&[
+        &"verify",
+        &model,
+        &"--signature",
+        &l.p("huge.sig"),
+        &"--key",
+        &l.p("publisher.pub"),
+        &"--json",
+    ]);
+    assert_exit(&out, 1);
+}
+
 fn base64_decode(text: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD

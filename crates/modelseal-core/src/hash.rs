@@ -3,20 +3,25 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
 use crate::digest::Blake3Digest;
+use crate::open::{FileId, NotTheFile, open_checked};
 use crate::walk::ModelFile;
 
 /// Files at least this large are hashed one at a time with every core on the one file;
 /// smaller files are hashed one per core.
 const LARGE_FILE: u64 = 4 << 20;
 
-/// Bytes of a large file mapped at once. Peak resident memory stays near this figure
-/// (plus one small-file buffer per core) however large the model is.
-const WINDOW: u64 = 32 << 20;
+/// Bytes of a large file read at once, into each of two buffers: one is hashed (on every
+/// core) while the next is read. Peak resident memory stays near twice this figure (plus
+/// one small-file buffer per core) however large the model is. Reading rather than
+/// memory-mapping means a file truncated by another process is a reported change, not a
+/// SIGBUS that ends the caller's process.
+const WINDOW: u64 = 8 << 20;
 
 /// Receives progress while a model is hashed. Called from several threads.
 pub trait Progress: Sync {
@@ -46,6 +51,15 @@ pub enum HashError {
         /// The cause.
         #[source]
         source: io::Error,
+    },
+    /// The path no longer leads to the file the walk listed: swapped for a link, a FIFO
+    /// or another file after the walk.
+    #[error("{} changed while it was verified: {reason}", path.display())]
+    Swapped {
+        /// The file.
+        path: PathBuf,
+        /// What it is now.
+        reason: NotTheFile,
     },
     /// The file grew or shrank between the walk and the read.
     #[error("{} changed size while it was hashed ({expected} bytes, then {found})", path.display())]
@@ -80,14 +94,27 @@ pub fn hash_files(
     // Small files: one file per core.
     let small_hashes = small
         .par_iter()
-        .map(|&i| hash_small(&files[i].fs_path, files[i].size, progress))
+        .map(|&i| {
+            hash_small(
+                &files[i].fs_path,
+                Some(files[i].identity),
+                files[i].size,
+                progress,
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
     for (&i, hash) in small.iter().zip(small_hashes) {
         out[i] = Some(hash);
     }
     // Large files: one at a time, all cores on each, so memory stays bounded.
     for &i in &large {
-        out[i] = Some(hash_large(&files[i].fs_path, files[i].size, progress)?);
+        let file = &files[i];
+        out[i] = Some(hash_large(
+            &file.fs_path,
+            Some(file.identity),
+            file.size,
+            progress,
+        )?);
     }
     Ok(out.into_iter().flatten().collect())
 }
@@ -116,6 +143,8 @@ pub struct RangeJob {
     pub end: u64,
     /// The file's size when walked; a different size now is reported as a change.
     pub file_size: u64,
+    /// The file the walk found, when it was walked: another one at the path is refused.
+    pub identity: Option<FileId>,
 }
 
 enum Digester {
@@ -181,7 +210,7 @@ fn hash_range(
 ) -> Result<Vec<u8>, HashError> {
     use std::io::{Seek, SeekFrom};
     let path = &job.fs_path;
-    let mut file = File::open(path).map_err(io_err(path))?;
+    let mut file = open_for_hash(path, job.identity)?;
     let size = file.metadata().map_err(io_err(path))?.len();
     if size != job.file_size {
         return Err(HashError::Changed {
@@ -213,13 +242,13 @@ fn hash_range(
     Ok(digester.finalize())
 }
 
-/// Hashes one file of any size.
+/// Hashes one file of any size (a link at `path` is refused, not followed).
 pub fn hash_file(path: &Path, progress: &dyn Progress) -> Result<FileHash, HashError> {
-    let size = std::fs::metadata(path).map_err(io_err(path))?.len();
+    let size = std::fs::symlink_metadata(path).map_err(io_err(path))?.len();
     if size >= LARGE_FILE {
-        hash_large(path, size, progress)
+        hash_large(path, None, size, progress)
     } else {
-        hash_small(path, size, progress)
+        hash_small(path, None, size, progress)
     }
 }
 
@@ -230,8 +259,22 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> HashError + '_ {
     }
 }
 
-fn hash_small(path: &Path, expected: u64, progress: &dyn Progress) -> Result<FileHash, HashError> {
-    let file = File::open(path).map_err(io_err(path))?;
+fn open_for_hash(path: &Path, identity: Option<FileId>) -> Result<File, HashError> {
+    open_checked(path, identity)
+        .map_err(io_err(path))?
+        .map_err(|reason| HashError::Swapped {
+            path: path.to_path_buf(),
+            reason,
+        })
+}
+
+fn hash_small(
+    path: &Path,
+    identity: Option<FileId>,
+    expected: u64,
+    progress: &dyn Progress,
+) -> Result<FileHash, HashError> {
+    let file = open_for_hash(path, identity)?;
     // Read one byte past the expected end so growth is noticed.
     let mut data = Vec::with_capacity(expected as usize + 1);
     file.take(expected + 1)
@@ -252,24 +295,63 @@ fn hash_small(path: &Path, expected: u64, progress: &dyn Progress) -> Result<Fil
     })
 }
 
-fn hash_large(path: &Path, expected: u64, progress: &dyn Progress) -> Result<FileHash, HashError> {
-    let file = File::open(path).map_err(io_err(path))?;
+/// Fills `buf` from `offset` (fewer bytes only at the end of the file).
+fn read_full(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+fn hash_large(
+    path: &Path,
+    identity: Option<FileId>,
+    expected: u64,
+    progress: &dyn Progress,
+) -> Result<FileHash, HashError> {
+    let file = open_for_hash(path, identity)?;
+    let changed = |found: u64| HashError::Changed {
+        path: path.into(),
+        expected,
+        found,
+    };
     let size = file.metadata().map_err(io_err(path))?.len();
     if size != expected {
-        return Err(HashError::Changed {
-            path: path.into(),
-            expected,
-            found: size,
-        });
+        return Err(changed(size));
     }
+    let window = WINDOW.min(size) as usize;
+    let (mut current, mut next) = (vec![0u8; window], vec![0u8; window]);
     let mut hasher = blake3::Hasher::new();
-    let mut offset = 0;
-    while offset < size {
-        let len = WINDOW.min(size - offset);
-        let window = crate::mapped::Window::map(&file, offset, len).map_err(io_err(path))?;
-        hasher.update_rayon(window.bytes());
-        progress.advance(len);
-        offset += len;
+    let mut offset = 0u64;
+    let mut filled = read_full(&file, &mut current, 0).map_err(io_err(path))?;
+    while filled > 0 {
+        let want = (size - offset - filled as u64).min(WINDOW) as usize;
+        let (_, read) = rayon::join(
+            || hasher.update_rayon(&current[..filled]),
+            || read_full(&file, &mut next[..want], offset + filled as u64),
+        );
+        progress.advance(filled as u64);
+        offset += filled as u64;
+        let got = read.map_err(io_err(path))?;
+        if got < want {
+            return Err(changed(offset + got as u64));
+        }
+        std::mem::swap(&mut current, &mut next);
+        filled = got;
+    }
+    if offset != size {
+        return Err(changed(offset));
+    }
+    // One byte past the expected end: a file that grew is a change too.
+    let mut probe = [0u8; 1];
+    if read_full(&file, &mut probe, size).map_err(io_err(path))? != 0 {
+        return Err(changed(size + 1));
     }
     Ok(FileHash {
         blake3: hasher.finalize().into(),
@@ -320,6 +402,7 @@ mod tests {
             start,
             end,
             file_size: size,
+            identity: None,
         };
         let jobs = [job(0, size), job(0, 0), job(10, 4096), job(4096, size)];
         let sha = hash_ranges(&jobs, DigestAlgorithm::Sha256, &NoProgress).unwrap();
@@ -346,10 +429,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, b"four").unwrap();
+        let identity = FileId::of(&std::fs::metadata(&path).unwrap());
         let files = [ModelFile {
             path: crate::ManifestPath::parse("f").unwrap(),
             fs_path: path,
             size: 3,
+            identity,
         }];
         assert!(matches!(
             hash_files(&files, &NoProgress),

@@ -110,7 +110,10 @@ impl Manifest {
 
     /// Sum of all file sizes.
     pub fn total_bytes(&self) -> u64 {
-        self.entries.iter().map(|e| e.size).sum()
+        // Saturating: a signed manifest may claim sizes no disk holds.
+        self.entries
+            .iter()
+            .fold(0u64, |sum, e| sum.saturating_add(e.size))
     }
 
     /// The Merkle root that a statement's subject carries.

@@ -269,6 +269,7 @@ pub fn hash_resources(
                 start,
                 end,
                 file_size: file.size,
+                identity: Some(file.identity),
             });
         }
     }

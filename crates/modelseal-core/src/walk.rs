@@ -4,6 +4,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::open::FileId;
 use crate::path::{ManifestPath, PathError};
 
 /// Names skipped wherever they appear: version-control metadata, never model content.
@@ -59,6 +60,8 @@ pub struct ModelFile {
     pub fs_path: PathBuf,
     /// Its size when walked.
     pub size: u64,
+    /// The file the walk found: reading checks the path still leads to it.
+    pub identity: FileId,
 }
 
 /// Why a model could not be walked.
@@ -152,6 +155,7 @@ pub fn walk_model(root: &Path, options: &WalkOptions) -> Result<Vec<ModelFile>, 
             path: ManifestPath::parse(name)?,
             fs_path: root.to_path_buf(),
             size: meta.len(),
+            identity: FileId::of(&meta),
         });
     } else {
         walker.walk_dir(root, "", &mut files)?;
@@ -228,11 +232,12 @@ impl<'a> Walker<'a> {
                 if self.is_excluded(&fs_path) {
                     continue;
                 }
-                let size = item.metadata().map_err(io_err(&fs_path))?.len();
+                let meta = item.metadata().map_err(io_err(&fs_path))?;
                 out.push(ModelFile {
                     path,
                     fs_path,
-                    size,
+                    size: meta.len(),
+                    identity: FileId::of(&meta),
                 });
             } else if file_type.is_symlink() {
                 if let Some(file) = self.follow_link(path, &fs_path)? {
@@ -278,6 +283,7 @@ impl<'a> Walker<'a> {
                     path: so_far,
                     fs_path,
                     size: meta.len(),
+                    identity: FileId::of(&meta),
                 }));
             }
             if !meta.is_dir() {
@@ -326,6 +332,7 @@ impl<'a> Walker<'a> {
             path,
             fs_path: resolved,
             size: meta.len(),
+            identity: FileId::of(&meta),
         }))
     }
 }

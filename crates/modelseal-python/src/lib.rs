@@ -258,10 +258,10 @@ impl SafeOpen {
         let size =
             usize::try_from(entry.size).map_err(|_| PyValueError::new_err("file too large"))?;
         let expected = *entry.blake3.as_bytes();
-        let path = self.reader.fs_path_of(&self.file);
+        let handle = self.reader.open_file(&self.file).map_err(read_error)?;
         let mut outcome: Result<(), ReadError> = Ok(());
         let bytes = PyBytes::new_with(py, size, |buf| {
-            outcome = read_and_verify(&path, &self.file, buf, &expected);
+            outcome = read_and_verify(handle, &self.file, buf, &expected);
             Ok(())
         })?;
         outcome.map_err(read_error)?;
@@ -286,7 +286,7 @@ impl SafeOpen {
 /// Reading piece `i + 1` overlaps hashing piece `i`, so the check costs little more
 /// than the read itself.
 fn read_and_verify(
-    path: &Path,
+    handle: std::fs::File,
     name: &str,
     buf: &mut [u8],
     expected: &[u8; 32],
@@ -297,7 +297,7 @@ fn read_and_verify(
         path: name.to_owned(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut file = handle;
     let mut hasher = blake3::Hasher::new();
     let (mut done, mut rest) = buf.split_at_mut(0);
     while !rest.is_empty() || !done.is_empty() {

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use bao_tree::ChunkNum;
 use bao_tree::io::outboard::PreOrderOutboard;
+use modelseal_core::open::FileId;
 use modelseal_core::outboard::{self, BLOCK_BYTES};
 use modelseal_core::walk::SymlinkPolicy;
 use modelseal_core::{Bundle, Manifest, ManifestEntry};
@@ -55,6 +56,15 @@ pub enum ReadError {
         /// The file.
         path: String,
     },
+    /// The path no longer leads to the file opened: swapped for a link, a FIFO or another
+    /// file after the model was opened.
+    #[error("{path} changed after the model was opened: {reason}")]
+    Swapped {
+        /// The file.
+        path: String,
+        /// What it is now.
+        reason: modelseal_core::open::NotTheFile,
+    },
     /// Bytes that differ from the signed ones.
     #[error(
         "{path}: bytes at offset {offset} do not match the signed BLAKE3 root (tampered or corrupted)"
@@ -76,7 +86,7 @@ pub struct ModelReader {
     outboards: Option<PathBuf>,
     signer: Signer,
     name: Option<String>,
-    files: HashMap<String, PathBuf>,
+    files: HashMap<String, (PathBuf, FileId)>,
     /// Outboards opened so far, by file. Only the hash pairs a read needs are read.
     outboard_cache: Mutex<HashMap<String, Arc<RandomAccessFile>>>,
 }
@@ -124,7 +134,7 @@ impl ModelReader {
                     found_size: Some(file.size),
                 }),
                 Some(_) => {
-                    files.insert(file.path.to_string(), file.fs_path);
+                    files.insert(file.path.to_string(), (file.fs_path, file.identity));
                 }
             }
         }
@@ -233,7 +243,7 @@ impl ModelReader {
                 size: entry.size,
             });
         }
-        read_exact_into(&self.fs_path(path), path, span.start, buf)?;
+        read_exact_into(&self.open_file(path)?, path, span.start, buf)?;
         match self.outboard(entry)? {
             Some(outboard) => check_chunks(path, entry, &outboard, span.start, buf),
             _ => {
@@ -268,7 +278,7 @@ impl ModelReader {
     pub fn verify_all(&self) -> Result<(), ReadError> {
         for entry in self.manifest.entries() {
             let path = entry.path.as_str();
-            let data = read_exact_at(&self.fs_path(path), path, 0, entry.size)?;
+            let data = read_exact_at(&self.open_file(path)?, path, 0, entry.size)?;
             if blake3::hash(&data).as_bytes() != entry.blake3.as_bytes() {
                 return Err(ReadError::Tampered {
                     path: path.to_owned(),
@@ -279,17 +289,23 @@ impl ModelReader {
         Ok(())
     }
 
-    /// Where the signed file `path` is on disk.
-    pub fn fs_path_of(&self, path: &str) -> PathBuf {
-        self.fs_path(path)
-    }
-
-    fn fs_path(&self, path: &str) -> PathBuf {
-        match self.files.get(path) {
-            Some(p) => p.clone(),
-            None if self.single_file => self.root.clone(),
-            None => self.root.join(path),
-        }
+    /// Opens the signed file `path` for reading: not through a link, never blocking on
+    /// a FIFO, and only if it is still the file `open` found (device and inode).
+    pub fn open_file(&self, path: &str) -> Result<std::fs::File, ReadError> {
+        let (fs_path, identity) = match self.files.get(path) {
+            Some((p, id)) => (p.clone(), Some(*id)),
+            None if self.single_file => (self.root.clone(), None),
+            None => (self.root.join(path), None),
+        };
+        modelseal_core::open::open_checked(&fs_path, identity)
+            .map_err(|source| ReadError::Io {
+                path: path.to_owned(),
+                source,
+            })?
+            .map_err(|reason| ReadError::Swapped {
+                path: path.to_owned(),
+                reason,
+            })
     }
 
     /// The outboard of a large file, if one was written; its length is checked here,
@@ -418,25 +434,31 @@ impl positioned_io::ReadAt for Window<'_> {
     }
 }
 
-fn read_exact_into(file: &Path, path: &str, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+fn read_exact_into(
+    handle: &std::fs::File,
+    path: &str,
+    offset: u64,
+    buf: &mut [u8],
+) -> Result<(), ReadError> {
     use std::os::unix::fs::FileExt;
     let io = |source| ReadError::Io {
         path: path.to_owned(),
         source,
     };
-    std::fs::File::open(file)
-        .map_err(io)?
-        .read_exact_at(buf, offset)
-        .map_err(io)
+    handle.read_exact_at(buf, offset).map_err(io)
 }
 
-fn read_exact_at(file: &Path, path: &str, offset: u64, len: u64) -> Result<Vec<u8>, ReadError> {
+fn read_exact_at(
+    handle: &std::fs::File,
+    path: &str,
+    offset: u64,
+    len: u64,
+) -> Result<Vec<u8>, ReadError> {
     use std::os::unix::fs::FileExt;
     let io = |source| ReadError::Io {
         path: path.to_owned(),
         source,
     };
-    let handle = std::fs::File::open(file).map_err(io)?;
     let mut buf =
         vec![0u8; usize::try_from(len).map_err(|_| io(std::io::Error::other("range too large")))?];
     handle.read_exact_at(&mut buf, offset).map_err(io)?;

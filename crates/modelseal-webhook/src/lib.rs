@@ -168,7 +168,7 @@ fn deadline(query: &std::collections::HashMap<String, String>, default_ms: u64) 
         match unit {
             "s" | "" => Some(Duration::from_secs(n)),
             "ms" => Some(Duration::from_millis(n)),
-            "m" => Some(Duration::from_secs(n * 60)),
+            "m" => n.checked_mul(60).map(Duration::from_secs),
             _ => None,
         }
     });
@@ -345,4 +345,28 @@ async fn admit(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response
         "lineage": reports.get(0).cloned().unwrap_or(Value::Null),
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeout_parameter_cannot_overflow_or_exceed_the_bounds() {
+        let at = |t: &str| {
+            let query = std::collections::HashMap::from([("timeout".to_owned(), t.to_owned())]);
+            deadline(&query, 10_000)
+        };
+        assert_eq!(at("10s"), Duration::from_secs(9));
+        assert_eq!(
+            at("2m"),
+            Duration::from_secs(27),
+            "capped at 30 s, less a tenth"
+        );
+        // Overflowing, malformed or zero values fall back or are bounded.
+        assert_eq!(at("999999999999999999m"), Duration::from_secs(9));
+        assert_eq!(at("99999999999999999999999s"), Duration::from_secs(9));
+        assert_eq!(at("5h"), Duration::from_secs(9));
+        assert_eq!(at("0s"), Duration::from_millis(50));
+    }
 }

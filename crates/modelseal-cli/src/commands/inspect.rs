@@ -64,7 +64,12 @@ pub fn run(args: &InspectArgs) -> Result<Outcome> {
         ));
     }
     if let Some(predicate) = manifest {
-        let total: u64 = predicate.files.iter().map(|f| f.size).sum();
+        // Sizes are unverified claims here: add them without overflow.
+        let total = predicate
+            .files
+            .iter()
+            .try_fold(0u64, |sum, f| sum.checked_add(f.size))
+            .map_or_else(|| "more than 2^64".to_owned(), |t| t.to_string());
         lines.push(format!(
             "  kind       {}",
             serde_json::to_value(predicate.kind)?

@@ -72,15 +72,18 @@ fn artifact_digest(artifact: &str) -> Result<[u8; 32]> {
         };
         return Ok(bytes.try_into().expect("length checked"));
     }
-    let path = std::path::PathBuf::from(artifact);
-    let size = std::fs::metadata(&path)
-        .with_context(|| format!("cannot read artifact {artifact}"))?
-        .len();
+    // The user named this path: a link they name is followed, once, here.
+    let path = std::fs::canonicalize(artifact)
+        .with_context(|| format!("cannot read artifact {artifact}"))?;
+    let meta =
+        std::fs::metadata(&path).with_context(|| format!("cannot read artifact {artifact}"))?;
+    let size = meta.len();
     let job = RangeJob {
         fs_path: path,
         start: 0,
         end: size,
         file_size: size,
+        identity: Some(modelseal_core::open::FileId::of(&meta)),
     };
     let digest = hash_ranges(&[job], DigestAlgorithm::Sha256, &NoProgress)
         .with_context(|| format!("cannot hash artifact {artifact}"))?;

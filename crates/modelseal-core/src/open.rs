@@ -1,0 +1,107 @@
+//! Opening a model file for reading, race-free: the walk classified an entry, and by the
+//! time it is read it may have been swapped for a link, a FIFO or another file. Each file
+//! is opened without following a link at its last component and without blocking, then
+//! checked (by `fstat` on the open descriptor) to be a regular file and, when the walk
+//! recorded one, the very file the walk saw (device and inode). Whatever is read after
+//! that comes from the checked descriptor, never from the path again.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::path::Path;
+
+/// A file's identity on its filesystem: device and inode numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    /// The identity in `meta` (from `lstat`, `stat` or `fstat`).
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// Why an opened path is not the file expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotTheFile {
+    /// A symbolic link now stands where a file was.
+    #[error("it is now a symbolic link")]
+    Link,
+    /// A FIFO, socket, device or directory now stands where a file was.
+    #[error("it is no longer a regular file")]
+    NotRegular,
+    /// Another regular file now stands where the walked one was.
+    #[error("it is another file than the one listed (replaced)")]
+    Replaced,
+}
+
+/// Opens `path` for reading as described above. The outer error is the open itself
+/// failing; the inner one says the path no longer leads to the expected file.
+pub fn open_checked(path: &Path, expected: Option<FileId>) -> io::Result<Result<File, NotTheFile>> {
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path);
+    let file = match opened {
+        Ok(file) => file,
+        // O_NOFOLLOW on a link fails with ELOOP.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(Err(NotTheFile::Link)),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(Err(NotTheFile::NotRegular));
+    }
+    if expected.is_some_and(|id| id != FileId::of(&meta)) {
+        return Ok(Err(NotTheFile::Replaced));
+    }
+    Ok(Ok(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_fifos_and_replaced_files_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("w.bin");
+        std::fs::write(&file, b"weights").unwrap();
+        let id = FileId::of(&std::fs::symlink_metadata(&file).unwrap());
+        assert!(open_checked(&file, Some(id)).unwrap().is_ok());
+        // Replaced by another file under the same name.
+        std::fs::write(dir.path().join("other"), b"weights").unwrap();
+        std::fs::rename(dir.path().join("other"), &file).unwrap();
+        assert_eq!(
+            open_checked(&file, Some(id)).unwrap().unwrap_err(),
+            NotTheFile::Replaced
+        );
+        // A link to a good file is refused, not followed.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert_eq!(
+            open_checked(&link, None).unwrap().unwrap_err(),
+            NotTheFile::Link
+        );
+        // A FIFO: refused at once, without waiting for a writer.
+        let fifo = dir.path().join("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(
+            open_checked(&fifo, None).unwrap().unwrap_err(),
+            NotTheFile::NotRegular
+        );
+        // A missing file is an I/O error, not a verdict.
+        assert!(open_checked(&dir.path().join("absent"), None).is_err());
+    }
+}
