@@ -8,7 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-600}
 jobs=${JOBS:-2}
-mkdir -p logs
+logs=logs
+[ "${FUZZ_SCRATCH:-}" = 1 ] && logs=target/scratch-logs
+mkdir -p "$logs"
 cargo +nightly fuzz build -O >/dev/null
 targets=$(cargo +nightly fuzz list)
 for t in $targets; do
@@ -17,15 +19,15 @@ for t in $targets; do
     echo "target/scratch-corpus/$t corpus/$t"
   else
     echo "corpus/$t"
-  fi > "logs/$t.dirs"
+  fi > "$logs/$t.dirs"
 done
 status=0
 printf '%s\n' $targets | xargs -P "$jobs" -I{} sh -c \
-  "cargo +nightly fuzz run -O {} \$(cat logs/{}.dirs) -- -max_total_time=$seconds -timeout=10 \
-     -rss_limit_mb=2048 -print_final_stats=1 > logs/{}.log 2>&1" || status=1
+  "cargo +nightly fuzz run -O {} \$(cat $logs/{}.dirs) -- -max_total_time=$seconds -timeout=10 \
+     -rss_limit_mb=2048 -print_final_stats=1 > $logs/{}.log 2>&1" || status=1
 for t in $targets; do
-  line=$(grep -E '^#[0-9]+.*(DONE|cov:)' "logs/$t.log" | tail -1 || true)
-  runs=$(grep -E 'stat::number_of_executed_units' "logs/$t.log" | awk '{print $2}' || true)
+  line=$(grep -E '^#[0-9]+.*(DONE|cov:)' "$logs/$t.log" | tail -1 || true)
+  runs=$(grep -E 'stat::number_of_executed_units' "$logs/$t.log" | awk '{print $2}' || true)
   crashes=$(ls "artifacts/$t" 2>/dev/null | wc -l)
   printf '%-20s executions %-10s crashes %s  %s\n' "$t" "${runs:-?}" "$crashes" "$line"
   [ "$crashes" = 0 ] || status=1
