@@ -230,6 +230,10 @@ pub struct VerifyArgs {
     /// Private key that signs the verification summary
     #[arg(long, value_name = "KEY")]
     pub vsa_key: Option<PathBuf>,
+    /// Refuse unless the signature is about exactly this artifact: its BLAKE3 root
+    /// (native) or SHA-256 subject (OMS), as `blake3:HEX` or `sha256:HEX`
+    #[arg(long, value_name = "DIGEST")]
+    pub expect: Option<modelseal_core::ArtifactDigest>,
     #[command(flatten)]
     pub keyless: KeylessArgs,
     /// Trusted root certificate (PEM) for certificate-signed bundles; repeatable. Chains

@@ -647,6 +647,38 @@ fn ed25519_private_keys_are_written_as_rfc8410_v1_and_other_tools_read_them() {
 }
 
 #[test]
+fn a_model_signed_by_a_trusted_key_is_refused_when_it_is_not_the_one_expected() {
+    // A trusted publisher signed both; the caller expects the dataset, gets the model.
+    let l = Lineage::new();
+    let model = l.p("model");
+    let verify = |expect: &str| {
+        modelseal(&[
+            &"verify",
+            &model,
+            &"--key",
+            &l.p("publisher.pub"),
+            &"--expect",
+            &expect,
+        ])
+    };
+    assert_exit(&verify(&format!("blake3:{}", l.model_hex)), 0);
+    assert_refused(
+        &verify(&format!("blake3:{}", l.dataset_hex)),
+        "not the expected artifact",
+    );
+    // Same bytes under another algorithm are another artifact; other spellings do not parse.
+    assert_refused(
+        &verify(&format!("sha256:{}", l.model_hex)),
+        "not the expected artifact",
+    );
+    assert_exit(
+        &verify(&format!("blake3:{}", l.model_hex.to_ascii_uppercase())),
+        2,
+    );
+    assert_exit(&verify(&l.model_hex), 2);
+}
+
+#[test]
 fn sizes_that_overflow_are_not_a_crash() {
     // A signed manifest whose sizes add up past 2^64: inspect shows it, verify refuses it.
     let l = Lineage::new();

@@ -53,6 +53,29 @@ pub fn hash_model(
     Ok(Manifest::from_unsorted(entries)?)
 }
 
+/// Walks and hashes the model at `root` the OMS way.
+fn hash_model_oms(
+    root: &Path,
+    serialization: &oms::OmsSerialization,
+    base: &WalkOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<oms::OmsResource>, ModelError> {
+    let single_file = std::fs::metadata(root).is_ok_and(|m| m.is_file());
+    let options = oms::walk_options(serialization, base);
+    let files = match walk::walk_model(root, &options) {
+        Ok(files) => files,
+        // OMS signs an empty model as an empty list; the caller decides whether to allow it.
+        Err(WalkError::Empty { .. }) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(oms::hash_resources(
+        &files,
+        single_file,
+        serialization,
+        progress,
+    )?)
+}
+
 /// What to sign, besides the files.
 #[derive(Debug, Clone, Default)]
 pub struct SignOptions {
@@ -216,7 +239,7 @@ pub fn sign_model_oms(
     };
     let mut base = options.walk.clone();
     base.ignore.clear();
-    let resources = oms::hash_model(root, &serialization, &base, progress)?;
+    let resources = hash_model_oms(root, &serialization, &base, progress)?;
     if resources.is_empty() {
         return Err(WalkError::Empty { path: root.into() }.into());
     }

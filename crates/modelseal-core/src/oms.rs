@@ -4,12 +4,10 @@
 
 use std::cmp::Ordering;
 use std::fmt;
-use std::path::Path;
 
 use sha2::Digest as _;
 
 use crate::hash::{self, DigestAlgorithm, Progress, RangeJob};
-use crate::model::ModelError;
 use crate::path::ManifestPath;
 use crate::statement::{ResourceDescriptor, STATEMENT_TYPE, Statement};
 use crate::walk::{self, DefaultIgnores, ModelFile, WalkOptions};
@@ -295,29 +293,6 @@ pub fn hash_resources(
         .collect();
     resources.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(resources)
-}
-
-/// Walks and hashes the model at `root` the OMS way.
-pub fn hash_model(
-    root: &Path,
-    serialization: &OmsSerialization,
-    base: &WalkOptions,
-    progress: &dyn Progress,
-) -> Result<Vec<OmsResource>, ModelError> {
-    let single_file = std::fs::metadata(root).is_ok_and(|m| m.is_file());
-    let options = walk_options(serialization, base);
-    let files = match walk::walk_model(root, &options) {
-        Ok(files) => files,
-        // OMS signs an empty model as an empty list; the caller decides whether to allow it.
-        Err(walk::WalkError::Empty { .. }) => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(hash_resources(
-        &files,
-        single_file,
-        serialization,
-        progress,
-    )?)
 }
 
 /// The OMS statement: subject `{name, digest: {sha256: root}}` and the v1.0 predicate,

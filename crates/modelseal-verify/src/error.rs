@@ -206,6 +206,9 @@ pub enum SubjectProblem {
         /// Computed from the manifest.
         computed: Blake3Digest,
     },
+    /// The statement is not about the artifact the caller expected.
+    #[error("not the expected artifact: {0}")]
+    NotExpected(String),
     /// An OMS subject without a `sha256` digest.
     #[error("subject has no sha256 digest")]
     NoSha256,

@@ -11,7 +11,7 @@ use modelseal_core::statement::Statement;
 use modelseal_core::{ArtifactDigest, DigestAlgorithm, ParseArtifactDigestError};
 use serde::de::DeserializeOwned;
 
-use crate::envelope::{Signer, verify_envelope};
+use crate::envelope::{Signer, VerifiedStatement, verify_envelope};
 use crate::error::VerifyError;
 use crate::policy::TrustPolicy;
 
@@ -109,7 +109,16 @@ pub fn verify_attestation(
     expected: &ArtifactDigest,
     predicate_type: &str,
 ) -> Result<Attestation, GateError> {
-    let verified = verify_envelope(bundle, trust)?;
+    attestation_of(verify_envelope(bundle, trust)?, expected, predicate_type)
+}
+
+/// The gate's checks after the envelope: for callers that verified the envelope already
+/// (`verify_model`, `ModelReader::open`), so the signature is checked once.
+pub fn attestation_of(
+    verified: VerifiedStatement,
+    expected: &ArtifactDigest,
+    predicate_type: &str,
+) -> Result<Attestation, GateError> {
     let statement = &verified.statement;
     if statement.predicate_type != predicate_type {
         return Err(GateError::PredicateType {

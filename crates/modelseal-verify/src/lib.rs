@@ -39,10 +39,10 @@ pub mod safetensors;
 
 use std::path::Path;
 
-use modelseal_core::Bundle;
 use modelseal_core::hash::Progress;
 use modelseal_core::oms::{OMS_LEGACY_PREDICATE_TYPE, OMS_PREDICATE_TYPE};
 use modelseal_core::walk::WalkOptions;
+use modelseal_core::{ArtifactDigest, Bundle};
 
 pub use envelope::{KeylessIdentity, Signer, VerifiedStatement, verify_envelope};
 pub use error::{
@@ -50,7 +50,7 @@ pub use error::{
     error_chain,
 };
 pub use files::{SignedManifest, check_files, signed_manifest};
-pub use gate::{Attestation, GateError, verify_attestation};
+pub use gate::{Attestation, GateError, attestation_of, verify_attestation};
 pub use policy::TrustPolicy;
 
 /// What the verifier adds to what the signer recorded.
@@ -63,6 +63,28 @@ pub struct VerifyOptions {
     /// Check only the files the signature lists; others present are not reported. Names
     /// are still checked first, so a signed name can never lead outside the model.
     pub ignore_unsigned_files: bool,
+    /// The artifact the caller expects (the digest an admission request, a registry or a
+    /// lock file names). When given, the signature must pass the attestation gate for
+    /// exactly this digest, before any file is read.
+    pub expected: Option<ArtifactDigest>,
+}
+
+/// With `options.expected`, the gate's subject checks on a verified statement.
+fn check_expected(
+    verified: &VerifiedStatement,
+    options: &VerifyOptions,
+) -> Result<(), VerifyError> {
+    let Some(expected) = &options.expected else {
+        return Ok(());
+    };
+    let predicate_type = verified.statement.predicate_type.clone();
+    gate::attestation_of(verified.clone(), expected, &predicate_type)
+        .map(|_| ())
+        .map_err(|e| match e {
+            GateError::Envelope(e) => e,
+            GateError::ListsNothing => VerifyError::ListsNothing("a statement with no subjects"),
+            other => VerifyError::Subject(SubjectProblem::NotExpected(error_chain(&other))),
+        })
 }
 
 /// Which signature format a model was verified against.
@@ -106,6 +128,7 @@ pub fn verify_model(
     progress: &dyn Progress,
 ) -> Result<VerifiedModel, VerifyError> {
     let verified = verify_envelope(bundle, policy)?;
+    check_expected(&verified, options)?;
     let predicate_type = verified.statement.predicate_type.as_str();
     if predicate_type == OMS_PREDICATE_TYPE || predicate_type == OMS_LEGACY_PREDICATE_TYPE {
         let signed = oms::signed_oms(&verified)?;

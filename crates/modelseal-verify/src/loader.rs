@@ -104,6 +104,7 @@ impl ModelReader {
         outboards: Option<&Path>,
     ) -> Result<Self, VerifyError> {
         let verified = verify_envelope(bundle, policy)?;
+        crate::check_expected(&verified, options)?;
         let signed = signed_manifest(&verified)?;
         let mut walk = options.walk.clone();
         walk.ignore

@@ -391,3 +391,31 @@ mod safetensors_files {
         ));
     }
 }
+
+#[test]
+fn a_reader_opens_only_the_artifact_the_caller_expects() {
+    let s = signed();
+    let policy = TrustPolicy::from_keys(vec![s.key.verifying_key()]);
+    let manifest = modelseal_core::hash_model(
+        &s.model(),
+        &modelseal_core::WalkOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    let open = |expected: modelseal_core::ArtifactDigest| {
+        let mut options = VerifyOptions::default();
+        options.expected = Some(expected);
+        ModelReader::open(&s.model(), &s.bundle, &policy, &options, None)
+    };
+    assert!(open(modelseal_core::ArtifactDigest::blake3(&manifest.root())).is_ok());
+    let other: modelseal_core::ArtifactDigest =
+        format!("blake3:{}", "ab".repeat(32)).parse().unwrap();
+    let err = open(other).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::Subject(modelseal_verify::SubjectProblem::NotExpected(_))
+        ),
+        "{err}"
+    );
+}

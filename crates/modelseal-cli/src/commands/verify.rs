@@ -56,6 +56,7 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
         ..WalkOptions::default()
     };
     options.ignore_unsigned_files = args.ignore_unsigned_files;
+    options.expected = args.expect;
     let bar = Bar::new(args.quiet || args.json);
     let result = match Bundle::read(&signature) {
         Err(BundleError::Io(e)) => {
