@@ -5,42 +5,9 @@ use std::process::Output;
 
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
-fn testkey(name: &str) -> PathBuf {
-    repo().join("testdata/keys").join(name)
-}
-
-fn modelseal(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_modelseal"));
-    for arg in args {
-        cmd.arg(arg);
-    }
-    cmd.env_remove("MODELSEAL_PASSPHRASE");
-    cmd.stdin(std::process::Stdio::null());
-    cmd.output().expect("modelseal runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-#[track_caller]
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(out),
-        stderr(out)
-    );
-}
+use common::{assert_exit, modelseal, repo, stderr, stdout, testkey};
 
 /// A temporary directory with a small model in it.
 struct Fixture {
@@ -1075,24 +1042,10 @@ fn oms_certificate_signing_and_roots() {
     assert!(!f.sig().exists());
 }
 
-/// The published keyless OMS bundles, or `None` (with a notice) without the shared vectors.
+/// The published keyless OMS bundles, or `None` (with a notice) without the shared
+/// vectors; under `CI` their absence fails the test.
 fn keyless_vectors() -> Option<PathBuf> {
-    let dir = repo().join("../shared/vectors/oms-historical");
-    if dir.join("v1.1.0-sigstore").is_dir() {
-        Some(dir)
-    } else {
-        // In CI the vectors must be there: a skipped check must not look like a pass.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set and {} is missing",
-            dir.display()
-        );
-        eprintln!(
-            "notice: {} is absent; skipping keyless CLI tests",
-            dir.display()
-        );
-        None
-    }
+    common::shared_vectors("keyless CLI tests").map(|dir| dir.join("oms-historical"))
 }
 
 const IBM_ISSUER: &str = "https://sigstore.verify.ibm.com/oauth2";
