@@ -30,14 +30,14 @@ fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r spec/vectors/requirements.txt
 "$venv/bin/python" spec/vectors/check_vectors.py
 
-step "the loader crate stays light: no async runtime or HTTP client; no C crypto by default"
+step "the loader crate stays light: no async runtime, HTTP client, TOML or globs; no C crypto by default"
 light() {  # PATTERN [CARGO-TREE-FLAGS]: the forbidden crates among modelseal-verify's dependencies
   local pattern=$1
   shift
   cargo tree -p modelseal-verify --edges normal --prefix none --locked "$@" \
     | grep -E "^($pattern) " | sort -u || true
 }
-heavy=$(light 'tokio|hyper|reqwest|ring|aws-lc-sys|openssl-sys|native-tls')
+heavy=$(light 'tokio|hyper|reqwest|ring|aws-lc-sys|openssl-sys|native-tls|toml|glob')
 keyless=$(light 'tokio|hyper|reqwest|native-tls' --features sigstore)
 if [ -n "$heavy$keyless" ]; then
   printf 'modelseal-verify depends on:\n%s\n%s\n' "$heavy" "$keyless" >&2
