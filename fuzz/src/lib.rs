@@ -120,7 +120,8 @@ pub fn vsa(data: &[u8]) {
     if let Ok(ok) = verify_attestation(&bundle, &signer().1, &expected(), t)
         && let Ok(summary) = ok.predicate::<modelseal_core::provenance::VerificationSummary>()
     {
-        let _ = modelseal_lineage::vsa::acceptable(&summary, policy, std::time::SystemTime::now());
+        let _ =
+            modelseal_lineage::vsa::acceptable(&summary, policy, std::time::SystemTime::now(), 0);
     }
 }
 

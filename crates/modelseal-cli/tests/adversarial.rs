@@ -235,6 +235,11 @@ fn deny_rules_apply_to_the_model_being_verified() {
         let out = l.verify_lineage(&policy, &store, &[]);
         assert_refused(&out, &format!("denied by policy rule {rule}"));
     }
+    // Without --lineage the policy's deny rules still apply to the model itself.
+    let model = l.p("model");
+    let policy = l.policy("[models]\ndeny = [\"name:model\"]\n");
+    let out = modelseal(&[&"verify", &model, &"--policy", &policy]);
+    assert_refused(&out, "refused by policy: denied by policy rule name:model");
     // Allow lists name the inputs a run may use; the model verified is not one.
     let policy = l.policy("[models]\nallow = [\"name:other-*\"]\n");
     assert_exit(&l.verify_lineage(&policy, &store, &[]), 0);
@@ -305,23 +310,21 @@ fn junk_and_foreign_bundles_in_the_store_do_not_deny_a_good_model() {
     let policy = l.policy("");
     assert_exit(&l.verify_lineage(&policy, &store, &[]), 0);
     let dataset_dir = store.join("blake3").join(&l.dataset_hex);
-    // A file that is not a bundle, sorted first.
-    std::fs::write(dataset_dir.join("0000-junk.json"), b"not json").unwrap();
+    // Files named as the store names them (<sha256 of the content>.json), so they are read.
+    let plant = |bytes: &[u8]| {
+        let name = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
+        std::fs::write(dataset_dir.join(format!("{name}.json")), bytes).unwrap();
+    };
+    // A file that is not a bundle.
+    plant(b"not json");
     // A bundle the trusted curator signed, about another artifact, filed under this one.
     let other = Statement {
         statement_type: STATEMENT_TYPE.into(),
         subject: vec![subject("other", &"ab".repeat(32))],
         predicate_type: "https://modelseal.dev/manifest/v1".into(),
-        predicate: json!({"kind": "dataset", "ignorePaths": [], "allowSymlinks": false, "files": []}),
+        predicate: json!({"kind": "dataset", "files": []}),
     };
-    write_bundle(
-        &dataset_dir.join("0001-foreign.json"),
-        &other,
-        &l.key("curator"),
-    );
-    // A huge file is skipped too, without reading it whole.
-    let huge = std::fs::File::create(dataset_dir.join("0002-huge.json")).unwrap();
-    huge.set_len(64 << 20).unwrap();
+    plant(&sign_statement(&other, &l.key("curator")).to_json());
     // A provenance for the dataset (which needs none) by a key nobody trusts.
     let stranger = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
     let planted = Statement {
@@ -330,14 +333,46 @@ fn junk_and_foreign_bundles_in_the_store_do_not_deny_a_good_model() {
         predicate_type: "https://slsa.dev/provenance/v1".into(),
         predicate: json!({}),
     };
-    write_bundle(&dataset_dir.join("0003-planted.json"), &planted, &stranger);
+    plant(&sign_statement(&planted, &stranger).to_json());
+    // A huge file is skipped unread, by its size.
+    let huge =
+        std::fs::File::create(dataset_dir.join(format!("{}.json", "00".repeat(32)))).unwrap();
+    huge.set_len(64 << 20).unwrap();
+    // A copy of the genuine bundle under a name that is not its hash: not read.
+    let genuine = std::fs::read(l.p("corpus.sig")).unwrap();
+    std::fs::write(
+        dataset_dir.join(format!("{}.json", "01".repeat(32))),
+        &genuine,
+    )
+    .unwrap();
+    // Thousands of entries not named as the store names them: counted once, never read.
+    for i in 0..3000 {
+        std::fs::write(dataset_dir.join(format!("!{i:04}.json")), b"").unwrap();
+    }
     let out = l.verify_lineage(&policy, &store, &["--json"]);
     assert_exit(&out, 0);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let skipped = v["lineage"]["tree"]["inputs"][0]["skipped"]
         .as_array()
         .unwrap_or_else(|| panic!("no skipped list: {v:#}"));
-    assert_eq!(skipped.len(), 4, "{v:#}");
+    let reasons: Vec<&str> = skipped
+        .iter()
+        .map(|s| s["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped.len(), 6, "{reasons:#?}");
+    for needle in [
+        "not a valid Sigstore bundle",
+        "about another artifact",
+        "not among the trusted keys",
+        "over the limit",
+        "not the SHA-256 of its content",
+        "3000 entries not named <sha256>.json",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(needle)),
+            "{needle}: {reasons:#?}"
+        );
+    }
 }
 
 #[test]

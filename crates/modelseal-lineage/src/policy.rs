@@ -174,6 +174,9 @@ pub struct LineagePolicy {
     pub vsa_max_age: Duration,
     /// SHA-256 of the policy file's bytes: VSAs name the policy by it.
     pub sha256: String,
+    /// The key files the signers were read from: a server that reloads the policy when
+    /// it changes must reload it when one of these changes too.
+    pub key_files: Vec<PathBuf>,
 }
 
 /// Why a policy file was refused.
@@ -227,6 +230,7 @@ impl LineagePolicy {
         let sha256 = hex::encode(sha2::Sha256::digest(text.as_bytes()));
         let file: PolicyFile = toml::from_str(text).map_err(PolicyError::Toml)?;
         let mut signers = Vec::new();
+        let mut key_files = Vec::new();
         for entry in file.signers {
             if entry.identity.is_some() || entry.issuer.is_some() {
                 // Lineage attestations have BLAKE3 subjects, which a Sigstore keyless
@@ -246,6 +250,7 @@ impl LineagePolicy {
                 )));
             };
             let path = base.join(rel);
+            key_files.push(path.clone());
             let pem = std::fs::read_to_string(&path).map_err(|source| PolicyError::Io {
                 path: path.clone(),
                 source,
@@ -313,6 +318,7 @@ impl LineagePolicy {
             accept_vsa: file.vsa.accept,
             vsa_max_age,
             sha256,
+            key_files,
         })
     }
 

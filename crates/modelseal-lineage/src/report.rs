@@ -9,7 +9,7 @@ use modelseal_core::provenance::TRAINING_BUILD_TYPE;
 use crate::store::Skipped;
 
 /// What a hop is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum HopKind {
     /// A model (the one verified, or a base model).
@@ -96,6 +96,10 @@ pub enum HopFailure {
     /// The same base model or dataset listed more than once by one provenance.
     #[error("the provenance lists {0} more than once")]
     DuplicateDependency(String),
+    /// The walk reached its budget of hops (a lattice of inputs can make a tree of
+    /// exponential size).
+    #[error("lineage has more than {0} hops")]
+    TooManyHops(usize),
     /// The store could not be read.
     #[error("store: {0}")]
     Store(String),
@@ -119,6 +123,7 @@ impl HopFailure {
             Self::NoDigest => "no-digest",
             Self::MalformedDigest(_) => "malformed-digest",
             Self::DuplicateDependency(_) => "duplicate-dependency",
+            Self::TooManyHops(_) => "too-many-hops",
             Self::Store(_) => "store-error",
         }
     }
@@ -253,6 +258,14 @@ impl LineageReport {
     pub fn has_store_error(&self) -> bool {
         fn walk(hop: &Hop) -> bool {
             matches!(hop.failure, Some(HopFailure::Store(_))) || hop.inputs.iter().any(walk)
+        }
+        walk(&self.root)
+    }
+
+    /// How many levels lie below the top model (0: no inputs).
+    pub fn depth(&self) -> usize {
+        fn walk(hop: &Hop) -> usize {
+            hop.inputs.iter().map(|h| 1 + walk(h)).max().unwrap_or(0)
         }
         walk(&self.root)
     }

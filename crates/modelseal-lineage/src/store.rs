@@ -23,8 +23,10 @@ use sha2::Digest as _;
 /// KiB; a manifest of a hundred thousand files is about 16 MiB.
 pub const MAX_BUNDLE_BYTES: u64 = 16 << 20;
 /// The most files a lookup considers under one digest (in name order); the rest are
-/// skipped, so a flooded digest costs bounded work.
+/// counted as skipped, unread, so a flooded digest costs bounded work.
 pub const MAX_BUNDLES_PER_DIGEST: usize = 1024;
+/// The most bytes one lookup reads, over all its files.
+pub const MAX_BYTES_PER_DIGEST: u64 = 64 << 20;
 
 /// A store directory.
 #[derive(Debug, Clone)]
@@ -147,41 +149,98 @@ impl AttestationStore {
 
     /// The bundles stored under `digest`, in name order, and the files skipped. Only
     /// failing to list the digest's directory is an error; an absent digest has none.
+    /// Only files named as `store add` names them (`<sha256 of the content>.json`) are
+    /// read, and only when the name is the content's hash; at most
+    /// [`MAX_BUNDLES_PER_DIGEST`] files and [`MAX_BYTES_PER_DIGEST`] bytes. Whoever can
+    /// write to the store can always deny (by deleting, or by flooding these limits);
+    /// nothing in it can make a bundle that does not verify count.
     pub fn bundles_for(&self, digest: &ArtifactDigest) -> Result<Lookup, StoreError> {
         let dir = self.dir_of(digest);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lookup::default()),
-            Err(source) => return Err(StoreError::Io { path: dir, source }),
-        };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        paths.sort();
         let mut lookup = Lookup::default();
-        for (i, path) in paths.into_iter().enumerate() {
+        // The algorithm and digest directories must be real directories, not links that
+        // lead the lookup (and `store add`) elsewhere.
+        for d in [dir.parent().unwrap_or(&self.root), dir.as_path()] {
+            match std::fs::symlink_metadata(d) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    lookup.skipped.push(Skipped {
+                        path: d.to_path_buf(),
+                        reason: "not a directory (a link or a file where a directory should be)"
+                            .into(),
+                    });
+                    return Ok(lookup);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(lookup),
+                Err(source) => {
+                    return Err(StoreError::Io {
+                        path: d.to_path_buf(),
+                        source,
+                    });
+                }
+            }
+        }
+        let entries = std::fs::read_dir(&dir).map_err(|source| StoreError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut names = Vec::new();
+        let mut misnamed = 0usize;
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name();
+            match name.to_str().and_then(|n| n.strip_suffix(".json")) {
+                Some(stem) if stem.len() == 64 && stem.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    names.push(stem.to_ascii_lowercase())
+                }
+                // A temporary file of an add in progress, or something planted.
+                _ => misnamed += 1,
+            }
+        }
+        names.sort();
+        if misnamed > 0 {
+            lookup.skipped.push(Skipped {
+                path: dir.clone(),
+                reason: format!("{misnamed} entries not named <sha256>.json, not read"),
+            });
+        }
+        let mut budget = MAX_BYTES_PER_DIGEST;
+        for (i, stem) in names.iter().enumerate() {
+            let path = dir.join(format!("{stem}.json"));
             if i >= MAX_BUNDLES_PER_DIGEST {
                 lookup.skipped.push(Skipped {
+                    path: dir.clone(),
+                    reason: format!(
+                        "{} more files beyond the first {MAX_BUNDLES_PER_DIGEST}, not read",
+                        names.len() - i
+                    ),
+                });
+                break;
+            }
+            let bytes = match read_bounded(&path, budget) {
+                Err(reason) => {
+                    lookup.skipped.push(Skipped { path, reason });
+                    continue;
+                }
+                Ok(bytes) => bytes,
+            };
+            budget -= bytes.len() as u64;
+            let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
+            if sha256 != *stem {
+                lookup.skipped.push(Skipped {
                     path,
-                    reason: format!("more than {MAX_BUNDLES_PER_DIGEST} files under one digest"),
+                    reason: "its name is not the SHA-256 of its content".into(),
                 });
                 continue;
             }
-            match read_bounded(&path) {
-                Err(reason) => lookup.skipped.push(Skipped { path, reason }),
-                Ok(bytes) => match Bundle::from_json(&bytes) {
-                    Err(e) => lookup.skipped.push(Skipped {
-                        path,
-                        reason: modelseal_verify::error_chain(&e),
-                    }),
-                    Ok(bundle) => lookup.bundles.push(StoredBundle {
-                        sha256: hex::encode(sha2::Sha256::digest(&bytes)),
-                        path,
-                        bundle,
-                    }),
-                },
+            match Bundle::from_json(&bytes) {
+                Err(e) => lookup.skipped.push(Skipped {
+                    path,
+                    reason: modelseal_verify::error_chain(&e),
+                }),
+                Ok(bundle) => lookup.bundles.push(StoredBundle {
+                    sha256,
+                    path,
+                    bundle,
+                }),
             }
         }
         Ok(lookup)
@@ -209,8 +268,10 @@ impl AttestationStore {
 }
 
 /// Reads a store file that must be a regular file (no link is followed, a FIFO cannot
-/// block the open) of at most [`MAX_BUNDLE_BYTES`]; the error is the reason to skip it.
-fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+/// block the open) of at most [`MAX_BUNDLE_BYTES`] and `budget` bytes; the error is the
+/// reason to skip it.
+fn read_bounded(path: &Path, budget: u64) -> Result<Vec<u8>, String> {
+    let limit = MAX_BUNDLE_BYTES.min(budget);
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -220,18 +281,18 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
     if !meta.is_file() {
         return Err("not a regular file".into());
     }
-    if meta.len() > MAX_BUNDLE_BYTES {
+    if meta.len() > limit {
         return Err(format!(
-            "{} bytes, over the limit of {MAX_BUNDLE_BYTES}",
+            "{} bytes, over the limit of {limit} (per file {MAX_BUNDLE_BYTES}, per digest {MAX_BYTES_PER_DIGEST})",
             meta.len()
         ));
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_BUNDLE_BYTES + 1)
+    file.take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read: {e}"))?;
-    if bytes.len() as u64 > MAX_BUNDLE_BYTES {
-        return Err(format!("grew past the limit of {MAX_BUNDLE_BYTES} bytes"));
+    if bytes.len() as u64 > limit {
+        return Err(format!("grew past the limit of {limit} bytes"));
     }
     Ok(bytes)
 }

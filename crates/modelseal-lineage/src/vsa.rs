@@ -16,6 +16,9 @@ use crate::report::LineageReport;
 
 /// The annotation on the summary's `policy` descriptor that lists the resolved signers.
 pub const RESOLVED_SIGNERS_ANNOTATION: &str = "modelseal.dev/resolvedSigners";
+/// The annotation on the summary's `policy` descriptor that records how many levels of
+/// lineage the check walked below the model.
+pub const DEPTH_ANNOTATION: &str = "modelseal.dev/lineageDepth";
 /// How far in the future a summary's `timeVerified` may be (clock skew between hosts).
 pub const CLOCK_SKEW: Duration = Duration::from_secs(300);
 
@@ -40,10 +43,16 @@ pub fn summary(
             name: Some("lineage policy".into()),
             uri: None,
             digest: BTreeMap::from([("sha256".to_owned(), policy.sha256.clone())]),
-            annotations: Some(BTreeMap::from([(
-                RESOLVED_SIGNERS_ANNOTATION.to_owned(),
-                serde_json::json!(policy.resolved_signers()),
-            )])),
+            annotations: Some(BTreeMap::from([
+                (
+                    RESOLVED_SIGNERS_ANNOTATION.to_owned(),
+                    serde_json::json!(policy.resolved_signers()),
+                ),
+                (
+                    DEPTH_ANNOTATION.to_owned(),
+                    serde_json::json!(report.depth()),
+                ),
+            ])),
         },
         input_attestations: report
             .attestations
@@ -61,11 +70,13 @@ pub fn summary(
 }
 
 /// Whether a summary (already through the gate, from a trusted verifier, about this
-/// artifact) may stand in under `policy` at `now`; the error says why not.
+/// model) may stand in under `policy` at `now` for a hop at `depth`; the error says why
+/// not. The lineage it covers must still fit `max_depth` below that hop.
 pub fn acceptable(
     summary: &VerificationSummary,
     policy: &LineagePolicy,
     now: SystemTime,
+    depth: usize,
 ) -> Result<(), String> {
     if summary.verifier.id != VERIFIER_ID {
         return Err(format!("made by verifier {:?}", summary.verifier.id));
@@ -86,6 +97,19 @@ pub fn acceptable(
     if signers != Some(&serde_json::json!(policy.resolved_signers())) {
         return Err("made when the policy's keys were others (a key was replaced)".into());
     }
+    let covered = summary
+        .policy
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(DEPTH_ANNOTATION))
+        .and_then(serde_json::Value::as_u64)
+        .ok_or("records no lineage depth")?;
+    if (depth as u64).saturating_add(covered) > policy.max_depth as u64 {
+        return Err(format!(
+            "covers {covered} levels, which at depth {depth} exceeds the policy's max_depth of {}",
+            policy.max_depth
+        ));
+    }
     let verified_at = OffsetDateTime::parse(&summary.time_verified, &Rfc3339)
         .map_err(|e| format!("timeVerified {:?}: {e}", summary.time_verified))?;
     let verified_at = SystemTime::from(verified_at);
@@ -104,4 +128,84 @@ pub fn acceptable(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary_at(policy: &LineagePolicy, time: &str, covered: u64) -> VerificationSummary {
+        VerificationSummary {
+            verifier: Builder {
+                id: VERIFIER_ID.into(),
+            },
+            time_verified: time.into(),
+            resource_uri: "m".into(),
+            policy: ResourceDescriptor {
+                name: None,
+                uri: None,
+                digest: BTreeMap::from([("sha256".to_owned(), policy.sha256.clone())]),
+                annotations: Some(BTreeMap::from([
+                    (
+                        RESOLVED_SIGNERS_ANNOTATION.to_owned(),
+                        serde_json::json!(policy.resolved_signers()),
+                    ),
+                    (DEPTH_ANNOTATION.to_owned(), serde_json::json!(covered)),
+                ])),
+            },
+            input_attestations: Vec::new(),
+            verification_result: "PASSED".into(),
+            verified_levels: vec![LINEAGE_LEVEL.into()],
+        }
+    }
+
+    #[test]
+    fn a_summary_stands_in_only_within_depth_age_and_trust() {
+        let policy = LineagePolicy::from_toml(
+            "max_depth = 4\n[vsa]\naccept = true\n",
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let fresh = OffsetDateTime::from(now - Duration::from_secs(60))
+            .format(&Rfc3339)
+            .unwrap();
+        let ok = summary_at(&policy, &fresh, 3);
+        assert_eq!(acceptable(&ok, &policy, now, 1), Ok(()));
+        // Three levels below a hop at depth 2 would reach 5 > max_depth.
+        assert!(
+            acceptable(&ok, &policy, now, 2)
+                .unwrap_err()
+                .contains("max_depth")
+        );
+        let mut no_depth = ok.clone();
+        no_depth
+            .policy
+            .annotations
+            .as_mut()
+            .unwrap()
+            .remove(DEPTH_ANNOTATION);
+        assert!(acceptable(&no_depth, &policy, now, 0).is_err());
+        let mut other_signers = ok.clone();
+        other_signers.policy.annotations.as_mut().unwrap().insert(
+            RESOLVED_SIGNERS_ANNOTATION.into(),
+            serde_json::json!(["verifier sha256:00"]),
+        );
+        assert!(
+            acceptable(&other_signers, &policy, now, 0)
+                .unwrap_err()
+                .contains("key")
+        );
+        let old = OffsetDateTime::from(now - Duration::from_secs(25 * 3600))
+            .format(&Rfc3339)
+            .unwrap();
+        assert!(acceptable(&summary_at(&policy, &old, 0), &policy, now, 0).is_err());
+        let ahead = OffsetDateTime::from(now + Duration::from_secs(600))
+            .format(&Rfc3339)
+            .unwrap();
+        assert!(acceptable(&summary_at(&policy, &ahead, 0), &policy, now, 0).is_err());
+        let mut failed = ok;
+        failed.verification_result = "FAILED".into();
+        assert!(acceptable(&failed, &policy, now, 0).is_err());
+    }
 }

@@ -57,6 +57,17 @@ pub fn verify_digest(
     walk.report(top)
 }
 
+/// The policy's rules for the model itself (its `[models]` deny rules, by signed name and
+/// digest), for callers that verify a model's signature against a policy without walking
+/// its lineage (`verify --policy`, the Python package): the same rules as the walk's top.
+pub fn check_model(
+    policy: &LineagePolicy,
+    signed_name: Option<&str>,
+    digest: &ArtifactDigest,
+) -> Result<(), HopFailure> {
+    check_lists(&policy.models, signed_name, digest, true)
+}
+
 struct Walk<'a> {
     policy: &'a LineagePolicy,
     store: &'a AttestationStore,
@@ -65,7 +76,12 @@ struct Walk<'a> {
     /// Whether the top model's own signature must be found in the store.
     top_signature: bool,
     now: SystemTime,
+    /// Hops checked so far.
+    hops: usize,
 }
+
+/// The most hops one walk checks.
+pub const MAX_HOPS: usize = 10_000;
 
 impl<'a> Walk<'a> {
     fn new(policy: &'a LineagePolicy, store: &'a AttestationStore, top_signature: bool) -> Self {
@@ -76,6 +92,7 @@ impl<'a> Walk<'a> {
             stack: Vec::new(),
             top_signature,
             now: SystemTime::now(),
+            hops: 0,
         }
     }
 
@@ -101,6 +118,10 @@ impl<'a> Walk<'a> {
 
     fn check(&mut self, hop: &mut Hop, depth: usize) -> Result<(), HopFailure> {
         let digest = hop.digest.ok_or(HopFailure::NoDigest)?;
+        self.hops += 1;
+        if self.hops > MAX_HOPS {
+            return Err(HopFailure::TooManyHops(MAX_HOPS));
+        }
         if self.stack.contains(&digest) {
             return Err(HopFailure::Cycle);
         }
@@ -117,14 +138,19 @@ impl<'a> Walk<'a> {
         if require_manifest {
             self.check_manifest(hop, &digest)?;
         }
-        check_lists(rules, hop, &digest, is_top)?;
-        if self.policy.accept_vsa && self.accepted_vsa(hop, &digest)? {
+        check_lists(rules, hop.name.as_deref(), &digest, is_top)?;
+        if self.policy.accept_vsa
+            && hop.kind == HopKind::Model
+            && self.accepted_vsa(hop, &digest, depth)?
+        {
             hop.via_vsa = true;
             return Ok(());
         }
         let require_provenance = rules.require.iter().any(|t| t == SLSA_PROVENANCE_TYPE);
         let provenances = self.provenances(hop, &digest, require_provenance)?;
         self.stack.push(digest);
+        // Keyed by kind too: an input named a base model by one provenance and a dataset
+        // by another is checked against both kinds' rules.
         let mut walked = BTreeSet::new();
         for provenance in &provenances {
             let mut listed = BTreeSet::new();
@@ -148,7 +174,7 @@ impl<'a> Walk<'a> {
                         }
                         // The same input named again by a second trusted provenance of
                         // this hop is walked once.
-                        Ok(d) if !walked.insert(d) => continue,
+                        Ok(d) if !walked.insert((kind, d)) => continue,
                         Ok(d) => {
                             child.digest = Some(d);
                             self.check_into(&mut child, depth + 1);
@@ -179,8 +205,14 @@ impl<'a> Walk<'a> {
             .bundles_for(digest)
             .map_err(|e| HopFailure::Store(error_chain(&e)))?;
         // One hop looks its digest up once per predicate type: report each file once.
+        // (A lookup reports at most MAX_BUNDLES_PER_DIGEST + 2 entries.)
+        let seen: std::collections::HashSet<(std::path::PathBuf, String)> = hop
+            .skipped
+            .iter()
+            .map(|s| (s.path.clone(), s.reason.clone()))
+            .collect();
         for skipped in lookup.skipped {
-            if !hop.skipped.iter().any(|s| s.path == skipped.path) {
+            if !seen.contains(&(skipped.path.clone(), skipped.reason.clone())) {
                 hop.skipped.push(skipped);
             }
         }
@@ -322,14 +354,19 @@ impl<'a> Walk<'a> {
 
     /// A verifier-signed summary that passed this very policy, with the same keys, for
     /// this artifact, recently enough. Summaries that do not qualify are skipped.
-    fn accepted_vsa(&mut self, hop: &mut Hop, digest: &ArtifactDigest) -> Result<bool, HopFailure> {
+    fn accepted_vsa(
+        &mut self,
+        hop: &mut Hop,
+        digest: &ArtifactDigest,
+        depth: usize,
+    ) -> Result<bool, HopFailure> {
         // Never required: an untrusted or unusable summary only means the walk decides.
         let summaries = self.trusted(hop, digest, SLSA_VSA_TYPE, Role::Verifier, false)?;
         for (attestation, signer) in summaries {
             let verdict = attestation
                 .predicate::<VerificationSummary>()
                 .map_err(|e| error_chain(&e))
-                .and_then(|summary| vsa::acceptable(&summary, self.policy, self.now));
+                .and_then(|summary| vsa::acceptable(&summary, self.policy, self.now, depth));
             match verdict {
                 Ok(()) => {
                     hop.signers.push(signer);
@@ -351,11 +388,10 @@ impl<'a> Walk<'a> {
 /// rather than let through unnamed.
 fn check_lists(
     rules: &Rules,
-    hop: &Hop,
+    name: Option<&str>,
     digest: &ArtifactDigest,
     is_top: bool,
 ) -> Result<(), HopFailure> {
-    let name = hop.name.as_deref();
     if let Some(rule) = rules.deny.iter().find(|m| m.matches(digest, name)) {
         return Err(HopFailure::Denied(rule.text()));
     }

@@ -371,7 +371,11 @@ fn a_tampered_provenance_is_refused() {
         if text.contains("provenance") {
             let edited = text.replace("0.001", "0.002");
             bundle["dsseEnvelope"]["payload"] = base64_encode(edited.as_bytes()).into();
-            std::fs::write(&file, serde_json::to_vec(&bundle).unwrap()).unwrap();
+            // Filed under its own hash, as `store add` would file it, so it is read.
+            let bytes = serde_json::to_vec(&bundle).unwrap();
+            let name = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+            std::fs::remove_file(&file).unwrap();
+            std::fs::write(dir.join(format!("{name}.json")), bytes).unwrap();
         }
     }
     let (hop, failure) = failure_of(&chain.check(&store, &chain.policy("")));

@@ -78,6 +78,12 @@ fn check_expected(
         return Ok(());
     };
     let predicate_type = verified.statement.predicate_type.clone();
+    if predicate_type == OMS_LEGACY_PREDICATE_TYPE {
+        // Its subjects are the files, not the model: there is no model digest to expect.
+        return Err(VerifyError::Subject(SubjectProblem::NotExpected(
+            "a legacy OMS (0.2) statement names files, not a model digest".into(),
+        )));
+    }
     gate::attestation_of(verified.clone(), expected, &predicate_type)
         .map(|_| ())
         .map_err(|e| match e {

@@ -121,7 +121,16 @@ async fn reload(app: Arc<App>, tls: RustlsConfig) {
     let stamp = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut cert_seen: (Option<SystemTime>, Option<SystemTime>) =
         (stamp(&config.tls_cert), stamp(&config.tls_key));
-    let mut policy_seen = stamp(&config.policy);
+    // The policy and every key file it names: replacing a key file (a rotation or a
+    // revocation) reloads the trust as an edit of the policy does.
+    let trust_stamps = |app: &App| -> Vec<Option<SystemTime>> {
+        let trust = app.decider.trust();
+        std::iter::once(&config.policy)
+            .chain(&trust.policy.key_files)
+            .map(|p| stamp(p))
+            .collect()
+    };
+    let mut policy_seen = trust_stamps(&app);
     let mut tick = tokio::time::interval(Duration::from_millis(config.reload_interval_ms.max(100)));
     loop {
         tick.tick().await;
@@ -136,16 +145,20 @@ async fn reload(app: Arc<App>, tls: RustlsConfig) {
             }
             cert_seen = cert_now;
         }
-        let policy_now = stamp(&config.policy);
+        let policy_now = trust_stamps(&app);
         if policy_now != policy_seen {
             match Trust::load(&config.policy, &config.store) {
                 Ok(trust) => {
                     tracing::info!(event = "policy-reloaded", version = %trust.version);
                     app.decider.replace_trust(trust);
+                    // Stamps of the files the trust now in force was read from.
+                    policy_seen = trust_stamps(&app);
                 }
-                Err(e) => tracing::error!(event = "policy-reload-failed", error = %e),
+                Err(e) => {
+                    tracing::error!(event = "policy-reload-failed", error = %e);
+                    policy_seen = policy_now;
+                }
             }
-            policy_seen = policy_now;
         }
     }
 }

@@ -725,6 +725,41 @@ async fn bounded_load_test() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_a_key_file_named_by_the_policy_takes_effect_without_a_policy_edit() {
+    let w = world();
+    let d = w.dir.path();
+    let server = modelseal_webhook::start(config(d, "cache_ttl_seconds = 600\n"))
+        .await
+        .unwrap();
+    let url = format!("https://127.0.0.1:{}/validate", server.addr.port());
+    let http = client(d);
+    let ask = |uid: &'static str| {
+        let (http, url, model) = (http.clone(), url.clone(), w.model.clone());
+        async move {
+            let (_, body) = post(
+                &http,
+                &url,
+                &review(uid, json!({"modelseal.dev/model": model}), false),
+            )
+            .await;
+            body["response"]["allowed"].as_bool().unwrap()
+        }
+    };
+    assert!(ask("before").await);
+    assert!(ask("cached").await);
+    // The publisher's key is revoked by replacing its file; policy.toml is untouched.
+    let other = modelseal_core::SigningKey::generate(modelseal_core::KeyAlgorithm::Ed25519)
+        .unwrap()
+        .verifying_key();
+    std::fs::write(d.join("publisher.pub.new"), other.to_pem()).unwrap();
+    std::fs::rename(d.join("publisher.pub.new"), d.join("publisher.pub")).unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Neither a fresh decision nor the cached one still trusts the old key.
+    assert!(!ask("after").await);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_serving_certificate_is_reloaded_when_its_files_change() {
     let w = world();
     let d = w.dir.path();

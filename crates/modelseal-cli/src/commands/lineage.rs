@@ -44,6 +44,16 @@ pub fn check(
     ))
 }
 
+/// The policy's rules for the verified model itself, when its lineage is not walked.
+pub fn model_rules(
+    policy: &LineagePolicy,
+    verified: &VerifiedModel,
+) -> Result<Option<modelseal_lineage::HopFailure>> {
+    let digest = ArtifactDigest::from_entry(&verified.root.algorithm, &verified.root.hex)
+        .context("the verified root is a digest")?;
+    Ok(modelseal_lineage::check_model(policy, verified.name.as_deref(), &digest).err())
+}
+
 fn label(hop: &Hop) -> String {
     let kind = hop.kind.name();
     let digest = hop.digest_text();

@@ -83,6 +83,24 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
         SignatureFormat::Oms => "oms",
         _ => "oms-legacy",
     };
+    // Without --lineage the policy still decides about the model itself.
+    if let (Some(policy), false) = (&lineage_policy, args.lineage) {
+        if let Some(failure) = super::lineage::model_rules(policy, &verified)? {
+            if args.json {
+                out_json(&json!({
+                    "verified": false,
+                    "model": args.model.display().to_string(),
+                    "signature": signature.display().to_string(),
+                    "error": { "kind": failure.kind(), "message": failure.to_string() },
+                }));
+            }
+            eprintln!(
+                "error: {}: refused by policy: {failure}",
+                args.model.display()
+            );
+            return Ok(Outcome::Refused);
+        }
+    }
     let lineage = match (&lineage_policy, args.lineage) {
         (Some(lineage_policy), true) => {
             Some(super::lineage::check(args, lineage_policy, &verified)?)
