@@ -81,8 +81,12 @@ fn safetensors_error(err: SafetensorsError) -> PyErr {
 }
 
 /// `key` is a path or a list of paths; `policy` a policy file whose model publishers
-/// are trusted. Exactly one is needed.
-fn trust(key: Option<&Bound<'_, PyAny>>, policy: Option<PathBuf>) -> PyResult<TrustPolicy> {
+/// are trusted (and whose `[models]` deny rules then apply to the model). Exactly one is
+/// needed.
+fn trust(
+    key: Option<&Bound<'_, PyAny>>,
+    policy: Option<PathBuf>,
+) -> PyResult<(TrustPolicy, Option<LineagePolicy>)> {
     let keys: Vec<PathBuf> = match key {
         None => Vec::new(),
         Some(k) => match k.extract::<PathBuf>() {
@@ -103,17 +107,32 @@ fn trust(key: Option<&Bound<'_, PyAny>>, policy: Option<PathBuf>) -> PyResult<Tr
                     })
                 })
                 .collect::<PyResult<Vec<_>>>()?;
-            Ok(TrustPolicy::from_keys(loaded))
+            Ok((TrustPolicy::from_keys(loaded), None))
         }
         (true, Some(path)) => {
             let policy = LineagePolicy::read(&path).map_err(|e| {
                 PyValueError::new_err(format!("policy {}: {}", path.display(), chain(&e)))
             })?;
-            Ok(policy.trust_for(Role::ModelPublisher))
+            Ok((policy.trust_for(Role::ModelPublisher), Some(policy)))
         }
         _ => Err(PyValueError::new_err(
             "give key=... or policy=..., exactly one",
         )),
+    }
+}
+
+/// The policy's rules for the model itself, as `modelseal verify --policy` applies them.
+fn model_rules(
+    policy: Option<&LineagePolicy>,
+    name: Option<&str>,
+    digest: &modelseal_core::ArtifactDigest,
+) -> PyResult<()> {
+    match policy.map(|p| modelseal_lineage::check_model(p, name, digest)) {
+        Some(Err(failure)) => Err(refused(
+            failure.kind(),
+            format!("refused by policy: {failure}"),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -142,13 +161,17 @@ fn verify<'py>(
     key: Option<&Bound<'py, PyAny>>,
     policy: Option<PathBuf>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let trust = trust(key, policy)?;
+    let (trust, policy) = trust(key, policy)?;
     let bundle = read_bundle(&signature)?;
     let mut options = VerifyOptions::default();
     options.walk.exclude_files = vec![signature.clone()];
     let verified = py
         .detach(|| verify_model(&model, &bundle, &trust, &options, &NoProgress))
         .map_err(verify_error)?;
+    let digest =
+        modelseal_core::ArtifactDigest::from_entry(&verified.root.algorithm, &verified.root.hex)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    model_rules(policy.as_ref(), verified.name.as_deref(), &digest)?;
     let out = PyDict::new(py);
     out.set_item("name", verified.name)?;
     out.set_item(
@@ -187,12 +210,13 @@ impl SafeOpen {
         policy: Option<PathBuf>,
         outboard: Option<PathBuf>,
     ) -> PyResult<Self> {
-        let trust = trust(key, policy)?;
+        let (trust, policy) = trust(key, policy)?;
         let bundle = read_bundle(&signature)?;
         let outboards =
             outboard.or_else(|| Some(outboard::outboard_dir(&signature)).filter(|d| d.is_dir()));
         let (reader, file) =
             py.detach(|| open_either(&path, &signature, &bundle, &trust, outboards.as_deref()))?;
+        model_rules(policy.as_ref(), reader.name(), &reader.root())?;
         let st = SafeTensors::open(&reader, &file).map_err(safetensors_error)?;
         let tensors = st
             .keys()

@@ -124,6 +124,23 @@ def test_an_unsigned_file_beside_the_weights_is_refused_as_verify_refuses_it(sig
         modelseal.load_file(model / "model.safetensors", signature=sig, key=pub)
 
 
+def test_a_policy_applies_its_deny_rules_to_the_model(signed, tmp_path):
+    model, sig, pub, _ = signed
+    signer = f'[[signer]]\nname = "release"\nroles = ["model-publisher"]\nkey = "{pub}"\n'
+    (tmp_path / "ok.toml").write_text(signer)
+    assert modelseal.verify(model, sig, policy=tmp_path / "ok.toml")["files"] == 2
+    (tmp_path / "deny.toml").write_text(signer + '[models]\ndeny = ["name:model"]\n')
+    for call in (
+        lambda: modelseal.verify(model, sig, policy=tmp_path / "deny.toml"),
+        lambda: modelseal.safe_open(model / "model.safetensors", signature=sig,
+                                    policy=tmp_path / "deny.toml"),
+    ):
+        with pytest.raises(modelseal.VerificationError) as err:
+            call()
+        assert err.value.args[1] == "denied"
+        assert "name:model" in err.value.args[0]
+
+
 def test_wrong_key_and_bad_arguments(signed, tmp_path):
     model, sig, _, _ = signed
     run("keygen", "--out", tmp_path / "other")

@@ -172,6 +172,11 @@ impl ModelReader {
         self.name.as_deref()
     }
 
+    /// The model's identity: its manifest's BLAKE3 root (the signed subject digest).
+    pub fn root(&self) -> modelseal_core::ArtifactDigest {
+        modelseal_core::ArtifactDigest::blake3(&self.manifest.root())
+    }
+
     /// The signed files, in manifest order.
     pub fn entries(&self) -> &[ManifestEntry] {
         self.manifest.entries()
