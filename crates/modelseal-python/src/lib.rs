@@ -121,6 +121,15 @@ fn trust(
     }
 }
 
+/// `expected="blake3:HEX"` (or `sha256:HEX`): the artifact the caller expects.
+fn expected_digest(text: Option<String>) -> PyResult<Option<modelseal_core::ArtifactDigest>> {
+    text.map(|t| {
+        t.parse()
+            .map_err(|e| PyValueError::new_err(format!("expected={t:?}: {e}")))
+    })
+    .transpose()
+}
+
 /// The policy's rules for the model itself, as `modelseal verify --policy` applies them.
 fn model_rules(
     policy: Option<&LineagePolicy>,
@@ -153,18 +162,20 @@ fn read_bundle(signature: &Path) -> PyResult<Bundle> {
 /// Verifies every byte of `model` against `signature`; returns what was verified, or
 /// raises `VerificationError` (with `.args[1]` the failure kind).
 #[pyfunction]
-#[pyo3(signature = (model, signature, key=None, policy=None))]
+#[pyo3(signature = (model, signature, key=None, policy=None, expected=None))]
 fn verify<'py>(
     py: Python<'py>,
     model: PathBuf,
     signature: PathBuf,
     key: Option<&Bound<'py, PyAny>>,
     policy: Option<PathBuf>,
+    expected: Option<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let (trust, policy) = trust(key, policy)?;
     let bundle = read_bundle(&signature)?;
     let mut options = VerifyOptions::default();
     options.walk.exclude_files = vec![signature.clone()];
+    options.expected = expected_digest(expected)?;
     let verified = py
         .detach(|| verify_model(&model, &bundle, &trust, &options, &NoProgress))
         .map_err(verify_error)?;
@@ -201,7 +212,7 @@ struct SafeOpen {
 #[pymethods]
 impl SafeOpen {
     #[new]
-    #[pyo3(signature = (path, signature, key=None, policy=None, outboard=None))]
+    #[pyo3(signature = (path, signature, key=None, policy=None, outboard=None, expected=None))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
@@ -209,13 +220,23 @@ impl SafeOpen {
         key: Option<&Bound<'_, PyAny>>,
         policy: Option<PathBuf>,
         outboard: Option<PathBuf>,
+        expected: Option<String>,
     ) -> PyResult<Self> {
         let (trust, policy) = trust(key, policy)?;
+        let expected = expected_digest(expected)?;
         let bundle = read_bundle(&signature)?;
         let outboards =
             outboard.or_else(|| Some(outboard::outboard_dir(&signature)).filter(|d| d.is_dir()));
-        let (reader, file) =
-            py.detach(|| open_either(&path, &signature, &bundle, &trust, outboards.as_deref()))?;
+        let (reader, file) = py.detach(|| {
+            open_either(
+                &path,
+                &signature,
+                &bundle,
+                &trust,
+                outboards.as_deref(),
+                expected,
+            )
+        })?;
         model_rules(policy.as_ref(), reader.name(), &reader.root())?;
         let st = SafeTensors::open(&reader, &file).map_err(safetensors_error)?;
         let tensors = st
@@ -356,9 +377,11 @@ fn open_either(
     bundle: &Bundle,
     trust: &TrustPolicy,
     outboards: Option<&Path>,
+    expected: Option<modelseal_core::ArtifactDigest>,
 ) -> PyResult<(ModelReader, String)> {
     let mut options = VerifyOptions::default();
     options.walk.exclude_files = vec![signature.to_path_buf()];
+    options.expected = expected;
     let name = path
         .file_name()
         .and_then(|n| n.to_str())

@@ -141,6 +141,28 @@ def test_a_policy_applies_its_deny_rules_to_the_model(signed, tmp_path):
         assert "name:model" in err.value.args[0]
 
 
+def test_only_the_expected_model_is_accepted(signed):
+    model, sig, pub, _ = signed
+    root = modelseal.verify(model, sig, key=pub)["root"]
+    assert modelseal.verify(model, sig, key=pub, expected=root)["root"] == root
+    other = "blake3:" + "ab" * 32
+    for call in (
+        lambda: modelseal.verify(model, sig, key=pub, expected=other),
+        lambda: modelseal.safe_open(model / "model.safetensors", signature=sig, key=pub,
+                                    expected=other),
+        lambda: modelseal.load_file(model / "model.safetensors", signature=sig, key=pub,
+                                    expected=other),
+    ):
+        with pytest.raises(modelseal.VerificationError) as err:
+            call()
+        assert err.value.args[1] == "subject-mismatch"
+    with modelseal.safe_open(model / "model.safetensors", signature=sig, key=pub,
+                             expected=root) as f:
+        assert "mask" in f.keys()
+    with pytest.raises(ValueError):
+        modelseal.verify(model, sig, key=pub, expected=root.upper())
+
+
 def test_wrong_key_and_bad_arguments(signed, tmp_path):
     model, sig, _, _ = signed
     run("keygen", "--out", tmp_path / "other")

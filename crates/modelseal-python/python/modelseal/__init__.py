@@ -47,15 +47,17 @@ def _keys(key: Keys):
     return [os.fspath(k) for k in key]
 
 
-def verify(model: PathLike, signature: PathLike, key: Keys = None, policy: Optional[PathLike] = None) -> dict:
+def verify(model: PathLike, signature: PathLike, key: Keys = None, policy: Optional[PathLike] = None,
+           expected: Optional[str] = None) -> dict:
     """Verify every file of ``model`` against ``signature`` (by ``key``, a public key
-    file or a list of them, or by the model publishers of a ``policy`` file).
+    file or a list of them, or by the model publishers of a ``policy`` file). With
+    ``expected="blake3:HEX"`` the signature must be about exactly that model.
 
     Returns what was verified; raises VerificationError (``err.args[1]`` is the failure
     kind, e.g. ``"files-mismatch"``) when the model is refused.
     """
     return _verify(os.fspath(model), os.fspath(signature), _keys(key),
-                   os.fspath(policy) if policy is not None else None)
+                   os.fspath(policy) if policy is not None else None, expected)
 
 
 def _array(dtype: str, shape: List[int], data, offset: int = 0) -> np.ndarray:
@@ -71,12 +73,13 @@ class safe_open:
 
     def __init__(self, filename: PathLike, framework: str = "numpy", *, signature: PathLike,
                  key: Keys = None, policy: Optional[PathLike] = None,
-                 outboard: Optional[PathLike] = None):
+                 outboard: Optional[PathLike] = None, expected: Optional[str] = None):
         if framework not in ("numpy", "np"):
             raise ValueError(f"framework {framework!r} is not supported; use 'numpy'")
         self._inner = _SafeOpen(os.fspath(filename), os.fspath(signature), _keys(key),
                                 os.fspath(policy) if policy is not None else None,
-                                os.fspath(outboard) if outboard is not None else None)
+                                os.fspath(outboard) if outboard is not None else None,
+                                expected)
 
     def __enter__(self) -> "safe_open":
         return self
@@ -102,9 +105,10 @@ class safe_open:
 
 
 def load_file(filename: PathLike, *, signature: PathLike, key: Keys = None,
-              policy: Optional[PathLike] = None) -> Dict[str, np.ndarray]:
+              policy: Optional[PathLike] = None, expected: Optional[str] = None) -> Dict[str, np.ndarray]:
     """Like ``safetensors.numpy.load_file``: every tensor, with the whole file read once
     and verified with multi-threaded BLAKE3 before any array is made."""
-    inner = safe_open(filename, signature=signature, key=key, policy=policy)._open()
+    inner = safe_open(filename, signature=signature, key=key, policy=policy,
+                      expected=expected)._open()
     data, tensors = inner.load_all()
     return {name: _array(dtype, shape, data, offset=start) for name, dtype, shape, start, _end in tensors}
