@@ -213,11 +213,7 @@ fn hash_range(
     let mut file = open_for_hash(path, job.identity)?;
     let size = file.metadata().map_err(io_err(path))?.len();
     if size != job.file_size {
-        return Err(HashError::Changed {
-            path: path.clone(),
-            expected: job.file_size,
-            found: size,
-        });
+        return Err(changed(path, job.file_size, size));
     }
     file.seek(SeekFrom::Start(job.start))
         .map_err(io_err(path))?;
@@ -229,11 +225,7 @@ fn hash_range(
         let n = file.read(&mut buffer[..want]).map_err(io_err(path))?;
         if n == 0 {
             // The file shrank after the size check.
-            return Err(HashError::Changed {
-                path: path.clone(),
-                expected: job.file_size,
-                found: job.end - left,
-            });
+            return Err(changed(path, job.file_size, job.end - left));
         }
         digester.update(&buffer[..n]);
         progress.advance(n as u64);
@@ -256,6 +248,14 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> HashError + '_ {
     move |source| HashError::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+fn changed(path: &Path, expected: u64, found: u64) -> HashError {
+    HashError::Changed {
+        path: path.to_path_buf(),
+        expected,
+        found,
     }
 }
 
@@ -282,11 +282,7 @@ fn hash_small(
         .map_err(io_err(path))?;
     let size = data.len() as u64;
     if size != expected {
-        return Err(HashError::Changed {
-            path: path.into(),
-            expected,
-            found: size,
-        });
+        return Err(changed(path, expected, size));
     }
     progress.advance(size);
     Ok(FileHash {
@@ -316,11 +312,7 @@ fn hash_large(
     progress: &dyn Progress,
 ) -> Result<FileHash, HashError> {
     let file = open_for_hash(path, identity)?;
-    let changed = |found: u64| HashError::Changed {
-        path: path.into(),
-        expected,
-        found,
-    };
+    let changed = |found: u64| changed(path, expected, found);
     let size = file.metadata().map_err(io_err(path))?.len();
     if size != expected {
         return Err(changed(size));

@@ -313,3 +313,43 @@ fn subject_keys(bundle: &Bundle) -> Vec<ArtifactDigest> {
     keys.dedup();
     keys
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest() -> ArtifactDigest {
+        format!("blake3:{}", "ab".repeat(32)).parse().unwrap()
+    }
+
+    #[test]
+    fn a_linked_digest_directory_is_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join(format!("{}.json", "00".repeat(32))), b"{}").unwrap();
+        let store = AttestationStore::open(&tmp.path().join("store"));
+        std::fs::create_dir_all(store.root().join("blake3")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, store.dir_of(&digest())).unwrap();
+        let lookup = store.bundles_for(&digest()).unwrap();
+        assert!(lookup.bundles.is_empty());
+        assert_eq!(lookup.skipped.len(), 1, "{:?}", lookup.skipped);
+        assert!(lookup.skipped[0].reason.contains("not a directory"));
+    }
+
+    #[test]
+    fn a_flooded_digest_costs_bounded_work() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = AttestationStore::open(tmp.path());
+        let dir = store.dir_of(&digest());
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..MAX_BUNDLES_PER_DIGEST + 10 {
+            std::fs::write(dir.join(format!("{i:064x}.json")), b"x").unwrap();
+        }
+        let lookup = store.bundles_for(&digest()).unwrap();
+        // Each of the first 1024 is read and refused by name; the rest are one entry.
+        assert_eq!(lookup.skipped.len(), MAX_BUNDLES_PER_DIGEST + 1);
+        let last = &lookup.skipped.last().unwrap().reason;
+        assert!(last.contains("10 more files"), "{last}");
+    }
+}

@@ -20,7 +20,7 @@ use modelseal_verify::{Attestation, error_chain, verify_attestation};
 
 use crate::policy::{LineagePolicy, Role, Rules, role_name};
 use crate::report::{Hop, HopFailure, HopKind, LineageReport};
-use crate::store::{AttestationStore, Skipped};
+use crate::store::{AttestationStore, Lookup, Skipped};
 use crate::vsa;
 
 /// Walks the lineage of the model whose signature the caller has verified: `name` is
@@ -128,6 +128,12 @@ impl<'a> Walk<'a> {
         if depth > self.policy.max_depth {
             return Err(HopFailure::TooDeep(self.policy.max_depth));
         }
+        // One store lookup per hop serves the manifest, summary and provenance steps.
+        let lookup = self
+            .store
+            .bundles_for(&digest)
+            .map_err(|e| HopFailure::Store(error_chain(&e)))?;
+        hop.skipped.extend(lookup.skipped.iter().cloned());
         let rules = self.rules(hop.kind);
         let is_top = depth == 0;
         let require_manifest = if is_top {
@@ -136,18 +142,18 @@ impl<'a> Walk<'a> {
             rules.require.iter().any(|t| t == MANIFEST_PREDICATE_TYPE)
         };
         if require_manifest {
-            self.check_manifest(hop, &digest)?;
+            self.check_manifest(hop, &lookup, &digest)?;
         }
         check_lists(rules, hop.name.as_deref(), &digest, is_top)?;
         if self.policy.accept_vsa
             && hop.kind == HopKind::Model
-            && self.accepted_vsa(hop, &digest, depth)?
+            && self.accepted_vsa(hop, &lookup, &digest, depth)?
         {
             hop.via_vsa = true;
             return Ok(());
         }
         let require_provenance = rules.require.iter().any(|t| t == SLSA_PROVENANCE_TYPE);
-        let provenances = self.provenances(hop, &digest, require_provenance)?;
+        let provenances = self.provenances(hop, &lookup, &digest, require_provenance)?;
         self.stack.push(digest);
         // Keyed by kind too: an input named a base model by one provenance and a dataset
         // by another is checked against both kinds' rules.
@@ -195,31 +201,16 @@ impl<'a> Walk<'a> {
     fn trusted(
         &mut self,
         hop: &mut Hop,
+        lookup: &Lookup,
         digest: &ArtifactDigest,
         predicate_type: &str,
         role: Role,
         required: bool,
     ) -> Result<Vec<(Attestation, String)>, HopFailure> {
-        let lookup = self
-            .store
-            .bundles_for(digest)
-            .map_err(|e| HopFailure::Store(error_chain(&e)))?;
-        // One hop looks its digest up once per predicate type: report each file once.
-        // (A lookup reports at most MAX_BUNDLES_PER_DIGEST + 2 entries.)
-        let seen: std::collections::HashSet<(std::path::PathBuf, String)> = hop
-            .skipped
-            .iter()
-            .map(|s| (s.path.clone(), s.reason.clone()))
-            .collect();
-        for skipped in lookup.skipped {
-            if !seen.contains(&(skipped.path.clone(), skipped.reason.clone())) {
-                hop.skipped.push(skipped);
-            }
-        }
         let trust = self.policy.trust_for(role);
         let mut passed = Vec::new();
         let mut first_error = None;
-        for candidate in lookup.bundles {
+        for candidate in &lookup.bundles {
             if predicate_type_of(&candidate.bundle.dsse_envelope.payload).as_deref()
                 != Some(predicate_type)
             {
@@ -238,7 +229,7 @@ impl<'a> Walk<'a> {
                     let reason = error_chain(&e);
                     first_error.get_or_insert_with(|| reason.clone());
                     hop.skipped.push(Skipped {
-                        path: candidate.path,
+                        path: candidate.path.clone(),
                         reason,
                     });
                 }
@@ -262,12 +253,17 @@ impl<'a> Walk<'a> {
     /// The hop's own signature: a model by a publisher, a dataset by a curator. It gives
     /// the hop its name; every trusted signature must agree on kind and name, and so
     /// must the name its parent's provenance (or the caller) used.
-    fn check_manifest(&mut self, hop: &mut Hop, digest: &ArtifactDigest) -> Result<(), HopFailure> {
+    fn check_manifest(
+        &mut self,
+        hop: &mut Hop,
+        lookup: &Lookup,
+        digest: &ArtifactDigest,
+    ) -> Result<(), HopFailure> {
         let role = match hop.kind {
             HopKind::Model => Role::ModelPublisher,
             HopKind::Dataset => Role::DatasetCurator,
         };
-        let signed = self.trusted(hop, digest, MANIFEST_PREDICATE_TYPE, role, true)?;
+        let signed = self.trusted(hop, lookup, digest, MANIFEST_PREDICATE_TYPE, role, true)?;
         let expected = match hop.kind {
             HopKind::Model => ArtifactKind::Model,
             HopKind::Dataset => ArtifactKind::Dataset,
@@ -314,11 +310,13 @@ impl<'a> Walk<'a> {
     fn provenances(
         &mut self,
         hop: &mut Hop,
+        lookup: &Lookup,
         digest: &ArtifactDigest,
         required: bool,
     ) -> Result<Vec<Provenance>, HopFailure> {
         let trusted = self.trusted(
             hop,
+            lookup,
             digest,
             SLSA_PROVENANCE_TYPE,
             Role::TrainingBuilder,
@@ -357,11 +355,12 @@ impl<'a> Walk<'a> {
     fn accepted_vsa(
         &mut self,
         hop: &mut Hop,
+        lookup: &Lookup,
         digest: &ArtifactDigest,
         depth: usize,
     ) -> Result<bool, HopFailure> {
         // Never required: an untrusted or unusable summary only means the walk decides.
-        let summaries = self.trusted(hop, digest, SLSA_VSA_TYPE, Role::Verifier, false)?;
+        let summaries = self.trusted(hop, lookup, digest, SLSA_VSA_TYPE, Role::Verifier, false)?;
         for (attestation, signer) in summaries {
             let verdict = attestation
                 .predicate::<VerificationSummary>()

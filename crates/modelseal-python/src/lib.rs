@@ -393,16 +393,18 @@ fn open_either(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let signed = verify_envelope(bundle, trust)
-        .and_then(|v| signed_manifest(&v))
-        .map_err(verify_error)?;
-    let lists_only_this_file = matches!(
-        signed.manifest.entries(),
-        [only] if only.path.as_str() == name
-    );
+    // Read as a file-alone signature only when the signature lists just this file; the
+    // signature is looked at again only on that path, not on the common one.
+    let lists_only_this_file = || {
+        verify_envelope(bundle, trust)
+            .and_then(|v| signed_manifest(&v))
+            .is_ok_and(
+                |signed| matches!(signed.manifest.entries(), [only] if only.path.as_str() == name),
+            )
+    };
     match ModelReader::open(&parent, bundle, trust, &options, outboards) {
         Ok(reader) if reader.size(&name).is_ok() => Ok((reader, name)),
-        Ok(_) | Err(VerifyError::Files(_)) if lists_only_this_file => {
+        Ok(_) | Err(VerifyError::Files(_)) if lists_only_this_file() => {
             let reader = ModelReader::open(path, bundle, trust, &options, outboards)
                 .map_err(verify_error)?;
             Ok((reader, name))

@@ -14,7 +14,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use sha2::Digest as _;
 
 /// The policy and store in force; replaced whole when the policy file changes, so a
 /// request in flight keeps the one it started with.
@@ -23,8 +22,8 @@ pub struct Trust {
     pub policy: LineagePolicy,
     /// The attestation store.
     pub store: AttestationStore,
-    /// Identifies policy and trust material for the cache: the policy file's SHA-256,
-    /// the keys it names, and the built-in Sigstore root.
+    /// Identifies policy and trust material for the cache:
+    /// `LineagePolicy::trust_digest` (the policy file's SHA-256 and the keys it resolved).
     pub version: String,
 }
 
@@ -35,10 +34,8 @@ impl Trust {
         store: &std::path::Path,
     ) -> Result<Self, modelseal_lineage::policy::PolicyError> {
         let policy = LineagePolicy::read(policy)?;
-        let mut hasher = sha2::Sha256::new();
-        hasher.update(policy.trust_digest().as_bytes());
         Ok(Self {
-            version: hex::encode(hasher.finalize()),
+            version: policy.trust_digest(),
             policy,
             store: AttestationStore::open(store),
         })
