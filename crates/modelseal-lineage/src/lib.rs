@@ -16,4 +16,4 @@ pub mod vsa;
 mod walk;
 
 pub use report::{Hop, HopFailure, HopKind, LineageReport};
-pub use walk::{check_model, verify_digest, verify_lineage};
+pub use walk::{check_model, verify_digest, verify_digest_until, verify_lineage};

@@ -103,6 +103,9 @@ pub enum HopFailure {
     /// The store could not be read.
     #[error("store: {0}")]
     Store(String),
+    /// The caller's deadline passed before this hop was checked.
+    #[error("out of time: the deadline passed before this hop was checked")]
+    OutOfTime,
 }
 
 impl HopFailure {
@@ -125,6 +128,7 @@ impl HopFailure {
             Self::DuplicateDependency(_) => "duplicate-dependency",
             Self::TooManyHops(_) => "too-many-hops",
             Self::Store(_) => "store-error",
+            Self::OutOfTime => "out-of-time",
         }
     }
 }

@@ -12,6 +12,7 @@
 use std::io::Read as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use modelseal_core::bundle::{Bundle, BundleError};
 use modelseal_core::fsio::{Overwrite, Visibility, write_atomic};
@@ -28,10 +29,34 @@ pub const MAX_BUNDLES_PER_DIGEST: usize = 1024;
 /// The most bytes one lookup reads, over all its files.
 pub const MAX_BYTES_PER_DIGEST: u64 = 64 << 20;
 
+/// How much one lookup may read. Files over `max_file_bytes` (or over what is left of
+/// `max_bytes_per_digest`) are skipped unread, judged by their size before any byte is
+/// read, so a planted multi-GiB file costs one `fstat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// The largest file read.
+    pub max_file_bytes: u64,
+    /// The most bytes read over all the files of one digest.
+    pub max_bytes_per_digest: u64,
+    /// The most files considered under one digest.
+    pub max_files_per_digest: usize,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: MAX_BUNDLE_BYTES,
+            max_bytes_per_digest: MAX_BYTES_PER_DIGEST,
+            max_files_per_digest: MAX_BUNDLES_PER_DIGEST,
+        }
+    }
+}
+
 /// A store directory.
 #[derive(Debug, Clone)]
 pub struct AttestationStore {
     root: PathBuf,
+    limits: StoreLimits,
 }
 
 /// Why a store operation failed.
@@ -100,7 +125,19 @@ impl AttestationStore {
     pub fn open(root: &Path) -> Self {
         Self {
             root: root.to_path_buf(),
+            limits: StoreLimits::default(),
         }
+    }
+
+    /// The same store, read with other limits.
+    pub fn with_limits(mut self, limits: StoreLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits lookups read with.
+    pub fn limits(&self) -> StoreLimits {
+        self.limits
     }
 
     /// The store's directory.
@@ -150,11 +187,22 @@ impl AttestationStore {
     /// The bundles stored under `digest`, in name order, and the files skipped. Only
     /// failing to list the digest's directory is an error; an absent digest has none.
     /// Only files named as `store add` names them (`<sha256 of the content>.json`) are
-    /// read, and only when the name is the content's hash; at most
-    /// [`MAX_BUNDLES_PER_DIGEST`] files and [`MAX_BYTES_PER_DIGEST`] bytes. Whoever can
-    /// write to the store can always deny (by deleting, or by flooding these limits);
-    /// nothing in it can make a bundle that does not verify count.
+    /// read, and only when the name is the content's hash; within the store's
+    /// [`StoreLimits`]. Whoever can write to the store can always deny (by deleting, or
+    /// by flooding these limits); nothing in it can make a bundle that does not verify
+    /// count.
     pub fn bundles_for(&self, digest: &ArtifactDigest) -> Result<Lookup, StoreError> {
+        self.bundles_for_until(digest, None)
+    }
+
+    /// [`bundles_for`](Self::bundles_for), stopping at `deadline`: files not yet read
+    /// then are skipped (one entry says how many), so a caller out of time stops
+    /// reading within one file.
+    pub fn bundles_for_until(
+        &self,
+        digest: &ArtifactDigest,
+        deadline: Option<Instant>,
+    ) -> Result<Lookup, StoreError> {
         let dir = self.dir_of(digest);
         let mut lookup = Lookup::default();
         // The algorithm and digest directories must be real directories, not links that
@@ -202,20 +250,29 @@ impl AttestationStore {
                 reason: format!("{misnamed} entries not named <sha256>.json, not read"),
             });
         }
-        let mut budget = MAX_BYTES_PER_DIGEST;
+        let limits = self.limits;
+        let mut budget = limits.max_bytes_per_digest;
         for (i, stem) in names.iter().enumerate() {
             let path = dir.join(format!("{stem}.json"));
-            if i >= MAX_BUNDLES_PER_DIGEST {
+            if i >= limits.max_files_per_digest {
                 lookup.skipped.push(Skipped {
                     path: dir.clone(),
                     reason: format!(
-                        "{} more files beyond the first {MAX_BUNDLES_PER_DIGEST}, not read",
-                        names.len() - i
+                        "{} more files beyond the first {}, not read",
+                        names.len() - i,
+                        limits.max_files_per_digest
                     ),
                 });
                 break;
             }
-            let bytes = match read_bounded(&path, budget) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                lookup.skipped.push(Skipped {
+                    path: dir.clone(),
+                    reason: format!("{} files not read: out of time", names.len() - i),
+                });
+                break;
+            }
+            let bytes = match read_bounded(&path, &limits, budget) {
                 Err(reason) => {
                     lookup.skipped.push(Skipped { path, reason });
                     continue;
@@ -268,10 +325,10 @@ impl AttestationStore {
 }
 
 /// Reads a store file that must be a regular file (no link is followed, a FIFO cannot
-/// block the open) of at most [`MAX_BUNDLE_BYTES`] and `budget` bytes; the error is the
-/// reason to skip it.
-fn read_bounded(path: &Path, budget: u64) -> Result<Vec<u8>, String> {
-    let limit = MAX_BUNDLE_BYTES.min(budget);
+/// block the open) of at most `limits.max_file_bytes` and `budget` bytes; the error is
+/// the reason to skip it.
+fn read_bounded(path: &Path, limits: &StoreLimits, budget: u64) -> Result<Vec<u8>, String> {
+    let limit = limits.max_file_bytes.min(budget);
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -283,8 +340,10 @@ fn read_bounded(path: &Path, budget: u64) -> Result<Vec<u8>, String> {
     }
     if meta.len() > limit {
         return Err(format!(
-            "{} bytes, over the limit of {limit} (per file {MAX_BUNDLE_BYTES}, per digest {MAX_BYTES_PER_DIGEST})",
-            meta.len()
+            "{} bytes, over the limit of {limit} (per file {}, per digest {})",
+            meta.len(),
+            limits.max_file_bytes,
+            limits.max_bytes_per_digest
         ));
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
@@ -351,5 +410,37 @@ mod tests {
         assert_eq!(lookup.skipped.len(), MAX_BUNDLES_PER_DIGEST + 1);
         let last = &lookup.skipped.last().unwrap().reason;
         assert!(last.contains("10 more files"), "{last}");
+    }
+
+    #[test]
+    fn configured_limits_skip_large_files_unread_and_a_deadline_stops_the_lookup() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = AttestationStore::open(tmp.path()).with_limits(StoreLimits {
+            max_file_bytes: 100,
+            max_bytes_per_digest: 150,
+            max_files_per_digest: 10,
+        });
+        let dir = store.dir_of(&digest());
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, size) in [(1, 101), (2, 90), (3, 90)] {
+            std::fs::write(dir.join(format!("{i:064x}.json")), vec![b'x'; size]).unwrap();
+        }
+        let lookup = store.bundles_for(&digest()).unwrap();
+        let reasons: Vec<&str> = lookup.skipped.iter().map(|s| s.reason.as_str()).collect();
+        assert!(
+            reasons[0].starts_with("101 bytes, over the limit of 100"),
+            "{reasons:?}"
+        );
+        assert!(reasons[1].contains("not the SHA-256"), "{reasons:?}");
+        // 90 of the 150 bytes are spent: the third file is over what is left.
+        assert!(
+            reasons[2].starts_with("90 bytes, over the limit of 60"),
+            "{reasons:?}"
+        );
+        let late = store
+            .bundles_for_until(&digest(), Some(Instant::now()))
+            .unwrap();
+        assert_eq!(late.skipped.len(), 1, "{:?}", late.skipped);
+        assert_eq!(late.skipped[0].reason, "3 files not read: out of time");
     }
 }

@@ -8,7 +8,7 @@
 //! and its inputs.
 
 use std::collections::BTreeSet;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use modelseal_core::ArtifactDigest;
 use modelseal_core::provenance::{
@@ -51,7 +51,20 @@ pub fn verify_digest(
     policy: &LineagePolicy,
     store: &AttestationStore,
 ) -> LineageReport {
+    verify_digest_until(digest, policy, store, None)
+}
+
+/// [`verify_digest`] that stops at `deadline`: a hop reached after it fails with
+/// [`HopFailure::OutOfTime`] and a store lookup under way stops within one file, so
+/// work whose answer is no longer wanted ends instead of running on.
+pub fn verify_digest_until(
+    digest: &ArtifactDigest,
+    policy: &LineagePolicy,
+    store: &AttestationStore,
+    deadline: Option<Instant>,
+) -> LineageReport {
     let mut walk = Walk::new(policy, store, true);
+    walk.deadline = deadline;
     let mut top = Hop::new(HopKind::Model, None, Some(*digest));
     walk.check_into(&mut top, 0);
     walk.report(top)
@@ -78,6 +91,8 @@ struct Walk<'a> {
     now: SystemTime,
     /// Hops checked so far.
     hops: usize,
+    /// When the caller stops wanting an answer.
+    deadline: Option<Instant>,
 }
 
 /// The most hops one walk checks.
@@ -93,6 +108,7 @@ impl<'a> Walk<'a> {
             top_signature,
             now: SystemTime::now(),
             hops: 0,
+            deadline: None,
         }
     }
 
@@ -129,11 +145,18 @@ impl<'a> Walk<'a> {
             return Err(HopFailure::TooDeep(self.policy.max_depth));
         }
         // One store lookup per hop serves the manifest, summary and provenance steps.
+        let out_of_time = || self.deadline.is_some_and(|d| Instant::now() >= d);
+        if out_of_time() {
+            return Err(HopFailure::OutOfTime);
+        }
         let lookup = self
             .store
-            .bundles_for(&digest)
+            .bundles_for_until(&digest, self.deadline)
             .map_err(|e| HopFailure::Store(error_chain(&e)))?;
         hop.skipped.extend(lookup.skipped.iter().cloned());
+        if out_of_time() {
+            return Err(HopFailure::OutOfTime);
+        }
         let rules = self.rules(hop.kind);
         let is_top = depth == 0;
         let require_manifest = if is_top {

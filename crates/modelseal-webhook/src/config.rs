@@ -3,6 +3,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use modelseal_core::ArtifactDigest;
+use modelseal_lineage::store::StoreLimits;
 
 /// What to do with an object that names no model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -47,9 +52,152 @@ pub struct Config {
     /// Deadline when the API server gives none (`?timeout=`), milliseconds.
     #[serde(default = "default_timeout")]
     pub default_timeout_ms: u64,
-    /// How often certificate and policy files are checked for changes, milliseconds.
+    /// How often certificate, policy, key and token files are checked for changes (and
+    /// the store's health probed), milliseconds.
     #[serde(default = "default_reload")]
     pub reload_interval_ms: u64,
+    /// A file holding the bearer token `/v1/admit` requires (`Authorization: Bearer …`);
+    /// reloaded when it changes. Without it `/v1/admit` is switched off (403).
+    #[serde(default)]
+    pub admit_token_file: Option<PathBuf>,
+    /// Timeouts and caps (`spec/admission.md` §5).
+    #[serde(default)]
+    pub limits: Limits,
+    /// Faults injected by tests; never read from a file.
+    #[serde(skip)]
+    #[doc(hidden)]
+    pub hooks: Hooks,
+}
+
+/// Timeouts and caps. Every default is well under the 30 s an API server waits at most.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// A TLS handshake not finished in this time closes the connection, milliseconds.
+    pub handshake_timeout_ms: u64,
+    /// The first request's headers must arrive within this time of the handshake (and,
+    /// for HTTP/1.1, every later request's headers within this time of their first
+    /// byte), milliseconds.
+    pub header_timeout_ms: u64,
+    /// A request body must arrive whole within this time of its headers, milliseconds.
+    pub body_timeout_ms: u64,
+    /// A connection with no request in service for this long is closed, milliseconds.
+    pub idle_timeout_ms: u64,
+    /// Open connections; one more is closed at once, before its TLS handshake.
+    pub max_connections: usize,
+    /// HTTP/2 streams per connection.
+    pub max_streams_per_connection: u32,
+    /// Requests waiting for or making an uncached decision; one more gets a 503.
+    pub max_in_flight: usize,
+    /// Threads that read the store and check signatures; a stuck read holds one, and
+    /// no more than this many are ever used.
+    pub blocking_threads: usize,
+    /// The largest store file read, bytes.
+    pub store_file_bytes: u64,
+    /// The most bytes read from the store for one digest, bytes.
+    pub store_digest_bytes: u64,
+    /// The most store files considered for one digest.
+    pub store_files_per_digest: usize,
+    /// How long a SIGTERM waits for requests in flight, milliseconds.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let store = StoreLimits::default();
+        Self {
+            handshake_timeout_ms: 5_000,
+            header_timeout_ms: 5_000,
+            body_timeout_ms: 10_000,
+            idle_timeout_ms: 15_000,
+            max_connections: 4_096,
+            max_streams_per_connection: 64,
+            max_in_flight: 256,
+            blocking_threads: 8,
+            store_file_bytes: store.max_file_bytes,
+            store_digest_bytes: store.max_bytes_per_digest,
+            store_files_per_digest: store.max_files_per_digest,
+            shutdown_grace_ms: 20_000,
+        }
+    }
+}
+
+impl Limits {
+    /// The store's share of the limits.
+    pub fn store(&self) -> StoreLimits {
+        StoreLimits {
+            max_file_bytes: self.store_file_bytes,
+            max_bytes_per_digest: self.store_digest_bytes,
+            max_files_per_digest: self.store_files_per_digest,
+        }
+    }
+
+    /// A duration in milliseconds as a [`Duration`].
+    pub(crate) fn ms(value: u64) -> Duration {
+        Duration::from_millis(value)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(format!("limits: {m}")));
+        for (name, value, most) in [
+            ("handshake_timeout_ms", self.handshake_timeout_ms, 30_000),
+            ("header_timeout_ms", self.header_timeout_ms, 30_000),
+            ("body_timeout_ms", self.body_timeout_ms, 30_000),
+            ("idle_timeout_ms", self.idle_timeout_ms, 600_000),
+            ("shutdown_grace_ms", self.shutdown_grace_ms, 600_000),
+        ] {
+            if value == 0 || value > most {
+                return bad(format!("{name} must be between 1 and {most}, not {value}"));
+            }
+        }
+        for (name, value, most) in [
+            ("max_connections", self.max_connections, 1 << 20),
+            ("max_in_flight", self.max_in_flight, 1 << 16),
+            ("blocking_threads", self.blocking_threads, 256),
+            (
+                "store_files_per_digest",
+                self.store_files_per_digest,
+                1 << 20,
+            ),
+            (
+                "max_streams_per_connection",
+                self.max_streams_per_connection as usize,
+                1024,
+            ),
+        ] {
+            if value == 0 || value > most {
+                return bad(format!("{name} must be between 1 and {most}, not {value}"));
+            }
+        }
+        if self.store_file_bytes < 1024 || self.store_digest_bytes < self.store_file_bytes {
+            return bad(
+                "store_file_bytes must be at least 1024 and store_digest_bytes at least store_file_bytes"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Code a test runs inside every uncached decision, on the worker thread, before the
+/// store is read: to make the store block, slow or panic. Not reachable from a
+/// configuration file.
+pub type DecisionHook = Arc<dyn Fn(&ArtifactDigest) + Send + Sync>;
+
+/// Faults a test injects.
+#[derive(Clone, Default)]
+#[doc(hidden)]
+pub struct Hooks {
+    /// Runs before each uncached decision reads the store.
+    pub before_decision: Option<DecisionHook>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("before_decision", &self.before_decision.is_some())
+            .finish()
+    }
 }
 
 fn default_no_model() -> NoModel {
@@ -110,11 +258,15 @@ impl Config {
             &mut config.tls_key,
             &mut config.policy,
             &mut config.store,
-        ] {
+        ]
+        .into_iter()
+        .chain(config.admit_token_file.as_mut())
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
         }
+        config.limits.check()?;
         if config.cache_entries == 0 && config.cache_ttl_seconds > 0 {
             return Err(ConfigError::Invalid(
                 "cache_entries is 0 but cache_ttl_seconds is not".into(),
@@ -129,7 +281,14 @@ impl Config {
             ("tls_cert", &config.tls_cert),
             ("tls_key", &config.tls_key),
             ("policy", &config.policy),
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            config
+                .admit_token_file
+                .as_ref()
+                .map(|p| ("admit_token_file", p)),
+        ) {
             if !p.is_file() {
                 return Err(ConfigError::Invalid(format!(
                     "{what} {} is not a readable file",

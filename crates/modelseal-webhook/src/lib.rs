@@ -8,23 +8,36 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod auth;
 pub mod config;
 pub mod decide;
+pub mod metrics;
+pub mod pool;
+mod reload;
+mod server;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::StatusCode;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum_server::tls_rustls::RustlsConfig;
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
-use crate::config::{Config, NoModel};
+use crate::auth::Token;
+use crate::config::{Config, Limits, NoModel};
 use crate::decide::{Decider, Decision, Trust};
+use crate::metrics::Metrics;
+use crate::pool::{Pool, WorkError};
+use crate::reload::Health;
+use crate::tls::ServingCert;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +52,7 @@ pub enum ServeError {
         #[source]
         source: modelseal_lineage::policy::PolicyError,
     },
-    /// The certificate or key did not load, or the address could not be bound.
+    /// The certificate, key or token did not load, or the address could not be bound.
     #[error("{0}")]
     Io(String),
 }
@@ -47,130 +60,151 @@ pub enum ServeError {
 struct App {
     config: Config,
     decider: Decider,
+    pool: Pool,
+    serving: Arc<ServingCert>,
+    health: Health,
+    token: Token,
+    metrics: Arc<Metrics>,
 }
 
 /// A running server: its address, and a handle to stop it.
 pub struct Running {
     /// The bound address (useful when `listen` asked for port 0).
     pub addr: SocketAddr,
-    handle: axum_server::Handle<SocketAddr>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    app: Arc<App>,
+    shutdown: watch::Sender<bool>,
+    stop_reload: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
-    /// Stops accepting connections and waits for requests in flight.
+    /// Stops accepting connections at once, lets those open finish the requests they
+    /// have for up to `limits.shutdown_grace_ms`, and returns when they are done.
     pub async fn shutdown(self) {
-        self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
+        self.app.health.drain();
+        tracing::info!(
+            event = "draining",
+            connections = self.app.metrics.connections_open.get()
+        );
+        let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        self.stop_reload.store(true, Ordering::Relaxed);
+        tracing::info!(event = "stopped");
     }
 
-    /// Waits until the server stops.
-    pub async fn wait(self) -> std::io::Result<()> {
-        self.task.await.map_err(std::io::Error::other)?
+    /// The server's metrics as `/metrics` shows them (for tests and embedders).
+    pub fn metrics(&self) -> String {
+        self.app.metrics.render()
+    }
+
+    /// Entries in the decision cache.
+    pub fn cache_len(&self) -> usize {
+        self.app.decider.cache_len()
     }
 }
 
 /// Starts the server described by `config` on the current Tokio runtime.
 pub async fn start(config: Config) -> Result<Running, ServeError> {
-    let trust =
-        Trust::load(&config.policy, &config.store).map_err(|source| ServeError::Policy {
+    let limits = config.limits.clone();
+    let trust = Trust::load(&config.policy, &config.store, limits.store()).map_err(|source| {
+        ServeError::Policy {
             path: config.policy.clone(),
             source,
-        })?;
-    let tls = RustlsConfig::from_pem_file(&config.tls_cert, &config.tls_key)
-        .await
-        .map_err(|e| {
-            ServeError::Io(format!(
-                "TLS certificate {} / key {}: {e}",
-                config.tls_cert.display(),
-                config.tls_key.display()
-            ))
-        })?;
+        }
+    })?;
+    let serving = Arc::new(ServingCert::new(
+        tls::load(&config.tls_cert, &config.tls_key).map_err(ServeError::Io)?,
+    ));
+    let tls_config = serving.server_config().map_err(ServeError::Io)?;
+    let token = Token::default();
+    if let Some(path) = &config.admit_token_file {
+        token.set(Some(Token::read(path).map_err(ServeError::Io)?));
+    }
+    let metrics = Arc::new(Metrics::new());
     let decider = Decider::new(
         trust,
         config.cache_entries,
         Duration::from_secs(config.cache_ttl_seconds),
+        Arc::clone(&metrics),
     );
+    let stale_after = Duration::from_millis(config.reload_interval_ms.max(100) * 3 + 5_000);
     let app = Arc::new(App {
+        pool: Pool::new(
+            limits.max_in_flight,
+            limits.blocking_threads,
+            Arc::clone(&metrics),
+        ),
         config: config.clone(),
         decider,
+        serving,
+        health: Health::new(stale_after),
+        token,
+        metrics: Arc::clone(&metrics),
     });
+    let panics = Arc::clone(&metrics);
     let router = Router::new()
         .route("/validate", post(validate))
         .route("/v1/admit", post(admit))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
-        .with_state(Arc::clone(&app));
-    let handle = axum_server::Handle::new();
-    let server = axum_server::bind_rustls(config.listen, tls.clone()).handle(handle.clone());
-    let task = tokio::spawn(async move { server.serve(router.into_make_service()).await });
-    let addr = handle
-        .listening()
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_page))
+        .with_state(Arc::clone(&app))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            move |_: Box<dyn std::any::Any + Send>| {
+                panics.handler_panics.inc();
+                tracing::error!(event = "handler-panic");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    axum::Json(json!({"error": "internal error; the request was not decided"})),
+                )
+                    .into_response()
+            },
+        ));
+    let tcp = tokio::net::TcpListener::bind(config.listen)
         .await
-        .ok_or_else(|| ServeError::Io(format!("cannot listen on {}", config.listen)))?;
-    tokio::spawn(reload(Arc::clone(&app), tls));
-    Ok(Running { addr, handle, task })
-}
-
-/// Reloads the certificate and the policy when their files change. A policy that does
-/// not load is logged and the old one kept.
-async fn reload(app: Arc<App>, tls: RustlsConfig) {
-    let config = &app.config;
-    let stamp = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let mut cert_seen: (Option<SystemTime>, Option<SystemTime>) =
-        (stamp(&config.tls_cert), stamp(&config.tls_key));
-    // The policy and every key file it names: replacing a key file (a rotation or a
-    // revocation) reloads the trust as an edit of the policy does.
-    let trust_stamps = |app: &App| -> Vec<Option<SystemTime>> {
-        let trust = app.decider.trust();
-        std::iter::once(&config.policy)
-            .chain(&trust.policy.key_files)
-            .map(|p| stamp(p))
-            .collect()
+        .map_err(|e| ServeError::Io(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = tcp
+        .local_addr()
+        .map_err(|e| ServeError::Io(format!("cannot listen on {}: {e}", config.listen)))?;
+    let listener = server::Listener {
+        tcp,
+        tls: tokio_rustls::TlsAcceptor::from(Arc::new(tls_config)),
+        router,
+        limits,
+        metrics,
     };
-    let mut policy_seen = trust_stamps(&app);
-    let mut tick = tokio::time::interval(Duration::from_millis(config.reload_interval_ms.max(100)));
-    loop {
-        tick.tick().await;
-        let cert_now = (stamp(&config.tls_cert), stamp(&config.tls_key));
-        if cert_now != cert_seen {
-            match tls
-                .reload_from_pem_file(&config.tls_cert, &config.tls_key)
-                .await
-            {
-                Ok(()) => tracing::info!(event = "tls-reloaded"),
-                Err(e) => tracing::error!(event = "tls-reload-failed", error = %e),
-            }
-            cert_seen = cert_now;
-        }
-        let policy_now = trust_stamps(&app);
-        if policy_now != policy_seen {
-            match Trust::load(&config.policy, &config.store) {
-                Ok(trust) => {
-                    tracing::info!(event = "policy-reloaded", version = %trust.version);
-                    app.decider.replace_trust(trust);
-                    // Stamps of the files the trust now in force was read from.
-                    policy_seen = trust_stamps(&app);
-                }
-                Err(e) => {
-                    tracing::error!(event = "policy-reload-failed", error = %e);
-                    policy_seen = policy_now;
-                }
-            }
-        }
-    }
+    let (shutdown, watch_shutdown) = watch::channel(false);
+    let task = tokio::spawn(listener.run(watch_shutdown));
+    let stop_reload = Arc::new(AtomicBool::new(false));
+    reload::spawn(Arc::clone(&app), Arc::clone(&stop_reload))
+        .map_err(|e| ServeError::Io(format!("cannot start the reload thread: {e}")))?;
+    Ok(Running {
+        addr,
+        app,
+        shutdown,
+        stop_reload,
+        task,
+    })
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+async fn metrics_page(State(app): State<Arc<App>>) -> impl IntoResponse {
     (
         [(
             "content-type",
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        app.decider.metrics.render(),
+        app.metrics.render(),
     )
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let (ready, body) = app.health.report(&app.serving);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 /// The deadline the API server gives as `?timeout=10s`, less a margin to answer in.
@@ -193,90 +227,200 @@ fn deadline(query: &std::collections::HashMap<String, String>, default_ms: u64) 
         .max(Duration::from_millis(50))
 }
 
-/// Decides for every model, within `limit`; a model not decided in time is refused
-/// (or admitted, with `fail_open`, and a warning either way).
+/// What a request's models came to.
+struct Outcome {
+    allowed: bool,
+    message: String,
+    warnings: Vec<String>,
+    reports: Vec<Value>,
+    cached: bool,
+}
+
+/// Decides for every model within `limit`: cached answers on this thread, the rest on a
+/// worker. A model not decided in time is refused (or admitted, with `fail_open`, and a
+/// warning either way); a panic is always a refusal. `Err` is a response to send as is
+/// (the server is full).
 async fn decide_all(
     app: &Arc<App>,
     models: Vec<String>,
     name: Option<String>,
     remember: bool,
-    use_cache: bool,
     limit: Duration,
-) -> (bool, String, Vec<String>, Value) {
+) -> Result<Outcome, Response> {
     let started = Instant::now();
-    let worker = Arc::clone(app);
-    let names = models.clone();
-    let work = tokio::task::spawn_blocking(move || {
-        names
-            .iter()
-            .map(|digest| {
-                worker
-                    .decider
-                    .decide(digest, name.clone(), remember, use_cache)
-            })
-            .collect::<Vec<Decision>>()
-    });
+    let deadline = started + limit;
+    let mut decisions: Vec<Option<Decision>> = Vec::with_capacity(models.len());
+    let mut pending = Vec::new();
+    for (i, text) in models.iter().enumerate() {
+        match text.parse::<modelseal_core::ArtifactDigest>() {
+            Err(_) => decisions.push(Some(Decider::malformed(text))),
+            Ok(digest) => match app.decider.cached(&digest) {
+                Some(hit) => decisions.push(Some(hit)),
+                None => {
+                    decisions.push(None);
+                    pending.push((i, digest));
+                }
+            },
+        }
+    }
     let mut warnings = Vec::new();
-    let (allowed, message, reports) = match tokio::time::timeout(limit, work).await {
-        Ok(Ok(decisions)) => {
-            let allowed = decisions.iter().all(|d| d.allowed);
-            let message = decisions
+    if !pending.is_empty() {
+        let worker = Arc::clone(app);
+        let digests: Vec<_> = pending.iter().map(|(_, d)| *d).collect();
+        let work = move || {
+            digests
                 .iter()
-                .find(|d| !d.allowed)
-                .or(decisions.first())
-                .map(|d| d.message.clone())
-                .unwrap_or_default();
-            for d in &decisions {
-                app.decider
-                    .metrics
-                    .record(d.allowed, d.cached, started.elapsed());
+                .map(|digest| {
+                    if let Some(hook) = &worker.config.hooks.before_decision {
+                        hook(digest);
+                    }
+                    worker
+                        .decider
+                        .decide(digest, name.as_deref(), remember, Some(deadline))
+                })
+                .collect::<Vec<Decision>>()
+        };
+        let failed = |message: String, allowed: bool| Decision {
+            allowed,
+            message,
+            report: Value::Null,
+            cached: false,
+        };
+        match app.pool.run(deadline, work).await {
+            Ok(made) => {
+                for ((i, _), decision) in pending.iter().zip(made) {
+                    decisions[*i] = Some(decision);
+                }
             }
-            let reports: Vec<Value> = decisions.iter().map(|d| d.report.clone()).collect();
-            (allowed, message, reports)
+            Err(WorkError::Shed) => {
+                return Err((
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, "1")],
+                    axum::Json(json!({"error": format!(
+                        "modelseal is making {} decisions already (limits.max_in_flight); try again",
+                        app.config.limits.max_in_flight
+                    )})),
+                )
+                    .into_response());
+            }
+            Err(WorkError::OutOfTime) => {
+                app.metrics.decision_timeouts.inc();
+                let message = format!(
+                    "modelseal could not verify {} within {} ms (attestation store slow or unreachable)",
+                    models.join(", "),
+                    limit.as_millis()
+                );
+                warnings.push(message.clone());
+                for (i, _) in &pending {
+                    decisions[*i] = Some(failed(message.clone(), app.config.fail_open));
+                }
+            }
+            Err(WorkError::Panicked(panic)) => {
+                // A bug is never a reason to admit, whatever fail_open says.
+                app.metrics.decision_panics.inc();
+                tracing::error!(event = "decision-panic", models = %models.join(","), panic = %panic);
+                let message = format!(
+                    "modelseal failed while deciding {} (an internal error, logged); refused",
+                    models.join(", ")
+                );
+                for (i, _) in &pending {
+                    decisions[*i] = Some(failed(message.clone(), false));
+                }
+            }
         }
-        _ => {
-            app.decider.metrics.timeout();
-            let message = format!(
-                "modelseal could not verify {} within {} ms (attestation store slow or unreachable)",
-                models.join(", "),
-                limit.as_millis()
-            );
-            warnings.push(message.clone());
-            (app.config.fail_open, message, Vec::new())
-        }
-    };
-    (allowed, message, warnings, Value::from(reports))
+    }
+    let decisions: Vec<Decision> = decisions.into_iter().flatten().collect();
+    for d in &decisions {
+        app.metrics.record(d.allowed, d.cached, started.elapsed());
+    }
+    let allowed = decisions.iter().all(|d| d.allowed);
+    let message = decisions
+        .iter()
+        .find(|d| !d.allowed)
+        .or(decisions.first())
+        .map(|d| d.message.clone())
+        .unwrap_or_default();
+    Ok(Outcome {
+        allowed,
+        message,
+        warnings,
+        cached: decisions.iter().all(|d| d.cached),
+        reports: decisions.into_iter().map(|d| d.report).collect(),
+    })
 }
 
-fn bad_request(message: &str) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        axum::Json(json!({"error": message})),
-    )
-        .into_response()
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({"error": message}))).into_response()
+}
+
+/// The body, whole, within `body_timeout_ms` and `max_body_bytes`.
+async fn read_body(app: &App, body: Body) -> Result<Bytes, Response> {
+    let max = app.config.max_body_bytes;
+    let limit = Limits::ms(app.config.limits.body_timeout_ms);
+    match tokio::time::timeout(limit, axum::body::to_bytes(body, max)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => {
+            let e = e.into_inner();
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                Err(error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("request body over max_body_bytes ({max})"),
+                ))
+            } else {
+                Err(error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("request body unreadable: {e}"),
+                ))
+            }
+        }
+        Err(_) => {
+            app.metrics.body_timeouts.inc();
+            Err(error(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!("request body not received within {} ms", limit.as_millis()),
+            ))
+        }
+    }
 }
 
 async fn validate(
     State(app): State<Arc<App>>,
     Query(query): Query<std::collections::HashMap<String, String>>,
-    body: axum::body::Bytes,
+    body: Body,
 ) -> Response {
     let limit = deadline(&query, app.config.default_timeout_ms);
+    let body = match read_body(&app, body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     let review: admission::Review = match serde_json::from_slice(&body) {
         Ok(review) => review,
-        Err(e) => return bad_request(&format!("not an AdmissionReview: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("not an AdmissionReview: {e}"),
+            );
+        }
     };
     if review.api_version != "admission.k8s.io/v1" || review.kind != "AdmissionReview" {
-        return bad_request(&format!(
-            "expected admission.k8s.io/v1 AdmissionReview, got {} {}",
-            review.api_version, review.kind
-        ));
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "expected admission.k8s.io/v1 AdmissionReview, got {} {}",
+                review.api_version, review.kind
+            ),
+        );
     }
     let Some(request) = review.request else {
-        return bad_request("AdmissionReview has no request");
+        return error(StatusCode::BAD_REQUEST, "AdmissionReview has no request");
     };
     if request.uid.is_empty() {
-        return bad_request("AdmissionReview request has no uid");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "AdmissionReview request has no uid",
+        );
     }
     let (models, name) = admission::named_models(&request.object);
     let object = format!(
@@ -284,7 +428,7 @@ async fn validate(
         request.namespace.as_deref().unwrap_or("-"),
         request.object["metadata"]["name"].as_str().unwrap_or("-")
     );
-    let (allowed, message, mut warnings, _) = if models.is_empty() {
+    let mut outcome = if models.is_empty() {
         let allowed = app.config.no_model == NoModel::Allow;
         let message = if allowed {
             "no model named; admitted by configuration".to_owned()
@@ -294,31 +438,41 @@ async fn validate(
                 admission::MODEL_ANNOTATION
             )
         };
-        (allowed, message, Vec::new(), Value::Null)
+        Outcome {
+            allowed,
+            message,
+            warnings: Vec::new(),
+            reports: Vec::new(),
+            cached: false,
+        }
     } else {
-        decide_all(&app, models.clone(), name, !request.dry_run, true, limit).await
+        match decide_all(&app, models.clone(), name, !request.dry_run, limit).await {
+            Ok(outcome) => outcome,
+            Err(response) => return response,
+        }
     };
     if request.dry_run {
-        warnings.push("dry run: decision not cached".into());
+        outcome.warnings.push("dry run: decision not cached".into());
     }
     tracing::info!(
         event = "admission",
         uid = %request.uid,
         object = %object,
         models = %models.join(","),
-        allowed,
+        allowed = outcome.allowed,
+        cached = outcome.cached,
         dry_run = request.dry_run,
-        reason = %message
+        reason = %outcome.message
     );
     let audit = json!({
-        "modelseal.dev/decision": if allowed { "allow" } else { "deny" },
-        "modelseal.dev/reason": message,
+        "modelseal.dev/decision": if outcome.allowed { "allow" } else { "deny" },
+        "modelseal.dev/reason": outcome.message,
     });
     axum::Json(admission::response(
         &request.uid,
-        allowed,
-        &message,
-        warnings,
+        outcome.allowed,
+        &outcome.message,
+        outcome.warnings,
         audit,
     ))
     .into_response()
@@ -333,29 +487,57 @@ struct AdmitRequest {
     name: Option<String>,
 }
 
-async fn admit(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
+async fn admit(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    if !app.token.configured() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "the registry endpoint is off: set admit_token_file in the server's configuration",
+        );
+    }
+    let presented = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    if !app.token.admits(presented) {
+        app.metrics.unauthorized.inc();
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            axum::Json(json!({"error": "a valid bearer token is required"})),
+        )
+            .into_response();
+    }
+    let body = match read_body(&app, body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     let request: AdmitRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return bad_request(&format!("expected {{\"digest\": \"blake3:…\"}}: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("expected {{\"digest\": \"blake3:…\"}}: {e}"),
+            );
+        }
     };
     let limit = Duration::from_millis(app.config.default_timeout_ms);
-    // A registry wants the per-hop report, so the cache is not consulted here.
-    let (allowed, message, warnings, reports) = decide_all(
+    let outcome = match decide_all(
         &app,
         vec![request.digest.clone()],
         request.name,
         true,
-        false,
         limit,
     )
-    .await;
-    tracing::info!(event = "registry-admission", digest = %request.digest, allowed, reason = %message);
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(response) => return response,
+    };
+    tracing::info!(event = "registry-admission", digest = %request.digest, allowed = outcome.allowed, cached = outcome.cached, reason = %outcome.message);
     axum::Json(json!({
         "digest": request.digest,
-        "allowed": allowed,
-        "message": message,
-        "warnings": warnings,
-        "lineage": reports.get(0).cloned().unwrap_or(Value::Null),
+        "allowed": outcome.allowed,
+        "message": outcome.message,
+        "warnings": outcome.warnings,
+        "cached": outcome.cached,
+        "lineage": outcome.reports.first().cloned().unwrap_or(Value::Null),
     }))
     .into_response()
 }

@@ -1,256 +1,25 @@
 //! The admission server over real TLS on loopback: AdmissionReviews for allowed, denied
 //! and malformed requests, deadlines, policy reload under load, and a bounded load test.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use modelseal_core::hash::NoProgress;
-use modelseal_core::provenance::{
-    BuildDefinition, Builder, DependencyKind, Provenance, RunDetails, TRAINING_BUILD_TYPE,
-    dependency, provenance_statement,
-};
-use modelseal_core::{
-    ArtifactKind, KeyAlgorithm, SignOptions, SigningKey, sign_model, sign_statement,
-};
-use modelseal_lineage::store::AttestationStore;
 use modelseal_webhook::config::Config;
 use serde_json::{Value, json};
 
-struct World {
-    dir: tempfile::TempDir,
-    model: String,
-    rogue_model: String,
-    dataset_name: String,
-}
+mod common;
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        status.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-}
-
-/// A CA and a serving certificate for 127.0.0.1, made with the openssl command.
-fn certificates(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=modelseal-test-ca",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "tls.key",
-            "-out",
-            "tls.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    );
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "tls.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "tls.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-}
-
-fn key() -> SigningKey {
-    SigningKey::generate(KeyAlgorithm::Ed25519).unwrap()
-}
-
-/// A dataset and a model trained on it, both signed, the run attested, all stored; and a
-/// second model signed by a key the policy does not trust.
-fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    certificates(d);
-    let (publisher, builder, curator, rogue) = (key(), key(), key(), key());
-    for (name, k) in [
-        ("publisher", &publisher),
-        ("builder", &builder),
-        ("curator", &curator),
-    ] {
-        std::fs::write(d.join(format!("{name}.pub")), k.verifying_key().to_pem()).unwrap();
-    }
-    let make = |name: &str, seed: u8| {
-        let path = d.join(name);
-        std::fs::create_dir_all(&path).unwrap();
-        std::fs::write(path.join("data.bin"), vec![seed; 10_000]).unwrap();
-        path
-    };
-    let store = AttestationStore::open(&d.join("store"));
-    let save = |name: &str, bundle: &modelseal_core::Bundle| {
-        let file = d.join(format!("{name}.json"));
-        std::fs::write(&file, bundle.to_json()).unwrap();
-        store.add(&file).unwrap();
-    };
-    let dataset = sign_model(
-        &make("corpus", 1),
-        &SignOptions {
-            kind: ArtifactKind::Dataset,
-            ..SignOptions::default()
-        },
-        &curator,
-        &NoProgress,
-    )
-    .unwrap();
-    save("corpus.sig", &dataset.bundle);
-    let model = sign_model(
-        &make("model", 2),
-        &SignOptions::default(),
-        &publisher,
-        &NoProgress,
-    )
-    .unwrap();
-    save("model.sig", &model.bundle);
-    let provenance = Provenance {
-        build_definition: BuildDefinition {
-            build_type: TRAINING_BUILD_TYPE.into(),
-            external_parameters: json!({}),
-            internal_parameters: None,
-            resolved_dependencies: vec![dependency(
-                DependencyKind::Dataset,
-                Some("corpus".into()),
-                None,
-                BTreeMap::from([("blake3".into(), dataset.root.to_hex())]),
-            )],
-        },
-        run_details: RunDetails {
-            builder: Builder {
-                id: "https://ci.example.com/trainer".into(),
-            },
-            metadata: None,
-        },
-    };
-    save(
-        "model.provenance",
-        &sign_statement(
-            &provenance_statement("model", &model.root, &provenance),
-            &builder,
-        ),
-    );
-    let rogue_model = sign_model(
-        &make("rogue", 3),
-        &SignOptions::default(),
-        &rogue,
-        &NoProgress,
-    )
-    .unwrap();
-    save("rogue.sig", &rogue_model.bundle);
-    write_policy(d, "");
-    World {
-        model: format!("blake3:{}", model.root),
-        rogue_model: format!("blake3:{}", rogue_model.root),
-        dataset_name: "corpus".into(),
-        dir,
-    }
-}
-
-fn write_policy(dir: &Path, extra: &str) {
-    let policy = format!(
-        "{extra}\n[[signer]]\nname = \"release\"\nroles = [\"model-publisher\"]\nkey = \"publisher.pub\"\n\n\
-         [[signer]]\nname = \"ci\"\nroles = [\"training-builder\"]\nkey = \"builder.pub\"\n\n\
-         [[signer]]\nname = \"data\"\nroles = [\"dataset-curator\"]\nkey = \"curator.pub\"\n"
-    );
-    // Write then rename, as a config management tool would: readers never see half a file.
-    let tmp = dir.join("policy.toml.tmp");
-    std::fs::write(&tmp, policy).unwrap();
-    std::fs::rename(tmp, dir.join("policy.toml")).unwrap();
-}
-
-fn config(dir: &Path, extra: &str) -> Config {
-    let text = format!(
-        "listen = \"127.0.0.1:0\"\ntls_cert = \"tls.pem\"\ntls_key = \"tls.key\"\npolicy = \"policy.toml\"\nstore = \"store\"\nreload_interval_ms = 100\n{extra}"
-    );
-    let path = dir.join(format!("config-{}.toml", extra.len()));
-    std::fs::write(&path, text).unwrap();
-    Config::read(&path).unwrap()
-}
-
-fn client(dir: &Path) -> reqwest::Client {
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(dir.join("ca.pem")).unwrap()).unwrap();
-    reqwest::Client::builder()
-        .add_root_certificate(ca)
-        .build()
-        .unwrap()
-}
-
-fn review(uid: &str, annotations: Value, dry_run: bool) -> Value {
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "namespace": "ml",
-            "operation": "CREATE",
-            "dryRun": dry_run,
-            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "server", "annotations": annotations}},
-        }
-    })
-}
-
-async fn post(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
-    let response = client.post(url).json(body).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admission_reviews_over_tls() {
     let w = world();
     let d = w.dir.path();
-    let server = modelseal_webhook::start(config(d, "")).await.unwrap();
+    std::fs::write(d.join("admit.token"), "s3cret-token-for-the-registry\n").unwrap();
+    let server = modelseal_webhook::start(config(d, "admit_token_file = \"admit.token\"\n"))
+        .await
+        .unwrap();
     let base = format!("https://127.0.0.1:{}", server.addr.port());
     let http = client(d);
     let validate = format!("{base}/validate?timeout=10s");
@@ -420,16 +189,39 @@ async fn admission_reviews_over_tls() {
         .unwrap();
     assert_eq!(huge.status().as_u16(), 413);
 
-    // The registry endpoint returns the per-hop report.
-    let (status, body) = post(
-        &http,
-        &format!("{base}/v1/admit"),
-        &json!({"digest": w.model}),
-    )
-    .await;
-    assert_eq!(status, 200);
+    // The registry endpoint needs the bearer token: none, a wrong one, a prefix of the
+    // right one and the right one without the scheme are all refused, and counted.
+    let admit = format!("{base}/v1/admit");
+    for auth in [
+        None,
+        Some("Bearer wrong-token-of-some-length"),
+        Some("Bearer s3cret-token-for-the"),
+        Some("s3cret-token-for-the-registry"),
+    ] {
+        let mut request = http.post(&admit).json(&json!({"digest": w.model}));
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 401, "{auth:?}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    }
+    let authorized = |digest: &str| {
+        http.post(&admit)
+            .header("authorization", "Bearer s3cret-token-for-the-registry")
+            .json(&json!({"digest": digest}))
+            .send()
+    };
+    // A denial carries the per-hop report; the model admitted above is a cache hit.
+    let body: Value = authorized(&unknown).await.unwrap().json().await.unwrap();
+    assert_eq!(body["allowed"], false, "{body}");
+    assert_eq!(
+        body["lineage"]["tree"]["failure"]["kind"], "missing-attestation",
+        "{body}"
+    );
+    let body: Value = authorized(&w.model).await.unwrap().json().await.unwrap();
     assert_eq!(body["allowed"], true, "{body}");
-    assert_eq!(body["lineage"]["tree"]["inputs"][0]["name"], w.dataset_name);
+    assert_eq!(body["cached"], true, "{body}");
 
     // Health and metrics.
     assert_eq!(
@@ -613,6 +405,18 @@ fn configuration_errors_stop_startup_with_a_clear_message() {
         (
             "listen = \"127.0.0.1:0\"\ntls_cert = \"a\"\ntls_key = \"b\"\npolicy = \"p\"\nstore = \"s\"\n",
             "tls_cert",
+        ),
+        (
+            "listen = \"127.0.0.1:0\"\ntls_cert = \"a\"\ntls_key = \"b\"\npolicy = \"p\"\nstore = \"s\"\n[limits]\nheader_timeout_ms = 60000\n",
+            "header_timeout_ms must be between 1 and 30000",
+        ),
+        (
+            "listen = \"127.0.0.1:0\"\ntls_cert = \"a\"\ntls_key = \"b\"\npolicy = \"p\"\nstore = \"s\"\n[limits]\nblocking_threads = 0\n",
+            "blocking_threads must be between 1 and 256",
+        ),
+        (
+            "listen = \"127.0.0.1:0\"\ntls_cert = \"a\"\ntls_key = \"b\"\npolicy = \"p\"\nstore = \"s\"\n[limits]\nmax_conections = 5\n",
+            "unknown field `max_conections`",
         ),
     ] {
         std::fs::write(&path, text).unwrap();

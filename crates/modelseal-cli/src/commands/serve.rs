@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use modelseal_webhook::config::Config;
+use tokio::signal::unix::SignalKind;
 
 use crate::Outcome;
 use crate::cli::ServeArgs;
@@ -21,12 +22,19 @@ pub fn run(args: &ServeArgs) -> Result<Outcome> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        // Kubernetes stops a pod with SIGTERM; a terminal with ctrl-c (SIGINT). Both
+        // drain: the listener closes, requests in flight are answered, then exit 0.
+        let mut terminate = tokio::signal::unix::signal(SignalKind::terminate())
+            .context("cannot listen for SIGTERM")?;
         let running = modelseal_webhook::start(config).await?;
         tracing::info!(event = "listening", addr = %running.addr);
-        tokio::select! {
-            result = running.wait() => result.context("server stopped"),
-            _ = tokio::signal::ctrl_c() => Ok(()),
-        }
+        let signal = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        };
+        tracing::info!(event = "signal", signal);
+        running.shutdown().await;
+        anyhow::Ok(())
     })?;
     Ok(Outcome::Success)
 }
