@@ -24,6 +24,8 @@ pub struct World {
     pub model: String,
     pub rogue_model: String,
     pub dataset_name: String,
+    /// The key the policy trusts as `model-publisher`.
+    pub publisher: SigningKey,
 }
 
 pub fn openssl(dir: &Path, args: &[&str]) {
@@ -193,6 +195,7 @@ pub fn world() -> World {
         model: format!("blake3:{}", model.root),
         rogue_model: format!("blake3:{}", rogue_model.root),
         dataset_name: "corpus".into(),
+        publisher,
         dir,
     }
 }
@@ -245,4 +248,26 @@ pub async fn post(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Va
     let response = client.post(url).json(body).send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Signs a small model of its own under `dir/models/NAME` with `key` and stores the
+/// signature; returns its digest.
+pub fn signed_model(dir: &Path, name: &str, key: &SigningKey) -> String {
+    let path = dir.join("models").join(name);
+    std::fs::create_dir_all(&path).unwrap();
+    std::fs::write(path.join("weights.bin"), name.as_bytes()).unwrap();
+    let signed = sign_model(&path, &SignOptions::default(), key, &NoProgress).unwrap();
+    let file = dir.join("models").join(format!("{name}.sig"));
+    std::fs::write(&file, signed.bundle.to_json()).unwrap();
+    AttestationStore::open(&dir.join("store"))
+        .add(&file)
+        .unwrap();
+    format!("blake3:{}", signed.root)
+}
+
+/// The value of an unlabelled metric in an OpenMetrics page.
+pub fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{page}"))
 }
