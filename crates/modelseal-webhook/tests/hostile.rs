@@ -13,7 +13,7 @@ use serde_json::json;
 
 use common::*;
 
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn threads() -> usize {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -82,7 +82,7 @@ async fn metrics_page(http: &reqwest::Client, base: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_decision_code_is_a_denial_even_with_fail_open() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let w = world();
     let d = w.dir.path();
     let mut config = config(d, "fail_open = true\n");
@@ -110,7 +110,7 @@ async fn a_panic_in_decision_code_is_a_denial_even_with_fail_open() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_never_answers_costs_a_fixed_number_of_threads() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let w = world();
     let d = w.dir.path();
     let gate = Arc::new(Gate::default());
@@ -179,7 +179,7 @@ async fn a_store_that_never_answers_costs_a_fixed_number_of_threads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_server_sheds_with_503_rather_than_queueing() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let w = world();
     let d = w.dir.path();
     let gate = Arc::new(Gate::default());
@@ -228,7 +228,7 @@ async fn a_full_server_sheds_with_503_rather_than_queueing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_stays_within_its_bounds_over_a_long_run() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let w = world();
     let d = w.dir.path();
     write_policy(
