@@ -2,9 +2,11 @@
 # End to end with a real Kubernetes API server (1.20, built from Debian's source; see
 # build-apiserver.sh) and etcd, all on 127.0.0.1: the deploy/ manifests pass
 # `kubectl apply --dry-run=client`; `modelseal serve` is registered as a validating
-# webhook; a pod naming a verified model is admitted, pods naming an unsigned or a
-# policy-violating model are denied with the webhook's message, and with the webhook
-# down pod creation fails closed.
+# webhook; a pod naming a verified model is admitted, pods naming an unsigned model, a
+# model by an untrusted key and a model trained on a denied dataset are denied with the
+# webhook's message; with the webhook stalled (SIGSTOP) the API server's own timeout
+# refuses the pod, and the webhook answers again once resumed; after SIGTERM it drains
+# and exits 0, and pod creation fails closed.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 MODELSEAL=${MODELSEAL:-$ROOT/target/release/modelseal}
@@ -67,17 +69,24 @@ kubectl apply --dry-run=client -f "$ROOT/deploy/"
 
 say "a signed dataset and model, a training attestation, a model by an unknown key; the store"
 for k in publisher builder curator rogue; do "$MODELSEAL" keygen --out "$k.key" >/dev/null; done
-mkdir -p corpus model rogue
+mkdir -p corpus model rogue scraped-web tainted
 echo '{"text": "hello"}' > corpus/train.jsonl
+echo '{"text": "taken without asking"}' > scraped-web/train.jsonl
 head -c 300000 /dev/urandom > model/weights.bin
 head -c 300000 /dev/urandom > rogue/weights.bin
+head -c 300000 /dev/urandom > tainted/weights.bin
 "$MODELSEAL" sign corpus --kind dataset --key curator.key >/dev/null
+"$MODELSEAL" sign scraped-web --kind dataset --key curator.key >/dev/null
 "$MODELSEAL" sign model --key publisher.key >/dev/null
+"$MODELSEAL" sign tainted --key publisher.key >/dev/null
 "$MODELSEAL" sign rogue --key rogue.key >/dev/null
 "$MODELSEAL" attest training --model model --key builder.key --dataset corpus --builder-id https://ci.example.com/trainer >/dev/null
-"$MODELSEAL" store add store corpus.sig model.sig rogue.sig model.provenance.sig >/dev/null
+"$MODELSEAL" attest training --model tainted --key builder.key --dataset scraped-web --builder-id https://ci.example.com/trainer >/dev/null
+"$MODELSEAL" store add store corpus.sig scraped-web.sig model.sig tainted.sig rogue.sig \
+  model.provenance.sig tainted.provenance.sig >/dev/null
 MODEL=$("$MODELSEAL" hash model | cut -d' ' -f1)
 ROGUE=$("$MODELSEAL" hash rogue | cut -d' ' -f1)
+TAINTED=$("$MODELSEAL" hash tainted | cut -d' ' -f1)
 UNSIGNED="blake3:$(printf 'ab%.0s' $(seq 1 32))"
 cat > policy.toml <<POLICY
 [[signer]]
@@ -92,6 +101,8 @@ key = "builder.key.pub"
 name = "data"
 roles = ["dataset-curator"]
 key = "curator.key.pub"
+[datasets]
+deny = ["name:scraped-*"]
 [builders]
 allow = ["https://ci.example.com/trainer"]
 POLICY
@@ -164,8 +175,29 @@ say "a pod naming a model signed by an untrusted key is denied"
 if out=$(pod rogue "$ROGUE"); then fail "untrusted signer admitted: $out"; fi
 echo "$out"
 grep -q 'not signed by a trusted model-publisher' <<<"$out" || fail "unexpected denial: $out"
-say "with the webhook down, pod creation fails closed"
-kill "$HOOK_PID"; wait "$HOOK_PID" 2>/dev/null || true
+say "a pod naming a model trained on a denied dataset is denied, naming the dataset"
+if out=$(pod tainted "$TAINTED"); then fail "model trained on a denied dataset admitted: $out"; fi
+echo "$out"
+grep -q 'dataset scraped-web' <<<"$out" && grep -q 'name:scraped-\*' <<<"$out" || fail "unexpected denial: $out"
+say "with the webhook stalled (SIGSTOP), the API server's timeout refuses the pod"
+kill -STOP "$HOOK_PID"
+started=$(date +%s)
+if out=$(pod while-stalled "$MODEL"); then kill -CONT "$HOOK_PID"; fail "admitted with the webhook stalled: $out"; fi
+took=$(( $(date +%s) - started ))
+kill -CONT "$HOOK_PID"
+echo "$out"
+echo "refused after ${took} s (timeoutSeconds: 5)"
+grep -qi 'failed calling webhook' <<<"$out" || fail "unexpected error: $out"
+grep -qiE 'deadline exceeded|timeout' <<<"$out" || fail "not the timeout path: $out"
+[ "$took" -ge 4 ] && [ "$took" -le 20 ] || fail "the timeout took ${took} s"
+say "resumed, the webhook admits the verified model again"
+out=$(pod after-stall "$MODEL") || fail "verified model refused after the stall: $out"
+echo "$out"
+say "SIGTERM: the webhook drains and exits 0; then pod creation fails closed"
+kill -TERM "$HOOK_PID"
+rc=0; wait "$HOOK_PID" || rc=$?
+[ "$rc" = 0 ] || fail "modelseal serve exited $rc after SIGTERM"
+grep -q '"event":"stopped"' webhook.log || fail "no stopped event in the log"
 if out=$(pod while-down "$MODEL"); then fail "admitted with the webhook down: $out"; fi
 echo "$out"
 grep -qi 'failed calling webhook' <<<"$out" || fail "unexpected error: $out"

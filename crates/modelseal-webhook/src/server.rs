@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use hyper::body::Incoming;
@@ -166,11 +166,17 @@ impl Shared {
         let service = {
             let router = self.router.clone();
             let activity = Arc::clone(&activity);
+            let metrics = Arc::clone(&self.metrics);
             hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                 let in_service = InService::begin(&activity);
                 let router = router.clone();
+                let metrics = Arc::clone(&metrics);
+                let started = Instant::now();
                 async move {
                     let response = router.oneshot(request.map(axum::body::Body::new)).await;
+                    metrics
+                        .request_seconds
+                        .observe(started.elapsed().as_secs_f64());
                     drop(in_service);
                     response
                 }
