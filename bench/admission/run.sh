@@ -81,6 +81,7 @@ $cache
 # HTTP/1.1 connection after the header timeout: it is waiting for the next head).
 header_timeout_ms = 30000
 idle_timeout_ms = 600000
+max_connections = 2048
 CONFIG
   "$BENCH" serve "$name.toml" "$STORE_LATENCY_MS" > "$name.out" 2> "$name.log" &
   SERVER=$!

@@ -177,6 +177,9 @@ impl<'a> Walk<'a> {
         }
         let require_provenance = rules.require.iter().any(|t| t == SLSA_PROVENANCE_TYPE);
         let provenances = self.provenances(hop, &lookup, &digest, require_provenance)?;
+        // The hop's bundles are done with: a deep walk holds one lookup at a time, not
+        // one per level (each may be up to the store's per-digest byte limit).
+        drop(lookup);
         self.stack.push(digest);
         // Keyed by kind too: an input named a base model by one provenance and a dataset
         // by another is checked against both kinds' rules.

@@ -412,3 +412,29 @@ fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[test]
+fn a_walk_past_its_deadline_stops_instead_of_running_on() {
+    let chain = build();
+    let (store, policy) = (chain.store(&[]), chain.policy(""));
+    let digest = chain.digest("quantized").parse().unwrap();
+    let on_time = modelseal_lineage::verify_digest_until(
+        &digest,
+        &policy,
+        &store,
+        Some(std::time::Instant::now() + std::time::Duration::from_secs(60)),
+    );
+    assert!(on_time.passed(), "{:?}", on_time.first_failure());
+    let late = modelseal_lineage::verify_digest_until(
+        &digest,
+        &policy,
+        &store,
+        Some(std::time::Instant::now()),
+    );
+    let (_, failure) = failure_of(&late);
+    assert_eq!(failure.kind(), "out-of-time");
+    assert!(
+        late.root.inputs.is_empty(),
+        "nothing below the top was walked"
+    );
+}

@@ -87,6 +87,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// HTTP/2 streams per connection.
     pub max_streams_per_connection: u32,
+    /// Request body bytes buffered at once over all requests; a request whose body
+    /// (its Content-Length, or `max_body_bytes` when it has none) does not fit gets 503.
+    pub body_bytes_in_flight: u64,
     /// Requests waiting for or making an uncached decision; one more gets a 503.
     pub max_in_flight: usize,
     /// Threads that read the store and check signatures; a stuck read holds one, and
@@ -110,12 +113,13 @@ impl Default for Limits {
             header_timeout_ms: 5_000,
             body_timeout_ms: 10_000,
             idle_timeout_ms: 15_000,
-            max_connections: 4_096,
+            max_connections: 1_024,
             max_streams_per_connection: 64,
+            body_bytes_in_flight: 32 << 20,
             max_in_flight: 256,
-            blocking_threads: 8,
+            blocking_threads: 4,
             store_file_bytes: store.max_file_bytes,
-            store_digest_bytes: store.max_bytes_per_digest,
+            store_digest_bytes: 32 << 20,
             store_files_per_digest: store.max_files_per_digest,
             shutdown_grace_ms: 20_000,
         }
@@ -168,6 +172,9 @@ impl Limits {
             if value == 0 || value > most {
                 return bad(format!("{name} must be between 1 and {most}, not {value}"));
             }
+        }
+        if self.body_bytes_in_flight < 1024 {
+            return bad("body_bytes_in_flight must be at least 1024".into());
         }
         if self.store_file_bytes < 1024 || self.store_digest_bytes < self.store_file_bytes {
             return bad(

@@ -64,6 +64,8 @@ struct App {
     serving: Arc<ServingCert>,
     health: Health,
     token: Token,
+    /// KiB of request bodies that may be buffered at once.
+    body_budget: tokio::sync::Semaphore,
     metrics: Arc<Metrics>,
 }
 
@@ -139,6 +141,11 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         serving,
         health: Health::new(stale_after),
         token,
+        body_budget: tokio::sync::Semaphore::new(
+            usize::try_from(limits.body_bytes_in_flight.div_ceil(1024))
+                .unwrap_or(usize::MAX)
+                .min(tokio::sync::Semaphore::MAX_PERMITS),
+        ),
         metrics: Arc::clone(&metrics),
     });
     let panics = Arc::clone(&metrics);
@@ -353,12 +360,38 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({"error": message}))).into_response()
 }
 
-/// The body, whole, within `body_timeout_ms` and `max_body_bytes`.
-async fn read_body(app: &App, body: Body) -> Result<Bytes, Response> {
+/// The body, whole, within `body_timeout_ms` and `max_body_bytes`, and only while the
+/// bytes it may take fit in `limits.body_bytes_in_flight` with every other body being
+/// read (the budget is held until the body is parsed and dropped by the caller).
+async fn read_body<'a>(
+    app: &'a App,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Bytes, tokio::sync::SemaphorePermit<'a>), Response> {
     let max = app.config.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(max)
+        .min(max);
+    // Permits are KiB, so a u32 count covers any budget.
+    let kib = u32::try_from(declared.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
     let limit = Limits::ms(app.config.limits.body_timeout_ms);
+    let Ok(budget) = app.body_budget.try_acquire_many(kib) else {
+        app.metrics.bodies_shed.inc();
+        // Read and drop the body (nothing is kept) so that the client, still sending it,
+        // gets the 503 rather than a broken pipe.
+        let _ = tokio::time::timeout(limit, discard(body, max)).await;
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            axum::Json(json!({"error": "modelseal is reading too many request bodies at once (limits.body_bytes_in_flight); try again"})),
+        )
+            .into_response());
+    };
     match tokio::time::timeout(limit, axum::body::to_bytes(body, max)).await {
-        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Ok(bytes)) => Ok((bytes, budget)),
         Ok(Err(e)) => {
             let e = e.into_inner();
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -385,23 +418,38 @@ async fn read_body(app: &App, body: Body) -> Result<Bytes, Response> {
     }
 }
 
+/// Reads up to `max` bytes of `body` and keeps none of them.
+async fn discard(mut body: Body, max: usize) {
+    use http_body_util::BodyExt as _;
+    let mut seen = 0usize;
+    while seen <= max {
+        match body.frame().await {
+            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
+    }
+}
+
 async fn validate(
     State(app): State<Arc<App>>,
     Query(query): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
     let limit = deadline(&query, app.config.default_timeout_ms);
-    let body = match read_body(&app, body).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let review: admission::Review = match serde_json::from_slice(&body) {
-        Ok(review) => review,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!("not an AdmissionReview: {e}"),
-            );
+    let review: admission::Review = {
+        let (body, _budget) = match read_body(&app, &headers, body).await {
+            Ok(read) => read,
+            Err(response) => return response,
+        };
+        match serde_json::from_slice(&body) {
+            Ok(review) => review,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("not an AdmissionReview: {e}"),
+                );
+            }
         }
     };
     if review.api_version != "admission.k8s.io/v1" || review.kind != "AdmissionReview" {
@@ -504,17 +552,19 @@ async fn admit(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> R
         )
             .into_response();
     }
-    let body = match read_body(&app, body).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let request: AdmitRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!("expected {{\"digest\": \"blake3:…\"}}: {e}"),
-            );
+    let request: AdmitRequest = {
+        let (body, _budget) = match read_body(&app, &headers, body).await {
+            Ok(read) => read,
+            Err(response) => return response,
+        };
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("expected {{\"digest\": \"blake3:…\"}}: {e}"),
+                );
+            }
         }
     };
     let limit = Duration::from_millis(app.config.default_timeout_ms);

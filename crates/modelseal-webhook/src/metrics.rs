@@ -66,6 +66,8 @@ pub struct Metrics {
     pub decision_panics: Counter,
     /// Requests answered 503 because `max_in_flight` decisions were under way.
     pub requests_shed: Counter,
+    /// Requests answered 503 because their bodies did not fit `body_bytes_in_flight`.
+    pub bodies_shed: Counter,
     /// Request bodies not received within `body_timeout_ms`.
     pub body_timeouts: Counter,
     /// `/v1/admit` requests without the right bearer token.
@@ -107,6 +109,7 @@ impl Metrics {
             decision_timeouts: Counter::default(),
             decision_panics: Counter::default(),
             requests_shed: Counter::default(),
+            bodies_shed: Counter::default(),
             body_timeouts: Counter::default(),
             unauthorized: Counter::default(),
             handler_panics: Counter::default(),
@@ -161,6 +164,11 @@ impl Metrics {
             "requests_shed",
             "Requests answered 503: max_in_flight decisions under way",
             requests_shed
+        );
+        register!(
+            "bodies_shed",
+            "Requests answered 503: their bodies did not fit body_bytes_in_flight",
+            bodies_shed
         );
         register!(
             "body_timeouts",

@@ -25,6 +25,13 @@ use tower::ServiceExt as _;
 use crate::config::Limits;
 use crate::metrics::{Closed, Metrics, Raised};
 
+/// The most a connection's HTTP/1.1 read buffer grows to, and the largest HTTP/2 header
+/// list accepted. API servers send heads of about a KiB.
+pub const CONNECTION_BUFFER: usize = 16 << 10;
+/// HTTP/2 flow-control window per stream (twice this per connection): the most body
+/// bytes a client may send before the server has read them.
+pub const H2_WINDOW: u32 = 64 << 10;
+
 /// What every connection shares.
 pub struct Listener {
     /// The bound socket.
@@ -183,14 +190,20 @@ impl Shared {
             })
         };
         let mut builder = auto::Builder::new(TokioExecutor::new());
+        // Small per-connection buffers: what a connection can make the server hold is
+        // bounded by these, whatever the client sends (`spec/admission.md` §5).
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(Limits::ms(limits.header_timeout_ms));
+            .header_read_timeout(Limits::ms(limits.header_timeout_ms))
+            .max_buf_size(CONNECTION_BUFFER);
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_concurrent_streams(limits.max_streams_per_connection);
+            .max_concurrent_streams(limits.max_streams_per_connection)
+            .max_header_list_size(CONNECTION_BUFFER as u32)
+            .initial_stream_window_size(H2_WINDOW)
+            .initial_connection_window_size(H2_WINDOW * 2);
         let connection = builder.serve_connection(TokioIo::new(tls), service);
         tokio::pin!(connection);
         let header = Limits::ms(limits.header_timeout_ms);

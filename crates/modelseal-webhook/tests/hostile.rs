@@ -282,3 +282,51 @@ where
     }
     outputs
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_beyond_the_shared_byte_budget_are_shed_not_buffered() {
+    let _serial = SERIAL.lock().await;
+    let w = world();
+    let d = w.dir.path();
+    let server = modelseal_webhook::start(config(d, "[limits]\nbody_bytes_in_flight = 65536\n"))
+        .await
+        .unwrap();
+    let base = format!("https://127.0.0.1:{}", server.addr.port());
+    let http = client(d);
+    // A body declared larger than the whole budget (though under max_body_bytes) is shed
+    // with 503 at once; a normal review still fits, before and after.
+    let (status, _) = post(
+        &http,
+        &format!("{base}/validate"),
+        &review("b-1", json!({"modelseal.dev/model": w.model}), false),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let big = http
+        .post(format!("{base}/validate"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 100_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status().as_u16(), 503);
+    for i in 0..20 {
+        let (status, body) = post(
+            &http,
+            &format!("{base}/validate"),
+            &review(
+                &format!("b-{i}"),
+                json!({"modelseal.dev/model": w.model}),
+                false,
+            ),
+        )
+        .await;
+        assert_eq!(
+            status, 200,
+            "the budget is returned after each request: {body}"
+        );
+    }
+    let page = metrics_page(&http, &base).await;
+    assert_eq!(metric(&page, "modelseal_bodies_shed_total"), 1.0);
+    server.shutdown().await;
+}

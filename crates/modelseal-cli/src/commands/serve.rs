@@ -17,6 +17,19 @@ pub fn run(args: &ServeArgs) -> Result<Outcome> {
         )
         .with_writer(std::io::stdout)
         .init();
+    // Every connection is a descriptor: a soft limit of 1024 (common outside Kubernetes)
+    // would refuse connections long before `max_connections`.
+    let wanted = config.limits.max_connections as u64 + 64;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < wanted => tracing::warn!(
+            event = "descriptor-limit",
+            limit,
+            max_connections = config.limits.max_connections,
+            "the open-file limit is below max_connections + 64; connections past it are refused by the kernel"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(event = "descriptor-limit", error = %e),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
