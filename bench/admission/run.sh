@@ -7,6 +7,7 @@
 # the server's own histogram: the upper bound of the bucket), failures (requests not
 # answered 200), and the server's peak RSS. See bench/README.md.
 #
+#   REPS=3 (each phase REPS times, interleaved; medians reported)
 #   SECONDS_PER_PHASE=15 (at most 25: the idle connections must outlive a phase within
 #   the 30 s header timeout)  CONNECTIONS=32  IDLE=1000  STORE_LATENCY_MS=5
 #   OUT=FILE (default bench/results/DATE-admission.json)
@@ -18,7 +19,8 @@ SECONDS_PER_PHASE=${SECONDS_PER_PHASE:-15}
 CONNECTIONS=${CONNECTIONS:-32}
 IDLE=${IDLE:-1000}
 STORE_LATENCY_MS=${STORE_LATENCY_MS:-5}
-OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y-%m-%d)-admission.json}
+REPS=${REPS:-3}
+OUT=$(realpath -m "${OUT:-$ROOT/bench/results/$(date -u +%Y-%m-%d)-admission.json}")
 say() { printf '==> %s\n' "$*" >&2; }
 
 say "building modelseal and the bench (release)"
@@ -105,23 +107,40 @@ print(json.dumps(result))
 PY
 }
 
-{
+for _ in $(seq 1 "$REPS"); do
   phase cached "cache_entries = 1000
 cache_ttl_seconds = 600"
   phase uncached "cache_entries = 0
 cache_ttl_seconds = 0"
-} > "$W/results.jsonl"
+done > "$W/results.jsonl"
 python3 - "$W/results.jsonl" "$OUT" "$(nproc)" "$STORE_LATENCY_MS" <<'PY'
-import json, platform, sys
+import json, platform, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
+def med(values):
+    finite = [v for v in values if v != "inf"]
+    return statistics.median(finite) if len(finite) == len(values) else "inf"
+medians = {}
+for phase in dict.fromkeys(r["phase"] for r in rows):
+    runs = [r for r in rows if r["phase"] == phase]
+    medians[phase] = {
+        "runs": len(runs),
+        "requests_per_second": med([r["requests_per_second"] for r in runs]),
+        "server_ms_at_most": {q: med([r["server_ms_at_most"][q] for r in runs]) for q in ("p50", "p99", "p999")},
+        "client_ms": {q: med([r["client_ms"][q] for r in runs]) for q in ("p50", "p99", "p999")},
+        "failures_total": sum(r["failures"] for r in runs),
+        "idle_still_answering_min": min(r["idle_connections_still_answering"] for r in runs),
+        "idle_held": runs[0]["idle_connections_held"],
+        "server_peak_rss_mib_max": max(r["server_peak_rss_mib"] for r in runs),
+    }
 doc = {"machine": {"cpus": int(sys.argv[3]), "kernel": platform.release()},
-       "store_latency_ms": int(sys.argv[4]), "phases": rows}
+       "store_latency_ms": int(sys.argv[4]), "medians": medians, "runs": rows}
 open(sys.argv[2], "w").write(json.dumps(doc, indent=2) + "\n")
-for r in rows:
-    print(f"{r['phase']:>8}: {r['requests_per_second']:8.0f} req/s  "
-          f"server p50/p99/p99.9 <= {r['server_ms_at_most']['p50']}/{r['server_ms_at_most']['p99']}/{r['server_ms_at_most']['p999']} ms  "
-          f"client p50/p99/p99.9 {r['client_ms']['p50']}/{r['client_ms']['p99']}/{r['client_ms']['p999']} ms  "
-          f"failures {r['failures']}  idle held {r['idle_connections_still_answering']}/{r['idle_connections_held']}  "
-          f"peak RSS {r['server_peak_rss_mib']} MiB  threads {r['server_threads']}")
+for phase, m in medians.items():
+    s, c = m["server_ms_at_most"], m["client_ms"]
+    print(f"{phase:>8} (median of {m['runs']}): {m['requests_per_second']:8.0f} req/s  "
+          f"server p50/p99/p99.9 <= {s['p50']}/{s['p99']}/{s['p999']} ms  "
+          f"client p50/p99/p99.9 {c['p50']}/{c['p99']}/{c['p999']} ms  "
+          f"failures {m['failures_total']}  idle answering {m['idle_still_answering_min']}/{m['idle_held']}  "
+          f"peak RSS {m['server_peak_rss_mib_max']} MiB")
 PY
 say "written: $OUT"
