@@ -22,6 +22,11 @@ cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy "${fuzz[@]}" --all-targets -- -D warnings
 cargo test "${fuzz[@]}"
 
+step "the admission benchmark program still builds (it is run by bench/admission/run.sh, not here)"
+bench=(--manifest-path bench/admission/Cargo.toml --target-dir target --locked)
+cargo fmt --manifest-path bench/admission/Cargo.toml -- --check
+cargo clippy "${bench[@]}" --all-targets -- -D warnings
+
 step "spec vectors, checked independently of the Rust code"
 venv=target/spec-venv
 if [ ! -x "$venv/bin/python" ]; then

@@ -39,7 +39,9 @@ async fn main() -> Result<()> {
             )
             .await
         }
-        _ => bail!("usage: serve CONFIG STORE_LATENCY_MS | load PORT CA MODEL SECONDS CONNECTIONS IDLE"),
+        _ => bail!(
+            "usage: serve CONFIG STORE_LATENCY_MS | load PORT CA MODEL SECONDS CONNECTIONS IDLE"
+        ),
     }
 }
 
@@ -67,9 +69,7 @@ async fn serve(config: &str, latency_ms: u64) -> Result<()> {
 async fn connect(tls: &tokio_rustls::TlsConnector, port: u16) -> Result<Sender> {
     let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
     tcp.set_nodelay(true)?;
-    let stream = tls
-        .connect(ServerName::try_from("127.0.0.1")?, tcp)
-        .await?;
+    let stream = tls.connect(ServerName::try_from("127.0.0.1")?, tcp).await?;
     let (sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(connection);
@@ -99,7 +99,13 @@ async fn server_histogram(tls: &tokio_rustls::TlsConnector, port: u16) -> Result
         .uri("/metrics")
         .header("host", "127.0.0.1")
         .body(Full::new(Bytes::new()))?;
-    let page = sender.send_request(request).await?.into_body().collect().await?.to_bytes();
+    let page = sender
+        .send_request(request)
+        .await?
+        .into_body()
+        .collect()
+        .await?
+        .to_bytes();
     let page = String::from_utf8(page.to_vec())?;
     // (upper bound in seconds, cumulative count)
     Ok(page
@@ -107,7 +113,11 @@ async fn server_histogram(tls: &tokio_rustls::TlsConnector, port: u16) -> Result
         .filter_map(|l| {
             let rest = l.strip_prefix("modelseal_request_seconds_bucket{le=\"")?;
             let (le, count) = rest.split_once("\"} ")?;
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
             Some((le, count.trim().parse().ok()?))
         })
         .collect())
@@ -132,7 +142,14 @@ fn quantile(sorted: &[u32], q: f64) -> u32 {
     sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
-async fn load(port: u16, ca: &str, model: &str, seconds: Duration, connections: usize, idle: usize) -> Result<()> {
+async fn load(
+    port: u16,
+    ca: &str,
+    model: &str,
+    seconds: Duration,
+    connections: usize,
+    idle: usize,
+) -> Result<()> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from_pem_file(ca).context("CA certificate")?)?;
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -208,7 +225,13 @@ async fn load(port: u16, ca: &str, model: &str, seconds: Duration, connections: 
         }
     }
     latencies.sort_unstable();
-    let ms = |s: f64| if s.is_finite() { serde_json::json!(s * 1e3) } else { serde_json::json!("inf") };
+    let ms = |s: f64| {
+        if s.is_finite() {
+            serde_json::json!(s * 1e3)
+        } else {
+            serde_json::json!("inf")
+        }
+    };
     println!(
         "{}",
         serde_json::json!({
