@@ -143,8 +143,9 @@ pub fn webhook_config(data: &[u8]) {
 pub fn admission_review(data: &[u8]) {
     if let Ok(review) = serde_json::from_slice::<modelseal_webhook::admission::Review>(data)
         && let Some(request) = review.request
+        && let Ok((models, _)) = modelseal_webhook::admission::named_models(&request.object)
     {
-        let (models, _) = modelseal_webhook::admission::named_models(&request.object);
+        assert!(models.len() <= modelseal_webhook::admission::MAX_MODELS);
         for model in models {
             let _ = model.parse::<ArtifactDigest>();
         }

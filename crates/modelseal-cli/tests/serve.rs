@@ -349,15 +349,19 @@ async fn a_multi_gib_file_planted_in_the_store_leaves_memory_bounded_and_the_dec
     // The planted file is skipped (and counted); the real signature beside it still counts.
     assert_eq!(reply["response"]["allowed"], true, "{reply}");
     assert!(took < Duration::from_secs(2), "{took:?}");
+    // A yes reached beside a planted file is not cached: the next request looks again.
+    let again = server.validate(&http, "planted-again").await;
+    assert_eq!(again["response"]["allowed"], true, "{again}");
     let page = server.metrics(&http).await;
+    assert_eq!(counter(&page, "modelseal_cache_hits_total"), 0.0, "{page}");
     assert_eq!(
         counter(&page, "modelseal_store_files_skipped_total"),
-        1.0,
+        2.0,
         "{page}"
     );
     assert_eq!(
         counter(&page, "modelseal_store_errors_total"),
-        1.0,
+        2.0,
         "{page}"
     );
     let peak_kib = server.proc_status("VmHWM:");

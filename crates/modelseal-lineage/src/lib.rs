@@ -11,9 +11,11 @@
 
 pub mod policy;
 pub mod report;
+pub mod stop;
 pub mod store;
 pub mod vsa;
 mod walk;
 
 pub use report::{Hop, HopFailure, HopKind, LineageReport};
+pub use stop::Stop;
 pub use walk::{check_model, verify_digest, verify_digest_until, verify_lineage};

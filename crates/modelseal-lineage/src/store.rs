@@ -12,13 +12,14 @@
 use std::io::Read as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use modelseal_core::bundle::{Bundle, BundleError};
 use modelseal_core::fsio::{Overwrite, Visibility, write_atomic};
 use modelseal_core::statement::Statement;
 use modelseal_core::{ArtifactDigest, DigestAlgorithm};
 use sha2::Digest as _;
+
+use crate::stop::Stop;
 
 /// The largest file a lookup reads; larger ones are skipped unread. A bundle is a few
 /// KiB; a manifest of a hundred thousand files is about 16 MiB.
@@ -28,6 +29,9 @@ pub const MAX_BUNDLE_BYTES: u64 = 16 << 20;
 pub const MAX_BUNDLES_PER_DIGEST: usize = 1024;
 /// The most bytes one lookup reads, over all its files.
 pub const MAX_BYTES_PER_DIGEST: u64 = 64 << 20;
+/// A digest directory is listed up to this many times `max_files_per_digest` entries
+/// (misnamed ones included); past that the lookup is incomplete.
+pub const LISTING_FACTOR: usize = 16;
 
 /// How much one lookup may read. Files over `max_file_bytes` (or over what is left of
 /// `max_bytes_per_digest`) are skipped unread, judged by their size before any byte is
@@ -116,6 +120,19 @@ pub struct Lookup {
     pub bundles: Vec<StoredBundle>,
     /// Files that were not used.
     pub skipped: Vec<Skipped>,
+    /// Why the lookup did not consider every file under the digest, if it did not (a
+    /// per-digest limit, the listing limit, or its stopping rule): the bundles found are
+    /// then not all there are, and a caller that must not miss one (a hidden provenance
+    /// can hide a denied input) fails closed.
+    pub incomplete: Option<String>,
+}
+
+/// Why a file was not read.
+enum Unread {
+    /// The file itself is unusable (too large for any bundle, not a regular file, …).
+    Skip(String),
+    /// It would take the lookup past its per-digest byte budget.
+    OverBudget(String),
 }
 
 const ALGORITHMS: &[DigestAlgorithm] = &[DigestAlgorithm::Blake3, DigestAlgorithm::Sha256];
@@ -192,16 +209,16 @@ impl AttestationStore {
     /// by flooding these limits); nothing in it can make a bundle that does not verify
     /// count.
     pub fn bundles_for(&self, digest: &ArtifactDigest) -> Result<Lookup, StoreError> {
-        self.bundles_for_until(digest, None)
+        self.bundles_for_until(digest, &Stop::never())
     }
 
-    /// [`bundles_for`](Self::bundles_for), stopping at `deadline`: files not yet read
-    /// then are skipped (one entry says how many), so a caller out of time stops
-    /// reading within one file.
+    /// [`bundles_for`](Self::bundles_for) under a stopping rule, checked every 256
+    /// directory entries and before each file: once it is reached the lookup ends
+    /// `incomplete`, so a caller out of time stops within one file read.
     pub fn bundles_for_until(
         &self,
         digest: &ArtifactDigest,
-        deadline: Option<Instant>,
+        stop: &Stop,
     ) -> Result<Lookup, StoreError> {
         let dir = self.dir_of(digest);
         let mut lookup = Lookup::default();
@@ -231,50 +248,80 @@ impl AttestationStore {
             path: dir.clone(),
             source,
         })?;
-        let mut names = Vec::new();
-        let mut misnamed = 0usize;
-        for entry in entries.filter_map(Result::ok) {
+        let limits = self.limits;
+        // The listing is streamed and only the `max_files_per_digest` smallest names
+        // are kept, so a directory flooded with millions of entries costs bounded memory;
+        // past `LISTING_FACTOR` times that many entries it is not listed further.
+        let listing_limit = limits.max_files_per_digest.saturating_mul(LISTING_FACTOR);
+        let mut names = std::collections::BinaryHeap::new();
+        let (mut listed, mut valid, mut misnamed) = (0usize, 0usize, 0usize);
+        for entry in entries {
+            let entry = entry.map_err(|source| StoreError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            listed += 1;
+            if listed % 256 == 0 && stop.reached() {
+                lookup.incomplete = Some("out of time while listing".into());
+                return Ok(lookup);
+            }
+            if listed > listing_limit {
+                lookup.incomplete = Some(format!(
+                    "more than {listing_limit} entries under the digest; not listed further"
+                ));
+                return Ok(lookup);
+            }
             let name = entry.file_name();
             match name.to_str().and_then(|n| n.strip_suffix(".json")) {
                 Some(stem) if stem.len() == 64 && stem.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                    names.push(stem.to_ascii_lowercase())
+                    valid += 1;
+                    names.push(stem.to_ascii_lowercase());
+                    if names.len() > limits.max_files_per_digest {
+                        names.pop(); // the largest name: the first in order are kept
+                    }
                 }
                 // A temporary file of an add in progress, or something planted.
                 _ => misnamed += 1,
             }
         }
-        names.sort();
+        let names = names.into_sorted_vec();
         if misnamed > 0 {
             lookup.skipped.push(Skipped {
                 path: dir.clone(),
                 reason: format!("{misnamed} entries not named <sha256>.json, not read"),
             });
         }
-        let limits = self.limits;
+        if valid > names.len() {
+            let reason = format!(
+                "{} more files beyond the first {}, not read",
+                valid - names.len(),
+                limits.max_files_per_digest
+            );
+            lookup.skipped.push(Skipped {
+                path: dir.clone(),
+                reason: reason.clone(),
+            });
+            lookup.incomplete = Some(reason);
+        }
         let mut budget = limits.max_bytes_per_digest;
         for (i, stem) in names.iter().enumerate() {
             let path = dir.join(format!("{stem}.json"));
-            if i >= limits.max_files_per_digest {
-                lookup.skipped.push(Skipped {
-                    path: dir.clone(),
-                    reason: format!(
-                        "{} more files beyond the first {}, not read",
-                        names.len() - i,
-                        limits.max_files_per_digest
-                    ),
-                });
-                break;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                lookup.skipped.push(Skipped {
-                    path: dir.clone(),
-                    reason: format!("{} files not read: out of time", names.len() - i),
-                });
+            if stop.reached() {
+                lookup.incomplete =
+                    Some(format!("{} files not read: out of time", names.len() - i));
                 break;
             }
             let bytes = match read_bounded(&path, &limits, budget) {
-                Err(reason) => {
+                Err(Unread::Skip(reason)) => {
                     lookup.skipped.push(Skipped { path, reason });
+                    continue;
+                }
+                Err(Unread::OverBudget(reason)) => {
+                    lookup.skipped.push(Skipped {
+                        path,
+                        reason: reason.clone(),
+                    });
+                    lookup.incomplete = Some(reason);
                     continue;
                 }
                 Ok(bytes) => bytes,
@@ -325,33 +372,42 @@ impl AttestationStore {
 }
 
 /// Reads a store file that must be a regular file (no link is followed, a FIFO cannot
-/// block the open) of at most `limits.max_file_bytes` and `budget` bytes; the error is
-/// the reason to skip it.
-fn read_bounded(path: &Path, limits: &StoreLimits, budget: u64) -> Result<Vec<u8>, String> {
-    let limit = limits.max_file_bytes.min(budget);
+/// block the open) of at most `limits.max_file_bytes` and `budget` bytes.
+fn read_bounded(path: &Path, limits: &StoreLimits, budget: u64) -> Result<Vec<u8>, Unread> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
-        .map_err(|e| format!("cannot open: {e}"))?;
-    let meta = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
+        .map_err(|e| Unread::Skip(format!("cannot open: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Unread::Skip(format!("cannot stat: {e}")))?;
     if !meta.is_file() {
-        return Err("not a regular file".into());
+        return Err(Unread::Skip("not a regular file".into()));
     }
-    if meta.len() > limit {
-        return Err(format!(
-            "{} bytes, over the limit of {limit} (per file {}, per digest {})",
+    if meta.len() > limits.max_file_bytes {
+        return Err(Unread::Skip(format!(
+            "{} bytes, over the limit of {} per file",
             meta.len(),
-            limits.max_file_bytes,
-            limits.max_bytes_per_digest
-        ));
+            limits.max_file_bytes
+        )));
     }
+    if meta.len() > budget {
+        return Err(Unread::OverBudget(format!(
+            "{} bytes, over the {budget} left of the limit of {} per digest",
+            meta.len(),
+            limits.max_bytes_per_digest
+        )));
+    }
+    let limit = limits.max_file_bytes.min(budget);
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(limit + 1)
+    file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read: {e}"))?;
+        .map_err(|e| Unread::Skip(format!("cannot read: {e}")))?;
     if bytes.len() as u64 > limit {
-        return Err(format!("grew past the limit of {limit} bytes"));
+        return Err(Unread::OverBudget(format!(
+            "grew past the limit of {limit} bytes while read"
+        )));
     }
     Ok(bytes)
 }
@@ -375,6 +431,8 @@ fn subject_keys(bundle: &Bundle) -> Vec<ArtifactDigest> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
 
     fn digest() -> ArtifactDigest {
@@ -406,10 +464,12 @@ mod tests {
             std::fs::write(dir.join(format!("{i:064x}.json")), b"x").unwrap();
         }
         let lookup = store.bundles_for(&digest()).unwrap();
-        // Each of the first 1024 is read and refused by name; the rest are one entry.
+        // The rest are one entry, and make the lookup incomplete; each of the first 1024
+        // is read and refused by name.
         assert_eq!(lookup.skipped.len(), MAX_BUNDLES_PER_DIGEST + 1);
-        let last = &lookup.skipped.last().unwrap().reason;
-        assert!(last.contains("10 more files"), "{last}");
+        let first = &lookup.skipped[0].reason;
+        assert!(first.contains("10 more files"), "{first}");
+        assert_eq!(lookup.incomplete.as_deref(), Some(first.as_str()));
     }
 
     #[test]
@@ -427,20 +487,45 @@ mod tests {
         }
         let lookup = store.bundles_for(&digest()).unwrap();
         let reasons: Vec<&str> = lookup.skipped.iter().map(|s| s.reason.as_str()).collect();
+        // Too large for any bundle: skipped, and the lookup goes on.
         assert!(
-            reasons[0].starts_with("101 bytes, over the limit of 100"),
+            reasons[0].starts_with("101 bytes, over the limit of 100 per file"),
             "{reasons:?}"
         );
         assert!(reasons[1].contains("not the SHA-256"), "{reasons:?}");
-        // 90 of the 150 bytes are spent: the third file is over what is left.
+        // 90 of the 150 bytes are spent: the third file is over what is left, so the
+        // lookup has not seen everything and says so.
         assert!(
-            reasons[2].starts_with("90 bytes, over the limit of 60"),
+            reasons[2].starts_with("90 bytes, over the 60 left of the limit of 150 per digest"),
             "{reasons:?}"
         );
+        assert_eq!(lookup.incomplete.as_deref(), Some(reasons[2]));
         let late = store
-            .bundles_for_until(&digest(), Some(Instant::now()))
+            .bundles_for_until(&digest(), &Stop::at(Instant::now()))
             .unwrap();
-        assert_eq!(late.skipped.len(), 1, "{:?}", late.skipped);
-        assert_eq!(late.skipped[0].reason, "3 files not read: out of time");
+        assert!(late.skipped.is_empty(), "{:?}", late.skipped);
+        assert_eq!(
+            late.incomplete.as_deref(),
+            Some("3 files not read: out of time")
+        );
+    }
+
+    #[test]
+    fn a_directory_flooded_with_entries_is_listed_only_so_far() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = AttestationStore::open(tmp.path()).with_limits(StoreLimits {
+            max_files_per_digest: 4,
+            ..StoreLimits::default()
+        });
+        let dir = store.dir_of(&digest());
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..4 * LISTING_FACTOR + 1 {
+            std::fs::write(dir.join(format!("planted-{i}")), b"").unwrap();
+        }
+        let lookup = store.bundles_for(&digest()).unwrap();
+        assert_eq!(
+            lookup.incomplete.as_deref(),
+            Some("more than 64 entries under the digest; not listed further")
+        );
     }
 }

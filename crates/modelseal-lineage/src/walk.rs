@@ -8,7 +8,7 @@
 //! and its inputs.
 
 use std::collections::BTreeSet;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use modelseal_core::ArtifactDigest;
 use modelseal_core::provenance::{
@@ -20,6 +20,7 @@ use modelseal_verify::{Attestation, error_chain, verify_attestation};
 
 use crate::policy::{LineagePolicy, Role, Rules, role_name};
 use crate::report::{Hop, HopFailure, HopKind, LineageReport};
+use crate::stop::Stop;
 use crate::store::{AttestationStore, Lookup, Skipped};
 use crate::vsa;
 
@@ -51,20 +52,21 @@ pub fn verify_digest(
     policy: &LineagePolicy,
     store: &AttestationStore,
 ) -> LineageReport {
-    verify_digest_until(digest, policy, store, None)
+    verify_digest_until(digest, policy, store, Stop::never())
 }
 
-/// [`verify_digest`] that stops at `deadline`: a hop reached after it fails with
-/// [`HopFailure::OutOfTime`] and a store lookup under way stops within one file, so
-/// work whose answer is no longer wanted ends instead of running on.
+/// [`verify_digest`] under a stopping rule: once it is reached, the hop being checked
+/// and those not yet reached fail with [`HopFailure::OutOfTime`] and a store lookup
+/// under way stops within one file, so work whose answer is no longer wanted ends
+/// instead of running on.
 pub fn verify_digest_until(
     digest: &ArtifactDigest,
     policy: &LineagePolicy,
     store: &AttestationStore,
-    deadline: Option<Instant>,
+    stop: Stop,
 ) -> LineageReport {
     let mut walk = Walk::new(policy, store, true);
-    walk.deadline = deadline;
+    walk.stop = stop;
     let mut top = Hop::new(HopKind::Model, None, Some(*digest));
     walk.check_into(&mut top, 0);
     walk.report(top)
@@ -92,7 +94,7 @@ struct Walk<'a> {
     /// Hops checked so far.
     hops: usize,
     /// When the caller stops wanting an answer.
-    deadline: Option<Instant>,
+    stop: Stop,
 }
 
 /// The most hops one walk checks.
@@ -108,7 +110,7 @@ impl<'a> Walk<'a> {
             top_signature,
             now: SystemTime::now(),
             hops: 0,
-            deadline: None,
+            stop: Stop::never(),
         }
     }
 
@@ -145,17 +147,21 @@ impl<'a> Walk<'a> {
             return Err(HopFailure::TooDeep(self.policy.max_depth));
         }
         // One store lookup per hop serves the manifest, summary and provenance steps.
-        let out_of_time = || self.deadline.is_some_and(|d| Instant::now() >= d);
-        if out_of_time() {
+        if self.stop.reached() {
             return Err(HopFailure::OutOfTime);
         }
         let lookup = self
             .store
-            .bundles_for_until(&digest, self.deadline)
+            .bundles_for_until(&digest, &self.stop)
             .map_err(|e| HopFailure::Store(error_chain(&e)))?;
         hop.skipped.extend(lookup.skipped.iter().cloned());
-        if out_of_time() {
+        if self.stop.reached() {
             return Err(HopFailure::OutOfTime);
+        }
+        // What was not looked at could be a provenance naming a denied input: a lookup
+        // cut short by a limit fails the hop rather than pass it on what it saw.
+        if let Some(reason) = &lookup.incomplete {
+            return Err(HopFailure::Store(format!("lookup incomplete: {reason}")));
         }
         let rules = self.rules(hop.kind);
         let is_top = depth == 0;

@@ -422,14 +422,14 @@ fn a_walk_past_its_deadline_stops_instead_of_running_on() {
         &digest,
         &policy,
         &store,
-        Some(std::time::Instant::now() + std::time::Duration::from_secs(60)),
+        modelseal_lineage::Stop::at(std::time::Instant::now() + std::time::Duration::from_secs(60)),
     );
     assert!(on_time.passed(), "{:?}", on_time.first_failure());
     let late = modelseal_lineage::verify_digest_until(
         &digest,
         &policy,
         &store,
-        Some(std::time::Instant::now()),
+        modelseal_lineage::Stop::at(std::time::Instant::now()),
     );
     let (_, failure) = failure_of(&late);
     assert_eq!(failure.kind(), "out-of-time");
@@ -437,4 +437,35 @@ fn a_walk_past_its_deadline_stops_instead_of_running_on() {
         late.root.inputs.is_empty(),
         "nothing below the top was walked"
     );
+}
+
+#[test]
+fn a_lookup_cut_short_by_a_limit_fails_the_hop_rather_than_pass_it_on_what_it_saw() {
+    let chain = build();
+    // Two junk files with valid-looking names fill the file limit of a store that
+    // considers two files per digest: whatever else is there (a provenance naming a
+    // denied input, say) is not seen, so the hop cannot pass.
+    let store = chain
+        .store(&[])
+        .with_limits(modelseal_lineage::store::StoreLimits {
+            max_files_per_digest: 2,
+            ..Default::default()
+        });
+    let hex = chain
+        .digest("corpus-a")
+        .strip_prefix("blake3:")
+        .unwrap()
+        .to_owned();
+    let dir = store_dir(&store).join("blake3").join(hex);
+    for i in 0..2 {
+        std::fs::write(dir.join(format!("{i:064x}.json")), b"junk").unwrap();
+    }
+    let report = chain.check(&store, &chain.policy(""));
+    let (name, failure) = failure_of(&report);
+    assert_eq!(failure.kind(), "store-error", "{failure}");
+    assert!(
+        failure.to_string().contains("lookup incomplete"),
+        "{failure}"
+    );
+    assert_eq!(name, "corpus-a");
 }

@@ -27,9 +27,10 @@ pub struct Request {
     /// Echoed in the response; required.
     #[serde(default)]
     pub uid: String,
-    /// The object being admitted.
+    /// The object being admitted: only the fields read are kept, the rest is skipped
+    /// as it is parsed, so a large object costs no memory beyond its body.
     #[serde(default)]
-    pub object: Value,
+    pub object: Object,
     /// Whether the request is a dry run.
     #[serde(default)]
     pub dry_run: bool,
@@ -38,28 +39,113 @@ pub struct Request {
     pub namespace: Option<String>,
 }
 
-/// The models an object names: its own annotations, or (for workloads such as
-/// Deployments) its pod template's.
-pub fn named_models(object: &Value) -> (Vec<String>, Option<String>) {
-    let annotations = [
-        &object["metadata"]["annotations"],
-        &object["spec"]["template"]["metadata"]["annotations"],
-    ];
-    for a in annotations {
-        if let Some(list) = a.get(MODEL_ANNOTATION).and_then(Value::as_str) {
-            let models = list
-                .split(',')
-                .map(|m| m.trim().to_owned())
-                .filter(|m| !m.is_empty())
-                .collect();
-            let name = a
-                .get(MODEL_NAME_ANNOTATION)
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            return (models, name);
+/// The parts of an object that name its model.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct Object {
+    /// `metadata`.
+    pub metadata: Metadata,
+    /// `spec` (workloads carry a pod template in it).
+    pub spec: Option<Spec>,
+}
+
+/// `metadata` (or a pod template's).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct Metadata {
+    /// The object's name, for logs.
+    pub name: Option<String>,
+    /// Only modelseal's annotations.
+    pub annotations: Option<Annotations>,
+}
+
+/// modelseal's annotations; others are skipped.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct Annotations {
+    /// [`MODEL_ANNOTATION`].
+    #[serde(rename = "modelseal.dev/model")]
+    pub model: Option<String>,
+    /// [`MODEL_NAME_ANNOTATION`].
+    #[serde(rename = "modelseal.dev/model-name")]
+    pub model_name: Option<String>,
+}
+
+/// `spec`, as far as it is read.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct Spec {
+    /// A workload's pod template.
+    pub template: Option<Template>,
+}
+
+/// `spec.template`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct Template {
+    /// Its metadata.
+    pub metadata: Metadata,
+}
+
+/// The most models one object may name.
+pub const MAX_MODELS: usize = 16;
+
+/// Why an object's model annotation was refused before any decision.
+#[derive(Debug, thiserror::Error)]
+pub enum NamingError {
+    /// More distinct models than [`MAX_MODELS`].
+    #[error("the object names {0} models; at most {MAX_MODELS} are decided per object")]
+    TooMany(usize),
+}
+
+/// The models an object names (its own annotations, or for workloads such as
+/// Deployments its pod template's), each once, in the order first named; and the
+/// name given for messages.
+pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), NamingError> {
+    let template = object
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .map(|t| &t.metadata);
+    for metadata in std::iter::once(&object.metadata).chain(template) {
+        let Some(a) = &metadata.annotations else {
+            continue;
+        };
+        if let Some(list) = &a.model {
+            let mut models: Vec<String> = Vec::new();
+            let mut count = 0usize;
+            for m in list.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+                if !models.iter().any(|seen| seen == m) {
+                    count += 1;
+                    if count > MAX_MODELS {
+                        let distinct = list
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|m| !m.is_empty())
+                            .collect::<std::collections::BTreeSet<_>>()
+                            .len();
+                        return Err(NamingError::TooMany(distinct));
+                    }
+                    models.push(m.to_owned());
+                }
+            }
+            return Ok((models, a.model_name.clone()));
         }
     }
-    (Vec::new(), None)
+    Ok((Vec::new(), None))
+}
+
+/// `text` cut to at most `max` bytes (at a character boundary) with an ellipsis: what
+/// a client sent is never echoed at length into messages and logs.
+pub fn shorten(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into()
 }
 
 /// The AdmissionReview response body.
@@ -87,4 +173,49 @@ pub fn response(
         "kind": "AdmissionReview",
         "response": response,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(json: serde_json::Value) -> Object {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn models_are_named_once_each_and_at_most_sixteen() {
+        let d = |i: u8| format!("blake3:{}", hex_of(i));
+        let repeated = vec![d(1); 5000].join(",");
+        let (models, _) = named_models(&object(serde_json::json!({
+            "metadata": {"annotations": {MODEL_ANNOTATION: format!("{repeated},{}", d(2))}}
+        })))
+        .unwrap();
+        assert_eq!(models, [d(1), d(2)]);
+        let many = (0..17).map(d).collect::<Vec<_>>().join(",");
+        let err = named_models(&object(serde_json::json!({
+            "spec": {"template": {"metadata": {"annotations": {MODEL_ANNOTATION: many}}}}
+        })))
+        .unwrap_err();
+        assert!(err.to_string().contains("names 17 models"), "{err}");
+    }
+
+    #[test]
+    fn everything_else_in_the_object_is_skipped_not_kept() {
+        let (models, name) = named_models(&object(serde_json::json!({
+            "metadata": {"name": "p", "labels": {"a": "b"}, "annotations": {
+                "other": "x", MODEL_NAME_ANNOTATION: "m", MODEL_ANNOTATION: "blake3:aa"}},
+            "spec": null,
+            "status": [0, 0, 0],
+        })))
+        .unwrap();
+        assert_eq!(models, ["blake3:aa"]);
+        assert_eq!(name.as_deref(), Some("m"));
+        assert_eq!(shorten("abcdef", 3), "abc…");
+        assert_eq!(shorten("é", 1), "…");
+    }
+
+    fn hex_of(i: u8) -> String {
+        format!("{i:02x}").repeat(32)
+    }
 }

@@ -76,8 +76,8 @@ pub struct Limits {
     /// A TLS handshake not finished in this time closes the connection, milliseconds.
     pub handshake_timeout_ms: u64,
     /// The first request's headers must arrive within this time of the handshake (and,
-    /// for HTTP/1.1, every later request's headers within this time of their first
-    /// byte), milliseconds.
+    /// for HTTP/1.1, every later request's head within this time of hyper starting to
+    /// wait for it, which also closes idle HTTP/1.1 connections), milliseconds.
     pub header_timeout_ms: u64,
     /// A request body must arrive whole within this time of its headers, milliseconds.
     pub body_timeout_ms: u64,
@@ -121,7 +121,8 @@ impl Default for Limits {
             store_file_bytes: store.max_file_bytes,
             store_digest_bytes: 32 << 20,
             store_files_per_digest: store.max_files_per_digest,
-            shutdown_grace_ms: 20_000,
+            // Above the longest decision (27 s: 90% of the API server's 30 s at most).
+            shutdown_grace_ms: 28_000,
         }
     }
 }
@@ -173,12 +174,14 @@ impl Limits {
                 return bad(format!("{name} must be between 1 and {most}, not {value}"));
             }
         }
-        if self.body_bytes_in_flight < 1024 {
-            return bad("body_bytes_in_flight must be at least 1024".into());
+        if !(1024..=1 << 40).contains(&self.body_bytes_in_flight) {
+            return bad("body_bytes_in_flight must be between 1024 and 1 TiB".into());
         }
-        if self.store_file_bytes < 1024 || self.store_digest_bytes < self.store_file_bytes {
+        if !(1024..=1 << 30).contains(&self.store_file_bytes)
+            || !(self.store_file_bytes..=4 << 30).contains(&self.store_digest_bytes)
+        {
             return bad(
-                "store_file_bytes must be at least 1024 and store_digest_bytes at least store_file_bytes"
+                "store_file_bytes must be between 1024 and 1 GiB, and store_digest_bytes between store_file_bytes and 4 GiB"
                     .into(),
             );
         }
@@ -279,9 +282,25 @@ impl Config {
                 "cache_entries is 0 but cache_ttl_seconds is not".into(),
             ));
         }
-        if config.max_body_bytes < 1024 {
+        if !(1024..=64 << 20).contains(&config.max_body_bytes) {
             return Err(ConfigError::Invalid(
-                "max_body_bytes below 1024 cannot hold an AdmissionReview".into(),
+                "max_body_bytes must be between 1024 (an AdmissionReview) and 64 MiB".into(),
+            ));
+        }
+        if config.max_body_bytes as u64 > config.limits.body_bytes_in_flight {
+            return Err(ConfigError::Invalid(
+                "max_body_bytes is larger than limits.body_bytes_in_flight: such a body could never be read".into(),
+            ));
+        }
+        if !(1..=30_000).contains(&config.default_timeout_ms) {
+            return Err(ConfigError::Invalid(
+                "default_timeout_ms must be between 1 and 30000 (an API server waits 30 s at most)"
+                    .into(),
+            ));
+        }
+        if !(100..=600_000).contains(&config.reload_interval_ms) {
+            return Err(ConfigError::Invalid(
+                "reload_interval_ms must be between 100 and 600000".into(),
             ));
         }
         for (what, p) in [

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use modelseal_core::ArtifactDigest;
 use modelseal_lineage::policy::LineagePolicy;
 use modelseal_lineage::store::{AttestationStore, StoreLimits};
-use modelseal_lineage::verify_digest_until;
+use modelseal_lineage::{Stop, verify_digest_until};
 
 use crate::metrics::Metrics;
 
@@ -50,6 +50,8 @@ pub struct Decision {
     pub report: serde_json::Value,
     /// Whether the cache answered.
     pub cached: bool,
+    /// Whether the walk stopped because its time ran out (not a verdict).
+    pub timed_out: bool,
 }
 
 /// Positive decisions by (digest, trust version), bounded in entries (quick_cache
@@ -97,10 +99,12 @@ impl Decider {
         Decision {
             allowed: false,
             message: format!(
-                "{digest:?} is not a model digest; write it as blake3:<64 lowercase hex>"
+                "{:?} is not a model digest; write it as blake3:<64 lowercase hex>",
+                crate::admission::shorten(digest, 80)
             ),
             report: serde_json::Value::Null,
             cached: false,
+            timed_out: false,
         }
     }
 
@@ -120,39 +124,49 @@ impl Decider {
             message: format!("model {digest} verified (cached)"),
             report: serde_json::Value::Null,
             cached: true,
+            timed_out: false,
         })
     }
 
     /// Decides for one model digest from the store. Blocking: call it on a worker.
     /// `remember` is false for dry runs, which leave no trace. `name` is what the
     /// object calls the model: shown in messages, never used for policy (the signed
-    /// name is). Work stops at `deadline` (the answer is no longer wanted then).
+    /// name is). Work ends when `stop` is reached (the answer is no longer wanted then).
+    /// The per-hop report is kept only when `want_report`.
     pub fn decide(
         &self,
         digest: &ArtifactDigest,
         name: Option<&str>,
         remember: bool,
-        deadline: Option<Instant>,
+        stop: Stop,
+        want_report: bool,
     ) -> Decision {
         let trust = self.trust();
-        let report = verify_digest_until(digest, &trust.policy, &trust.store, deadline);
+        let report = verify_digest_until(digest, &trust.policy, &trust.store, stop);
         let skipped = report.skipped_files();
-        if report.has_store_error() || skipped > 0 {
+        let store_trouble = report.has_store_error() || skipped > 0;
+        if store_trouble {
             self.metrics.store_errors.inc();
             self.metrics.store_files_skipped.inc_by(skipped as u64);
         }
         let allowed = report.passed();
+        let timed_out = report
+            .first_failure()
+            .is_some_and(|(_, f)| matches!(f, modelseal_lineage::HopFailure::OutOfTime));
         let message = match report.first_failure() {
             None => format!("model {digest} verified: signature and lineage satisfy the policy"),
             Some((hop, failure)) => format!(
                 "model {}{digest} refused: {} {} ({}): {failure}",
-                name.map(|n| format!("{n} ")).unwrap_or_default(),
+                name.map(|n| format!("{} ", crate::admission::shorten(n, 80)))
+                    .unwrap_or_default(),
                 hop.kind.name(),
                 hop.display_name(),
                 hop.digest_text()
             ),
         };
-        if allowed && remember {
+        // A yes reached while something was planted in the store is not kept: the next
+        // request looks again.
+        if allowed && remember && !store_trouble {
             if let Some(cache) = &self.cache {
                 cache.insert((*digest, Arc::clone(&trust.version)), Instant::now());
                 self.metrics.cache_entries.set(cache.len() as i64);
@@ -161,8 +175,13 @@ impl Decider {
         Decision {
             allowed,
             message,
-            report: report.to_json(),
+            report: if want_report {
+                report.to_json()
+            } else {
+                serde_json::Value::Null
+            },
             cached: false,
+            timed_out,
         }
     }
 }

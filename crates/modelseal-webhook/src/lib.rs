@@ -38,6 +38,7 @@ use crate::metrics::Metrics;
 use crate::pool::{Pool, WorkError};
 use crate::reload::Health;
 use crate::tls::ServingCert;
+use modelseal_lineage::Stop;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -243,15 +244,28 @@ struct Outcome {
     cached: bool,
 }
 
+/// Sets a flag when dropped: the request's handler is gone (its client reset the
+/// stream or closed the connection), so its work can stop.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Decides for every model within `limit`: cached answers on this thread, the rest on a
-/// worker. A model not decided in time is refused (or admitted, with `fail_open`, and a
-/// warning either way); a panic is always a refusal. `Err` is a response to send as is
+/// worker, one after another, stopping at the first refusal (the request is refused
+/// then). Each decision is kept as it is made, so a refusal reached before the deadline
+/// stands even if later models run out of time; only models not decided in time fall
+/// under `fail_open`. A panic is always a refusal. `Err` is a response to send as is
 /// (the server is full).
 async fn decide_all(
     app: &Arc<App>,
-    models: Vec<String>,
+    models: &[String],
     name: Option<String>,
     remember: bool,
+    want_report: bool,
     limit: Duration,
 ) -> Result<Outcome, Response> {
     let started = Instant::now();
@@ -271,34 +285,66 @@ async fn decide_all(
         }
     }
     let mut warnings = Vec::new();
-    if !pending.is_empty() {
-        let worker = Arc::clone(app);
-        let digests: Vec<_> = pending.iter().map(|(_, d)| *d).collect();
-        let work = move || {
-            digests
-                .iter()
-                .map(|digest| {
+    let refused_already = decisions.iter().flatten().any(|d| !d.allowed);
+    if !pending.is_empty() && !refused_already {
+        let made: Arc<std::sync::Mutex<Vec<Decision>>> = Arc::default();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let _cancel = CancelOnDrop(Arc::clone(&cancelled));
+        let stop = Stop::at(deadline).or_when(Arc::clone(&cancelled));
+        let work = {
+            let (worker, made) = (Arc::clone(app), Arc::clone(&made));
+            let digests: Vec<_> = pending.iter().map(|(_, d)| *d).collect();
+            move || {
+                for digest in &digests {
                     if let Some(hook) = &worker.config.hooks.before_decision {
                         hook(digest);
                     }
-                    worker
-                        .decider
-                        .decide(digest, name.as_deref(), remember, Some(deadline))
-                })
-                .collect::<Vec<Decision>>()
+                    let decision = worker.decider.decide(
+                        digest,
+                        name.as_deref(),
+                        remember,
+                        stop.clone(),
+                        want_report,
+                    );
+                    if decision.timed_out {
+                        // Not a verdict: the time ran out. The caller answers for it.
+                        return;
+                    }
+                    let refused = !decision.allowed;
+                    made.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(decision);
+                    if refused || stop.reached() {
+                        return;
+                    }
+                }
+            }
         };
-        let failed = |message: String, allowed: bool| Decision {
+        let result = app.pool.run(deadline, work).await;
+        // Whatever was decided, in time or not, in the order of `pending`.
+        let made = std::mem::take(&mut *made.lock().unwrap_or_else(|p| p.into_inner()));
+        let decided = made.len();
+        for ((i, _), decision) in pending.iter().zip(made) {
+            decisions[*i] = Some(decision);
+        }
+        let undecided = || pending.iter().skip(decided).map(|(i, _)| *i);
+        let unfilled = |message: String, allowed: bool| Decision {
             allowed,
             message,
             report: Value::Null,
             cached: false,
+            timed_out: true,
         };
-        match app.pool.run(deadline, work).await {
-            Ok(made) => {
-                for ((i, _), decision) in pending.iter().zip(made) {
-                    decisions[*i] = Some(decision);
-                }
-            }
+        let joined = || admission::shorten(&models.join(", "), 200).into_owned();
+        let refused = decisions.iter().flatten().any(|d| !d.allowed);
+        // Work that ended without deciding everything (its stopping rule was reached
+        // just as the deadline came) ran out of time as surely as work still running.
+        let result = match result {
+            Ok(()) if decided < pending.len() && !refused => Err(WorkError::OutOfTime),
+            other => other,
+        };
+        match result {
+            Ok(()) => {}
             Err(WorkError::Shed) => {
                 return Err((
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -314,33 +360,36 @@ async fn decide_all(
                 app.metrics.decision_timeouts.inc();
                 let message = format!(
                     "modelseal could not verify {} within {} ms (attestation store slow or unreachable)",
-                    models.join(", "),
+                    joined(),
                     limit.as_millis()
                 );
                 warnings.push(message.clone());
-                for (i, _) in &pending {
-                    decisions[*i] = Some(failed(message.clone(), app.config.fail_open));
+                for i in undecided().collect::<Vec<_>>() {
+                    // A refusal made in time is never outweighed by fail_open.
+                    decisions[i] =
+                        Some(unfilled(message.clone(), app.config.fail_open && !refused));
                 }
             }
             Err(WorkError::Panicked(panic)) => {
                 // A bug is never a reason to admit, whatever fail_open says.
                 app.metrics.decision_panics.inc();
-                tracing::error!(event = "decision-panic", models = %models.join(","), panic = %panic);
+                tracing::error!(event = "decision-panic", models = %joined(), panic = %panic);
                 let message = format!(
                     "modelseal failed while deciding {} (an internal error, logged); refused",
-                    models.join(", ")
+                    joined()
                 );
-                for (i, _) in &pending {
-                    decisions[*i] = Some(failed(message.clone(), false));
+                for i in undecided().collect::<Vec<_>>() {
+                    decisions[i] = Some(unfilled(message.clone(), false));
                 }
             }
         }
     }
+    // Models left undecided because an earlier one was refused are refused with it.
     let decisions: Vec<Decision> = decisions.into_iter().flatten().collect();
     for d in &decisions {
         app.metrics.record(d.allowed, d.cached, started.elapsed());
     }
-    let allowed = decisions.iter().all(|d| d.allowed);
+    let allowed = decisions.len() == models.len() && decisions.iter().all(|d| d.allowed);
     let message = decisions
         .iter()
         .find(|d| !d.allowed)
@@ -351,7 +400,7 @@ async fn decide_all(
         allowed,
         message,
         warnings,
-        cached: decisions.iter().all(|d| d.cached),
+        cached: !decisions.is_empty() && decisions.iter().all(|d| d.cached),
         reports: decisions.into_iter().map(|d| d.report).collect(),
     })
 }
@@ -360,53 +409,106 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({"error": message}))).into_response()
 }
 
-/// The body, whole, within `body_timeout_ms` and `max_body_bytes`, and only while the
-/// bytes it may take fit in `limits.body_bytes_in_flight` with every other body being
-/// read (the budget is held until the body is parsed and dropped by the caller).
+/// Part of `limits.body_bytes_in_flight`, in KiB, held while a body is read and parsed.
+struct BodyBudget<'a> {
+    semaphore: &'a tokio::sync::Semaphore,
+    kib: u32,
+}
+
+impl BodyBudget<'_> {
+    /// Grows the share to cover `bytes`; false when the budget has no more.
+    fn cover(&mut self, bytes: usize) -> bool {
+        let want = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+        if want <= self.kib {
+            return true;
+        }
+        match self.semaphore.try_acquire_many(want - self.kib) {
+            Ok(permit) => {
+                permit.forget();
+                self.kib = want;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl Drop for BodyBudget<'_> {
+    fn drop(&mut self) {
+        self.semaphore.add_permits(self.kib as usize);
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    OverBudget,
+    Unreadable(String),
+}
+
+/// The body, whole, within `body_timeout_ms` and `max_body_bytes`, taking its share of
+/// `limits.body_bytes_in_flight` as its bytes arrive (so a body trickled slowly holds
+/// only what it has sent); the share is held until the caller drops it, after parsing.
 async fn read_body<'a>(
     app: &'a App,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Bytes, tokio::sync::SemaphorePermit<'a>), Response> {
+) -> Result<(Bytes, BodyBudget<'a>), Response> {
+    use http_body_util::BodyExt as _;
     let max = app.config.max_body_bytes;
-    let declared = headers
+    let limit = Limits::ms(app.config.limits.body_timeout_ms);
+    // Content-Length is only a hint for the first allocation, never trusted for more.
+    let hint = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(max)
-        .min(max);
-    // Permits are KiB, so a u32 count covers any budget.
-    let kib = u32::try_from(declared.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
-    let limit = Limits::ms(app.config.limits.body_timeout_ms);
-    let Ok(budget) = app.body_budget.try_acquire_many(kib) else {
-        app.metrics.bodies_shed.inc();
-        // Read and drop the body (nothing is kept) so that the client, still sending it,
-        // gets the 503 rather than a broken pipe.
-        let _ = tokio::time::timeout(limit, discard(body, max)).await;
-        return Err((
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "1")],
-            axum::Json(json!({"error": "modelseal is reading too many request bodies at once (limits.body_bytes_in_flight); try again"})),
-        )
-            .into_response());
+        .unwrap_or(0)
+        .min(max)
+        .min(64 << 10);
+    let mut budget = BodyBudget {
+        semaphore: &app.body_budget,
+        kib: 0,
     };
-    match tokio::time::timeout(limit, axum::body::to_bytes(body, max)).await {
-        Ok(Ok(bytes)) => Ok((bytes, budget)),
-        Ok(Err(e)) => {
-            let e = e.into_inner();
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Err(error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("request body over max_body_bytes ({max})"),
-                ))
-            } else {
-                Err(error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("request body unreadable: {e}"),
-                ))
+    let mut body = body;
+    let read = async {
+        let mut bytes = Vec::with_capacity(hint);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| BodyError::Unreadable(e.to_string()))?;
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
+            if bytes.len() + data.len() > max {
+                return Err(BodyError::TooLarge);
             }
+            if !budget.cover(bytes.len() + data.len()) {
+                return Err(BodyError::OverBudget);
+            }
+            bytes.extend_from_slice(data);
+        }
+        Ok(Bytes::from(bytes))
+    };
+    let outcome = tokio::time::timeout(limit, read).await;
+    match outcome {
+        Ok(Ok(bytes)) => Ok((bytes, budget)),
+        Ok(Err(BodyError::TooLarge)) => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body over max_body_bytes ({max})"),
+        )),
+        Ok(Err(BodyError::Unreadable(e))) => Err(error(
+            StatusCode::BAD_REQUEST,
+            &format!("request body unreadable: {e}"),
+        )),
+        Ok(Err(BodyError::OverBudget)) => {
+            drop(budget);
+            app.metrics.bodies_shed.inc();
+            // Read and drop the rest (nothing is kept) so that the client, still
+            // sending, gets the 503 rather than a broken pipe.
+            let _ = tokio::time::timeout(limit, discard(body, max)).await;
+            Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
+                axum::Json(json!({"error": "modelseal is reading too many request bodies at once (limits.body_bytes_in_flight); try again"})),
+            )
+                .into_response())
         }
         Err(_) => {
             app.metrics.body_timeouts.inc();
@@ -470,13 +572,27 @@ async fn validate(
             "AdmissionReview request has no uid",
         );
     }
-    let (models, name) = admission::named_models(&request.object);
+    let named = admission::named_models(&request.object);
     let object = format!(
         "{}/{}",
-        request.namespace.as_deref().unwrap_or("-"),
-        request.object["metadata"]["name"].as_str().unwrap_or("-")
+        admission::shorten(request.namespace.as_deref().unwrap_or("-"), 253),
+        admission::shorten(request.object.metadata.name.as_deref().unwrap_or("-"), 253)
     );
-    let mut outcome = if models.is_empty() {
+    let (models, name, refusal) = match named {
+        Ok((models, name)) => (models, name, None),
+        Err(refusal) => (Vec::new(), None, Some(refusal.to_string())),
+    };
+    let mut outcome = if let Some(refusal) = refusal {
+        // The annotation was refused before any decision (too many models): never the
+        // "names no model" case, which no_model = allow would admit.
+        Outcome {
+            allowed: false,
+            message: format!("{object}: {refusal}"),
+            warnings: Vec::new(),
+            reports: Vec::new(),
+            cached: false,
+        }
+    } else if models.is_empty() {
         let allowed = app.config.no_model == NoModel::Allow;
         let message = if allowed {
             "no model named; admitted by configuration".to_owned()
@@ -494,7 +610,7 @@ async fn validate(
             cached: false,
         }
     } else {
-        match decide_all(&app, models.clone(), name, !request.dry_run, limit).await {
+        match decide_all(&app, &models, name, !request.dry_run, false, limit).await {
             Ok(outcome) => outcome,
             Err(response) => return response,
         }
@@ -567,11 +683,17 @@ async fn admit(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> R
             }
         }
     };
-    let limit = Duration::from_millis(app.config.default_timeout_ms);
+    // The same margin and cap as a deadline the API server gives.
+    let limit = deadline(
+        &std::collections::HashMap::new(),
+        app.config.default_timeout_ms,
+    );
+    let digest = admission::shorten(&request.digest, 80).into_owned();
     let outcome = match decide_all(
         &app,
-        vec![request.digest.clone()],
+        std::slice::from_ref(&request.digest),
         request.name,
+        true,
         true,
         limit,
     )
@@ -580,9 +702,9 @@ async fn admit(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> R
         Ok(outcome) => outcome,
         Err(response) => return response,
     };
-    tracing::info!(event = "registry-admission", digest = %request.digest, allowed = outcome.allowed, cached = outcome.cached, reason = %outcome.message);
+    tracing::info!(event = "registry-admission", digest = %digest, allowed = outcome.allowed, cached = outcome.cached, reason = %outcome.message);
     axum::Json(json!({
-        "digest": request.digest,
+        "digest": digest,
         "allowed": outcome.allowed,
         "message": outcome.message,
         "warnings": outcome.warnings,

@@ -1,9 +1,10 @@
-//! One thread that watches the files the server was configured with and keeps what
-//! `/readyz` reports: every `reload_interval_ms` it reloads the serving certificate, the
+//! Two threads that keep what `/readyz` reports. One watches the files the server was
+//! configured with: every `reload_interval_ms` it reloads the serving certificate, the
 //! policy with every key file it names, and the admit token when any of their files
-//! changed, and probes the store. A plain thread rather than a task: these are blocking
-//! file reads, and if the store hangs only this thread waits (readiness then goes stale
-//! and says so) while requests are still answered.
+//! changed. The other probes the store, so a hung store file system cannot hold up a
+//! key revocation. Plain threads rather than tasks: these are blocking file reads, and
+//! if one hangs only its thread waits (readiness then goes stale and says so) while
+//! requests are still answered.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +22,6 @@ use crate::tls::{self, ServingCert};
 struct Checks {
     certificate: Result<(), String>,
     policy: Result<(), String>,
-    store: Result<(), String>,
     token: Result<(), String>,
     at: Instant,
 }
@@ -29,6 +29,7 @@ struct Checks {
 /// Readiness, as `/readyz` reports it.
 pub struct Health {
     checks: RwLock<Checks>,
+    store: RwLock<(Result<(), String>, Instant)>,
     draining: AtomicBool,
     stale_after: Duration,
 }
@@ -40,10 +41,10 @@ impl Health {
             checks: RwLock::new(Checks {
                 certificate: Ok(()),
                 policy: Ok(()),
-                store: Ok(()),
                 token: Ok(()),
                 at: Instant::now(),
             }),
+            store: RwLock::new((Ok(()), Instant::now())),
             draining: AtomicBool::new(false),
             stale_after,
         }
@@ -61,30 +62,42 @@ impl Health {
             .certificate
             .clone()
             .and_then(|()| serving.check(SystemTime::now()));
-        let fresh = if checks.at.elapsed() <= self.stale_after {
-            Ok(())
-        } else {
-            Err(format!(
-                "the last file and store check was {} s ago (the store or a file system may be hung)",
-                checks.at.elapsed().as_secs()
-            ))
+        let fresh = |at: Instant, what: &str| {
+            if at.elapsed() <= self.stale_after {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the last {what} was {} s ago (a file system may be hung)",
+                    at.elapsed().as_secs()
+                ))
+            }
+        };
+        let files = fresh(
+            checks.at,
+            "check of the certificate, policy and token files",
+        );
+        let store = {
+            let (result, at) = &*self.store.read().unwrap_or_else(|p| p.into_inner());
+            result.clone().and_then(|()| fresh(*at, "store probe"))
         };
         let draining = if self.draining.load(Ordering::Relaxed) {
             Err("shutting down".to_owned())
         } else {
             Ok(())
         };
-        let parts = [
+        // The admit token is reported but does not decide readiness: a broken registry
+        // token must not take Kubernetes admission down with it.
+        let deciding = [
             ("certificate", &certificate),
             ("policy", &checks.policy),
-            ("store", &checks.store),
-            ("admit_token", &checks.token),
-            ("checks", &fresh),
+            ("store", &store),
+            ("files", &files),
             ("shutdown", &draining),
         ];
-        let ready = parts.iter().all(|(_, r)| r.is_ok());
-        let body: serde_json::Map<String, Value> = parts
+        let ready = deciding.iter().all(|(_, r)| r.is_ok());
+        let body: serde_json::Map<String, Value> = deciding
             .iter()
+            .chain(std::iter::once(&("admit_token", &checks.token)))
             .map(|(name, r)| {
                 let v = match r {
                     Ok(()) => Value::from("ok"),
@@ -97,20 +110,51 @@ impl Health {
     }
 }
 
-fn stamp(p: &Path) -> Option<SystemTime> {
-    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+/// What identifies a version of a file: a replacement that keeps the modification time
+/// (`cp -p`, `rsync -a`, a Secret's symlink swap) still changes the inode or the ctime.
+type Stamp = Option<(u64, u64, u64, i64, i64, i64, i64)>;
+
+fn stamp(p: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(p).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    ))
 }
 
-fn stamps<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> Vec<Option<SystemTime>> {
+fn stamps<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> Vec<Stamp> {
     paths.into_iter().map(|p| stamp(p)).collect()
 }
 
-/// Starts the thread; it ends when `stop` is set.
+/// Starts the threads; they end when `stop` is set.
 pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    let (probe_app, probe_stop) = (Arc::clone(&app), Arc::clone(&stop));
+    std::thread::Builder::new()
+        .name("modelseal-store-probe".into())
+        .spawn(move || probe_store(&probe_app, &probe_stop))?;
     std::thread::Builder::new()
         .name("modelseal-reload".into())
         .spawn(move || watch(&app, &stop))
         .map(drop)
+}
+
+fn probe_store(app: &App, stop: &AtomicBool) {
+    let interval = Duration::from_millis(app.config.reload_interval_ms);
+    let store = &app.config.store;
+    while !stop.load(Ordering::Relaxed) {
+        // Listing the first entry is a real read of the directory, not just an open.
+        let result = std::fs::read_dir(store)
+            .and_then(|mut entries| entries.next().transpose().map(drop))
+            .map_err(|e| format!("cannot list {}: {e}", store.display()));
+        *app.health.store.write().unwrap_or_else(|p| p.into_inner()) = (result, Instant::now());
+        std::thread::sleep(interval);
+    }
 }
 
 fn watch(app: &App, stop: &AtomicBool) {
@@ -129,12 +173,13 @@ fn watch(app: &App, stop: &AtomicBool) {
     let mut checks = Checks {
         certificate: Ok(()),
         policy: Ok(()),
-        store: Ok(()),
         token: Ok(()),
         at: Instant::now(),
     };
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(interval);
+        // Stamps are taken before the files are read: a file replaced while it is read
+        // is seen as changed again next time, never recorded as loaded.
         let cert_now = stamps(&cert_files);
         if cert_now != cert_seen {
             checks.certificate = tls::load(&config.tls_cert, &config.tls_key).map(|loaded| {
@@ -151,10 +196,20 @@ fn watch(app: &App, stop: &AtomicBool) {
             match Trust::load(&config.policy, &config.store, config.limits.store()) {
                 Ok(trust) => {
                     tracing::info!(event = "policy-reloaded", version = %trust.version);
+                    // The new policy may name other key files; their stamps are read
+                    // before it is put in force, for the same reason as above.
+                    let mut files = vec![config.policy.clone()];
+                    files.extend(trust.policy.key_files.iter().cloned());
+                    let seen_now = stamps(&files);
                     app.decider.replace_trust(trust);
                     checks.policy = Ok(());
-                    // Stamps of the files the trust now in force was read from.
-                    trust_seen = stamps(&trust_files(app));
+                    // Anything that changed while it was read (or a policy naming other
+                    // key files) is loaded again next time; a needless reload is harmless.
+                    trust_seen = if seen_now == trust_now {
+                        seen_now
+                    } else {
+                        Vec::new()
+                    };
                 }
                 Err(e) => {
                     let e = modelseal_verify::error_chain(&e);
@@ -177,16 +232,11 @@ fn watch(app: &App, stop: &AtomicBool) {
             }
             token_seen = token_now;
         }
-        checks.store = match std::fs::read_dir(&config.store) {
-            Ok(_) => Ok(()),
-            Err(e) => Err(format!("cannot list {}: {e}", config.store.display())),
-        };
         checks.at = Instant::now();
         let mut shared = app.health.checks.write().unwrap_or_else(|p| p.into_inner());
         *shared = Checks {
             certificate: checks.certificate.clone(),
             policy: checks.policy.clone(),
-            store: checks.store.clone(),
             token: checks.token.clone(),
             at: checks.at,
         };

@@ -269,6 +269,167 @@ async fn the_cache_stays_within_its_bounds_over_a_long_run() {
     server.shutdown().await;
 }
 
+/// A TLS connection to the server that has sent a request head and part of its body.
+async fn half_sent_body(
+    dir: &std::path::Path,
+    port: u16,
+    declared: usize,
+    sent: usize,
+) -> impl Drop {
+    use tokio::io::AsyncWriteExt as _;
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(dir.join("ca.pem")).unwrap();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("127.0.0.1".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\r\n"
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(&vec![b' '; sent]).await.unwrap();
+    tls.flush().await.unwrap();
+    struct Held(#[allow(dead_code)] tokio_rustls::client::TlsStream<tokio::net::TcpStream>);
+    impl Drop for Held {
+        fn drop(&mut self) {}
+    }
+    Held(tls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_beyond_the_shared_byte_budget_are_shed_not_buffered() {
+    let _serial = SERIAL.lock().await;
+    let w = world();
+    let d = w.dir.path();
+    let server = modelseal_webhook::start(config(
+        d,
+        "max_body_bytes = 65536\n[limits]\nbody_bytes_in_flight = 65536\n",
+    ))
+    .await
+    .unwrap();
+    let base = format!("https://127.0.0.1:{}", server.addr.port());
+    let http = client(d);
+    let validate = format!("{base}/validate");
+    let ask = |uid: String| {
+        let (http, validate) = (http.clone(), validate.clone());
+        let body = review(&uid, json!({"modelseal.dev/model": w.model}), false);
+        async move { post(&http, &validate, &body).await }
+    };
+    assert_eq!(ask("before".into()).await.0, 200);
+    // A client trickling a body holds the share it has sent (40 KiB), no more.
+    let held = half_sent_body(d, server.addr.port(), 60_000, 40_000).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        ask("small-fits".into()).await.0,
+        200,
+        "a small review still fits beside it"
+    );
+    let big = http
+        .post(format!("{base}/validate"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 40_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status().as_u16(), 503, "40 KiB more does not fit");
+    assert_eq!(big.headers()["retry-after"], "1");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..20 {
+        let (status, body) = ask(format!("after-{i}")).await;
+        assert_eq!(
+            status, 200,
+            "the budget is returned when a body ends: {body}"
+        );
+    }
+    let page = metrics_page(&http, &base).await;
+    assert_eq!(metric(&page, "modelseal_bodies_shed_total"), 1.0);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_made_in_time_is_not_outweighed_by_fail_open() {
+    let _serial = SERIAL.lock().await;
+    let w = world();
+    let d = w.dir.path();
+    let gate = Arc::new(Gate::default());
+    let _open_at_end = gate.opened_on_drop();
+    let mut config = config(d, "fail_open = true\n");
+    // The rogue model is decided (refused) at once; every other digest stalls.
+    config.hooks.before_decision = Some(gate.hook(Some(&w.rogue_model)));
+    let server = modelseal_webhook::start(config).await.unwrap();
+    let base = format!("https://127.0.0.1:{}", server.addr.port());
+    let http = client(d);
+    let stalled = format!("blake3:{}", "ab".repeat(32));
+    let validate = format!("{base}/validate?timeout=500ms");
+    // Refused first, then one that would time out: the request is refused, at once.
+    let annotation = format!("{},{stalled}", w.rogue_model);
+    let started = Instant::now();
+    let (_, body) = post(
+        &http,
+        &validate,
+        &review("r-1", json!({"modelseal.dev/model": annotation}), false),
+    )
+    .await;
+    assert_eq!(body["response"]["allowed"], false, "{body}");
+    let message = body["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("not signed by a trusted model-publisher"),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(450),
+        "{:?}",
+        started.elapsed()
+    );
+    // The same digest named thousands of times is decided once.
+    let many = vec![w.rogue_model.as_str(); 3000].join(",");
+    let (_, body) = post(
+        &http,
+        &validate,
+        &review("r-2", json!({"modelseal.dev/model": many}), false),
+    )
+    .await;
+    assert_eq!(body["response"]["allowed"], false, "{body}");
+    // Seventeen distinct models are refused before any decision, fail_open or not.
+    let seventeen = (1..=17)
+        .map(|i| format!("blake3:{i:064x}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let (_, body) = post(
+        &http,
+        &validate,
+        &review("r-3", json!({"modelseal.dev/model": seventeen}), false),
+    )
+    .await;
+    assert_eq!(body["response"]["allowed"], false, "{body}");
+    let message = body["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.contains("names 17 models"), "{message}");
+    let page = metrics_page(&http, &base).await;
+    assert_eq!(metric(&page, "modelseal_decision_timeouts_total"), 0.0);
+    assert_eq!(
+        *gate.entered.lock().unwrap(),
+        0,
+        "no stalled digest was reached"
+    );
+    server.shutdown().await;
+}
+
 /// Runs futures concurrently, each on its own task, and collects their outputs in order.
 async fn futures_join<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where
@@ -281,52 +442,4 @@ where
         outputs.push(handle.await.unwrap());
     }
     outputs
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bodies_beyond_the_shared_byte_budget_are_shed_not_buffered() {
-    let _serial = SERIAL.lock().await;
-    let w = world();
-    let d = w.dir.path();
-    let server = modelseal_webhook::start(config(d, "[limits]\nbody_bytes_in_flight = 65536\n"))
-        .await
-        .unwrap();
-    let base = format!("https://127.0.0.1:{}", server.addr.port());
-    let http = client(d);
-    // A body declared larger than the whole budget (though under max_body_bytes) is shed
-    // with 503 at once; a normal review still fits, before and after.
-    let (status, _) = post(
-        &http,
-        &format!("{base}/validate"),
-        &review("b-1", json!({"modelseal.dev/model": w.model}), false),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let big = http
-        .post(format!("{base}/validate"))
-        .header("content-type", "application/json")
-        .body(vec![b' '; 100_000])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(big.status().as_u16(), 503);
-    for i in 0..20 {
-        let (status, body) = post(
-            &http,
-            &format!("{base}/validate"),
-            &review(
-                &format!("b-{i}"),
-                json!({"modelseal.dev/model": w.model}),
-                false,
-            ),
-        )
-        .await;
-        assert_eq!(
-            status, 200,
-            "the budget is returned after each request: {body}"
-        );
-    }
-    let page = metrics_page(&http, &base).await;
-    assert_eq!(metric(&page, "modelseal_bodies_shed_total"), 1.0);
-    server.shutdown().await;
 }

@@ -418,6 +418,18 @@ fn configuration_errors_stop_startup_with_a_clear_message() {
             "listen = \"127.0.0.1:0\"\ntls_cert = \"a\"\ntls_key = \"b\"\npolicy = \"p\"\nstore = \"s\"\n[limits]\nmax_conections = 5\n",
             "unknown field `max_conections`",
         ),
+        (
+            "listen = \"127.0.0.1:0\"\ntls_cert = \"a\"\ntls_key = \"b\"\npolicy = \"p\"\nstore = \"s\"\n[limits]\nstore_file_bytes = 18446744073709551615\n",
+            "store_file_bytes must be between 1024 and 1 GiB",
+        ),
+        (
+            "listen = \"127.0.0.1:0\"\ntls_cert = \"a\"\ntls_key = \"b\"\npolicy = \"p\"\nstore = \"s\"\ndefault_timeout_ms = 0\n",
+            "default_timeout_ms must be between 1 and 30000",
+        ),
+        (
+            "listen = \"127.0.0.1:0\"\ntls_cert = \"a\"\ntls_key = \"b\"\npolicy = \"p\"\nstore = \"s\"\nmax_body_bytes = 4194304\n[limits]\nbody_bytes_in_flight = 1048576\n",
+            "max_body_bytes is larger than limits.body_bytes_in_flight",
+        ),
     ] {
         std::fs::write(&path, text).unwrap();
         let err = Config::read(&path).unwrap_err();
@@ -555,7 +567,18 @@ async fn replacing_a_key_file_named_by_the_policy_takes_effect_without_a_policy_
     let other = modelseal_core::SigningKey::generate(modelseal_core::KeyAlgorithm::Ed25519)
         .unwrap()
         .verifying_key();
+    // As `cp -p` or `rsync -a` would: the new file keeps the old modification time.
+    let old_mtime = std::fs::metadata(d.join("publisher.pub"))
+        .unwrap()
+        .modified()
+        .unwrap();
     std::fs::write(d.join("publisher.pub.new"), other.to_pem()).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(d.join("publisher.pub.new"))
+        .unwrap()
+        .set_modified(old_mtime)
+        .unwrap();
     std::fs::rename(d.join("publisher.pub.new"), d.join("publisher.pub")).unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
     // Neither a fresh decision nor the cached one still trusts the old key.

@@ -49,5 +49,8 @@ pub fn run(args: &ServeArgs) -> Result<Outcome> {
         running.shutdown().await;
         anyhow::Ok(())
     })?;
+    // A worker stuck in a read on a hung store would keep the runtime (and the process)
+    // from ending; the requests are answered, so it is left behind.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(Outcome::Success)
 }
