@@ -281,4 +281,16 @@ impl LineageReport {
         }
         walk(&self.root)
     }
+
+    /// How many of those were unusable in themselves ([`Skipped::unusable`]): planted
+    /// or broken files, not bundles that were merely not needed or did not pass.
+    ///
+    /// [`Skipped::unusable`]: crate::store::Skipped::unusable
+    pub fn unusable_files(&self) -> usize {
+        fn walk(hop: &Hop) -> usize {
+            hop.skipped.iter().filter(|s| s.unusable).count()
+                + hop.inputs.iter().map(walk).sum::<usize>()
+        }
+        walk(&self.root)
+    }
 }

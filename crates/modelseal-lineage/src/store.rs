@@ -111,6 +111,30 @@ pub struct Skipped {
     pub path: PathBuf,
     /// Why it was skipped.
     pub reason: String,
+    /// Whether the file itself is unusable (not a regular file, too large, not named by
+    /// its content's hash, not a bundle): something planted or broken, as opposed to a
+    /// good bundle that was not needed or did not pass (another key, an old summary).
+    pub unusable: bool,
+}
+
+impl Skipped {
+    /// A file that is unusable in itself.
+    pub fn unusable(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            reason: reason.into(),
+            unusable: true,
+        }
+    }
+
+    /// A file (or group of files) that was fine as a file but not used.
+    pub fn unused(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            reason: reason.into(),
+            unusable: false,
+        }
+    }
 }
 
 /// What a lookup found: the bundles that parsed, and every file it skipped.
@@ -228,11 +252,10 @@ impl AttestationStore {
             match std::fs::symlink_metadata(d) {
                 Ok(meta) if meta.is_dir() => {}
                 Ok(_) => {
-                    lookup.skipped.push(Skipped {
-                        path: d.to_path_buf(),
-                        reason: "not a directory (a link or a file where a directory should be)"
-                            .into(),
-                    });
+                    lookup.skipped.push(Skipped::unusable(
+                        d,
+                        "not a directory (a link or a file where a directory should be)",
+                    ));
                     return Ok(lookup);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(lookup),
@@ -286,10 +309,11 @@ impl AttestationStore {
         }
         let names = names.into_sorted_vec();
         if misnamed > 0 {
-            lookup.skipped.push(Skipped {
-                path: dir.clone(),
-                reason: format!("{misnamed} entries not named <sha256>.json, not read"),
-            });
+            // Never opened, so never harmful (an interrupted add leaves one).
+            lookup.skipped.push(Skipped::unused(
+                &dir,
+                format!("{misnamed} entries not named <sha256>.json, not read"),
+            ));
         }
         if valid > names.len() {
             let reason = format!(
@@ -297,11 +321,10 @@ impl AttestationStore {
                 valid - names.len(),
                 limits.max_files_per_digest
             );
-            lookup.skipped.push(Skipped {
-                path: dir.clone(),
-                reason: reason.clone(),
-            });
+            lookup.skipped.push(Skipped::unused(&dir, reason.clone()));
+            // The hop fails on an incomplete lookup: reading the first ones is no use.
             lookup.incomplete = Some(reason);
+            return Ok(lookup);
         }
         let mut budget = limits.max_bytes_per_digest;
         for (i, stem) in names.iter().enumerate() {
@@ -313,33 +336,29 @@ impl AttestationStore {
             }
             let bytes = match read_bounded(&path, &limits, budget) {
                 Err(Unread::Skip(reason)) => {
-                    lookup.skipped.push(Skipped { path, reason });
+                    lookup.skipped.push(Skipped::unusable(path, reason));
                     continue;
                 }
                 Err(Unread::OverBudget(reason)) => {
-                    lookup.skipped.push(Skipped {
-                        path,
-                        reason: reason.clone(),
-                    });
+                    lookup.skipped.push(Skipped::unused(path, reason.clone()));
                     lookup.incomplete = Some(reason);
-                    continue;
+                    break;
                 }
                 Ok(bytes) => bytes,
             };
             budget -= bytes.len() as u64;
             let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
             if sha256 != *stem {
-                lookup.skipped.push(Skipped {
+                lookup.skipped.push(Skipped::unusable(
                     path,
-                    reason: "its name is not the SHA-256 of its content".into(),
-                });
+                    "its name is not the SHA-256 of its content",
+                ));
                 continue;
             }
             match Bundle::from_json(&bytes) {
-                Err(e) => lookup.skipped.push(Skipped {
-                    path,
-                    reason: modelseal_verify::error_chain(&e),
-                }),
+                Err(e) => lookup
+                    .skipped
+                    .push(Skipped::unusable(path, modelseal_verify::error_chain(&e))),
                 Ok(bundle) => lookup.bundles.push(StoredBundle {
                     sha256,
                     path,
@@ -464,9 +483,8 @@ mod tests {
             std::fs::write(dir.join(format!("{i:064x}.json")), b"x").unwrap();
         }
         let lookup = store.bundles_for(&digest()).unwrap();
-        // The rest are one entry, and make the lookup incomplete; each of the first 1024
-        // is read and refused by name.
-        assert_eq!(lookup.skipped.len(), MAX_BUNDLES_PER_DIGEST + 1);
+        // The lookup is incomplete, so nothing is read: the hop fails whatever is there.
+        assert_eq!(lookup.skipped.len(), 1, "{:?}", lookup.skipped);
         let first = &lookup.skipped[0].reason;
         assert!(first.contains("10 more files"), "{first}");
         assert_eq!(lookup.incomplete.as_deref(), Some(first.as_str()));

@@ -260,10 +260,8 @@ impl<'a> Walk<'a> {
                 Err(e) => {
                     let reason = error_chain(&e);
                     first_error.get_or_insert_with(|| reason.clone());
-                    hop.skipped.push(Skipped {
-                        path: candidate.path.clone(),
-                        reason,
-                    });
+                    hop.skipped
+                        .push(Skipped::unused(candidate.path.clone(), reason));
                 }
             }
         }
@@ -403,10 +401,10 @@ impl<'a> Walk<'a> {
                     hop.signers.push(signer);
                     return Ok(true);
                 }
-                Err(reason) => hop.skipped.push(Skipped {
-                    path: format!("verification summary by {signer}").into(),
+                Err(reason) => hop.skipped.push(Skipped::unused(
+                    format!("verification summary by {signer}"),
                     reason,
-                }),
+                )),
             }
         }
         Ok(false)

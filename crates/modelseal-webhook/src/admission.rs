@@ -28,8 +28,9 @@ pub struct Request {
     #[serde(default)]
     pub uid: String,
     /// The object being admitted: only the fields read are kept, the rest is skipped
-    /// as it is parsed, so a large object costs no memory beyond its body.
-    #[serde(default)]
+    /// as it is parsed, so a large object costs no memory beyond its body. Absent or
+    /// `null` (a DELETE review carries `oldObject` instead) is an object naming nothing.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub object: Object,
     /// Whether the request is a dry run.
     #[serde(default)]
@@ -44,6 +45,7 @@ pub struct Request {
 #[serde(default)]
 pub struct Object {
     /// `metadata`.
+    #[serde(deserialize_with = "null_as_default")]
     pub metadata: Metadata,
     /// `spec` (workloads carry a pod template in it).
     pub spec: Option<Spec>,
@@ -84,18 +86,37 @@ pub struct Spec {
 #[serde(default)]
 pub struct Template {
     /// Its metadata.
+    #[serde(deserialize_with = "null_as_default")]
     pub metadata: Metadata,
+}
+
+/// `null` read as the type's default, as Kubernetes itself treats it.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    Ok(<Option<T> as serde::Deserialize>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// The most models one object may name.
 pub const MAX_MODELS: usize = 16;
+/// The longest model annotation read: sixteen digests with room to spare.
+pub const MAX_ANNOTATION_BYTES: usize = 4096;
 
 /// Why an object's model annotation was refused before any decision.
 #[derive(Debug, thiserror::Error)]
 pub enum NamingError {
     /// More distinct models than [`MAX_MODELS`].
-    #[error("the object names {0} models; at most {MAX_MODELS} are decided per object")]
-    TooMany(usize),
+    #[error(
+        "the object names more than {MAX_MODELS} models; at most {MAX_MODELS} are decided per object"
+    )]
+    TooMany,
+    /// An annotation longer than [`MAX_ANNOTATION_BYTES`].
+    #[error(
+        "the {MODEL_ANNOTATION} annotation is {0} bytes; at most {MAX_ANNOTATION_BYTES} are read"
+    )]
+    TooLong(usize),
 }
 
 /// The models an object names (its own annotations, or for workloads such as
@@ -112,24 +133,20 @@ pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), Na
             continue;
         };
         if let Some(list) = &a.model {
+            if list.len() > MAX_ANNOTATION_BYTES {
+                return Err(NamingError::TooLong(list.len()));
+            }
             let mut models: Vec<String> = Vec::new();
-            let mut count = 0usize;
             for m in list.split(',').map(str::trim).filter(|m| !m.is_empty()) {
                 if !models.iter().any(|seen| seen == m) {
-                    count += 1;
-                    if count > MAX_MODELS {
-                        let distinct = list
-                            .split(',')
-                            .map(str::trim)
-                            .filter(|m| !m.is_empty())
-                            .collect::<std::collections::BTreeSet<_>>()
-                            .len();
-                        return Err(NamingError::TooMany(distinct));
+                    if models.len() == MAX_MODELS {
+                        return Err(NamingError::TooMany);
                     }
                     models.push(m.to_owned());
                 }
             }
-            return Ok((models, a.model_name.clone()));
+            let name = a.model_name.as_deref().map(|n| shorten(n, 80).into_owned());
+            return Ok((models, name));
         }
     }
     Ok((Vec::new(), None))
@@ -186,7 +203,7 @@ mod tests {
     #[test]
     fn models_are_named_once_each_and_at_most_sixteen() {
         let d = |i: u8| format!("blake3:{}", hex_of(i));
-        let repeated = vec![d(1); 5000].join(",");
+        let repeated = vec![d(1); 40].join(",");
         let (models, _) = named_models(&object(serde_json::json!({
             "metadata": {"annotations": {MODEL_ANNOTATION: format!("{repeated},{}", d(2))}}
         })))
@@ -197,7 +214,25 @@ mod tests {
             "spec": {"template": {"metadata": {"annotations": {MODEL_ANNOTATION: many}}}}
         })))
         .unwrap_err();
-        assert!(err.to_string().contains("names 17 models"), "{err}");
+        assert!(err.to_string().contains("more than 16 models"), "{err}");
+        let long = vec![d(1); 100].join(",");
+        let err = named_models(&object(serde_json::json!({
+            "metadata": {"annotations": {MODEL_ANNOTATION: long}}
+        })))
+        .unwrap_err();
+        assert!(err.to_string().contains("at most 4096 are read"), "{err}");
+    }
+
+    #[test]
+    fn null_objects_and_metadata_name_nothing() {
+        for json in [
+            serde_json::json!({"uid": "u", "object": null}),
+            serde_json::json!({"uid": "u", "object": {"metadata": null}}),
+            serde_json::json!({"uid": "u", "object": {"spec": {"template": {"metadata": null}}}}),
+        ] {
+            let request: Request = serde_json::from_value(json).unwrap();
+            assert!(named_models(&request.object).unwrap().0.is_empty());
+        }
     }
 
     #[test]

@@ -143,11 +143,14 @@ impl Decider {
     ) -> Decision {
         let trust = self.trust();
         let report = verify_digest_until(digest, &trust.policy, &trust.store, stop);
+        // Files a healthy store also holds (bundles by other keys, summaries too old to
+        // stand in) are skipped without trouble; unusable ones mean something was
+        // planted or broke.
         let skipped = report.skipped_files();
-        let store_trouble = report.has_store_error() || skipped > 0;
+        self.metrics.store_files_skipped.inc_by(skipped as u64);
+        let store_trouble = report.has_store_error() || report.unusable_files() > 0;
         if store_trouble {
             self.metrics.store_errors.inc();
-            self.metrics.store_files_skipped.inc_by(skipped as u64);
         }
         let allowed = report.passed();
         let timed_out = report
@@ -164,8 +167,8 @@ impl Decider {
                 hop.digest_text()
             ),
         };
-        // A yes reached while something was planted in the store is not kept: the next
-        // request looks again.
+        // A yes reached beside an unusable file (something planted) is not kept: the
+        // next request looks again.
         if allowed && remember && !store_trouble {
             if let Some(cache) = &self.cache {
                 cache.insert((*digest, Arc::clone(&trust.version)), Instant::now());

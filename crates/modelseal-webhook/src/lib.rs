@@ -266,9 +266,9 @@ async fn decide_all(
     name: Option<String>,
     remember: bool,
     want_report: bool,
+    started: Instant,
     limit: Duration,
 ) -> Result<Outcome, Response> {
-    let started = Instant::now();
     let deadline = started + limit;
     let mut decisions: Vec<Option<Decision>> = Vec::with_capacity(models.len());
     let mut pending = Vec::new();
@@ -479,7 +479,9 @@ async fn read_body<'a>(
             if bytes.len() + data.len() > max {
                 return Err(BodyError::TooLarge);
             }
-            if !budget.cover(bytes.len() + data.len()) {
+            // What is charged is the buffer's capacity, what it really holds.
+            bytes.reserve(data.len());
+            if !budget.cover(bytes.capacity()) {
                 return Err(BodyError::OverBudget);
             }
             bytes.extend_from_slice(data);
@@ -538,6 +540,8 @@ async fn validate(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // The API server's clock started when it sent the request: so does ours.
+    let entered = Instant::now();
     let limit = deadline(&query, app.config.default_timeout_ms);
     let review: admission::Review = {
         let (body, _budget) = match read_body(&app, &headers, body).await {
@@ -566,18 +570,21 @@ async fn validate(
     let Some(request) = review.request else {
         return error(StatusCode::BAD_REQUEST, "AdmissionReview has no request");
     };
-    if request.uid.is_empty() {
+    if request.uid.is_empty() || request.uid.len() > 128 {
         return error(
             StatusCode::BAD_REQUEST,
-            "AdmissionReview request has no uid",
+            "AdmissionReview request has no uid, or one longer than 128 bytes",
         );
     }
+    // Only bounded copies of what the request said are kept while it is decided.
     let named = admission::named_models(&request.object);
     let object = format!(
         "{}/{}",
         admission::shorten(request.namespace.as_deref().unwrap_or("-"), 253),
         admission::shorten(request.object.metadata.name.as_deref().unwrap_or("-"), 253)
     );
+    let (uid, dry_run) = (request.uid, request.dry_run);
+    drop(request.object);
     let (models, name, refusal) = match named {
         Ok((models, name)) => (models, name, None),
         Err(refusal) => (Vec::new(), None, Some(refusal.to_string())),
@@ -610,22 +617,22 @@ async fn validate(
             cached: false,
         }
     } else {
-        match decide_all(&app, &models, name, !request.dry_run, false, limit).await {
+        match decide_all(&app, &models, name, !dry_run, false, entered, limit).await {
             Ok(outcome) => outcome,
             Err(response) => return response,
         }
     };
-    if request.dry_run {
+    if dry_run {
         outcome.warnings.push("dry run: decision not cached".into());
     }
     tracing::info!(
         event = "admission",
-        uid = %request.uid,
+        uid = %uid,
         object = %object,
-        models = %models.join(","),
+        models = %admission::shorten(&models.join(","), 1200),
         allowed = outcome.allowed,
         cached = outcome.cached,
-        dry_run = request.dry_run,
+        dry_run,
         reason = %outcome.message
     );
     let audit = json!({
@@ -633,7 +640,7 @@ async fn validate(
         "modelseal.dev/reason": outcome.message,
     });
     axum::Json(admission::response(
-        &request.uid,
+        &uid,
         outcome.allowed,
         &outcome.message,
         outcome.warnings,
@@ -652,6 +659,7 @@ struct AdmitRequest {
 }
 
 async fn admit(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let entered = Instant::now();
     if !app.token.configured() {
         return error(
             StatusCode::FORBIDDEN,
@@ -689,12 +697,17 @@ async fn admit(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> R
         app.config.default_timeout_ms,
     );
     let digest = admission::shorten(&request.digest, 80).into_owned();
+    let name = request
+        .name
+        .as_deref()
+        .map(|n| admission::shorten(n, 80).into_owned());
     let outcome = match decide_all(
         &app,
         std::slice::from_ref(&request.digest),
-        request.name,
+        name,
         true,
         true,
+        entered,
         limit,
     )
     .await

@@ -213,11 +213,14 @@ fn watch(app: &App, stop: &AtomicBool) {
                 }
                 Err(e) => {
                     let e = modelseal_verify::error_chain(&e);
-                    tracing::error!(event = "policy-reload-failed", error = %e);
-                    checks.policy = Err(format!(
-                        "reload failed, the previous policy is in force: {e}"
-                    ));
-                    trust_seen = trust_now;
+                    let reported = format!("reload failed, the previous policy is in force: {e}");
+                    // Logged once per distinct error and tried again every interval: the
+                    // file that fixes it may be one that only the failed policy names.
+                    if checks.policy.as_ref().err() != Some(&reported) {
+                        tracing::error!(event = "policy-reload-failed", error = %e);
+                    }
+                    checks.policy = Err(reported);
+                    trust_seen = Vec::new();
                 }
             }
         }

@@ -419,7 +419,7 @@ async fn a_refusal_made_in_time_is_not_outweighed_by_fail_open() {
     .await;
     assert_eq!(body["response"]["allowed"], false, "{body}");
     let message = body["response"]["status"]["message"].as_str().unwrap();
-    assert!(message.contains("names 17 models"), "{message}");
+    assert!(message.contains("more than 16 models"), "{message}");
     let page = metrics_page(&http, &base).await;
     assert_eq!(metric(&page, "modelseal_decision_timeouts_total"), 0.0);
     assert_eq!(
@@ -442,4 +442,42 @@ where
         outputs.push(handle.await.unwrap());
     }
     outputs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_by_another_key_beside_the_good_one_does_not_keep_a_yes_out_of_the_cache() {
+    let _serial = SERIAL.lock().await;
+    let w = world();
+    let d = w.dir.path();
+    // Another team's signature over the same model, in the shared store: not used, but
+    // nothing is wrong with it as a file.
+    let other = modelseal_core::sign_model(
+        &d.join("model"),
+        &modelseal_core::SignOptions::default(),
+        &key(),
+        &modelseal_core::hash::NoProgress,
+    )
+    .unwrap();
+    std::fs::write(d.join("other.sig"), other.bundle.to_json()).unwrap();
+    modelseal_lineage::store::AttestationStore::open(&d.join("store"))
+        .add(&d.join("other.sig"))
+        .unwrap();
+    let server = modelseal_webhook::start(config(d, "cache_ttl_seconds = 600\n"))
+        .await
+        .unwrap();
+    let base = format!("https://127.0.0.1:{}", server.addr.port());
+    let http = client(d);
+    for uid in ["first", "second"] {
+        let (_, body) = post(
+            &http,
+            &format!("{base}/validate"),
+            &review(uid, json!({"modelseal.dev/model": w.model}), false),
+        )
+        .await;
+        assert_eq!(body["response"]["allowed"], true, "{body}");
+    }
+    let page = metrics_page(&http, &base).await;
+    assert_eq!(metric(&page, "modelseal_cache_hits_total"), 1.0, "{page}");
+    assert_eq!(metric(&page, "modelseal_store_errors_total"), 0.0, "{page}");
+    server.shutdown().await;
 }

@@ -46,6 +46,12 @@ pub fn run(command: &StoreCommand) -> Result<Outcome> {
                             skipped.reason
                         );
                     }
+                    if let Some(reason) = &lookup.incomplete {
+                        eprintln!(
+                            "warning: not every file under {digest} was considered ({reason}); \
+                             a lineage check fails this hop until the store is pruned or the limits raised"
+                        );
+                    }
                     for stored in lookup.bundles {
                         let payload = &stored.bundle.dsse_envelope.payload;
                         let predicate = serde_json::from_slice::<serde_json::Value>(payload)
