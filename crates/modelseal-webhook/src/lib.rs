@@ -522,6 +522,19 @@ async fn read_body<'a>(
     }
 }
 
+/// The body read as [`read_body`] reads it and parsed as JSON; the body's share of the
+/// budget is returned once it is parsed. A parse error is HTTP 400 starting `what`.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+    what: &str,
+) -> Result<T, Response> {
+    let (body, _budget) = read_body(app, headers, body).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("{what}: {e}")))
+}
+
 /// Reads up to `max` bytes of `body` and keeps none of them.
 async fn discard(mut body: Body, max: usize) {
     use http_body_util::BodyExt as _;
@@ -543,21 +556,11 @@ async fn validate(
     // The API server's clock started when it sent the request: so does ours.
     let entered = Instant::now();
     let limit = deadline(&query, app.config.default_timeout_ms);
-    let review: admission::Review = {
-        let (body, _budget) = match read_body(&app, &headers, body).await {
-            Ok(read) => read,
+    let review: admission::Review =
+        match read_json(&app, &headers, body, "not an AdmissionReview").await {
+            Ok(review) => review,
             Err(response) => return response,
         };
-        match serde_json::from_slice(&body) {
-            Ok(review) => review,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("not an AdmissionReview: {e}"),
-                );
-            }
-        }
-    };
     if review.api_version != "admission.k8s.io/v1" || review.kind != "AdmissionReview" {
         return error(
             StatusCode::BAD_REQUEST,
@@ -676,21 +679,11 @@ async fn admit(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> R
         )
             .into_response();
     }
-    let request: AdmitRequest = {
-        let (body, _budget) = match read_body(&app, &headers, body).await {
-            Ok(read) => read,
+    let request: AdmitRequest =
+        match read_json(&app, &headers, body, "expected {\"digest\": \"blake3:…\"}").await {
+            Ok(request) => request,
             Err(response) => return response,
         };
-        match serde_json::from_slice(&body) {
-            Ok(r) => r,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("expected {{\"digest\": \"blake3:…\"}}: {e}"),
-                );
-            }
-        }
-    };
     // The same margin and cap as a deadline the API server gives.
     let limit = deadline(
         &std::collections::HashMap::new(),
