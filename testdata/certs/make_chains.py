@@ -59,6 +59,7 @@ def main():
         # name: (start, end, ku, eku, ca, extra)
         "leaf-ok": (Y(2024), Y(2039), ["digital_signature"], [sign], False, None),
         "leaf-expired": (Y(2021), Y(2022), ["digital_signature"], [sign], False, None),
+        "leaf-future": (Y(2035), Y(2039), ["digital_signature"], [sign], False, None),
         "leaf-before-ca": (Y(2019), Y(2030), ["digital_signature"], [sign], False, None),
         "leaf-eku-only": (Y(2024), Y(2039), None, [sign], False, None),
         "leaf-server": (Y(2024), Y(2039), ["key_encipherment"], [ExtendedKeyUsageOID.SERVER_AUTH], False, None),
@@ -74,6 +75,10 @@ def main():
     key = k()
     write("leaf-by-leaf", key)
     write("leaf-by-leaf", cert("leaf-by-leaf", key, "leaf-ok", ok_key, Y(2024), Y(2039), ku=["digital_signature"], eku=[sign]))
+    # A self-signed signing certificate (not a CA), trusted by naming it as the root.
+    key = k()
+    write("self-signed", key)
+    write("self-signed", cert("self-signed", key, "self-signed", key, Y(2024), Y(2039), ku=["digital_signature"], eku=[sign]))
     sub_key = k()
     sub = cert("test-sub", sub_key, "test-int", int_key, Y(2020), Y(2040), ca=True, ku=["key_cert_sign"])
     write("sub", sub)

@@ -237,9 +237,15 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub keyless: KeylessArgs,
     /// Trusted root certificate (PEM) for certificate-signed bundles; repeatable. Chains
-    /// are checked as they stood when the leaf was issued (see README, "Certificates")
+    /// are checked at the time a trusted RFC 3161 timestamp proves, else now (see
+    /// README, "Certificates and trusted time")
     #[arg(long = "certificate-root", value_name = "CA_PEM")]
     pub certificate_roots: Vec<PathBuf>,
+    /// For certificate-signed bundles without a trusted timestamp: check the chain as it
+    /// stood when the leaf was issued (model-signing's rule), so an expired certificate
+    /// still verifies
+    #[arg(long)]
+    pub lenient_certificate_time: bool,
     /// Check only the files the signature lists, ignoring others present (signed names
     /// that would leave the model are still refused)
     #[arg(long)]
@@ -272,7 +278,9 @@ pub struct KeylessArgs {
     /// Sigstore keyless: the OIDC issuer recorded in the certificate, exactly
     #[arg(long, value_name = "URL")]
     pub issuer: Option<String>,
-    /// Sigstore TrustedRoot JSON [default: the built-in public-good instance; never fetched]
+    /// Sigstore TrustedRoot JSON: its Fulcio, Rekor and CT keys for keyless bundles, its
+    /// timestamp authorities for the signing time of any bundle [default: the built-in
+    /// public-good instance; never fetched]
     #[arg(long, value_name = "FILE")]
     pub trusted_root: Option<PathBuf>,
 }

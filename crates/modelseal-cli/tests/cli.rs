@@ -1508,3 +1508,99 @@ fn outboards_from_sign_and_from_the_outboard_command() {
         stderr(&out)
     );
 }
+
+/// OMS v1.0 §8.2 without a timestamp: the leaf and chain must be valid now. A leaf not
+/// yet valid and an expired one are refused; `--lenient-certificate-time` (model-signing's
+/// rule: the chain as it stood at the leaf's issuance) accepts the expired one. A
+/// self-signed certificate named as the root verifies as the leaf.
+#[test]
+fn certificates_are_checked_now_unless_told_otherwise() {
+    let f = Fixture::new();
+    let model = f.model();
+    let sign_with = |leaf: &str, chain: Option<&str>| {
+        let key = testcert(&format!("chains/{leaf}.key"));
+        let cert = testcert(&format!("chains/{leaf}.pem"));
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &"sign",
+            &model,
+            &"--format",
+            &"oms",
+            &"--key",
+            &key,
+            &"--certificate",
+            &cert,
+        ];
+        let int = chain.map(testcert);
+        if let Some(int) = &int {
+            args.extend([&"--certificate-chain" as &dyn AsRef<std::ffi::OsStr>, int]);
+        }
+        assert_exit(&modelseal(&args), 0);
+    };
+    let root = testcert("chains/root.pem");
+    let verify = |root: &Path, extra: &[&str]| {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"verify", &model, &"--certificate-root", &root];
+        for e in extra {
+            args.push(e);
+        }
+        modelseal(&args)
+    };
+    for leaf in ["leaf-future", "leaf-expired"] {
+        sign_with(leaf, Some("chains/int.pem"));
+        let out = verify(&root, &[]);
+        assert_exit(&out, 1);
+        assert!(
+            stderr(&out).contains(&format!("certificate \"CN={leaf}\" was not valid at")),
+            "{leaf}: {}",
+            stderr(&out)
+        );
+    }
+    // The expired leaf was valid when issued, under a CA valid then.
+    assert_exit(&verify(&root, &["--lenient-certificate-time"]), 0);
+
+    sign_with("self-signed", None);
+    let own = testcert("chains/self-signed.pem");
+    let out = verify(&own, &["--json"]);
+    assert_exit(&out, 0);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["signer"]["certificate"], "CN=self-signed");
+    // Another root does not vouch for it.
+    assert_exit(&verify(&root, &[]), 1);
+}
+
+/// Ignore paths are literal: a glob character is refused when signing (both formats)
+/// and verifying, and in a signed OMS predicate.
+#[test]
+fn glob_characters_in_ignore_paths_are_refused() {
+    let f = Fixture::new();
+    for format in ["native", "oms"] {
+        let key = if format == "oms" {
+            testkey("ec-p256.priv.pem")
+        } else {
+            testkey("vector-ed25519.pem")
+        };
+        for pattern in ["*.bin", "weights?.bin", "[ab].txt"] {
+            let out = modelseal(&[
+                &"sign",
+                &f.model(),
+                &"--format",
+                &format,
+                &"--key",
+                &key,
+                &"--ignore",
+                &pattern,
+            ]);
+            assert_exit(&out, 2);
+            assert!(
+                stderr(&out).contains("holds a glob character"),
+                "{format} {pattern}: {}",
+                stderr(&out)
+            );
+            assert!(!f.sig().exists(), "nothing written for {pattern}");
+        }
+    }
+    f.sign();
+    let out = f.verify(&[&"--ignore", &"*.txt"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("holds a glob character"), "{}", stderr(&out));
+}

@@ -51,6 +51,9 @@ pub enum ManifestError {
         /// The entry that needs it to be a directory.
         nested: ManifestPath,
     },
+    /// A recorded ignore path that is not a literal path.
+    #[error("recorded ignore path refused")]
+    IgnorePath(#[source] crate::path::PathError),
 }
 
 impl Manifest {

@@ -107,6 +107,10 @@ pub fn sign_model(
     key: &SigningKey,
     progress: &dyn Progress,
 ) -> Result<SignedModel, ModelError> {
+    for path in &options.walk.ignore {
+        path.check_ignore()
+            .map_err(|e| ModelError::Manifest(ManifestError::IgnorePath(e)))?;
+    }
     let manifest = hash_model(root, &options.walk, progress)?;
     let name = options
         .name
@@ -231,6 +235,10 @@ pub fn sign_model_oms(
     }
     ignore_paths.sort();
     ignore_paths.dedup();
+    for path in &ignore_paths {
+        path.check_ignore()
+            .map_err(|e| ModelError::Manifest(ManifestError::IgnorePath(e)))?;
+    }
     let serialization = oms::OmsSerialization {
         method: options.method,
         hash: options.hash,

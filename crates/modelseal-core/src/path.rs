@@ -39,9 +39,31 @@ pub enum PathError {
     /// Holds a NUL byte or a backslash.
     #[error("path {0:?} holds a forbidden character (NUL or backslash)")]
     ForbiddenCharacter(String),
+    /// An ignore path with `*`, `?` or `[`: ignore paths are literal paths (OMS v1.0
+    /// forbids patterns), and a pattern taken literally would ignore nothing the user
+    /// meant, or something they did not.
+    #[error(
+        "ignore path {0:?} holds a glob character (*, ? or [); ignore paths are literal paths, not patterns"
+    )]
+    GlobInIgnorePath(String),
 }
 
 impl ManifestPath {
+    /// Parses and checks an ignore path: a path, without glob characters.
+    pub fn parse_ignore(s: &str) -> Result<Self, PathError> {
+        let path = Self::parse(s)?;
+        path.check_ignore()?;
+        Ok(path)
+    }
+
+    /// Refuses this path as an ignore path if it holds a glob character.
+    pub fn check_ignore(&self) -> Result<(), PathError> {
+        if self.as_str().contains(['*', '?', '[']) {
+            return Err(PathError::GlobInIgnorePath(self.as_str().to_owned()));
+        }
+        Ok(())
+    }
+
     /// Parses and checks a path string.
     pub fn parse(s: &str) -> Result<Self, PathError> {
         if s.is_empty() {

@@ -94,6 +94,42 @@ impl Statement<ManifestPredicate> {
     }
 }
 
+/// Domain separator of the keyless binding digest (`spec/sigstore.md` §4).
+pub const KEYLESS_BINDING_CONTEXT: &[u8] = b"modelseal.dev/keyless-binding/v1\0";
+
+/// The SHA-256 that a keyless-signed native statement carries beside each BLAKE3 root:
+/// `SHA-256(KEYLESS_BINDING_CONTEXT || root)`. Sigstore verifiers bind a DSSE
+/// signature to a SHA-2 subject digest, and a BLAKE3 root has none; this one is a
+/// function of the root alone, so a verifier that knows the root derives it, and it
+/// names no artifact of its own (it is never taken as an artifact's SHA-256).
+pub fn keyless_binding(root: &Blake3Digest) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(KEYLESS_BINDING_CONTEXT);
+    hasher.update(root.as_bytes());
+    hasher.finalize().into()
+}
+
+impl<P> Statement<P> {
+    /// Adds the keyless binding digest to every subject named by a BLAKE3 root, for a
+    /// statement about to be signed keylessly. Subjects without one are left alone.
+    pub fn bind_for_keyless(&mut self) {
+        for subject in &mut self.subject {
+            let Some(root) = subject
+                .digest
+                .get("blake3")
+                .and_then(|hex| crate::ArtifactDigest::from_entry("blake3", hex).ok())
+            else {
+                continue;
+            };
+            let binding = keyless_binding(&Blake3Digest::from_bytes(*root.as_bytes()));
+            subject
+                .digest
+                .insert("sha256".to_owned(), hex::encode(binding));
+        }
+    }
+}
+
 impl<P: serde::Serialize> Statement<P> {
     /// Compact JSON bytes, as carried in a DSSE payload. Fields appear in declaration
     /// order (the order `spec/statement.md` shows).

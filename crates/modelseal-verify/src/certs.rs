@@ -114,10 +114,11 @@ pub struct VerifiedCertificate {
 pub enum ValidityTime {
     /// At this instant (Unix seconds): a trusted signing time, or now.
     At(u64),
-    /// At the moment the leaf became valid. Without a trusted timestamp nothing says when
-    /// a signature was made; model-signing checks chains at this moment, so a chain that
-    /// has since expired still verifies, but one whose CA was not yet valid when the leaf
-    /// was issued does not.
+    /// At the moment the leaf became valid: model-signing's lenient rule, for bundles
+    /// without a trusted timestamp when the caller asks for it. A chain that has since
+    /// expired still verifies, but one whose CA was not yet valid when the leaf was
+    /// issued does not. Without a timestamp nothing says when the signature was made, so
+    /// the default is [`ValidityTime::At`] the current time (OMS v1.0 §8.2).
     LeafIssuance,
 }
 
@@ -160,9 +161,16 @@ pub fn verify_chain(
         ValidityTime::LeafIssuance => not_before,
     };
     check_leaf_usage(&leaf)?;
-    let mut path = vec![&leaf];
-    let mut budget = MAX_SIGNATURE_CHECKS;
-    build_path(&mut path, &intermediates, &roots, at, &mut budget)?;
+    if roots.iter().any(|root| root == &leaf) {
+        // A certificate named as trusted is trusted as itself (as OpenSSL and
+        // model-signing do): a self-signed signing certificate given directly as the
+        // root. It is not an issuer here, so the CA checks do not apply; validity does.
+        check_common(&leaf, at)?;
+    } else {
+        let mut path = vec![&leaf];
+        let mut budget = MAX_SIGNATURE_CHECKS;
+        build_path(&mut path, &intermediates, &roots, at, &mut budget)?;
+    }
     let spki = leaf
         .tbs_certificate()
         .subject_public_key_info()

@@ -9,7 +9,7 @@ use modelseal_core::{KeyAlgorithm, KeyFingerprint, VerifyingKey};
 
 use crate::certs;
 use crate::error::VerifyError;
-use crate::policy::TrustPolicy;
+use crate::policy::{CertificateTime, TrustPolicy};
 
 /// Who signed a verified statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,9 @@ pub struct Signer {
     /// For Sigstore keyless bundles: the verified identity (SAN), OIDC issuer, and the
     /// signing time the transparency log or a timestamp authority vouches for.
     pub keyless: Option<KeylessIdentity>,
+    /// For key- and certificate-signed bundles: the signing time that RFC 3161
+    /// timestamps from a trusted authority prove, Unix seconds.
+    pub timestamped_at: Option<u64>,
 }
 
 /// The verified identity of a Sigstore keyless signer.
@@ -36,6 +39,8 @@ pub struct KeylessIdentity {
     pub issuer: String,
     /// Verified signing time, Unix seconds.
     pub signed_at: Option<i64>,
+    /// The index of the verified transparency-log entry.
+    pub log_index: Option<u64>,
 }
 
 /// A statement whose signature checked out against a trusted key.
@@ -85,7 +90,9 @@ pub fn verify_envelope(
                 .iter()
                 .find(|key| signed.verified_by(key))
                 .ok_or_else(|| refusal(policy, &hint))?;
-            signer_of(key, None)
+            let mut signer = signer_of(key, None);
+            signer.timestamped_at = signing_time(bundle, signature, policy)?;
+            signer
         }
         (None, None, Some(chain)) => {
             if policy.certificate_roots().is_empty() {
@@ -96,17 +103,23 @@ pub fn verify_envelope(
                 .iter()
                 .map(|c| c.raw_bytes.clone())
                 .collect();
-            let leaf = certs::verify_chain(
-                &ders,
-                policy.certificate_roots(),
-                certs::ValidityTime::LeafIssuance,
-            )?;
+            // The timestamps cover the signature bytes, so they are checked first; the
+            // chain is then judged at the time they prove, else as the policy says.
+            let timestamped_at = signing_time(bundle, signature, policy)?;
+            let at = match (timestamped_at, policy.certificate_time()) {
+                (Some(t), _) => certs::ValidityTime::At(t),
+                (None, CertificateTime::Now) => certs::ValidityTime::At(policy.now()),
+                (None, CertificateTime::LeafIssuance) => certs::ValidityTime::LeafIssuance,
+            };
+            let leaf = certs::verify_chain(&ders, policy.certificate_roots(), at)?;
             if !signed.verified_by(&leaf.key) {
                 return Err(VerifyError::BadSignature {
                     tried: vec![leaf.key.fingerprint()],
                 });
             }
-            signer_of(&leaf.key, Some(leaf.subject))
+            let mut signer = signer_of(&leaf.key, Some(leaf.subject));
+            signer.timestamped_at = timestamped_at;
+            signer
         }
         (None, Some(cert), None) => keyless_signer(bundle, &cert.raw_bytes, policy)?,
         (None, None, None) => return unsupported("missing"),
@@ -168,7 +181,26 @@ fn signer_of(key: &VerifyingKey, certificate_subject: Option<String>) -> Signer 
         fingerprint: key.fingerprint(),
         certificate_subject,
         keyless: None,
+        timestamped_at: None,
     }
+}
+
+/// The signing time trusted RFC 3161 timestamps prove, if the bundle has any and the
+/// policy trusts an authority.
+#[cfg(feature = "sigstore")]
+fn signing_time(
+    bundle: &Bundle,
+    signature: &[u8],
+    policy: &TrustPolicy,
+) -> Result<Option<u64>, VerifyError> {
+    crate::timestamps::signing_time(bundle, signature, policy.timestamp_authorities())
+        .map_err(VerifyError::Timestamp)
+}
+
+/// Without the `sigstore` feature no timestamp can be checked, so none is believed.
+#[cfg(not(feature = "sigstore"))]
+fn signing_time(_: &Bundle, _: &[u8], _: &TrustPolicy) -> Result<Option<u64>, VerifyError> {
+    Ok(None)
 }
 
 /// Sigstore keyless: every check is `keyless::verify_keyless`'s; the statement's sha256
@@ -191,6 +223,7 @@ fn keyless_signer(
         identity: verified.identity,
         issuer: verified.issuer,
         signed_at: verified.signed_at,
+        log_index: verified.log_index,
     });
     Ok(signer)
 }

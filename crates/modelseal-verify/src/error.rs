@@ -31,6 +31,10 @@ pub enum VerifyError {
     #[cfg(feature = "sigstore")]
     #[error("Sigstore keyless verification failed")]
     Keyless(#[source] crate::keyless::KeylessError),
+    /// The bundle's RFC 3161 timestamps do not verify against the trusted authorities.
+    #[cfg(feature = "sigstore")]
+    #[error("bundle timestamp refused")]
+    Timestamp(#[source] crate::timestamps::TimestampError),
     /// The envelope carries no signature.
     #[error("bundle holds no signature")]
     NoSignatures,
@@ -148,7 +152,7 @@ impl VerifyError {
             | Self::Walk(_)
             | Self::Hash(_) => true,
             #[cfg(feature = "sigstore")]
-            Self::Keyless(_) => true,
+            Self::Keyless(_) | Self::Timestamp(_) => true,
         }
     }
 
@@ -162,6 +166,8 @@ impl VerifyError {
             Self::NoKeylessIdentity => "no-keyless-identity",
             #[cfg(feature = "sigstore")]
             Self::Keyless(e) => e.kind(),
+            #[cfg(feature = "sigstore")]
+            Self::Timestamp(_) => "timestamp",
             Self::Certificate(_) => "untrusted-certificate",
             Self::OmsPredicate(OmsPredicateError::Duplicate(_)) => "invalid-manifest",
             Self::OmsPredicate(_) => "malformed-predicate",
@@ -198,6 +204,9 @@ pub enum SubjectProblem {
     /// The subject has no usable `blake3` digest.
     #[error("subject has no valid blake3 digest")]
     NoBlake3,
+    /// The subject's sha256 is not the keyless binding of its blake3 root.
+    #[error("subject's sha256 is not derived from its blake3 root: one subject, two artifacts")]
+    ConfusedDigest,
     /// The subject digest is not the manifest's Merkle root.
     #[error("subject says blake3 {signed}, the manifest's root is {computed}")]
     RootMismatch {

@@ -6,7 +6,7 @@ use std::path::Path;
 use modelseal_core::hash::{self, Progress};
 use modelseal_core::statement::{MANIFEST_PREDICATE_TYPE, ManifestPredicate, Statement};
 use modelseal_core::walk::{self, ModelFile, SymlinkPolicy, WalkOptions};
-use modelseal_core::{Blake3Digest, Manifest, ManifestPath};
+use modelseal_core::{Blake3Digest, Manifest, ManifestError, ManifestPath};
 
 use crate::envelope::VerifiedStatement;
 use crate::error::{FileDigest, FileMismatch, ModifiedFile, SubjectProblem, VerifyError};
@@ -39,6 +39,10 @@ pub fn signed_manifest(verified: &VerifiedStatement) -> Result<SignedManifest, V
     let typed: Statement<ManifestPredicate> =
         serde_json::from_slice(&verified.payload).map_err(VerifyError::MalformedPredicate)?;
     let predicate = typed.predicate;
+    for path in &predicate.ignore_paths {
+        path.check_ignore()
+            .map_err(|e| VerifyError::InvalidManifest(ManifestError::IgnorePath(e)))?;
+    }
     let manifest =
         Manifest::from_sorted(predicate.files.clone()).map_err(VerifyError::InvalidManifest)?;
     if manifest.entries().is_empty() {
@@ -53,6 +57,12 @@ pub fn signed_manifest(verified: &VerifiedStatement) -> Result<SignedManifest, V
         .get("blake3")
         .and_then(|hex| hex.parse().ok())
         .ok_or(VerifyError::Subject(SubjectProblem::NoBlake3))?;
+    // A sha256 beside the root may only be its keyless binding (spec/sigstore.md §4).
+    if let Some(sha) = subject.digest.get("sha256") {
+        if *sha != hex::encode(modelseal_core::statement::keyless_binding(&signed)) {
+            return Err(VerifyError::Subject(SubjectProblem::ConfusedDigest));
+        }
+    }
     let computed = manifest.root();
     if signed != computed {
         return Err(VerifyError::Subject(SubjectProblem::RootMismatch {

@@ -68,6 +68,11 @@ pub enum GateError {
         #[source]
         source: ParseArtifactDigestError,
     },
+    /// A subject names a BLAKE3 root and a sha256 that is not its keyless binding.
+    #[error(
+        "a subject names a blake3 root and a sha256 that is not derived from it: one subject, two artifacts"
+    )]
+    ConfusedDigest,
     /// No subject is the artifact expected.
     #[error("the statement is about another artifact, not {expected}")]
     OtherArtifact {
@@ -95,6 +100,7 @@ impl GateError {
             Self::PredicateType { .. } => "wrong-predicate-type",
             Self::ListsNothing => "lists-nothing",
             Self::MalformedSubject { .. } => "malformed-digest",
+            Self::ConfusedDigest => "confused-digest",
             Self::OtherArtifact { .. } | Self::AmbiguousSubject { .. } => "subject-mismatch",
             Self::MalformedPredicate(_) => "malformed-predicate",
         }
@@ -132,11 +138,16 @@ pub fn attestation_of(
     let mut matching = Vec::new();
     for subject in &statement.subject {
         let mut is_expected = false;
+        let bound = keyless_bound(subject)?;
         for (name, hex) in &subject.digest {
             // Digests of algorithms modelseal does not use cannot name the artifact.
             let Some(algorithm) = DigestAlgorithm::from_name(name) else {
                 continue;
             };
+            // Beside a BLAKE3 root, a sha256 is its keyless binding, not an artifact.
+            if bound && algorithm == DigestAlgorithm::Sha256 {
+                continue;
+            }
             let digest = ArtifactDigest::from_entry(algorithm.name(), hex).map_err(|source| {
                 GateError::MalformedSubject {
                     algorithm: algorithm.name(),
@@ -170,6 +181,25 @@ pub fn attestation_of(
         predicate_type: predicate_type.to_owned(),
         payload: verified.payload,
     })
+}
+
+/// Whether `subject` names a BLAKE3 root beside a sha256; if so, that sha256 must be the
+/// root's keyless binding (`spec/sigstore.md` §4), or the statement is refused: a
+/// subject may not claim two unrelated artifacts.
+fn keyless_bound(subject: &modelseal_core::statement::ResourceDescriptor) -> Result<bool, GateError> {
+    let (Some(root), Some(sha)) = (subject.digest.get("blake3"), subject.digest.get("sha256")) else {
+        return Ok(false);
+    };
+    let malformed = |algorithm| move |source| GateError::MalformedSubject { algorithm, source };
+    let root = ArtifactDigest::from_entry("blake3", root).map_err(malformed("blake3"))?;
+    let sha = ArtifactDigest::from_entry("sha256", sha).map_err(malformed("sha256"))?;
+    let binding = modelseal_core::statement::keyless_binding(
+        &modelseal_core::Blake3Digest::from_bytes(*root.as_bytes()),
+    );
+    if *sha.as_bytes() != binding {
+        return Err(GateError::ConfusedDigest);
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -221,6 +251,21 @@ mod tests {
             let err = verify_attestation(&bundle(subjects.clone(), &key), &trust, &expected, "t")
                 .unwrap_err();
             assert_eq!(err.kind(), kind, "{subjects}: {err}");
+        }
+        // A keyless binding beside the root passes; any other sha256 there does not, and
+        // the binding never stands for an artifact of its own.
+        let root = modelseal_core::Blake3Digest::from_bytes(*expected.as_bytes());
+        let binding = hex::encode(modelseal_core::statement::keyless_binding(&root));
+        let bound = bundle(json!([{"digest": {"blake3": hex, "sha256": binding}}]), &key);
+        verify_attestation(&bound, &trust, &expected, "t").unwrap();
+        let as_sha: ArtifactDigest = format!("sha256:{binding}").parse().unwrap();
+        let err = verify_attestation(&bound, &trust, &as_sha, "t").unwrap_err();
+        assert_eq!(err.kind(), "subject-mismatch", "{err}");
+        let other_sha = "ef".repeat(32);
+        let confused = bundle(json!([{"digest": {"blake3": hex, "sha256": other_sha}}]), &key);
+        for wanted in [expected, format!("sha256:{other_sha}").parse().unwrap()] {
+            let err = verify_attestation(&confused, &trust, &wanted, "t").unwrap_err();
+            assert_eq!(err.kind(), "confused-digest", "{err}");
         }
         let err = verify_attestation(&good, &trust, &expected, "other").unwrap_err();
         assert_eq!(err.kind(), "wrong-predicate-type");

@@ -44,12 +44,12 @@ impl std::fmt::Display for IdentityRule {
     }
 }
 
-/// Who may sign keylessly, and against which Sigstore instance.
+/// Who may sign keylessly, and against which Sigstore instance: one trusted root, and
+/// any number of (identity, issuer) signers, any one of which is accepted.
 #[derive(Debug, Clone)]
 pub struct KeylessTrust {
     root: TrustedRoot,
-    identity: IdentityRule,
-    issuer: String,
+    signers: Vec<(IdentityRule, String)>,
 }
 
 /// Why a trusted root could not be loaded.
@@ -65,8 +65,7 @@ impl KeylessTrust {
             .expect("the built-in public-good trusted root parses");
         Self {
             root,
-            identity,
-            issuer: issuer.to_owned(),
+            signers: vec![(identity, issuer.to_owned())],
         }
     }
 
@@ -79,10 +78,33 @@ impl KeylessTrust {
         let root = TrustedRoot::from_json(json).map_err(TrustedRootError)?;
         Ok(Self {
             root,
-            identity,
-            issuer: issuer.to_owned(),
+            signers: vec![(identity, issuer.to_owned())],
         })
     }
+
+    /// Also trusts `identity` from `issuer` (same instance).
+    pub fn with_signer(mut self, identity: IdentityRule, issuer: &str) -> Self {
+        self.signers.push((identity, issuer.to_owned()));
+        self
+    }
+
+    /// The signers trusted, as `identity from issuer` text.
+    pub fn describe(&self) -> Vec<String> {
+        self.signers
+            .iter()
+            .map(|(identity, issuer)| format!("{identity} from {issuer}"))
+            .collect()
+    }
+}
+
+/// The timestamp authorities of a TrustedRoot JSON, or of the built-in public-good
+/// root when `json` is `None`: whom to believe about when a key or certificate signed.
+pub fn timestamp_authorities(
+    json: Option<&str>,
+) -> Result<Vec<sigstore_verify::types::TsaAuthority>, TrustedRootError> {
+    let root = TrustedRoot::from_json(json.unwrap_or(SIGSTORE_PRODUCTION_TRUSTED_ROOT))
+        .map_err(TrustedRootError)?;
+    Ok(root.tsa_authorities())
 }
 
 /// Why a keyless bundle was refused.
@@ -100,6 +122,14 @@ pub enum KeylessError {
         /// The certificate's identity.
         found: String,
     },
+    /// The certificate's OIDC issuer is none the policy names.
+    #[error("signer issuer {found:?} is not among the trusted issuers {expected:?}")]
+    Issuer {
+        /// The issuers trusted.
+        expected: Vec<String>,
+        /// The certificate's issuer.
+        found: String,
+    },
     /// The statement has no sha256 subject to bind the signature to.
     #[error("keyless statements need a sha256 subject digest to bind the signature to")]
     NoSha256Subject,
@@ -113,7 +143,7 @@ impl KeylessError {
             Self::Identity { .. } | Self::Sigstore(E::IdentityMismatch { .. }) => {
                 "identity-mismatch"
             }
-            Self::Sigstore(E::IssuerMismatch { .. }) => "issuer-mismatch",
+            Self::Issuer { .. } | Self::Sigstore(E::IssuerMismatch { .. }) => "issuer-mismatch",
             Self::Sigstore(E::SignatureInvalid(_)) => "bad-signature",
             Self::Sigstore(E::ArtifactMismatch(_)) | Self::NoSha256Subject => "subject-mismatch",
             Self::Sigstore(E::Certificate(_)) => "untrusted-certificate",
@@ -134,6 +164,8 @@ pub struct KeylessSigner {
     pub issuer: String,
     /// The signing time the log (or a timestamp authority) vouches for, Unix seconds.
     pub signed_at: Option<i64>,
+    /// The index of the bundle's (verified) transparency-log entry.
+    pub log_index: Option<u64>,
 }
 
 /// Runs every Sigstore check on a DSSE bundle whose statement names `digest` (SHA-256)
@@ -151,6 +183,12 @@ pub fn verify_keyless(
         sigstore_verify::types::Sha256Hash::new(digest),
         trust,
     )
+}
+
+/// The log index of a bundle's first transparency-log entry (verified by then).
+fn log_index(bundle: &sigstore_verify::types::Bundle) -> Option<u64> {
+    let entry = bundle.verification_material.tlog_entries.first()?;
+    entry.log_index.to_string().parse().ok()
 }
 
 /// The same checks on any bundle sigstore understands (message signatures included),
@@ -175,30 +213,34 @@ fn verify_parsed(
     trust: &KeylessTrust,
 ) -> Result<KeylessSigner, KeylessError> {
     let verifier = Verifier::new(&trust.root)?;
-    let policy = match &trust.identity {
-        IdentityRule::Exact(identity) => {
-            VerificationPolicy::new(identity.as_str(), trust.issuer.as_str())
-        }
-        // The regex is ours: sigstore checks the issuer, we check the identity after.
-        IdentityRule::Regex(_) => {
-            VerificationPolicy::any_identity().require_issuer(trust.issuer.as_str())
-        }
-    };
-    let result = verifier.verify(digest, bundle, &policy)?;
+    // Every cryptographic check once; the signer rules (any of several) are ours, after.
+    let result = verifier.verify(digest, bundle, &VerificationPolicy::any_identity())?;
     let identity = result
         .identity()
         .map(|san| san.as_str().to_owned())
         .unwrap_or_default();
-    if !trust.identity.matches(&identity) {
+    let issuer = result.issuer().unwrap_or_default().to_owned();
+    let same_issuer = || trust.signers.iter().filter(|(_, i)| *i == issuer);
+    if !same_issuer().any(|(rule, _)| rule.matches(&identity)) {
+        if same_issuer().next().is_none() {
+            return Err(KeylessError::Issuer {
+                expected: trust.signers.iter().map(|(_, i)| i.clone()).collect(),
+                found: issuer,
+            });
+        }
         return Err(KeylessError::Identity {
-            expected: trust.identity.to_string(),
+            expected: same_issuer()
+                .map(|(rule, _)| rule.to_string())
+                .collect::<Vec<_>>()
+                .join(" or "),
             found: identity,
         });
     }
     Ok(KeylessSigner {
         identity,
-        issuer: result.issuer().unwrap_or_default().to_owned(),
+        issuer,
         signed_at: result.integrated_time().map(|t| t.as_second()),
+        log_index: log_index(bundle),
     })
 }
 

@@ -36,6 +36,11 @@ pub mod loader;
 pub mod oms;
 mod policy;
 pub mod safetensors;
+#[cfg(feature = "sigstore")]
+pub mod timestamps;
+/// The pinned Sigstore verifier, for the types its APIs take (trust roots, authorities).
+#[cfg(feature = "sigstore")]
+pub use sigstore_verify;
 
 use std::path::Path;
 
@@ -51,7 +56,7 @@ pub use error::{
 };
 pub use files::{SignedManifest, check_files, signed_manifest};
 pub use gate::{Attestation, GateError, attestation_of, verify_attestation};
-pub use policy::TrustPolicy;
+pub use policy::{CertificateTime, TrustPolicy};
 
 /// What the verifier adds to what the signer recorded.
 #[derive(Debug, Clone, Default)]

@@ -92,7 +92,7 @@ fn signed_v1(verified: &VerifiedStatement) -> Result<SignedOms, VerifyError> {
         .ignore_paths
         .iter()
         .map(|p| {
-            ManifestPath::parse(p).map_err(|source| OmsPredicateError::IgnorePath {
+            ManifestPath::parse_ignore(p).map_err(|source| OmsPredicateError::IgnorePath {
                 path: p.clone(),
                 source,
             })

@@ -128,3 +128,56 @@ fn a_maze_of_look_alike_issuers_is_given_up_on_quickly() {
     let err = verify_chain(&chain[..2], &[der("root")], ValidityTime::LeafIssuance).unwrap_err();
     assert!(matches!(err, CertificateError::NoPath { .. }), "{err}");
 }
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// 2036-01-01, inside the window of `leaf-future` (2035 to 2039).
+const IN_2036: u64 = 2_082_758_400;
+
+#[test]
+fn a_leaf_not_yet_valid_is_refused_now_and_accepted_at_a_time_inside_its_window() {
+    let chain = [der("leaf-future"), der("int")];
+    let err = verify_chain(&chain, &[der("root")], ValidityTime::At(now())).unwrap_err();
+    assert!(
+        matches!(err, CertificateError::Expired { ref subject, .. } if subject == "CN=leaf-future"),
+        "{err}"
+    );
+    let ok = verify_chain(&chain, &[der("root")], ValidityTime::At(IN_2036)).unwrap();
+    assert_eq!(ok.subject, "CN=leaf-future");
+}
+
+#[test]
+fn a_self_signed_certificate_named_as_the_root_verifies_as_the_leaf() {
+    let leaf = der("self-signed");
+    let ok = verify_chain(
+        std::slice::from_ref(&leaf),
+        std::slice::from_ref(&leaf),
+        ValidityTime::At(now()),
+    )
+    .unwrap();
+    assert_eq!(ok.subject, "CN=self-signed");
+    // Not named: it is only a certificate that claims to have issued itself.
+    let err = verify_chain(
+        std::slice::from_ref(&leaf),
+        &[der("root")],
+        ValidityTime::At(now()),
+    )
+    .unwrap_err();
+    assert!(matches!(err, CertificateError::NoPath { .. }), "{err}");
+    // Named as a root, its validity still holds: outside it, refused.
+    let err = verify_chain(
+        std::slice::from_ref(&leaf),
+        std::slice::from_ref(&leaf),
+        ValidityTime::At(IN_2036 + 5 * 365 * 86_400),
+    )
+    .unwrap_err();
+    assert!(matches!(err, CertificateError::Expired { .. }), "{err}");
+    // A root with another leaf's bytes is not this leaf.
+    let err = verify_chain(&[der("leaf-ok")], &[leaf], ValidityTime::At(now())).unwrap_err();
+    assert!(matches!(err, CertificateError::NoPath { .. }), "{err}");
+}

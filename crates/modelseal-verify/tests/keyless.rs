@@ -45,6 +45,13 @@ fn trust(identity: IdentityRule, issuer: &str) -> TrustPolicy {
     TrustPolicy::default().with_keyless(KeylessTrust::public_good(identity, issuer))
 }
 
+fn two_signers(first: (&str, &str), second: (&str, &str)) -> TrustPolicy {
+    TrustPolicy::default().with_keyless(
+        KeylessTrust::public_good(IdentityRule::Exact(first.0.into()), first.1)
+            .with_signer(IdentityRule::Exact(second.0.into()), second.1),
+    )
+}
+
 fn exact() -> TrustPolicy {
     trust(IdentityRule::Exact(IDENTITY.into()), ISSUER)
 }
@@ -141,7 +148,16 @@ fn identity_issuer_and_trust_root_must_match() {
                 "https://accounts.google.com",
             ),
             "issuer-mismatch",
-            "issuer mismatch",
+            "is not among the trusted issuers",
+        ),
+        // Two signers: the identity of one with the issuer of the other is neither.
+        (
+            two_signers(
+                (IDENTITY, "https://accounts.google.com"),
+                ("someone@us.ibm.com", ISSUER),
+            ),
+            "identity-mismatch",
+            "does not match someone@us.ibm.com",
         ),
     ];
     for (policy, kind, message) in cases {
@@ -154,6 +170,14 @@ fn identity_issuer_and_trust_root_must_match() {
         "v1.1.0-sigstore",
         &bundle,
         &trust(IdentityRule::regex(r".*@us\.ibm\.com").unwrap(), ISSUER),
+    )
+    .unwrap();
+    // Any one of several signers is enough, not only the first.
+    verify(
+        &shared,
+        "v1.1.0-sigstore",
+        &bundle,
+        &two_signers(("someone@us.ibm.com", ISSUER), (IDENTITY, ISSUER)),
     )
     .unwrap();
 

@@ -214,6 +214,10 @@ fn duplicates_and_unknown_settings_are_refused() {
             "recorded ignore path \"../x\"",
         ),
         (
+            json!({"method": "files", "hash_type": "sha256", "ignore_paths": ["*.bin"]}),
+            "recorded ignore path \"*.bin\"",
+        ),
+        (
             json!({"method": "files", "hash_type": "blake3"}),
             "has algorithm \"sha256\", the serialization says \"blake3\"",
         ),

@@ -77,12 +77,12 @@ fn resolve_ignore(model: &Path, arg: &Path) -> Result<ManifestPath> {
         let inside = inside
             .to_str()
             .with_context(|| format!("--ignore {} is not valid UTF-8", arg.display()))?;
-        return ManifestPath::parse(&inside.replace(std::path::MAIN_SEPARATOR, "/"))
+        return ManifestPath::parse_ignore(&inside.replace(std::path::MAIN_SEPARATOR, "/"))
             .with_context(|| format!("--ignore {}", arg.display()));
     }
     let text = text.trim_end_matches('/');
     let text = text.strip_prefix("./").unwrap_or(text);
-    ManifestPath::parse(text).with_context(|| format!("--ignore {}", arg.display()))
+    ManifestPath::parse_ignore(text).with_context(|| format!("--ignore {}", arg.display()))
 }
 
 fn walk_options(model: &Path, args: &WalkArgs, exclude: Option<&Path>) -> Result<WalkOptions> {
@@ -158,6 +158,22 @@ fn new_passphrase() -> Result<Zeroizing<String>> {
     Ok(first)
 }
 
+/// The timestamp authorities of the `--trusted-root`, or of the public-good instance.
+fn timestamp_authorities(
+    args: &KeylessArgs,
+) -> Result<Vec<modelseal_verify::sigstore_verify::types::TsaAuthority>> {
+    let json = match &args.trusted_root {
+        Some(path) => Some(read_text(path, "trusted root")?),
+        None => None,
+    };
+    modelseal_verify::keyless::timestamp_authorities(json.as_deref()).with_context(|| {
+        match &args.trusted_root {
+            Some(path) => format!("trusted root {}", path.display()),
+            None => "the built-in trusted root".to_owned(),
+        }
+    })
+}
+
 /// The keyless identity rule and trust root the flags name, if any.
 fn keyless_trust(args: &KeylessArgs) -> Result<Option<modelseal_verify::keyless::KeylessTrust>> {
     use modelseal_verify::keyless::{IdentityRule, KeylessTrust};
@@ -167,8 +183,8 @@ fn keyless_trust(args: &KeylessArgs) -> Result<Option<modelseal_verify::keyless:
             IdentityRule::regex(pattern).with_context(|| format!("--identity-regex {pattern:?}"))?
         }
         (None, None) => {
-            if args.issuer.is_some() || args.trusted_root.is_some() {
-                bail!("--issuer and --trusted-root need --identity or --identity-regex");
+            if args.issuer.is_some() {
+                bail!("--issuer needs --identity or --identity-regex");
             }
             return Ok(None);
         }

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use modelseal_core::walk::WalkOptions;
 use modelseal_core::{Bundle, BundleError};
 use modelseal_lineage::policy::{LineagePolicy, Role};
-use modelseal_verify::{SignatureFormat, TrustPolicy, VerifyError, VerifyOptions, verify_model};
+use modelseal_verify::{CertificateTime, SignatureFormat, TrustPolicy, VerifyError, VerifyOptions, verify_model};
 use serde_json::{Value, json};
 
 use crate::Outcome;
@@ -40,7 +40,12 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
         Some(p) => p.trust_for(Role::ModelPublisher).keys().to_vec(),
         None => keys,
     };
-    let mut policy = TrustPolicy::from_keys(keys).with_certificate_roots(roots);
+    let mut policy = TrustPolicy::from_keys(keys)
+        .with_certificate_roots(roots)
+        .with_timestamp_authorities(super::timestamp_authorities(&args.keyless)?);
+    if args.lenient_certificate_time {
+        policy = policy.with_certificate_time(CertificateTime::LeafIssuance);
+    }
     if let Some(trust) = super::keyless_trust(&args.keyless)? {
         policy = policy.with_keyless(trust);
     }
@@ -126,7 +131,9 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
                 "certificate": verified.signer.certificate_subject,
                 "identity": verified.signer.keyless.as_ref().map(|k| &k.identity),
                 "issuer": verified.signer.keyless.as_ref().map(|k| &k.issuer),
-                "signedAt": verified.signer.keyless.as_ref().and_then(|k| k.signed_at),
+                "signedAt": verified.signer.keyless.as_ref().and_then(|k| k.signed_at)
+                    .or(verified.signer.timestamped_at.and_then(|t| i64::try_from(t).ok())),
+                "logIndex": verified.signer.keyless.as_ref().and_then(|k| k.log_index),
             },
             "files": verified.files,
             "bytes": verified.bytes,
@@ -153,8 +160,13 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             ),
             (None, None) => String::new(),
         };
+        let timestamped = verified
+            .signer
+            .timestamped_at
+            .map(|t| format!("\n  timestamped at Unix time {t} (RFC 3161, trusted authority)"))
+            .unwrap_or_default();
         out(&format!(
-            "verified {} ({format}, {counted})\n  subject {} {}:{}\n  signer  {} {}{certificate}",
+            "verified {} ({format}, {counted})\n  subject {} {}:{}\n  signer  {} {}{certificate}{timestamped}",
             args.model.display(),
             verified.name.as_deref().unwrap_or("(unnamed)"),
             verified.root.algorithm,
