@@ -109,9 +109,8 @@ pub struct HashArgs {
 pub struct SignArgs {
     /// Model (or dataset) directory, or a single file
     pub model: PathBuf,
-    /// Private key (PKCS#8 PEM)
-    #[arg(long, value_name = "KEY")]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub signer: SignerArgs,
     /// Where to write the bundle [default: MODEL.sig beside the model]
     #[arg(long, value_name = "PATH")]
     pub signature: Option<PathBuf>,
@@ -134,7 +133,7 @@ pub struct SignArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 1_000_000_000)]
     pub shard_size: u64,
     /// OMS: sign with this X.509 certificate (PEM) for the key; carried in the bundle
-    #[arg(long, value_name = "LEAF_PEM", requires = "key")]
+    #[arg(long, value_name = "LEAF_PEM", requires = "key", conflicts_with = "keyless")]
     pub certificate: Option<PathBuf>,
     /// OMS: intermediate certificates (PEM) to carry after the leaf; repeatable
     #[arg(
@@ -152,6 +151,44 @@ pub struct SignArgs {
     /// of each file over 64 KiB) for verified range reads
     #[arg(long)]
     pub outboard: bool,
+}
+
+/// Who signs: a private key, or Sigstore keyless (see README, "Keyless signing in CI").
+#[derive(Debug, Args, Clone)]
+pub struct SignerArgs {
+    /// Private key (PKCS#8 PEM)
+    #[arg(long, value_name = "KEY", required_unless_present = "keyless")]
+    pub key: Option<PathBuf>,
+    /// Sign keylessly with Sigstore: an ephemeral key, a Fulcio certificate for your OIDC
+    /// identity, a Rekor log entry, and a timestamp where the signing config names a TSA.
+    /// The token comes from --identity-token(-file), SIGSTORE_ID_TOKEN, ambient CI
+    /// credentials (GitHub Actions, GitLab CI, Buildkite, CircleCI), in that order
+    #[arg(long, conflicts_with = "key")]
+    pub keyless: bool,
+    /// Keyless: the OIDC identity token (a JWT). Visible to other local users in the
+    /// process list: prefer --identity-token-file or SIGSTORE_ID_TOKEN
+    #[arg(
+        long,
+        value_name = "JWT",
+        requires = "keyless",
+        conflicts_with = "identity_token_file"
+    )]
+    pub identity_token: Option<String>,
+    /// Keyless: read the OIDC identity token from this file
+    #[arg(long, value_name = "FILE", requires = "keyless")]
+    pub identity_token_file: Option<PathBuf>,
+    /// Keyless: Sigstore SigningConfig v0.2 JSON naming Fulcio, Rekor, TSA and OIDC
+    /// services [default: the built-in public-good instance]
+    #[arg(long, value_name = "FILE", requires = "keyless")]
+    pub signing_config: Option<PathBuf>,
+    /// Sigstore TrustedRoot JSON every new bundle (or timestamp) is checked against
+    /// before it is written [default: the built-in public-good instance]
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: Option<PathBuf>,
+    /// Key signing: have this RFC 3161 timestamp authority timestamp the signature, so
+    /// certificates are checked at that time (for keyless, the signing config names it)
+    #[arg(long, value_name = "URL", conflicts_with = "keyless")]
+    pub timestamp_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -329,9 +366,9 @@ pub struct TrainingArgs {
     /// The trained model (hashed: its manifest root is the subject)
     #[arg(long, value_name = "MODEL")]
     pub model: PathBuf,
-    /// The builder's private key
-    #[arg(long, value_name = "KEY")]
-    pub key: PathBuf,
+    /// The builder's signer: a private key, or --keyless
+    #[command(flatten)]
+    pub signer: SignerArgs,
     /// A base model: a signed model directory, or [NAME=]blake3:HEX; repeatable
     #[arg(long = "base-model", value_name = "DIR|blake3:HEX")]
     pub base_models: Vec<String>,

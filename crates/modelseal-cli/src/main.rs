@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod output;
 mod progress;
+mod signing;
 
 use std::process::ExitCode;
 

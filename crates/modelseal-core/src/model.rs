@@ -100,13 +100,26 @@ pub struct SignedModel {
     pub name: String,
 }
 
-/// Hashes and signs a model directory (or single file) with the native manifest.
-pub fn sign_model(
+/// A hashed model and the native statement about it, not yet signed: for signers that
+/// are not a local key (Sigstore keyless).
+#[derive(Debug, Clone)]
+pub struct StatedModel {
+    /// The statement to sign.
+    pub statement: Statement<ManifestPredicate>,
+    /// The manifest it carries.
+    pub manifest: Manifest,
+    /// Its Merkle root, the subject digest.
+    pub root: Blake3Digest,
+    /// The subject name.
+    pub name: String,
+}
+
+/// Hashes a model directory (or single file) into its native statement.
+pub fn state_model(
     root: &Path,
     options: &SignOptions,
-    key: &SigningKey,
     progress: &dyn Progress,
-) -> Result<SignedModel, ModelError> {
+) -> Result<StatedModel, ModelError> {
     for path in &options.walk.ignore {
         path.check_ignore()
             .map_err(|e| ModelError::Manifest(ManifestError::IgnorePath(e)))?;
@@ -123,12 +136,27 @@ pub fn sign_model(
         files: manifest.entries().to_vec(),
     };
     let digest = manifest.root();
-    let statement = Statement::for_manifest(&name, &digest, predicate);
-    Ok(SignedModel {
-        bundle: sign_statement(&statement, key),
+    Ok(StatedModel {
+        statement: Statement::for_manifest(&name, &digest, predicate),
         manifest,
         root: digest,
         name,
+    })
+}
+
+/// Hashes and signs a model directory (or single file) with the native manifest.
+pub fn sign_model(
+    root: &Path,
+    options: &SignOptions,
+    key: &SigningKey,
+    progress: &dyn Progress,
+) -> Result<SignedModel, ModelError> {
+    let stated = state_model(root, options, progress)?;
+    Ok(SignedModel {
+        bundle: sign_statement(&stated.statement, key),
+        manifest: stated.manifest,
+        root: stated.root,
+        name: stated.name,
     })
 }
 
@@ -198,26 +226,33 @@ pub struct SignedOmsModel {
     pub name: String,
 }
 
-/// Hashes and signs a model in the OMS v1.0 profile, so that model-signing verifies it.
-/// The recorded `ignore_paths` are the user's, the signature file's when it lies inside
-/// the model, and model-signing's four git defaults, as model-signing records them.
-pub fn sign_model_oms(
+/// A model hashed in the OMS v1.0 profile and its statement, not yet signed.
+#[derive(Debug, Clone)]
+pub struct StatedOmsModel {
+    /// The statement to sign.
+    pub statement: Statement,
+    /// The resources it lists, in order.
+    pub resources: Vec<oms::OmsResource>,
+    /// The subject's SHA-256 digest.
+    pub root: [u8; 32],
+    /// The subject name.
+    pub name: String,
+}
+
+/// Hashes a model in the OMS v1.0 profile into its statement. The recorded
+/// `ignore_paths` are the user's, the signature file's when it lies inside the model,
+/// and model-signing's four git defaults, as model-signing records them.
+pub fn state_model_oms(
     root: &Path,
     options: &OmsSignOptions,
-    key: &SigningKey,
     progress: &dyn Progress,
-) -> Result<SignedOmsModel, ModelError> {
+) -> Result<StatedOmsModel, ModelError> {
     // Refuse what model-signing cannot verify, so an "OMS" signature always is one.
     if options.hash == oms::OmsHash::Blake3
         && matches!(options.method, oms::OmsMethod::Shards { .. })
     {
         return Err(ModelError::UnsupportedOms(
             "model-signing has no BLAKE3 shards (it hashes whole files with BLAKE3); use --method files with --hash blake3",
-        ));
-    }
-    if key.algorithm() == crate::KeyAlgorithm::Ed25519 {
-        return Err(ModelError::UnsupportedOms(
-            "model-signing verifies ECDSA P-256/P-384/P-521 keys only; make one with `modelseal keygen --algorithm ecdsa-p256`",
         ));
     }
     let mut ignore_paths = options.walk.ignore.clone();
@@ -255,7 +290,27 @@ pub fn sign_model_oms(
         .name
         .clone()
         .unwrap_or_else(|| walk::model_name(root));
-    let statement = oms::statement(&name, &serialization, &resources);
+    Ok(StatedOmsModel {
+        statement: oms::statement(&name, &serialization, &resources),
+        root: oms::root_digest(&resources),
+        resources,
+        name,
+    })
+}
+
+/// Hashes and signs a model in the OMS v1.0 profile, so that model-signing verifies it.
+pub fn sign_model_oms(
+    root: &Path,
+    options: &OmsSignOptions,
+    key: &SigningKey,
+    progress: &dyn Progress,
+) -> Result<SignedOmsModel, ModelError> {
+    if key.algorithm() == crate::KeyAlgorithm::Ed25519 {
+        return Err(ModelError::UnsupportedOms(
+            "model-signing verifies ECDSA P-256/P-384/P-521 keys only; make one with `modelseal keygen --algorithm ecdsa-p256`",
+        ));
+    }
+    let stated = state_model_oms(root, options, progress)?;
     let material = match &options.certificate_chain {
         None => key_material(key.verifying_key().pem_hint()),
         Some(chain) => VerificationMaterial {
@@ -271,10 +326,10 @@ pub fn sign_model_oms(
         },
     };
     Ok(SignedOmsModel {
-        bundle: sign_statement_with(&statement, key, material),
-        root: oms::root_digest(&resources),
-        resources,
-        name,
+        bundle: sign_statement_with(&stated.statement, key, material),
+        root: stated.root,
+        resources: stated.resources,
+        name: stated.name,
     })
 }
 

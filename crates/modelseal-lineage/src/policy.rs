@@ -5,8 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use modelseal_core::{ArtifactDigest, KeyFingerprint, VerifyingKey};
-use modelseal_verify::TrustPolicy;
+use modelseal_core::{ArtifactDigest, VerifyingKey};
+use modelseal_verify::keyless::{IdentityRule, KeylessTrust, timestamp_authorities};
+use modelseal_verify::sigstore_verify::types::TsaAuthority;
+use modelseal_verify::{Signer, TrustPolicy, error_chain};
 use sha2::Digest as _;
 
 /// What a signer is trusted to sign.
@@ -39,6 +41,18 @@ struct PolicyFile {
     builders: BuildersFile,
     #[serde(default)]
     vsa: VsaFile,
+    #[serde(default)]
+    sigstore: SigstoreFile,
+}
+
+/// `[sigstore]`: the instance keyless signers are certified by, and whose timestamp
+/// authorities date key signatures.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SigstoreFile {
+    /// A TrustedRoot JSON file, relative to the policy [default: the built-in
+    /// public-good root].
+    trusted_root: Option<PathBuf>,
 }
 
 fn default_depth() -> usize {
@@ -52,6 +66,7 @@ struct SignerEntry {
     roles: Vec<Role>,
     key: Option<PathBuf>,
     identity: Option<String>,
+    identity_regex: Option<String>,
     issuer: Option<String>,
 }
 
@@ -150,8 +165,45 @@ pub struct PolicySigner {
     pub name: String,
     /// What it may sign.
     pub roles: Vec<Role>,
-    /// Its key.
-    pub key: VerifyingKey,
+    /// How its signatures are recognised.
+    pub id: SignerId,
+}
+
+/// How a policy recognises a signer.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum SignerId {
+    /// By its public key.
+    Key(VerifyingKey),
+    /// Sigstore keyless: by the identity (SAN) and OIDC issuer its Fulcio certificate
+    /// records, on the policy's Sigstore instance.
+    Keyless {
+        /// Exactly, or a regular expression over the whole identity.
+        identity: IdentityRule,
+        /// The issuer, exactly.
+        issuer: String,
+    },
+}
+
+impl SignerId {
+    /// One line for messages and summaries: the key's fingerprint, or
+    /// `keyless IDENTITY from ISSUER`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Key(key) => key.fingerprint().to_string(),
+            Self::Keyless { identity, issuer } => format!("keyless {identity} from {issuer}"),
+        }
+    }
+
+    fn recognises(&self, signer: &Signer) -> bool {
+        match (self, &signer.keyless) {
+            (Self::Key(key), None) => key.fingerprint() == signer.fingerprint,
+            (Self::Keyless { identity, issuer }, Some(found)) => {
+                *issuer == found.issuer && identity.matches(&found.identity)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A parsed lineage policy.
@@ -174,9 +226,62 @@ pub struct LineagePolicy {
     pub vsa_max_age: Duration,
     /// SHA-256 of the policy file's bytes: VSAs name the policy by it.
     pub sha256: String,
-    /// The key files the signers were read from: a server that reloads the policy when
-    /// it changes must reload it when one of these changes too.
+    /// The key files the signers were read from (and the Sigstore trusted root): a
+    /// server that reloads the policy when it changes must reload it when one of these
+    /// changes too.
     pub key_files: Vec<PathBuf>,
+    /// The Sigstore instance keyless signers are checked against, trusting nobody yet.
+    keyless_root: KeylessTrust,
+    /// The timestamp authorities that date key and certificate signatures.
+    timestamp_authorities: Vec<TsaAuthority>,
+}
+
+/// A `[[signer]]` entry's key (read from its file) or keyless identity.
+fn signer_id(
+    entry: &SignerEntry,
+    base: &Path,
+    key_files: &mut Vec<PathBuf>,
+) -> Result<SignerId, PolicyError> {
+    let invalid = |why: &str| PolicyError::Invalid(format!("signer {:?}: {why}", entry.name));
+    let keyless = entry.identity.is_some() || entry.identity_regex.is_some();
+    match (&entry.key, keyless) {
+        (Some(_), true) => Err(invalid("give a key or an identity, not both")),
+        (None, false) if entry.issuer.is_some() => {
+            Err(invalid("an issuer needs an identity or identity_regex"))
+        }
+        (None, false) => Err(invalid("needs a key, or an identity and issuer (keyless)")),
+        (Some(_), false) if entry.issuer.is_some() => {
+            Err(invalid("an issuer belongs to keyless signers, not keys"))
+        }
+        (Some(rel), false) => {
+            let path = base.join(rel);
+            key_files.push(path.clone());
+            let pem = std::fs::read_to_string(&path).map_err(|source| PolicyError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let key = VerifyingKey::from_pem(&pem).map_err(|source| PolicyError::Key {
+                name: entry.name.clone(),
+                path,
+                source,
+            })?;
+            Ok(SignerId::Key(key))
+        }
+        (None, true) => {
+            let issuer = entry
+                .issuer
+                .clone()
+                .ok_or_else(|| invalid("a keyless signer needs an issuer"))?;
+            let identity = match (&entry.identity, &entry.identity_regex) {
+                (Some(_), Some(_)) => return Err(invalid("give identity or identity_regex, not both")),
+                (Some(exact), None) => IdentityRule::Exact(exact.clone()),
+                (None, Some(pattern)) => IdentityRule::regex(pattern)
+                    .map_err(|e| invalid(&format!("identity_regex {pattern:?}: {e}")))?,
+                (None, None) => unreachable!("keyless means one of them is set"),
+            };
+            Ok(SignerId::Keyless { identity, issuer })
+        }
+    }
 }
 
 /// Why a policy file was refused.
@@ -231,45 +336,38 @@ impl LineagePolicy {
         let file: PolicyFile = toml::from_str(text).map_err(PolicyError::Toml)?;
         let mut signers = Vec::new();
         let mut key_files = Vec::new();
-        for entry in file.signers {
-            if entry.identity.is_some() || entry.issuer.is_some() {
-                // Lineage attestations have BLAKE3 subjects, which a Sigstore keyless
-                // verification cannot bind to; a keyless signer could never match, and a
-                // policy that silently drops a signer is not the policy its author wrote.
-                return Err(PolicyError::Invalid(format!(
-                    "signer {:?}: keyless signers (identity, issuer) are not supported in \
-                     lineage policies yet; native statements have BLAKE3 subjects, which \
-                     Sigstore keyless verification cannot bind (use a key)",
-                    entry.name
-                )));
+        let (sigstore_root, root_path) = match &file.sigstore.trusted_root {
+            Some(rel) => {
+                let path = base.join(rel);
+                let json = std::fs::read_to_string(&path).map_err(|source| PolicyError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                (Some(json), Some(path))
             }
-            let Some(rel) = &entry.key else {
-                return Err(PolicyError::Invalid(format!(
-                    "signer {:?} needs a key",
-                    entry.name
-                )));
-            };
-            let path = base.join(rel);
+            None => (None, None),
+        };
+        if let Some(path) = &root_path {
             key_files.push(path.clone());
-            let pem = std::fs::read_to_string(&path).map_err(|source| PolicyError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let key = VerifyingKey::from_pem(&pem).map_err(|source| PolicyError::Key {
-                name: entry.name.clone(),
-                path,
-                source,
-            })?;
+        }
+        let keyless_root = KeylessTrust::nobody(sigstore_root.as_deref()).map_err(|e| {
+            PolicyError::Invalid(format!("[sigstore] trusted_root: {}", error_chain(&e)))
+        })?;
+        let timestamp_authorities = timestamp_authorities(sigstore_root.as_deref()).map_err(
+            |e| PolicyError::Invalid(format!("[sigstore] trusted_root: {}", error_chain(&e))),
+        )?;
+        for entry in file.signers {
             if entry.roles.is_empty() {
                 return Err(PolicyError::Invalid(format!(
                     "signer {:?} has no roles",
                     entry.name
                 )));
             }
+            let id = signer_id(&entry, base, &mut key_files)?;
             signers.push(PolicySigner {
                 name: entry.name,
                 roles: entry.roles,
-                key,
+                id,
             });
         }
         let rules = |file: RulesFile, default: &[&str]| -> Result<Rules, PolicyError> {
@@ -312,6 +410,8 @@ impl LineagePolicy {
         Ok(Self {
             max_depth: file.max_depth,
             signers,
+            keyless_root,
+            timestamp_authorities,
             models,
             datasets,
             builders: file.builders.allow,
@@ -324,25 +424,38 @@ impl LineagePolicy {
 
     /// The keys trusted for `role`.
     pub fn trust_for(&self, role: Role) -> TrustPolicy {
-        TrustPolicy::from_keys(
-            self.signers
-                .iter()
-                .filter(|s| s.roles.contains(&role))
-                .map(|s| s.key.clone())
-                .collect(),
-        )
+        let mut keys = Vec::new();
+        let mut keyless = self.keyless_root.clone();
+        let mut any_keyless = false;
+        for signer in self.signers.iter().filter(|s| s.roles.contains(&role)) {
+            match &signer.id {
+                SignerId::Key(key) => keys.push(key.clone()),
+                SignerId::Keyless { identity, issuer } => {
+                    keyless = keyless.with_signer(identity.clone(), issuer);
+                    any_keyless = true;
+                }
+            }
+        }
+        let trust = TrustPolicy::from_keys(keys)
+            .with_timestamp_authorities(self.timestamp_authorities.clone());
+        if any_keyless {
+            trust.with_keyless(keyless)
+        } else {
+            trust
+        }
     }
 
-    /// The policy's name for the signer with this key, if any.
-    pub fn signer_name(&self, fingerprint: &KeyFingerprint) -> Option<&str> {
+    /// The policy's name for this (verified) signer, if it names one.
+    pub fn signer_name(&self, signer: &Signer) -> Option<&str> {
         self.signers
             .iter()
-            .find(|s| &s.key.fingerprint() == fingerprint)
+            .find(|s| s.id.recognises(signer))
             .map(|s| s.name.as_str())
     }
 
-    /// What the policy resolved its signers to, one line per (role, key) pair, sorted:
-    /// `ROLE sha256:FINGERPRINT`. A VSA records these, so replacing a key file (a
+    /// What the policy resolved its signers to, one line per (role, signer) pair,
+    /// sorted: `ROLE sha256:FINGERPRINT` or `ROLE keyless IDENTITY from ISSUER`, and with
+    /// keyless signers the trusted root's digest. A VSA records these, so replacing a key file (a
     /// rotation or a revocation) ends every summary made under the old key even though
     /// the policy file's bytes are unchanged (`spec/lineage.md` §6).
     pub fn resolved_signers(&self) -> Vec<String> {
@@ -352,9 +465,16 @@ impl LineagePolicy {
             .flat_map(|s| {
                 s.roles
                     .iter()
-                    .map(move |r| format!("{} {}", role_name(*r), s.key.fingerprint()))
+                    .map(move |r| format!("{} {}", role_name(*r), s.id.describe()))
             })
             .collect();
+        if self
+            .signers
+            .iter()
+            .any(|s| matches!(s.id, SignerId::Keyless { .. }))
+        {
+            lines.push(format!("sigstore-root {}", self.keyless_root.root_digest()));
+        }
         lines.sort();
         lines.dedup();
         lines
@@ -423,13 +543,22 @@ mod tests {
                 "needs a key",
             ),
             (
-                "[[signer]]\nname = \"a\"\nroles = [\"verifier\"]\nidentity = \"x\"\nissuer = \"y\"\n",
-                "keyless signers",
+                "[[signer]]\nname = \"a\"\nroles = [\"verifier\"]\nidentity = \"x\"\n",
+                "a keyless signer needs an issuer",
             ),
             (
-                "[[signer]]\nname = \"a\"\nroles = [\"verifier\"]\nidentity = \"x\"\n",
-                "keyless signers",
+                "[[signer]]\nname = \"a\"\nroles = [\"verifier\"]\nissuer = \"y\"\n",
+                "an issuer needs an identity",
             ),
+            (
+                "[[signer]]\nname = \"a\"\nroles = [\"verifier\"]\nkey = \"k.pub\"\nidentity = \"x\"\nissuer = \"y\"\n",
+                "not both",
+            ),
+            (
+                "[[signer]]\nname = \"a\"\nroles = [\"verifier\"]\nidentity_regex = \"(\"\nissuer = \"y\"\n",
+                "identity_regex",
+            ),
+            ("[sigstore]\ntrusted_root = \"/nonexistent/root.json\"\n", "cannot read"),
             ("[vsa]\nmax_age = \"soon\"\n", "max_age"),
             ("[datasets]\ndeny = [\"name:[\"]\n", "pattern"),
         ] {

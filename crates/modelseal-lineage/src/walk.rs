@@ -253,7 +253,7 @@ impl<'a> Walk<'a> {
                     self.attestations.insert(candidate.sha256.clone());
                     let signer = self
                         .policy
-                        .signer_name(&attestation.signer.fingerprint)
+                        .signer_name(&attestation.signer)
                         .map_or_else(|| attestation.signer.fingerprint.to_string(), str::to_owned);
                     passed.push((attestation, signer));
                 }

@@ -27,7 +27,8 @@ impl IdentityRule {
         regex::Regex::new(&format!("^(?:{pattern})$")).map(Self::Regex)
     }
 
-    fn matches(&self, identity: &str) -> bool {
+    /// Whether `identity` satisfies the rule.
+    pub fn matches(&self, identity: &str) -> bool {
         match self {
             Self::Exact(expected) => identity == expected,
             Self::Regex(pattern) => pattern.is_match(identity),
@@ -46,10 +47,26 @@ impl std::fmt::Display for IdentityRule {
 
 /// Who may sign keylessly, and against which Sigstore instance: one trusted root, and
 /// any number of (identity, issuer) signers, any one of which is accepted.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KeylessTrust {
     root: TrustedRoot,
+    root_sha256: String,
     signers: Vec<(IdentityRule, String)>,
+}
+
+impl std::fmt::Debug for KeylessTrust {
+    // The root's keys and certificates would fill a screen; its digest names it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeylessTrust")
+            .field("root", &self.root_digest())
+            .field("signers", &self.describe())
+            .finish()
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 /// Why a trusted root could not be loaded.
@@ -61,12 +78,25 @@ impl KeylessTrust {
     /// Trusts `identity` from OIDC `issuer` on the Sigstore public-good instance, whose
     /// TrustedRoot is built in (no network access, ever).
     pub fn public_good(identity: IdentityRule, issuer: &str) -> Self {
-        let root = TrustedRoot::from_json(SIGSTORE_PRODUCTION_TRUSTED_ROOT)
-            .expect("the built-in public-good trusted root parses");
-        Self {
-            root,
-            signers: vec![(identity, issuer.to_owned())],
-        }
+        Self::nobody(None)
+            .expect("the built-in public-good trusted root parses")
+            .with_signer(identity, issuer)
+    }
+
+    /// The instance a TrustedRoot JSON describes (`None`: the built-in public-good
+    /// root), trusting no signer until [`Self::with_signer`] names one.
+    pub fn nobody(json: Option<&str>) -> Result<Self, TrustedRootError> {
+        let json = json.unwrap_or(SIGSTORE_PRODUCTION_TRUSTED_ROOT);
+        Ok(Self {
+            root: TrustedRoot::from_json(json).map_err(TrustedRootError)?,
+            root_sha256: sha256_hex(json),
+            signers: Vec::new(),
+        })
+    }
+
+    /// SHA-256 of the trusted root's JSON text: what summaries and caches key on.
+    pub fn root_digest(&self) -> String {
+        format!("sha256:{}", self.root_sha256)
     }
 
     /// Trusts `identity` from `issuer` on the instance a TrustedRoot JSON describes.
@@ -75,11 +105,7 @@ impl KeylessTrust {
         identity: IdentityRule,
         issuer: &str,
     ) -> Result<Self, TrustedRootError> {
-        let root = TrustedRoot::from_json(json).map_err(TrustedRootError)?;
-        Ok(Self {
-            root,
-            signers: vec![(identity, issuer.to_owned())],
-        })
+        Ok(Self::nobody(Some(json))?.with_signer(identity, issuer))
     }
 
     /// Also trusts `identity` from `issuer` (same instance).
@@ -212,36 +238,64 @@ fn verify_parsed(
     digest: sigstore_verify::types::Sha256Hash,
     trust: &KeylessTrust,
 ) -> Result<KeylessSigner, KeylessError> {
-    let verifier = Verifier::new(&trust.root)?;
     // Every cryptographic check once; the signer rules (any of several) are ours, after.
-    let result = verifier.verify(digest, bundle, &VerificationPolicy::any_identity())?;
-    let identity = result
-        .identity()
-        .map(|san| san.as_str().to_owned())
-        .unwrap_or_default();
-    let issuer = result.issuer().unwrap_or_default().to_owned();
-    let same_issuer = || trust.signers.iter().filter(|(_, i)| *i == issuer);
-    if !same_issuer().any(|(rule, _)| rule.matches(&identity)) {
-        if same_issuer().next().is_none() {
-            return Err(KeylessError::Issuer {
-                expected: trust.signers.iter().map(|(_, i)| i.clone()).collect(),
-                found: issuer,
-            });
-        }
-        return Err(KeylessError::Identity {
-            expected: same_issuer()
-                .map(|(rule, _)| rule.to_string())
-                .collect::<Vec<_>>()
-                .join(" or "),
-            found: identity,
+    let signer = checked(bundle, digest, &trust.root)?;
+    let same_issuer = || trust.signers.iter().filter(|(_, i)| *i == signer.issuer);
+    if same_issuer().any(|(rule, _)| rule.matches(&signer.identity)) {
+        return Ok(signer);
+    }
+    if same_issuer().next().is_none() {
+        return Err(KeylessError::Issuer {
+            expected: trust.signers.iter().map(|(_, i)| i.clone()).collect(),
+            found: signer.issuer,
         });
     }
+    Err(KeylessError::Identity {
+        expected: same_issuer()
+            .map(|(rule, _)| rule.to_string())
+            .collect::<Vec<_>>()
+            .join(" or "),
+        found: signer.identity,
+    })
+}
+
+/// Every Sigstore check except whom to trust; the identity is reported, not judged.
+fn checked(
+    bundle: &sigstore_verify::types::Bundle,
+    digest: sigstore_verify::types::Sha256Hash,
+    root: &TrustedRoot,
+) -> Result<KeylessSigner, KeylessError> {
+    let verifier = Verifier::new(root)?;
+    let result = verifier.verify(digest, bundle, &VerificationPolicy::any_identity())?;
     Ok(KeylessSigner {
-        identity,
-        issuer,
+        identity: result
+            .identity()
+            .map(|san| san.as_str().to_owned())
+            .unwrap_or_default(),
+        issuer: result.issuer().unwrap_or_default().to_owned(),
         signed_at: result.integrated_time().map(|t| t.as_second()),
         log_index: log_index(bundle),
     })
+}
+
+/// For signers: every Sigstore check on a bundle just issued, against a TrustedRoot
+/// JSON (or the public-good root), so that nothing is written that would not verify.
+/// The identity is the one the signer's token named, reported back: this decides
+/// nothing about whom to trust, and verifiers must use [`verify_keyless`].
+pub fn check_issued(
+    json: &str,
+    digest: [u8; 32],
+    root_json: Option<&str>,
+) -> Result<KeylessSigner, KeylessError> {
+    let parsed =
+        sigstore_verify::types::Bundle::from_json(json).map_err(sigstore_verify::Error::from)?;
+    let root = TrustedRoot::from_json(root_json.unwrap_or(SIGSTORE_PRODUCTION_TRUSTED_ROOT))
+        .map_err(sigstore_verify::Error::from)?;
+    checked(
+        &parsed,
+        sigstore_verify::types::Sha256Hash::new(digest),
+        &root,
+    )
 }
 
 /// Checks a bundle signed by a known key (with its transparency-log entry, which

@@ -11,7 +11,7 @@ use modelseal_core::provenance::{
     TRAINING_BUILD_TYPE, dependency, provenance_statement,
 };
 use modelseal_core::statement::ResourceDescriptor;
-use modelseal_core::{Blake3Digest, WalkOptions, hash_model, sign_statement, walk};
+use modelseal_core::{Blake3Digest, WalkOptions, hash_model, walk};
 use serde_json::json;
 use sha2::Digest as _;
 use time::OffsetDateTime;
@@ -21,6 +21,7 @@ use crate::Outcome;
 use crate::cli::{AttestCommand, TrainingArgs};
 use crate::output::out;
 use crate::progress::Bar;
+use crate::signing::StatementSigner;
 
 pub fn run(command: &AttestCommand) -> Result<Outcome> {
     match command {
@@ -29,7 +30,7 @@ pub fn run(command: &AttestCommand) -> Result<Outcome> {
 }
 
 fn training(args: &TrainingArgs) -> Result<Outcome> {
-    let key = super::load_signing_key(&args.key)?;
+    let signer = StatementSigner::from_args(&args.signer)?;
     let mut dependencies = Vec::new();
     for spec in &args.base_models {
         dependencies.push(artifact(spec, DependencyKind::BaseModel)?);
@@ -97,7 +98,7 @@ fn training(args: &TrainingArgs) -> Result<Outcome> {
         .clone()
         .unwrap_or_else(|| walk::model_name(&args.model));
     let root = manifest.root();
-    let bundle = sign_statement(&provenance_statement(&name, &root, &provenance), &key);
+    let issued = signer.sign_native(provenance_statement(&name, &root, &provenance), &root)?;
     let out_path = args.out.clone().unwrap_or_else(|| {
         let mut file = args
             .model
@@ -109,7 +110,7 @@ fn training(args: &TrainingArgs) -> Result<Outcome> {
     });
     write_atomic(
         &out_path,
-        &bundle.to_json(),
+        &issued.bundle.to_json(),
         Visibility::Public,
         Overwrite::Allow,
     )
@@ -118,7 +119,7 @@ fn training(args: &TrainingArgs) -> Result<Outcome> {
         "attested {name} blake3:{root}\n  built by {} from {} inputs\n  signer  {}\n  wrote   {}",
         args.builder_id,
         provenance.build_definition.resolved_dependencies.len(),
-        key.verifying_key().fingerprint(),
+        issued.signer_text,
         out_path.display()
     ));
     Ok(Outcome::Success)

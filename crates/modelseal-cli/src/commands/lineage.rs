@@ -27,7 +27,7 @@ pub fn check(
     }
     let store = args.store.as_deref().context("--lineage needs --store")?;
     let signer = policy
-        .signer_name(&verified.signer.fingerprint)
+        .signer_name(&verified.signer)
         .map(str::to_owned)
         .unwrap_or_else(|| verified.signer.fingerprint.to_string());
     let root: Blake3Digest = verified

@@ -2,13 +2,14 @@ use anyhow::{Context, Result, bail};
 use modelseal_core::fsio::{Overwrite, Visibility, write_atomic};
 use modelseal_core::oms::{OmsHash, OmsMethod};
 use modelseal_core::{
-    ArtifactKind, OmsSignOptions, SignOptions, SigningKey, sign_model, sign_model_oms,
+    ArtifactKind, OmsSignOptions, SignOptions, sign_model_oms, state_model, state_model_oms,
 };
 
 use crate::Outcome;
 use crate::cli::{Format, Kind, OmsHashArg, OmsMethodArg, SignArgs};
 use crate::output::out;
 use crate::progress::Bar;
+use crate::signing::{Issued, StatementSigner};
 
 pub fn run(args: &SignArgs) -> Result<Outcome> {
     let signature = args
@@ -24,31 +25,44 @@ pub fn run(args: &SignArgs) -> Result<Outcome> {
     if args.format == Format::Native && oms_only {
         bail!("--hash, --method and --certificate apply to --format oms only");
     }
-    // Load the key first: a wrong passphrase should not cost a full hash of the model.
-    let key = super::load_signing_key(&args.key)?;
+    // The key (or the identity token) first: a wrong passphrase or a missing token
+    // should not cost a full hash of the model.
+    let signer = StatementSigner::from_args(&args.signer)?;
     let walk = super::walk_options(&args.model, &args.walk, Some(&signature))?;
     let bar = Bar::new(args.quiet);
-    let summary = match args.format {
-        Format::Native => sign_native(args, &key, walk, &bar, &signature)?,
-        Format::Oms => sign_oms(args, &key, walk, &bar, &signature)?,
+    let (summary, issued) = match args.format {
+        Format::Native => sign_native(args, &signer, walk, &bar, &signature)?,
+        Format::Oms => sign_oms(args, &signer, walk, &bar)?,
     };
     bar.finish();
+    write_signature(&signature, &issued.bundle)?;
+    if args.outboard {
+        if let Some(manifest) = &summary.manifest {
+            super::outboard::write(&args.model, manifest, &signature)?;
+        }
+    }
     out(&format!(
-        "{summary}\n  signer  {} {}\n  wrote   {}",
-        key.algorithm(),
-        key.verifying_key().fingerprint(),
+        "{}\n  signer  {}\n  wrote   {}",
+        summary.text,
+        issued.signer_text,
         signature.display()
     ));
     Ok(Outcome::Success)
 }
 
+/// What was signed, for the summary (and the manifest, for outboard trees).
+struct Summary {
+    text: String,
+    manifest: Option<modelseal_core::Manifest>,
+}
+
 fn sign_native(
     args: &SignArgs,
-    key: &SigningKey,
+    signer: &StatementSigner,
     walk: modelseal_core::WalkOptions,
     bar: &Bar,
-    signature: &std::path::Path,
-) -> Result<String> {
+    _signature: &std::path::Path,
+) -> Result<(Summary, Issued)> {
     let options = SignOptions {
         name: args.name.clone(),
         kind: match args.kind {
@@ -57,32 +71,34 @@ fn sign_native(
         },
         walk,
     };
-    let signed = sign_model(&args.model, &options, key, bar)
+    let stated = state_model(&args.model, &options, bar)
         .with_context(|| format!("cannot sign model {}", args.model.display()))?;
-    write_signature(signature, &signed.bundle)?;
-    if args.outboard {
-        super::outboard::write(&args.model, &signed.manifest, signature)?;
-    }
-    Ok(format!(
+    let text = format!(
         "signed {} ({} files, {} bytes)\n  subject {} blake3:{}",
         args.model.display(),
-        signed.manifest.entries().len(),
-        signed.manifest.total_bytes(),
-        signed.name,
-        signed.root,
+        stated.manifest.entries().len(),
+        stated.manifest.total_bytes(),
+        stated.name,
+        stated.root,
+    );
+    let issued = signer.sign_native(stated.statement, &stated.root)?;
+    Ok((
+        Summary {
+            text,
+            manifest: Some(stated.manifest),
+        },
+        issued,
     ))
 }
 
 fn sign_oms(
     args: &SignArgs,
-    key: &SigningKey,
+    signer: &StatementSigner,
     walk: modelseal_core::WalkOptions,
     bar: &Bar,
-    signature: &std::path::Path,
-) -> Result<String> {
-    let certificate_chain = match &args.certificate {
-        None => None,
-        Some(leaf) => {
+) -> Result<(Summary, Issued)> {
+    let certificate_chain = match (&args.certificate, signer.key()) {
+        (Some(leaf), Some(key)) => {
             let leaf_pem = super::read_text(leaf, "certificate")?;
             let chain = args
                 .certificate_chain
@@ -94,6 +110,7 @@ fn sign_oms(
                     .with_context(|| format!("certificate {}", leaf.display()))?,
             )
         }
+        _ => None,
     };
     if args.shard_size == 0 {
         bail!("--shard-size must be at least 1");
@@ -114,15 +131,30 @@ fn sign_oms(
         walk,
         certificate_chain,
     };
-    let signed = sign_model_oms(&args.model, &options, key, bar)
-        .with_context(|| format!("cannot sign model {}", args.model.display()))?;
-    write_signature(signature, &signed.bundle)?;
-    Ok(format!(
-        "signed {} (OMS v1.0, {} resources)\n  subject {} sha256:{}",
+    let failed = || format!("cannot sign model {}", args.model.display());
+    let (name, root, resources, issued) = match signer.key() {
+        Some(key) => {
+            let signed = sign_model_oms(&args.model, &options, key, bar).with_context(failed)?;
+            let issued = signer.finish_oms_key_bundle(signed.bundle)?;
+            (signed.name, signed.root, signed.resources.len(), issued)
+        }
+        None => {
+            let stated = state_model_oms(&args.model, &options, bar).with_context(failed)?;
+            let issued = signer.sign_oms(&stated.statement, stated.root)?;
+            (stated.name, stated.root, stated.resources.len(), issued)
+        }
+    };
+    let text = format!(
+        "signed {} (OMS v1.0, {resources} resources)\n  subject {name} sha256:{}",
         args.model.display(),
-        signed.resources.len(),
-        signed.name,
-        hex::encode(signed.root),
+        hex::encode(root),
+    );
+    Ok((
+        Summary {
+            text,
+            manifest: None,
+        },
+        issued,
     ))
 }
 
