@@ -63,7 +63,10 @@ VIRTUAL_ENV="$PWD/$pvenv" PATH="$PWD/$pvenv/bin:$PATH" \
   maturin develop --release --locked --quiet -m crates/modelseal-python/Cargo.toml
 MODELSEAL=target/release/modelseal "$pvenv/bin/python" -m pytest -q -p no:cacheprovider crates/modelseal-python/tests
 
-step "OMS interoperability with model-signing 1.1.1 (PyPI), both ways"
+step "a local Sigstore instance (@sigstore/mock from npm) for the keyless tests, checked"
+(cd tests/sigstore-local && npm ci --no-audit --no-fund --loglevel=error && npm test --silent)
+
+step "OMS interoperability with model-signing 1.1.1 (PyPI), both ways; keyless against the local Sigstore"
 ivenv=target/interop-venv
 if [ ! -x "$ivenv/bin/python" ]; then
   python3 -m venv "$ivenv"

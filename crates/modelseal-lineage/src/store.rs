@@ -440,7 +440,14 @@ fn subject_keys(bundle: &Bundle) -> Vec<ArtifactDigest> {
     let mut keys: Vec<ArtifactDigest> = statement
         .subject
         .iter()
-        .flat_map(|s| s.digest.iter())
+        .flat_map(|s| {
+            // Beside a BLAKE3 root, a sha256 is its keyless binding: no artifact to file
+            // the bundle under (spec/sigstore.md §4).
+            let bound = s.digest.contains_key("blake3");
+            s.digest
+                .iter()
+                .filter(move |(algorithm, _)| !(bound && *algorithm == "sha256"))
+        })
         .filter_map(|(algorithm, hex)| ArtifactDigest::from_entry(algorithm, hex).ok())
         .collect();
     keys.sort();

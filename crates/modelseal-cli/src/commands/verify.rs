@@ -36,18 +36,22 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
         }
         None => None,
     };
-    let keys = match &lineage_policy {
-        Some(p) => p.trust_for(Role::ModelPublisher).keys().to_vec(),
-        None => keys,
+    // A policy names every signer (keys and keyless identities, and its Sigstore root);
+    // otherwise the flags do.
+    let mut policy = match &lineage_policy {
+        Some(p) => p.trust_for(Role::ModelPublisher),
+        None => {
+            let mut policy = TrustPolicy::from_keys(keys)
+                .with_certificate_roots(roots)
+                .with_timestamp_authorities(super::timestamp_authorities(&args.keyless)?);
+            if let Some(trust) = super::keyless_trust(&args.keyless)? {
+                policy = policy.with_keyless(trust);
+            }
+            policy
+        }
     };
-    let mut policy = TrustPolicy::from_keys(keys)
-        .with_certificate_roots(roots)
-        .with_timestamp_authorities(super::timestamp_authorities(&args.keyless)?);
     if args.lenient_certificate_time {
         policy = policy.with_certificate_time(CertificateTime::LeafIssuance);
-    }
-    if let Some(trust) = super::keyless_trust(&args.keyless)? {
-        policy = policy.with_keyless(trust);
     }
     let ignore = args
         .ignore

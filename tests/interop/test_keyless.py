@@ -1,0 +1,376 @@
+"""Keyless signing and trusted time, end to end, against a local Sigstore instance.
+
+The instance is tests/sigstore-local (the Sigstore project's own service doubles from
+`@sigstore/mock`, served over HTTP on 127.0.0.1, with a token-minting OIDC issuer). It
+makes new keys on every start, so every trust root here is this run's own.
+
+What is covered:
+
+1. `modelseal sign --keyless` (native and OMS) -> `modelseal verify` offline with the
+   instance's trusted root; `model_signing verify sigstore --trust_config` 1.1.1 accepts
+   our OMS keyless bundles.
+2. Each of these is refused: wrong identity, wrong issuer, a log entry of another
+   artifact, a missing inclusion proof or log entry, a timestamp of another signature,
+   a tampered model, a log whose time falls outside the certificate (refused at signing,
+   before anything is written).
+3. The token sources: file, SIGSTORE_ID_TOKEN, and GitHub Actions' ambient credentials
+   (ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN served by the local issuer).
+4. `sign --timestamp-url` for key and certificate signing: the chain is checked at the
+   timestamped time; a timestamp moved to another signature, or from an authority the
+   verifier does not trust, is refused.
+5. Lineage policies with keyless signers (every signer of a role, by identity and
+   issuer): a keyless chain passes, and a keyless signer holding another role does not
+   count.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sigstore-local"))
+
+from harness import LocalSigstore  # noqa: E402
+from test_oms_interop import (  # noqa: E402
+    CERTS,
+    MODEL_SIGNING,
+    MODELSEAL,
+    TIMEOUT,
+    Result,
+    expect_ok,
+    expect_refused,
+    mx,
+    run,
+)
+
+PUBLISHER = "release@example.com"
+CURATOR = "data@example.com"
+BUILDER = "https://github.com/example/trainer/.github/workflows/train.yml@refs/heads/main"
+
+
+@pytest.fixture(scope="module")
+def sigstore(tmp_path_factory):
+    instance = LocalSigstore(tmp_path_factory.mktemp("sigstore"))
+    yield instance
+    instance.close()
+
+
+def make_model(root: Path, seed: int = 0) -> Path:
+    root.mkdir(parents=True)
+    (root / "config.json").write_text(json.dumps({"hidden": 8, "seed": seed}))
+    (root / "weights.bin").write_bytes(bytes((i * 7 + seed) % 251 for i in range(300_000)))
+    return root
+
+
+def keyless_args(sigstore: LocalSigstore, token: Path) -> list:
+    return [
+        "--keyless",
+        "--identity-token-file",
+        token,
+        "--signing-config",
+        sigstore.signing_config,
+        "--trusted-root",
+        sigstore.trusted_root,
+    ]
+
+
+def verify_keyless(sigstore, model, signature, identity=PUBLISHER, issuer=None, *extra):
+    return mx(
+        "verify",
+        model,
+        "--signature",
+        signature,
+        "--identity",
+        identity,
+        "--issuer",
+        issuer or sigstore.issuer,
+        "--trusted-root",
+        sigstore.trusted_root,
+        *extra,
+    )
+
+
+def sign_keyless(sigstore, tmp_path, model, signature, *extra, identity=PUBLISHER):
+    token = sigstore.token_file(tmp_path / f"{signature.name}.jwt", identity)
+    return mx("sign", model, "--signature", signature, *keyless_args(sigstore, token), *extra)
+
+
+def edited(bundle: Path, out: Path, change) -> Path:
+    data = json.loads(bundle.read_text())
+    change(data)
+    out.write_text(json.dumps(data))
+    return out
+
+
+# 1. --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["native", "oms"])
+def test_keyless_sign_then_verify_offline(sigstore, tmp_path, fmt):
+    model = make_model(tmp_path / "model")
+    sig = tmp_path / "model.sig"
+    signed = expect_ok(sign_keyless(sigstore, tmp_path, model, sig, "--format", fmt))
+    assert f"keyless {PUBLISHER} from {sigstore.issuer}" in signed.out, signed.report("summary")
+    bundle = json.loads(sig.read_text())
+    material = bundle["verificationMaterial"]
+    assert set(material) >= {"certificate", "tlogEntries", "timestampVerificationData"}
+    assert material["tlogEntries"][0]["inclusionProof"]["hashes"] is not None
+    assert material["timestampVerificationData"]["rfc3161Timestamps"]
+    statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    digests = statement["subject"][0]["digest"]
+    assert ("blake3" in digests) == (fmt == "native") and "sha256" in digests
+
+    result = expect_ok(verify_keyless(sigstore, model, sig, PUBLISHER, None, "--json"))
+    report = json.loads(result.out)
+    assert report["signer"]["identity"] == PUBLISHER
+    assert report["signer"]["issuer"] == sigstore.issuer
+    assert report["signer"]["logIndex"] == int(material["tlogEntries"][0]["logIndex"])
+    assert report["format"] == fmt
+
+    (model / "weights.bin").write_bytes(b"tampered")
+    expect_refused(verify_keyless(sigstore, model, sig), words=["modified", "mismatch"])
+
+
+def test_model_signing_verifies_our_oms_keyless_bundles(sigstore, tmp_path):
+    model = make_model(tmp_path / "model")
+    sig = tmp_path / "model.sig"
+    expect_ok(sign_keyless(sigstore, tmp_path, model, sig, "--format", "oms"))
+    peer = [*MODEL_SIGNING, "verify", "sigstore", model, "--signature", sig,
+            "--trust_config", sigstore.trust_config, "--identity_provider", sigstore.issuer]
+    result = expect_ok(run([*peer, "--identity", PUBLISHER]))
+    assert "Verification succeeded" in result.out + result.err, result.report("peer verdict")
+    # The peer refuses a wrong identity too (it exits 0 and says so, as 1.1.1 does).
+    result = run([*peer, "--identity", CURATOR])
+    assert "Verification failed" in result.out + result.err, result.report("peer verdict")
+
+
+# 2. --------------------------------------------------------------------------------
+
+
+def test_wrong_identity_or_issuer_is_refused(sigstore, tmp_path):
+    model = make_model(tmp_path / "model")
+    sig = tmp_path / "model.sig"
+    expect_ok(sign_keyless(sigstore, tmp_path, model, sig))
+    expect_refused(verify_keyless(sigstore, model, sig, CURATOR), words=["does not match"])
+    expect_refused(
+        verify_keyless(sigstore, model, sig, PUBLISHER, "https://accounts.google.com"),
+        words=["not among the trusted issuers"],
+    )
+    # The regex is anchored: a prefix of the identity does not pass.
+    expect_refused(
+        mx("verify", model, "--signature", sig, "--identity-regex", "release",
+           "--issuer", sigstore.issuer, "--trusted-root", sigstore.trusted_root),
+        words=["does not match"],
+    )
+    # Another instance's root does not vouch for this one's certificates.
+    other = LocalSigstore(tmp_path / "other")
+    try:
+        expect_refused(
+            mx("verify", model, "--signature", sig, "--identity", PUBLISHER,
+               "--issuer", sigstore.issuer, "--trusted-root", other.trusted_root),
+            words=["certificate", "log", "timestamp"],
+        )
+    finally:
+        other.close()
+
+
+def test_swapped_or_missing_log_evidence_is_refused(sigstore, tmp_path):
+    model = make_model(tmp_path / "model")
+    other_model = make_model(tmp_path / "other", seed=1)
+    sig, other_sig = tmp_path / "model.sig", tmp_path / "other.sig"
+    expect_ok(sign_keyless(sigstore, tmp_path, model, sig))
+    expect_ok(sign_keyless(sigstore, tmp_path, other_model, other_sig))
+    theirs = json.loads(other_sig.read_text())["verificationMaterial"]
+
+    def swap_entry(b):
+        b["verificationMaterial"]["tlogEntries"] = copy.deepcopy(theirs["tlogEntries"])
+
+    def drop_proof(b):
+        del b["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]
+
+    def drop_entries(b):
+        b["verificationMaterial"]["tlogEntries"] = []
+
+    def swap_timestamp(b):
+        b["verificationMaterial"]["timestampVerificationData"] = copy.deepcopy(
+            theirs["timestampVerificationData"]
+        )
+
+    cases = [
+        (swap_entry, ["log", "entry", "mismatch"]),
+        (drop_proof, ["inclusion"]),
+        (drop_entries, ["log", "entry", "inclusion"]),
+        (swap_timestamp, ["timestamp"]),
+    ]
+    for change, words in cases:
+        bad = edited(sig, tmp_path / f"{change.__name__}.sig", change)
+        expect_refused(verify_keyless(sigstore, model, bad), words=words)
+    expect_ok(verify_keyless(sigstore, model, sig))
+
+
+def test_a_log_time_outside_the_certificate_is_refused_before_writing(tmp_path):
+    # This log stamps entries an hour ahead: the 10-minute Fulcio certificate has expired
+    # by the log's account, so the bundle would not verify, and is not written.
+    skewed = LocalSigstore(tmp_path / "skewed", "--rekor-clock-offset", "3600")
+    try:
+        model = make_model(tmp_path / "model")
+        sig = tmp_path / "model.sig"
+        result = sign_keyless(skewed, tmp_path, model, sig)
+        expect_refused(result, code=2, words=["does not verify against the trusted root"])
+        assert not sig.exists(), "a bundle that does not verify was written"
+    finally:
+        skewed.close()
+
+
+def test_expired_token_is_refused_before_any_service_is_called(sigstore, tmp_path):
+    model = make_model(tmp_path / "model")
+    token = tmp_path / "old.jwt"
+    token.write_text(sigstore.token(PUBLISHER, ttl="-60"))
+    result = mx("sign", model, *keyless_args(sigstore, token))
+    expect_refused(result, code=2, words=["expired"])
+    assert not (tmp_path / "model.sig").exists()
+
+
+# 3. --------------------------------------------------------------------------------
+
+
+def test_token_from_the_environment_and_from_github_actions(sigstore, tmp_path):
+    model = make_model(tmp_path / "model")
+    base = [
+        "sign", model, "--keyless", "--signing-config", sigstore.signing_config,
+        "--trusted-root", sigstore.trusted_root,
+    ]
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("SIGSTORE_ID_TOKEN", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "CIRCLECI")}
+
+    env = dict(clean, SIGSTORE_ID_TOKEN=sigstore.token(CURATOR))
+    result = expect_ok(run_env([str(a) for a in base], env))
+    assert f"keyless {CURATOR}" in result.out, result.report("identity from SIGSTORE_ID_TOKEN")
+
+    github = dict(
+        clean,
+        GITHUB_ACTIONS="true",
+        ACTIONS_ID_TOKEN_REQUEST_URL=f"{sigstore.url}/oidc/github?sub={BUILDER}",
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN="request-token",
+    )
+    result = expect_ok(run_env([str(a) for a in base], github))
+    assert f"keyless {BUILDER}" in result.out, result.report("identity from GitHub Actions")
+    expect_ok(verify_keyless(sigstore, model, tmp_path / "model.sig", BUILDER))
+
+    # Nothing at all: a clear error, not a hang waiting for a browser.
+    result = run_env([str(a) for a in base], clean)
+    expect_refused(result, code=2, words=["no identity token"])
+
+
+def run_env(args, env) -> Result:
+    """modelseal with exactly this environment (no inherited CI variables)."""
+    cmd = [str(MODELSEAL), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                          stdin=subprocess.DEVNULL, timeout=TIMEOUT)
+    return Result(cmd, proc.returncode, proc.stdout, proc.stderr)
+
+
+# 4. --------------------------------------------------------------------------------
+
+
+def test_timestamped_certificate_signatures(sigstore, tmp_path):
+    chains = CERTS / "chains"
+    model = make_model(tmp_path / "model")
+    tsa = f"{sigstore.url}/api/v1/timestamp"
+
+    def sign(leaf, sig):
+        return mx("sign", model, "--format", "oms", "--signature", sig,
+                  "--key", chains / f"{leaf}.key", "--certificate", chains / f"{leaf}.pem",
+                  "--certificate-chain", chains / "int.pem",
+                  "--timestamp-url", tsa, "--trusted-root", sigstore.trusted_root)
+
+    def verify(sig, *extra):
+        return mx("verify", model, "--signature", sig,
+                  "--certificate-root", chains / "root.pem", *extra)
+
+    good, other = tmp_path / "good.sig", tmp_path / "other.sig"
+    expect_ok(sign("leaf-ok", good))
+    expect_ok(sign("leaf-eku-only", other))
+    result = expect_ok(verify(good, "--trusted-root", sigstore.trusted_root, "--json"))
+    assert json.loads(result.out)["signer"]["signedAt"] > 0
+
+    # The authority must be one the verifier trusts: the public-good root is not this one.
+    expect_refused(verify(good), words=["timestamp"])
+
+    # A timestamp taken from another signature does not cover this one.
+    theirs = json.loads(other.read_text())["verificationMaterial"]["timestampVerificationData"]
+    moved = edited(good, tmp_path / "moved.sig",
+                   lambda b: b["verificationMaterial"].update(timestampVerificationData=theirs))
+    expect_refused(verify(moved, "--trusted-root", sigstore.trusted_root), words=["timestamp"])
+
+    # An expired leaf timestamped now is still expired at the timestamped time.
+    expired = tmp_path / "expired.sig"
+    expect_ok(sign("leaf-expired", expired))
+    expect_refused(verify(expired, "--trusted-root", sigstore.trusted_root), words=["not valid at"])
+
+
+# 5. --------------------------------------------------------------------------------
+
+
+def policy_text(sigstore, builder_roles='["training-builder"]'):
+    return f"""
+max_depth = 4
+
+[sigstore]
+trusted_root = "{sigstore.trusted_root}"
+
+[[signer]]
+name = "release"
+roles = ["model-publisher"]
+identity = "{PUBLISHER}"
+issuer = "{sigstore.issuer}"
+
+[[signer]]
+name = "curator"
+roles = ["dataset-curator"]
+identity = "{CURATOR}"
+issuer = "{sigstore.issuer}"
+
+[[signer]]
+name = "trainer"
+roles = {builder_roles}
+identity_regex = 'https://github\\.com/example/trainer/\\.github/workflows/.*'
+issuer = "{sigstore.issuer}"
+"""
+
+
+def test_lineage_with_keyless_signers(sigstore, tmp_path):
+    data = make_model(tmp_path / "corpus", seed=3)
+    model = make_model(tmp_path / "model", seed=4)
+    data_sig, model_sig = tmp_path / "corpus.sig", tmp_path / "model.sig"
+    expect_ok(sign_keyless(sigstore, tmp_path, data, data_sig, "--kind", "dataset", identity=CURATOR))
+    expect_ok(sign_keyless(sigstore, tmp_path, model, model_sig))
+    token = sigstore.token_file(tmp_path / "builder.jwt", BUILDER)
+    provenance = tmp_path / "model.provenance.sig"
+    expect_ok(mx("attest", "training", "--model", model, "--dataset", data,
+                 "--builder-id", "https://ci.example.com/trainer", "--out", provenance,
+                 *keyless_args(sigstore, token)))
+    store = tmp_path / "store"
+    expect_ok(mx("store", "add", store, data_sig, model_sig, provenance))
+    # Filed under their BLAKE3 roots only: the keyless binding digest names no artifact.
+    assert sorted(p.name for p in store.iterdir()) == ["blake3"]
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text(policy_text(sigstore))
+    lineage = ["verify", model, "--signature", model_sig, "--policy", policy,
+               "--lineage", "--store", store]
+    result = expect_ok(mx(*lineage, "--json"))
+    report = json.loads(result.out)
+    assert report["signer"]["identity"] == PUBLISHER
+    assert "trainer" in result.out and "curator" in result.out, result.report("signers named")
+
+    # The builder's identity holds another role only: its provenance no longer counts.
+    policy.write_text(policy_text(sigstore, '["dataset-curator"]'))
+    expect_refused(mx(*lineage), words=["provenance", "training-builder", "no trusted"])
