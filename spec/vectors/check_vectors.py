@@ -12,6 +12,7 @@ against the spec rather than against the code that produced them.
   bundle/*.json            run the verification steps of statement.md §5 in order
                            against the vector's files; the outcome kind must
                            equal `expect`.
+  keyless-binding/*.json   the keyless binding digest of a root (sigstore.md §4).
 
 Usage: python3 check_vectors.py [VECTORS_DIR]   (needs: blake3, cryptography)
 """
@@ -296,10 +297,22 @@ def check_bundle(v):
     return expect_outcome(v, verify, v["bundle"], [key], v["files"])
 
 
+KEYLESS_BINDING_CONTEXT = b"modelseal.dev/keyless-binding/v1\x00"
+
+
+def check_keyless_binding(v):  # sigstore.md §4
+    root = bytes.fromhex(v["root"])
+    need(len(root) == 32, "keyless-binding", "root is not 32 bytes")
+    binding = hashlib.sha256(KEYLESS_BINDING_CONTEXT + root).hexdigest()
+    if binding != v["binding"]:
+        raise Mismatch(f"binding {binding} != vector {v['binding']}")
+    return binding[:16]
+
+
 def main():
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
     checks = {"manifest": check_manifest, "manifest-invalid": check_manifest_invalid,
-              "bundle": check_bundle}
+              "bundle": check_bundle, "keyless-binding": check_keyless_binding}
     passed = failed = 0
     for sub, check in checks.items():
         for f in sorted((root / sub).glob("*.json")):

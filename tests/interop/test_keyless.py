@@ -374,3 +374,155 @@ def test_lineage_with_keyless_signers(sigstore, tmp_path):
     # The builder's identity holds another role only: its provenance no longer counts.
     policy.write_text(policy_text(sigstore, '["dataset-curator"]'))
     expect_refused(mx(*lineage), words=["provenance", "training-builder", "no trusted"])
+
+
+# 6. --------------------------------------------------------------------------------
+
+VERIFIER = "verifier@example.com"
+
+
+def serving_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed serving certificate for 127.0.0.1 (cryptography, from the venv)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "tls.crt", directory / "tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class Server:
+    """`modelseal serve` on a free loopback port, asked through /v1/admit."""
+
+    TOKEN = "keyless-admission-test-token"
+
+    def __init__(self, directory: Path, policy: Path, store: Path) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        cert, key = serving_certificate(directory)
+        (directory / "admit.token").write_text(self.TOKEN)
+        config = directory / "serve.toml"
+        config.write_text(
+            f'listen = "127.0.0.1:{self.port}"\ntls_cert = "{cert}"\ntls_key = "{key}"\n'
+            f'policy = "{policy}"\nstore = "{store}"\nadmit_token_file = "{directory / "admit.token"}"\n'
+        )
+        self.log = open(directory / "serve.log", "wb")
+        self.process = subprocess.Popen([str(MODELSEAL), "serve", "--config", str(config)],
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        import ssl
+
+        self.context = ssl.create_default_context(cafile=str(cert))
+        import time
+        import urllib.request
+
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"https://127.0.0.1:{self.port}/healthz",
+                                       context=self.context, timeout=2)
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.close()
+        raise RuntimeError((directory / "serve.log").read_text())
+
+    def admit(self, digest: str) -> dict:
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"https://127.0.0.1:{self.port}/v1/admit",
+            data=json.dumps({"digest": digest}).encode(),
+            headers={"Authorization": f"Bearer {self.TOKEN}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, context=self.context, timeout=30) as response:
+            return json.loads(response.read())
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.close()
+
+
+def test_admission_and_summaries_with_keyless_signers(sigstore, tmp_path):
+    data = make_model(tmp_path / "corpus", seed=5)
+    model = make_model(tmp_path / "model", seed=6)
+    rogue = make_model(tmp_path / "rogue", seed=7)
+    sigs = {name: tmp_path / f"{name}.sig" for name in ("corpus", "model", "rogue")}
+    expect_ok(sign_keyless(sigstore, tmp_path, data, sigs["corpus"], "--kind", "dataset", identity=CURATOR))
+    expect_ok(sign_keyless(sigstore, tmp_path, model, sigs["model"]))
+    # Signed keylessly, by an identity the policy does not name.
+    expect_ok(sign_keyless(sigstore, tmp_path, rogue, sigs["rogue"], identity="eve@example.com"))
+    token = sigstore.token_file(tmp_path / "builder.jwt", BUILDER)
+    provenance = tmp_path / "model.provenance.sig"
+    expect_ok(mx("attest", "training", "--model", model, "--dataset", data,
+                 "--builder-id", "https://ci.example.com/trainer", "--out", provenance,
+                 *keyless_args(sigstore, token)))
+    store = tmp_path / "store"
+    expect_ok(mx("store", "add", store, *sigs.values(), provenance))
+    policy = tmp_path / "policy.toml"
+    policy.write_text(policy_text(sigstore) + f"""
+[[signer]]
+name = "summaries"
+roles = ["verifier"]
+identity = "{VERIFIER}"
+issuer = "{sigstore.issuer}"
+
+[vsa]
+accept = true
+""")
+    digest = lambda m: mx("hash", m).out.split()[0]  # noqa: E731
+
+    # A keyless verification summary, by the verifier's identity.
+    vsa = tmp_path / "model.vsa.sig"
+    vsa_token = sigstore.token_file(tmp_path / "verifier.jwt", VERIFIER)
+    result = expect_ok(mx("verify", model, "--signature", sigs["model"], "--policy", policy,
+                          "--lineage", "--store", store, "--emit-vsa", vsa, "--vsa-keyless",
+                          "--vsa-identity-token-file", vsa_token,
+                          "--vsa-signing-config", sigstore.signing_config))
+    assert f"keyless {VERIFIER}" in result.out, result.report("summary signer")
+
+    served = tmp_path / "served"
+    served.mkdir()
+    server = Server(served, policy, store)
+    try:
+        decision = server.admit(digest(model))
+        assert decision["allowed"], decision
+        decision = server.admit(digest(rogue))
+        assert not decision["allowed"], decision
+    finally:
+        server.close()
+
+    # Only the model's signature and the summary: the summary stands in for the lineage
+    # (without it, the same store is refused for want of a provenance).
+    for with_summary in (False, True):
+        summary_store = tmp_path / f"summary-store-{with_summary}"
+        expect_ok(mx("store", "add", summary_store, sigs["model"], *([vsa] if with_summary else [])))
+        served2 = tmp_path / f"served-{with_summary}"
+        served2.mkdir()
+        server = Server(served2, policy, summary_store)
+        try:
+            decision = server.admit(digest(model))
+            assert decision["allowed"] == with_summary, decision
+        finally:
+            server.close()

@@ -133,7 +133,12 @@ pub struct SignArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 1_000_000_000)]
     pub shard_size: u64,
     /// OMS: sign with this X.509 certificate (PEM) for the key; carried in the bundle
-    #[arg(long, value_name = "LEAF_PEM", requires = "key", conflicts_with = "keyless")]
+    #[arg(
+        long,
+        value_name = "LEAF_PEM",
+        requires = "key",
+        conflicts_with = "keyless"
+    )]
     pub certificate: Option<PathBuf>,
     /// OMS: intermediate certificates (PEM) to carry after the leaf; repeatable
     #[arg(
@@ -262,11 +267,21 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "STORE")]
     pub store: Option<PathBuf>,
     /// After a passed lineage check, write a signed SLSA verification summary here
-    #[arg(long, value_name = "PATH", requires_all = ["lineage", "vsa_key"])]
+    #[arg(long, value_name = "PATH", requires = "lineage")]
     pub emit_vsa: Option<PathBuf>,
     /// Private key that signs the verification summary
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", requires = "emit_vsa")]
     pub vsa_key: Option<PathBuf>,
+    /// Sign the verification summary keylessly (Sigstore), on the policy's instance; the
+    /// token as for `sign --keyless` (file, SIGSTORE_ID_TOKEN, ambient CI credentials)
+    #[arg(long, requires = "emit_vsa", conflicts_with = "vsa_key")]
+    pub vsa_keyless: bool,
+    /// Keyless summary: read the OIDC identity token from this file
+    #[arg(long, value_name = "FILE", requires = "vsa_keyless")]
+    pub vsa_identity_token_file: Option<PathBuf>,
+    /// Keyless summary: Sigstore SigningConfig JSON [default: public-good]
+    #[arg(long, value_name = "FILE", requires = "vsa_keyless")]
+    pub vsa_signing_config: Option<PathBuf>,
     /// Refuse unless the signature is about exactly this artifact: its BLAKE3 root
     /// (native) or SHA-256 subject (OMS), as `blake3:HEX` or `sha256:HEX`
     #[arg(long, value_name = "DIGEST")]

@@ -29,7 +29,7 @@ const MAX_TOKEN_BYTES: u64 = 64 * 1024;
 pub enum StatementSigner {
     /// A private key; `timestamp_url` asks a TSA to timestamp each signature.
     Key {
-        key: SigningKey,
+        key: Box<SigningKey>,
         timestamps: Option<Timestamper>,
     },
     /// Sigstore keyless.
@@ -58,7 +58,10 @@ impl StatementSigner {
             Some(url) => Some(Timestamper::new(url, args.trusted_root.as_deref())?),
             None => None,
         };
-        Ok(Self::Key { key, timestamps })
+        Ok(Self::Key {
+            key: Box::new(key),
+            timestamps,
+        })
     }
 
     /// The private key, for formats that sign with one directly (OMS key bundles).
@@ -147,7 +150,10 @@ fn read_small(path: &Path, what: &str) -> Result<String> {
         .with_context(|| format!("cannot read {what} {}", path.display()))?
         .len();
     if size > MAX_TOKEN_BYTES {
-        bail!("{what} {} is {size} bytes, more than {MAX_TOKEN_BYTES}", path.display());
+        bail!(
+            "{what} {} is {size} bytes, more than {MAX_TOKEN_BYTES}",
+            path.display()
+        );
     }
     crate::commands::read_text(path, what)
 }
@@ -294,8 +300,10 @@ impl KeylessSession {
             .to_json()
             .context("the Sigstore bundle does not serialize")?;
         let checked = keyless::check_issued(&json, digest, self.trusted_root.as_deref())
-            .map_err(|e| anyhow::Error::new(e))
-            .context("the new keyless bundle does not verify against the trusted root; nothing written")?;
+            .map_err(anyhow::Error::new)
+            .context(
+                "the new keyless bundle does not verify against the trusted root; nothing written",
+            )?;
         let bundle = Bundle::from_json(json.as_bytes())
             .context("the Sigstore bundle is not one modelseal reads")?;
         Ok(Issued {

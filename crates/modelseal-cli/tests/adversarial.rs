@@ -528,17 +528,41 @@ fn a_vsa_never_replaces_the_models_own_signature_in_the_digest_path() {
 }
 
 #[test]
-fn keyless_signers_in_a_lineage_policy_are_refused_when_it_loads() {
+fn a_keyless_signer_in_a_policy_trusts_no_key_and_a_half_written_one_is_refused() {
     let l = Lineage::new();
     let store = l.standard_store();
-    let policy = l.policy(
-        "[[signer]]\nname = \"ci-keyless\"\nroles = [\"training-builder\"]\n\
+    let keyless = "[[signer]]\nname = \"ci-keyless\"\nroles = [\"training-builder\"]\n\
          identity = \"https://github.com/org/repo/.github/workflows/train.yml@refs/heads/main\"\n\
-         issuer = \"https://token.actions.githubusercontent.com\"\n",
+         issuer = \"https://token.actions.githubusercontent.com\"\n";
+    // Beside the key signers, a keyless one changes nothing for key-signed bundles.
+    assert_exit(&l.verify_lineage(&l.policy(keyless), &store, &[]), 0);
+    // Alone in its role, it does not vouch for the key-signed provenance.
+    let only_keyless = l.policy(keyless).with_file_name("keyless-builder.toml");
+    let text = std::fs::read_to_string(l.policy(keyless)).unwrap();
+    let without_ci = text.replace(
+        "[[signer]]\nname = \"ci\"\nroles = [\"training-builder\"]\nkey = \"builder.pub\"\n",
+        "",
     );
-    let out = l.verify_lineage(&policy, &store, &[]);
-    assert_exit(&out, 2);
-    assert!(stderr(&out).contains("keyless signer"), "{}", stderr(&out));
+    assert_ne!(text, without_ci, "the key builder was removed");
+    std::fs::write(&only_keyless, without_ci).unwrap();
+    let out = l.verify_lineage(&only_keyless, &store, &[]);
+    assert_exit(&out, 1);
+    // Half a keyless signer, or one that is also a key, is a policy error (exit 2).
+    for (entry, message) in [
+        ("identity = \"a@example.com\"\n", "needs an issuer"),
+        ("issuer = \"https://x\"\n", "an issuer needs an identity"),
+        (
+            "identity = \"a@example.com\"\nissuer = \"https://x\"\nkey = \"builder.pub\"\n",
+            "not both",
+        ),
+    ] {
+        let policy = l.policy(&format!(
+            "[[signer]]\nname = \"half\"\nroles = [\"verifier\"]\n{entry}"
+        ));
+        let out = l.verify_lineage(&policy, &store, &[]);
+        assert_exit(&out, 2);
+        assert!(stderr(&out).contains(message), "{entry}: {}", stderr(&out));
+    }
 }
 
 #[test]

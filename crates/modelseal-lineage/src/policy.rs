@@ -230,6 +230,9 @@ pub struct LineagePolicy {
     /// server that reloads the policy when it changes must reload it when one of these
     /// changes too.
     pub key_files: Vec<PathBuf>,
+    /// `[sigstore] trusted_root`, resolved: the TrustedRoot file keyless signers are
+    /// checked against (`None`: the built-in public-good root).
+    pub sigstore_trusted_root: Option<PathBuf>,
     /// The Sigstore instance keyless signers are checked against, trusting nobody yet.
     keyless_root: KeylessTrust,
     /// The timestamp authorities that date key and certificate signatures.
@@ -273,7 +276,9 @@ fn signer_id(
                 .clone()
                 .ok_or_else(|| invalid("a keyless signer needs an issuer"))?;
             let identity = match (&entry.identity, &entry.identity_regex) {
-                (Some(_), Some(_)) => return Err(invalid("give identity or identity_regex, not both")),
+                (Some(_), Some(_)) => {
+                    return Err(invalid("give identity or identity_regex, not both"));
+                }
                 (Some(exact), None) => IdentityRule::Exact(exact.clone()),
                 (None, Some(pattern)) => IdentityRule::regex(pattern)
                     .map_err(|e| invalid(&format!("identity_regex {pattern:?}: {e}")))?,
@@ -347,15 +352,14 @@ impl LineagePolicy {
             }
             None => (None, None),
         };
-        if let Some(path) = &root_path {
-            key_files.push(path.clone());
-        }
+        key_files.extend(root_path.clone());
         let keyless_root = KeylessTrust::nobody(sigstore_root.as_deref()).map_err(|e| {
             PolicyError::Invalid(format!("[sigstore] trusted_root: {}", error_chain(&e)))
         })?;
-        let timestamp_authorities = timestamp_authorities(sigstore_root.as_deref()).map_err(
-            |e| PolicyError::Invalid(format!("[sigstore] trusted_root: {}", error_chain(&e))),
-        )?;
+        let timestamp_authorities =
+            timestamp_authorities(sigstore_root.as_deref()).map_err(|e| {
+                PolicyError::Invalid(format!("[sigstore] trusted_root: {}", error_chain(&e)))
+            })?;
         for entry in file.signers {
             if entry.roles.is_empty() {
                 return Err(PolicyError::Invalid(format!(
@@ -410,6 +414,7 @@ impl LineagePolicy {
         Ok(Self {
             max_depth: file.max_depth,
             signers,
+            sigstore_trusted_root: root_path,
             keyless_root,
             timestamp_authorities,
             models,
@@ -558,7 +563,10 @@ mod tests {
                 "[[signer]]\nname = \"a\"\nroles = [\"verifier\"]\nidentity_regex = \"(\"\nissuer = \"y\"\n",
                 "identity_regex",
             ),
-            ("[sigstore]\ntrusted_root = \"/nonexistent/root.json\"\n", "cannot read"),
+            (
+                "[sigstore]\ntrusted_root = \"/nonexistent/root.json\"\n",
+                "cannot read",
+            ),
             ("[vsa]\nmax_age = \"soon\"\n", "max_age"),
             ("[datasets]\ndeny = [\"name:[\"]\n", "pattern"),
         ] {

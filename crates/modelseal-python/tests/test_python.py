@@ -175,3 +175,49 @@ def test_wrong_key_and_bad_arguments(signed, tmp_path):
         modelseal.safe_open(model / "model.safetensors", framework="pt", signature=sig, key=tmp_path / "other.pub")
     with pytest.raises(OSError):
         modelseal.verify(model, tmp_path / "absent.sig", key=tmp_path / "other.pub")
+
+
+@pytest.fixture(scope="module")
+def sigstore(tmp_path_factory):
+    """The local Sigstore instance of tests/sigstore-local (needs its `npm ci`)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests" / "sigstore-local"))
+    from harness import LocalSigstore
+
+    instance = LocalSigstore(tmp_path_factory.mktemp("sigstore"))
+    yield instance
+    instance.close()
+
+
+def test_keyless_signers_named_by_a_policy(signed, sigstore, tmp_path):
+    """A model signed keylessly (Sigstore) verifies and loads through a policy that names
+    the signer by identity and issuer; another identity, or no keyless signer, does not."""
+    model, _, _, tensors = signed
+    sig = tmp_path / "keyless.sig"
+    token = sigstore.token_file(tmp_path / "token.jwt", "release@example.com")
+    run("sign", model, "--signature", sig, "--outboard", "--keyless",
+        "--identity-token-file", token, "--signing-config", sigstore.signing_config,
+        "--trusted-root", sigstore.trusted_root)
+
+    def policy(identity):
+        path = tmp_path / f"{identity}.toml"
+        path.write_text(
+            f'[sigstore]\ntrusted_root = "{sigstore.trusted_root}"\n'
+            f'[[signer]]\nname = "release"\nroles = ["model-publisher"]\n'
+            f'identity = "{identity}"\nissuer = "{sigstore.issuer}"\n'
+        )
+        return path
+
+    good = policy("release@example.com")
+    result = modelseal.verify(model, sig, policy=good)
+    assert result["files"] == 2
+    with modelseal.safe_open(model / "model.safetensors", signature=sig, policy=good) as f:
+        assert np.array_equal(f.get_tensor("embed.weight"), tensors["embed.weight"])
+
+    for bad in (policy("eve@example.com"),):
+        with pytest.raises(modelseal.VerificationError) as err:
+            modelseal.verify(model, sig, policy=bad)
+        assert err.value.args[1] == "identity-mismatch", err.value.args
+        with pytest.raises(modelseal.VerificationError):
+            modelseal.safe_open(model / "model.safetensors", signature=sig, policy=bad)

@@ -186,8 +186,11 @@ pub fn attestation_of(
 /// Whether `subject` names a BLAKE3 root beside a sha256; if so, that sha256 must be the
 /// root's keyless binding (`spec/sigstore.md` §4), or the statement is refused: a
 /// subject may not claim two unrelated artifacts.
-fn keyless_bound(subject: &modelseal_core::statement::ResourceDescriptor) -> Result<bool, GateError> {
-    let (Some(root), Some(sha)) = (subject.digest.get("blake3"), subject.digest.get("sha256")) else {
+fn keyless_bound(
+    subject: &modelseal_core::statement::ResourceDescriptor,
+) -> Result<bool, GateError> {
+    let (Some(root), Some(sha)) = (subject.digest.get("blake3"), subject.digest.get("sha256"))
+    else {
         return Ok(false);
     };
     let malformed = |algorithm| move |source| GateError::MalformedSubject { algorithm, source };
@@ -256,13 +259,19 @@ mod tests {
         // the binding never stands for an artifact of its own.
         let root = modelseal_core::Blake3Digest::from_bytes(*expected.as_bytes());
         let binding = hex::encode(modelseal_core::statement::keyless_binding(&root));
-        let bound = bundle(json!([{"digest": {"blake3": hex, "sha256": binding}}]), &key);
+        let bound = bundle(
+            json!([{"digest": {"blake3": hex, "sha256": binding}}]),
+            &key,
+        );
         verify_attestation(&bound, &trust, &expected, "t").unwrap();
         let as_sha: ArtifactDigest = format!("sha256:{binding}").parse().unwrap();
         let err = verify_attestation(&bound, &trust, &as_sha, "t").unwrap_err();
         assert_eq!(err.kind(), "subject-mismatch", "{err}");
         let other_sha = "ef".repeat(32);
-        let confused = bundle(json!([{"digest": {"blake3": hex, "sha256": other_sha}}]), &key);
+        let confused = bundle(
+            json!([{"digest": {"blake3": hex, "sha256": other_sha}}]),
+            &key,
+        );
         for wanted in [expected, format!("sha256:{other_sha}").parse().unwrap()] {
             let err = verify_attestation(&confused, &trust, &wanted, "t").unwrap_err();
             assert_eq!(err.kind(), "confused-digest", "{err}");

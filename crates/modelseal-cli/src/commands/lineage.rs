@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use modelseal_core::fsio::{Overwrite, Visibility, write_atomic};
 use modelseal_core::provenance::vsa_statement;
-use modelseal_core::{ArtifactDigest, Blake3Digest, sign_statement};
+use modelseal_core::{ArtifactDigest, Blake3Digest};
 use modelseal_lineage::policy::LineagePolicy;
 use modelseal_lineage::store::AttestationStore;
 use modelseal_lineage::vsa::summary;
@@ -128,10 +128,10 @@ pub fn emit_vsa(
     report: &LineageReport,
     policy: &LineagePolicy,
     verified: &VerifiedModel,
-    key: &Path,
+    signer: &crate::cli::SignerArgs,
     out_path: &Path,
 ) -> Result<()> {
-    let key = super::load_signing_key(key)?;
+    let signer = crate::signing::StatementSigner::from_args(signer)?;
     let name = verified.name.clone().unwrap_or_else(|| "model".into());
     let summary = summary(report, policy, std::time::SystemTime::now(), name.clone())
         .context("only a passed check gets a summary")?;
@@ -140,17 +140,18 @@ pub fn emit_vsa(
         .hex
         .parse()
         .context("the verified root is a BLAKE3 digest")?;
-    let bundle = sign_statement(&vsa_statement(&name, &root, &summary), &key);
+    let issued = signer.sign_native(vsa_statement(&name, &root, &summary), &root)?;
     write_atomic(
         out_path,
-        &bundle.to_json(),
+        &issued.bundle.to_json(),
         Visibility::Public,
         Overwrite::Allow,
     )
     .with_context(|| format!("cannot write {}", out_path.display()))?;
     out(&format!(
-        "wrote verification summary {}",
-        out_path.display()
+        "wrote verification summary {}\n  signer  {}",
+        out_path.display(),
+        issued.signer_text
     ));
     Ok(())
 }

@@ -4,7 +4,9 @@ use anyhow::{Context, Result};
 use modelseal_core::walk::WalkOptions;
 use modelseal_core::{Bundle, BundleError};
 use modelseal_lineage::policy::{LineagePolicy, Role};
-use modelseal_verify::{CertificateTime, SignatureFormat, TrustPolicy, VerifyError, VerifyOptions, verify_model};
+use modelseal_verify::{
+    CertificateTime, SignatureFormat, TrustPolicy, VerifyError, VerifyOptions, verify_model,
+};
 use serde_json::{Value, json};
 
 use crate::Outcome;
@@ -188,10 +190,22 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             return Ok(Outcome::Refused);
         }
         if let Some(path) = &args.emit_vsa {
-            let (Some(policy), Some(key)) = (&lineage_policy, &args.vsa_key) else {
-                unreachable!("clap requires --policy and --vsa-key with --emit-vsa");
+            let Some(policy) = &lineage_policy else {
+                unreachable!("clap requires --policy with --lineage");
             };
-            super::lineage::emit_vsa(report, policy, &verified, key, path)?;
+            let signer = crate::cli::SignerArgs {
+                key: args.vsa_key.clone(),
+                keyless: args.vsa_keyless,
+                identity_token: None,
+                identity_token_file: args.vsa_identity_token_file.clone(),
+                signing_config: args.vsa_signing_config.clone(),
+                trusted_root: policy.sigstore_trusted_root.clone(),
+                timestamp_url: None,
+            };
+            if signer.key.is_none() && !signer.keyless {
+                anyhow::bail!("--emit-vsa needs --vsa-key or --vsa-keyless");
+            }
+            super::lineage::emit_vsa(report, policy, &verified, &signer, path)?;
         }
     }
     Ok(Outcome::Success)
