@@ -53,7 +53,10 @@ cargo check -p modelseal-verify --locked --quiet
 step "demo (release build), as the README runs it"
 cargo run --release --locked --quiet -- demo
 
-step "the Python package (PyO3, maturin) against files written by the safetensors package"
+step "a local Sigstore instance (@sigstore/mock from npm) for the keyless tests, checked"
+(cd tests/sigstore-local && npm ci --no-audit --no-fund --loglevel=error && npm test --silent)
+
+step "the Python package (PyO3, maturin) against files written by the safetensors package, and keyless signers"
 pvenv=target/py-venv
 if [ ! -x "$pvenv/bin/python" ]; then
   python3 -m venv "$pvenv"
@@ -62,9 +65,6 @@ fi
 VIRTUAL_ENV="$PWD/$pvenv" PATH="$PWD/$pvenv/bin:$PATH" \
   maturin develop --release --locked --quiet -m crates/modelseal-python/Cargo.toml
 MODELSEAL=target/release/modelseal "$pvenv/bin/python" -m pytest -q -p no:cacheprovider crates/modelseal-python/tests
-
-step "a local Sigstore instance (@sigstore/mock from npm) for the keyless tests, checked"
-(cd tests/sigstore-local && npm ci --no-audit --no-fund --loglevel=error && npm test --silent)
 
 step "OMS interoperability with model-signing 1.1.1 (PyPI), both ways; keyless against the local Sigstore"
 ivenv=target/interop-venv

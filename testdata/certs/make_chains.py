@@ -79,6 +79,11 @@ def main():
     key = k()
     write("self-signed", key)
     write("self-signed", cert("self-signed", key, "self-signed", key, Y(2024), Y(2039), ku=["digital_signature"], eku=[sign]))
+    # The same, for TLS servers only: named as a root, still not a signing certificate.
+    key = k()
+    write("self-signed-server", key)
+    write("self-signed-server", cert("self-signed-server", key, "self-signed-server", key, Y(2024), Y(2039),
+                                     ku=["key_encipherment"], eku=[ExtendedKeyUsageOID.SERVER_AUTH]))
     sub_key = k()
     sub = cert("test-sub", sub_key, "test-int", int_key, Y(2020), Y(2040), ca=True, ku=["key_cert_sign"])
     write("sub", sub)

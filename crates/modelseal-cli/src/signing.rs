@@ -145,17 +145,22 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Reads at most [`MAX_TOKEN_BYTES`] (a FIFO or a device has no size to check first).
 fn read_small(path: &Path, what: &str) -> Result<String> {
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {what} {}", path.display()))?
-        .len();
-    if size > MAX_TOKEN_BYTES {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    let mut text = String::new();
+    file.take(MAX_TOKEN_BYTES + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read {what} {} as UTF-8 text", path.display()))?;
+    if text.len() as u64 > MAX_TOKEN_BYTES {
         bail!(
-            "{what} {} is {size} bytes, more than {MAX_TOKEN_BYTES}",
+            "{what} {} is more than {MAX_TOKEN_BYTES} bytes",
             path.display()
         );
     }
-    crate::commands::read_text(path, what)
+    Ok(text)
 }
 
 /// RFC 3161 timestamps for key-signed bundles, from one TSA, checked against the trust
@@ -245,10 +250,16 @@ impl KeylessSession {
             .as_deref()
             .map(|p| crate::commands::read_text(p, "trusted root"))
             .transpose()?;
-        if trusted_root.is_none() && args.signing_config.is_some() {
-            bail!(
-                "--signing-config names a private instance: give its --trusted-root too, so the bundle can be checked before it is written"
-            );
+        // One instance for both: the services of one and the root of another would put
+        // the signer's identity in a log before the check that then fails.
+        match (&trusted_root, &args.signing_config) {
+            (None, Some(_)) => bail!(
+                "the signing config names a private Sigstore instance: give its trusted root too (--trusted-root, or the policy's [sigstore] trusted_root), so the bundle can be checked before it is written"
+            ),
+            (Some(_), None) => bail!(
+                "a trusted root names a private Sigstore instance: give its signing config too, or the signature would go to the public-good services"
+            ),
+            _ => {}
         }
         let described = format!(
             "Fulcio {}, Rekor {}{}",
@@ -344,7 +355,14 @@ async fn identity_token(args: &SignerArgs) -> Result<Option<IdentityToken>> {
             return parse(&raw, "SIGSTORE_ID_TOKEN");
         }
     }
-    IdentityToken::detect_ambient()
+    // The detector's HTTP client has no time limit of its own.
+    tokio::time::timeout(SERVICE_TIMEOUT, IdentityToken::detect_ambient())
         .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "ambient CI credentials did not answer within {} s",
+                SERVICE_TIMEOUT.as_secs()
+            )
+        })?
         .context("ambient CI credentials were found but failed")
 }

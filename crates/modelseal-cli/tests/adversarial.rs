@@ -547,6 +547,11 @@ fn a_keyless_signer_in_a_policy_trusts_no_key_and_a_half_written_one_is_refused(
     std::fs::write(&only_keyless, without_ci).unwrap();
     let out = l.verify_lineage(&only_keyless, &store, &[]);
     assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("lineage refused") && stderr(&out).contains("provenance"),
+        "{}",
+        stderr(&out)
+    );
     // Half a keyless signer, or one that is also a key, is a policy error (exit 2).
     for (entry, message) in [
         ("identity = \"a@example.com\"\n", "needs an issuer"),

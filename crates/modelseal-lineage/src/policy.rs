@@ -473,13 +473,9 @@ impl LineagePolicy {
                     .map(move |r| format!("{} {}", role_name(*r), s.id.describe()))
             })
             .collect();
-        if self
-            .signers
-            .iter()
-            .any(|s| matches!(s.id, SignerId::Keyless { .. }))
-        {
-            lines.push(format!("sigstore-root {}", self.keyless_root.root_digest()));
-        }
+        // The root certifies keyless signers and supplies the timestamp authorities
+        // that date key signatures, so replacing it changes the trust either way.
+        lines.push(format!("sigstore-root {}", self.keyless_root.root_digest()));
         lines.sort();
         lines.dedup();
         lines

@@ -107,7 +107,14 @@ fn trust(
                     })
                 })
                 .collect::<PyResult<Vec<_>>>()?;
-            Ok((TrustPolicy::from_keys(loaded), None))
+            // Timestamps are judged as `modelseal verify --key` judges them: against the
+            // built-in public-good authorities (a policy names its own).
+            let authorities = modelseal_verify::keyless::timestamp_authorities(None)
+                .map_err(|e| PyValueError::new_err(chain(&e)))?;
+            Ok((
+                TrustPolicy::from_keys(loaded).with_timestamp_authorities(authorities),
+                None,
+            ))
         }
         (true, Some(path)) => {
             let policy = LineagePolicy::read(&path).map_err(|e| {

@@ -18,20 +18,31 @@ pub enum IdentityRule {
     /// Exactly this string (an email address or URI).
     Exact(String),
     /// A regular expression that must match the whole identity (it is anchored).
-    Regex(regex::Regex),
+    Regex {
+        /// The pattern as written.
+        pattern: String,
+        /// `^(?:pattern)$`, compiled.
+        anchored: regex::Regex,
+    },
 }
 
 impl IdentityRule {
-    /// An anchored regular expression: `^(?:pattern)$`.
+    /// An anchored regular expression: `^(?:pattern)$`. The pattern must compile on its
+    /// own first, so that one like `a)|(.*` cannot close the group and escape the
+    /// anchors.
     pub fn regex(pattern: &str) -> Result<Self, regex::Error> {
-        regex::Regex::new(&format!("^(?:{pattern})$")).map(Self::Regex)
+        regex::Regex::new(pattern)?;
+        Ok(Self::Regex {
+            pattern: pattern.to_owned(),
+            anchored: regex::Regex::new(&format!("^(?:{pattern})$"))?,
+        })
     }
 
     /// Whether `identity` satisfies the rule.
     pub fn matches(&self, identity: &str) -> bool {
         match self {
             Self::Exact(expected) => identity == expected,
-            Self::Regex(pattern) => pattern.is_match(identity),
+            Self::Regex { anchored, .. } => anchored.is_match(identity),
         }
     }
 }
@@ -40,7 +51,7 @@ impl std::fmt::Display for IdentityRule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Exact(value) => f.write_str(value),
-            Self::Regex(pattern) => write!(f, "/{}/", pattern.as_str()),
+            Self::Regex { pattern, .. } => write!(f, "/{pattern}/"),
         }
     }
 }

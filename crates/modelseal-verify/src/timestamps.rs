@@ -24,7 +24,9 @@ pub enum TimestampError {
     #[error("bundle carries {0} timestamps; at most {MAX_TIMESTAMPS} are checked")]
     TooMany(usize),
     /// No trusted authority vouches for this token over this signature.
-    #[error("RFC 3161 timestamp {index} is not valid for this signature from a trusted authority")]
+    #[error(
+        "RFC 3161 timestamp {index} is not from a trusted timestamp authority, or does not cover this signature (a trust root naming its authority may be missing)"
+    )]
     Untrusted {
         /// Which token (0-based).
         index: usize,
@@ -97,4 +99,66 @@ pub fn signing_time(
         earliest = Some(earliest.map_or(time, |e| e.min(time)));
     }
     Ok(earliest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn bundle_with(data: Option<serde_json::Value>) -> Bundle {
+        let mut bundle: Bundle = serde_json::from_value(json!({
+            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "verificationMaterial": {"publicKey": {"hint": "x"}},
+            "dsseEnvelope": {"payload": "e30=", "payloadType": "application/vnd.in-toto+json",
+                             "signatures": [{"sig": "AAAA", "keyid": ""}]}
+        }))
+        .unwrap();
+        bundle.verification_material.timestamp_verification_data = data;
+        bundle
+    }
+
+    #[test]
+    fn the_list_is_read_strictly_and_bounded() {
+        assert!(tokens(&bundle_with(None)).unwrap().is_empty());
+        assert!(tokens(&bundle_with(Some(json!({})))).unwrap().is_empty());
+        let one = json!({"signedTimestamp": "AAEC"});
+        let got = tokens(&bundle_with(Some(
+            json!({"rfc3161Timestamps": [one.clone()]}),
+        )))
+        .unwrap();
+        assert_eq!(got, vec![vec![0, 1, 2]]);
+        for (data, want) in [
+            (json!({"rfc3161Timestamps": "x"}), "not a list"),
+            (json!({"rfc3161Timestamps": [{}]}), "no signedTimestamp"),
+            (
+                json!({"rfc3161Timestamps": [{"signedTimestamp": "!!"}]}),
+                "not base64",
+            ),
+        ] {
+            let err = tokens(&bundle_with(Some(data))).unwrap_err();
+            assert!(err.to_string().contains(want), "{err}");
+        }
+        let nine = json!({"rfc3161Timestamps": vec![one; MAX_TIMESTAMPS + 1]});
+        assert!(matches!(
+            tokens(&bundle_with(Some(nine))),
+            Err(TimestampError::TooMany(9))
+        ));
+    }
+
+    #[test]
+    fn without_a_trusted_authority_nothing_is_believed_and_junk_is_refused() {
+        let junk = json!({"rfc3161Timestamps": [{"signedTimestamp": "AAEC"}]});
+        let bundle = bundle_with(Some(junk));
+        // No authority: the token cannot be believed, so there is no signing time.
+        assert_eq!(signing_time(&bundle, b"sig", &[]).unwrap(), None);
+        // With one, a token that is not a timestamp of it is a refusal.
+        let authorities = crate::keyless::timestamp_authorities(None).unwrap();
+        assert!(!authorities.is_empty());
+        let err = signing_time(&bundle, b"sig", &authorities).unwrap_err();
+        assert!(
+            matches!(err, TimestampError::Untrusted { index: 0, .. }),
+            "{err}"
+        );
+    }
 }

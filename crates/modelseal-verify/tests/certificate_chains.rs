@@ -136,11 +136,17 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// 2036-01-01, inside the window of `leaf-future` (2035 to 2039).
+/// 2036-01-01, inside the window of `leaf-future` (2035 to 2039). Until 2035 that leaf
+/// is not yet valid; the test says so when the clock passes it, rather than pass
+/// vacuously (`testdata/certs/make_chains.py` then needs a later window).
 const IN_2036: u64 = 2_082_758_400;
 
 #[test]
 fn a_leaf_not_yet_valid_is_refused_now_and_accepted_at_a_time_inside_its_window() {
+    assert!(
+        now() < 2_051_222_400,
+        "leaf-future (valid from 2035) is no longer in the future: re-make the test chains with a later window"
+    );
     let chain = [der("leaf-future"), der("int")];
     let err = verify_chain(&chain, &[der("root")], ValidityTime::At(now())).unwrap_err();
     assert!(
@@ -177,6 +183,15 @@ fn a_self_signed_certificate_named_as_the_root_verifies_as_the_leaf() {
     )
     .unwrap_err();
     assert!(matches!(err, CertificateError::Expired { .. }), "{err}");
+    // Named as a root, a certificate for TLS servers is still not for signing.
+    let server = der("self-signed-server");
+    let err = verify_chain(
+        std::slice::from_ref(&server),
+        std::slice::from_ref(&server),
+        ValidityTime::At(now()),
+    )
+    .unwrap_err();
+    assert!(matches!(err, CertificateError::Usage(_)), "{err}");
     // A root with another leaf's bytes is not this leaf.
     let err = verify_chain(&[der("leaf-ok")], &[leaf], ValidityTime::At(now())).unwrap_err();
     assert!(matches!(err, CertificateError::NoPath { .. }), "{err}");

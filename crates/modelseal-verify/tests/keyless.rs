@@ -122,6 +122,16 @@ fn all_four_keyless_bundles_verify_offline() {
 }
 
 #[test]
+fn a_pattern_cannot_close_the_anchoring_group() {
+    // Wrapped as ^(?:a)|(.*)$ this would match anything; it must not compile at all.
+    assert!(IdentityRule::regex("a)|(.*").is_err());
+    let rule = IdentityRule::regex(r".*@example\.com").unwrap();
+    assert!(rule.matches("a@example.com"));
+    assert!(!rule.matches("a@example.com.evil"));
+    assert_eq!(rule.to_string(), r"/.*@example\.com/");
+}
+
+#[test]
 fn identity_issuer_and_trust_root_must_match() {
     let Some(shared) = shared() else { return };
     let bundle = bundle_of(&shared, "v1.1.0-sigstore");
