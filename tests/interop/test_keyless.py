@@ -12,7 +12,7 @@ What is covered:
 2. Each of these is refused: wrong identity, wrong issuer, a log entry of another
    artifact, a missing inclusion proof or log entry, a timestamp of another signature,
    a tampered model, a log whose time falls outside the certificate (refused at signing,
-   before anything is written).
+   before anything is written), a forged or expired identity token.
 3. The token sources: file, SIGSTORE_ID_TOKEN, and GitHub Actions' ambient credentials
    (ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN served by the local issuer).
 4. `sign --timestamp-url` for key and certificate signing: the chain is checked at the
@@ -57,7 +57,9 @@ BUILDER = "https://github.com/example/trainer/.github/workflows/train.yml@refs/h
 
 @pytest.fixture(scope="module")
 def sigstore(tmp_path_factory):
-    instance = LocalSigstore(tmp_path_factory.mktemp("sigstore"))
+    # --strict: Fulcio checks the token's signature, expiry and audience and the proof of
+    # possession, as the real one does (the mock alone checks none of them).
+    instance = LocalSigstore(tmp_path_factory.mktemp("sigstore"), "--strict")
     yield instance
     instance.close()
 
@@ -218,7 +220,7 @@ def test_swapped_or_missing_log_evidence_is_refused(sigstore, tmp_path):
 def test_a_log_time_outside_the_certificate_is_refused_before_writing(tmp_path):
     # This log stamps entries an hour ahead: the 10-minute Fulcio certificate has expired
     # by the log's account, so the bundle would not verify, and is not written.
-    skewed = LocalSigstore(tmp_path / "skewed", "--rekor-clock-offset", "3600")
+    skewed = LocalSigstore(tmp_path / "skewed", "--strict", "--rekor-clock-offset", "3600")
     try:
         model = make_model(tmp_path / "model")
         sig = tmp_path / "model.sig"
@@ -227,6 +229,16 @@ def test_a_log_time_outside_the_certificate_is_refused_before_writing(tmp_path):
         assert not sig.exists(), "a bundle that does not verify was written"
     finally:
         skewed.close()
+
+
+def test_a_token_the_issuer_did_not_sign_gets_no_certificate(sigstore, tmp_path):
+    model = make_model(tmp_path / "model")
+    header, claims, _ = sigstore.token(PUBLISHER).split(".")
+    forged = tmp_path / "forged.jwt"
+    forged.write_text(f"{header}.{claims}.{base64.urlsafe_b64encode(bytes(64)).decode().rstrip('=')}")
+    result = mx("sign", model, *keyless_args(sigstore, forged))
+    expect_refused(result, code=2, words=["token signature is not from this issuer"])
+    assert not (tmp_path / "model.sig").exists()
 
 
 def test_expired_token_is_refused_before_any_service_is_called(sigstore, tmp_path):

@@ -185,7 +185,7 @@ def sigstore(tmp_path_factory):
     sys.path.insert(0, str(REPO / "tests" / "sigstore-local"))
     from harness import LocalSigstore
 
-    instance = LocalSigstore(tmp_path_factory.mktemp("sigstore"))
+    instance = LocalSigstore(tmp_path_factory.mktemp("sigstore"), "--strict")
     yield instance
     instance.close()
 
