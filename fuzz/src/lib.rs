@@ -259,6 +259,27 @@ pub fn x509_chain(data: &[u8]) {
     }
 }
 
+/// An RFC 3161 timestamp token (DER) in a validly signed key bundle, through the
+/// envelope's timestamp check against the public-good timestamp authorities: the token
+/// is untrusted input that is parsed before any of it can be believed.
+pub fn timestamp(data: &[u8]) {
+    use base64::Engine as _;
+    static TRUST: OnceLock<TrustPolicy> = OnceLock::new();
+    let trust = TRUST.get_or_init(|| {
+        let authorities = modelseal_verify::keyless::timestamp_authorities(None).expect("root");
+        signer().1.clone().with_timestamp_authorities(authorities)
+    });
+    let mut bundle = signed_bundle(b"{}");
+    bundle.verification_material.timestamp_verification_data = Some(serde_json::json!({
+        "rfc3161Timestamps": [
+            {"signedTimestamp": base64::engine::general_purpose::STANDARD.encode(data)}
+        ]
+    }));
+    // No authority of the public-good root signed these bytes over this signature, so
+    // nothing may pass; the point is that nothing panics, hangs or grows on the way.
+    assert!(verify_envelope(&bundle, trust).is_err());
+}
+
 /// Digest and manifest path text: one spelling each, so what parses prints back the same.
 pub fn digests_and_paths(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {

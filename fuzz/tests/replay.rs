@@ -19,6 +19,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("safetensors_header", modelseal_fuzz::safetensors_header),
     ("outboard", modelseal_fuzz::outboard),
     ("x509_chain", modelseal_fuzz::x509_chain),
+    ("timestamp", modelseal_fuzz::timestamp),
     ("digests_and_paths", modelseal_fuzz::digests_and_paths),
 ];
 
