@@ -95,7 +95,7 @@ pub fn acceptable(
         .as_ref()
         .and_then(|a| a.get(RESOLVED_SIGNERS_ANNOTATION));
     if signers != Some(&serde_json::json!(policy.resolved_signers())) {
-        return Err("made when the policy's keys were others (a key was replaced)".into());
+        return Err("made when the policy's signers were others (a key, a keyless identity or the Sigstore root was replaced)".into());
     }
     let covered = summary
         .policy

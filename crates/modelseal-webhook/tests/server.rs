@@ -629,3 +629,47 @@ async fn the_serving_certificate_is_reloaded_when_its_files_change() {
     );
     server.shutdown().await;
 }
+
+/// The policy's Sigstore trusted root certifies keyless signers and supplies the timestamp
+/// authorities for key signatures: replacing the file must end cached decisions made
+/// under the old one, though policy.toml and every key file stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_the_sigstore_trusted_root_file_ends_cached_decisions() {
+    let w = world();
+    let d = w.dir.path();
+    let root = modelseal_verify::sigstore_verify::trust_root::SIGSTORE_PRODUCTION_TRUSTED_ROOT;
+    std::fs::write(d.join("root.json"), root).unwrap();
+    write_policy(d, "[sigstore]\ntrusted_root = \"root.json\"\n");
+    std::fs::write(d.join("admit.token"), "s3cret-token-for-the-registry\n").unwrap();
+    let server = modelseal_webhook::start(config(
+        d,
+        "admit_token_file = \"admit.token\"\ncache_ttl_seconds = 600\n",
+    ))
+    .await
+    .unwrap();
+    let admit = format!("https://127.0.0.1:{}/v1/admit", server.addr.port());
+    let http = client(d);
+    let ask = || {
+        let (http, admit, model) = (http.clone(), admit.clone(), w.model.clone());
+        async move {
+            let response = http
+                .post(&admit)
+                .header("authorization", "Bearer s3cret-token-for-the-registry")
+                .json(&json!({"digest": model}))
+                .send()
+                .await
+                .unwrap();
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["allowed"], true, "{body}");
+            body["cached"].as_bool().unwrap()
+        }
+    };
+    assert!(!ask().await, "first decision");
+    assert!(ask().await, "the same trust: a cache hit");
+    // Another root (here the same keys in other bytes), moved into place.
+    std::fs::write(d.join("root.json.new"), format!("{root}\n")).unwrap();
+    std::fs::rename(d.join("root.json.new"), d.join("root.json")).unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(!ask().await, "decided again under the new root");
+    server.shutdown().await;
+}
