@@ -80,9 +80,8 @@ impl StatementSigner {
         root: &Blake3Digest,
     ) -> Result<Issued> {
         match self {
-            Self::Key { key, timestamps } => {
-                let bundle = modelseal_core::sign_statement(&statement, key);
-                self.finish_key_bundle(bundle, key, timestamps.as_ref())
+            Self::Key { key, .. } => {
+                self.finish_key_bundle(modelseal_core::sign_statement(&statement, key))
             }
             Self::Keyless(session) => {
                 statement.bind_for_keyless();
@@ -99,13 +98,12 @@ impl StatementSigner {
         }
     }
 
-    /// Adds the timestamp (if asked for) to a bundle signed with the key.
-    pub fn finish_key_bundle(
-        &self,
-        mut bundle: Bundle,
-        key: &SigningKey,
-        timestamps: Option<&Timestamper>,
-    ) -> Result<Issued> {
+    /// Adds the timestamp (if asked for) to a bundle signed with the key: the native
+    /// path above, and OMS key bundles, which `sign_model_oms` signs.
+    pub fn finish_key_bundle(&self, mut bundle: Bundle) -> Result<Issued> {
+        let Self::Key { key, timestamps } = self else {
+            bail!("keyless bundles are finished by the session");
+        };
         let fingerprint = key.verifying_key().fingerprint();
         let mut signer_text = format!("{} {fingerprint}", key.algorithm());
         if let Some(tsa) = timestamps {
@@ -116,16 +114,6 @@ impl StatementSigner {
             bundle,
             signer_text,
         })
-    }
-
-    /// Timestamps an OMS key bundle, if the flags ask for it.
-    pub fn finish_oms_key_bundle(&self, bundle: Bundle) -> Result<Issued> {
-        match self {
-            Self::Key { key, timestamps } => {
-                self.finish_key_bundle(bundle, key, timestamps.as_ref())
-            }
-            Self::Keyless(_) => bail!("keyless bundles are finished by the session"),
-        }
     }
 }
 

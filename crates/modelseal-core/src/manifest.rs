@@ -56,6 +56,14 @@ pub enum ManifestError {
     IgnorePath(#[source] crate::path::PathError),
 }
 
+/// Refuses a list of ignore paths if any is not literal (`ManifestPath::check_ignore`):
+/// the one rule for recorded and requested ignore paths alike.
+pub fn check_ignore_paths(paths: &[ManifestPath]) -> Result<(), ManifestError> {
+    paths
+        .iter()
+        .try_for_each(|p| p.check_ignore().map_err(ManifestError::IgnorePath))
+}
+
 impl Manifest {
     /// Builds a manifest from entries in any order (as a directory walk yields them).
     pub fn from_unsorted(mut entries: Vec<ManifestEntry>) -> Result<Self, ManifestError> {

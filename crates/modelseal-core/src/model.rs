@@ -120,10 +120,7 @@ pub fn state_model(
     options: &SignOptions,
     progress: &dyn Progress,
 ) -> Result<StatedModel, ModelError> {
-    for path in &options.walk.ignore {
-        path.check_ignore()
-            .map_err(|e| ModelError::Manifest(ManifestError::IgnorePath(e)))?;
-    }
+    crate::manifest::check_ignore_paths(&options.walk.ignore)?;
     let manifest = hash_model(root, &options.walk, progress)?;
     let name = options
         .name
@@ -270,10 +267,7 @@ pub fn state_model_oms(
     }
     ignore_paths.sort();
     ignore_paths.dedup();
-    for path in &ignore_paths {
-        path.check_ignore()
-            .map_err(|e| ModelError::Manifest(ManifestError::IgnorePath(e)))?;
-    }
+    crate::manifest::check_ignore_paths(&ignore_paths)?;
     let serialization = oms::OmsSerialization {
         method: options.method,
         hash: options.hash,

@@ -6,7 +6,7 @@ use std::path::Path;
 use modelseal_core::hash::{self, Progress};
 use modelseal_core::statement::{MANIFEST_PREDICATE_TYPE, ManifestPredicate, Statement};
 use modelseal_core::walk::{self, ModelFile, SymlinkPolicy, WalkOptions};
-use modelseal_core::{Blake3Digest, Manifest, ManifestError, ManifestPath};
+use modelseal_core::{Blake3Digest, Manifest, ManifestPath};
 
 use crate::envelope::VerifiedStatement;
 use crate::error::{FileDigest, FileMismatch, ModifiedFile, SubjectProblem, VerifyError};
@@ -39,10 +39,8 @@ pub fn signed_manifest(verified: &VerifiedStatement) -> Result<SignedManifest, V
     let typed: Statement<ManifestPredicate> =
         serde_json::from_slice(&verified.payload).map_err(VerifyError::MalformedPredicate)?;
     let predicate = typed.predicate;
-    for path in &predicate.ignore_paths {
-        path.check_ignore()
-            .map_err(|e| VerifyError::InvalidManifest(ManifestError::IgnorePath(e)))?;
-    }
+    modelseal_core::manifest::check_ignore_paths(&predicate.ignore_paths)
+        .map_err(VerifyError::InvalidManifest)?;
     let manifest =
         Manifest::from_sorted(predicate.files.clone()).map_err(VerifyError::InvalidManifest)?;
     if manifest.entries().is_empty() {

@@ -31,7 +31,7 @@ pub fn run(args: &SignArgs) -> Result<Outcome> {
     let walk = super::walk_options(&args.model, &args.walk, Some(&signature))?;
     let bar = Bar::new(args.quiet);
     let (summary, issued) = match args.format {
-        Format::Native => sign_native(args, &signer, walk, &bar, &signature)?,
+        Format::Native => sign_native(args, &signer, walk, &bar)?,
         Format::Oms => sign_oms(args, &signer, walk, &bar)?,
     };
     bar.finish();
@@ -61,7 +61,6 @@ fn sign_native(
     signer: &StatementSigner,
     walk: modelseal_core::WalkOptions,
     bar: &Bar,
-    _signature: &std::path::Path,
 ) -> Result<(Summary, Issued)> {
     let options = SignOptions {
         name: args.name.clone(),
@@ -135,7 +134,7 @@ fn sign_oms(
     let (name, root, resources, issued) = match signer.key() {
         Some(key) => {
             let signed = sign_model_oms(&args.model, &options, key, bar).with_context(failed)?;
-            let issued = signer.finish_oms_key_bundle(signed.bundle)?;
+            let issued = signer.finish_key_bundle(signed.bundle)?;
             (signed.name, signed.root, signed.resources.len(), issued)
         }
         None => {
