@@ -4,9 +4,10 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use modelseal_core::hash::{self, Progress};
+use modelseal_core::statement::ResourceDescriptor;
 use modelseal_core::statement::{MANIFEST_PREDICATE_TYPE, ManifestPredicate, Statement};
 use modelseal_core::walk::{self, ModelFile, SymlinkPolicy, WalkOptions};
-use modelseal_core::{Blake3Digest, Manifest, ManifestPath};
+use modelseal_core::{ArtifactDigest, Blake3Digest, Manifest, ManifestPath};
 
 use crate::envelope::VerifiedStatement;
 use crate::error::{FileDigest, FileMismatch, ModifiedFile, SubjectProblem, VerifyError};
@@ -24,6 +25,9 @@ pub struct SignedManifest {
     pub predicate: ManifestPredicate,
     /// The manifest it lists.
     pub manifest: Manifest,
+    /// The OCI manifest these files were unpacked from, when the signer named one: a
+    /// second subject with a `sha256` digest only (`spec/oci.md` §3).
+    pub oci_manifest: Option<ArtifactDigest>,
 }
 
 /// Reads the native manifest predicate out of a verified statement.
@@ -46,10 +50,7 @@ pub fn signed_manifest(verified: &VerifiedStatement) -> Result<SignedManifest, V
     if manifest.entries().is_empty() {
         return Err(VerifyError::ListsNothing("a manifest with no files"));
     }
-    let subject = match statement.subject.as_slice() {
-        [one] => one,
-        other => return Err(VerifyError::Subject(SubjectProblem::Count(other.len()))),
-    };
+    let (subject, oci_manifest) = model_subjects(&statement.subject)?;
     let signed: Blake3Digest = subject
         .digest
         .get("blake3")
@@ -73,7 +74,78 @@ pub fn signed_manifest(verified: &VerifiedStatement) -> Result<SignedManifest, V
         root: computed,
         predicate,
         manifest,
+        oci_manifest,
     })
+}
+
+/// Splits a native statement's subjects into the model (one subject with a `blake3`
+/// root) and, optionally, the OCI manifest it was unpacked from (one subject whose only
+/// digest is a `sha256`). Any other shape is refused.
+fn model_subjects(
+    subjects: &[ResourceDescriptor],
+) -> Result<(&ResourceDescriptor, Option<ArtifactDigest>), VerifyError> {
+    let count = || VerifyError::Subject(SubjectProblem::Count(subjects.len()));
+    let is_oci = |s: &ResourceDescriptor| s.digest.len() == 1 && s.digest.contains_key("sha256");
+    match subjects {
+        [one] => Ok((one, None)),
+        [a, b] => {
+            let (model, oci) = match (is_oci(a), is_oci(b)) {
+                (false, true) => (a, b),
+                (true, false) => (b, a),
+                _ => return Err(count()),
+            };
+            let digest = ArtifactDigest::from_entry("sha256", &oci.digest["sha256"])
+                .map_err(|_| VerifyError::Subject(SubjectProblem::NoSha256))?;
+            Ok((model, Some(digest)))
+        }
+        _ => Err(count()),
+    }
+}
+
+/// Compares files found elsewhere than on disk (an OCI artifact's layers, hashed as they
+/// streamed by) with a signed manifest, reporting every modified, missing and unsigned
+/// file at once.
+pub fn check_entries(
+    signed: &SignedManifest,
+    found: &[modelseal_core::ManifestEntry],
+) -> Result<(), VerifyError> {
+    let mut mismatch = FileMismatch::default();
+    let blake3 = |d: &Blake3Digest| FileDigest {
+        algorithm: "blake3".into(),
+        hex: d.to_hex(),
+    };
+    let mut seen: HashSet<&ManifestPath> = HashSet::new();
+    for file in found {
+        if signed
+            .predicate
+            .ignore_paths
+            .iter()
+            .any(|i| *i == file.path || i.is_dir_prefix_of(&file.path))
+        {
+            continue;
+        }
+        match signed.manifest.get(file.path.as_str()) {
+            None => mismatch.extra.push(file.path.to_string()),
+            Some(entry) => {
+                seen.insert(&entry.path);
+                if entry.blake3 != file.blake3 || entry.size != file.size {
+                    mismatch.modified.push(ModifiedFile {
+                        path: file.path.to_string(),
+                        expected: blake3(&entry.blake3),
+                        found: Some(blake3(&file.blake3)),
+                        expected_size: Some(entry.size),
+                        found_size: Some(file.size),
+                    });
+                }
+            }
+        }
+    }
+    for entry in signed.manifest.entries() {
+        if !seen.contains(&entry.path) {
+            mismatch.missing.push(entry.path.to_string());
+        }
+    }
+    mismatch.into_result()
 }
 
 /// The files to compare with a manifest: everything the walk finds or, when unsigned

@@ -54,7 +54,7 @@ pub use error::{
     FileDigest, FileMismatch, ModifiedFile, OmsPredicateError, SubjectProblem, VerifyError,
     error_chain,
 };
-pub use files::{SignedManifest, check_files, signed_manifest};
+pub use files::{SignedManifest, check_entries, check_files, signed_manifest};
 pub use gate::{Attestation, GateError, attestation_of, verify_attestation};
 pub use policy::{CertificateTime, TrustPolicy};
 

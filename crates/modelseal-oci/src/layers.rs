@@ -1,0 +1,523 @@
+//! What an artifact's layers unpack to (`spec/oci.md` §4): which media types are model
+//! layers, and the rules a layer's archive must keep. A model's files are the union of
+//! its layers, never an overlay: a path in two layers, a whiteout, a link or a device
+//! refuses the whole artifact.
+
+use std::collections::HashSet;
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use modelseal_core::{Blake3Digest, ManifestEntry, ManifestPath};
+
+use crate::OciError;
+
+/// ModelPack (CNCF model-spec v1): the annotation naming a layer's file.
+pub const MODELPACK_FILEPATH: &str = "org.cncf.model.filepath";
+
+/// Media type prefixes whose layers modelseal unpacks.
+const LAYER_FAMILIES: &[&str] = &[
+    // CNCF ModelPack: weight, weight.config, doc, code, dataset
+    "application/vnd.cncf.model.",
+    // KitOps ModelKit: model, modelpart, dataset, code, docs, prompts
+    "application/vnd.kitops.modelkit.",
+    // plain OCI and Docker image layers
+    "application/vnd.oci.image.layer.v1.",
+    "application/vnd.docker.image.rootfs.diff.",
+];
+
+/// How a layer's bytes are laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerFormat {
+    /// A tar archive.
+    Tar,
+    /// A gzip-compressed tar archive.
+    TarGzip,
+    /// A zstd-compressed tar archive.
+    TarZstd,
+    /// The bytes of one file (ModelPack `.raw`), named by [`MODELPACK_FILEPATH`].
+    Raw(ManifestPath),
+}
+
+/// Reads a layer descriptor's media type (and, for raw layers, its file path).
+pub fn layer_format(
+    media_type: &str,
+    annotations: Option<&std::collections::HashMap<String, String>>,
+    layer: &str,
+) -> Result<LayerFormat, OciError> {
+    let bad = |problem: String| OciError::Layer {
+        layer: layer.to_owned(),
+        problem,
+    };
+    if !LAYER_FAMILIES.iter().any(|p| media_type.starts_with(p)) {
+        return Err(bad(format!(
+            "media type {media_type:?} is not a model layer (ModelPack, KitOps or an image layer)"
+        )));
+    }
+    if media_type.contains("nondistributable") || media_type.contains(".foreign.") {
+        return Err(bad(format!(
+            "media type {media_type:?} is a non-distributable layer, fetched from elsewhere"
+        )));
+    }
+    let format = if media_type.ends_with(".tar") {
+        LayerFormat::Tar
+    } else if media_type.ends_with(".tar+gzip") || media_type.ends_with(".tar.gzip") {
+        LayerFormat::TarGzip
+    } else if media_type.ends_with(".tar+zstd") {
+        LayerFormat::TarZstd
+    } else if media_type.ends_with(".raw") && media_type.starts_with("application/vnd.cncf.model.")
+    {
+        let path = annotations
+            .and_then(|a| a.get(MODELPACK_FILEPATH))
+            .ok_or_else(|| {
+                bad(format!(
+                    "a raw layer without the {MODELPACK_FILEPATH} annotation"
+                ))
+            })?;
+        LayerFormat::Raw(parse_path(path).map_err(bad)?)
+    } else {
+        return Err(bad(format!(
+            "media type {media_type:?} has no archive format modelseal reads (.tar, .tar+gzip, .tar+zstd, ModelPack .raw)"
+        )));
+    };
+    Ok(format)
+}
+
+/// Limits on what layers may unpack to.
+#[derive(Debug, Clone, Copy)]
+pub struct UnpackLimits {
+    /// Most files in one model.
+    pub max_files: usize,
+    /// A compressed layer may unpack to at most this many times its size (plus 64 MiB):
+    /// real weights barely compress, and a decompression bomb should end early.
+    pub max_expansion: u64,
+}
+
+impl Default for UnpackLimits {
+    fn default() -> Self {
+        Self {
+            max_files: 200_000,
+            max_expansion: 1024,
+        }
+    }
+}
+
+/// Collects the files of all layers, in layer order, refusing duplicates across them.
+/// With `out`, each file is also written under that directory (which must be new and
+/// empty: the caller renames it into place only after every layer checked out).
+pub struct Unpacker<'a> {
+    out: Option<&'a Path>,
+    limits: UnpackLimits,
+    seen: HashSet<ManifestPath>,
+    /// The files found so far.
+    pub entries: Vec<ManifestEntry>,
+    /// Bytes unpacked so far.
+    pub bytes: u64,
+}
+
+impl<'a> Unpacker<'a> {
+    /// A new unpacker; `out` as for the type.
+    pub fn new(out: Option<&'a Path>, limits: UnpackLimits) -> Self {
+        Self {
+            out,
+            limits,
+            seen: HashSet::new(),
+            entries: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Unpacks one layer read from `data` (which checks the layer's own digest at its
+    /// end; the whole stream is always read to its end so that check runs).
+    pub fn layer(
+        &mut self,
+        layer: &str,
+        format: &LayerFormat,
+        compressed_size: u64,
+        data: &mut dyn Read,
+    ) -> Result<(), OciError> {
+        let bad = |problem: String| OciError::Layer {
+            layer: layer.to_owned(),
+            problem,
+        };
+        let budget = match format {
+            LayerFormat::Tar | LayerFormat::Raw(_) => u64::MAX,
+            LayerFormat::TarGzip | LayerFormat::TarZstd => compressed_size
+                .saturating_mul(self.limits.max_expansion)
+                .saturating_add(64 << 20),
+        };
+        let result = match format {
+            LayerFormat::Raw(path) => {
+                let path = path.clone();
+                self.file(layer, &path, compressed_size, data)
+            }
+            LayerFormat::Tar => self.tar(layer, data, budget),
+            LayerFormat::TarGzip => {
+                let mut decoder = flate2::read::GzDecoder::new(&mut *data);
+                let r = self.tar(layer, &mut decoder, budget);
+                // Anything after the gzip stream still has to arrive for the digest.
+                drop(decoder);
+                r
+            }
+            LayerFormat::TarZstd => {
+                let mut decoder = ruzstd::decoding::StreamingDecoder::new(&mut *data)
+                    .map_err(|e| bad(format!("zstd: {e}")))?;
+                let r = self.tar(layer, &mut decoder, budget);
+                drop(decoder);
+                r
+            }
+        };
+        // Drain what the archive reader left (tar padding, trailing bytes): the layer
+        // digest is checked at the end of the stream, and an error there outranks one
+        // found inside (a swapped layer should say so, not "bad tar").
+        let drained = io::copy(data, &mut io::sink());
+        if let Err(e) = drained {
+            return Err(crate::from_io(e, &format!("layer {layer}")));
+        }
+        result
+    }
+
+    fn tar(&mut self, layer: &str, data: &mut dyn Read, budget: u64) -> Result<(), OciError> {
+        let bad = |problem: String| OciError::Layer {
+            layer: layer.to_owned(),
+            problem,
+        };
+        let io_err = |e: io::Error| match crate::from_io(e, &format!("layer {layer}")) {
+            OciError::Transport(text) => bad(format!("not a valid tar archive: {text}")),
+            other => other,
+        };
+        let mut archive = tar::Archive::new(data);
+        let entries = archive.entries().map_err(io_err)?;
+        let mut unpacked = 0u64;
+        for entry in entries {
+            let mut entry = entry.map_err(io_err)?;
+            let raw_path = String::from_utf8(entry.path_bytes().into_owned())
+                .map_err(|_| bad("an entry whose name is not UTF-8".into()))?;
+            let kind = entry.header().entry_type();
+            let name = normalize(&raw_path);
+            if name.is_empty() && kind.is_dir() {
+                continue; // the archive's root, `./`
+            }
+            let path = parse_path(&name).map_err(&bad)?;
+            let base = name.rsplit('/').next().unwrap_or(&name);
+            if base.starts_with(".wh.") {
+                return Err(bad(format!(
+                    "{name:?} is a whiteout: a model is the union of its layers, never an overlay"
+                )));
+            }
+            match kind {
+                tar::EntryType::Directory => continue,
+                tar::EntryType::Regular | tar::EntryType::Continuous => {}
+                tar::EntryType::Symlink | tar::EntryType::Link => {
+                    let target = entry
+                        .link_name_bytes()
+                        .map(|t| String::from_utf8_lossy(&t).into_owned())
+                        .unwrap_or_default();
+                    return Err(bad(format!(
+                        "{name:?} is a link (to {target:?}); model layers hold regular files only"
+                    )));
+                }
+                other => {
+                    return Err(bad(format!(
+                        "{name:?} is not a regular file ({other:?}); model layers hold regular files only"
+                    )));
+                }
+            }
+            let size = entry.size();
+            unpacked = unpacked.saturating_add(size);
+            if unpacked > budget {
+                return Err(bad(format!(
+                    "unpacks to more than {budget} bytes, over {}x its compressed size",
+                    self.limits.max_expansion
+                )));
+            }
+            self.file(layer, &path, size, &mut entry)?;
+        }
+        Ok(())
+    }
+
+    /// Hashes (and writes) one file of `size` bytes.
+    fn file(
+        &mut self,
+        layer: &str,
+        path: &ManifestPath,
+        size: u64,
+        data: &mut dyn Read,
+    ) -> Result<(), OciError> {
+        let bad = |problem: String| OciError::Layer {
+            layer: layer.to_owned(),
+            problem,
+        };
+        if !self.seen.insert(path.clone()) {
+            return Err(bad(format!(
+                "{:?} appears twice (in this or an earlier layer)",
+                path.as_str()
+            )));
+        }
+        if self.seen.len() > self.limits.max_files {
+            return Err(bad(format!(
+                "more than {} files in one model",
+                self.limits.max_files
+            )));
+        }
+        let mut writer = match self.out {
+            Some(dir) => Some(create_file(dir, path)?),
+            None => None,
+        };
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut read = 0u64;
+        loop {
+            let n = data
+                .read(&mut buf)
+                .map_err(|e| crate::from_io(e, &format!("layer {layer}")))?;
+            if n == 0 {
+                break;
+            }
+            read += n as u64;
+            if read > size {
+                return Err(bad(format!(
+                    "{:?} is longer than its header says",
+                    path.as_str()
+                )));
+            }
+            if n >= 256 << 10 {
+                hasher.update_rayon(&buf[..n]);
+            } else {
+                hasher.update(&buf[..n]);
+            }
+            if let Some(w) = writer.as_mut() {
+                w.write_all(&buf[..n]).map_err(|source| OciError::Write {
+                    path: path.to_string(),
+                    source,
+                })?;
+            }
+        }
+        if read != size {
+            return Err(bad(format!(
+                "{:?} ends after {read} of {size} bytes",
+                path.as_str()
+            )));
+        }
+        if let Some(w) = writer {
+            w.sync_all().map_err(|source| OciError::Write {
+                path: path.to_string(),
+                source,
+            })?;
+        }
+        self.bytes += size;
+        self.entries.push(ManifestEntry {
+            path: path.clone(),
+            size,
+            blake3: Blake3Digest::from_bytes(*hasher.finalize().as_bytes()),
+        });
+        Ok(())
+    }
+}
+
+/// `./a/b/` → `a/b`: the spellings tar writers use for the same name.
+fn normalize(raw: &str) -> String {
+    let mut s = raw;
+    while let Some(rest) = s.strip_prefix("./") {
+        s = rest;
+    }
+    if s == "." {
+        return String::new();
+    }
+    s.trim_end_matches('/').to_owned()
+}
+
+fn parse_path(name: &str) -> Result<ManifestPath, String> {
+    ManifestPath::parse(name).map_err(|e| format!("entry {name:?} cannot be a model file: {e}"))
+}
+
+/// Creates `dir/path` (and its parents) as a new file. `dir` is a fresh directory this
+/// process made and `path` a checked relative path, so nothing can lead outside it.
+fn create_file(dir: &Path, path: &ManifestPath) -> Result<std::fs::File, OciError> {
+    let target = path.to_fs_path(dir);
+    let write_err = |source| OciError::Write {
+        path: path.to_string(),
+        source,
+    };
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).map_err(write_err)?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&target)
+        .map_err(write_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, kind, data) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(*kind);
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            if *kind == tar::EntryType::Symlink {
+                header.set_link_name("../../etc/passwd").unwrap();
+            }
+            // Bypass the builder's own path checks: hostile archives are the point.
+            let bytes = header.as_old_mut();
+            bytes.name[..name.len()].copy_from_slice(name.as_bytes());
+            header.set_cksum();
+            builder.append(&header, *data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn unpack(layers: &[Vec<u8>]) -> Result<Vec<ManifestEntry>, OciError> {
+        let mut u = Unpacker::new(None, UnpackLimits::default());
+        for (i, layer) in layers.iter().enumerate() {
+            u.layer(
+                &i.to_string(),
+                &LayerFormat::Tar,
+                layer.len() as u64,
+                &mut &layer[..],
+            )?;
+        }
+        Ok(u.entries)
+    }
+
+    #[test]
+    fn files_hash_like_b3sum_and_directories_are_skipped() {
+        let layer = tar_of(&[
+            ("./", tar::EntryType::Directory, b""),
+            ("./w/", tar::EntryType::Directory, b""),
+            ("./w/a.bin", tar::EntryType::Regular, b"hello"),
+        ]);
+        let entries = unpack(&[layer]).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].path.as_str(), "w/a.bin");
+        assert_eq!(
+            entries[0].blake3.to_hex(),
+            blake3::hash(b"hello").to_hex().as_str()
+        );
+    }
+
+    #[test]
+    fn hostile_layers_are_refused_each_by_its_own_reason() {
+        let cases: Vec<(Vec<Vec<u8>>, &str)> = vec![
+            (
+                vec![tar_of(&[("../x", tar::EntryType::Regular, b"x")])],
+                "climbs out",
+            ),
+            (
+                vec![tar_of(&[("/etc/x", tar::EntryType::Regular, b"x")])],
+                "absolute",
+            ),
+            (
+                vec![tar_of(&[("a/../../x", tar::EntryType::Regular, b"x")])],
+                "climbs out",
+            ),
+            (
+                vec![tar_of(&[("l", tar::EntryType::Symlink, b"")])],
+                "is a link",
+            ),
+            (
+                vec![tar_of(&[("h", tar::EntryType::Link, b"")])],
+                "is a link",
+            ),
+            (
+                vec![tar_of(&[("d", tar::EntryType::Char, b"")])],
+                "not a regular file",
+            ),
+            (
+                vec![tar_of(&[("p", tar::EntryType::Fifo, b"")])],
+                "not a regular file",
+            ),
+            (
+                vec![tar_of(&[("a/.wh.b", tar::EntryType::Regular, b"")])],
+                "whiteout",
+            ),
+            (
+                vec![
+                    tar_of(&[("a", tar::EntryType::Regular, b"1")]),
+                    tar_of(&[("./a", tar::EntryType::Regular, b"2")]),
+                ],
+                "appears twice",
+            ),
+            (
+                vec![b"not a tar archive at all, but long enough to look at".repeat(20)],
+                "tar",
+            ),
+        ];
+        for (layers, want) in cases {
+            let err = unpack(&layers).unwrap_err();
+            assert!(err.to_string().contains(want), "{want}: {err}");
+            assert_eq!(err.kind(), "bad-layer", "{err}");
+        }
+    }
+
+    #[test]
+    fn a_gzip_bomb_ends_at_its_budget() {
+        use flate2::write::GzEncoder;
+        let big = tar_of(&[("z", tar::EntryType::Regular, &vec![0u8; 8 << 20])]);
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&big).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut u = Unpacker::new(
+            None,
+            UnpackLimits {
+                max_files: 10,
+                max_expansion: 2,
+            },
+        );
+        // The budget is 2x + 64 MiB; shrink the stream's claimed size to make 8 MiB a bomb.
+        let err = u
+            .layer("g", &LayerFormat::TarGzip, 0, &mut &gz[..])
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_none(), "8 MiB is within the 64 MiB floor: {err:?}");
+        let mut u = Unpacker::new(
+            None,
+            UnpackLimits {
+                max_files: 10,
+                max_expansion: 0,
+            },
+        );
+        let huge = tar_of(&[("z", tar::EntryType::Regular, &vec![0u8; 65 << 20])]);
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&huge).unwrap();
+        let gz = gz.finish().unwrap();
+        let err = u
+            .layer("g", &LayerFormat::TarGzip, gz.len() as u64, &mut &gz[..])
+            .unwrap_err();
+        assert!(err.to_string().contains("unpacks to more than"), "{err}");
+    }
+
+    #[test]
+    fn media_types() {
+        let layer = "sha256:0";
+        assert_eq!(
+            layer_format("application/vnd.oci.image.layer.v1.tar+gzip", None, layer).unwrap(),
+            LayerFormat::TarGzip
+        );
+        assert_eq!(
+            layer_format("application/vnd.cncf.model.weight.v1.tar", None, layer).unwrap(),
+            LayerFormat::Tar
+        );
+        let mut a = std::collections::HashMap::new();
+        a.insert(MODELPACK_FILEPATH.to_owned(), "w/model.bin".to_owned());
+        assert_eq!(
+            layer_format("application/vnd.cncf.model.weight.v1.raw", Some(&a), layer).unwrap(),
+            LayerFormat::Raw(ManifestPath::parse("w/model.bin").unwrap())
+        );
+        a.insert(MODELPACK_FILEPATH.to_owned(), "../x".to_owned());
+        assert!(layer_format("application/vnd.cncf.model.weight.v1.raw", Some(&a), layer).is_err());
+        for bad in [
+            "application/vnd.cncf.model.weight.v1.raw",
+            "application/octet-stream",
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+            "application/vnd.oci.image.layer.v1.tar+lz4",
+            "application/vnd.oci.image.config.v1+json",
+        ] {
+            assert!(layer_format(bad, None, layer).is_err(), "{bad}");
+        }
+    }
+}
