@@ -74,6 +74,17 @@ fi
 "$ivenv/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 MODELSEAL=target/release/modelseal "$ivenv/bin/python" -m pytest -q tests/interop
 
+step "models in a real OCI registry (Debian's docker-registry, TLS on loopback), pushed by oras, buildah and raw HTTP"
+need=()
+for tool in docker-registry skopeo buildah b3sum; do
+  command -v "$tool" >/dev/null || need+=("$tool")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get install -y "${need[@]}" >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && apt-get install -y "${need[@]}" >/dev/null; }
+fi
+MODELSEAL=target/release/modelseal "$ivenv/bin/python" -m pytest -q tests/oci
+
 step "admission end to end with a real Kubernetes API server (built once, then cached)"
 if [ "${MODELSEAL_SKIP_KUBE:-}" = 1 ]; then
   echo "notice: MODELSEAL_SKIP_KUBE=1, skipping the Kubernetes end-to-end test"

@@ -40,6 +40,9 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Write the BLAKE3 outboard trees that let loaders verify each range they read
     Outboard(OutboardArgs),
+    /// Pull a model from a registry into a new directory, verified before it appears
+    #[command(after_help = EXIT_CODES)]
+    Pull(PullArgs),
     /// Run the admission server (Kubernetes webhook and registry endpoint), HTTPS only
     Serve(ServeArgs),
     /// Attest how a model was made (signed SLSA provenance)
@@ -105,10 +108,59 @@ pub struct HashArgs {
     pub quiet: bool,
 }
 
+/// How to reach a registry, for commands given an `oci://` reference.
+#[derive(Debug, Args, Clone)]
+pub struct RegistryArgs {
+    /// Trust this CA certificate (PEM) for registry TLS, beside the system's; repeatable
+    #[arg(long = "registry-ca", value_name = "CA_PEM")]
+    pub registry_ca: Vec<PathBuf>,
+    /// Seconds a registry may take to connect, to answer, or between two reads
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub registry_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The model: oci://REGISTRY/REPOSITORY[:TAG|@sha256:HEX]
+    pub reference: String,
+    /// The directory to create; it must not exist
+    pub out: PathBuf,
+    /// Trust and lineage flags, as for verify (the signature is found attached to the
+    /// model unless --signature names a file)
+    #[command(flatten)]
+    pub verify: PullVerifyArgs,
+}
+
+/// The verify flags that make sense for a pull.
+#[derive(Debug, Args)]
+pub struct PullVerifyArgs {
+    /// The bundle to check [default: the bundles attached to the model as referrers]
+    #[arg(long, value_name = "PATH")]
+    pub signature: Option<PathBuf>,
+    /// Trusted public key (SPKI PEM); repeat to trust several
+    #[arg(long = "key", value_name = "PUB", required_unless_present_any = ["identity", "identity_regex", "policy"])]
+    pub keys: Vec<PathBuf>,
+    /// Lineage policy (TOML): the model's signers come from it
+    #[arg(long, value_name = "POLICY", conflicts_with_all = ["keys", "identity", "identity_regex", "issuer", "trusted_root"])]
+    pub policy: Option<PathBuf>,
+    #[command(flatten)]
+    pub keyless: KeylessArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// No progress bar
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct SignArgs {
-    /// Model (or dataset) directory, or a single file
+    /// Model (or dataset) directory, a single file, or oci://REGISTRY/REPOSITORY[:TAG|@sha256:HEX]
     pub model: PathBuf,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// OCI: do not attach the bundle to the model as a referrer (write --signature only)
+    #[arg(long, requires = "signature")]
+    pub no_attach: bool,
     #[command(flatten)]
     pub signer: SignerArgs,
     /// Where to write the bundle [default: MODEL.sig beside the model]
@@ -241,11 +293,14 @@ pub enum Kind {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Model directory or single file
+    /// Model directory, single file, or oci://REGISTRY/REPOSITORY[:TAG|@sha256:HEX]
     pub model: PathBuf,
-    /// The bundle to check [default: MODEL.sig beside the model]
+    /// The bundle to check [default: MODEL.sig beside the model; for oci://, the
+    /// bundles attached to the model as referrers]
     #[arg(long, value_name = "PATH")]
     pub signature: Option<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Trusted public key (SPKI PEM); repeat to trust several
     #[arg(
         long = "key",

@@ -539,7 +539,7 @@ impl Registry {
         loop {
             let n = response
                 .read(&mut buf)
-                .map_err(|e| OciError::Transport(format!("{url}: {e}")))?;
+                .map_err(|e| crate::from_io(e, url))?;
             if n == 0 {
                 return Ok(out);
             }
@@ -595,7 +595,7 @@ fn status_error(response: Response, url: &str) -> OciError {
 }
 
 fn transport_error(e: reqwest::Error, reference: &Reference) -> OciError {
-    if e.is_timeout() {
+    if crate::is_timeout(&e) {
         OciError::Timeout(format!("registry {}", reference.registry()))
     } else if e.is_connect() {
         OciError::Unreachable(format!("{}: {}", reference.registry(), crate::chain(&e)))

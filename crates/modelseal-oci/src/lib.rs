@@ -146,10 +146,30 @@ pub(crate) fn from_io(e: std::io::Error, what: &str) -> OciError {
         let inner = e.into_inner().expect("checked above");
         return *inner.downcast::<OciError>().expect("checked above");
     }
-    if e.kind() == std::io::ErrorKind::TimedOut {
+    if is_timeout(&e) {
         return OciError::Timeout(what.to_owned());
     }
-    OciError::Transport(format!("{what}: {e}"))
+    OciError::Transport(format!("{what}: {}", chain(&e)))
+}
+
+/// Whether a read failed because the registry went quiet: reqwest reports a body read
+/// timeout as a decoding error whose cause is the timeout.
+pub(crate) fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(r) = err.downcast_ref::<reqwest::Error>() {
+            if r.is_timeout() {
+                return true;
+            }
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        current = err.source();
+    }
+    false
 }
 
 /// An error and its causes on one line.

@@ -128,6 +128,24 @@ pub struct VerifiedModel {
     pub bytes: Option<u64>,
 }
 
+impl VerifiedModel {
+    /// The result for a native manifest whose files were checked elsewhere than on disk
+    /// (an OCI artifact's layers, with [`check_entries`]).
+    pub fn native(signer: Signer, signed: &SignedManifest) -> Self {
+        Self {
+            signer,
+            format: SignatureFormat::Native,
+            name: signed.name.clone(),
+            root: FileDigest {
+                algorithm: "blake3".into(),
+                hex: signed.root.to_hex(),
+            },
+            files: signed.manifest.entries().len(),
+            bytes: Some(signed.manifest.total_bytes()),
+        }
+    }
+}
+
 /// Verifies the model at `root` against `bundle`: trusted signer, valid signature, a
 /// native manifest or OMS statement (recognised by predicate type), and every file's
 /// bytes.

@@ -6,6 +6,7 @@ mod hash;
 mod inspect;
 mod keygen;
 mod lineage;
+mod oci;
 mod outboard;
 mod serve;
 mod sign;
@@ -40,6 +41,7 @@ pub fn run(command: Command) -> Result<Outcome> {
         Command::Store(command) => store::run(&command),
         Command::Outboard(args) => outboard::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Pull(args) => oci::pull(&args),
         Command::Demo => demo::run(),
     }
 }

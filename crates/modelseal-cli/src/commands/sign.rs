@@ -12,6 +12,14 @@ use crate::progress::Bar;
 use crate::signing::{Issued, StatementSigner};
 
 pub fn run(args: &SignArgs) -> Result<Outcome> {
+    if modelseal_oci::Reference::is_oci(&args.model.display().to_string()) {
+        let signer = StatementSigner::from_args(&args.signer)?;
+        super::oci::sign(args, &signer)?;
+        return Ok(Outcome::Success);
+    }
+    if args.no_attach {
+        bail!("--no-attach applies to oci:// references");
+    }
     let signature = args
         .signature
         .clone()
@@ -157,7 +165,10 @@ fn sign_oms(
     ))
 }
 
-fn write_signature(path: &std::path::Path, bundle: &modelseal_core::Bundle) -> Result<()> {
+pub(super) fn write_signature(
+    path: &std::path::Path,
+    bundle: &modelseal_core::Bundle,
+) -> Result<()> {
     write_atomic(
         path,
         &bundle.to_json(),

@@ -1,5 +1,3 @@
-use std::path::Path;
-
 use anyhow::{Context, Result};
 use modelseal_core::walk::WalkOptions;
 use modelseal_core::{Bundle, BundleError};
@@ -14,25 +12,38 @@ use crate::cli::VerifyArgs;
 use crate::output::{out, out_json};
 use crate::progress::Bar;
 
-pub fn run(args: &VerifyArgs) -> Result<Outcome> {
-    let signature = args
-        .signature
-        .clone()
-        .unwrap_or_else(|| super::default_signature_path(&args.model));
-    let keys = args
-        .keys
+/// The signers `verify` trusts: the policy's model publishers, or those the flags name.
+pub(super) fn trust(args: &VerifyArgs) -> Result<(TrustPolicy, Option<LineagePolicy>)> {
+    trust_from(
+        &args.keys,
+        &args.certificate_roots,
+        args.policy.as_deref(),
+        &args.keyless,
+        args.lenient_certificate_time,
+    )
+}
+
+/// [`trust`] from its parts, for commands that take fewer flags.
+pub(super) fn trust_from(
+    keys: &[std::path::PathBuf],
+    certificate_roots: &[std::path::PathBuf],
+    policy_path: Option<&std::path::Path>,
+    keyless: &crate::cli::KeylessArgs,
+    lenient_certificate_time: bool,
+) -> Result<(TrustPolicy, Option<LineagePolicy>)> {
+    let keys = keys
         .iter()
         .map(|path| super::load_public_key(path))
         .collect::<Result<Vec<_>>>()?;
     let mut roots = Vec::new();
-    for path in &args.certificate_roots {
+    for path in certificate_roots {
         let pem = super::read_text(path, "root certificate")?;
         roots.extend(
             modelseal_core::certificates_from_pem(&pem)
                 .with_context(|| format!("root certificate {}", path.display()))?,
         );
     }
-    let lineage_policy = match &args.policy {
+    let lineage_policy = match policy_path {
         Some(path) => {
             Some(LineagePolicy::read(path).with_context(|| format!("policy {}", path.display()))?)
         }
@@ -45,48 +56,66 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
         None => {
             let mut policy = TrustPolicy::from_keys(keys)
                 .with_certificate_roots(roots)
-                .with_timestamp_authorities(super::timestamp_authorities(&args.keyless)?);
-            if let Some(trust) = super::keyless_trust(&args.keyless)? {
+                .with_timestamp_authorities(super::timestamp_authorities(keyless)?);
+            if let Some(trust) = super::keyless_trust(keyless)? {
                 policy = policy.with_keyless(trust);
             }
             policy
         }
     };
-    if args.lenient_certificate_time {
+    if lenient_certificate_time {
         policy = policy.with_certificate_time(CertificateTime::LeafIssuance);
     }
-    let ignore = args
-        .ignore
-        .iter()
-        .map(|arg| super::resolve_ignore(&args.model, arg))
-        .collect::<Result<_>>()?;
-    let mut options = VerifyOptions::default();
-    options.walk = WalkOptions {
-        ignore,
-        exclude_files: vec![signature.clone()],
-        ..WalkOptions::default()
-    };
-    options.ignore_unsigned_files = args.ignore_unsigned_files;
-    options.expected = args.expect;
-    let bar = Bar::new(args.quiet || args.json);
-    let result = match Bundle::read(&signature) {
-        Err(BundleError::Io(e)) => {
-            return Err(e)
-                .with_context(|| format!("cannot read signature {}", signature.display()));
+    Ok((policy, lineage_policy))
+}
+
+pub fn run(args: &VerifyArgs) -> Result<Outcome> {
+    let (policy, lineage_policy) = trust(args)?;
+    let model_text = args.model.display().to_string();
+    let (verified, signature) = if modelseal_oci::Reference::is_oci(&model_text) {
+        match super::oci::verify(args, &policy)? {
+            Some(found) => found,
+            None => return Ok(Outcome::Refused),
         }
-        Err(e) => Err(VerifyError::Bundle(e)),
-        Ok(bundle) => verify_model(&args.model, &bundle, &policy, &options, &bar),
-    };
-    bar.finish();
-    let verified = match result {
-        Ok(verified) => verified,
-        Err(err) if !err.is_refusal() => {
-            return Err(err)
-                .with_context(|| format!("cannot verify model {}", args.model.display()));
-        }
-        Err(err) => {
-            report_refusal(args, &signature, &err);
-            return Ok(Outcome::Refused);
+    } else {
+        let signature = args
+            .signature
+            .clone()
+            .unwrap_or_else(|| super::default_signature_path(&args.model));
+        let ignore = args
+            .ignore
+            .iter()
+            .map(|arg| super::resolve_ignore(&args.model, arg))
+            .collect::<Result<_>>()?;
+        let mut options = VerifyOptions::default();
+        options.walk = WalkOptions {
+            ignore,
+            exclude_files: vec![signature.clone()],
+            ..WalkOptions::default()
+        };
+        options.ignore_unsigned_files = args.ignore_unsigned_files;
+        options.expected = args.expect;
+        let bar = Bar::new(args.quiet || args.json);
+        let result = match Bundle::read(&signature) {
+            Err(BundleError::Io(e)) => {
+                return Err(e)
+                    .with_context(|| format!("cannot read signature {}", signature.display()));
+            }
+            Err(e) => Err(VerifyError::Bundle(e)),
+            Ok(bundle) => verify_model(&args.model, &bundle, &policy, &options, &bar),
+        };
+        bar.finish();
+        let signature = signature.display().to_string();
+        match result {
+            Ok(verified) => (verified, signature),
+            Err(err) if !err.is_refusal() => {
+                return Err(err)
+                    .with_context(|| format!("cannot verify model {}", args.model.display()));
+            }
+            Err(err) => {
+                report_refusal(args, &signature, &err);
+                return Ok(Outcome::Refused);
+            }
         }
     };
     let format = match verified.format {
@@ -101,7 +130,7 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
                 out_json(&json!({
                     "verified": false,
                     "model": args.model.display().to_string(),
-                    "signature": signature.display().to_string(),
+                    "signature": signature,
                     "error": { "kind": failure.kind(), "message": failure.to_string() },
                 }));
             }
@@ -128,7 +157,7 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             "verified": true,
             "format": format,
             "model": args.model.display().to_string(),
-            "signature": signature.display().to_string(),
+            "signature": signature,
             "name": verified.name,
             "root": root,
             "signer": {
@@ -211,12 +240,8 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-fn report_refusal(args: &VerifyArgs, signature: &Path, err: &VerifyError) {
-    let mut stderr_lines = vec![format!(
-        "error: {}: {}",
-        signature.display(),
-        error_chain(err)
-    )];
+pub(super) fn report_refusal(args: &VerifyArgs, signature: &str, err: &VerifyError) {
+    let mut stderr_lines = vec![format!("error: {signature}: {}", error_chain(err))];
     stderr_lines.extend(details(err).into_iter().map(|line| format!("  {line}")));
     stderr_lines.extend(hints(err).into_iter().map(|hint| format!("hint: {hint}")));
     eprintln!("{}", stderr_lines.join("\n"));
@@ -224,7 +249,7 @@ fn report_refusal(args: &VerifyArgs, signature: &Path, err: &VerifyError) {
         let mut report = json!({
             "verified": false,
             "model": args.model.display().to_string(),
-            "signature": signature.display().to_string(),
+            "signature": signature,
             "error": { "kind": err.kind(), "message": error_chain(err) },
         });
         if let VerifyError::Files(mismatch) = err {

@@ -1,0 +1,389 @@
+//! `sign`, `verify` and `pull` for models in registries (`oci://…`, spec/oci.md).
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use modelseal_core::statement::MANIFEST_PREDICATE_TYPE;
+use modelseal_core::{ArtifactDigest, ArtifactKind, Bundle};
+use modelseal_oci::layers::UnpackLimits;
+use modelseal_oci::model::{self, OciModel};
+use modelseal_oci::referrers;
+use modelseal_oci::{OciError, Reference, Registry, RegistryOptions};
+use modelseal_verify::{
+    SignedManifest, TrustPolicy, VerifiedModel, VerifyError, check_entries, signed_manifest,
+    verify_envelope,
+};
+
+use crate::cli::{Format, Kind, PullArgs, RegistryArgs, SignArgs, VerifyArgs};
+use crate::output::{out, out_json};
+use crate::progress::Bar;
+use crate::signing::StatementSigner;
+
+/// A registry client from the flags.
+pub fn registry(args: &RegistryArgs) -> Result<Registry> {
+    let mut options = RegistryOptions::default();
+    for path in &args.registry_ca {
+        options.ca_pem.push(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read registry CA {}", path.display()))?,
+        );
+    }
+    if args.registry_timeout == 0 {
+        bail!("--registry-timeout must be at least 1 second");
+    }
+    options.timeout = std::time::Duration::from_secs(args.registry_timeout);
+    options.document_deadline = options.timeout;
+    Ok(Registry::new(options)?)
+}
+
+fn open(registry: &Registry, text: &str) -> Result<OciModel> {
+    let reference = Reference::parse(text)?;
+    let model =
+        model::open(registry, &reference).with_context(|| format!("cannot read {reference}"))?;
+    if reference.digest().is_none() {
+        eprintln!("resolved {reference} to {}", model.digest());
+    }
+    Ok(model)
+}
+
+/// `sign oci://…`: hash what the layers unpack to, sign files and manifest digest in one
+/// statement, attach the bundle as a referrer (and write `--signature` if given).
+pub fn sign(args: &SignArgs, signer: &StatementSigner) -> Result<()> {
+    if args.format == Format::Oms {
+        bail!(
+            "--format oms cannot sign an OCI reference: the OMS predicate has no place for the manifest digest (spec/oci.md §3); sign the native format"
+        );
+    }
+    if args.outboard {
+        bail!(
+            "--outboard writes beside a directory; pull the model, then run `modelseal outboard`"
+        );
+    }
+    let registry = registry(&args.registry)?;
+    let model = open(&registry, &args.model.display().to_string())?;
+    let bar = Bar::new(args.quiet);
+    modelseal_core::hash::Progress::begin(&bar, model.layer_bytes());
+    let manifest = model::unpack(&registry, &model, None, UnpackLimits::default(), &bar)
+        .with_context(|| format!("cannot sign {}", model.reference))?;
+    bar.finish();
+    let kind = match args.kind {
+        Kind::Model => ArtifactKind::Model,
+        Kind::Dataset => ArtifactKind::Dataset,
+    };
+    let (statement, root) = model::statement(&model, &manifest, args.name.as_deref(), kind);
+    let issued = signer.sign_native(statement, &root)?;
+    let json = issued.bundle.to_json();
+    if let Some(path) = &args.signature {
+        super::sign::write_signature(path, &issued.bundle)?;
+    }
+    let attached = if args.no_attach {
+        None
+    } else {
+        Some(
+            referrers::attach_bundle(
+                &registry,
+                &model.reference,
+                &model.subject(),
+                &json,
+                MANIFEST_PREDICATE_TYPE,
+            )
+            .with_context(|| {
+                format!(
+                    "signed, but cannot attach the bundle to {}",
+                    model.reference
+                )
+            })?,
+        )
+    };
+    let mut text = format!(
+        "signed {} ({} {}, {} files, {} bytes)\n  subject {} blake3:{root}\n  manifest {}\n  signer  {}",
+        model.reference,
+        model.flavor.name(),
+        model.media_type,
+        manifest.entries().len(),
+        manifest.total_bytes(),
+        args.name.clone().unwrap_or_else(|| model.reference.name()),
+        model.digest(),
+        issued.signer_text,
+    );
+    if let Some(a) = attached {
+        text.push_str(&format!(
+            "\n  attached referrer {}{}",
+            a.digest,
+            if a.via_fallback_tag {
+                format!(" (listed under tag {})", model.digest().fallback_tag())
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if let Some(path) = &args.signature {
+        text.push_str(&format!("\n  wrote   {}", path.display()));
+    }
+    out(&text);
+    Ok(())
+}
+
+/// The bundles to try: the named file, or every bundle attached to the model.
+fn bundles(registry: &Registry, model: &OciModel, signature: Option<&Path>) -> Result<Candidates> {
+    if let Some(path) = signature {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read signature {}", path.display()))?;
+        return Ok(vec![(path.display().to_string(), bytes)]);
+    }
+    let found = referrers::find_bundles(registry, &model.reference, model.digest())
+        .with_context(|| format!("cannot list the signatures attached to {}", model.reference))?;
+    for skipped in &found.skipped {
+        eprintln!("note: passed over a referrer: {skipped}");
+    }
+    Ok(found
+        .bundles
+        .into_iter()
+        .map(|b| (format!("referrer {}", b.referrer), b.bytes))
+        .collect())
+}
+
+/// Bundles to try, each named for messages (a file, or `referrer sha256:…`), as JSON.
+type Candidates = Vec<(String, Vec<u8>)>;
+
+/// The first bundle a trusted signer made about this manifest, or every reason none is.
+fn signed_for(
+    model: &OciModel,
+    candidates: &Candidates,
+    policy: &TrustPolicy,
+    expected: Option<ArtifactDigest>,
+) -> std::result::Result<
+    (String, SignedManifest, modelseal_verify::Signer),
+    Vec<(String, VerifyError)>,
+> {
+    let mut refused = Vec::new();
+    for (name, json) in candidates {
+        let bundle = Bundle::from_json(json).map_err(VerifyError::Bundle);
+        let checked = bundle.and_then(|bundle| {
+            let verified = verify_envelope(&bundle, policy)?;
+            let signed = signed_manifest(&verified)?;
+            // The files alone are not enough: the signer must have named this manifest
+            // (its config, media types and annotations), not just files like its files.
+            if signed.oci_manifest
+                != Some(ArtifactDigest::new(
+                    modelseal_core::DigestAlgorithm::Sha256,
+                    *model.digest().as_bytes(),
+                ))
+            {
+                return Err(VerifyError::Subject(
+                    modelseal_verify::SubjectProblem::NotExpected(format!(
+                        "the signature names OCI manifest {}, not {}",
+                        signed
+                            .oci_manifest
+                            .map_or_else(|| "none".to_owned(), |d| d.to_string()),
+                        model.digest()
+                    )),
+                ));
+            }
+            if let Some(expected) = expected {
+                if ArtifactDigest::blake3(&signed.root) != expected {
+                    return Err(VerifyError::Subject(
+                        modelseal_verify::SubjectProblem::NotExpected(format!(
+                            "the signed root is blake3:{}, not {expected}",
+                            signed.root
+                        )),
+                    ));
+                }
+            }
+            Ok((signed, verified.signer))
+        });
+        match checked {
+            Ok((signed, signer)) => return Ok((name.clone(), signed, signer)),
+            Err(e) => refused.push((name.clone(), e)),
+        }
+    }
+    Err(refused)
+}
+
+/// `verify oci://…`: a trusted signature about this manifest, then every layer streamed
+/// and its files compared with the signed manifest. `None`: refused (already reported).
+pub fn verify(args: &VerifyArgs, policy: &TrustPolicy) -> Result<Option<(VerifiedModel, String)>> {
+    if args.ignore_unsigned_files || !args.ignore.is_empty() {
+        bail!("--ignore and --ignore-unsigned-files apply to directories, not oci:// references");
+    }
+    let registry = registry(&args.registry)?;
+    let model = open(&registry, &args.model.display().to_string())?;
+    let candidates = bundles(&registry, &model, args.signature.as_deref())?;
+    let checked = checked_model(
+        &registry,
+        &model,
+        &candidates,
+        policy,
+        args.expect,
+        None,
+        args.quiet || args.json,
+    )?;
+    match checked {
+        Ok(found) => Ok(Some(found)),
+        Err(refusal) => {
+            refusal.report(args);
+            Ok(None)
+        }
+    }
+}
+
+/// Why an OCI model was refused.
+enum Refusal {
+    /// No signature passed.
+    Signatures(Vec<(String, VerifyError)>),
+    /// A signature passed and the files do not match it.
+    Files(String, VerifyError),
+    /// The registry served something that is not what it names.
+    Content(OciError),
+}
+
+impl Refusal {
+    fn report(&self, args: &VerifyArgs) {
+        match self {
+            Self::Files(name, err) => super::verify::report_refusal(args, name, err),
+            Self::Signatures(refused) if refused.is_empty() => {
+                let err = VerifyError::ListsNothing("no signature is attached to this model");
+                super::verify::report_refusal(args, &args.model.display().to_string(), &err);
+            }
+            Self::Signatures(refused) => {
+                for (name, err) in refused {
+                    super::verify::report_refusal(args, name, err);
+                }
+            }
+            Self::Content(err) => {
+                eprintln!(
+                    "error: {}: refused: {}",
+                    args.model.display(),
+                    modelseal_verify::error_chain(err)
+                );
+                if args.json {
+                    out_json(&serde_json::json!({
+                        "verified": false,
+                        "model": args.model.display().to_string(),
+                        "error": { "kind": err.kind(), "message": err.to_string() },
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// Checks signatures, then streams the layers (writing them under `out` if given).
+fn checked_model(
+    registry: &Registry,
+    model: &OciModel,
+    candidates: &Candidates,
+    policy: &TrustPolicy,
+    expected: Option<ArtifactDigest>,
+    out_dir: Option<&Path>,
+    quiet: bool,
+) -> Result<std::result::Result<(VerifiedModel, String), Refusal>> {
+    // Signatures first: a model nobody trusted signed is not worth downloading.
+    let (name, signed, signer) = match signed_for(model, candidates, policy, expected) {
+        Ok(found) => found,
+        Err(refused) => return Ok(Err(Refusal::Signatures(refused))),
+    };
+    let bar = Bar::new(quiet);
+    modelseal_core::hash::Progress::begin(&bar, model.layer_bytes());
+    let unpacked = model::unpack(registry, model, out_dir, UnpackLimits::default(), &bar);
+    bar.finish();
+    let found = match unpacked {
+        Ok(found) => found,
+        Err(e) if e.is_refusal() => return Ok(Err(Refusal::Content(e))),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot verify {}", model.reference));
+        }
+    };
+    if let Err(e) = check_entries(&signed, found.entries()) {
+        return Ok(Err(Refusal::Files(name, e)));
+    }
+    let verified = VerifiedModel::native(signer, &signed);
+    Ok(Ok((verified, format!("{name} on {}", model.reference))))
+}
+
+/// `pull oci://… DIR`: verify, writing the files into a new directory beside DIR, and
+/// rename it to DIR only when every layer and file checked out; the bundle goes to
+/// DIR.sig, so `modelseal verify DIR` works offline afterwards.
+pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
+    let v = &args.verify;
+    let (policy, lineage_policy) =
+        super::verify::trust_from(&v.keys, &[], v.policy.as_deref(), &v.keyless, false)?;
+    let _ = lineage_policy;
+    if args.out.symlink_metadata().is_ok() {
+        bail!("{} exists; pull writes a new directory", args.out.display());
+    }
+    let parent = match args.out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let registry = registry(&v.registry)?;
+    let model = open(&registry, &args.reference)?;
+    let candidates = bundles(&registry, &model, v.signature.as_deref())?;
+    let staging = tempfile::Builder::new()
+        .prefix(".modelseal-pull-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("cannot create a directory in {}", parent.display()))?;
+    let checked = checked_model(
+        &registry,
+        &model,
+        &candidates,
+        &policy,
+        None,
+        Some(staging.path()),
+        v.quiet,
+    )?;
+    let (verified, signature_name) = match checked {
+        Ok(found) => found,
+        Err(refusal) => {
+            let text = match refusal {
+                Refusal::Signatures(r) if r.is_empty() => {
+                    "no signature is attached to this model".to_owned()
+                }
+                Refusal::Signatures(r) => r
+                    .iter()
+                    .map(|(n, e)| format!("{n}: {}", modelseal_verify::error_chain(e)))
+                    .collect::<Vec<_>>()
+                    .join("\n  "),
+                Refusal::Files(n, e) => format!("{n}: {}", modelseal_verify::error_chain(&e)),
+                Refusal::Content(e) => modelseal_verify::error_chain(&e),
+            };
+            eprintln!(
+                "error: {}: refused, nothing written: {text}",
+                model.reference
+            );
+            return Ok(crate::Outcome::Refused);
+        }
+    };
+    let staged = staging.keep();
+    if let Err(e) = std::fs::rename(&staged, &args.out) {
+        let _ = std::fs::remove_dir_all(&staged);
+        return Err(e)
+            .with_context(|| format!("cannot move the pulled model to {}", args.out.display()));
+    }
+    let used = signature_name
+        .rsplit_once(" on ")
+        .map_or(signature_name.as_str(), |(n, _)| n);
+    let signature_path = super::default_signature_path(&args.out);
+    if let Some((_, json)) = candidates.iter().find(|(n, _)| n == used) {
+        modelseal_core::fsio::write_atomic(
+            &signature_path,
+            json,
+            modelseal_core::fsio::Visibility::Public,
+            modelseal_core::fsio::Overwrite::Refuse,
+        )
+        .with_context(|| format!("cannot write {}", signature_path.display()))?;
+    }
+    out(&format!(
+        "pulled {} ({} files, {} bytes) into {}\n  subject {} blake3:{}\n  signer  {} {}\n  wrote   {}",
+        model.reference,
+        verified.files,
+        verified.bytes.unwrap_or(0),
+        args.out.display(),
+        verified.name.as_deref().unwrap_or("(unnamed)"),
+        verified.root.hex,
+        verified.signer.algorithm,
+        verified.signer.fingerprint,
+        signature_path.display(),
+    ));
+    Ok(crate::Outcome::Success)
+}

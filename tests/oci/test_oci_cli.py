@@ -1,0 +1,280 @@
+"""`modelseal sign / verify / pull oci://…` against a real registry (CNCF distribution 2.8 on
+loopback, TLS), with models pushed by other clients: the oras SDK, buildah, raw HTTP.
+
+Every refusal here is tried the way an attacker would: a tag pushed over, a layer swapped,
+a bundle re-attached to another manifest, layers that escape or link out, and registries that
+are unreachable, stall or want credentials."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import registry as r
+from conftest import write_small_model
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("MODELSEAL", str(ROOT / "target/release/modelseal"))
+KEY = ROOT / "testdata/keys/vector-ed25519.pem"
+PUB = ROOT / "testdata/keys/vector-ed25519.pem.pub"
+OTHER_PUB = ROOT / "testdata/keys/other-ed25519.pem.pub"
+
+
+def ms(*args, env=None, timeout=120):
+    full_env = dict(os.environ)
+    # No credentials from the machine: only what a test gives.
+    full_env.pop("MODELSEAL_REGISTRY_USERNAME", None)
+    full_env.pop("MODELSEAL_REGISTRY_PASSWORD", None)
+    full_env["DOCKER_CONFIG"] = "/nonexistent"
+    full_env["REGISTRY_AUTH_FILE"] = "/nonexistent"
+    full_env.update(env or {})
+    return subprocess.run(
+        [BIN, *map(str, args)], capture_output=True, text=True, env=full_env, timeout=timeout
+    )
+
+
+def ca(reg):
+    return ["--registry-ca", reg.ca_pem]
+
+
+def oci(reg, repo, ref):
+    sep = "@" if ref.startswith("sha256:") else ":"
+    return f"oci://{reg.host}/{repo}{sep}{ref}"
+
+
+def local_root(model_dir):
+    out = ms("hash", model_dir, "--json", "-q")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["root"]
+
+
+@pytest.fixture(scope="module")
+def reg(tmp_path_factory):
+    with r.LocalRegistry(tmp_path_factory.mktemp("registry")) as reg:
+        yield reg
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return write_small_model(tmp_path_factory.mktemp("m") / "tiny")
+
+
+def sign(reg, ref, *extra):
+    out = ms("sign", ref, "--key", KEY, *ca(reg), "-q", *extra)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def verify(reg, ref, *extra, key=PUB):
+    return ms("verify", ref, "--key", key, *ca(reg), "-q", *extra)
+
+
+@pytest.mark.parametrize(
+    "push",
+    [
+        pytest.param(lambda reg, d: r.push_modelpack(reg, "mp/tar", "v1", d, client="oras"), id="modelpack-tar-oras"),
+        pytest.param(lambda reg, d: r.push_modelpack(reg, "mp/gz", "v1", d, media="tar+gzip", client="http"), id="modelpack-gzip"),
+        pytest.param(lambda reg, d: r.push_modelpack(reg, "mp/zst", "v1", d, media="tar+zstd", client="http"), id="modelpack-zstd"),
+        pytest.param(lambda reg, d: r.push_modelpack(reg, "mp/raw", "v1", d, media="raw", client="oras"), id="modelpack-raw"),
+        pytest.param(lambda reg, d: r.push_kitops(reg, "kit/m", "v1", d), id="kitops"),
+    ],
+)
+def test_a_model_pushed_by_another_client_is_signed_verified_and_pulled(reg, model_dir, tmp_path, push):
+    digest = push(reg, model_dir)
+    repo = None
+    for candidate in ("mp/tar", "mp/gz", "mp/zst", "mp/raw", "kit/m"):
+        try:
+            if reg.manifest(candidate, digest)[2] == digest:
+                repo = candidate
+                break
+        except Exception:
+            continue
+    assert repo, "pushed manifest not found"
+    ref = oci(reg, repo, "v1")
+    signed = sign(reg, ref)
+    assert digest in signed.stderr + signed.stdout  # the tag was resolved to this digest
+    assert "sha256-" in signed.stdout, "no referrers API here: the fallback tag is used"
+    assert digest.replace(":", "-") in reg.tags(repo)
+
+    out = verify(reg, ref, "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    # The same files, hashed from the registry and from disk, give the same root.
+    assert report["root"] == local_root(model_dir)
+    assert report["files"] == 3
+
+    # By digest, with the bundle written to a file instead of found.
+    bundle = tmp_path / "b.sig"
+    sign(reg, oci(reg, repo, digest), "--signature", bundle, "--no-attach")
+    assert verify(reg, oci(reg, repo, digest), "--signature", bundle).returncode == 0
+
+    # Pulled, verified, into a new directory that then verifies offline.
+    dest = tmp_path / "pulled"
+    out = ms("pull", ref, dest, "--key", PUB, *ca(reg), "-q")
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in dest.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert (dest / "model.safetensors").read_bytes() == (model_dir / "model.safetensors").read_bytes()
+    out = ms("verify", dest, "--key", PUB, "-q")
+    assert out.returncode == 0, out.stderr
+
+
+def test_a_plain_image_built_by_buildah_is_signed_and_verified(reg, model_dir, tmp_path):
+    digest = r.push_image(reg, "img/model", "v1", model_dir, path="/models")
+    ref = oci(reg, "img/model", "v1")
+    sign(reg, ref)
+    out = verify(reg, ref, "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["files"] == 3
+    dest = tmp_path / "img"
+    assert ms("pull", oci(reg, "img/model", digest), dest, "--key", PUB, *ca(reg), "-q").returncode == 0
+    assert (dest / "models/config.json").is_file()
+
+
+def test_the_wrong_signer_and_an_unsigned_model_are_refused(reg, model_dir):
+    r.push_modelpack(reg, "refuse/unsigned", "v1", model_dir, client="http")
+    out = verify(reg, oci(reg, "refuse/unsigned", "v1"))
+    assert out.returncode == 1
+    assert "no signature is attached" in out.stderr
+    r.push_modelpack(reg, "refuse/signed", "v1", model_dir, client="http")
+    sign(reg, oci(reg, "refuse/signed", "v1"))
+    out = verify(reg, oci(reg, "refuse/signed", "v1"), key=OTHER_PUB)
+    assert out.returncode == 1
+    assert "not trusted" in out.stderr or "untrusted" in out.stderr, out.stderr
+
+
+def test_a_tag_pushed_over_is_refused(reg, model_dir, tmp_path):
+    r.push_modelpack(reg, "over/m", "v1", model_dir, client="http")
+    bundle = tmp_path / "v1.sig"
+    sign(reg, oci(reg, "over/m", "v1"), "--signature", bundle)
+    other = write_small_model(tmp_path / "other")
+    r.push_modelpack(reg, "over/m", "v1", other, client="http")
+    # The tag now names another manifest: nothing is attached to it...
+    out = verify(reg, oci(reg, "over/m", "v1"))
+    assert out.returncode == 1, out.stderr
+    assert "no signature is attached" in out.stderr
+    # ...and the old bundle names the old manifest, not this one.
+    out = verify(reg, oci(reg, "over/m", "v1"), "--signature", bundle)
+    assert out.returncode == 1
+    assert "names OCI manifest" in out.stderr, out.stderr
+
+
+def test_a_swapped_layer_with_the_old_bundle_reattached_is_refused(reg, model_dir, tmp_path):
+    art = r.build_modelpack(model_dir, media="tar")
+    digest = r.push_artifact(reg, "swap/m", "v1", art, client="http")
+    bundle = tmp_path / "good.sig"
+    sign(reg, oci(reg, "swap/m", "v1"), "--signature", bundle)
+
+    # The attacker swaps the weights layer for another of the same name, re-tags, and
+    # attaches the original (valid, trusted) bundle to the new manifest.
+    evil = dict(art.manifest)
+    evil["layers"] = list(art.layers)
+    weights = next(i for i, l in enumerate(evil["layers"]) if "weight.v1" in l["mediaType"])
+    blob = r.tar_one("model.safetensors", b"\0" * 4096)
+    desc = art.add_blob(blob, evil["layers"][weights]["mediaType"], evil["layers"][weights].get("annotations"))
+    evil["layers"][weights] = desc
+    reg.put_blob("swap/m", blob)
+    evil_digest = reg.put_manifest("swap/m", "v1", r.canonical_json(evil))
+    assert evil_digest != digest
+    out = ms("verify", oci(reg, "swap/m", "v1"), "--key", PUB, "--signature", bundle, *ca(reg), "-q")
+    assert out.returncode == 1
+    assert "names OCI manifest" in out.stderr, out.stderr
+
+    # The same bundle listed in the new manifest's fallback index by hand: its referrer
+    # manifest names the old subject, so it is passed over, and nothing else is there.
+    good_index = reg.manifest_json("swap/m", digest.replace(":", "-"))
+    reg.put_manifest("swap/m", evil_digest.replace(":", "-"), r.canonical_json(good_index), r.OCI_INDEX)
+    out = verify(reg, oci(reg, "swap/m", "v1"))
+    assert out.returncode == 1
+    assert "passed over a referrer" in out.stderr and "another subject" in out.stderr, out.stderr
+
+
+def hostile(reg, tmp_path, repo, layer_bytes, media=r.modelpack_media_type("weight", "tar"), annotations=None):
+    art = r.build_modelpack(write_small_model(tmp_path / repo.replace("/", "-")), media="tar")
+    desc = art.add_blob(layer_bytes, media, annotations)
+    art.manifest["layers"].append(desc)
+    return r.push_artifact(reg, repo, "v1", art, client="http")
+
+
+def raw_tar(name, kind=b"0", data=b"x", link=b""):
+    import tarfile, io
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        info = tarfile.TarInfo("placeholder")
+        info.size = len(data) if kind == b"0" else 0
+        if kind == b"2":
+            info.type = tarfile.SYMTYPE
+            info.linkname = link.decode()
+        tf.addfile(info, io.BytesIO(data) if kind == b"0" else None)
+    raw = bytearray(buf.getvalue())
+    raw[0:100] = name.encode().ljust(100, b"\0")
+    # Recompute the header checksum for the patched name.
+    raw[148:156] = b" " * 8
+    raw[148:156] = ("%06o\0 " % sum(raw[0:512])).encode()
+    return bytes(raw)
+
+
+@pytest.mark.parametrize(
+    "repo,layer,media,want",
+    [
+        ("bad/escape", raw_tar("../../outside"), None, "climbs out"),
+        ("bad/abs", raw_tar("/etc/cron.d/x"), None, "absolute"),
+        ("bad/link", raw_tar("weights.bin", kind=b"2", link=b"/etc/shadow"), None, "is a link"),
+        ("bad/dup", raw_tar("config.json"), None, "appears twice"),
+        ("bad/media", b"whatever", "application/x-foreign-layer", "not a model layer"),
+    ],
+)
+def test_a_layer_outside_the_model_is_refused(reg, tmp_path, repo, layer, media, want):
+    hostile(reg, tmp_path, repo, layer, **({"media": media} if media else {}))
+    out = ms("sign", oci(reg, repo, "v1"), "--key", KEY, *ca(reg), "-q")
+    assert out.returncode == 2, out.stderr
+    assert want in out.stderr, out.stderr
+
+
+def test_unreachable_stalled_and_locked_registries_fail_clearly(reg, model_dir, tmp_path):
+    started = time.monotonic()
+    out = ms("verify", f"oci://{r.unreachable_host()}/m:v1", "--key", PUB, "-q")
+    assert out.returncode == 2 and "unreachable" in out.stderr, out.stderr
+    for mode in ("handshake", "headers", "trickle"):
+        with r.stalling_registry(mode, interval=0.5) as stall:
+            t0 = time.monotonic()
+            out = ms("verify", f"oci://{stall.host}/m:v1", "--key", PUB, "--registry-ca", stall.ca_pem,
+                     "--registry-timeout", "2", "-q", timeout=60)
+            took = time.monotonic() - t0
+            assert out.returncode == 2, (mode, out.stderr)
+            assert "timed out" in out.stderr, (mode, out.stderr)
+            assert took < 20, (mode, took)
+    assert time.monotonic() - started < 90
+
+
+def test_credentials_come_from_docker_config_or_the_environment(registry_factory, model_dir):
+    locked = registry_factory(auth=True, name="locked")
+    r.push_modelpack(locked, "private/m", "v1", model_dir, client="http")
+    ref = oci(locked, "private/m", "v1")
+    out = ms("sign", ref, "--key", KEY, *ca(locked), "-q")
+    assert out.returncode == 2
+    assert "none was found" in out.stderr, out.stderr
+    env = {"DOCKER_CONFIG": str(locked.docker_config_dir)}
+    out = ms("sign", ref, "--key", KEY, *ca(locked), "-q", env=env)
+    assert out.returncode == 0, out.stderr
+    env = {"MODELSEAL_REGISTRY_USERNAME": locked.username, "MODELSEAL_REGISTRY_PASSWORD": locked.password}
+    assert ms("verify", ref, "--key", PUB, *ca(locked), "-q", env=env).returncode == 0
+    env["MODELSEAL_REGISTRY_PASSWORD"] = "wrong"
+    out = ms("verify", ref, "--key", PUB, *ca(locked), "-q", env=env)
+    assert out.returncode == 2 and "refused" in out.stderr, out.stderr
+
+
+def test_a_refused_pull_writes_nothing(reg, model_dir, tmp_path):
+    r.push_modelpack(reg, "pull/m", "v1", model_dir, client="http")
+    sign(reg, oci(reg, "pull/m", "v1"))
+    dest = tmp_path / "out" / "model"
+    dest.parent.mkdir()
+    out = ms("pull", oci(reg, "pull/m", "v1"), dest, "--key", OTHER_PUB, *ca(reg), "-q")
+    assert out.returncode == 1, out.stderr
+    assert list(dest.parent.iterdir()) == [], "a refused pull left files behind"
+    dest.mkdir()
+    out = ms("pull", oci(reg, "pull/m", "v1"), dest, "--key", PUB, *ca(reg), "-q")
+    assert out.returncode == 2 and "exists" in out.stderr
