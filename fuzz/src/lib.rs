@@ -292,3 +292,35 @@ pub fn digests_and_paths(data: &[u8]) {
         assert_eq!(p.as_str(), text);
     }
 }
+
+/// A registry's layer bytes through the unpacker in every archive format (the first byte
+/// picks tar, tar+gzip, tar+zstd or raw), and the rest also as reference and
+/// `WWW-Authenticate` text: nothing may panic, every name handed out is a valid manifest
+/// path, and what parses as a reference prints back the same.
+pub fn oci_layer(data: &[u8]) {
+    use modelseal_oci::layers::{LayerFormat, UnpackLimits, Unpacker};
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    let format = match selector % 4 {
+        0 => LayerFormat::Tar,
+        1 => LayerFormat::TarGzip,
+        2 => LayerFormat::TarZstd,
+        _ => LayerFormat::Raw(modelseal_core::ManifestPath::parse("w.bin").expect("valid")),
+    };
+    let limits = UnpackLimits {
+        max_files: 64,
+        max_expansion: 16,
+    };
+    let mut unpacker = Unpacker::new(None, limits);
+    let _ = unpacker.layer("fuzz", &format, rest.len() as u64, &mut &rest[..]);
+    for entry in &unpacker.entries {
+        assert!(modelseal_core::ManifestPath::parse(entry.path.as_str()).is_ok());
+    }
+    if let Ok(text) = std::str::from_utf8(rest) {
+        if let Ok(reference) = modelseal_oci::Reference::parse(text) {
+            assert_eq!(reference.to_string(), text);
+        }
+        let _ = modelseal_oci::auth::parse_challenge(text);
+    }
+}

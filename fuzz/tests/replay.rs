@@ -21,6 +21,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("x509_chain", modelseal_fuzz::x509_chain),
     ("timestamp", modelseal_fuzz::timestamp),
     ("digests_and_paths", modelseal_fuzz::digests_and_paths),
+    ("oci_layer", modelseal_fuzz::oci_layer),
 ];
 
 #[test]

@@ -245,3 +245,58 @@ pub fn check_files(
     }
     mismatch.into_result()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject(digests: &[(&str, String)]) -> ResourceDescriptor {
+        ResourceDescriptor {
+            name: None,
+            uri: None,
+            digest: digests
+                .iter()
+                .map(|(a, h)| ((*a).to_owned(), h.clone()))
+                .collect(),
+            annotations: None,
+        }
+    }
+
+    /// A native statement may name the OCI manifest its files came from, beside the
+    /// root, and nothing else: two roots, a third subject or a malformed digest are refused.
+    #[test]
+    fn subjects_are_one_root_and_at_most_one_oci_manifest() {
+        let root = ("blake3", "ab".repeat(32));
+        let oci = ("sha256", "cd".repeat(32));
+        let (_, none) = model_subjects(&[subject(&[root.clone()])]).unwrap();
+        assert_eq!(none, None);
+        for order in [
+            vec![subject(&[root.clone()]), subject(&[oci.clone()])],
+            vec![subject(&[oci.clone()]), subject(&[root.clone()])],
+        ] {
+            let (model, manifest) = model_subjects(&order).unwrap();
+            assert!(model.digest.contains_key("blake3"));
+            assert_eq!(
+                manifest.unwrap().to_string(),
+                format!("sha256:{}", "cd".repeat(32))
+            );
+        }
+        let refused = [
+            vec![subject(&[root.clone()]), subject(&[root.clone()])],
+            vec![subject(&[oci.clone()]), subject(&[oci.clone()])],
+            vec![
+                subject(&[root.clone()]),
+                subject(&[oci.clone()]),
+                subject(&[oci.clone()]),
+            ],
+            vec![
+                subject(&[root.clone()]),
+                subject(&[("sha256", "CD".repeat(32))]),
+            ],
+            vec![],
+        ];
+        for subjects in refused {
+            assert!(model_subjects(&subjects).is_err(), "{subjects:?}");
+        }
+    }
+}
