@@ -48,7 +48,7 @@ pub enum Command {
     /// Attest how a model was made (signed SLSA provenance)
     #[command(subcommand)]
     Attest(AttestCommand),
-    /// Keep attestations in a directory indexed by subject digest
+    /// Keep attestations indexed by subject digest, in a directory or a registry
     #[command(subcommand)]
     Store(StoreCommand),
     /// Sign and verify a generated sample model, then show a tampered copy refused
@@ -318,9 +318,10 @@ pub struct VerifyArgs {
     /// Also check the model's training lineage, hop by hop, against the policy
     #[arg(long, requires_all = ["policy", "store"])]
     pub lineage: bool,
-    /// Attestation store holding the lineage's bundles
+    /// Attestation store holding the lineage's bundles: a directory or
+    /// oci://REGISTRY/REPOSITORY
     #[arg(long, value_name = "STORE")]
-    pub store: Option<PathBuf>,
+    pub store: Option<String>,
     /// After a passed lineage check, write a signed SLSA verification summary here
     #[arg(long, value_name = "PATH", requires = "lineage")]
     pub emit_vsa: Option<PathBuf>,
@@ -485,17 +486,21 @@ pub struct TrainingArgs {
 pub enum StoreCommand {
     /// Add bundles, each under every subject digest it names
     Add {
-        /// The store directory (created if absent)
-        store: PathBuf,
+        /// The store: a directory (created if absent) or oci://REGISTRY/REPOSITORY
+        store: String,
         /// Bundle files
         #[arg(required = true)]
         bundles: Vec<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
     /// List the digests in a store, or the bundles for one digest
     List {
-        /// The store directory
-        store: PathBuf,
+        /// The store: a directory or oci://REGISTRY/REPOSITORY
+        store: String,
         /// A digest, as blake3:HEX or sha256:HEX
         digest: Option<String>,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
 }

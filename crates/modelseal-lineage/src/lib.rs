@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod oci;
 pub mod policy;
 pub mod report;
 pub mod stop;

@@ -1,5 +1,6 @@
-//! The attestation store: a directory of bundles indexed by subject digest
-//! (`spec/lineage.md` §4). Layout: `STORE/<algorithm>/<hex>/<sha256 of the file>.json`.
+//! The attestation store: bundles indexed by subject digest, in a directory
+//! (`spec/lineage.md` §4) or a registry repository (`spec/oci.md` §8). Directory layout:
+//! `STORE/<algorithm>/<hex>/<sha256 of the file>.json`.
 //! A bundle is stored once under each of its subjects; its name is its content hash,
 //! so adding the same bundle twice (even concurrently) writes the same bytes to the
 //! same name, and every write goes through a temporary file and a rename, so a reader
@@ -18,6 +19,9 @@ use modelseal_core::fsio::{Overwrite, Visibility, write_atomic};
 use modelseal_core::statement::Statement;
 use modelseal_core::{ArtifactDigest, DigestAlgorithm};
 use sha2::Digest as _;
+
+use modelseal_oci::store::{RegistryStore, tag_for};
+use modelseal_oci::{OciError, Reference, RegistryOptions};
 
 use crate::stop::Stop;
 
@@ -56,10 +60,11 @@ impl Default for StoreLimits {
     }
 }
 
-/// A store directory.
+/// An attestation store: a directory, or a registry repository.
 #[derive(Debug, Clone)]
 pub struct AttestationStore {
     root: PathBuf,
+    registry: Option<std::sync::Arc<RegistryStore>>,
     limits: StoreLimits,
 }
 
@@ -84,6 +89,16 @@ pub enum StoreError {
         /// The cause.
         #[source]
         source: BundleError,
+    },
+    /// The registry holding the store failed (unreachable, timed out, denied, or it
+    /// served something unreadable). Lookups fail closed on it.
+    #[error("attestation store {location}")]
+    Registry {
+        /// The store's `oci://` location.
+        location: String,
+        /// The cause.
+        #[source]
+        source: modelseal_oci::OciError,
     },
     /// A bundle whose payload names no subject digest the store can index.
     #[error("{} names no subject digest (blake3 or sha256)", path.display())]
@@ -166,7 +181,48 @@ impl AttestationStore {
     pub fn open(root: &Path) -> Self {
         Self {
             root: root.to_path_buf(),
+            registry: None,
             limits: StoreLimits::default(),
+        }
+    }
+
+    /// Opens a store kept in a registry repository (`oci://REGISTRY/REPOSITORY`).
+    pub fn open_registry(repository: &str, options: RegistryOptions) -> Result<Self, StoreError> {
+        let location = || repository.to_owned();
+        let reference = Reference::parse(repository).map_err(|e| StoreError::Registry {
+            location: location(),
+            source: e.into(),
+        })?;
+        let store =
+            RegistryStore::new(reference, options).map_err(|source| StoreError::Registry {
+                location: location(),
+                source,
+            })?;
+        Ok(Self {
+            root: PathBuf::from(repository),
+            registry: Some(std::sync::Arc::new(store)),
+            limits: StoreLimits::default(),
+        })
+    }
+
+    /// A directory or, for `oci://…`, a registry store.
+    pub fn at(location: &str, options: RegistryOptions) -> Result<Self, StoreError> {
+        if Reference::is_oci(location) {
+            Self::open_registry(location, options)
+        } else {
+            Ok(Self::open(Path::new(location)))
+        }
+    }
+
+    /// Whether the store is kept in a registry.
+    pub fn is_registry(&self) -> bool {
+        self.registry.is_some()
+    }
+
+    fn registry_error(&self, source: OciError) -> StoreError {
+        StoreError::Registry {
+            location: self.root.display().to_string(),
+            source,
         }
     }
 
@@ -200,6 +256,19 @@ impl AttestationStore {
         let keys = subject_keys(&bundle);
         if keys.is_empty() {
             return Err(StoreError::NoSubject { path: file.into() });
+        }
+        if let Some(registry) = &self.registry {
+            let tags: Vec<String> = keys
+                .iter()
+                .map(|k| tag_for(k.algorithm().name(), &k.to_hex()))
+                .collect();
+            let predicate_type = serde_json::from_slice::<Statement>(&bundle.dsse_envelope.payload)
+                .map(|s| s.predicate_type)
+                .unwrap_or_default();
+            registry
+                .add(&bytes, &tags, &predicate_type)
+                .map_err(|e| self.registry_error(e))?;
+            return Ok(keys);
         }
         let name = format!("{}.json", hex::encode(sha2::Sha256::digest(&bytes)));
         for digest in &keys {
@@ -244,6 +313,9 @@ impl AttestationStore {
         digest: &ArtifactDigest,
         stop: &Stop,
     ) -> Result<Lookup, StoreError> {
+        if let Some(registry) = &self.registry {
+            return self.registry_lookup(registry, digest, stop);
+        }
         let dir = self.dir_of(digest);
         let mut lookup = Lookup::default();
         // The algorithm and digest directories must be real directories, not links that
@@ -369,8 +441,121 @@ impl AttestationStore {
         Ok(lookup)
     }
 
+    /// A lookup in a registry store, under the same limits and rules as a directory:
+    /// entries over the per-file cap are skipped (judged by their descriptor's size,
+    /// unread), and one over the per-digest byte or file cap, or past the stopping rule,
+    /// makes the lookup incomplete. A registry that fails is a store error.
+    fn registry_lookup(
+        &self,
+        registry: &RegistryStore,
+        digest: &ArtifactDigest,
+        stop: &Stop,
+    ) -> Result<Lookup, StoreError> {
+        let limits = self.limits;
+        let mut lookup = Lookup::default();
+        let tag = tag_for(digest.algorithm().name(), &digest.to_hex());
+        let entries = registry
+            .entries(&tag, limits.max_files_per_digest)
+            .map_err(|e| self.registry_error(e))?;
+        if entries.len() > limits.max_files_per_digest {
+            let reason = format!(
+                "more than {} entries under tag {tag}, not read",
+                limits.max_files_per_digest
+            );
+            lookup
+                .skipped
+                .push(Skipped::unused(&self.root, reason.clone()));
+            lookup.incomplete = Some(reason);
+            return Ok(lookup);
+        }
+        let mut budget = limits.max_bytes_per_digest;
+        for (i, entry) in entries.iter().enumerate() {
+            let path = PathBuf::from(format!("{}@{}", self.root.display(), entry.digest));
+            if stop.reached() {
+                lookup.incomplete = Some(format!(
+                    "{} entries not read: out of time",
+                    entries.len() - i
+                ));
+                break;
+            }
+            let planted = |e: &OciError| e.is_refusal() || matches!(e, OciError::NotFound(_));
+            let (layer, size) = match registry.bundle_layer(*entry) {
+                Ok(found) => found,
+                Err(e) if planted(&e) => {
+                    lookup.skipped.push(Skipped::unusable(path, e.to_string()));
+                    continue;
+                }
+                Err(e) => return Err(self.registry_error(e)),
+            };
+            if size > limits.max_file_bytes {
+                lookup.skipped.push(Skipped::unusable(
+                    path,
+                    format!(
+                        "{size} bytes, over the limit of {} per file",
+                        limits.max_file_bytes
+                    ),
+                ));
+                continue;
+            }
+            if size > budget {
+                let reason = format!(
+                    "{size} bytes, over the {budget} left of the limit of {} per digest",
+                    limits.max_bytes_per_digest
+                );
+                lookup.skipped.push(Skipped::unused(path, reason.clone()));
+                lookup.incomplete = Some(reason);
+                break;
+            }
+            let bytes = match registry.bundle(layer, size) {
+                Ok(bytes) => bytes,
+                Err(e) if planted(&e) => {
+                    lookup.skipped.push(Skipped::unusable(path, e.to_string()));
+                    continue;
+                }
+                Err(e) => return Err(self.registry_error(e)),
+            };
+            budget -= size;
+            match Bundle::from_json(&bytes) {
+                Err(e) => lookup
+                    .skipped
+                    .push(Skipped::unusable(path, modelseal_verify::error_chain(&e))),
+                Ok(bundle) => lookup.bundles.push(StoredBundle {
+                    sha256: layer.hex(),
+                    path,
+                    bundle,
+                }),
+            }
+        }
+        Ok(lookup)
+    }
+
+    /// Whether the store can be read at all (a readiness probe): a directory that can
+    /// be listed, a registry repository that answers.
+    pub fn probe(&self) -> Result<(), StoreError> {
+        match &self.registry {
+            Some(registry) => registry.probe().map_err(|e| self.registry_error(e)),
+            None => std::fs::read_dir(&self.root)
+                .map(drop)
+                .map_err(|source| StoreError::Io {
+                    path: self.root.clone(),
+                    source,
+                }),
+        }
+    }
+
     /// Every indexed digest, as `algorithm:hex`, sorted.
     pub fn digests(&self) -> Result<Vec<String>, StoreError> {
+        if let Some(registry) = &self.registry {
+            let tags = registry.tags().map_err(|e| self.registry_error(e))?;
+            let mut out: Vec<String> = tags
+                .iter()
+                .filter_map(|t| t.strip_prefix(modelseal_oci::store::TAG_PREFIX))
+                .filter_map(|t| t.split_once('-'))
+                .map(|(alg, hex)| format!("{alg}:{hex}"))
+                .collect();
+            out.sort();
+            return Ok(out);
+        }
         let mut out = Vec::new();
         for algorithm in ALGORITHMS {
             let dir = self.root.join(algorithm.name());

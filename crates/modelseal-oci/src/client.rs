@@ -363,6 +363,49 @@ impl Registry {
         )?))
     }
 
+    /// The repository's tags, following `Link` pages, at most `max` of them.
+    pub fn tags(&self, reference: &Reference, max: usize) -> Result<Vec<String>, OciError> {
+        let base = self.base(reference);
+        let mut url = format!("{base}/tags/list?n=1000");
+        let mut out = Vec::new();
+        loop {
+            let response = self.send(reference, false, |c| c.get(&url))?;
+            let response = expect_ok(response, &url)?;
+            let next = response
+                .headers()
+                .get(header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
+                .map(|v| {
+                    v.trim()
+                        .trim_start_matches('<')
+                        .trim_end_matches('>')
+                        .to_owned()
+                });
+            let body = self.read_document(response, self.options.max_manifest_bytes, &url)?;
+            #[derive(serde::Deserialize)]
+            struct Tags {
+                tags: Option<Vec<String>>,
+            }
+            let page: Tags = serde_json::from_slice(&body)
+                .map_err(|e| OciError::Protocol(format!("{url}: tag list: {e}")))?;
+            out.extend(page.tags.unwrap_or_default());
+            if out.len() >= max {
+                out.truncate(max);
+                return Ok(out);
+            }
+            match next {
+                Some(link) => {
+                    url = reqwest::Url::parse(&base)
+                        .and_then(|b| b.join(&link))
+                        .map_err(|e| OciError::Protocol(format!("tag list Link: {e}")))?
+                        .to_string();
+                }
+                None => return Ok(out),
+            }
+        }
+    }
+
     /// Sends a request built by `build`, answering one authentication challenge.
     fn send(
         &self,

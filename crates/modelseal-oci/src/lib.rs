@@ -5,7 +5,8 @@
 //! every read bounded, [`model`] unpacks an artifact's layers into the files a native
 //! manifest lists (hashing them as they stream by, optionally writing them out), and
 //! [`referrers`] attaches and finds Sigstore bundles as OCI 1.1 referrers, with the
-//! referrers tag schema for registries without the referrers API.
+//! referrers tag schema for registries without the referrers API. [`store`] keeps
+//! attestations in a registry repository, keyed by subject digest.
 //!
 //! Nothing here decides trust: callers hand what is found to `modelseal-verify`'s gate.
 #![deny(missing_docs)]
@@ -17,6 +18,7 @@ pub mod layers;
 pub mod model;
 pub mod reference;
 pub mod referrers;
+pub mod store;
 
 pub use client::{BlobReader, FetchedManifest, Registry, RegistryOptions};
 pub use reference::{OciDigest, Reference, ReferenceError};

@@ -250,14 +250,11 @@ pub fn check_files(
 mod tests {
     use super::*;
 
-    fn subject(digests: &[(&str, String)]) -> ResourceDescriptor {
+    fn subject(algorithm: &str, hex: &str) -> ResourceDescriptor {
         ResourceDescriptor {
             name: None,
             uri: None,
-            digest: digests
-                .iter()
-                .map(|(a, h)| ((*a).to_owned(), h.clone()))
-                .collect(),
+            digest: [(algorithm.to_owned(), hex.to_owned())].into(),
             annotations: None,
         }
     }
@@ -266,33 +263,21 @@ mod tests {
     /// root, and nothing else: two roots, a third subject or a malformed digest are refused.
     #[test]
     fn subjects_are_one_root_and_at_most_one_oci_manifest() {
-        let root = ("blake3", "ab".repeat(32));
-        let oci = ("sha256", "cd".repeat(32));
-        let (_, none) = model_subjects(&[subject(&[root.clone()])]).unwrap();
+        let (r, o) = ("ab".repeat(32), "cd".repeat(32));
+        let root = || subject("blake3", &r);
+        let oci = || subject("sha256", &o);
+        let (_, none) = model_subjects(&[root()]).unwrap();
         assert_eq!(none, None);
-        for order in [
-            vec![subject(&[root.clone()]), subject(&[oci.clone()])],
-            vec![subject(&[oci.clone()]), subject(&[root.clone()])],
-        ] {
+        for order in [vec![root(), oci()], vec![oci(), root()]] {
             let (model, manifest) = model_subjects(&order).unwrap();
             assert!(model.digest.contains_key("blake3"));
-            assert_eq!(
-                manifest.unwrap().to_string(),
-                format!("sha256:{}", "cd".repeat(32))
-            );
+            assert_eq!(manifest.unwrap().to_string(), format!("sha256:{o}"));
         }
         let refused = [
-            vec![subject(&[root.clone()]), subject(&[root.clone()])],
-            vec![subject(&[oci.clone()]), subject(&[oci.clone()])],
-            vec![
-                subject(&[root.clone()]),
-                subject(&[oci.clone()]),
-                subject(&[oci.clone()]),
-            ],
-            vec![
-                subject(&[root.clone()]),
-                subject(&[("sha256", "CD".repeat(32))]),
-            ],
+            vec![root(), root()],
+            vec![oci(), oci()],
+            vec![root(), oci(), oci()],
+            vec![root(), subject("sha256", &"CD".repeat(32))],
             vec![],
         ];
         for subjects in refused {

@@ -7,6 +7,9 @@ use serde_json::Value;
 pub const MODEL_ANNOTATION: &str = "modelseal.dev/model";
 /// Optional annotation naming the model, for messages.
 pub const MODEL_NAME_ANNOTATION: &str = "modelseal.dev/model-name";
+/// Annotation listing (comma-separated) the names of a Pod's containers whose images are
+/// models (KServe's `modelcar`, say): their images are verified as OCI models.
+pub const MODEL_CONTAINERS_ANNOTATION: &str = "modelseal.dev/model-containers";
 
 /// An AdmissionReview request, as far as it is read.
 #[derive(Debug, serde::Deserialize)]
@@ -71,14 +74,30 @@ pub struct Annotations {
     /// [`MODEL_NAME_ANNOTATION`].
     #[serde(rename = "modelseal.dev/model-name")]
     pub model_name: Option<String>,
+    /// [`MODEL_CONTAINERS_ANNOTATION`].
+    #[serde(rename = "modelseal.dev/model-containers")]
+    pub model_containers: Option<String>,
 }
 
-/// `spec`, as far as it is read.
+/// `spec`, as far as it is read: a Pod's, a workload's (with its pod template), or a
+/// KServe InferenceService's.
 #[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, rename_all = "camelCase")]
 pub struct Spec {
     /// A workload's pod template.
     pub template: Option<Template>,
+    /// A Pod's containers (their images count as models only when named by
+    /// [`MODEL_CONTAINERS_ANNOTATION`]).
+    #[serde(deserialize_with = "null_as_default")]
+    pub containers: Vec<Container>,
+    /// A Pod's init containers (likewise).
+    #[serde(deserialize_with = "null_as_default")]
+    pub init_containers: Vec<Container>,
+    /// A Pod's volumes: `image` volumes are models.
+    #[serde(deserialize_with = "null_as_default")]
+    pub volumes: Vec<Volume>,
+    /// A KServe InferenceService's predictor.
+    pub predictor: Option<Predictor>,
 }
 
 /// `spec.template`.
@@ -88,6 +107,73 @@ pub struct Template {
     /// Its metadata.
     #[serde(deserialize_with = "null_as_default")]
     pub metadata: Metadata,
+    /// Its pod spec.
+    pub spec: Option<Box<Spec>>,
+}
+
+/// A container: its name and image.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct Container {
+    /// `name`.
+    pub name: String,
+    /// `image`.
+    pub image: Option<String>,
+}
+
+/// A volume, as far as an `image` volume source goes.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct Volume {
+    /// `image` (Kubernetes image volumes).
+    pub image: Option<ImageVolume>,
+}
+
+/// `volumes[].image`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct ImageVolume {
+    /// `reference`.
+    pub reference: Option<String>,
+}
+
+/// KServe `spec.predictor`: `model.storageUri`, `<framework>.storageUri`, `storageUris`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Predictor {
+    /// `storageUris[].uri`.
+    #[serde(deserialize_with = "null_as_default")]
+    pub storage_uris: Vec<StorageUri>,
+    /// `model`, and each framework-specific spec.
+    #[serde(
+        alias = "sklearn",
+        alias = "xgboost",
+        alias = "tensorflow",
+        alias = "pytorch",
+        alias = "triton",
+        alias = "onnx",
+        alias = "huggingface",
+        alias = "pmml",
+        alias = "lightgbm",
+        alias = "paddle"
+    )]
+    pub model: Option<StorageSpec>,
+}
+
+/// A KServe spec with a `storageUri`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// `storageUri`.
+    pub storage_uri: Option<String>,
+}
+
+/// `storageUris[]`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct StorageUri {
+    /// `uri`.
+    pub uri: Option<String>,
 }
 
 /// `null` read as the type's default, as Kubernetes itself treats it.
@@ -119,37 +205,101 @@ pub enum NamingError {
     TooLong(usize),
 }
 
-/// The models an object names (its own annotations, or for workloads such as
-/// Deployments its pod template's), each once, in the order first named; and the
-/// name given for messages.
+/// The models an object names, each once, in the order first named, and the name given
+/// for messages (`spec/admission.md` §3):
+/// - digests in the [`MODEL_ANNOTATION`] annotation (the object's own, else its pod
+///   template's);
+/// - OCI references, as `oci://…`: a Pod's (or pod template's) `image` volumes; the
+///   images of containers the [`MODEL_CONTAINERS_ANNOTATION`] annotation names; a KServe
+///   predictor's `oci://` storage URIs (`oci+native://` and the other KServe forms read
+///   as `oci://`).
 pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), NamingError> {
-    let template = object
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.as_ref())
-        .map(|t| &t.metadata);
-    for metadata in std::iter::once(&object.metadata).chain(template) {
-        let Some(a) = &metadata.annotations else {
-            continue;
-        };
-        if let Some(list) = &a.model {
-            if list.len() > MAX_ANNOTATION_BYTES {
-                return Err(NamingError::TooLong(list.len()));
+    let template = object.spec.as_ref().and_then(|s| s.template.as_ref());
+    let mut models: Vec<String> = Vec::new();
+    let mut add = |m: String| -> Result<(), NamingError> {
+        if m.len() > MAX_ANNOTATION_BYTES {
+            return Err(NamingError::TooLong(m.len()));
+        }
+        if !models.contains(&m) {
+            if models.len() == MAX_MODELS {
+                return Err(NamingError::TooMany);
             }
-            let mut models: Vec<String> = Vec::new();
-            for m in list.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-                if !models.iter().any(|seen| seen == m) {
-                    if models.len() == MAX_MODELS {
-                        return Err(NamingError::TooMany);
-                    }
-                    models.push(m.to_owned());
+            models.push(m);
+        }
+        Ok(())
+    };
+    let mut name = None;
+    let metadata = std::iter::once(&object.metadata).chain(template.map(|t| &t.metadata));
+    let annotations: Vec<&Annotations> = metadata.filter_map(|m| m.annotations.as_ref()).collect();
+    if let Some(a) = annotations.iter().find(|a| a.model.is_some()) {
+        let list = a.model.as_deref().unwrap_or_default();
+        if list.len() > MAX_ANNOTATION_BYTES {
+            return Err(NamingError::TooLong(list.len()));
+        }
+        for m in list.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+            add(m.to_owned())?;
+        }
+        name = a.model_name.as_deref().map(|n| shorten(n, 80).into_owned());
+    }
+    let model_containers: Vec<&str> = annotations
+        .iter()
+        .filter_map(|a| a.model_containers.as_deref())
+        .flat_map(|list| list.split(',').map(str::trim))
+        .filter(|n| !n.is_empty())
+        .collect();
+    let specs = object
+        .spec
+        .iter()
+        .chain(template.and_then(|t| t.spec.as_deref()));
+    for spec in specs {
+        for volume in &spec.volumes {
+            if let Some(reference) = volume.image.as_ref().and_then(|i| i.reference.as_deref()) {
+                add(as_oci(reference))?;
+            }
+        }
+        for container in spec.containers.iter().chain(&spec.init_containers) {
+            if model_containers.contains(&container.name.as_str()) {
+                if let Some(image) = &container.image {
+                    add(as_oci(image))?;
                 }
             }
-            let name = a.model_name.as_deref().map(|n| shorten(n, 80).into_owned());
-            return Ok((models, name));
+        }
+        if let Some(predictor) = &spec.predictor {
+            let uris = predictor
+                .model
+                .iter()
+                .filter_map(|m| m.storage_uri.as_deref())
+                .chain(
+                    predictor
+                        .storage_uris
+                        .iter()
+                        .filter_map(|u| u.uri.as_deref()),
+                );
+            for uri in uris {
+                if let Some(rest) = kserve_oci(uri) {
+                    add(format!("oci://{rest}"))?;
+                }
+            }
         }
     }
-    Ok((Vec::new(), None))
+    Ok((models, name))
+}
+
+/// An image reference as `oci://…` (an image field has no scheme).
+fn as_oci(image: &str) -> String {
+    let image = image.trim();
+    if image.starts_with("oci://") {
+        image.to_owned()
+    } else {
+        format!("oci://{image}")
+    }
+}
+
+/// The reference in a KServe OCI storage URI, if it is one.
+fn kserve_oci(uri: &str) -> Option<&str> {
+    ["oci://", "oci+native://", "oci+modelcar://", "oci+fetch://"]
+        .iter()
+        .find_map(|scheme| uri.trim().strip_prefix(scheme))
 }
 
 /// `text` cut to at most `max` bytes (at a character boundary) with an ellipsis: what
@@ -248,6 +398,48 @@ mod tests {
         assert_eq!(name.as_deref(), Some("m"));
         assert_eq!(shorten("abcdef", 3), "abc…");
         assert_eq!(shorten("é", 1), "…");
+    }
+
+    #[test]
+    fn oci_models_come_from_image_volumes_named_containers_and_kserve_uris() {
+        let (models, _) = named_models(&object(serde_json::json!({
+            "metadata": {"annotations": {MODEL_CONTAINERS_ANNOTATION: "modelcar"}},
+            "spec": {
+                "containers": [
+                    {"name": "server", "image": "r.io/inference:1"},
+                    {"name": "modelcar", "image": "r.io/models/a:v1"}
+                ],
+                "volumes": [{"name": "w", "image": {"reference": "r.io/models/b@sha256:00"}},
+                            {"name": "e", "emptyDir": {}}]
+            }
+        })))
+        .unwrap();
+        assert_eq!(
+            models,
+            ["oci://r.io/models/b@sha256:00", "oci://r.io/models/a:v1"]
+        );
+        let (models, _) = named_models(&object(serde_json::json!({
+            "spec": {"predictor": {
+                "pytorch": {"storageUri": "oci+native://r.io/m:1"},
+                "storageUris": [{"uri": "s3://bucket/x"}, {"uri": "oci://r.io/n:2"}]
+            }}
+        })))
+        .unwrap();
+        assert_eq!(models, ["oci://r.io/m:1", "oci://r.io/n:2"]);
+        let (models, _) = named_models(&object(serde_json::json!({
+            "spec": {"template": {
+                "metadata": {"annotations": {MODEL_CONTAINERS_ANNOTATION: "m"}},
+                "spec": {"initContainers": [{"name": "m", "image": "r.io/x:1"}]}
+            }}
+        })))
+        .unwrap();
+        assert_eq!(models, ["oci://r.io/x:1"]);
+        // A container not named as a model is the server, not a model.
+        let (models, _) = named_models(&object(serde_json::json!({
+            "spec": {"containers": [{"name": "server", "image": "r.io/inference:1"}]}
+        })))
+        .unwrap();
+        assert!(models.is_empty());
     }
 
     fn hex_of(i: u8) -> String {

@@ -31,8 +31,17 @@ pub struct Config {
     pub tls_key: PathBuf,
     /// Lineage policy (`spec/policy.md`); reloaded when the file changes.
     pub policy: PathBuf,
-    /// Attestation store directory (`spec/lineage.md` §4).
+    /// Attestation store: a directory (`spec/lineage.md` §4) or a registry repository
+    /// `oci://REGISTRY/REPOSITORY` (`spec/oci.md` §8), shared by every replica.
     pub store: PathBuf,
+    /// For a registry store or OCI references: a CA certificate (PEM) trusted for the
+    /// registry's TLS, beside the system's.
+    #[serde(default)]
+    pub registry_ca: Option<PathBuf>,
+    /// For a registry store or OCI references: how long connecting, each read, and each
+    /// small document may take, milliseconds. Decisions also end at their deadline.
+    #[serde(default = "default_registry_timeout")]
+    pub registry_timeout_ms: u64,
     /// Objects without a model annotation.
     #[serde(default = "default_no_model")]
     pub no_model: NoModel,
@@ -222,6 +231,10 @@ fn default_cache_ttl() -> u64 {
 fn default_max_body() -> usize {
     3 << 20
 }
+fn default_registry_timeout() -> u64 {
+    5_000
+}
+
 fn default_timeout() -> u64 {
     10_000
 }
@@ -251,6 +264,33 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The registry client settings this configuration names.
+    pub fn registry_options(&self) -> Result<modelseal_oci::RegistryOptions, ConfigError> {
+        let mut options = modelseal_oci::RegistryOptions::default();
+        if let Some(ca) = &self.registry_ca {
+            let pem = std::fs::read(ca).map_err(|source| ConfigError::Io {
+                path: ca.clone(),
+                source,
+            })?;
+            options.ca_pem.push(pem);
+        }
+        options.timeout = std::time::Duration::from_millis(self.registry_timeout_ms);
+        options.document_deadline = options.timeout;
+        Ok(options)
+    }
+
+    /// Opens the attestation store this configuration names, with its limits.
+    pub fn open_store(
+        &self,
+    ) -> Result<modelseal_lineage::store::AttestationStore, Box<dyn std::error::Error + Send + Sync>>
+    {
+        let store = modelseal_lineage::store::AttestationStore::at(
+            &self.store.display().to_string(),
+            self.registry_options()?,
+        )?;
+        Ok(store.with_limits(self.limits.store()))
+    }
+
     /// Reads and checks a configuration file; relative paths are taken from its folder.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
@@ -263,14 +303,20 @@ impl Config {
     /// Parses and checks configuration text; relative paths are taken from `base`.
     pub fn from_toml(text: &str, base: &Path) -> Result<Self, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(ConfigError::Toml)?;
+        let store_is_registry = modelseal_oci::Reference::is_oci(&config.store.to_string_lossy());
+        if store_is_registry {
+            modelseal_oci::Reference::parse(&config.store.to_string_lossy())
+                .map_err(|e| ConfigError::Invalid(format!("store: {e}")))?;
+        }
         for p in [
             &mut config.tls_cert,
             &mut config.tls_key,
             &mut config.policy,
-            &mut config.store,
         ]
         .into_iter()
+        .chain((!store_is_registry).then_some(&mut config.store))
         .chain(config.admit_token_file.as_mut())
+        .chain(config.registry_ca.as_mut())
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -290,6 +336,11 @@ impl Config {
         if config.max_body_bytes as u64 > config.limits.body_bytes_in_flight {
             return Err(ConfigError::Invalid(
                 "max_body_bytes is larger than limits.body_bytes_in_flight: such a body could never be read".into(),
+            ));
+        }
+        if !(100..=30_000).contains(&config.registry_timeout_ms) {
+            return Err(ConfigError::Invalid(
+                "registry_timeout_ms must be between 100 and 30000".into(),
             ));
         }
         if !(1..=30_000).contains(&config.default_timeout_ms) {
@@ -322,7 +373,7 @@ impl Config {
                 )));
             }
         }
-        if !config.store.is_dir() {
+        if !store_is_registry && !config.store.is_dir() {
             return Err(ConfigError::Invalid(format!(
                 "store {} is not a directory",
                 config.store.display()

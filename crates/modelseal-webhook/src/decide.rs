@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use modelseal_core::ArtifactDigest;
 use modelseal_lineage::policy::LineagePolicy;
-use modelseal_lineage::store::{AttestationStore, StoreLimits};
+use modelseal_lineage::store::AttestationStore;
 use modelseal_lineage::{Stop, verify_digest_until};
 
 use crate::metrics::Metrics;
@@ -24,17 +24,17 @@ pub struct Trust {
 }
 
 impl Trust {
-    /// Loads the policy at `policy` over the store at `store`.
+    /// Loads the policy at `policy` over `store` (shared across reloads, so a registry
+    /// store keeps its cache of content-addressed bundles).
     pub fn load(
         policy: &std::path::Path,
-        store: &std::path::Path,
-        limits: StoreLimits,
+        store: &AttestationStore,
     ) -> Result<Self, modelseal_lineage::policy::PolicyError> {
         let policy = LineagePolicy::read(policy)?;
         Ok(Self {
             version: policy.trust_digest().into(),
             policy,
-            store: AttestationStore::open(store).with_limits(limits),
+            store: store.clone(),
         })
     }
 }
@@ -59,6 +59,10 @@ pub struct Decision {
 /// removed). Negative decisions are never cached: a fix in the store takes effect at once.
 type Cache = quick_cache::sync::Cache<(ArtifactDigest, Arc<str>), Instant>;
 
+/// Tags resolved to manifest digests, kept briefly: a tag may move, and a moved tag must
+/// be noticed within this long.
+const TAG_TTL: Duration = Duration::from_secs(30);
+
 /// Everything a request needs.
 pub struct Decider {
     trust: RwLock<Arc<Trust>>,
@@ -66,6 +70,11 @@ pub struct Decider {
     ttl: Duration,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    registry_options: modelseal_oci::RegistryOptions,
+    // Made on a worker thread, on first use (a blocking client is never built inside
+    // the async runtime).
+    registry: std::sync::OnceLock<Result<modelseal_oci::Registry, String>>,
+    tags: quick_cache::sync::Cache<String, (modelseal_oci::OciDigest, Instant)>,
 }
 
 impl Decider {
@@ -76,7 +85,122 @@ impl Decider {
             cache: (capacity > 0 && !ttl.is_zero()).then(|| Cache::new(capacity)),
             ttl,
             metrics,
+            registry_options: modelseal_oci::RegistryOptions::default(),
+            registry: std::sync::OnceLock::new(),
+            tags: quick_cache::sync::Cache::new(1024),
         }
+    }
+
+    /// The same decider, reaching registries (for OCI references) with `options`.
+    pub fn with_registry(mut self, options: modelseal_oci::RegistryOptions) -> Self {
+        self.registry_options = options;
+        self
+    }
+
+    /// The manifest digest a reference names: its own digest, or its tag resolved (kept
+    /// for [`TAG_TTL`]). Blocking: call it on a worker.
+    fn resolve(
+        &self,
+        reference: &modelseal_oci::Reference,
+    ) -> Result<modelseal_oci::OciDigest, String> {
+        if let Some(digest) = reference.digest() {
+            return Ok(digest);
+        }
+        let key = reference.to_string();
+        if let Some((digest, at)) = self.tags.get(&key) {
+            if at.elapsed() < TAG_TTL {
+                return Ok(digest);
+            }
+        }
+        let registry = self
+            .registry
+            .get_or_init(|| {
+                modelseal_oci::Registry::new(self.registry_options.clone())
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(Clone::clone)?;
+        let fetched = registry
+            .manifest(reference)
+            .map_err(|e| modelseal_verify::error_chain(&e))?;
+        self.tags.insert(key, (fetched.digest, Instant::now()));
+        Ok(fetched.digest)
+    }
+
+    /// Decides for a model named by OCI reference: the reference resolved to its manifest
+    /// digest, a trusted `model-publisher` signature in the store naming that manifest
+    /// (and so the model's BLAKE3 root), then the model decided by its root. No layer is
+    /// read. A registry or store that fails refuses (fail closed). Blocking.
+    pub fn decide_oci(
+        &self,
+        text: &str,
+        remember: bool,
+        stop: Stop,
+        want_report: bool,
+    ) -> Decision {
+        let shown = crate::admission::shorten(text, 160);
+        let refuse = |message: String| Decision {
+            allowed: false,
+            message,
+            report: serde_json::Value::Null,
+            cached: false,
+            timed_out: false,
+        };
+        let reference = match modelseal_oci::Reference::parse(text) {
+            Ok(r) => r,
+            Err(e) => return refuse(format!("model {shown} refused: {e}")),
+        };
+        let manifest = match self.resolve(&reference) {
+            Ok(d) => d,
+            Err(e) => {
+                self.metrics.store_errors.inc();
+                return refuse(format!(
+                    "model {shown} refused: its registry could not resolve it: {e}"
+                ));
+            }
+        };
+        let by_manifest = ArtifactDigest::new(
+            modelseal_core::DigestAlgorithm::Sha256,
+            *manifest.as_bytes(),
+        );
+        if let Some(mut hit) = self.cached(&by_manifest) {
+            hit.message = format!("model {shown} ({manifest}) verified (cached)");
+            return hit;
+        }
+        let trust = self.trust();
+        let root = match modelseal_lineage::oci::model_of_manifest(
+            manifest.as_bytes(),
+            &trust.policy,
+            &trust.store,
+            &stop,
+        ) {
+            Ok(root) => root,
+            Err(e) => {
+                if matches!(e, modelseal_lineage::oci::BindingError::Store(_)) {
+                    self.metrics.store_errors.inc();
+                }
+                return refuse(format!("model {shown} refused: {e}"));
+            }
+        };
+        let mut decision = self.decide(
+            &ArtifactDigest::blake3(&root),
+            Some(&shown),
+            remember,
+            stop,
+            want_report,
+        );
+        if decision.allowed {
+            decision.message = format!(
+                "model {shown} ({manifest}) is blake3:{root}: {}",
+                decision.message
+            );
+            if remember {
+                if let Some(cache) = &self.cache {
+                    cache.insert((by_manifest, Arc::clone(&trust.version)), Instant::now());
+                }
+            }
+        }
+        decision
     }
 
     /// The trust in force now.

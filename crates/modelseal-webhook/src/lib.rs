@@ -109,11 +109,12 @@ impl Running {
 /// Starts the server described by `config` on the current Tokio runtime.
 pub async fn start(config: Config) -> Result<Running, ServeError> {
     let limits = config.limits.clone();
-    let trust = Trust::load(&config.policy, &config.store, limits.store()).map_err(|source| {
-        ServeError::Policy {
-            path: config.policy.clone(),
-            source,
-        }
+    let store = config
+        .open_store()
+        .map_err(|e| ServeError::Io(format!("store: {}", modelseal_verify::error_chain(&*e))))?;
+    let trust = Trust::load(&config.policy, &store).map_err(|source| ServeError::Policy {
+        path: config.policy.clone(),
+        source,
     })?;
     let serving = Arc::new(ServingCert::new(
         tls::load(&config.tls_cert, &config.tls_key).map_err(ServeError::Io)?,
@@ -124,12 +125,16 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         token.set(Some(Token::read(path).map_err(ServeError::Io)?));
     }
     let metrics = Arc::new(Metrics::new());
-    let decider = Decider::new(
-        trust,
-        config.cache_entries,
-        Duration::from_secs(config.cache_ttl_seconds),
-        Arc::clone(&metrics),
-    );
+    let decider =
+        Decider::new(
+            trust,
+            config.cache_entries,
+            Duration::from_secs(config.cache_ttl_seconds),
+            Arc::clone(&metrics),
+        )
+        .with_registry(config.registry_options().map_err(|e| {
+            ServeError::Io(format!("registry: {}", modelseal_verify::error_chain(&e)))
+        })?);
     let stale_after = Duration::from_millis(config.reload_interval_ms.max(100) * 3 + 5_000);
     let app = Arc::new(App {
         pool: Pool::new(
@@ -254,6 +259,13 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// A model to decide on a worker: by digest, or by OCI reference (resolved there).
+#[derive(Debug, Clone)]
+enum Target {
+    Digest(modelseal_core::ArtifactDigest),
+    Oci(String),
+}
+
 /// Decides for every model within `limit`: cached answers on this thread, the rest on a
 /// worker, one after another, stopping at the first refusal (the request is refused
 /// then). Each decision is kept as it is made, so a refusal reached before the deadline
@@ -273,13 +285,19 @@ async fn decide_all(
     let mut decisions: Vec<Option<Decision>> = Vec::with_capacity(models.len());
     let mut pending = Vec::new();
     for (i, text) in models.iter().enumerate() {
+        if modelseal_oci::Reference::is_oci(text) {
+            // Resolved (and looked up in the cache by manifest digest) on a worker.
+            decisions.push(None);
+            pending.push((i, Target::Oci(text.clone())));
+            continue;
+        }
         match text.parse::<modelseal_core::ArtifactDigest>() {
             Err(_) => decisions.push(Some(Decider::malformed(text))),
             Ok(digest) => match app.decider.cached(&digest) {
                 Some(hit) => decisions.push(Some(hit)),
                 None => {
                     decisions.push(None);
-                    pending.push((i, digest));
+                    pending.push((i, Target::Digest(digest)));
                 }
             },
         }
@@ -293,19 +311,28 @@ async fn decide_all(
         let stop = Stop::at(deadline).or_when(Arc::clone(&cancelled));
         let work = {
             let (worker, made) = (Arc::clone(app), Arc::clone(&made));
-            let digests: Vec<_> = pending.iter().map(|(_, d)| *d).collect();
+            let targets: Vec<Target> = pending.iter().map(|(_, t)| t.clone()).collect();
             move || {
-                for digest in &digests {
-                    if let Some(hook) = &worker.config.hooks.before_decision {
-                        hook(digest);
-                    }
-                    let decision = worker.decider.decide(
-                        digest,
-                        name.as_deref(),
-                        remember,
-                        stop.clone(),
-                        want_report,
-                    );
+                for target in &targets {
+                    let decision = match target {
+                        Target::Digest(digest) => {
+                            if let Some(hook) = &worker.config.hooks.before_decision {
+                                hook(digest);
+                            }
+                            worker.decider.decide(
+                                digest,
+                                name.as_deref(),
+                                remember,
+                                stop.clone(),
+                                want_report,
+                            )
+                        }
+                        Target::Oci(text) => {
+                            worker
+                                .decider
+                                .decide_oci(text, remember, stop.clone(), want_report)
+                        }
+                    };
                     if decision.timed_out {
                         // Not a verdict: the time ran out. The caller answers for it.
                         return;

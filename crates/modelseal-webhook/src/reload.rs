@@ -146,12 +146,15 @@ pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> std::io::Result<()> {
 
 fn probe_store(app: &App, stop: &AtomicBool) {
     let interval = Duration::from_millis(app.config.reload_interval_ms);
-    let store = &app.config.store;
     while !stop.load(Ordering::Relaxed) {
-        // Listing the first entry is a real read of the directory, not just an open.
-        let result = std::fs::read_dir(store)
-            .and_then(|mut entries| entries.next().transpose().map(drop))
-            .map_err(|e| format!("cannot list {}: {e}", store.display()));
+        // A real read: the directory's first entry, or the registry repository's tags.
+        let store = app.decider.trust().store.clone();
+        let result = store.probe().map_err(|e| {
+            format!(
+                "cannot read the store: {}",
+                modelseal_verify::error_chain(&e)
+            )
+        });
         *app.health.store.write().unwrap_or_else(|p| p.into_inner()) = (result, Instant::now());
         std::thread::sleep(interval);
     }
@@ -193,7 +196,8 @@ fn watch(app: &App, stop: &AtomicBool) {
         }
         let trust_now = stamps(&trust_files(app));
         if trust_now != trust_seen {
-            match Trust::load(&config.policy, &config.store, config.limits.store()) {
+            let store = app.decider.trust().store.clone();
+            match Trust::load(&config.policy, &store) {
                 Ok(trust) => {
                     tracing::info!(event = "policy-reloaded", version = %trust.version);
                     // The new policy may name other key files; their stamps are read

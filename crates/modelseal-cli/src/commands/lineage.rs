@@ -7,7 +7,6 @@ use modelseal_core::fsio::{Overwrite, Visibility, write_atomic};
 use modelseal_core::provenance::vsa_statement;
 use modelseal_core::{ArtifactDigest, Blake3Digest};
 use modelseal_lineage::policy::LineagePolicy;
-use modelseal_lineage::store::AttestationStore;
 use modelseal_lineage::vsa::summary;
 use modelseal_lineage::{Hop, LineageReport, verify_lineage};
 use modelseal_verify::VerifiedModel;
@@ -40,7 +39,7 @@ pub fn check(
         &ArtifactDigest::blake3(&root),
         signer,
         policy,
-        &AttestationStore::open(store),
+        &super::store::open(store, &args.registry)?,
     ))
 }
 

@@ -21,6 +21,11 @@ use crate::signing::StatementSigner;
 
 /// A registry client from the flags.
 pub fn registry(args: &RegistryArgs) -> Result<Registry> {
+    Ok(Registry::new(registry_options(args)?)?)
+}
+
+/// The registry settings the flags give.
+pub fn registry_options(args: &RegistryArgs) -> Result<RegistryOptions> {
     let mut options = RegistryOptions::default();
     for path in &args.registry_ca {
         options.ca_pem.push(
@@ -33,7 +38,7 @@ pub fn registry(args: &RegistryArgs) -> Result<Registry> {
     }
     options.timeout = std::time::Duration::from_secs(args.registry_timeout);
     options.document_deadline = options.timeout;
-    Ok(Registry::new(options)?)
+    Ok(options)
 }
 
 fn open(registry: &Registry, text: &str) -> Result<OciModel> {

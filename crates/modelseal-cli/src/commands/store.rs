@@ -5,13 +5,17 @@ use modelseal_core::ArtifactDigest;
 use modelseal_lineage::store::AttestationStore;
 
 use crate::Outcome;
-use crate::cli::StoreCommand;
+use crate::cli::{RegistryArgs, StoreCommand};
 use crate::output::out;
 
 pub fn run(command: &StoreCommand) -> Result<Outcome> {
     match command {
-        StoreCommand::Add { store, bundles } => {
-            let store_dir = AttestationStore::open(store);
+        StoreCommand::Add {
+            store,
+            bundles,
+            registry,
+        } => {
+            let store_dir = open(store, registry)?;
             for bundle in bundles {
                 let keys = store_dir
                     .add(bundle)
@@ -26,8 +30,12 @@ pub fn run(command: &StoreCommand) -> Result<Outcome> {
                 ));
             }
         }
-        StoreCommand::List { store, digest } => {
-            let store_dir = AttestationStore::open(store);
+        StoreCommand::List {
+            store,
+            digest,
+            registry,
+        } => {
+            let store_dir = open(store, registry)?;
             match digest {
                 None => {
                     for digest in store_dir.digests()? {
@@ -65,4 +73,10 @@ pub fn run(command: &StoreCommand) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Success)
+}
+
+/// A directory store, or a registry store reached with the registry flags.
+pub(super) fn open(store: &str, registry: &RegistryArgs) -> Result<AttestationStore> {
+    let options = super::oci::registry_options(registry)?;
+    AttestationStore::at(store, options).with_context(|| format!("store {store}"))
 }

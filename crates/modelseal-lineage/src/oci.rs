@@ -1,0 +1,81 @@
+//! From an OCI manifest digest to the model it holds (`spec/oci.md` §8): the admission
+//! server knows a Pod's image by its manifest digest; lineage knows models by their BLAKE3
+//! root. The link is a `model-publisher` signature whose statement names both.
+
+use modelseal_core::{ArtifactDigest, Blake3Digest, DigestAlgorithm};
+use modelseal_verify::{signed_manifest, verify_envelope};
+
+use crate::policy::{LineagePolicy, Role};
+use crate::stop::Stop;
+use crate::store::AttestationStore;
+
+/// Why no model could be tied to a manifest digest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindingError {
+    /// The store could not be read (fail closed).
+    #[error("the attestation store failed: {0}")]
+    Store(String),
+    /// No bundle under the digest passed.
+    #[error("no model-publisher signature in the store names OCI manifest {digest}{}", reasons(.refused))]
+    Unsigned {
+        /// The manifest digest.
+        digest: String,
+        /// Why each bundle found did not count.
+        refused: Vec<String>,
+    },
+    /// The lookup was cut short (limits or time): a missing binding could be unread.
+    #[error("the store lookup for OCI manifest {digest} was incomplete: {reason}")]
+    Incomplete {
+        /// The manifest digest.
+        digest: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn reasons(refused: &[String]) -> String {
+    if refused.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", refused.join("; "))
+    }
+}
+
+/// The BLAKE3 root of the model a trusted `model-publisher` signed as unpacked from the
+/// OCI manifest `manifest`: the first bundle in the store under `sha256:MANIFEST` whose
+/// signer the policy trusts in that role, whose native statement names this manifest as
+/// its OCI subject, and whose manifest checks out. Nothing else about the bundle is
+/// believed; the lineage walk then starts from the root it returns.
+pub fn model_of_manifest(
+    manifest: &[u8; 32],
+    policy: &LineagePolicy,
+    store: &AttestationStore,
+    stop: &Stop,
+) -> Result<Blake3Digest, BindingError> {
+    let digest = ArtifactDigest::new(DigestAlgorithm::Sha256, *manifest);
+    let lookup = store
+        .bundles_for_until(&digest, stop)
+        .map_err(|e| BindingError::Store(modelseal_verify::error_chain(&e)))?;
+    let trust = policy.trust_for(Role::ModelPublisher);
+    let mut refused = Vec::new();
+    for stored in &lookup.bundles {
+        let checked =
+            verify_envelope(&stored.bundle, &trust).and_then(|verified| signed_manifest(&verified));
+        match checked {
+            Ok(signed) if signed.oci_manifest == Some(digest) => return Ok(signed.root),
+            Ok(_) => refused.push(format!("{}: names another manifest or none", stored.sha256)),
+            Err(e) => refused.push(format!("{}: {}", stored.sha256, e.kind())),
+        }
+    }
+    if let Some(reason) = lookup.incomplete {
+        return Err(BindingError::Incomplete {
+            digest: digest.to_string(),
+            reason,
+        });
+    }
+    Err(BindingError::Unsigned {
+        digest: digest.to_string(),
+        refused,
+    })
+}

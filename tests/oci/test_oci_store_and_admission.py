@@ -1,0 +1,208 @@
+"""A registry as the attestation store (`--store oci://…`, `store = "oci://…"`) and the
+admission server deciding for models named by OCI reference (Pod image volumes, model
+containers, KServe storage URIs), against the real registry on loopback."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+import registry as r
+from conftest import write_small_model
+from test_oci_cli import BIN, ms
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A registry with a signed model (ModelPack), its dataset and provenance in a registry
+    store, and a policy; plus an unsigned model and a model trained on a denied dataset."""
+    d = tmp_path_factory.mktemp("world")
+    with r.LocalRegistry(d / "registry") as reg:
+        ca = ["--registry-ca", reg.ca_pem]
+        for k in ("publisher", "builder", "curator"):
+            assert ms("keygen", "--out", d / f"{k}.key").returncode == 0
+        corpus = d / "corpus"
+        corpus.mkdir()
+        (corpus / "train.jsonl").write_text('{"text": "hello"}\n')
+        scraped = d / "scraped-web"
+        scraped.mkdir()
+        (scraped / "train.jsonl").write_text('{"text": "taken"}\n')
+        for ds in (corpus, scraped):
+            assert ms("sign", ds, "--kind", "dataset", "--key", d / "curator.key").returncode == 0
+        models = {}
+        for name, dataset in (("good", corpus), ("tainted", scraped)):
+            local = write_small_model(d / name)
+            digest = r.push_modelpack(reg, f"models/{name}", "v1", local, client="http")
+            out = ms("sign", f"oci://{reg.host}/models/{name}:v1", "--key", d / "publisher.key",
+                     "--signature", d / f"{name}.oci.sig", *ca, "-q")
+            assert out.returncode == 0, out.stderr
+            out = ms("attest", "training", "--model", local, "--key", d / "builder.key",
+                     "--dataset", dataset, "--builder-id", "https://ci.example.com/trainer")
+            assert out.returncode == 0, out.stderr
+            models[name] = (digest, local)
+        r.push_modelpack(reg, "models/unsigned", "v1", write_small_model(d / "unsigned"), client="http")
+        store = f"oci://{reg.host}/attestations"
+        bundles = [d / "corpus.sig", d / "scraped-web.sig"]
+        for name in models:
+            bundles += [d / f"{name}.oci.sig", d / f"{name}.provenance.sig"]
+        out = ms("store", "add", store, *bundles, *ca)
+        assert out.returncode == 0, out.stderr
+        (d / "policy.toml").write_text(
+            """
+[[signer]]
+name = "release"
+roles = ["model-publisher"]
+key = "publisher.key.pub"
+[[signer]]
+name = "ci"
+roles = ["training-builder"]
+key = "builder.key.pub"
+[[signer]]
+name = "data"
+roles = ["dataset-curator"]
+key = "curator.key.pub"
+[datasets]
+deny = ["name:scraped-*"]
+[builders]
+allow = ["https://ci.example.com/trainer"]
+"""
+        )
+        yield {"dir": d, "reg": reg, "ca": ca, "store": store, "models": models}
+
+
+def test_lineage_is_checked_from_a_registry_store(world):
+    reg, ca, d = world["reg"], world["ca"], world["dir"]
+    out = ms("store", "list", world["store"], *ca)
+    assert out.returncode == 0, out.stderr
+    listed = out.stdout.split()
+    good_digest = world["models"]["good"][0]
+    assert good_digest in listed, listed  # filed under the manifest digest too
+    assert sum(x.startswith("blake3:") for x in listed) >= 4, listed
+
+    ref = f"oci://{reg.host}/models/good:v1"
+    out = ms("verify", ref, "--policy", d / "policy.toml", "--lineage", "--store", world["store"],
+             *ca, "-q", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["lineage"]["passed"] is True, report["lineage"]
+    out = ms("verify", f"oci://{reg.host}/models/tainted:v1", "--policy", d / "policy.toml",
+             "--lineage", "--store", world["store"], *ca, "-q")
+    assert out.returncode == 1, out.stderr
+    assert "scraped-web" in out.stdout + out.stderr
+
+
+def test_a_store_in_an_unreachable_registry_fails_closed(world):
+    d = world["dir"]
+    store = f"oci://{r.unreachable_host()}/attestations"
+    out = ms("verify", d / "good", "--signature", d / "good.oci.sig", "--policy", d / "policy.toml",
+             "--lineage", "--store", store, "-q")
+    assert out.returncode != 0
+    assert "unreachable" in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+def review(obj):
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "u-1", "object": obj}}
+
+
+def pod(volume_ref=None, container_ref=None):
+    spec = {"containers": [{"name": "server", "image": "registry.example.com/inference:1"}]}
+    meta = {"name": "p"}
+    if volume_ref:
+        spec["volumes"] = [{"name": "weights", "image": {"reference": volume_ref}}]
+    if container_ref:
+        spec["containers"].append({"name": "modelcar", "image": container_ref})
+        meta["annotations"] = {"modelseal.dev/model-containers": "modelcar"}
+    return {"metadata": meta, "spec": spec}
+
+
+@pytest.fixture(scope="module")
+def server(world):
+    d = world["dir"]
+    tls = r.TlsMaterial.create(d / "webhook-tls")
+    port = r.free_port()
+    (d / "webhook.toml").write_text(
+        f"""
+listen = "127.0.0.1:{port}"
+tls_cert = "{tls.cert_pem}"
+tls_key = "{tls.key_pem}"
+policy = "policy.toml"
+store = "{world['store']}"
+registry_ca = "{world['reg'].ca_pem}"
+registry_timeout_ms = 3000
+"""
+    )
+    proc = subprocess.Popen([BIN, "serve", "--config", d / "webhook.toml"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"https://127.0.0.1:{port}"
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(tls.ca_pem)
+    for _ in range(100):
+        try:
+            if session.get(f"{url}/healthz", timeout=2).ok:
+                break
+        except requests.RequestException:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise AssertionError(proc.stdout.read().decode())
+
+    def ask(obj):
+        resp = session.post(f"{url}/validate", json=review(obj), timeout=20)
+        assert resp.status_code == 200, resp.text
+        return resp.json()["response"]
+
+    yield ask
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_a_pod_whose_model_is_an_oci_reference_is_admitted_by_its_signed_lineage(world, server):
+    host = world["reg"].host
+    good = server(pod(volume_ref=f"{host}/models/good:v1"))
+    assert good["allowed"] is True, good
+    digest = world["models"]["good"][0]
+    by_digest = server(pod(container_ref=f"{host}/models/good@{digest}"))
+    assert by_digest["allowed"] is True, by_digest
+    kserve = server({"metadata": {"name": "isvc"},
+                     "spec": {"predictor": {"model": {"storageUri": f"oci://{host}/models/good:v1"}}}})
+    assert kserve["allowed"] is True, kserve
+    # The server's own image is not a model: only volumes and named containers count.
+    assert server(pod())["allowed"] is True  # no model named: the default lets it through
+
+
+def test_unsigned_tainted_and_pushed_over_models_are_denied(world, server, tmp_path):
+    reg, host = world["reg"], world["reg"].host
+    unsigned = server(pod(volume_ref=f"{host}/models/unsigned:v1"))
+    assert unsigned["allowed"] is False
+    assert "no model-publisher signature" in unsigned["status"]["message"], unsigned
+    tainted = server(pod(volume_ref=f"{host}/models/tainted:v1"))
+    assert tainted["allowed"] is False
+    assert "scraped-web" in tainted["status"]["message"], tainted
+    # A tag pushed over after signing: the new manifest has no signature in the store.
+    r.push_modelpack(reg, "models/moved", "v1", write_small_model(tmp_path / "a"), client="http")
+    out = ms("sign", f"oci://{host}/models/moved:v1", "--key", world["dir"] / "publisher.key",
+             "--signature", tmp_path / "moved.sig", *world["ca"], "-q")
+    assert out.returncode == 0, out.stderr
+    assert ms("store", "add", world["store"], tmp_path / "moved.sig", *world["ca"]).returncode == 0
+    r.push_modelpack(reg, "models/moved", "v2", write_small_model(tmp_path / "b"), client="http")
+    moved = server(pod(volume_ref=f"{host}/models/moved:v2"))
+    assert moved["allowed"] is False, moved
+    missing = server(pod(volume_ref=f"{host}/models/nothing-here:v1"))
+    assert missing["allowed"] is False
+    assert "could not resolve" in missing["status"]["message"], missing
+
+
+def test_an_unreachable_model_registry_denies(server):
+    denied = server(pod(volume_ref=f"{r.unreachable_host()}/models/m:v1"))
+    assert denied["allowed"] is False
+    assert "could not resolve" in denied["status"]["message"], denied
+    assert "unreachable" in denied["status"]["message"], denied
