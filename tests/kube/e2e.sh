@@ -6,7 +6,9 @@
 # model by an untrusted key and a model trained on a denied dataset are denied with the
 # webhook's message; with the webhook stalled (SIGSTOP) the API server's own timeout
 # refuses the pod, and the webhook answers again once resumed; after SIGTERM it drains
-# and exits 0, and pod creation fails closed.
+# and exits 0, and pod creation fails closed. Models named by OCI reference: a Pod whose
+# model container's image is a signed ModelPack artifact in a real registry (Debian's
+# docker-registry over TLS on 127.0.0.1) is admitted, a tampered copy is denied.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 MODELSEAL=${MODELSEAL:-$ROOT/target/release/modelseal}
@@ -35,6 +37,7 @@ serving() {  # NAME: a certificate for 127.0.0.1 signed by the CA
 }
 serving apiserver
 serving webhook
+serving registry
 openssl genrsa -out sa.key 2048 2>/dev/null
 openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
 TOKEN=$(openssl rand -hex 16)
@@ -106,6 +109,36 @@ deny = ["name:scraped-*"]
 [builders]
 allow = ["https://ci.example.com/trainer"]
 POLICY
+say "a registry on 127.0.0.1 (docker-registry, TLS): a signed ModelPack model and a tampered copy"
+command -v docker-registry >/dev/null || apt-get install -y docker-registry >/dev/null 2>&1 \
+  || { apt-get update >/dev/null && apt-get install -y docker-registry >/dev/null; }
+REG=127.0.0.1:$(port)
+cat > registry.yml <<YAML
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $W/registry-data
+http:
+  addr: $REG
+  tls:
+    certificate: $W/registry.pem
+    key: $W/registry.key
+YAML
+docker-registry serve registry.yml > registry.log 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 50); do curl -sf --cacert ca.pem "https://$REG/v2/" >/dev/null && break; sleep 0.2; done
+PY=${MODELSEAL_TEST_PYTHON:-$ROOT/target/interop-venv/bin/python}
+mkdir -p oci-model
+head -c 300000 /dev/urandom > oci-model/weights.bin
+echo '{"model_type": "e2e"}' > oci-model/config.json
+"$PY" "$ROOT/tests/kube/push_model.py" "$REG" ca.pem models/llm v1 oci-model >/dev/null
+"$MODELSEAL" sign "oci://$REG/models/llm:v1" --key publisher.key --signature oci-model.sig --registry-ca ca.pem -q >/dev/null
+"$MODELSEAL" attest training --model oci-model --key builder.key --dataset corpus --builder-id https://ci.example.com/trainer >/dev/null
+"$MODELSEAL" store add store oci-model.sig oci-model.provenance.sig >/dev/null
+cp -r oci-model oci-tampered
+printf 'x' | dd of=oci-tampered/weights.bin bs=1 seek=1000 conv=notrunc 2>/dev/null
+"$PY" "$ROOT/tests/kube/push_model.py" "$REG" ca.pem models/llm v1-patched oci-tampered >/dev/null
+
 HOOK=$(port)
 cat > webhook.toml <<CONFIG
 listen = "127.0.0.1:$HOOK"
@@ -113,6 +146,7 @@ tls_cert = "webhook.pem"
 tls_key = "webhook.key"
 policy = "policy.toml"
 store = "store"
+registry_ca = "ca.pem"
 CONFIG
 
 say "modelseal serve, registered as a ValidatingWebhookConfiguration"
@@ -179,6 +213,34 @@ say "a pod naming a model trained on a denied dataset is denied, naming the data
 if out=$(pod tainted "$TAINTED"); then fail "model trained on a denied dataset admitted: $out"; fi
 echo "$out"
 grep -q 'dataset scraped-web' <<<"$out" && grep -q 'name:scraped-\*' <<<"$out" || fail "unexpected denial: $out"
+oci_pod() {  # NAME IMAGE: a pod whose model container runs a model image
+  cat <<POD | kubectl create -n ml -f - 2>&1
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $1
+  annotations:
+    modelseal.dev/model-containers: modelcar
+spec:
+  automountServiceAccountToken: false
+  containers:
+    - name: server
+      image: registry.example.com/inference:1
+    - name: modelcar
+      image: $2
+POD
+}
+say "a pod whose model container is the signed model in the registry (by tag) is admitted"
+out=$(oci_pod oci-signed "$REG/models/llm:v1") || fail "signed OCI model refused: $out"
+echo "$out"
+say "a pod running the tampered copy (one byte changed, pushed under another tag) is denied"
+if out=$(oci_pod oci-tampered "$REG/models/llm:v1-patched"); then fail "tampered OCI model admitted: $out"; fi
+echo "$out"
+grep -q 'no model-publisher signature' <<<"$out" || fail "unexpected denial: $out"
+say "a pod naming a model in a registry that is not there is denied (fail closed)"
+if out=$(oci_pod oci-missing "$REG/models/none:v1"); then fail "missing OCI model admitted: $out"; fi
+echo "$out"
+grep -q 'could not resolve' <<<"$out" || fail "unexpected denial: $out"
 say "with the webhook stalled (SIGSTOP), the API server's timeout refuses the pod"
 kill -STOP "$HOOK_PID"
 started=$(date +%s)
@@ -202,5 +264,5 @@ if out=$(pod while-down "$MODEL"); then fail "admitted with the webhook down: $o
 echo "$out"
 grep -qi 'failed calling webhook' <<<"$out" || fail "unexpected error: $out"
 say "decisions the webhook logged"
-grep '"event":"admission"' webhook.log | head -5
+grep -m 5 '"event":"admission"' webhook.log
 say "PASS"
