@@ -278,3 +278,20 @@ def test_a_refused_pull_writes_nothing(reg, model_dir, tmp_path):
     dest.mkdir()
     out = ms("pull", oci(reg, "pull/m", "v1"), dest, "--key", PUB, *ca(reg), "-q")
     assert out.returncode == 2 and "exists" in out.stderr
+
+
+def test_inspect_shows_the_manifest_layers_and_attached_claims_unverified(reg, model_dir):
+    digest = r.push_modelpack(reg, "inspect/m", "v1", model_dir, client="http")
+    out = ms("inspect", oci(reg, "inspect/m", "v1"), *ca(reg), "--json")
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)
+    assert shown["verified"] is False and shown["signatures"] == []
+    assert shown["manifest"] == digest and shown["artifact"] == "modelpack"
+    assert len(shown["layers"]) == 3
+    sign(reg, oci(reg, "inspect/m", "v1"))
+    shown = json.loads(ms("inspect", oci(reg, "inspect/m", digest), *ca(reg), "--json").stdout)
+    [claims] = [s["claims"] for s in shown["signatures"]]
+    assert claims["predicateType"] == "https://modelseal.dev/manifest/v1"
+    digests = [d for s in claims["subject"] for d in s["digest"].items()]
+    assert ("sha256", digest.split(":")[1]) in digests
+    assert any(alg == "blake3" for alg, _ in digests)

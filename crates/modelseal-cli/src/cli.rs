@@ -36,7 +36,7 @@ pub enum Command {
     /// Verify any Sigstore bundle (message signature or DSSE) for one artifact, offline
     #[command(name = "verify-bundle", after_help = EXIT_CODES)]
     VerifyBundle(VerifyBundleArgs),
-    /// Show what a signature bundle claims, without verifying it
+    /// Show what a signature bundle (or a model in a registry) claims, without verifying it
     Inspect(InspectArgs),
     /// Write the BLAKE3 outboard trees that let loaders verify each range they read
     Outboard(OutboardArgs),
@@ -418,11 +418,14 @@ pub struct VerifyBundleArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The bundle to show
+    /// The bundle to show, or oci://REGISTRY/REPOSITORY[:TAG|@sha256:HEX] to show a model in
+    /// a registry: its manifest, layers and attached signatures
     pub signature: PathBuf,
     /// Print as JSON
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Subcommand)]

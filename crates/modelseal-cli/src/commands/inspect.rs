@@ -9,6 +9,9 @@ use crate::output::{out, out_json};
 
 /// Shows a bundle's claims. Nothing here is verified, and the output says so.
 pub fn run(args: &InspectArgs) -> Result<Outcome> {
+    if modelseal_oci::Reference::is_oci(&args.signature.display().to_string()) {
+        return super::oci::inspect(args);
+    }
     let bundle = Bundle::read(&args.signature)
         .with_context(|| format!("cannot inspect {}", args.signature.display()))?;
     let envelope = &bundle.dsse_envelope;

@@ -392,3 +392,84 @@ pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
     ));
     Ok(crate::Outcome::Success)
 }
+
+/// `inspect oci://…`: the manifest, its layers and the bundles attached to it, without
+/// verifying anything (and saying so).
+pub fn inspect(args: &crate::cli::InspectArgs) -> Result<crate::Outcome> {
+    let registry = registry(&args.registry)?;
+    let model = open(&registry, &args.signature.display().to_string())?;
+    let found = referrers::find_bundles(&registry, &model.reference, model.digest())
+        .with_context(|| format!("cannot list the signatures attached to {}", model.reference))?;
+    let bundles: Vec<serde_json::Value> = found
+        .bundles
+        .iter()
+        .map(|b| {
+            let claims = Bundle::from_json(&b.bytes).ok().and_then(|bundle| {
+                serde_json::from_slice::<modelseal_core::statement::Statement>(
+                    &bundle.dsse_envelope.payload,
+                )
+                .ok()
+                .map(|s| {
+                    serde_json::json!({
+                        "predicateType": s.predicate_type,
+                        "subject": s.subject,
+                        "keyHint": bundle.verification_material.public_key.and_then(|k| k.hint),
+                    })
+                })
+            });
+            serde_json::json!({"referrer": b.referrer.to_string(), "claims": claims})
+        })
+        .collect();
+    let layers: Vec<serde_json::Value> = model
+        .layers
+        .iter()
+        .map(|l| serde_json::json!({"digest": l.digest.to_string(), "size": l.size, "mediaType": l.media_type}))
+        .collect();
+    if args.json {
+        out_json(&serde_json::json!({
+            "verified": false,
+            "reference": model.reference.to_string(),
+            "manifest": model.digest().to_string(),
+            "mediaType": model.media_type,
+            "artifact": model.flavor.name(),
+            "config": model.config_media_type,
+            "layers": layers,
+            "signatures": bundles,
+            "referrersFallbackTag": found.via_fallback_tag,
+            "skipped": found.skipped,
+        }));
+        return Ok(crate::Outcome::Success);
+    }
+    let mut lines = vec![
+        format!(
+            "{} (not verified: inspect only reads the claims)",
+            model.reference
+        ),
+        format!("  manifest   {} ({})", model.digest(), model.media_type),
+        format!(
+            "  artifact   {} (config {})",
+            model.flavor.name(),
+            model.config_media_type
+        ),
+    ];
+    for l in &model.layers {
+        lines.push(format!(
+            "  layer      {} {} bytes {}",
+            l.digest, l.size, l.media_type
+        ));
+    }
+    for b in &bundles {
+        lines.push(format!(
+            "  signature  {} {}",
+            b["referrer"].as_str().unwrap_or_default(),
+            b["claims"]["predicateType"]
+                .as_str()
+                .unwrap_or("(not a statement)")
+        ));
+    }
+    if bundles.is_empty() {
+        lines.push("  signature  none attached".into());
+    }
+    out(&lines.join("\n"));
+    Ok(crate::Outcome::Success)
+}
