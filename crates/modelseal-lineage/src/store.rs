@@ -534,8 +534,9 @@ impl AttestationStore {
     pub fn probe(&self) -> Result<(), StoreError> {
         match &self.registry {
             Some(registry) => registry.probe().map_err(|e| self.registry_error(e)),
+            // Listing the first entry is a real read of the directory, not just an open.
             None => std::fs::read_dir(&self.root)
-                .map(drop)
+                .and_then(|mut entries| entries.next().transpose().map(drop))
                 .map_err(|source| StoreError::Io {
                     path: self.root.clone(),
                     source,

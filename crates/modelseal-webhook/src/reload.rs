@@ -151,7 +151,7 @@ fn probe_store(app: &App, stop: &AtomicBool) {
         let store = app.decider.trust().store.clone();
         let result = store.probe().map_err(|e| {
             format!(
-                "cannot read the store: {}",
+                "cannot list the store: {}",
                 modelseal_verify::error_chain(&e)
             )
         });
