@@ -131,13 +131,13 @@ PY=${MODELSEAL_TEST_PYTHON:-$ROOT/target/interop-venv/bin/python}
 mkdir -p oci-model
 head -c 300000 /dev/urandom > oci-model/weights.bin
 echo '{"model_type": "e2e"}' > oci-model/config.json
-"$PY" "$ROOT/tests/kube/push_model.py" "$REG" ca.pem models/llm v1 oci-model >/dev/null
+OCI_GOOD=$("$PY" "$ROOT/tests/kube/push_model.py" "$REG" ca.pem models/llm v1 oci-model)
 "$MODELSEAL" sign "oci://$REG/models/llm:v1" --key publisher.key --signature oci-model.sig --registry-ca ca.pem -q >/dev/null
 "$MODELSEAL" attest training --model oci-model --key builder.key --dataset corpus --builder-id https://ci.example.com/trainer >/dev/null
 "$MODELSEAL" store add store oci-model.sig oci-model.provenance.sig >/dev/null
 cp -r oci-model oci-tampered
 printf 'x' | dd of=oci-tampered/weights.bin bs=1 seek=1000 conv=notrunc 2>/dev/null
-"$PY" "$ROOT/tests/kube/push_model.py" "$REG" ca.pem models/llm v1-patched oci-tampered >/dev/null
+OCI_TAMPERED=$("$PY" "$ROOT/tests/kube/push_model.py" "$REG" ca.pem models/llm v1-patched oci-tampered)
 
 HOOK=$(port)
 cat > webhook.toml <<CONFIG
@@ -147,6 +147,7 @@ tls_key = "webhook.key"
 policy = "policy.toml"
 store = "store"
 registry_ca = "ca.pem"
+oci_registries = ["$REG"]
 CONFIG
 
 say "modelseal serve, registered as a ValidatingWebhookConfiguration"
@@ -230,17 +231,21 @@ spec:
       image: $2
 POD
 }
-say "a pod whose model container is the signed model in the registry (by tag) is admitted"
-out=$(oci_pod oci-signed "$REG/models/llm:v1") || fail "signed OCI model refused: $out"
+say "a pod whose model container is the signed model in the registry, by digest, is admitted"
+out=$(oci_pod oci-signed "$REG/models/llm@$OCI_GOOD") || fail "signed OCI model refused: $out"
 echo "$out"
+say "the same model by tag is denied: the kubelet would pull the tag later, and tags move"
+if out=$(oci_pod oci-by-tag "$REG/models/llm:v1"); then fail "model admitted by tag: $out"; fi
+echo "$out"
+grep -q 'name the model by digest' <<<"$out" || fail "unexpected denial: $out"
 say "a pod running the tampered copy (one byte changed, pushed under another tag) is denied"
-if out=$(oci_pod oci-tampered "$REG/models/llm:v1-patched"); then fail "tampered OCI model admitted: $out"; fi
+if out=$(oci_pod oci-tampered "$REG/models/llm@$OCI_TAMPERED"); then fail "tampered OCI model admitted: $out"; fi
 echo "$out"
 grep -q 'no model-publisher signature' <<<"$out" || fail "unexpected denial: $out"
-say "a pod naming a model in a registry that is not there is denied (fail closed)"
-if out=$(oci_pod oci-missing "$REG/models/none:v1"); then fail "missing OCI model admitted: $out"; fi
+say "a pod naming a manifest nobody signed is denied (a reference by digest needs no request)"
+if out=$(oci_pod oci-missing "$REG/models/llm@sha256:$(printf '00%.0s' $(seq 1 32))"); then fail "missing OCI model admitted: $out"; fi
 echo "$out"
-grep -q 'could not resolve' <<<"$out" || fail "unexpected denial: $out"
+grep -q 'no model-publisher signature' <<<"$out" || fail "unexpected denial: $out"
 say "with the webhook stalled (SIGSTOP), the API server's timeout refuses the pod"
 kill -STOP "$HOOK_PID"
 started=$(date +%s)

@@ -29,6 +29,7 @@ def ms(*args, env=None, timeout=120):
     # No credentials from the machine: only what a test gives.
     full_env.pop("MODELSEAL_REGISTRY_USERNAME", None)
     full_env.pop("MODELSEAL_REGISTRY_PASSWORD", None)
+    full_env.pop("MODELSEAL_REGISTRY_HOST", None)
     full_env["DOCKER_CONFIG"] = "/nonexistent"
     full_env["REGISTRY_AUTH_FILE"] = "/nonexistent"
     full_env.update(env or {})
@@ -261,6 +262,12 @@ def test_credentials_come_from_docker_config_or_the_environment(registry_factory
     out = ms("sign", ref, "--key", KEY, *ca(locked), "-q", env=env)
     assert out.returncode == 0, out.stderr
     env = {"MODELSEAL_REGISTRY_USERNAME": locked.username, "MODELSEAL_REGISTRY_PASSWORD": locked.password}
+    # Without the host they are for, environment credentials go nowhere.
+    out = ms("verify", ref, "--key", PUB, *ca(locked), "-q", env=env)
+    assert out.returncode == 2 and "none was found" in out.stderr, out.stderr
+    env["MODELSEAL_REGISTRY_HOST"] = "other.example:5000"
+    assert ms("verify", ref, "--key", PUB, *ca(locked), "-q", env=env).returncode == 2
+    env["MODELSEAL_REGISTRY_HOST"] = locked.host
     assert ms("verify", ref, "--key", PUB, *ca(locked), "-q", env=env).returncode == 0
     env["MODELSEAL_REGISTRY_PASSWORD"] = "wrong"
     out = ms("verify", ref, "--key", PUB, *ca(locked), "-q", env=env)

@@ -123,12 +123,11 @@ def pod(volume_ref=None, container_ref=None):
     return {"metadata": meta, "spec": spec}
 
 
-@pytest.fixture(scope="module")
-def server(world):
+def start_server(world, name, extra):
     d = world["dir"]
-    tls = r.TlsMaterial.create(d / "webhook-tls")
+    tls = r.TlsMaterial.create(d / f"{name}-tls")
     port = r.free_port()
-    (d / "webhook.toml").write_text(
+    (d / f"{name}.toml").write_text(
         f"""
 listen = "127.0.0.1:{port}"
 tls_cert = "{tls.cert_pem}"
@@ -137,9 +136,10 @@ policy = "policy.toml"
 store = "{world['store']}"
 registry_ca = "{world['reg'].ca_pem}"
 registry_timeout_ms = 3000
+{extra}
 """
     )
-    proc = subprocess.Popen([BIN, "serve", "--config", d / "webhook.toml"],
+    proc = subprocess.Popen([BIN, "serve", "--config", d / f"{name}.toml"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"https://127.0.0.1:{port}"
     session = requests.Session()
@@ -160,9 +160,54 @@ registry_timeout_ms = 3000
         assert resp.status_code == 200, resp.text
         return resp.json()["response"]
 
+    return proc, ask
+
+
+@pytest.fixture(scope="module")
+def server(world):
+    """Tags resolved, models admitted from the test registry only."""
+    proc, ask = start_server(
+        world, "resolving", f'oci_registries = ["{world["reg"].host}"]\noci_tags = "resolve"'
+    )
     yield ask
     proc.terminate()
     proc.wait(timeout=30)
+
+
+def test_by_default_tags_and_unlisted_registries_are_refused(world):
+    host = world["reg"].host
+    digest = world["models"]["good"][0]
+    proc, ask = start_server(world, "default", "")
+    try:
+        # No registry listed: no reference is admitted, and no request is made.
+        denied = ask(pod(volume_ref=f"{host}/models/good@{digest}"))
+        assert denied["allowed"] is False
+        assert "oci_registries" in denied["status"]["message"], denied
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    proc, ask = start_server(world, "strict", f'oci_registries = ["{host}"]')
+    try:
+        by_tag = ask(pod(volume_ref=f"{host}/models/good:v1"))
+        assert by_tag["allowed"] is False
+        assert "name the model by digest" in by_tag["status"]["message"], by_tag
+        assert ask(pod(volume_ref=f"{host}/models/good@{digest}"))["allowed"] is True
+        other = ask(pod(volume_ref=f"{r.unreachable_host()}/models/good@{digest}"))
+        assert other["allowed"] is False and "oci_registries" in other["status"]["message"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_a_manifest_digest_never_stands_for_the_model_itself(world, server):
+    """The OCI signature is filed under the manifest digest too; naming that digest as the
+    model (annotation) must not pass on the publisher's signature alone, skipping the
+    lineage filed under the root, nor plant a cached yes for the reference path."""
+    tainted = world["models"]["tainted"][0]
+    annotated = server({"metadata": {"name": "p", "annotations": {"modelseal.dev/model": tainted}}})
+    assert annotated["allowed"] is False, annotated
+    by_ref = server(pod(volume_ref=f"{world['reg'].host}/models/tainted@{tainted}"))
+    assert by_ref["allowed"] is False and "scraped-web" in by_ref["status"]["message"], by_ref
 
 
 def test_a_pod_whose_model_is_an_oci_reference_is_admitted_by_its_signed_lineage(world, server):
@@ -201,8 +246,30 @@ def test_unsigned_tainted_and_pushed_over_models_are_denied(world, server, tmp_p
     assert "could not resolve" in missing["status"]["message"], missing
 
 
-def test_an_unreachable_model_registry_denies(server):
-    denied = server(pod(volume_ref=f"{r.unreachable_host()}/models/m:v1"))
-    assert denied["allowed"] is False
-    assert "could not resolve" in denied["status"]["message"], denied
-    assert "unreachable" in denied["status"]["message"], denied
+def test_an_unreachable_model_registry_denies(world, tmp_path):
+    gone = r.unreachable_host()
+    proc, ask = start_server(world, "gone", f'oci_registries = ["{gone}"]\noci_tags = "resolve"')
+    try:
+        denied = ask(pod(volume_ref=f"{gone}/models/m:v1"))
+        assert denied["allowed"] is False
+        assert "could not resolve" in denied["status"]["message"], denied
+        assert "unreachable" in denied["status"]["message"], denied
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_pull_applies_the_policys_own_rules_for_the_model(world, tmp_path):
+    d, reg, ca = world["dir"], world["reg"], world["ca"]
+    root = "blake3:" + json.loads(ms("hash", d / "good", "--json", "-q").stdout)["root"]["blake3"]
+    policy = (d / "policy.toml").read_text() + f'\n[models]\ndeny = ["{root}"]\n'
+    (d / "revoked.toml").write_text(policy)
+    dest = tmp_path / "pulled"
+    out = ms("pull", f"oci://{reg.host}/models/good:v1", dest, "--policy", d / "revoked.toml", *ca, "-q")
+    assert out.returncode == 1, out.stderr
+    assert "refused by policy" in out.stderr, out.stderr
+    assert not dest.exists() and not (tmp_path / "pulled.sig").exists()
+    assert list(tmp_path.iterdir()) == []
+    out = ms("pull", f"oci://{reg.host}/models/good:v1", dest, "--policy", d / "policy.toml", *ca, "-q")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "pulled.sig").is_file()

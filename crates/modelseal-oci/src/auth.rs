@@ -22,20 +22,30 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-/// Environment variables that give credentials for every registry this run talks to
-/// (CI jobs set these; they win over any file).
+/// Environment variables that give credentials for the one registry named by
+/// [`HOST_ENV`] (CI jobs set these; they win over any file). Without it they are not
+/// used: a reference to any other host (which a Pod author may choose) must never
+/// receive them.
 pub const USERNAME_ENV: &str = "MODELSEAL_REGISTRY_USERNAME";
 /// See [`USERNAME_ENV`].
 pub const PASSWORD_ENV: &str = "MODELSEAL_REGISTRY_PASSWORD";
+/// The registry (`host[:port]`, as written in references) the environment credentials
+/// are for.
+pub const HOST_ENV: &str = "MODELSEAL_REGISTRY_HOST";
 
-/// The credentials for `registry`, in this order: the two environment variables; the
+/// The credentials for `registry`, in this order: the environment variables, when
+/// [`HOST_ENV`] names this registry; the
 /// Docker config (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, with its
 /// `credsStore` and `credHelpers`); the containers auth file (`$REGISTRY_AUTH_FILE` or
 /// `$XDG_RUNTIME_DIR/containers/auth.json`, podman's and skopeo's). None found: anonymous.
 pub fn find_credential(registry: &str) -> Option<Credential> {
     let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
-    if let (Some(user), Some(password)) = (env(USERNAME_ENV), env(PASSWORD_ENV)) {
-        return Some(Credential::UsernamePassword(user, password));
+    if let (Some(user), Some(password), Some(host)) =
+        (env(USERNAME_ENV), env(PASSWORD_ENV), env(HOST_ENV))
+    {
+        if host == registry {
+            return Some(Credential::UsernamePassword(user, password));
+        }
     }
     let convert = |c: docker_credential::DockerCredential| match c {
         docker_credential::DockerCredential::UsernamePassword(u, p) => {

@@ -55,6 +55,10 @@ impl Default for RegistryOptions {
 
 /// What a cached Authorization header is good for: API host, repository, push or not.
 type TokenScope = (String, String, bool);
+/// Most scopes a client keeps tokens for.
+const MAX_TOKENS: usize = 64;
+/// Longest bearer token accepted (registries issue JWTs of a few KiB).
+const MAX_TOKEN_BYTES: usize = 16 << 10;
 
 /// A blocking client for one or more registries, holding tokens per repository.
 pub struct Registry {
@@ -284,8 +288,7 @@ impl Registry {
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| OciError::Protocol(format!("{start}: upload without a Location")))?;
-        let mut url = reqwest::Url::parse(&start)
-            .and_then(|base| base.join(location))
+        let mut url = reqwest::Url::parse(&same_origin(&start, location, "upload Location")?)
             .map_err(|e| OciError::Protocol(format!("{start}: bad upload Location: {e}")))?;
         url.query_pairs_mut()
             .append_pair("digest", &digest.to_string());
@@ -368,7 +371,7 @@ impl Registry {
         let base = self.base(reference);
         let mut url = format!("{base}/tags/list?n=1000");
         let mut out = Vec::new();
-        loop {
+        for _page in 0..MAX_TAG_PAGES {
             let response = self.send(reference, false, |c| c.get(&url))?;
             let response = expect_ok(response, &url)?;
             let next = response
@@ -395,15 +398,13 @@ impl Registry {
                 return Ok(out);
             }
             match next {
-                Some(link) => {
-                    url = reqwest::Url::parse(&base)
-                        .and_then(|b| b.join(&link))
-                        .map_err(|e| OciError::Protocol(format!("tag list Link: {e}")))?
-                        .to_string();
-                }
+                Some(link) => url = same_origin(&base, &link, "tag list Link")?,
                 None => return Ok(out),
             }
         }
+        Err(OciError::Protocol(format!(
+            "{base}/tags/list: more than {MAX_TAG_PAGES} pages"
+        )))
     }
 
     /// Sends a request built by `build`, answering one authentication challenge.
@@ -448,7 +449,7 @@ impl Registry {
                 Some(Credential::UsernamePassword(user, password)) => basic(user, password),
                 _ => {
                     return Err(OciError::Denied(format!(
-                        "{} asks for a username and password and none was found (Docker config, REGISTRY_AUTH_FILE or MODELSEAL_REGISTRY_USERNAME/PASSWORD)",
+                        "{} asks for a username and password and none was found (Docker config, REGISTRY_AUTH_FILE, or MODELSEAL_REGISTRY_USERNAME/PASSWORD with MODELSEAL_REGISTRY_HOST)",
                         reference.registry()
                     )));
                 }
@@ -457,10 +458,16 @@ impl Registry {
                 self.token(reference, push, &realm, service.as_deref(), credential)?
             }
         };
-        self.tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((key, authorization.clone()));
+        {
+            // One entry per scope, replaced when renewed; a client that has talked to
+            // very many repositories starts over rather than grow.
+            let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+            tokens.retain(|(k, _)| *k != key);
+            if tokens.len() >= MAX_TOKENS {
+                tokens.clear();
+            }
+            tokens.push((key, authorization.clone()));
+        }
         let response = build(&self.http)
             .header(header::AUTHORIZATION, authorization)
             .send()
@@ -556,6 +563,12 @@ impl Registry {
             .or(parsed.access_token)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| OciError::Protocol("token service answered no token".into()))?;
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(OciError::Protocol(format!(
+                "token service answered a token of {} bytes (at most {MAX_TOKEN_BYTES})",
+                token.len()
+            )));
+        }
         HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|_| OciError::Protocol("token service answered an unusable token".into()))
     }
@@ -605,6 +618,25 @@ impl Registry {
 struct MediaTypeOnly {
     #[serde(rename = "mediaType")]
     media_type: Option<String>,
+}
+
+/// Most pages of a tag list followed.
+const MAX_TAG_PAGES: usize = 100;
+
+/// `link` resolved against `base`, refused unless it stays on the same scheme, host and
+/// port: requests to it carry this registry's Authorization header.
+fn same_origin(base: &str, link: &str, what: &str) -> Result<String, OciError> {
+    let base = reqwest::Url::parse(base).map_err(|e| OciError::Protocol(format!("{what}: {e}")))?;
+    let joined = base
+        .join(link)
+        .map_err(|e| OciError::Protocol(format!("{what} {link:?}: {e}")))?;
+    if joined.origin() != base.origin() {
+        return Err(OciError::Protocol(format!(
+            "{what} {joined} leaves the registry {}",
+            base.origin().ascii_serialization()
+        )));
+    }
+    Ok(joined.to_string())
 }
 
 fn basic(user: &str, password: &str) -> HeaderValue {

@@ -82,6 +82,13 @@ pub fn layer_format(
     Ok(format)
 }
 
+/// Most archive bytes read between two files (headers, PAX and GNU long-name records,
+/// directory entries, padding): the tar reader holds such records in memory whole, so
+/// they are bounded before they are read, not after.
+const MAX_METADATA_BYTES: u64 = 1 << 20;
+/// Most bytes of file names over one model (the manifest holds them all).
+const MAX_PATH_BYTES: usize = 64 << 20;
+
 /// Limits on what layers may unpack to.
 #[derive(Debug, Clone, Copy)]
 pub struct UnpackLimits {
@@ -95,7 +102,7 @@ pub struct UnpackLimits {
 impl Default for UnpackLimits {
     fn default() -> Self {
         Self {
-            max_files: 200_000,
+            max_files: 100_000,
             max_expansion: 1024,
         }
     }
@@ -112,6 +119,32 @@ pub struct Unpacker<'a> {
     pub entries: Vec<ManifestEntry>,
     /// Bytes unpacked so far.
     pub bytes: u64,
+    path_bytes: usize,
+}
+
+/// A reader that refuses to go past an allowance the unpacker sets: a file's size while
+/// it is read, [`MAX_METADATA_BYTES`] between files. Over the whole (decompressed) stream
+/// it also enforces the layer's expansion budget.
+struct Allowance<R> {
+    inner: R,
+    left: std::rc::Rc<std::cell::Cell<u64>>,
+    budget: u64,
+}
+
+impl<R: Read> Read for Allowance<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.left.get().min(self.budget);
+        if left == 0 {
+            return Err(io::Error::other(
+                "archive metadata (headers, long names, extended records) or data beyond the layer's budget",
+            ));
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left.set(self.left.get() - n as u64);
+        self.budget -= n as u64;
+        Ok(n)
+    }
 }
 
 impl<'a> Unpacker<'a> {
@@ -123,6 +156,7 @@ impl<'a> Unpacker<'a> {
             seen: HashSet::new(),
             entries: Vec::new(),
             bytes: 0,
+            path_bytes: 0,
         }
     }
 
@@ -185,9 +219,14 @@ impl<'a> Unpacker<'a> {
             OciError::Transport(text) => bad(format!("not a valid tar archive: {text}")),
             other => other,
         };
-        let mut archive = tar::Archive::new(data);
+        let left = std::rc::Rc::new(std::cell::Cell::new(MAX_METADATA_BYTES));
+        let reader = Allowance {
+            inner: data,
+            left: std::rc::Rc::clone(&left),
+            budget,
+        };
+        let mut archive = tar::Archive::new(reader);
         let entries = archive.entries().map_err(io_err)?;
-        let mut unpacked = 0u64;
         for entry in entries {
             let mut entry = entry.map_err(io_err)?;
             let raw_path = String::from_utf8(entry.path_bytes().into_owned())
@@ -223,14 +262,10 @@ impl<'a> Unpacker<'a> {
                 }
             }
             let size = entry.size();
-            unpacked = unpacked.saturating_add(size);
-            if unpacked > budget {
-                return Err(bad(format!(
-                    "unpacks to more than {budget} bytes, over {}x its compressed size",
-                    self.limits.max_expansion
-                )));
-            }
+            // The file's bytes may be read, and then metadata again up to the next file.
+            left.set(size.saturating_add(MAX_METADATA_BYTES));
             self.file(layer, &path, size, &mut entry)?;
+            left.set(MAX_METADATA_BYTES);
         }
         Ok(())
     }
@@ -253,9 +288,10 @@ impl<'a> Unpacker<'a> {
                 path.as_str()
             )));
         }
-        if self.seen.len() > self.limits.max_files {
+        self.path_bytes += path.as_str().len();
+        if self.seen.len() > self.limits.max_files || self.path_bytes > MAX_PATH_BYTES {
             return Err(bad(format!(
-                "more than {} files in one model",
+                "more than {} files, or {MAX_PATH_BYTES} bytes of file names, in one model",
                 self.limits.max_files
             )));
         }
@@ -488,7 +524,33 @@ mod tests {
         let err = u
             .layer("g", &LayerFormat::TarGzip, gz.len() as u64, &mut &gz[..])
             .unwrap_err();
-        assert!(err.to_string().contains("unpacks to more than"), "{err}");
+        assert!(
+            err.to_string().contains("beyond the layer's budget"),
+            "{err}"
+        );
+    }
+
+    /// A PAX record or a directory's data is read whole by the tar reader: it is bounded
+    /// before it is read, so a huge one ends the layer instead of filling memory.
+    #[test]
+    fn huge_metadata_between_files_is_refused_before_it_is_read() {
+        let mut pax = tar::Header::new_ustar();
+        pax.set_entry_type(tar::EntryType::XHeader);
+        pax.set_size(3 << 20);
+        pax.set_cksum();
+        let mut raw = pax.as_bytes().to_vec();
+        raw.extend(std::iter::repeat_n(b'a', 3 << 20));
+        let err = unpack(&[raw]).unwrap_err();
+        assert!(err.to_string().contains("archive metadata"), "{err}");
+        let mut dir = tar::Header::new_gnu();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_path("d/").unwrap();
+        dir.set_size(2 << 20);
+        dir.set_cksum();
+        let mut raw = dir.as_bytes().to_vec();
+        raw.extend(std::iter::repeat_n(0u8, 2 << 20));
+        let err = unpack(&[raw]).unwrap_err();
+        assert!(err.to_string().contains("archive metadata"), "{err}");
     }
 
     #[test]

@@ -139,7 +139,8 @@ impl Reference {
             repository: repository.to_owned(),
             tag: tag.map(str::to_owned),
             digest,
-        })
+        }
+        .normalized())
     }
 
     /// The registry host (and port), as written.
@@ -147,9 +148,17 @@ impl Reference {
         &self.registry
     }
 
-    /// The repository path.
+    /// The repository path, as the registry's API names it (Docker Hub's official images
+    /// live under `library/`).
     pub fn repository(&self) -> &str {
         &self.repository
+    }
+
+    fn normalized(mut self) -> Self {
+        if self.registry == "docker.io" && !self.repository.contains('/') {
+            self.repository = format!("library/{}", self.repository);
+        }
+        self
     }
 
     /// The tag, if one was named.
@@ -341,6 +350,11 @@ mod tests {
                 .api_host(),
             "registry-1.docker.io"
         );
+        assert_eq!(
+            Reference::parse("oci://docker.io/x").unwrap().repository(),
+            "library/x",
+            "the kubelet reads docker.io/x as library/x, and so must the check"
+        );
     }
 
     #[test]
@@ -384,7 +398,7 @@ mod tests {
         /// reference used.
         #[test]
         fn parse_then_display_round_trips(s in "oci://[a-z0-9.:-]{1,12}/[a-z0-9._/-]{1,20}(:[A-Za-z0-9._-]{1,8})?") {
-            if let Ok(r) = Reference::parse(&s) {
+            if let Some(r) = Reference::parse(&s).ok().filter(|r| r.registry() != "docker.io") {
                 proptest::prop_assert_eq!(r.to_string(), s);
             }
         }

@@ -135,16 +135,22 @@ pub fn attestation_of(
     if statement.subject.is_empty() {
         return Err(GateError::ListsNothing);
     }
+    // A native manifest names its model by BLAKE3 root only: a sha256 in it is a keyless
+    // binding or the OCI manifest the files were unpacked from (`spec/oci.md` §3), never
+    // the artifact itself, so a manifest digest cannot stand in for the model (its
+    // provenance and deny rules are filed under the root).
+    let native = predicate_type == modelseal_core::statement::MANIFEST_PREDICATE_TYPE;
     let mut matching = Vec::new();
     for subject in &statement.subject {
         let mut is_expected = false;
-        let bound = keyless_bound(subject)?;
+        let bound = keyless_bound(subject)? || native;
         for (name, hex) in &subject.digest {
             // Digests of algorithms modelseal does not use cannot name the artifact.
             let Some(algorithm) = DigestAlgorithm::from_name(name) else {
                 continue;
             };
-            // Beside a BLAKE3 root, a sha256 is its keyless binding, not an artifact.
+            // Beside a BLAKE3 root a sha256 is its keyless binding, and in a native manifest
+            // it is never the artifact: neither names what is expected.
             if bound && algorithm == DigestAlgorithm::Sha256 {
                 continue;
             }
@@ -276,6 +282,20 @@ mod tests {
             let err = verify_attestation(&confused, &trust, &wanted, "t").unwrap_err();
             assert_eq!(err.kind(), "confused-digest", "{err}");
         }
+        // A native manifest statement with the OCI manifest as a second subject is found by
+        // its root, never by the manifest digest.
+        let manifest_type = modelseal_core::statement::MANIFEST_PREDICATE_TYPE;
+        let oci_sha = "12".repeat(32);
+        let statement: Statement = serde_json::from_value(json!({
+            "_type": STATEMENT_TYPE, "predicateType": manifest_type, "predicate": {},
+            "subject": [{"digest": {"blake3": hex}}, {"digest": {"sha256": oci_sha}}]
+        }))
+        .unwrap();
+        let oci = sign_statement(&statement, &key);
+        verify_attestation(&oci, &trust, &expected, manifest_type).unwrap();
+        let by_manifest: ArtifactDigest = format!("sha256:{oci_sha}").parse().unwrap();
+        let err = verify_attestation(&oci, &trust, &by_manifest, manifest_type).unwrap_err();
+        assert_eq!(err.kind(), "subject-mismatch", "{err}");
         let err = verify_attestation(&good, &trust, &expected, "other").unwrap_err();
         assert_eq!(err.kind(), "wrong-predicate-type");
         let stranger = TrustPolicy::from_keys(vec![

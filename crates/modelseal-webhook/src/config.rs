@@ -19,6 +19,17 @@ pub enum NoModel {
     Deny,
 }
 
+/// What to do with a model named by tag (`oci_tags`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OciTags {
+    /// Refuse: name the model by digest.
+    #[default]
+    Refuse,
+    /// Decide for the manifest the tag names now.
+    Resolve,
+}
+
 /// Parsed configuration.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +53,17 @@ pub struct Config {
     /// small document may take, milliseconds. Decisions also end at their deadline.
     #[serde(default = "default_registry_timeout")]
     pub registry_timeout_ms: u64,
+    /// Registries (`host[:port]`, as written in references) whose models may be admitted
+    /// by OCI reference; a reference to any other is refused before any request, so an
+    /// object's author cannot make the server reach hosts of their choosing. Empty (the
+    /// default): OCI references are refused.
+    #[serde(default)]
+    pub oci_registries: Vec<String>,
+    /// A reference by tag: `refuse` (the default: the kubelet pulls the tag itself, later,
+    /// and a tag can move in between) or `resolve` (decide for what the tag names now,
+    /// kept 30 s).
+    #[serde(default)]
+    pub oci_tags: OciTags,
     /// Objects without a model annotation.
     #[serde(default = "default_no_model")]
     pub no_model: NoModel,

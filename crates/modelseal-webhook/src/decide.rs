@@ -75,6 +75,11 @@ pub struct Decider {
     // the async runtime).
     registry: std::sync::OnceLock<Result<modelseal_oci::Registry, String>>,
     tags: quick_cache::sync::Cache<String, (modelseal_oci::OciDigest, Instant)>,
+    oci_registries: Vec<String>,
+    oci_tags: crate::config::OciTags,
+    // Positive decisions for OCI manifests, apart from those for digests: a manifest
+    // digest is never a model's identity (its 32 bytes could be anything's).
+    oci_cache: Option<quick_cache::sync::Cache<(modelseal_oci::OciDigest, Arc<str>), Instant>>,
 }
 
 impl Decider {
@@ -88,12 +93,24 @@ impl Decider {
             registry_options: modelseal_oci::RegistryOptions::default(),
             registry: std::sync::OnceLock::new(),
             tags: quick_cache::sync::Cache::new(1024),
+            oci_registries: Vec::new(),
+            oci_tags: crate::config::OciTags::Refuse,
+            oci_cache: (capacity > 0 && !ttl.is_zero())
+                .then(|| quick_cache::sync::Cache::new(capacity)),
         }
     }
 
-    /// The same decider, reaching registries (for OCI references) with `options`.
-    pub fn with_registry(mut self, options: modelseal_oci::RegistryOptions) -> Self {
+    /// The same decider, admitting models by OCI reference from `registries` (reached
+    /// with `options`), tags handled as `tags` says.
+    pub fn with_registry(
+        mut self,
+        options: modelseal_oci::RegistryOptions,
+        registries: Vec<String>,
+        tags: crate::config::OciTags,
+    ) -> Self {
         self.registry_options = options;
+        self.oci_registries = registries;
+        self.oci_tags = tags;
         self
     }
 
@@ -150,6 +167,27 @@ impl Decider {
             Ok(r) => r,
             Err(e) => return refuse(format!("model {shown} refused: {e}")),
         };
+        if !self
+            .oci_registries
+            .iter()
+            .any(|r| r == reference.registry())
+        {
+            return refuse(format!(
+                "model {shown} refused: registry {} is not one this server admits models from (oci_registries)",
+                crate::admission::shorten(reference.registry(), 80)
+            ));
+        }
+        if reference.digest().is_none() && self.oci_tags == crate::config::OciTags::Refuse {
+            return refuse(format!(
+                "model {shown} refused: name the model by digest (@sha256:…): a tag can move between this check and the kubelet's pull"
+            ));
+        }
+        if stop.reached() {
+            return Decision {
+                timed_out: true,
+                ..refuse(format!("model {shown}: out of time before it was resolved"))
+            };
+        }
         let manifest = match self.resolve(&reference) {
             Ok(d) => d,
             Err(e) => {
@@ -159,15 +197,23 @@ impl Decider {
                 ));
             }
         };
-        let by_manifest = ArtifactDigest::new(
-            modelseal_core::DigestAlgorithm::Sha256,
-            *manifest.as_bytes(),
-        );
-        if let Some(mut hit) = self.cached(&by_manifest) {
-            hit.message = format!("model {shown} ({manifest}) verified (cached)");
-            return hit;
-        }
         let trust = self.trust();
+        let key = (manifest, Arc::clone(&trust.version));
+        if let Some(cache) = &self.oci_cache {
+            if let Some(at) = cache.get(&key) {
+                if at.elapsed() < self.ttl {
+                    self.metrics.cache_hits.inc();
+                    return Decision {
+                        allowed: true,
+                        message: format!("model {shown} ({manifest}) verified (cached)"),
+                        report: serde_json::Value::Null,
+                        cached: true,
+                        timed_out: false,
+                    };
+                }
+                cache.remove(&key);
+            }
+        }
         let root = match modelseal_lineage::oci::model_of_manifest(
             manifest.as_bytes(),
             &trust.policy,
@@ -195,8 +241,8 @@ impl Decider {
                 decision.message
             );
             if remember {
-                if let Some(cache) = &self.cache {
-                    cache.insert((by_manifest, Arc::clone(&trust.version)), Instant::now());
+                if let Some(cache) = &self.oci_cache {
+                    cache.insert(key, Instant::now());
                 }
             }
         }

@@ -125,16 +125,19 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         token.set(Some(Token::read(path).map_err(ServeError::Io)?));
     }
     let metrics = Arc::new(Metrics::new());
-    let decider =
-        Decider::new(
-            trust,
-            config.cache_entries,
-            Duration::from_secs(config.cache_ttl_seconds),
-            Arc::clone(&metrics),
-        )
-        .with_registry(config.registry_options().map_err(|e| {
+    let decider = Decider::new(
+        trust,
+        config.cache_entries,
+        Duration::from_secs(config.cache_ttl_seconds),
+        Arc::clone(&metrics),
+    )
+    .with_registry(
+        config.registry_options().map_err(|e| {
             ServeError::Io(format!("registry: {}", modelseal_verify::error_chain(&e)))
-        })?);
+        })?,
+        config.oci_registries.clone(),
+        config.oci_tags,
+    );
     let stale_after = Duration::from_millis(config.reload_interval_ms.max(100) * 3 + 5_000);
     let app = Arc::new(App {
         pool: Pool::new(

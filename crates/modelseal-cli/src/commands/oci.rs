@@ -313,9 +313,14 @@ pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
     let v = &args.verify;
     let (policy, lineage_policy) =
         super::verify::trust_from(&v.keys, &[], v.policy.as_deref(), &v.keyless, false)?;
-    let _ = lineage_policy;
-    if args.out.symlink_metadata().is_ok() {
-        bail!("{} exists; pull writes a new directory", args.out.display());
+    let signature_path = super::default_signature_path(&args.out);
+    for path in [&args.out, &signature_path] {
+        if path.symlink_metadata().is_ok() {
+            bail!(
+                "{} exists; pull writes a new directory and its signature",
+                path.display()
+            );
+        }
     }
     let parent = match args.out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -359,24 +364,41 @@ pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
             return Ok(crate::Outcome::Refused);
         }
     };
-    let staged = staging.keep();
-    if let Err(e) = std::fs::rename(&staged, &args.out) {
-        let _ = std::fs::remove_dir_all(&staged);
-        return Err(e)
-            .with_context(|| format!("cannot move the pulled model to {}", args.out.display()));
+    // The policy's own rules for the model (deny lists by signed name or root), as
+    // `verify --policy` applies them: a revoked model is not written out.
+    if let Some(policy) = &lineage_policy {
+        if let Some(failure) = super::lineage::model_rules(policy, &verified)? {
+            eprintln!(
+                "error: {}: refused by policy, nothing written: {failure}",
+                model.reference
+            );
+            return Ok(crate::Outcome::Refused);
+        }
     }
     let used = signature_name
         .rsplit_once(" on ")
         .map_or(signature_name.as_str(), |(n, _)| n);
-    let signature_path = super::default_signature_path(&args.out);
-    if let Some((_, json)) = candidates.iter().find(|(n, _)| n == used) {
-        modelseal_core::fsio::write_atomic(
-            &signature_path,
-            json,
-            modelseal_core::fsio::Visibility::Public,
-            modelseal_core::fsio::Overwrite::Refuse,
-        )
-        .with_context(|| format!("cannot write {}", signature_path.display()))?;
+    let json = candidates
+        .iter()
+        .find(|(n, _)| n == used)
+        .map(|(_, json)| json.clone())
+        .context("the bundle used is among those found")?;
+    // The signature first (refusing to replace one), then the directory: a pull that
+    // fails in between leaves a signature without a model, never a model without its
+    // signature or beside someone else's.
+    modelseal_core::fsio::write_atomic(
+        &signature_path,
+        &json,
+        modelseal_core::fsio::Visibility::Public,
+        modelseal_core::fsio::Overwrite::Refuse,
+    )
+    .with_context(|| format!("cannot write {}", signature_path.display()))?;
+    let staged = staging.keep();
+    if let Err(e) = std::fs::rename(&staged, &args.out) {
+        let _ = std::fs::remove_dir_all(&staged);
+        let _ = std::fs::remove_file(&signature_path);
+        return Err(e)
+            .with_context(|| format!("cannot move the pulled model to {}", args.out.display()));
     }
     out(&format!(
         "pulled {} ({} files, {} bytes) into {}\n  subject {} blake3:{}\n  signer  {} {}\n  wrote   {}",
