@@ -273,3 +273,22 @@ def test_pull_applies_the_policys_own_rules_for_the_model(world, tmp_path):
     out = ms("pull", f"oci://{reg.host}/models/good:v1", dest, "--policy", d / "policy.toml", *ca, "-q")
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "pulled.sig").is_file()
+
+
+def test_attest_training_hashes_a_model_and_a_dataset_in_the_registry(world, tmp_path):
+    d, reg, ca = world["dir"], world["reg"], world["ca"]
+    ref = f"oci://{reg.host}/models/good:v1"
+    out = ms("attest", "training", "--model", ref, "--key", d / "builder.key", *ca,
+             "--dataset", f"oci://{reg.host}/models/unsigned:v1", "--builder-id", "https://ci.example.com/trainer")
+    assert out.returncode == 2 and "--out is required" in out.stderr, out.stderr
+    prov = tmp_path / "p.sig"
+    out = ms("attest", "training", "--model", ref, "--key", d / "builder.key", *ca, "--out", prov,
+             "--dataset", f"oci://{reg.host}/models/unsigned:v1", "--builder-id", "https://ci.example.com/trainer")
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(ms("inspect", prov, "--json").stdout)
+    local = json.loads(ms("hash", d / "good", "--json", "-q").stdout)["root"]["blake3"]
+    assert shown["subject"][0]["digest"]["blake3"] == local
+    [dataset] = shown["predicate"]["buildDefinition"]["resolvedDependencies"][:1]
+    unsigned = json.loads(ms("hash", d / "unsigned", "--json", "-q").stdout)["root"]["blake3"]
+    assert dataset["digest"]["blake3"] == unsigned
+    assert dataset["name"] == f"{reg.host}/models/unsigned"

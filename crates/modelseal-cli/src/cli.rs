@@ -437,15 +437,19 @@ pub enum AttestCommand {
 
 #[derive(Debug, Args)]
 pub struct TrainingArgs {
-    /// The trained model (hashed: its manifest root is the subject)
+    /// The trained model (hashed: its manifest root is the subject): a directory, or
+    /// oci://REGISTRY/REPOSITORY[:TAG|@sha256:HEX] (its layers streamed and hashed; then
+    /// --out is required)
     #[arg(long, value_name = "MODEL")]
     pub model: PathBuf,
     /// The builder's signer: a private key, or --keyless
     #[command(flatten)]
     pub signer: SignerArgs,
-    /// A base model: a signed model directory, or [NAME=]blake3:HEX; repeatable
-    #[arg(long = "base-model", value_name = "DIR|blake3:HEX")]
+    /// A base model: a signed model directory, oci://…, or [NAME=]blake3:HEX; repeatable
+    #[arg(long = "base-model", value_name = "DIR|oci://…|blake3:HEX")]
     pub base_models: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// A dataset: a directory, or [NAME=]blake3:HEX; repeatable
     #[arg(long = "dataset", value_name = "DIR|blake3:HEX")]
     pub datasets: Vec<String>,

@@ -33,10 +33,10 @@ fn training(args: &TrainingArgs) -> Result<Outcome> {
     let signer = StatementSigner::from_args(&args.signer)?;
     let mut dependencies = Vec::new();
     for spec in &args.base_models {
-        dependencies.push(artifact(spec, DependencyKind::BaseModel)?);
+        dependencies.push(artifact(spec, DependencyKind::BaseModel, args)?);
     }
     for spec in &args.datasets {
-        dependencies.push(artifact(spec, DependencyKind::Dataset)?);
+        dependencies.push(artifact(spec, DependencyKind::Dataset, args)?);
     }
     if let Some(code) = args.code.clone().or_else(code_from_environment) {
         dependencies.push(code_dependency(&code)?);
@@ -89,15 +89,20 @@ fn training(args: &TrainingArgs) -> Result<Outcome> {
             }),
         },
     };
-    let bar = Bar::new(false);
-    let manifest = hash_model(&args.model, &WalkOptions::default(), &bar)
-        .with_context(|| format!("cannot hash model {}", args.model.display()))?;
-    bar.finish();
-    let name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| walk::model_name(&args.model));
-    let root = manifest.root();
+    let model_text = args.model.display().to_string();
+    let (root, default_name) = if modelseal_oci::Reference::is_oci(&model_text) {
+        if args.out.is_none() {
+            bail!("--out is required for an oci:// model: there is no directory to write beside");
+        }
+        super::oci::root_of(&model_text, &args.registry, false)?
+    } else {
+        let bar = Bar::new(false);
+        let manifest = hash_model(&args.model, &WalkOptions::default(), &bar)
+            .with_context(|| format!("cannot hash model {}", args.model.display()))?;
+        bar.finish();
+        (manifest.root(), walk::model_name(&args.model))
+    };
+    let name = args.name.clone().unwrap_or(default_name);
     let issued = signer.sign_native(provenance_statement(&name, &root, &provenance), &root)?;
     let out_path = args.out.clone().unwrap_or_else(|| {
         let mut file = args
@@ -131,8 +136,18 @@ fn rfc3339(text: &str) -> Result<String> {
     Ok(time.format(&Rfc3339)?)
 }
 
-/// `DIR`, `blake3:HEX` or `NAME=blake3:HEX`: a directory is hashed like a model.
-fn artifact(spec: &str, kind: DependencyKind) -> Result<ResourceDescriptor> {
+/// `DIR`, `oci://…`, `blake3:HEX` or `NAME=blake3:HEX`: a directory (or what an OCI
+/// artifact's layers unpack to) is hashed like a model.
+fn artifact(spec: &str, kind: DependencyKind, args: &TrainingArgs) -> Result<ResourceDescriptor> {
+    if modelseal_oci::Reference::is_oci(spec) {
+        let (root, name) = super::oci::root_of(spec, &args.registry, true)?;
+        return Ok(dependency(
+            kind,
+            Some(name),
+            None,
+            BTreeMap::from([("blake3".to_owned(), root.to_hex())]),
+        ));
+    }
     let (name, digest) = match spec.split_once("blake3:") {
         Some((prefix, hex)) => {
             let digest: Blake3Digest = hex.parse().with_context(|| format!("{spec:?}"))?;

@@ -51,6 +51,23 @@ fn open(registry: &Registry, text: &str) -> Result<OciModel> {
     Ok(model)
 }
 
+/// The BLAKE3 root of what an OCI artifact's layers unpack to, and its default name
+/// (`REGISTRY/REPOSITORY`): the same root as the same files in a directory.
+pub fn root_of(
+    text: &str,
+    args: &RegistryArgs,
+    quiet: bool,
+) -> Result<(modelseal_core::Blake3Digest, String)> {
+    let registry = registry(args)?;
+    let model = open(&registry, text)?;
+    let bar = Bar::new(quiet);
+    modelseal_core::hash::Progress::begin(&bar, model.layer_bytes());
+    let manifest = model::unpack(&registry, &model, None, UnpackLimits::default(), &bar)
+        .with_context(|| format!("cannot hash {}", model.reference))?;
+    bar.finish();
+    Ok((manifest.root(), model.reference.name()))
+}
+
 /// `sign oci://…`: hash what the layers unpack to, sign files and manifest digest in one
 /// statement, attach the bundle as a referrer (and write `--signature` if given).
 pub fn sign(args: &SignArgs, signer: &StatementSigner) -> Result<()> {
