@@ -309,10 +309,70 @@ def check_keyless_binding(v):  # sigstore.md §4
     return binding[:16]
 
 
+OCI_FAMILIES = ("application/vnd.cncf.model.", "application/vnd.kitops.modelkit.",
+                "application/vnd.oci.image.layer.v1.", "application/vnd.docker.image.rootfs.diff.")
+
+
+def oci_files(v):  # oci.md §4: what the layers unpack to, or the refusal's kind
+    import gzip, io, tarfile
+    raw = bytes.fromhex(v["manifestHex"])
+    need(hashlib.sha256(raw).hexdigest() == v["manifestDigest"].split(":")[1], "digest", "manifest")
+    manifest = json.loads(raw)
+    blobs = {l["digest"]: bytes.fromhex(l["contentHex"]) for l in v["layers"]}
+    files = {}
+    for desc in manifest["layers"]:
+        data = blobs[desc["digest"]]
+        need(hashlib.sha256(data).hexdigest() == desc["digest"].split(":")[1], "digest", desc["digest"])
+        mt = desc["mediaType"]
+        need(mt.startswith(OCI_FAMILIES), "media-type", mt)
+        if mt.endswith(".raw"):
+            need(mt.startswith("application/vnd.cncf.model."), "media-type", mt)
+            path = desc["annotations"]["org.cncf.model.filepath"]
+            entries = [(path, "file", data)]
+        else:
+            if mt.endswith("+gzip") or mt.endswith(".gzip"):
+                data = gzip.decompress(data)
+            else:
+                need(mt.endswith(".tar"), "media-type", mt)
+            entries = []
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
+                for m in tf.getmembers():
+                    kind = "dir" if m.isdir() else "file" if m.isreg() else "link" if (m.issym() or m.islnk()) else "other"
+                    body = tf.extractfile(m).read() if kind == "file" else b""
+                    entries.append((m.name, kind, body))
+        for name, kind, body in entries:
+            while name.startswith("./"):
+                name = name[2:]
+            name = name.rstrip("/")
+            if name in ("", ".") and kind == "dir":
+                continue
+            problem = path_problem(name)
+            need(problem is None, "escape", f"{name}: {problem}")
+            need(not name.rsplit("/", 1)[-1].startswith(".wh."), "whiteout", name)
+            if kind == "dir":
+                continue
+            need(kind == "file", "link" if kind == "link" else "other", name)
+            need(name not in files, "duplicate", name)
+            files[name] = body
+    return files
+
+
+def check_oci(v):
+    if v["expect"] != "ok":
+        return expect_outcome(v, oci_files, v)
+    files = oci_files(v)
+    got = [{"path": p, "size": len(b), "blake3": file_hash(b)}
+           for p, b in sorted(files.items(), key=lambda kv: kv[0].encode("utf-8"))]
+    if got != v["files"]:
+        raise Mismatch(f"files {got} != vector {v['files']}")
+    return f"{len(got)} files"
+
+
 def main():
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
     checks = {"manifest": check_manifest, "manifest-invalid": check_manifest_invalid,
-              "bundle": check_bundle, "keyless-binding": check_keyless_binding}
+              "bundle": check_bundle, "keyless-binding": check_keyless_binding,
+              "oci": check_oci}
     passed = failed = 0
     for sub, check in checks.items():
         for f in sorted((root / sub).glob("*.json")):
