@@ -302,3 +302,81 @@ def test_inspect_shows_the_manifest_layers_and_attached_claims_unverified(reg, m
     digests = [d for s in claims["subject"] for d in s["digest"].items()]
     assert ("sha256", digest.split(":")[1]) in digests
     assert any(alg == "blake3" for alg, _ in digests)
+
+
+class LyingRegistry:
+    """A TLS proxy in front of the real registry that alters what it serves: `tamper(path,
+    body) -> body` rewrites response bodies (the registry itself never serves bytes that
+    do not match their digest, a compromised one or a man in the middle can)."""
+
+    def __init__(self, upstream, workdir, tamper):
+        import http.server
+        import ssl
+        import threading
+
+        import requests
+
+        self.tls = r.TlsMaterial.create(workdir)
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = str(upstream.ca_pem)
+        base = f"https://{upstream.host}"
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                resp = session.get(base + self.path, headers={"Accept": self.headers.get("Accept", "*/*")},
+                                   timeout=30, allow_redirects=True)
+                body = tamper(self.path, resp.content)
+                self.send_response(resp.status_code)
+                for k in ("Content-Type", "Docker-Content-Digest"):
+                    if k in resp.headers:
+                        self.send_header(k, resp.headers[k])
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(self.tls.cert_pem), str(self.tls.key_pem))
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def flip_last(body):
+    return body[:-1] + bytes([body[-1] ^ 1]) if body else body
+
+
+@pytest.mark.parametrize(
+    "what,tamper,want",
+    [
+        ("a layer blob", lambda p, b: flip_last(b) if "/blobs/" in p and len(b) > 1000 else b, "digest-mismatch"),
+        ("a manifest fetched by digest", lambda p, b: b + b" " if "/manifests/sha256:" in p else b, "digest"),
+        ("a manifest whose header names another digest",
+         lambda p, b: b.replace(b'"schemaVersion":2', b'"schemaVersion": 2') if "/manifests/v1" in p else b, "Docker-Content-Digest"),
+        ("a blob cut short", lambda p, b: b[: len(b) // 2] if "/blobs/" in p and len(b) > 1000 else b, "length"),
+    ],
+)
+def test_a_registry_serving_other_bytes_than_their_digests_is_refused(reg, model_dir, tmp_path, what, tamper, want):
+    digest = r.push_modelpack(reg, "lying/m", "v1", model_dir, client="http")
+    bundle = tmp_path / "good.sig"
+    sign(reg, oci(reg, "lying/m", "v1"), "--signature", bundle)
+    liar = LyingRegistry(reg, tmp_path / "tls", tamper)
+    try:
+        ref = f"oci://{liar.host}/lying/m" + ("@" + digest if "by digest" in what else ":v1")
+        out = ms("verify", ref, "--key", PUB, "--signature", bundle, "--registry-ca", liar.tls.ca_pem, "-q",
+                 "--json")
+        assert out.returncode == 1, (what, out.stdout, out.stderr)
+        assert want in out.stdout + out.stderr, (what, out.stdout, out.stderr)
+        dest = tmp_path / "pulled"
+        out = ms("pull", ref, dest, "--key", PUB, "--signature", bundle, "--registry-ca", liar.tls.ca_pem, "-q")
+        assert out.returncode == 1, (what, out.stderr)
+        assert not dest.exists() and not (tmp_path / "pulled.sig").exists()
+    finally:
+        liar.close()

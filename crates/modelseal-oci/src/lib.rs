@@ -71,7 +71,7 @@ pub enum OciError {
         limit: u64,
     },
     /// Content is not what its digest (or size) says.
-    #[error("{what}: expected {expected}, got {found}")]
+    #[error("{what} does not match its digest or size: expected {expected}, got {found}")]
     DigestMismatch {
         /// What was checked.
         what: String,

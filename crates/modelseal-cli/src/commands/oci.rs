@@ -42,13 +42,30 @@ pub fn registry_options(args: &RegistryArgs) -> Result<RegistryOptions> {
 }
 
 fn open(registry: &Registry, text: &str) -> Result<OciModel> {
-    let reference = Reference::parse(text)?;
-    let model =
-        model::open(registry, &reference).with_context(|| format!("cannot read {reference}"))?;
-    if reference.digest().is_none() {
-        eprintln!("resolved {reference} to {}", model.digest());
+    match open_checked(registry, text)? {
+        Ok(model) => Ok(model),
+        Err(e) => Err(e).with_context(|| format!("cannot read {text}")),
     }
-    Ok(model)
+}
+
+/// [`open`], with what the registry served wrongly (a manifest that does not match its
+/// digest, one that is not a model) kept apart: verifying commands refuse on it (exit 1)
+/// rather than fail (exit 2).
+fn open_checked(
+    registry: &Registry,
+    text: &str,
+) -> Result<std::result::Result<OciModel, OciError>> {
+    let reference = Reference::parse(text)?;
+    match model::open(registry, &reference) {
+        Ok(model) => {
+            if reference.digest().is_none() {
+                eprintln!("resolved {reference} to {}", model.digest());
+            }
+            Ok(Ok(model))
+        }
+        Err(e) if e.is_refusal() => Ok(Err(e)),
+        Err(e) => Err(e).with_context(|| format!("cannot read {reference}")),
+    }
 }
 
 /// The BLAKE3 root of what an OCI artifact's layers unpack to, and its default name
@@ -229,7 +246,13 @@ pub fn verify(args: &VerifyArgs, policy: &TrustPolicy) -> Result<Option<(Verifie
         bail!("--ignore and --ignore-unsigned-files apply to directories, not oci:// references");
     }
     let registry = registry(&args.registry)?;
-    let model = open(&registry, &args.model.display().to_string())?;
+    let model = match open_checked(&registry, &args.model.display().to_string())? {
+        Ok(model) => model,
+        Err(e) => {
+            Refusal::Content(e).report(args);
+            return Ok(None);
+        }
+    };
     let candidates = bundles(&registry, &model, args.signature.as_deref())?;
     let checked = checked_model(
         &registry,
@@ -344,7 +367,17 @@ pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
         _ => std::path::PathBuf::from("."),
     };
     let registry = registry(&v.registry)?;
-    let model = open(&registry, &args.reference)?;
+    let model = match open_checked(&registry, &args.reference)? {
+        Ok(model) => model,
+        Err(e) => {
+            eprintln!(
+                "error: {}: refused, nothing written: {}",
+                args.reference,
+                modelseal_verify::error_chain(&e)
+            );
+            return Ok(crate::Outcome::Refused);
+        }
+    };
     let candidates = bundles(&registry, &model, v.signature.as_deref())?;
     let staging = tempfile::Builder::new()
         .prefix(".modelseal-pull-")
