@@ -319,10 +319,10 @@ pub fn oci_layer(data: &[u8]) {
     }
     if let Ok(text) = std::str::from_utf8(rest) {
         // Docker Hub's official images print with the `library/` they are read as.
-        if let Ok(reference) = modelseal_oci::Reference::parse(text) {
-            if reference.registry() != "docker.io" {
-                assert_eq!(reference.to_string(), text);
-            }
+        if let Ok(reference) = modelseal_oci::Reference::parse(text)
+            && reference.registry() != "docker.io"
+        {
+            assert_eq!(reference.to_string(), text);
         }
         let _ = modelseal_oci::auth::parse_challenge(text);
     }
