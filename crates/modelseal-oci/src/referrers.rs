@@ -52,22 +52,55 @@ pub fn attach_bundle(
     bundle: &[u8],
     predicate_type: &str,
 ) -> Result<Attached, OciError> {
+    let pushed = push_bundle_artifact(registry, repository, bundle, predicate_type, Some(subject))?;
+    let digest = pushed.digest;
+    // A registry with the referrers API names the subject back; otherwise the client
+    // keeps the index under the fallback tag itself.
+    if pushed.echoed_subject.as_deref() == Some(subject.digest.to_string().as_str()) {
+        return Ok(Attached {
+            digest,
+            via_fallback_tag: false,
+        });
+    }
+    add_to_index(
+        registry,
+        &repository.with_tag(&subject.digest.fallback_tag()),
+        pushed.descriptor,
+    )?;
+    Ok(Attached {
+        digest,
+        via_fallback_tag: true,
+    })
+}
+
+/// A bundle artifact as pushed: its digest, its descriptor for an index, and the
+/// `OCI-Subject` the registry echoed, if any.
+pub struct PushedArtifact {
+    /// The artifact manifest's digest.
+    pub digest: OciDigest,
+    /// Its descriptor, as an index lists it (artifact type and annotations copied).
+    pub descriptor: serde_json::Value,
+    /// The `OCI-Subject` header of the push.
+    pub echoed_subject: Option<String>,
+}
+
+/// Pushes `bundle` as a bundle artifact (the empty config, one bundle layer, by digest):
+/// a referrer of `subject` when given (with its creation time, as cosign writes it), or
+/// a subject-less store entry (no time, so the same bundle is the same artifact).
+pub fn push_bundle_artifact(
+    registry: &Registry,
+    repository: &Reference,
+    bundle: &[u8],
+    predicate_type: &str,
+    subject: Option<&Subject>,
+) -> Result<PushedArtifact, OciError> {
     registry.push_blob(repository, EMPTY_BLOB)?;
     let layer = registry.push_blob(repository, bundle)?;
-    let created = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default();
-    let annotations = json!({
+    let mut annotations = json!({
         "dev.sigstore.bundle.content": "dsse-envelope",
         "dev.sigstore.bundle.predicateType": predicate_type,
-        "org.opencontainers.image.created": created,
     });
-    let manifest = json!({
+    let mut manifest = json!({
         "schemaVersion": 2,
         "mediaType": MANIFEST_MEDIA_TYPE,
         "artifactType": BUNDLE_ARTIFACT_TYPE,
@@ -81,40 +114,38 @@ pub fn attach_bundle(
             "digest": layer.to_string(),
             "size": bundle.len(),
         }],
-        "subject": {
+    });
+    if let Some(subject) = subject {
+        let created = time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+        annotations["org.opencontainers.image.created"] = created.into();
+        manifest["subject"] = json!({
             "mediaType": subject.media_type,
             "digest": subject.digest.to_string(),
             "size": subject.size,
-        },
-        "annotations": annotations,
-    });
-    let bytes = serde_json::to_vec(&manifest).expect("JSON values serialize");
-    let digest = OciDigest::of(&bytes);
-    let pinned = repository.pinned(digest);
-    let echoed = registry.push_manifest(&pinned, &bytes, MANIFEST_MEDIA_TYPE)?;
-    let descriptor = json!({
-        "mediaType": MANIFEST_MEDIA_TYPE,
-        "digest": digest.to_string(),
-        "size": bytes.len(),
-        "artifactType": BUNDLE_ARTIFACT_TYPE,
-        "annotations": annotations,
-    });
-    // A registry with the referrers API names the subject back; otherwise the client
-    // keeps the index under the fallback tag itself.
-    if echoed.as_deref() == Some(subject.digest.to_string().as_str()) {
-        return Ok(Attached {
-            digest,
-            via_fallback_tag: false,
         });
     }
-    add_to_index(
-        registry,
-        &repository.with_tag(&subject.digest.fallback_tag()),
-        descriptor,
-    )?;
-    Ok(Attached {
+    manifest["annotations"] = annotations.clone();
+    let bytes = serde_json::to_vec(&manifest).expect("JSON values serialize");
+    let digest = OciDigest::of(&bytes);
+    let echoed_subject =
+        registry.push_manifest(&repository.pinned(digest), &bytes, MANIFEST_MEDIA_TYPE)?;
+    Ok(PushedArtifact {
         digest,
-        via_fallback_tag: true,
+        descriptor: json!({
+            "mediaType": MANIFEST_MEDIA_TYPE,
+            "digest": digest.to_string(),
+            "size": bytes.len(),
+            "artifactType": BUNDLE_ARTIFACT_TYPE,
+            "annotations": annotations,
+        }),
+        echoed_subject,
     })
 }
 

@@ -10,15 +10,12 @@
 
 use std::sync::{Arc, OnceLock};
 
-use serde_json::json;
-
 use crate::reference::{OciDigest, Reference};
-use crate::referrers::{BUNDLE_ARTIFACT_TYPE, EMPTY_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+use crate::referrers::BUNDLE_ARTIFACT_TYPE;
 use crate::{OciError, Registry, RegistryOptions};
 
 /// Prefix of the index tags.
 pub const TAG_PREFIX: &str = "attest-";
-const EMPTY_BLOB: &[u8] = b"{}";
 /// Bytes of bundles kept in memory across lookups.
 const CACHE_BYTES: u64 = 64 << 20;
 
@@ -165,46 +162,21 @@ impl RegistryStore {
         predicate_type: &str,
     ) -> Result<OciDigest, OciError> {
         let registry = self.registry()?;
-        registry.push_blob(&self.repository, EMPTY_BLOB)?;
-        let layer = registry.push_blob(&self.repository, bundle)?;
-        let annotations = json!({
-            "dev.sigstore.bundle.content": "dsse-envelope",
-            "dev.sigstore.bundle.predicateType": predicate_type,
-        });
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": MANIFEST_MEDIA_TYPE,
-            "artifactType": BUNDLE_ARTIFACT_TYPE,
-            "config": {
-                "mediaType": EMPTY_MEDIA_TYPE,
-                "digest": OciDigest::of(EMPTY_BLOB).to_string(),
-                "size": EMPTY_BLOB.len(),
-            },
-            "layers": [{
-                "mediaType": BUNDLE_ARTIFACT_TYPE,
-                "digest": layer.to_string(),
-                "size": bundle.len(),
-            }],
-            "annotations": annotations,
-        });
-        let bytes = serde_json::to_vec(&manifest).expect("JSON values serialize");
-        let digest = OciDigest::of(&bytes);
-        registry.push_manifest(&self.repository.pinned(digest), &bytes, MANIFEST_MEDIA_TYPE)?;
-        let descriptor = json!({
-            "mediaType": MANIFEST_MEDIA_TYPE,
-            "digest": digest.to_string(),
-            "size": bytes.len(),
-            "artifactType": BUNDLE_ARTIFACT_TYPE,
-            "annotations": annotations,
-        });
+        let pushed = crate::referrers::push_bundle_artifact(
+            registry,
+            &self.repository,
+            bundle,
+            predicate_type,
+            None,
+        )?;
         for tag in tags {
             crate::referrers::add_to_index(
                 registry,
                 &self.repository.with_tag(tag),
-                descriptor.clone(),
+                pushed.descriptor.clone(),
             )?;
         }
-        Ok(digest)
+        Ok(pushed.digest)
     }
 
     /// Every index tag in the repository (the registry's tag list, bounded).
