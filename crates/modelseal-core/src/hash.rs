@@ -147,14 +147,19 @@ pub struct RangeJob {
     pub identity: Option<FileId>,
 }
 
-enum Digester {
+/// A streaming digest of one of the [`DigestAlgorithm`]s.
+pub enum Digester {
+    /// BLAKE3.
     Blake3(Box<blake3::Hasher>),
+    /// SHA-256.
     Sha256(sha2::Sha256),
+    /// BLAKE2b-512.
     Blake2b(blake2::Blake2b512),
 }
 
 impl Digester {
-    fn new(algorithm: DigestAlgorithm) -> Self {
+    /// A new digest.
+    pub fn new(algorithm: DigestAlgorithm) -> Self {
         use sha2::Digest;
         match algorithm {
             DigestAlgorithm::Blake3 => Self::Blake3(Box::default()),
@@ -163,7 +168,8 @@ impl Digester {
         }
     }
 
-    fn update(&mut self, bytes: &[u8]) {
+    /// Adds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
         use sha2::Digest;
         match self {
             Self::Blake3(h) => {
@@ -174,7 +180,8 @@ impl Digester {
         }
     }
 
-    fn finalize(self) -> Vec<u8> {
+    /// The digest.
+    pub fn finalize(self) -> Vec<u8> {
         use sha2::Digest;
         match self {
             Self::Blake3(h) => h.finalize().as_bytes().to_vec(),

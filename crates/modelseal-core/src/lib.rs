@@ -20,6 +20,14 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+// Files are opened race-free with O_NOFOLLOW and then checked by device and inode
+// (`open.rs`), and read with positioned reads: Unix (Linux, macOS, the BSDs) has both.
+#[cfg(not(unix))]
+compile_error!(
+    "modelseal supports Unix targets only (Linux, macOS): opening model files race-free needs \
+     O_NOFOLLOW and device/inode identity, which this target lacks. Windows is not supported yet."
+);
+
 pub mod bundle;
 mod digest;
 pub mod dsse;

@@ -51,7 +51,8 @@ impl OmsHash {
         }
     }
 
-    fn algorithm(self) -> DigestAlgorithm {
+    /// The digest algorithm it names.
+    pub fn algorithm(self) -> DigestAlgorithm {
         match self {
             Self::Sha256 => DigestAlgorithm::Sha256,
             Self::Blake2b => DigestAlgorithm::Blake2b512,

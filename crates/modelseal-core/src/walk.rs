@@ -47,6 +47,10 @@ pub struct WalkOptions {
     pub exclude_files: Vec<PathBuf>,
     /// Symbolic link handling.
     pub symlinks: SymlinkPolicy,
+    /// A directory at or above the model inside which links may resolve, and are then
+    /// followed whatever `symlinks` says: a Hugging Face cache's repo folder, whose
+    /// snapshot files link into its `blobs/`. A link resolving anywhere else is refused.
+    pub links_within: Option<PathBuf>,
     /// Entries skipped by default.
     pub defaults: DefaultIgnores,
 }
@@ -180,7 +184,8 @@ pub fn lookup_files(
 }
 
 struct Walker<'a> {
-    canonical_root: PathBuf,
+    /// Where links may resolve: `links_within` canonicalised, else the model itself.
+    link_root: PathBuf,
     options: &'a WalkOptions,
     /// `options.exclude_files`, canonicalised (those that exist).
     excluded: Vec<PathBuf>,
@@ -188,8 +193,13 @@ struct Walker<'a> {
 
 impl<'a> Walker<'a> {
     fn new(root: &Path, options: &'a WalkOptions) -> Result<Self, WalkError> {
+        let canonical_root = fs::canonicalize(root).map_err(io_err(root))?;
+        let link_root = match &options.links_within {
+            Some(dir) => fs::canonicalize(dir).map_err(io_err(dir))?,
+            None => canonical_root,
+        };
         Ok(Self {
-            canonical_root: fs::canonicalize(root).map_err(io_err(root))?,
+            link_root,
             options,
             excluded: options
                 .exclude_files
@@ -315,13 +325,13 @@ impl<'a> Walker<'a> {
             Ok(resolved) => resolved,
             Err(_) => return Err(WalkError::SymlinkNotFile { path }),
         };
-        if !resolved.starts_with(&self.canonical_root) {
+        if !resolved.starts_with(&self.link_root) {
             return Err(WalkError::SymlinkOutside {
                 path,
                 target: resolved,
             });
         }
-        if self.options.symlinks == SymlinkPolicy::Refuse {
+        if self.options.symlinks == SymlinkPolicy::Refuse && self.options.links_within.is_none() {
             return Err(WalkError::SymlinkRefused { path, target });
         }
         let meta = fs::metadata(&resolved).map_err(io_err(&resolved))?;

@@ -1,25 +1,31 @@
 //! Verified loading (`spec/loading.md`): open a signed model with its signature, signer
-//! and file set checked but no bytes hashed, then verify each byte range as it is read,
-//! against the signed per-file BLAKE3 roots, with the outboard trees written beside the
-//! signature. The bytes handed out are the very bytes that were verified.
+//! and file set checked but no bytes hashed, then verify each byte range as it is read.
+//! Native signatures verify against the signed per-file BLAKE3 roots (in 64 KiB groups
+//! with the outboard trees written beside the signature); OMS signatures against their
+//! per-file or per-shard digests. Every byte is read once, into the caller's buffer, and
+//! verified there: the bytes handed out are the very bytes that were verified.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bao_tree::ChunkNum;
 use bao_tree::io::outboard::PreOrderOutboard;
+use modelseal_core::hash::Digester;
+use modelseal_core::oms::{
+    OMS_LEGACY_PREDICATE_TYPE, OMS_PREDICATE_TYPE, OmsHash, OmsMethod, ResourceName,
+};
 use modelseal_core::open::FileId;
 use modelseal_core::outboard::{self, BLOCK_BYTES};
-use modelseal_core::walk::SymlinkPolicy;
-use modelseal_core::{Bundle, Manifest, ManifestEntry};
+use modelseal_core::walk::{ModelFile, SymlinkPolicy};
+use modelseal_core::{ArtifactDigest, Bundle, ManifestPath};
 use positioned_io::RandomAccessFile;
 
-use crate::envelope::{Signer, verify_envelope};
+use crate::envelope::{Signer, VerifiedStatement, verify_envelope};
 use crate::error::{FileDigest, FileMismatch, ModifiedFile, VerifyError};
 use crate::files::{find_files, signed_manifest};
-use crate::{TrustPolicy, VerifyOptions};
+use crate::{SignatureFormat, TrustPolicy, VerifyOptions};
 
 /// Why a read was refused.
 #[derive(Debug, thiserror::Error)]
@@ -77,25 +83,62 @@ pub enum ReadError {
     },
 }
 
+/// How one signed file's bytes are checked.
+#[derive(Debug, Clone)]
+enum Check {
+    /// The file's BLAKE3 (native manifests, OMS with `blake3` files): outboards apply,
+    /// and a whole-file read is hashed on every core.
+    Blake3([u8; 32]),
+    /// One sequential digest over the whole file (OMS `files` with SHA-256 or BLAKE2b).
+    Whole { hash: OmsHash, digest: Vec<u8> },
+    /// One digest per `size`-byte shard (OMS `shards`).
+    Shards {
+        hash: OmsHash,
+        size: u64,
+        digests: Vec<Vec<u8>>,
+    },
+}
+
+#[derive(Debug)]
+struct SignedFile {
+    /// The size the signature records (native, shards) or the walk found (OMS files,
+    /// whose digests bind the content and so its length).
+    size: u64,
+    check: Check,
+    fs_path: PathBuf,
+    identity: FileId,
+}
+
+/// The smallest piece of a file that can be verified on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Granule {
+    /// The whole file: any read of it costs a read and hash of all of it.
+    File,
+    /// Pieces of this many bytes, aligned to multiples of it: 64 KiB groups with an
+    /// outboard, or OMS shards.
+    Bytes(u64),
+}
+
 /// A signed model opened for verified reads.
 #[derive(Debug)]
 pub struct ModelReader {
-    root: PathBuf,
-    single_file: bool,
-    manifest: Manifest,
-    outboards: Option<PathBuf>,
-    signer: Signer,
+    format: SignatureFormat,
     name: Option<String>,
-    files: HashMap<String, (PathBuf, FileId)>,
+    digest: ArtifactDigest,
+    signer: Signer,
+    files: BTreeMap<String, SignedFile>,
+    outboards: Option<PathBuf>,
     /// Outboards opened so far, by file. Only the hash pairs a read needs are read.
     outboard_cache: Mutex<HashMap<String, Arc<RandomAccessFile>>>,
 }
 
 impl ModelReader {
-    /// Checks the bundle (signer, signature, native manifest) and that the model has
-    /// exactly the signed files with the signed sizes, without hashing anything.
-    /// `outboards` is the directory `modelseal outboard` wrote (`SIGNATURE.outboard`);
-    /// without it, each large file is verified whole on its first read.
+    /// Checks the bundle (signer, signature, a native manifest or an OMS statement) and
+    /// that the model has exactly the signed files (with the signed sizes, where the
+    /// signature records them), without hashing anything. `outboards` is the directory
+    /// `modelseal outboard` wrote (`SIGNATURE.outboard`); without it, a native file is
+    /// verified whole on its first read.
     pub fn open(
         root: &Path,
         bundle: &Bundle,
@@ -105,6 +148,10 @@ impl ModelReader {
     ) -> Result<Self, VerifyError> {
         let verified = verify_envelope(bundle, policy)?;
         crate::check_expected(&verified, options)?;
+        let predicate_type = verified.statement.predicate_type.as_str();
+        if predicate_type == OMS_PREDICATE_TYPE || predicate_type == OMS_LEGACY_PREDICATE_TYPE {
+            return open_oms(root, verified, options);
+        }
         let signed = signed_manifest(&verified)?;
         let mut walk = options.walk.clone();
         walk.ignore
@@ -120,22 +167,26 @@ impl ModelReader {
             .collect();
         let found = find_files(root, &walk, &names, options.ignore_unsigned_files)?;
         let mut mismatch = FileMismatch::default();
-        let mut files = HashMap::new();
+        let mut files = BTreeMap::new();
         for file in found {
             match signed.manifest.get(file.path.as_str()) {
                 None => mismatch.extra.push(file.path.to_string()),
-                Some(entry) if entry.size != file.size => mismatch.modified.push(ModifiedFile {
-                    path: file.path.to_string(),
-                    expected: FileDigest {
-                        algorithm: "blake3".into(),
-                        hex: entry.blake3.to_hex(),
-                    },
-                    found: None,
-                    expected_size: Some(entry.size),
-                    found_size: Some(file.size),
-                }),
-                Some(_) => {
-                    files.insert(file.path.to_string(), (file.fs_path, file.identity));
+                Some(entry) if entry.size != file.size => mismatch.modified.push(resized(
+                    &file,
+                    "blake3",
+                    entry.blake3.to_hex(),
+                    Some(entry.size),
+                )),
+                Some(entry) => {
+                    files.insert(
+                        file.path.to_string(),
+                        SignedFile {
+                            size: entry.size,
+                            check: Check::Blake3(*entry.blake3.as_bytes()),
+                            fs_path: file.fs_path,
+                            identity: file.identity,
+                        },
+                    );
                 }
             }
         }
@@ -151,13 +202,12 @@ impl ModelReader {
         }
         mismatch.into_result()?;
         Ok(Self {
-            root: root.to_path_buf(),
-            single_file: std::fs::metadata(root).is_ok_and(|m| m.is_file()),
-            manifest: signed.manifest,
-            outboards: outboards.map(Path::to_path_buf),
-            signer: verified.signer,
+            format: SignatureFormat::Native,
             name: signed.name,
+            digest: ArtifactDigest::blake3(&signed.root),
+            signer: verified.signer,
             files,
+            outboards: outboards.map(Path::to_path_buf),
             outboard_cache: Mutex::new(HashMap::new()),
         })
     }
@@ -172,106 +222,54 @@ impl ModelReader {
         self.name.as_deref()
     }
 
-    /// The model's identity: its manifest's BLAKE3 root (the signed subject digest).
-    pub fn root(&self) -> modelseal_core::ArtifactDigest {
-        modelseal_core::ArtifactDigest::blake3(&self.manifest.root())
+    /// The signature format.
+    pub fn format(&self) -> SignatureFormat {
+        self.format
     }
 
-    /// The signed files, in manifest order.
-    pub fn entries(&self) -> &[ManifestEntry] {
-        self.manifest.entries()
+    /// The model's identity, the signed subject digest: the manifest's BLAKE3 root
+    /// (native) or the OMS subject's SHA-256.
+    pub fn root(&self) -> ArtifactDigest {
+        self.digest
     }
 
-    /// The signed size of `path`.
+    /// The signed files' paths and sizes, sorted by path.
+    pub fn files(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.files.iter().map(|(path, f)| (path.as_str(), f.size))
+    }
+
+    /// The size of the signed file `path`.
     pub fn size(&self, path: &str) -> Result<u64, ReadError> {
-        self.entry(path).map(|e| e.size)
+        self.file(path).map(|f| f.size)
     }
 
-    fn entry(&self, path: &str) -> Result<&ManifestEntry, ReadError> {
-        self.manifest
+    fn file(&self, path: &str) -> Result<&SignedFile, ReadError> {
+        self.files
             .get(path)
             .ok_or_else(|| ReadError::NotSigned(path.to_owned()))
     }
 
-    /// Reads and verifies `range` of the signed file `path`. Only the 64 KiB chunk
-    /// groups that overlap the range are read and hashed (plus the outboard), so the
-    /// cost follows the range, not the file.
+    /// What a read of `path` costs at least: the whole file, or the aligned pieces it
+    /// touches.
+    pub fn granule(&self, path: &str) -> Result<Granule, ReadError> {
+        let file = self.file(path)?;
+        Ok(match &file.check {
+            Check::Blake3(_) if self.outboard(path, file)?.is_some() => Granule::Bytes(BLOCK_BYTES),
+            Check::Shards { size, .. } if *size < file.size => Granule::Bytes(*size),
+            _ => Granule::File,
+        })
+    }
+
+    /// Reads and verifies `range` of the signed file `path`.
     pub fn read_range(&self, path: &str, range: Range<u64>) -> Result<Vec<u8>, ReadError> {
-        let span = self.verified_span(path, range.clone())?;
-        let mut data = vec![0u8; (span.end - span.start) as usize];
-        self.read_span_into(path, span.clone(), &mut data)?;
-        // Hand out the verified bytes themselves: trim the padding in place.
-        data.truncate((range.end - span.start) as usize);
-        data.drain(..(range.start - span.start) as usize);
-        Ok(data)
-    }
-
-    /// The bytes a verified read of `range` must cover: the range widened to whole
-    /// 64 KiB groups when the file has an outboard, else the whole file.
-    pub fn verified_span(&self, path: &str, range: Range<u64>) -> Result<Range<u64>, ReadError> {
-        let entry = self.entry(path)?;
-        if range.start > range.end || range.end > entry.size {
-            return Err(ReadError::OutOfBounds {
-                path: path.to_owned(),
-                start: range.start,
-                end: range.end,
-                size: entry.size,
-            });
-        }
-        if self.outboard(entry)?.is_none() {
-            return Ok(0..entry.size);
-        }
-        let start = range.start / BLOCK_BYTES * BLOCK_BYTES;
-        let end = range
+        let len = range
             .end
-            .div_ceil(BLOCK_BYTES)
-            .saturating_mul(BLOCK_BYTES)
-            .min(entry.size)
-            .max(start);
-        Ok(start..end)
-    }
-
-    /// Reads `span` (as [`Self::verified_span`] gave it) of `path` into `buf`, which must
-    /// be exactly as long, and verifies it there: callers that own the destination
-    /// (a Python `bytes`, say) get verified bytes with no further copy.
-    pub fn read_span_into(
-        &self,
-        path: &str,
-        span: Range<u64>,
-        buf: &mut [u8],
-    ) -> Result<(), ReadError> {
-        let entry = self.entry(path)?;
-        if buf.len() as u64 != span.end.saturating_sub(span.start) || span.end > entry.size {
-            return Err(ReadError::OutOfBounds {
-                path: path.to_owned(),
-                start: span.start,
-                end: span.end,
-                size: entry.size,
-            });
-        }
-        read_exact_into(&self.open_file(path)?, path, span.start, buf)?;
-        match self.outboard(entry)? {
-            Some(outboard) => check_chunks(path, entry, &outboard, span.start, buf),
-            _ => {
-                if span != (0..entry.size) {
-                    return Err(ReadError::OutOfBounds {
-                        path: path.to_owned(),
-                        start: span.start,
-                        end: span.end,
-                        size: entry.size,
-                    });
-                }
-                let mut hasher = blake3::Hasher::new();
-                hasher.update_rayon(buf);
-                if hasher.finalize().as_bytes() != entry.blake3.as_bytes() {
-                    return Err(ReadError::Tampered {
-                        path: path.to_owned(),
-                        offset: 0,
-                    });
-                }
-                Ok(())
-            }
-        }
+            .checked_sub(range.start)
+            .ok_or_else(|| self.out_of_bounds(path, &range))?;
+        let mut data =
+            vec![0u8; usize::try_from(len).map_err(|_| self.out_of_bounds(path, &range))?];
+        self.read_into(path, range.start, &mut data)?;
+        Ok(data)
     }
 
     /// Reads and verifies the whole of `path`.
@@ -280,30 +278,76 @@ impl ModelReader {
         self.read_range(path, 0..size)
     }
 
-    /// Verifies every byte of every signed file (one full pass, as `verify` does).
-    pub fn verify_all(&self) -> Result<(), ReadError> {
-        for entry in self.manifest.entries() {
-            let path = entry.path.as_str();
-            let data = read_exact_at(&self.open_file(path)?, path, 0, entry.size)?;
-            if blake3::hash(&data).as_bytes() != entry.blake3.as_bytes() {
-                return Err(ReadError::Tampered {
-                    path: path.to_owned(),
-                    offset: 0,
-                });
+    /// Reads `buf.len()` bytes of `path` from `start` into `buf` and verifies them there.
+    /// Pieces that lie wholly inside the range are read straight into `buf` (once,
+    /// verified in place, on every core); the at most two pieces at its edges that
+    /// reach outside it are read into scratch, verified, and the requested part copied.
+    /// With [`Granule::File`] a partial read costs the whole file.
+    pub fn read_into(&self, path: &str, start: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+        let file = self.file(path)?;
+        let range = start..start.saturating_add(buf.len() as u64);
+        if range.end > file.size || start.checked_add(buf.len() as u64).is_none() {
+            return Err(self.out_of_bounds(path, &range));
+        }
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let handle = self.open_file(path)?;
+        let ctx = Fill {
+            path,
+            size: file.size,
+            handle: &handle,
+        };
+        match (&file.check, self.outboard(path, file)?) {
+            (Check::Blake3(root), Some(outboard)) => {
+                read_pieces(&ctx, BLOCK_BYTES, start, buf, &|at, span| {
+                    fill_outboard(&ctx, root, &outboard, at, span)
+                })
             }
+            (Check::Blake3(root), None) => read_pieces(&ctx, file.size, start, buf, &|_, all| {
+                fill_blake3(&ctx, root, all)
+            }),
+            (Check::Whole { hash, digest }, _) => {
+                read_pieces(&ctx, file.size, start, buf, &|_, all| {
+                    fill_digest(&ctx, *hash, 0, all, digest)
+                })
+            }
+            (
+                Check::Shards {
+                    hash,
+                    size,
+                    digests,
+                },
+                _,
+            ) => read_pieces(&ctx, *size, start, buf, &|at, span| {
+                fill_shards(&ctx, *hash, *size, digests, at, span)
+            }),
+        }
+    }
+
+    /// Verifies every byte of every signed file (one full pass, as `verify` does), one
+    /// file in memory at a time.
+    pub fn verify_all(&self) -> Result<(), ReadError> {
+        for path in self.files.keys() {
+            self.read_file(path)?;
         }
         Ok(())
+    }
+
+    fn out_of_bounds(&self, path: &str, range: &Range<u64>) -> ReadError {
+        ReadError::OutOfBounds {
+            path: path.to_owned(),
+            start: range.start,
+            end: range.end,
+            size: self.files.get(path).map_or(0, |f| f.size),
+        }
     }
 
     /// Opens the signed file `path` for reading: not through a link, never blocking on
     /// a FIFO, and only if it is still the file `open` found (device and inode).
     pub fn open_file(&self, path: &str) -> Result<std::fs::File, ReadError> {
-        let (fs_path, identity) = match self.files.get(path) {
-            Some((p, id)) => (p.clone(), Some(*id)),
-            None if self.single_file => (self.root.clone(), None),
-            None => (self.root.join(path), None),
-        };
-        modelseal_core::open::open_checked(&fs_path, identity)
+        let file = self.file(path)?;
+        modelseal_core::open::open_checked(&file.fs_path, Some(file.identity))
             .map_err(|source| ReadError::Io {
                 path: path.to_owned(),
                 source,
@@ -314,66 +358,394 @@ impl ModelReader {
             })
     }
 
-    /// The outboard of a large file, if one was written; its length is checked here,
-    /// its hashes as chunks are verified.
-    fn outboard(&self, entry: &ManifestEntry) -> Result<Option<Arc<RandomAccessFile>>, ReadError> {
+    /// The outboard of a large native file, if one was written; its length is checked
+    /// here, its hashes as chunks are verified.
+    fn outboard(
+        &self,
+        path: &str,
+        file: &SignedFile,
+    ) -> Result<Option<Arc<RandomAccessFile>>, ReadError> {
         let Some(dir) = &self.outboards else {
             return Ok(None);
         };
-        if entry.size <= BLOCK_BYTES {
+        if file.size <= BLOCK_BYTES || !matches!(file.check, Check::Blake3(_)) {
             return Ok(None);
         }
         let mut cache = self
             .outboard_cache
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(cached) = cache.get(entry.path.as_str()) {
+        if let Some(cached) = cache.get(path) {
             return Ok(Some(Arc::clone(cached)));
         }
-        let file = outboard::outboard_file(dir, &entry.path);
+        let manifest_path =
+            ManifestPath::parse(path).map_err(|_| ReadError::NotSigned(path.to_owned()))?;
+        let location = outboard::outboard_file(dir, &manifest_path);
         let io = |source| ReadError::Io {
-            path: file.display().to_string(),
+            path: location.display().to_string(),
             source,
         };
-        let handle = match std::fs::File::open(&file) {
+        let handle = match std::fs::File::open(&location) {
             Ok(handle) => handle,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(io(source)),
         };
-        if handle.metadata().map_err(io)?.len() != outboard::tree(entry.size).outboard_size() {
+        if handle.metadata().map_err(io)?.len() != outboard::tree(file.size).outboard_size() {
             return Err(ReadError::Outboard {
-                path: entry.path.to_string(),
+                path: path.to_owned(),
             });
         }
         let handle = Arc::new(RandomAccessFile::try_new(handle).map_err(io)?);
-        cache.insert(entry.path.to_string(), Arc::clone(&handle));
+        cache.insert(path.to_owned(), Arc::clone(&handle));
         Ok(Some(handle))
     }
 }
 
-/// Verifies `data`, the file's bytes from `start` (a group boundary) on, against the
-/// signed root through the outboard. Large ranges are split into group-aligned pieces
-/// checked on every core; each piece is checked from the root down, so the pieces
-/// together prove exactly what one check would.
-fn check_chunks(
-    path: &str,
-    entry: &ManifestEntry,
-    outboard: &RandomAccessFile,
+fn resized(
+    file: &ModelFile,
+    algorithm: &str,
+    hex: String,
+    expected_size: Option<u64>,
+) -> ModifiedFile {
+    ModifiedFile {
+        path: file.path.to_string(),
+        expected: FileDigest {
+            algorithm: algorithm.into(),
+            hex,
+        },
+        found: None,
+        expected_size,
+        found_size: Some(file.size),
+    }
+}
+
+/// An OMS model: the statement's resources matched with the files found, by name and
+/// (for shards) by the exact shard layout the file's size gives. No byte is read.
+fn open_oms(
+    root: &Path,
+    verified: VerifiedStatement,
+    options: &VerifyOptions,
+) -> Result<ModelReader, VerifyError> {
+    let signed = crate::oms::signed_oms(&verified)?;
+    let walk = modelseal_core::oms::walk_options(&signed.serialization, &options.walk);
+    let mut paths: Vec<ManifestPath> = signed
+        .resources
+        .iter()
+        .filter_map(|r| r.name.path.clone())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    let single_file = std::fs::metadata(root).is_ok_and(|m| m.is_file());
+    let found = find_files(root, &walk, &paths, options.ignore_unsigned_files)?;
+    // Resources by file: a single-file model's one file is `.` (no path).
+    let mut by_file: BTreeMap<Option<ManifestPath>, Vec<(&ResourceName, &Vec<u8>)>> =
+        BTreeMap::new();
+    for r in &signed.resources {
+        by_file
+            .entry(r.name.path.clone())
+            .or_default()
+            .push((&r.name, &r.digest));
+    }
+    let hash = signed.serialization.hash;
+    let mut mismatch = FileMismatch::default();
+    let mut files = BTreeMap::new();
+    for file in found {
+        let key = (!single_file).then(|| file.path.clone());
+        let Some(mut resources) = by_file.remove(&key) else {
+            let shards = matches!(signed.serialization.method, OmsMethod::Shards { .. });
+            // An empty file has no shards, so it is rightly absent from the list.
+            if shards && file.size == 0 {
+                continue;
+            }
+            mismatch.extra.push(file.path.to_string());
+            continue;
+        };
+        let check = match signed.serialization.method {
+            OmsMethod::Files => match (hash, resources.as_slice()) {
+                (OmsHash::Blake3, [(_, digest)]) if digest.len() == 32 => {
+                    Check::Blake3(digest.as_slice().try_into().expect("32 bytes"))
+                }
+                (_, [(_, digest)]) => Check::Whole {
+                    hash,
+                    digest: digest.to_vec(),
+                },
+                _ => {
+                    mismatch
+                        .modified
+                        .push(resized(&file, hash.name(), String::new(), None));
+                    continue;
+                }
+            },
+            OmsMethod::Shards { size } => {
+                resources.sort_by_key(|(name, _)| name.shard);
+                let layout: Vec<(u64, u64)> = (0..file.size.div_ceil(size))
+                    .map(|i| (i * size, ((i + 1) * size).min(file.size)))
+                    .collect();
+                let listed: Vec<(u64, u64)> =
+                    resources.iter().filter_map(|(n, _)| n.shard).collect();
+                if listed != layout {
+                    // The shards name another length (or have a gap): the file changed.
+                    let signed_size = resources
+                        .iter()
+                        .filter_map(|(n, _)| n.shard)
+                        .map(|(_, end)| end)
+                        .max();
+                    mismatch.modified.push(resized(
+                        &file,
+                        &signed.serialization.resource_algorithm(),
+                        String::new(),
+                        signed_size,
+                    ));
+                    continue;
+                }
+                Check::Shards {
+                    hash,
+                    size,
+                    digests: resources.iter().map(|(_, d)| d.to_vec()).collect(),
+                }
+            }
+            other => {
+                return Err(crate::error::OmsPredicateError::Method(format!("{other:?}")).into());
+            }
+        };
+        files.insert(
+            file.path.to_string(),
+            SignedFile {
+                size: file.size,
+                check,
+                fs_path: file.fs_path,
+                identity: file.identity,
+            },
+        );
+    }
+    for (path, _) in by_file {
+        mismatch
+            .missing
+            .push(path.map_or_else(|| ".".to_owned(), |p| p.to_string()));
+    }
+    mismatch.into_result()?;
+    let root_digest = ArtifactDigest::from_entry("sha256", &signed.root)
+        .map_err(|_| VerifyError::ListsNothing("an OMS statement without a usable root"))?;
+    Ok(ModelReader {
+        format: if signed.legacy {
+            SignatureFormat::OmsLegacy
+        } else {
+            SignatureFormat::Oms
+        },
+        name: signed.name,
+        digest: root_digest,
+        signer: verified.signer,
+        files,
+        outboards: None,
+        outboard_cache: Mutex::new(HashMap::new()),
+    })
+}
+
+/// One open signed file being read.
+struct Fill<'a> {
+    path: &'a str,
+    size: u64,
+    handle: &'a std::fs::File,
+}
+
+impl Fill<'_> {
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+        read_exact_into(self.handle, self.path, offset, buf)
+    }
+
+    fn tampered(&self, offset: u64) -> ReadError {
+        ReadError::Tampered {
+            path: self.path.to_owned(),
+            offset,
+        }
+    }
+}
+
+/// A span-filling verifier: reads `buf.len()` bytes at a piece-aligned offset into
+/// `buf` and verifies them (the span ends on a piece boundary or at the end of file).
+type FillSpan<'a> = dyn Fn(u64, &mut [u8]) -> Result<(), ReadError> + Sync + 'a;
+
+/// Reads `start..start + buf.len()` into `buf` through `fill`, which verifies whole
+/// `piece`-aligned spans: the aligned middle is filled in place, the partial pieces at
+/// either edge through scratch.
+fn read_pieces(
+    ctx: &Fill<'_>,
+    piece: u64,
     start: u64,
-    data: &[u8],
+    buf: &mut [u8],
+    fill: &FillSpan<'_>,
+) -> Result<(), ReadError> {
+    let end = start + buf.len() as u64;
+    let floor = |x: u64| x / piece * piece;
+    let piece_end = |at: u64| (at + piece).min(ctx.size);
+    let inner_start = if start.is_multiple_of(piece) {
+        start
+    } else {
+        floor(start) + piece
+    };
+    let inner_end = if end == ctx.size { end } else { floor(end) };
+    if inner_start < inner_end {
+        let from = (inner_start - start) as usize;
+        let to = (inner_end - start) as usize;
+        fill(inner_start, &mut buf[from..to])?;
+    }
+    let mut edges = vec![floor(start)];
+    if floor(end.saturating_sub(1)) != floor(start) {
+        edges.push(floor(end - 1));
+    }
+    for at in edges {
+        let span = at..piece_end(at);
+        if inner_start <= span.start && span.end <= inner_end {
+            continue;
+        }
+        let mut scratch = vec![0u8; (span.end - span.start) as usize];
+        fill(span.start, &mut scratch)?;
+        let lo = start.max(span.start);
+        let hi = end.min(span.end);
+        buf[(lo - start) as usize..(hi - start) as usize]
+            .copy_from_slice(&scratch[(lo - span.start) as usize..(hi - span.start) as usize]);
+    }
+    Ok(())
+}
+
+/// Pieces a whole-file BLAKE3 read is cut into: a power of two of 1 KiB chunks, so that
+/// each piece is a subtree of the file's BLAKE3 tree and can be hashed on its own.
+const TREE_PIECE: u64 = 4 << 20;
+
+/// Reads the whole file into `all` and checks its BLAKE3 against `root`. The pieces are
+/// read and hashed on every core (each core reads a piece, then hashes it), and their
+/// chaining values merged into the root: no outboard is needed, no byte is read twice.
+fn fill_blake3(ctx: &Fill<'_>, root: &[u8; 32], all: &mut [u8]) -> Result<(), ReadError> {
+    use blake3::hazmat::{HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root};
+    use rayon::prelude::*;
+    if all.len() as u64 <= TREE_PIECE {
+        ctx.read(0, all)?;
+        return if blake3::hash(all).as_bytes() == root {
+            Ok(())
+        } else {
+            Err(ctx.tampered(0))
+        };
+    }
+    let cvs: Vec<blake3::hazmat::ChainingValue> = all
+        .par_chunks_mut(TREE_PIECE as usize)
+        .enumerate()
+        .map(|(i, piece)| {
+            let at = i as u64 * TREE_PIECE;
+            ctx.read(at, piece)?;
+            let mut hasher = blake3::Hasher::new();
+            hasher.set_input_offset(at);
+            hasher.update(piece);
+            Ok(hasher.finalize_non_root())
+        })
+        .collect::<Result<_, ReadError>>()?;
+    // Merge as BLAKE3's tree does: a node of `len` bytes splits at its left subtree's
+    // length, always a multiple of the piece size here.
+    fn node(
+        cvs: &[blake3::hazmat::ChainingValue],
+        offset: u64,
+        len: u64,
+    ) -> blake3::hazmat::ChainingValue {
+        if len <= TREE_PIECE {
+            return cvs[(offset / TREE_PIECE) as usize];
+        }
+        let left = blake3::hazmat::left_subtree_len(len);
+        merge_subtrees_non_root(
+            &node(cvs, offset, left),
+            &node(cvs, offset + left, len - left),
+            Mode::Hash,
+        )
+    }
+    let len = all.len() as u64;
+    let left = blake3::hazmat::left_subtree_len(len);
+    let computed = merge_subtrees_root(
+        &node(&cvs, 0, left),
+        &node(&cvs, left, len - left),
+        Mode::Hash,
+    );
+    if computed.as_bytes() == root {
+        Ok(())
+    } else {
+        Err(ctx.tampered(0))
+    }
+}
+
+/// Reads `buf.len()` bytes at `offset` into `buf` and checks one sequential digest over
+/// them. Reading piece `i + 1` overlaps hashing piece `i`, so the check costs little
+/// more than the slower of the two.
+fn fill_digest(
+    ctx: &Fill<'_>,
+    hash: OmsHash,
+    offset: u64,
+    buf: &mut [u8],
+    expected: &[u8],
+) -> Result<(), ReadError> {
+    const PIECE: usize = 8 << 20;
+    let mut digester = Digester::new(hash.algorithm());
+    let (mut done, mut rest) = buf.split_at_mut(0);
+    let mut at = offset;
+    while !rest.is_empty() || !done.is_empty() {
+        let take = rest.len().min(PIECE);
+        let (next, after) = rest.split_at_mut(take);
+        let (read, ()) = rayon::join(|| ctx.read(at, next), || digester.update(done));
+        read?;
+        at += take as u64;
+        done = next;
+        rest = after;
+    }
+    if digester.finalize() == expected {
+        Ok(())
+    } else {
+        Err(ctx.tampered(offset))
+    }
+}
+
+/// Reads and checks the whole shards `span` covers, from shard-aligned `at`: shards on
+/// every core, each read and hashed as [`fill_digest`] does.
+fn fill_shards(
+    ctx: &Fill<'_>,
+    hash: OmsHash,
+    size: u64,
+    digests: &[Vec<u8>],
+    at: u64,
+    span: &mut [u8],
 ) -> Result<(), ReadError> {
     use rayon::prelude::*;
-    const PIECE: usize = 1 << 20; // below this, splitting costs more than it saves
-    if data.len() <= PIECE {
-        return check_piece(path, entry, outboard, start, data);
-    }
-    let pieces = rayon::current_num_threads().max(1);
-    let group = BLOCK_BYTES as usize;
-    let per_piece = (data.len().div_ceil(group).div_ceil(pieces) * group).max(PIECE);
-    let results: Vec<Result<(), ReadError>> = data
-        .par_chunks(per_piece)
+    let first = (at / size) as usize;
+    let results: Vec<Result<(), ReadError>> = span
+        .par_chunks_mut(size as usize)
         .enumerate()
-        .map(|(i, piece)| check_piece(path, entry, outboard, start + (i * per_piece) as u64, piece))
+        .map(|(i, shard)| {
+            let index = first + i;
+            let expected = digests
+                .get(index)
+                .ok_or_else(|| ctx.tampered(index as u64 * size))?;
+            fill_digest(ctx, hash, index as u64 * size, shard, expected)
+        })
+        .collect();
+    results.into_iter().collect()
+}
+
+/// Reads `span` (from `start`, a group boundary) and verifies it through the outboard,
+/// from the signed root down. Large spans are cut into group-aligned pieces, each read
+/// and checked on one core, so reading and hashing overlap across cores; each piece is
+/// checked from the root, so together they prove exactly what one check would.
+fn fill_outboard(
+    ctx: &Fill<'_>,
+    root: &[u8; 32],
+    outboard: &RandomAccessFile,
+    start: u64,
+    span: &mut [u8],
+) -> Result<(), ReadError> {
+    use rayon::prelude::*;
+    const PIECE: usize = 4 << 20; // a multiple of the 64 KiB group
+    let results: Vec<Result<(), ReadError>> = span
+        .par_chunks_mut(PIECE)
+        .enumerate()
+        .map(|(i, piece)| {
+            let at = start + (i * PIECE) as u64;
+            ctx.read(at, piece)?;
+            check_piece(ctx.path, ctx.size, root, outboard, at, piece)
+        })
         .collect();
     // The first failure by offset, so the report does not depend on thread timing.
     results.into_iter().collect()
@@ -381,7 +753,8 @@ fn check_chunks(
 
 fn check_piece(
     path: &str,
-    entry: &ManifestEntry,
+    size: u64,
+    root: &[u8; 32],
     outboard: &RandomAccessFile,
     start: u64,
     data: &[u8],
@@ -389,9 +762,9 @@ fn check_piece(
     if data.is_empty() {
         return Ok(());
     }
-    let tree = outboard::tree(entry.size);
+    let tree = outboard::tree(size);
     let ob = PreOrderOutboard {
-        root: blake3::Hash::from(*entry.blake3.as_bytes()),
+        root: blake3::Hash::from(*root),
         tree,
         data: outboard,
     };
@@ -454,19 +827,140 @@ fn read_exact_into(
     handle.read_exact_at(buf, offset).map_err(io)
 }
 
-fn read_exact_at(
-    handle: &std::fs::File,
-    path: &str,
-    offset: u64,
-    len: u64,
-) -> Result<Vec<u8>, ReadError> {
-    use std::os::unix::fs::FileExt;
-    let io = |source| ReadError::Io {
-        path: path.to_owned(),
-        source,
+/// A file checked in memory by [`verify_bytes`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct VerifiedBytes {
+    /// The signed file the bytes are.
+    pub path: String,
+    /// Who signed the model.
+    pub signer: Signer,
+    /// The model's signed subject name.
+    pub name: Option<String>,
+    /// The model's identity (as [`ModelReader::root`]).
+    pub root: ArtifactDigest,
+}
+
+/// Checks that `data` is, byte for byte, the signed file `path` (or, without `path`, the
+/// signature's only file) of a model a trusted signer signed. Only this file is judged:
+/// the rest of the model is not looked at, so this is for bytes already in memory.
+pub fn verify_bytes(
+    bundle: &Bundle,
+    policy: &TrustPolicy,
+    options: &VerifyOptions,
+    path: Option<&str>,
+    data: &[u8],
+) -> Result<VerifiedBytes, VerifyError> {
+    let verified = verify_envelope(bundle, policy)?;
+    crate::check_expected(&verified, options)?;
+    let not_listed = |what: String| {
+        VerifyError::Files(FileMismatch {
+            missing: vec![what],
+            ..FileMismatch::default()
+        })
     };
-    let mut buf =
-        vec![0u8; usize::try_from(len).map_err(|_| io(std::io::Error::other("range too large")))?];
-    handle.read_exact_at(&mut buf, offset).map_err(io)?;
-    Ok(buf)
+    let changed = |path: &str, algorithm: String, hex: String| {
+        VerifyError::Files(FileMismatch {
+            modified: vec![ModifiedFile {
+                path: path.to_owned(),
+                expected: FileDigest { algorithm, hex },
+                found: None,
+                expected_size: None,
+                found_size: Some(data.len() as u64),
+            }],
+            ..FileMismatch::default()
+        })
+    };
+    let predicate_type = verified.statement.predicate_type.as_str();
+    if predicate_type == OMS_PREDICATE_TYPE || predicate_type == OMS_LEGACY_PREDICATE_TYPE {
+        let signed = crate::oms::signed_oms(&verified)?;
+        let mut paths: Vec<Option<&ManifestPath>> = signed
+            .resources
+            .iter()
+            .map(|r| r.name.path.as_ref())
+            .collect();
+        paths.dedup();
+        let chosen = match (path, paths.as_slice()) {
+            (None, [only]) => *only,
+            (Some(want), _) => *paths
+                .iter()
+                .find(|p| p.map(ManifestPath::as_str) == Some(want))
+                .ok_or_else(|| not_listed(want.to_owned()))?,
+            (None, _) => {
+                return Err(not_listed(
+                    "(a file name: the signature lists several)".into(),
+                ));
+            }
+        };
+        let label = chosen.map_or_else(|| ".".to_owned(), ManifestPath::to_string);
+        let mut resources: Vec<_> = signed
+            .resources
+            .iter()
+            .filter(|r| r.name.path.as_ref() == chosen)
+            .collect();
+        resources.sort_by_key(|r| r.name.shard);
+        let size = data.len() as u64;
+        let algorithm = signed.serialization.resource_algorithm();
+        let pieces: Vec<(u64, u64)> = match signed.serialization.method {
+            OmsMethod::Shards { size: shard } => (0..size.div_ceil(shard))
+                .map(|i| (i * shard, ((i + 1) * shard).min(size)))
+                .collect(),
+            _ => vec![(0, size)],
+        };
+        let listed: Vec<(u64, u64)> = resources
+            .iter()
+            .map(|r| r.name.shard.unwrap_or((0, size)))
+            .collect();
+        if listed != pieces {
+            return Err(changed(&label, algorithm, String::new()));
+        }
+        use rayon::prelude::*;
+        let hash = signed.serialization.hash;
+        let all_match = resources
+            .par_iter()
+            .zip(pieces.par_iter())
+            .all(|(r, (a, b))| {
+                let mut digester = Digester::new(hash.algorithm());
+                digester.update(&data[*a as usize..*b as usize]);
+                digester.finalize() == r.digest
+            });
+        if !all_match {
+            return Err(changed(&label, algorithm, String::new()));
+        }
+        return Ok(VerifiedBytes {
+            path: label,
+            signer: verified.signer,
+            name: signed.name,
+            root: ArtifactDigest::from_entry("sha256", &signed.root)
+                .map_err(|_| VerifyError::ListsNothing("an OMS statement without a usable root"))?,
+        });
+    }
+    let signed = signed_manifest(&verified)?;
+    let entry = match (path, signed.manifest.entries()) {
+        (None, [only]) => only,
+        (Some(want), _) => signed
+            .manifest
+            .get(want)
+            .ok_or_else(|| not_listed(want.to_owned()))?,
+        (None, _) => {
+            return Err(not_listed(
+                "(a file name: the signature lists several)".into(),
+            ));
+        }
+    };
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_rayon(data);
+    if entry.size != data.len() as u64 || hasher.finalize().as_bytes() != entry.blake3.as_bytes() {
+        return Err(changed(
+            entry.path.as_str(),
+            "blake3".into(),
+            entry.blake3.to_hex(),
+        ));
+    }
+    Ok(VerifiedBytes {
+        path: entry.path.to_string(),
+        signer: verified.signer,
+        name: signed.name,
+        root: ArtifactDigest::blake3(&signed.root),
+    })
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::loader::{ModelReader, ReadError};
+use crate::loader::{Granule, ModelReader, ReadError};
 
 /// Largest header accepted (the `safetensors` package's own limit).
 pub const MAX_HEADER_BYTES: u64 = 100 << 20;
@@ -71,39 +71,44 @@ pub struct SafeTensors<'a> {
     path: String,
     tensors: BTreeMap<String, TensorInfo>,
     metadata: BTreeMap<String, String>,
+    /// The whole file, verified, when it can only be verified whole (no outboard, an
+    /// OMS `files` digest): read once at open and every tensor served from it.
+    whole: Option<Vec<u8>>,
 }
 
-fn element_bytes(dtype: &str) -> Option<u64> {
+/// Bits per element of a safetensors dtype (F4 and F6 pack below a byte).
+pub fn element_bits(dtype: &str) -> Option<u64> {
     Some(match dtype {
-        "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" | "F8_E8M0" => 1,
-        "U16" | "I16" | "F16" | "BF16" => 2,
-        "U32" | "I32" | "F32" => 4,
-        "U64" | "I64" | "F64" | "C64" => 8,
+        "F4" => 4,
+        "F6_E2M3" | "F6_E3M2" => 6,
+        "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" | "F8_E8M0" | "F8_E4M3FNUZ"
+        | "F8_E5M2FNUZ" => 8,
+        "U16" | "I16" | "F16" | "BF16" => 16,
+        "U32" | "I32" | "F32" => 32,
+        "U64" | "I64" | "F64" | "C64" => 64,
         _ => return None,
     })
 }
 
 impl<'a> SafeTensors<'a> {
-    /// Reads and checks the header of `path` (a signed file of `reader`'s model).
+    /// Reads and checks the header of `path` (a signed file of `reader`'s model). A file
+    /// that can only be verified whole is read (once) here, and tensors come from that.
     pub fn open(reader: &'a ModelReader, path: &str) -> Result<Self, SafetensorsError> {
-        let size = reader.size(path)?;
-        let bad = |reason: String| SafetensorsError::Header {
-            path: path.to_owned(),
-            reason,
-        };
-        if size < 8 {
-            return Err(bad(format!(
-                "file is {size} bytes, shorter than the 8-byte length prefix"
-            )));
-        }
-        let prefix = reader.read_range(path, 0..8)?;
-        let len = u64::from_le_bytes(prefix.try_into().expect("8 bytes were read"));
-        if len > MAX_HEADER_BYTES || len > size - 8 {
-            return Err(SafetensorsError::HeaderLength {
+        if reader.granule(path)? == Granule::File {
+            let all = reader.read_file(path)?;
+            let (tensors, metadata) = parse_file(path, &all)?;
+            return Ok(Self {
+                reader,
                 path: path.to_owned(),
-                len,
+                tensors,
+                metadata,
+                whole: Some(all),
             });
         }
+        let size = reader.size(path)?;
+        check_size(path, size)?;
+        let prefix = reader.read_range(path, 0..8)?;
+        let len = header_len(path, size, &prefix)?;
         let header = reader.read_range(path, 8..8 + len)?;
         let (tensors, metadata) = parse_header(path, size, &header)?;
         Ok(Self {
@@ -111,6 +116,7 @@ impl<'a> SafeTensors<'a> {
             path: path.to_owned(),
             tensors,
             metadata,
+            whole: None,
         })
     }
 
@@ -129,21 +135,81 @@ impl<'a> SafeTensors<'a> {
         self.tensors.get(name)
     }
 
-    /// Reads and verifies one tensor.
-    pub fn tensor(&self, name: &str) -> Result<Tensor, SafetensorsError> {
-        let info = self
-            .tensors
+    fn lookup(&self, name: &str) -> Result<&TensorInfo, SafetensorsError> {
+        self.tensors
             .get(name)
             .ok_or_else(|| SafetensorsError::NoTensor {
                 path: self.path.clone(),
                 name: name.to_owned(),
-            })?;
-        let data = self.reader.read_range(&self.path, info.range.clone())?;
+            })
+    }
+
+    /// Reads and verifies one tensor.
+    pub fn tensor(&self, name: &str) -> Result<Tensor, SafetensorsError> {
+        let info = self.lookup(name)?;
+        let data = match &self.whole {
+            Some(all) => all[info.range.start as usize..info.range.end as usize].to_vec(),
+            None => self.reader.read_range(&self.path, info.range.clone())?,
+        };
         Ok(Tensor {
             info: info.clone(),
             data,
         })
     }
+
+    /// Reads and verifies one tensor straight into `buf`, which must be exactly its size:
+    /// with an outboard, only the groups it touches are read, and its bytes are copied
+    /// once (from the file into `buf`).
+    pub fn tensor_into(&self, name: &str, buf: &mut [u8]) -> Result<(), SafetensorsError> {
+        let info = self.lookup(name)?;
+        let len = info.range.end - info.range.start;
+        if buf.len() as u64 != len {
+            return Err(ReadError::OutOfBounds {
+                path: self.path.clone(),
+                start: info.range.start,
+                end: info.range.start + buf.len() as u64,
+                size: len,
+            }
+            .into());
+        }
+        match &self.whole {
+            Some(all) => {
+                buf.copy_from_slice(&all[info.range.start as usize..info.range.end as usize])
+            }
+            None => self.reader.read_into(&self.path, info.range.start, buf)?,
+        }
+        Ok(())
+    }
+}
+
+fn check_size(path: &str, size: u64) -> Result<(), SafetensorsError> {
+    if size < 8 {
+        return Err(SafetensorsError::Header {
+            path: path.to_owned(),
+            reason: format!("file is {size} bytes, shorter than the 8-byte length prefix"),
+        });
+    }
+    Ok(())
+}
+
+fn header_len(path: &str, size: u64, prefix: &[u8]) -> Result<u64, SafetensorsError> {
+    let len = u64::from_le_bytes(prefix[..8].try_into().expect("8 bytes"));
+    if len > MAX_HEADER_BYTES || len > size - 8 {
+        return Err(SafetensorsError::HeaderLength {
+            path: path.to_owned(),
+            len,
+        });
+    }
+    Ok(len)
+}
+
+/// Checks the header of a whole safetensors file held in memory (verified by the
+/// caller): length prefix, then [`parse_header`].
+pub fn parse_file(path: &str, all: &[u8]) -> Result<Header, SafetensorsError> {
+    let size = all.len() as u64;
+    check_size(path, size)?;
+    let len = header_len(path, size, &all[..8])?;
+    parse_header(path, size, &all[8..8 + len as usize])
 }
 
 /// Tensors by name, and `__metadata__`.
@@ -179,13 +245,20 @@ pub fn parse_header(path: &str, size: u64, header: &[u8]) -> Result<Header, Safe
         let entry: Entry =
             serde_json::from_value(value).map_err(|e| bad(format!("tensor {name:?}: {e}")))?;
         let [begin, end] = entry.data_offsets;
-        let elem = element_bytes(&entry.dtype)
+        let bits = element_bits(&entry.dtype)
             .ok_or_else(|| bad(format!("tensor {name:?}: unknown dtype {}", entry.dtype)))?;
-        let count = entry
+        let total_bits = entry
             .shape
             .iter()
             .try_fold(1u64, |acc, d| acc.checked_mul(*d))
-            .and_then(|n| n.checked_mul(elem));
+            .and_then(|n| n.checked_mul(bits));
+        if total_bits.is_some_and(|b| b % 8 != 0) {
+            return Err(bad(format!(
+                "tensor {name:?}: {} {:?} does not fill whole bytes",
+                entry.dtype, entry.shape
+            )));
+        }
+        let count = total_bits.map(|b| b / 8);
         if begin > end || base.checked_add(end).is_none_or(|e| e > size) {
             return Err(bad(format!(
                 "tensor {name:?}: offsets {begin}..{end} are outside the file"
