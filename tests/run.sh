@@ -66,6 +66,25 @@ VIRTUAL_ENV="$PWD/$pvenv" PATH="$PWD/$pvenv/bin:$PATH" \
   maturin develop --release --locked --quiet -m crates/modelseal-python/Cargo.toml
 MODELSEAL=target/release/modelseal "$pvenv/bin/python" -m pytest -q -p no:cacheprovider crates/modelseal-python/tests
 
+step "verified loading through torch, transformers, sentence-transformers and a Hugging Face cache (PyPI packages)"
+# torch brings ~3 GB of CUDA libraries: the venv is kept between runs on one machine,
+# keyed by the requirements' hash, and marked complete only once pip has finished.
+freq=tests/frameworks/requirements.txt
+fcache=${MODELSEAL_VENV_CACHE:-/var/cache/modelseal}
+mkdir -p "$fcache" 2>/dev/null && [ -w "$fcache" ] || fcache=$PWD/target
+fvenv="$fcache/frameworks-venv-$(sha256sum "$freq" | cut -c1-16)"
+if [ ! -e "$fvenv/.complete" ]; then
+  rm -rf "$fvenv"
+  python3 -m venv "$fvenv"
+  start=$SECONDS
+  "$fvenv/bin/pip" install --quiet --disable-pip-version-check -r "$freq"
+  touch "$fvenv/.complete"
+  echo "installed the framework venv in $((SECONDS - start)) s ($(du -sh "$fvenv" | cut -f1))"
+fi
+VIRTUAL_ENV="$fvenv" PATH="$fvenv/bin:$PATH" \
+  maturin develop --release --locked --quiet -m crates/modelseal-python/Cargo.toml
+MODELSEAL=target/release/modelseal "$fvenv/bin/python" -m pytest -q -p no:cacheprovider tests/frameworks
+
 step "OMS interoperability with model-signing 1.1.1 (PyPI), both ways; keyless against the local Sigstore"
 ivenv=target/interop-venv
 if [ ! -x "$ivenv/bin/python" ]; then

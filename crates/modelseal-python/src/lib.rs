@@ -8,15 +8,17 @@ use std::path::{Path, PathBuf};
 use modelseal_core::hash::NoProgress;
 use modelseal_core::{Bundle, VerifyingKey, outboard};
 use modelseal_lineage::policy::{LineagePolicy, Role};
-use modelseal_verify::loader::{ModelReader, ReadError};
-use modelseal_verify::safetensors::{SafeTensors, SafetensorsError, TensorInfo};
+use modelseal_verify::loader::{Granule, ModelReader, ReadError};
+use modelseal_verify::safetensors::{self, SafetensorsError};
 use modelseal_verify::{
-    TrustPolicy, VerifyError, VerifyOptions, signed_manifest, verify_envelope, verify_model,
+    SignatureFormat, TrustPolicy, VerifyError, VerifyOptions, signed_manifest, verify_envelope,
+    verify_model,
 };
+use pyo3::buffer::PyBuffer;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyKeyError, PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::PyDict;
 
 create_exception!(
     _native,
@@ -169,7 +171,7 @@ fn read_bundle(signature: &Path) -> PyResult<Bundle> {
 /// Verifies every byte of `model` against `signature`; returns what was verified, or
 /// raises `VerificationError` (with `.args[1]` the failure kind).
 #[pyfunction]
-#[pyo3(signature = (model, signature, key=None, policy=None, expected=None))]
+#[pyo3(signature = (model, signature, key=None, policy=None, expected=None, links_within=None))]
 fn verify<'py>(
     py: Python<'py>,
     model: PathBuf,
@@ -177,11 +179,13 @@ fn verify<'py>(
     key: Option<&Bound<'py, PyAny>>,
     policy: Option<PathBuf>,
     expected: Option<String>,
+    links_within: Option<PathBuf>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let (trust, policy) = trust(key, policy)?;
     let bundle = read_bundle(&signature)?;
     let mut options = VerifyOptions::default();
     options.walk.exclude_files = vec![signature.clone()];
+    options.walk.links_within = links_within;
     options.expected = expected_digest(expected)?;
     let verified = py
         .detach(|| verify_model(&model, &bundle, &trust, &options, &NoProgress))
@@ -198,6 +202,7 @@ fn verify<'py>(
     )?;
     out.set_item("signer", verified.signer.fingerprint.to_string())?;
     out.set_item("algorithm", verified.signer.algorithm.to_string())?;
+    out.set_item("format", format_name(verified.format))?;
     out.set_item("files", verified.files)?;
     out.set_item("bytes", verified.bytes)?;
     Ok(out)
@@ -206,20 +211,51 @@ fn verify<'py>(
 /// A tensor's name, dtype, shape, and byte range inside the file.
 type TensorSpan = (String, String, Vec<u64>, u64, u64);
 
+/// A writable, contiguous byte buffer of the caller (a numpy array or a torch tensor's
+/// numpy view), filled with the GIL released.
+struct Destination(PyBuffer<u8>);
+
+impl Destination {
+    fn of(buffer: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let buf = PyBuffer::<u8>::get(buffer)?;
+        if buf.readonly() || !buf.is_c_contiguous() {
+            return Err(PyValueError::new_err(
+                "the destination must be a writable, contiguous byte buffer",
+            ));
+        }
+        Ok(Self(buf))
+    }
+
+    /// Runs `fill` on the buffer's bytes with the GIL released.
+    fn fill<T: Send>(&self, py: Python<'_>, fill: impl FnOnce(&mut [u8]) -> T + Send) -> T {
+        let ptr = self.0.buf_ptr() as usize;
+        let len = self.0.len_bytes();
+        py.detach(move || {
+            // SAFETY: the buffer stays exported (so neither freed nor resized) while
+            // `self.0` lives, which outlasts this call; it was checked writable and
+            // contiguous, `len` is its size in bytes, and the Python side hands in a
+            // buffer it has just allocated and shares with no other thread.
+            let bytes = unsafe { std::slice::from_raw_parts_mut(ptr as *mut u8, len) };
+            fill(bytes)
+        })
+    }
+}
+
 /// A safetensors file of a signed model, its header checked, its tensors verified as
-/// they are read.
+/// they are read: range by range with an outboard, else the whole file once, into a
+/// buffer the caller provides (`fill`), which every tensor is then a view of.
 #[pyclass(frozen)]
 struct SafeOpen {
     reader: ModelReader,
     file: String,
-    tensors: BTreeMap<String, TensorInfo>,
-    metadata: BTreeMap<String, String>,
+    header: std::sync::OnceLock<safetensors::Header>,
 }
 
 #[pymethods]
 impl SafeOpen {
     #[new]
-    #[pyo3(signature = (path, signature, key=None, policy=None, outboard=None, expected=None))]
+    #[pyo3(signature = (path, signature, key=None, policy=None, outboard=None, expected=None, links_within=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         path: PathBuf,
@@ -228,6 +264,7 @@ impl SafeOpen {
         policy: Option<PathBuf>,
         outboard: Option<PathBuf>,
         expected: Option<String>,
+        links_within: Option<PathBuf>,
     ) -> PyResult<Self> {
         let (trust, policy) = trust(key, policy)?;
         let expected = expected_digest(expected)?;
@@ -242,83 +279,101 @@ impl SafeOpen {
                 &trust,
                 outboards.as_deref(),
                 expected,
+                links_within,
             )
         })?;
         model_rules(policy.as_ref(), reader.name(), &reader.root())?;
-        let st = SafeTensors::open(&reader, &file).map_err(safetensors_error)?;
-        let tensors = st
-            .keys()
-            .into_iter()
-            .map(|k| (k.to_owned(), st.info(k).expect("listed key").clone()))
-            .collect();
-        let metadata = st.metadata().clone();
         Ok(Self {
             reader,
             file,
-            tensors,
-            metadata,
+            header: std::sync::OnceLock::new(),
         })
     }
 
-    fn keys(&self) -> Vec<String> {
-        self.tensors.keys().cloned().collect()
+    /// The file's signed size.
+    #[getter]
+    fn size(&self) -> PyResult<u64> {
+        self.reader.size(&self.file).map_err(read_error)
     }
 
-    fn metadata(&self) -> BTreeMap<String, String> {
-        self.metadata.clone()
+    /// True when the file can only be verified whole (no outboard; an OMS `files`
+    /// digest or a shard as large as the file): the caller then gives `fill` a buffer
+    /// of `size` bytes, and tensors are views of it.
+    #[getter]
+    fn whole(&self) -> PyResult<bool> {
+        let granule = self.reader.granule(&self.file).map_err(read_error)?;
+        Ok(!matches!(granule, Granule::Bytes(b) if b <= outboard::BLOCK_BYTES))
     }
 
-    /// `(dtype, shape, bytes, offset)` of one tensor: the tensor is `bytes[offset:]`.
-    /// Its 64 KiB groups are read straight into the `bytes` object and verified there.
-    fn tensor<'py>(
-        &self,
-        py: Python<'py>,
-        name: &str,
-    ) -> PyResult<(String, Vec<u64>, Bound<'py, PyBytes>, u64)> {
-        let info = self.tensors.get(name).ok_or_else(|| {
-            PyKeyError::new_err(format!("{}: no tensor named {name:?}", self.file))
-        })?;
-        let span = self
-            .reader
-            .verified_span(&self.file, info.range.clone())
-            .map_err(read_error)?;
-        let len = usize::try_from(span.end - span.start)
-            .map_err(|_| PyValueError::new_err("tensor too large"))?;
-        let mut outcome = Ok(());
-        let bytes = PyBytes::new_with(py, len, |buf| {
-            outcome = self.reader.read_span_into(&self.file, span.clone(), buf);
-            Ok(())
-        })?;
-        outcome.map_err(read_error)?;
-        Ok((
-            info.dtype.clone(),
-            info.shape.clone(),
-            bytes,
-            info.range.start - span.start,
-        ))
+    /// Reads and checks the header by verified range reads (outboard mode).
+    fn read_header(&self, py: Python<'_>) -> PyResult<()> {
+        if self.header.get().is_some() {
+            return Ok(());
+        }
+        let header = py.detach(|| -> Result<safetensors::Header, SafetensorsError> {
+            let size = self.reader.size(&self.file)?;
+            let prefix = self.reader.read_range(&self.file, 0..8.min(size))?;
+            if prefix.len() < 8 {
+                return safetensors::parse_file(&self.file, &prefix);
+            }
+            let len = u64::from_le_bytes(prefix.try_into().expect("8 bytes"));
+            if len > safetensors::MAX_HEADER_BYTES || len > size - 8 {
+                return Err(SafetensorsError::HeaderLength {
+                    path: self.file.clone(),
+                    len,
+                });
+            }
+            let header = self.reader.read_range(&self.file, 8..8 + len)?;
+            safetensors::parse_header(&self.file, size, &header)
+        });
+        let _ = self.header.set(header.map_err(safetensors_error)?);
+        Ok(())
     }
 
-    /// The whole file, read once straight into a `bytes` object and verified with
-    /// multi-threaded BLAKE3, and each tensor's `(name, dtype, shape, start, end)`.
-    fn load_all<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyBytes>, Vec<TensorSpan>)> {
-        let entry = self
-            .reader
-            .entries()
-            .iter()
-            .find(|e| e.path.as_str() == self.file)
-            .expect("opened file is signed");
-        let size =
-            usize::try_from(entry.size).map_err(|_| PyValueError::new_err("file too large"))?;
-        let expected = *entry.blake3.as_bytes();
-        let handle = self.reader.open_file(&self.file).map_err(read_error)?;
-        let mut outcome: Result<(), ReadError> = Ok(());
-        let bytes = PyBytes::new_with(py, size, |buf| {
-            outcome = read_and_verify(handle, &self.file, buf, &expected);
-            Ok(())
-        })?;
-        outcome.map_err(read_error)?;
-        let tensors = self
-            .tensors
+    /// Reads the whole file into `buffer` (exactly `size` bytes), verifies it on every
+    /// core with the GIL released, and checks the header from those verified bytes.
+    fn fill(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>) -> PyResult<()> {
+        let dest = Destination::of(buffer)?;
+        let header = dest.fill(py, |all| -> Result<safetensors::Header, SafetensorsError> {
+            let size = self.reader.size(&self.file)?;
+            if all.len() as u64 != size {
+                return Err(ReadError::OutOfBounds {
+                    path: self.file.clone(),
+                    start: 0,
+                    end: all.len() as u64,
+                    size,
+                }
+                .into());
+            }
+            self.reader.read_into(&self.file, 0, all)?;
+            safetensors::parse_file(&self.file, all)
+        });
+        let _ = self.header.set(header.map_err(safetensors_error)?);
+        Ok(())
+    }
+
+    /// Reads `len(buffer)` verified bytes of the file from `start` into `buffer`, with
+    /// the GIL released: only the 64 KiB groups the range touches are read.
+    fn read_into(&self, py: Python<'_>, start: u64, buffer: &Bound<'_, PyAny>) -> PyResult<()> {
+        let dest = Destination::of(buffer)?;
+        dest.fill(py, |buf| self.reader.read_into(&self.file, start, buf))
+            .map_err(read_error)
+    }
+
+    fn keys(&self) -> PyResult<Vec<String>> {
+        Ok(self.parsed()?.0.keys().cloned().collect())
+    }
+
+    fn metadata(&self) -> PyResult<BTreeMap<String, String>> {
+        Ok(self.parsed()?.1.clone())
+    }
+
+    /// Every tensor's `(name, dtype, shape, start, end)`, `start..end` its bytes in the
+    /// file, in file order.
+    fn tensors(&self) -> PyResult<Vec<TensorSpan>> {
+        let mut spans: Vec<TensorSpan> = self
+            .parsed()?
+            .0
             .iter()
             .map(|(name, t)| {
                 (
@@ -330,48 +385,40 @@ impl SafeOpen {
                 )
             })
             .collect();
-        Ok((bytes, tensors))
+        spans.sort_by_key(|t| t.3);
+        Ok(spans)
+    }
+
+    /// One tensor's `(dtype, shape, start, end)`.
+    fn info(&self, name: &str) -> PyResult<(String, Vec<u64>, u64, u64)> {
+        let t = self.parsed()?.0.get(name).ok_or_else(|| {
+            PyKeyError::new_err(format!("{}: no tensor named {name:?}", self.file))
+        })?;
+        Ok((t.dtype.clone(), t.shape.clone(), t.range.start, t.range.end))
+    }
+
+    /// The signature format: `native`, `oms` or `oms-0.2`.
+    #[getter]
+    fn format(&self) -> &'static str {
+        format_name(self.reader.format())
     }
 }
 
-/// Reads `buf.len()` bytes of `path` into `buf` and checks them against `expected`.
-/// Reading piece `i + 1` overlaps hashing piece `i`, so the check costs little more
-/// than the read itself.
-fn read_and_verify(
-    handle: std::fs::File,
-    name: &str,
-    buf: &mut [u8],
-    expected: &[u8; 32],
-) -> Result<(), ReadError> {
-    use std::io::Read;
-    const PIECE: usize = 32 << 20;
-    let io = |source| ReadError::Io {
-        path: name.to_owned(),
-        source,
-    };
-    let mut file = handle;
-    let mut hasher = blake3::Hasher::new();
-    let (mut done, mut rest) = buf.split_at_mut(0);
-    while !rest.is_empty() || !done.is_empty() {
-        let take = rest.len().min(PIECE);
-        let (next, after) = rest.split_at_mut(take);
-        let (read, ()) = rayon::join(
-            || file.read_exact(next),
-            || {
-                hasher.update(done);
-            },
-        );
-        read.map_err(io)?;
-        done = next;
-        rest = after;
+impl SafeOpen {
+    fn parsed(&self) -> PyResult<&safetensors::Header> {
+        self.header
+            .get()
+            .ok_or_else(|| PyValueError::new_err("the header has not been read"))
     }
-    if hasher.finalize().as_bytes() != expected {
-        return Err(ReadError::Tampered {
-            path: name.to_owned(),
-            offset: 0,
-        });
+}
+
+fn format_name(format: SignatureFormat) -> &'static str {
+    match format {
+        SignatureFormat::Native => "native",
+        SignatureFormat::Oms => "oms",
+        SignatureFormat::OmsLegacy => "oms-0.2",
+        _ => "other",
     }
-    Ok(())
 }
 
 /// The signature covers the file's directory (the file is one of its files) or the file
@@ -385,9 +432,11 @@ fn open_either(
     trust: &TrustPolicy,
     outboards: Option<&Path>,
     expected: Option<modelseal_core::ArtifactDigest>,
+    links_within: Option<PathBuf>,
 ) -> PyResult<(ModelReader, String)> {
     let mut options = VerifyOptions::default();
     options.walk.exclude_files = vec![signature.to_path_buf()];
+    options.walk.links_within = links_within;
     options.expected = expected;
     let name = path
         .file_name()
@@ -403,11 +452,16 @@ fn open_either(
     // Read as a file-alone signature only when the signature lists just this file; the
     // signature is looked at again only on that path, not on the common one.
     let lists_only_this_file = || {
-        verify_envelope(bundle, trust)
-            .and_then(|v| signed_manifest(&v))
-            .is_ok_and(
-                |signed| matches!(signed.manifest.entries(), [only] if only.path.as_str() == name),
-            )
+        let Ok(verified) = verify_envelope(bundle, trust) else {
+            return false;
+        };
+        if let Ok(signed) = modelseal_verify::oms::signed_oms(&verified) {
+            // An OMS signature of a single file names its resources `.`.
+            return signed.resources.iter().all(|r| r.name.path.is_none());
+        }
+        signed_manifest(&verified).is_ok_and(
+            |signed| matches!(signed.manifest.entries(), [only] if only.path.as_str() == name),
+        )
     };
     match ModelReader::open(&parent, bundle, trust, &options, outboards) {
         Ok(reader) if reader.size(&name).is_ok() => Ok((reader, name)),
@@ -424,10 +478,143 @@ fn open_either(
     }
 }
 
+/// A signed model directory opened for verified reads: signature, signer and file set
+/// checked, no byte hashed yet.
+#[pyclass(frozen)]
+struct Model {
+    reader: ModelReader,
+}
+
+#[pymethods]
+impl Model {
+    #[new]
+    #[pyo3(signature = (root, signature, key=None, policy=None, outboard=None, expected=None, links_within=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        root: PathBuf,
+        signature: PathBuf,
+        key: Option<&Bound<'_, PyAny>>,
+        policy: Option<PathBuf>,
+        outboard: Option<PathBuf>,
+        expected: Option<String>,
+        links_within: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let (trust, policy) = trust(key, policy)?;
+        let bundle = read_bundle(&signature)?;
+        let mut options = VerifyOptions::default();
+        options.walk.exclude_files = vec![signature.clone()];
+        options.walk.links_within = links_within;
+        options.expected = expected_digest(expected)?;
+        let outboards =
+            outboard.or_else(|| Some(outboard::outboard_dir(&signature)).filter(|d| d.is_dir()));
+        let reader = py
+            .detach(|| ModelReader::open(&root, &bundle, &trust, &options, outboards.as_deref()))
+            .map_err(verify_error)?;
+        model_rules(policy.as_ref(), reader.name(), &reader.root())?;
+        Ok(Self { reader })
+    }
+
+    /// The signed files' `(path, size)`, sorted by path.
+    fn files(&self) -> Vec<(String, u64)> {
+        self.reader
+            .files()
+            .map(|(p, size)| (p.to_owned(), size))
+            .collect()
+    }
+
+    /// Reads the signed file `path` whole into `buffer` (exactly its size) and verifies
+    /// it, with the GIL released.
+    fn read_file_into(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        buffer: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let dest = Destination::of(buffer)?;
+        dest.fill(py, |buf| self.reader.read_into(path, 0, buf))
+            .map_err(read_error)
+    }
+
+    /// `blake3:HEX` (native) or `sha256:HEX` (OMS): the signed model's identity.
+    #[getter]
+    fn root(&self) -> String {
+        self.reader.root().to_string()
+    }
+
+    /// The signature format: `native`, `oms` or `oms-0.2`.
+    #[getter]
+    fn format(&self) -> &'static str {
+        format_name(self.reader.format())
+    }
+}
+
+/// Verifies that `buffer` holds, byte for byte, the signed file `name` (or the
+/// signature's only file) of a trusted model, with the GIL released; returns its
+/// safetensors tensors `(name, dtype, shape, start, end)` read from those bytes.
+#[pyfunction]
+#[pyo3(signature = (buffer, signature, key=None, policy=None, name=None, expected=None))]
+fn verify_safetensors_bytes(
+    py: Python<'_>,
+    buffer: &Bound<'_, PyAny>,
+    signature: PathBuf,
+    key: Option<&Bound<'_, PyAny>>,
+    policy: Option<PathBuf>,
+    name: Option<String>,
+    expected: Option<String>,
+) -> PyResult<(Vec<TensorSpan>, BTreeMap<String, String>)> {
+    let (trust, policy) = trust(key, policy)?;
+    let bundle = read_bundle(&signature)?;
+    let mut options = VerifyOptions::default();
+    options.expected = expected_digest(expected)?;
+    let dest = Destination::of(buffer)?;
+    let (verified, header) = dest
+        .fill(py, |data| {
+            let verified = modelseal_verify::loader::verify_bytes(
+                &bundle,
+                &trust,
+                &options,
+                name.as_deref(),
+                data,
+            )
+            .map_err(verify_error_send)?;
+            let header = safetensors::parse_file(&verified.path, data)
+                .map_err(|e| (String::from("malformed"), chain(&e)))?;
+            Ok::<_, (String, String)>((verified, header))
+        })
+        .map_err(|(kind, message)| match kind.as_str() {
+            "malformed" => PyValueError::new_err(message),
+            _ => refused(&kind, message),
+        })?;
+    model_rules(policy.as_ref(), verified.name.as_deref(), &verified.root)?;
+    let mut spans: Vec<TensorSpan> = header
+        .0
+        .iter()
+        .map(|(n, t)| {
+            (
+                n.clone(),
+                t.dtype.clone(),
+                t.shape.clone(),
+                t.range.start,
+                t.range.end,
+            )
+        })
+        .collect();
+    spans.sort_by_key(|t| t.3);
+    Ok((spans, header.1))
+}
+
+/// A refusal as plain data, to cross back from a thread without the GIL.
+fn verify_error_send(err: VerifyError) -> (String, String) {
+    (err.kind().to_owned(), chain(&err))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_safetensors_bytes, m)?)?;
     m.add_class::<SafeOpen>()?;
+    m.add_class::<Model>()?;
     m.add("VerificationError", m.py().get_type::<VerificationError>())?;
     Ok(())
 }

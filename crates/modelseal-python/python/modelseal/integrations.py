@@ -1,0 +1,131 @@
+"""Loading a signed model through transformers or sentence-transformers, verified.
+
+    model = modelseal.from_pretrained(AutoModel, "my-model", signature="my-model.sig",
+                                      key="release.pub")
+
+or, for any loader that takes a model folder:
+
+    with modelseal.verified_model("my-model", signature="my-model.sig", key="release.pub") as path:
+        model = SentenceTransformer(path)
+
+Inside the block the loader sees a private folder holding a verified copy of every
+signed file that is not safetensors (configs, tokenizers, code), so nothing it reads
+can change after it was checked; each safetensors file there is an empty stand-in, and
+``safetensors.safe_open``, ``safetensors.torch.load_file`` and ``safetensors.torch.load``
+(wherever a module imported them) are replaced by verified ones that serve the signed
+file instead. A loader that reads the stand-in another way gets an empty file and fails;
+safetensors calls for any other file are refused while the block runs.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from typing import Any, Dict, Iterator, Optional
+
+import numpy as np
+
+from . import _bytes, _tensors
+from ._native import Model as _Model
+from ._native import VerificationError
+
+# One verified load at a time: the replacements are process-wide.
+_LOCK = threading.Lock()
+
+
+def _replace_everywhere(original, replacement, undo):
+    """Points every module attribute bound to ``original`` at ``replacement``."""
+    for module in list(sys.modules.values()):
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for attr, value in list(namespace.items()):
+            if value is original:
+                namespace[attr] = replacement
+                undo.append((namespace, attr, original))
+
+
+@contextlib.contextmanager
+def verified_model(model_dir, *, signature, key=None, policy=None, expected=None,
+                   outboard=None, links_within=None) -> Iterator[str]:
+    """Yields a folder to hand to a loader: see the module's documentation."""
+    model_dir = os.fspath(model_dir)
+    trust = dict(signature=os.fspath(signature), key=_tensors._keys(key),
+                 policy=_tensors._path(policy), outboard=_tensors._path(outboard),
+                 expected=expected, links_within=_tensors._path(links_within))
+    model = _Model(model_dir, trust["signature"], trust["key"], trust["policy"],
+                   trust["outboard"], expected, trust["links_within"])
+    staging = tempfile.mkdtemp(prefix="modelseal-")
+    served: Dict[str, str] = {}
+    try:
+        for path, size in model.files():
+            staged = os.path.join(staging, *path.split("/"))
+            os.makedirs(os.path.dirname(staged), exist_ok=True)
+            if path.endswith(".safetensors"):
+                open(staged, "wb").close()
+                served[os.path.realpath(staged)] = path
+                continue
+            data = np.empty(size, dtype=np.uint8)
+            if size:
+                model.read_file_into(path, data)
+            with open(staged, "wb") as out:
+                out.write(data.tobytes())
+        with _LOCK, _patched(model_dir, served, trust):
+            yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _patched(model_dir: str, served: Dict[str, str], trust: Dict[str, Any]):
+    import safetensors
+    import safetensors.torch
+
+    file_trust = {k: v for k, v in trust.items() if k != "expected" or v is not None}
+
+    def signed_file(filename) -> str:
+        path = served.get(os.path.realpath(os.fspath(filename)))
+        if path is None:
+            raise VerificationError(
+                (f"{filename}: not a signed file of the model being loaded", "not-signed"))
+        return os.path.join(model_dir, *path.split("/"))
+
+    def safe_open(filename, framework="pt", device="cpu", **kwargs):
+        kwargs.pop("backend", None)
+        return _tensors.safe_open(signed_file(filename), framework, device, **file_trust)
+
+    def load_file(filename, device="cpu"):
+        return _tensors.load_file(signed_file(filename), "pt", device, **file_trust)
+
+    def load(data):
+        bytes_trust = {k: file_trust[k] for k in ("signature", "key", "policy") if k in file_trust}
+        last = None
+        for path in sorted(set(served.values())):
+            try:
+                return _bytes.load_bytes(data, "pt", name=path, **bytes_trust)
+            except VerificationError as err:
+                last = err
+        raise last or VerificationError(("the model has no safetensors file", "not-signed"))
+
+    undo: list = []
+    try:
+        _replace_everywhere(safetensors.safe_open, safe_open, undo)
+        _replace_everywhere(safetensors.torch.load_file, load_file, undo)
+        _replace_everywhere(safetensors.torch.load, load, undo)
+        yield
+    finally:
+        for namespace, attr, original in reversed(undo):
+            namespace[attr] = original
+
+
+def from_pretrained(loader, model_dir, *, signature, key=None, policy=None, expected=None,
+                    outboard=None, links_within=None, **kwargs):
+    """``loader.from_pretrained(folder, **kwargs)`` (transformers classes) or
+    ``loader(folder, **kwargs)`` (``SentenceTransformer``), with every file verified."""
+    with verified_model(model_dir, signature=signature, key=key, policy=policy,
+                        expected=expected, outboard=outboard, links_within=links_within) as path:
+        make = getattr(loader, "from_pretrained", loader)
+        return make(path, **kwargs)

