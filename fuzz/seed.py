@@ -128,4 +128,14 @@ for leaf in sorted(chains.glob("leaf-*.pem")):
 for text in ["blake3:" + "ab" * 32, "sha256:" + "0" * 64, "BLAKE3:" + "ab" * 32,
              "a/b/c.safetensors", "../x", "a//b", "./a"]:
     put("digests_and_paths", text)
+# changed_file_reads: 8-byte records, byte changes (offset, value) then reads (start,
+# length; the high bit of the first byte marks a read) over a 4 MiB + 3 KiB file.
+size = (4 << 20) + 3072
+change = lambda at, value: struct.pack("<II", at, value)  # noqa: E731
+read = lambda at, n: struct.pack("<II", at | 0x80, n)  # noqa: E731
+for seed in [read(0x80, 100) + read(0x80 + (4 << 20), 3000) + read(0x80, size),
+             change(4 << 20 | 5, 0x41) + read(0x80 + (4 << 20), 10) + read(0x80, 4096),
+             change(2 << 20 | 9, 0) + read(0x80 + 100, 1 << 20) + read(0x80 + (3 << 20), 70000),
+             change(0, 7) + read(0x80 + size - 1, 1)]:
+    put("changed_file_reads", seed)
 print("seeded", sum(1 for _ in CORPUS.rglob("seed-*")), "files", file=sys.stderr)

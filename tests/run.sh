@@ -66,6 +66,14 @@ VIRTUAL_ENV="$PWD/$pvenv" PATH="$PWD/$pvenv/bin:$PATH" \
   maturin develop --release --locked --quiet -m crates/modelseal-python/Cargo.toml
 MODELSEAL=target/release/modelseal "$pvenv/bin/python" -m pytest -q -p no:cacheprovider crates/modelseal-python/tests
 
+step "OMS interoperability with model-signing 1.1.1 (PyPI), both ways; keyless against the local Sigstore"
+ivenv=target/interop-venv
+if [ ! -x "$ivenv/bin/python" ]; then
+  python3 -m venv "$ivenv"
+fi
+"$ivenv/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
+MODELSEAL=target/release/modelseal "$ivenv/bin/python" -m pytest -q tests/interop
+
 step "verified loading through torch, transformers, sentence-transformers and a Hugging Face cache (PyPI packages)"
 # torch brings ~3 GB of CUDA libraries: the venv is kept between runs on one machine,
 # keyed by the requirements' hash, and marked complete only once pip has finished.
@@ -83,15 +91,8 @@ if [ ! -e "$fvenv/.complete" ]; then
 fi
 VIRTUAL_ENV="$fvenv" PATH="$fvenv/bin:$PATH" \
   maturin develop --release --locked --quiet -m crates/modelseal-python/Cargo.toml
-MODELSEAL=target/release/modelseal "$fvenv/bin/python" -m pytest -q -p no:cacheprovider tests/frameworks
-
-step "OMS interoperability with model-signing 1.1.1 (PyPI), both ways; keyless against the local Sigstore"
-ivenv=target/interop-venv
-if [ ! -x "$ivenv/bin/python" ]; then
-  python3 -m venv "$ivenv"
-fi
-"$ivenv/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
-MODELSEAL=target/release/modelseal "$ivenv/bin/python" -m pytest -q tests/interop
+MODELSEAL=target/release/modelseal MODEL_SIGNING_PYTHON="$PWD/$ivenv/bin/python" \
+  "$fvenv/bin/python" -m pytest -q -p no:cacheprovider tests/frameworks
 
 step "models in a real OCI registry (Debian's docker-registry, TLS on loopback), pushed by oras, buildah and raw HTTP"
 need=()

@@ -327,3 +327,116 @@ pub fn oci_layer(data: &[u8]) {
         let _ = modelseal_oci::auth::parse_challenge(text);
     }
 }
+
+/// A model of one 4 MiB + 3 KiB file (two whole-file pieces), signed natively and as
+/// OMS shards of 1 MiB, signed once per process; each input gets its own copy.
+struct ChangedModel {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    native: Bundle,
+    shards: Bundle,
+    bytes: Vec<u8>,
+}
+
+fn changed_model() -> &'static ChangedModel {
+    static MODEL: OnceLock<ChangedModel> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("m");
+        std::fs::create_dir(&root).expect("mkdir");
+        let bytes: Vec<u8> = (0..(4u32 << 20) + 3072)
+            .map(|i| (i * 131 % 251) as u8)
+            .collect();
+        std::fs::write(root.join("w.bin"), &bytes).expect("write");
+        let native = modelseal_core::sign_model(
+            &root,
+            &modelseal_core::SignOptions::default(),
+            &signer().0,
+            &modelseal_core::hash::NoProgress,
+        )
+        .expect("sign")
+        .bundle;
+        let ecdsa = SigningKey::generate(KeyAlgorithm::EcdsaP256).expect("key");
+        let options = modelseal_core::OmsSignOptions {
+            name: None,
+            method: modelseal_core::oms::OmsMethod::Shards { size: 1 << 20 },
+            hash: modelseal_core::oms::OmsHash::Sha256,
+            walk: modelseal_core::WalkOptions::default(),
+            certificate_chain: None,
+        };
+        let shards = modelseal_core::sign_model_oms(
+            &root,
+            &options,
+            &ecdsa,
+            &modelseal_core::hash::NoProgress,
+        )
+        .expect("sign oms")
+        .bundle;
+        // Both signers trusted through one policy.
+        let _ = ECDSA.set(ecdsa);
+        ChangedModel {
+            _dir: dir,
+            root,
+            native,
+            shards,
+            bytes,
+        }
+    })
+}
+
+static ECDSA: OnceLock<SigningKey> = OnceLock::new();
+
+/// Verified reads of a file changed on disk after open: the input is a list of 8-byte
+/// records, the first ones (high bit of byte 0 clear) byte changes `offset:u32, value`,
+/// the rest reads `start:u32, len:u32`. Every read, whole-file or sharded, at any edge,
+/// either fails or returns exactly the signed bytes.
+pub fn changed_file_reads(data: &[u8]) {
+    let m = changed_model();
+    let trust = TrustPolicy::from_keys(vec![
+        signer().0.verifying_key(),
+        ECDSA.get().expect("set").verifying_key(),
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("m");
+    std::fs::create_dir(&root).expect("mkdir");
+    let file = root.join("w.bin");
+    std::fs::write(&file, &m.bytes).expect("write");
+    let _ = &m.root;
+    let readers: Vec<_> = [&m.native, &m.shards]
+        .into_iter()
+        .filter_map(|bundle| {
+            modelseal_verify::loader::ModelReader::open(
+                &root,
+                bundle,
+                &trust,
+                &VerifyOptions::default(),
+                None,
+            )
+            .ok()
+        })
+        .collect();
+    assert_eq!(readers.len(), 2, "the untouched model opens");
+    let mut bytes = m.bytes.clone();
+    let len = bytes.len() as u64;
+    let mut reads = Vec::new();
+    for record in data.chunks_exact(8).take(64) {
+        let a = u64::from(u32::from_le_bytes(record[..4].try_into().expect("4")));
+        let b = u64::from(u32::from_le_bytes(record[4..].try_into().expect("4")));
+        if record[0] & 0x80 == 0 && reads.is_empty() {
+            let at = (a % len) as usize;
+            bytes[at] = record[4];
+        } else {
+            let start = a % (len + 1);
+            reads.push(start..(start + b % (len - start + 1)));
+        }
+    }
+    std::fs::write(&file, &bytes).expect("rewrite");
+    for reader in &readers {
+        for range in &reads {
+            if let Ok(read) = reader.read_range("w.bin", range.clone()) {
+                let (a, b) = (range.start as usize, range.end as usize);
+                assert_eq!(read, m.bytes[a..b], "unverified bytes handed out");
+            }
+        }
+    }
+}

@@ -22,6 +22,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("timestamp", modelseal_fuzz::timestamp),
     ("digests_and_paths", modelseal_fuzz::digests_and_paths),
     ("oci_layer", modelseal_fuzz::oci_layer),
+    ("changed_file_reads", modelseal_fuzz::changed_file_reads),
 ];
 
 #[test]

@@ -177,3 +177,57 @@ def test_hub_cache_attacks_are_refused(hub_cache, tmp_path):
     (cache / "models--sentence-transformers--all-MiniLM-L6-v2" / "refs" / "main").write_text("../../..")
     with pytest.raises(ValueError):
         modelseal.hub.snapshot(REPO_ID, cache_dir=cache)
+
+
+MODEL_SIGNING_PYTHON = os.environ.get("MODEL_SIGNING_PYTHON")
+SIGN_WITH_MODEL_SIGNING = """
+import sys
+from model_signing import hashing, signing
+model, key, signature, method = sys.argv[1:5]
+config = hashing.Config()
+config = (config.use_file_serialization() if method == "files"
+          else config.use_shard_serialization(shard_size=1 << 20))
+signing.Config().use_elliptic_key_signer(private_key=key).set_hashing_config(config).sign(model, signature)
+"""
+
+
+@pytest.fixture(params=["files", "shards"])
+def signed_by_model_signing(request, tmp_path, keys):
+    """The published model signed by model-signing 1.1.1 itself (the OMS format NVIDIA
+    and others publish), in its interop venv."""
+    if not MODEL_SIGNING_PYTHON:
+        if os.environ.get("CI"):
+            pytest.fail("MODEL_SIGNING_PYTHON is not set (tests/run.sh sets it)")
+        pytest.skip("MODEL_SIGNING_PYTHON not set: no model-signing to sign with")
+    key, pub, _ = keys
+    model = tmp_path / "all-MiniLM-L6-v2"
+    shutil.copytree(published_model(), model)
+    sig = tmp_path / "model.sig"
+    import subprocess
+    subprocess.run([MODEL_SIGNING_PYTHON, "-c", SIGN_WITH_MODEL_SIGNING, model, key, sig, request.param],
+                   check=True, capture_output=True)
+    return request.param, model, sig, pub
+
+
+def test_models_signed_by_model_signing_load_verified(signed_by_model_signing):
+    from safetensors.torch import load_file as plain_load_file
+    from sentence_transformers import SentenceTransformer
+
+    import modelseal.torch as mst
+
+    method, model, sig, pub = signed_by_model_signing
+    assert modelseal.verify(model, sig, key=pub)["format"] == "oms"
+    weights = model / "model.safetensors"
+    theirs = plain_load_file(str(weights))
+    with mst.safe_open(weights, "pt", signature=sig, key=pub) as f:
+        assert f.signature_format == "oms"
+        for name in list(theirs)[:5]:
+            assert torch.equal(f.get_tensor(name), theirs[name])
+    plain = embed(SentenceTransformer(str(model), device="cpu"))
+    ours = embed(modelseal.from_pretrained(SentenceTransformer, model, signature=sig, key=pub, device="cpu"))
+    assert torch.equal(plain, ours)
+    flip(weights, weights.stat().st_size - 10)
+    with pytest.raises(modelseal.VerificationError):
+        modelseal.from_pretrained(SentenceTransformer, model, signature=sig, key=pub, device="cpu")
+    with pytest.raises(modelseal.VerificationError):
+        mst.load_file(weights, signature=sig, key=pub)

@@ -65,6 +65,28 @@ pub fn open_checked(path: &Path, expected: Option<FileId>) -> io::Result<Result<
     Ok(Ok(file))
 }
 
+/// Asks the kernel to start reading `len` bytes of `file` from `start` into the page
+/// cache (`POSIX_FADV_WILLNEED`): a large read cut into pieces for several cores then
+/// streams from a cold disk instead of seeking between the pieces. Only a hint: a
+/// failure is ignored, and on targets without the call (macOS) it does nothing.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+pub fn read_ahead(file: &File, start: u64, len: u64) {
+    use std::os::fd::AsRawFd as _;
+    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(start), libc::off_t::try_from(len)) else {
+        return;
+    };
+    // SAFETY: one syscall on a descriptor borrowed for the call; it reads no memory of
+    // ours and its result is deliberately ignored.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_WILLNEED);
+    }
+}
+
+/// See above: no read-ahead hint on this target.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+pub fn read_ahead(_file: &File, _start: u64, _len: u64) {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -312,16 +312,24 @@ impl SafeOpen {
         }
         let header = py.detach(|| -> Result<safetensors::Header, SafetensorsError> {
             let size = self.reader.size(&self.file)?;
-            let prefix = self.reader.read_range(&self.file, 0..8.min(size))?;
-            if prefix.len() < 8 {
-                return safetensors::parse_file(&self.file, &prefix);
+            // The first group holds the length prefix and, usually, the whole header:
+            // one verified read of it, and a second only for a longer header.
+            let first = self
+                .reader
+                .read_range(&self.file, 0..outboard::BLOCK_BYTES.min(size))?;
+            if first.len() < 8 {
+                return safetensors::parse_file(&self.file, &first);
             }
-            let len = u64::from_le_bytes(prefix.try_into().expect("8 bytes"));
+            let len = u64::from_le_bytes(first[..8].try_into().expect("8 bytes"));
             if len > safetensors::MAX_HEADER_BYTES || len > size - 8 {
                 return Err(SafetensorsError::HeaderLength {
                     path: self.file.clone(),
                     len,
                 });
+            }
+            let end = 8 + len as usize;
+            if end <= first.len() {
+                return safetensors::parse_header(&self.file, size, &first[8..end]);
             }
             let header = self.reader.read_range(&self.file, 8..8 + len)?;
             safetensors::parse_header(&self.file, size, &header)

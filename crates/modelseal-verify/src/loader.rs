@@ -10,8 +10,6 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use bao_tree::ChunkNum;
-use bao_tree::io::outboard::PreOrderOutboard;
 use modelseal_core::hash::Digester;
 use modelseal_core::oms::{
     OMS_LEGACY_PREDICATE_TYPE, OMS_PREDICATE_TYPE, OmsHash, OmsMethod, ResourceName,
@@ -20,7 +18,6 @@ use modelseal_core::open::FileId;
 use modelseal_core::outboard::{self, BLOCK_BYTES};
 use modelseal_core::walk::{ModelFile, SymlinkPolicy};
 use modelseal_core::{ArtifactDigest, Bundle, ManifestPath};
-use positioned_io::RandomAccessFile;
 
 use crate::envelope::{Signer, VerifiedStatement, verify_envelope};
 use crate::error::{FileDigest, FileMismatch, ModifiedFile, VerifyError};
@@ -130,7 +127,7 @@ pub struct ModelReader {
     files: BTreeMap<String, SignedFile>,
     outboards: Option<PathBuf>,
     /// Outboards opened so far, by file. Only the hash pairs a read needs are read.
-    outboard_cache: Mutex<HashMap<String, Arc<RandomAccessFile>>>,
+    outboard_cache: Mutex<HashMap<String, Arc<std::fs::File>>>,
 }
 
 impl ModelReader {
@@ -293,6 +290,11 @@ impl ModelReader {
             return Ok(());
         }
         let handle = self.open_file(path)?;
+        if buf.len() >= READAHEAD_FROM {
+            // Large reads are cut into pieces read by several cores: ask the kernel to
+            // read the whole span ahead, so a cold disk streams instead of seeking.
+            modelseal_core::open::read_ahead(&handle, start, buf.len() as u64);
+        }
         let ctx = Fill {
             path,
             size: file.size,
@@ -364,7 +366,7 @@ impl ModelReader {
         &self,
         path: &str,
         file: &SignedFile,
-    ) -> Result<Option<Arc<RandomAccessFile>>, ReadError> {
+    ) -> Result<Option<Arc<std::fs::File>>, ReadError> {
         let Some(dir) = &self.outboards else {
             return Ok(None);
         };
@@ -395,7 +397,7 @@ impl ModelReader {
                 path: path.to_owned(),
             });
         }
-        let handle = Arc::new(RandomAccessFile::try_new(handle).map_err(io)?);
+        let handle = Arc::new(handle);
         cache.insert(path.to_owned(), Arc::clone(&handle));
         Ok(Some(handle))
     }
@@ -541,6 +543,9 @@ fn open_oms(
     })
 }
 
+/// Reads at least this large get a read-ahead hint for their whole span.
+const READAHEAD_FROM: usize = 8 << 20;
+
 /// One open signed file being read.
 struct Fill<'a> {
     path: &'a str,
@@ -617,7 +622,6 @@ const TREE_PIECE: u64 = 4 << 20;
 /// chaining values merged into the root: no outboard is needed, no byte is read twice.
 fn fill_blake3(ctx: &Fill<'_>, root: &[u8; 32], all: &mut [u8]) -> Result<(), ReadError> {
     use blake3::hazmat::{HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root};
-    use rayon::prelude::*;
     if all.len() as u64 <= TREE_PIECE {
         ctx.read(0, all)?;
         return if blake3::hash(all).as_bytes() == root {
@@ -626,18 +630,15 @@ fn fill_blake3(ctx: &Fill<'_>, root: &[u8; 32], all: &mut [u8]) -> Result<(), Re
             Err(ctx.tampered(0))
         };
     }
-    let cvs: Vec<blake3::hazmat::ChainingValue> = all
-        .par_chunks_mut(TREE_PIECE as usize)
-        .enumerate()
-        .map(|(i, piece)| {
+    let cvs: Vec<blake3::hazmat::ChainingValue> =
+        in_file_order(all, TREE_PIECE as usize, &|i, piece| {
             let at = i as u64 * TREE_PIECE;
             ctx.read(at, piece)?;
             let mut hasher = blake3::Hasher::new();
             hasher.set_input_offset(at);
             hasher.update(piece);
             Ok(hasher.finalize_non_root())
-        })
-        .collect::<Result<_, ReadError>>()?;
+        })?;
     // Merge as BLAKE3's tree does: a node of `len` bytes splits at its left subtree's
     // length, always a multiple of the piece size here.
     fn node(
@@ -709,20 +710,15 @@ fn fill_shards(
     at: u64,
     span: &mut [u8],
 ) -> Result<(), ReadError> {
-    use rayon::prelude::*;
     let first = (at / size) as usize;
-    let results: Vec<Result<(), ReadError>> = span
-        .par_chunks_mut(size as usize)
-        .enumerate()
-        .map(|(i, shard)| {
-            let index = first + i;
-            let expected = digests
-                .get(index)
-                .ok_or_else(|| ctx.tampered(index as u64 * size))?;
-            fill_digest(ctx, hash, index as u64 * size, shard, expected)
-        })
-        .collect();
-    results.into_iter().collect()
+    in_file_order(span, size as usize, &|i, shard| {
+        let index = first + i;
+        let expected = digests
+            .get(index)
+            .ok_or_else(|| ctx.tampered(index as u64 * size))?;
+        fill_digest(ctx, hash, index as u64 * size, shard, expected)
+    })
+    .map(|_| ())
 }
 
 /// Reads `span` (from `start`, a group boundary) and verifies it through the outboard,
@@ -732,84 +728,188 @@ fn fill_shards(
 fn fill_outboard(
     ctx: &Fill<'_>,
     root: &[u8; 32],
-    outboard: &RandomAccessFile,
+    outboard: &std::fs::File,
     start: u64,
     span: &mut [u8],
 ) -> Result<(), ReadError> {
-    use rayon::prelude::*;
     const PIECE: usize = 4 << 20; // a multiple of the 64 KiB group
-    let results: Vec<Result<(), ReadError>> = span
-        .par_chunks_mut(PIECE)
-        .enumerate()
-        .map(|(i, piece)| {
-            let at = start + (i * PIECE) as u64;
-            ctx.read(at, piece)?;
-            check_piece(ctx.path, ctx.size, root, outboard, at, piece)
-        })
-        .collect();
-    // The first failure by offset, so the report does not depend on thread timing.
-    results.into_iter().collect()
+    in_file_order(span, PIECE, &|i, piece| {
+        let at = start + (i * PIECE) as u64;
+        ctx.read(at, piece)?;
+        check_piece(ctx.path, ctx.size, root, outboard, at, piece)
+    })
+    .map(|_| ())
 }
 
+/// What [`in_file_order`] runs on each piece: its index, its bytes.
+type PieceWork<'a, R> = dyn Fn(usize, &mut [u8]) -> Result<R, ReadError> + Sync + 'a;
+
+/// Runs `work` on every `piece`-byte piece of `buf` (with its index) on every core,
+/// the pieces taken in file order (each core takes the next one), so that the reads
+/// form one stream a cold disk can serve sequentially rather than one stream per core
+/// from distant offsets. Results come back by index; the first failure by offset wins,
+/// so the report does not depend on thread timing.
+fn in_file_order<R: Send>(
+    buf: &mut [u8],
+    piece: usize,
+    work: &PieceWork<'_, R>,
+) -> Result<Vec<R>, ReadError> {
+    let count = buf.len().div_ceil(piece.max(1));
+    let pieces = Mutex::new(buf.chunks_mut(piece.max(1)).enumerate());
+    let done = Mutex::new(Vec::with_capacity(count));
+    let workers = rayon::current_num_threads().clamp(1, count.max(1));
+    rayon::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|_| {
+                loop {
+                    let next = pieces.lock().unwrap_or_else(|p| p.into_inner()).next();
+                    let Some((index, piece)) = next else { break };
+                    let result = work(index, piece);
+                    done.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((index, result));
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap_or_else(|p| p.into_inner());
+    done.sort_by_key(|(index, _)| *index);
+    done.into_iter().map(|(_, result)| result).collect()
+}
+
+/// Verifies `data`, the file's bytes from `start` (a group boundary), against the
+/// signed `root` through the outboard: each 64 KiB group's chaining value is computed
+/// in place (`blake3::hazmat`, no copy), then the tree is walked from the root down to
+/// those groups, every hash pair read from the outboard checked against its parent
+/// before it is trusted. A pair that does not lead to its parent is `Outboard`; a group
+/// whose bytes do not lead to its pair is `Tampered`.
 fn check_piece(
     path: &str,
     size: u64,
     root: &[u8; 32],
-    outboard: &RandomAccessFile,
+    outboard: &std::fs::File,
     start: u64,
     data: &[u8],
 ) -> Result<(), ReadError> {
+    use blake3::hazmat::HasherExt as _;
     if data.is_empty() {
         return Ok(());
     }
-    let tree = outboard::tree(size);
-    let ob = PreOrderOutboard {
-        root: blake3::Hash::from(*root),
-        tree,
-        data: outboard,
+    let cvs = data
+        .chunks(BLOCK_BYTES as usize)
+        .enumerate()
+        .map(|(i, group)| {
+            let mut hasher = blake3::Hasher::new();
+            hasher.set_input_offset(start + i as u64 * BLOCK_BYTES);
+            hasher.update(group);
+            hasher.finalize_non_root()
+        })
+        .collect();
+    let walk = TreeWalk {
+        path,
+        outboard,
+        span: start..start + data.len() as u64,
+        cvs,
     };
-    let first = ChunkNum(start / 1024);
-    let last = ChunkNum((start + data.len() as u64).div_ceil(1024));
-    let wanted = bao_tree::ChunkRanges::from(first..last);
-    let reader = Window { start, data };
-    let mut covered = first;
-    for valid in bao_tree::io::sync::valid_ranges(ob, reader, &wanted) {
-        let Ok(valid) = valid else {
-            // The outboard's hashes do not lead to the signed root.
-            return Err(ReadError::Outboard {
-                path: path.to_owned(),
-            });
+    walk.node(0, size, 0, Expected::Root(root), None)
+}
+
+/// What a node's hash must be: the signed root, or the chaining value its parent's
+/// (already checked) pair names.
+enum Expected<'a> {
+    Root(&'a [u8; 32]),
+    Node(blake3::hazmat::ChainingValue),
+}
+
+/// A walk of a file's BLAKE3 tree, at 64 KiB group level, down to the groups of `span`.
+/// The outboard holds the (left, right) pair of every inner node in pre-order, so a
+/// node's left child is the next pair and its right child follows the left subtree's
+/// `groups - 1` pairs.
+struct TreeWalk<'a> {
+    path: &'a str,
+    outboard: &'a std::fs::File,
+    span: Range<u64>,
+    cvs: Vec<blake3::hazmat::ChainingValue>,
+}
+
+impl TreeWalk<'_> {
+    fn node(
+        &self,
+        offset: u64,
+        len: u64,
+        index: u64,
+        expected: Expected<'_>,
+        loaded: Option<(u64, &[u8])>,
+    ) -> Result<(), ReadError> {
+        use blake3::hazmat::{
+            Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root,
         };
-        if valid.start != covered {
-            break;
+        if len <= BLOCK_BYTES {
+            let cv = self.cvs[((offset - self.span.start) / BLOCK_BYTES) as usize];
+            return match expected {
+                Expected::Node(want) if want == cv => Ok(()),
+                _ => Err(ReadError::Tampered {
+                    path: self.path.to_owned(),
+                    offset,
+                }),
+            };
         }
-        covered = valid.end;
-    }
-    if covered < last {
-        return Err(ReadError::Tampered {
-            path: path.to_owned(),
-            offset: covered.0 * 1024 / BLOCK_BYTES * BLOCK_BYTES,
-        });
-    }
-    Ok(())
-}
-
-/// The bytes read for a range, seen as a file from which only that range is readable.
-struct Window<'a> {
-    start: u64,
-    data: &'a [u8],
-}
-
-impl positioned_io::ReadAt for Window<'_> {
-    fn read_at(&self, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-        let Some(from) = pos.checked_sub(self.start) else {
-            return Err(std::io::Error::other("read before the verified window"));
+        // A subtree wholly inside the span needs every one of its pairs: one read.
+        let owned;
+        let loaded = match loaded {
+            None if self.span.start <= offset && offset + len <= self.span.end => {
+                owned = self.read_pairs(index, len.div_ceil(BLOCK_BYTES) - 1)?;
+                Some((index, owned.as_slice()))
+            }
+            other => other,
         };
-        let from = usize::try_from(from).map_err(std::io::Error::other)?;
-        let available = self.data.get(from..).unwrap_or_default();
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        Ok(n)
+        let pair = match loaded {
+            Some((first, pairs)) => {
+                let at = ((index - first) * 64) as usize;
+                pairs[at..at + 64].to_vec()
+            }
+            None => self.read_pairs(index, 1)?,
+        };
+        let left: [u8; 32] = pair[..32].try_into().expect("32 bytes");
+        let right: [u8; 32] = pair[32..].try_into().expect("32 bytes");
+        let leads_to_parent = match expected {
+            Expected::Root(root) => {
+                merge_subtrees_root(&left, &right, Mode::Hash).as_bytes() == root
+            }
+            Expected::Node(cv) => merge_subtrees_non_root(&left, &right, Mode::Hash) == cv,
+        };
+        if !leads_to_parent {
+            return Err(ReadError::Outboard {
+                path: self.path.to_owned(),
+            });
+        }
+        let split = left_subtree_len(len);
+        let overlaps = |from: u64, to: u64| from < self.span.end && self.span.start < to;
+        if overlaps(offset, offset + split) {
+            self.node(offset, split, index + 1, Expected::Node(left), loaded)?;
+        }
+        if overlaps(offset + split, offset + len) {
+            let right_index = index + split.div_ceil(BLOCK_BYTES);
+            self.node(
+                offset + split,
+                len - split,
+                right_index,
+                Expected::Node(right),
+                loaded,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn read_pairs(&self, index: u64, count: u64) -> Result<Vec<u8>, ReadError> {
+        use std::os::unix::fs::FileExt as _;
+        let mut pairs = vec![0u8; (count * 64) as usize];
+        self.outboard
+            .read_exact_at(&mut pairs, index * 64)
+            .map_err(|_| ReadError::Outboard {
+                path: self.path.to_owned(),
+            })?;
+        Ok(pairs)
     }
 }
 

@@ -61,6 +61,7 @@ class _Numpy:
     }
 
     def __init__(self, device):
+        self._cache = {}
         if device not in (None, "cpu"):
             raise ValueError(f"numpy arrays live on the CPU; device={device!r} is not possible")
 
@@ -82,7 +83,8 @@ class _Numpy:
         return raw
 
     def view(self, raw, start: int, end: int, dtype: str, shape: List[int]):
-        return raw[start:end].view(self.dtype(dtype)).reshape(shape)
+        np_dtype = self._cache.get(dtype) or self._cache.setdefault(dtype, self.dtype(dtype))
+        return np.frombuffer(raw, np_dtype, (end - start) // np_dtype.itemsize, start).reshape(shape)
 
     def place(self, array):
         return array
@@ -98,6 +100,7 @@ class _Torch:
 
         self.torch = torch
         self.device = torch.device("cpu" if device is None else device)
+        self.on_cpu = self.device.type == "cpu"
         names = {
             "BOOL": "bool", "U8": "uint8", "I8": "int8", "U16": "uint16", "I16": "int16",
             "F16": "float16", "BF16": "bfloat16", "U32": "uint32", "I32": "int32",
@@ -114,19 +117,23 @@ class _Torch:
         return self.dtypes[dtype]
 
     def empty(self, nbytes: int):
-        return self.torch.empty(nbytes, dtype=self.torch.uint8)
+        # numpy asks the kernel for huge pages on large arrays (torch's allocator does
+        # not): a fresh multi-GiB buffer then costs far fewer page faults to fill.
+        return self.torch.from_numpy(np.empty(nbytes, dtype=np.uint8))
 
     def buffer(self, raw):
         return raw.numpy()
 
     def view(self, raw, start: int, end: int, dtype: str, shape: List[int]):
-        torch_dtype = self.dtype(dtype)
-        shape = list(shape)
+        torch_dtype = self.dtypes.get(dtype) or self.dtype(dtype)
         if dtype == "F4":
+            shape = list(shape)
             # float4_e2m1fn_x2 holds two values per element, as safetensors.torch reads it.
             if not shape or shape[-1] % 2:
                 raise ValueError(f"F4 tensors need an even last dimension, got {shape}")
             shape[-1] //= 2
+        if end == start:
+            return self.torch.empty(shape, dtype=torch_dtype)
         piece = raw[start:end]
         size = torch_dtype.itemsize
         if size > 1 and start % size:
@@ -135,7 +142,7 @@ class _Torch:
         return piece.view(torch_dtype).reshape(shape)
 
     def place(self, tensor):
-        return tensor if self.device.type == "cpu" else tensor.to(self.device)
+        return tensor if self.on_cpu else tensor.to(self.device)
 
 
 def _framework(framework: str, device):
@@ -262,8 +269,17 @@ class safe_open:
         return self._read(start, end, dtype, shape)
 
     def get_tensors(self) -> Dict[str, Any]:
-        return {name: self._read(start, end, dtype, shape)
-                for name, dtype, shape, start, end in self._open().tensors()}
+        spans = self._open().tensors()
+        if self._whole is None:
+            return {name: self._read(start, end, dtype, shape)
+                    for name, dtype, shape, start, end in spans}
+        # Every tensor a view of the verified file: the per-tensor work is kept to the
+        # view itself, which matters for files of many small tensors.
+        fw, raw, views = self._fw, self._whole, {}
+        view, place = fw.view, fw.place
+        for name, dtype, shape, start, end in spans:
+            views[name] = place(view(raw, start, end, dtype, shape))
+        return views
 
     def get_slice(self, name: str) -> safe_slice:
         return safe_slice(self, name)
