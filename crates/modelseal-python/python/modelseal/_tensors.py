@@ -14,6 +14,7 @@ only way to check a whole-file digest) and every tensor is a view of that memory
 from __future__ import annotations
 
 import math
+import mmap
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -43,6 +44,16 @@ def _keys(key):
     if isinstance(key, (str, os.PathLike)):
         return os.fspath(key)
     return [os.fspath(k) for k in key]
+
+
+def _fresh(nbytes: int) -> np.ndarray:
+    """An uninitialised byte array. Large ones are an anonymous mapping of their own
+    rather than numpy's allocation, which asks the kernel for huge pages: on hosts that
+    reclaim freed huge pages (free page reporting in VMs), faulting them back in made a
+    multi-GiB load take several times longer, and erratically."""
+    if nbytes < (1 << 20):
+        return np.empty(nbytes, dtype=np.uint8)
+    return np.frombuffer(mmap.mmap(-1, nbytes), dtype=np.uint8)
 
 
 class _Numpy:
@@ -77,7 +88,7 @@ class _Numpy:
         raise TypeError(f"dtype {dtype} has no numpy equivalent (it packs below a byte)")
 
     def empty(self, nbytes: int):
-        return np.empty(nbytes, dtype=np.uint8)
+        return _fresh(nbytes)
 
     def buffer(self, raw):
         return raw
@@ -117,9 +128,7 @@ class _Torch:
         return self.dtypes[dtype]
 
     def empty(self, nbytes: int):
-        # numpy asks the kernel for huge pages on large arrays (torch's allocator does
-        # not): a fresh multi-GiB buffer then costs far fewer page faults to fill.
-        return self.torch.from_numpy(np.empty(nbytes, dtype=np.uint8))
+        return self.torch.empty(nbytes, dtype=self.torch.uint8)
 
     def buffer(self, raw):
         return raw.numpy()
