@@ -154,6 +154,20 @@ fn model_rules(
     }
 }
 
+/// What every call here verifies with: the signature file left out of the walk (it may
+/// lie inside the model), the expected artifact, and where links may resolve.
+fn open_options(
+    signature: &Path,
+    expected: Option<modelseal_core::ArtifactDigest>,
+    links_within: Option<PathBuf>,
+) -> VerifyOptions {
+    let mut options = VerifyOptions::default();
+    options.walk.exclude_files = vec![signature.to_path_buf()];
+    options.walk.links_within = links_within;
+    options.expected = expected;
+    options
+}
+
 fn read_bundle(signature: &Path) -> PyResult<Bundle> {
     Bundle::read(signature).map_err(|e| match e {
         modelseal_core::BundleError::Io(_) => PyOSError::new_err(format!(
@@ -183,10 +197,7 @@ fn verify<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let (trust, policy) = trust(key, policy)?;
     let bundle = read_bundle(&signature)?;
-    let mut options = VerifyOptions::default();
-    options.walk.exclude_files = vec![signature.clone()];
-    options.walk.links_within = links_within;
-    options.expected = expected_digest(expected)?;
+    let options = open_options(&signature, expected_digest(expected)?, links_within);
     let verified = py
         .detach(|| verify_model(&model, &bundle, &trust, &options, &NoProgress))
         .map_err(verify_error)?;
@@ -442,10 +453,7 @@ fn open_either(
     expected: Option<modelseal_core::ArtifactDigest>,
     links_within: Option<PathBuf>,
 ) -> PyResult<(ModelReader, String)> {
-    let mut options = VerifyOptions::default();
-    options.walk.exclude_files = vec![signature.to_path_buf()];
-    options.walk.links_within = links_within;
-    options.expected = expected;
+    let options = open_options(signature, expected, links_within);
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -510,10 +518,7 @@ impl Model {
     ) -> PyResult<Self> {
         let (trust, policy) = trust(key, policy)?;
         let bundle = read_bundle(&signature)?;
-        let mut options = VerifyOptions::default();
-        options.walk.exclude_files = vec![signature.clone()];
-        options.walk.links_within = links_within;
-        options.expected = expected_digest(expected)?;
+        let options = open_options(&signature, expected_digest(expected)?, links_within);
         let outboards =
             outboard.or_else(|| Some(outboard::outboard_dir(&signature)).filter(|d| d.is_dir()));
         let reader = py

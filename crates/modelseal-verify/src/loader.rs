@@ -430,13 +430,7 @@ fn open_oms(
 ) -> Result<ModelReader, VerifyError> {
     let signed = crate::oms::signed_oms(&verified)?;
     let walk = modelseal_core::oms::walk_options(&signed.serialization, &options.walk);
-    let mut paths: Vec<ManifestPath> = signed
-        .resources
-        .iter()
-        .filter_map(|r| r.name.path.clone())
-        .collect();
-    paths.sort();
-    paths.dedup();
+    let paths = signed.paths();
     let single_file = std::fs::metadata(root).is_ok_and(|m| m.is_file());
     let found = find_files(root, &walk, &paths, options.ignore_unsigned_files)?;
     // Resources by file: a single-file model's one file is `.` (no path).

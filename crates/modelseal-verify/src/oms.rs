@@ -37,6 +37,20 @@ pub struct SignedOms {
     pub legacy: bool,
 }
 
+impl SignedOms {
+    /// The files the resources name, sorted, each once (none for a single-file model).
+    pub fn paths(&self) -> Vec<ManifestPath> {
+        let mut paths: Vec<ManifestPath> = self
+            .resources
+            .iter()
+            .filter_map(|r| r.name.path.clone())
+            .collect();
+        paths.sort();
+        paths.dedup();
+        paths
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct PredicateJson {
     serialization: SerializationJson,
@@ -237,16 +251,7 @@ pub fn check_oms_files(
 ) -> Result<(), VerifyError> {
     let single_file = std::fs::metadata(root).is_ok_and(|m| m.is_file());
     let options = oms::walk_options(&signed.serialization, extra);
-    let signed_paths: Vec<ManifestPath> = {
-        let mut paths: Vec<ManifestPath> = signed
-            .resources
-            .iter()
-            .filter_map(|r| r.name.path.clone())
-            .collect();
-        paths.sort();
-        paths.dedup();
-        paths
-    };
+    let signed_paths = signed.paths();
     let found = crate::files::find_files(root, &options, &signed_paths, ignore_unsigned)?;
     let mut mismatch = FileMismatch::default();
     let signed_set: HashSet<&ManifestPath> = signed_paths.iter().collect();
