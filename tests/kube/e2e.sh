@@ -69,6 +69,8 @@ echo "API server ready: $(kubectl version -o json 2>/dev/null | python3 -c 'impo
 
 say "the deploy/ manifests pass kubectl apply --dry-run=client"
 kubectl apply --dry-run=client -f "$ROOT/deploy/"
+say "the watch sidecar example passes the API server's own validation (server dry run)"
+kubectl apply --dry-run=server -f "$ROOT/deploy/watch-sidecar.yaml"
 
 say "a signed dataset and model, a training attestation, a model by an unknown key; the store"
 for k in publisher builder curator rogue; do "$MODELSEAL" keygen --out "$k.key" >/dev/null; done

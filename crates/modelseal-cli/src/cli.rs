@@ -45,6 +45,13 @@ pub enum Command {
     Pull(PullArgs),
     /// Run the admission server (Kubernetes webhook and registry endpoint), HTTPS only
     Serve(ServeArgs),
+    /// Keep verifying a deployed model: re-check on every change and periodically, with
+    /// /healthz, /readyz and /metrics for probes and Prometheus
+    #[command(after_help = WATCH_HELP)]
+    Watch(WatchArgs),
+    /// Write an AI bill of materials (CycloneDX ML-BOM or SPDX 3) from a verified lineage
+    #[command(after_help = EXIT_CODES)]
+    Bom(BomArgs),
     /// Attest how a model was made (signed SLSA provenance)
     #[command(subcommand)]
     Attest(AttestCommand),
@@ -53,6 +60,21 @@ pub enum Command {
     Store(StoreCommand),
     /// Sign and verify a generated sample model, then show a tampered copy refused
     Demo,
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::parse_rate;
+
+    #[test]
+    fn rates_parse_with_units() {
+        assert_eq!(parse_rate("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_rate("10M/s"), Ok(10_000_000));
+        assert_eq!(parse_rate("0"), Ok(0));
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("5 parsecs").is_err());
+        assert!(parse_rate("99999999999999999999GiB").is_err());
+    }
 }
 
 const PASSPHRASE_HELP: &str = "\
@@ -246,6 +268,149 @@ pub struct SignerArgs {
     /// certificates are checked at that time (for keyless, the signing config names it)
     #[arg(long, value_name = "URL", conflicts_with = "keyless")]
     pub timestamp_url: Option<String>,
+}
+
+const WATCH_HELP: &str = "\
+Readiness:
+  /readyz answers 200 while every signed file has verified since its last change,
+  and 503 (with the failures as JSON) from the moment a change is seen until the
+  model verifies again. One JSON line per change and verdict goes to stdout.
+Exit status:
+  0  stopped by SIGTERM or SIGINT
+  2  bad arguments, unreadable keys or policy, or the address cannot be bound";
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The deployed model directory or file
+    pub model: PathBuf,
+    /// Its signature [default: MODEL.sig beside the model]
+    #[arg(long, value_name = "PATH")]
+    pub signature: Option<PathBuf>,
+    /// Trusted public key (SPKI PEM); repeat to trust several
+    #[arg(
+        long = "key",
+        value_name = "PUB",
+        required_unless_present_any = ["certificate_roots", "identity", "identity_regex", "policy"]
+    )]
+    pub keys: Vec<PathBuf>,
+    /// Lineage policy (TOML): the model's signers and deny rules come from it
+    #[arg(
+        long,
+        value_name = "POLICY",
+        conflicts_with_all = ["keys", "certificate_roots", "identity", "identity_regex", "issuer", "trusted_root"]
+    )]
+    pub policy: Option<PathBuf>,
+    #[command(flatten)]
+    pub keyless: KeylessArgs,
+    /// Trusted root certificate (PEM) for certificate-signed bundles; repeatable
+    #[arg(long = "certificate-root", value_name = "CA_PEM")]
+    pub certificate_roots: Vec<PathBuf>,
+    /// Require the signature to be about exactly this artifact (`blake3:HEX` or
+    /// `sha256:HEX`) [default: the one the first successful check found]
+    #[arg(long, value_name = "DIGEST")]
+    pub expect: Option<modelseal_core::ArtifactDigest>,
+    /// Check only the files the signature lists, ignoring others present
+    #[arg(long)]
+    pub ignore_unsigned_files: bool,
+    /// Leave out this path in addition to those the signer recorded; repeatable
+    #[arg(long = "ignore", value_name = "PATH")]
+    pub ignore: Vec<PathBuf>,
+    /// Address for /healthz, /readyz and /metrics (plain HTTP)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    pub listen: std::net::SocketAddr,
+    /// Time between the end of one full re-verification and the start of the next
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
+    /// Read-rate limit of the periodic full passes, bytes per second (suffixes K, M, G,
+    /// KiB, MiB, GiB; 0 for none). The first pass and checks after events are not paced
+    #[arg(long, value_name = "RATE", default_value = "64MiB", value_parser = parse_rate)]
+    pub max_read_rate: u64,
+    /// How long events gather before the changed files are re-checked
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub debounce: std::time::Duration,
+    /// Do not listen for filesystem events (for filesystems that send none, such as
+    /// network mounts): rely on the periodic passes alone
+    #[arg(long)]
+    pub no_events: bool,
+}
+
+/// A byte rate: a number with an optional decimal (K, M, G) or binary (KiB, MiB, GiB)
+/// suffix, and an optional `/s`.
+fn parse_rate(text: &str) -> Result<u64, String> {
+    let text = text.trim().trim_end_matches("/s");
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a byte rate such as 64MiB"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KB" => 1_000,
+        "M" | "MB" => 1_000_000,
+        "G" | "GB" => 1_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} (use K, M, G, KiB, MiB or GiB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BomFormat {
+    /// CycloneDX 1.6 JSON (ML-BOM)
+    Cyclonedx,
+    /// SPDX 3.0.1 JSON-LD with the AI and Dataset profiles
+    Spdx,
+}
+
+#[derive(Debug, Args)]
+pub struct BomArgs {
+    /// The model directory or file (verified first, byte for byte)
+    pub model: PathBuf,
+    /// Its signature [default: MODEL.sig beside the model]
+    #[arg(long, value_name = "PATH")]
+    pub signature: Option<PathBuf>,
+    /// Lineage policy (TOML, see spec/policy.md): who may sign each hop
+    #[arg(long, value_name = "POLICY")]
+    pub policy: PathBuf,
+    /// Attestation store holding the lineage's bundles: a directory or
+    /// oci://REGISTRY/REPOSITORY
+    #[arg(long, value_name = "STORE")]
+    pub store: String,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Output format
+    #[arg(long, value_enum)]
+    pub format: BomFormat,
+    /// Write the BOM here (atomically) instead of to stdout
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The model card, a signed file of the model [default: README.md when signed]
+    #[arg(long, value_name = "PATH")]
+    pub model_card: Option<String>,
+    /// Write a BOM even when the lineage is refused (the refused hops are marked so);
+    /// the exit status is still 1
+    #[arg(long)]
+    pub allow_refused: bool,
+    /// Sign the BOM as an in-toto attestation about the model with this private key and
+    /// put it in the store
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<PathBuf>,
+    /// Leave out this path in addition to those the signer recorded; repeatable
+    #[arg(long = "ignore", value_name = "PATH")]
+    pub ignore: Vec<PathBuf>,
+    /// No progress bar
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

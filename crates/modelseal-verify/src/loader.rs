@@ -68,6 +68,16 @@ pub enum ReadError {
         /// What it is now.
         reason: modelseal_core::open::NotTheFile,
     },
+    /// The file's length changed after the model was opened.
+    #[error("{path} is now {found} bytes long; it was {signed} bytes when the model was opened")]
+    Resized {
+        /// The file.
+        path: String,
+        /// Its length at open (the signed size, where the signature records one).
+        signed: u64,
+        /// Its length now.
+        found: u64,
+    },
     /// Bytes that differ from the signed ones.
     #[error(
         "{path}: bytes at offset {offset} do not match the signed BLAKE3 root (tampered or corrupted)"
@@ -332,6 +342,70 @@ impl ModelReader {
     pub fn verify_all(&self) -> Result<(), ReadError> {
         for path in self.files.keys() {
             self.read_file(path)?;
+        }
+        Ok(())
+    }
+
+    /// Verifies every byte of the signed file `path` as a stream, holding one `chunk`
+    /// of it in memory at a time and calling `pace` with the size of each chunk read,
+    /// so a caller can limit the read rate (a background re-verification). One thread,
+    /// against the signed digest itself (no outboard). A file that has changed length
+    /// since `open` is refused even if its first signed bytes still match.
+    pub fn check_file_paced(
+        &self,
+        path: &str,
+        chunk: usize,
+        pace: &mut dyn FnMut(u64),
+    ) -> Result<(), ReadError> {
+        let file = self.file(path)?;
+        let handle = self.open_file(path)?;
+        let ctx = Fill {
+            path,
+            size: file.size,
+            handle: &handle,
+        };
+        let mut buf = vec![0u8; chunk.max(1)];
+        // Where each digest starts, how long it runs, and what it must equal.
+        let pieces: Vec<(u64, u64, &[u8])> = match &file.check {
+            Check::Blake3(root) => vec![(0, file.size, root.as_slice())],
+            Check::Whole { digest, .. } => vec![(0, file.size, digest.as_slice())],
+            Check::Shards { size, digests, .. } => digests
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let at = i as u64 * size;
+                    (at, (*size).min(file.size - at), d.as_slice())
+                })
+                .collect(),
+        };
+        let algorithm = match &file.check {
+            Check::Blake3(_) => modelseal_core::hash::DigestAlgorithm::Blake3,
+            Check::Whole { hash, .. } | Check::Shards { hash, .. } => hash.algorithm(),
+        };
+        for (at, len, expected) in pieces {
+            let mut digester = Digester::new(algorithm);
+            let mut done = 0u64;
+            while done < len {
+                let take = (len - done).min(buf.len() as u64) as usize;
+                ctx.read(at + done, &mut buf[..take])?;
+                digester.update(&buf[..take]);
+                done += take as u64;
+                pace(take as u64);
+            }
+            if digester.finalize() != expected {
+                return Err(ctx.tampered(at));
+            }
+        }
+        let now = handle.metadata().map_err(|source| ReadError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        if now.len() != file.size {
+            return Err(ReadError::Resized {
+                path: path.to_owned(),
+                signed: file.size,
+                found: now.len(),
+            });
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! One module per subcommand, and the flag resolution they share.
 
 mod attest;
+mod bom;
 mod demo;
 mod hash;
 mod inspect;
@@ -13,6 +14,7 @@ mod sign;
 mod store;
 mod verify;
 mod verify_bundle;
+mod watch;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -41,6 +43,8 @@ pub fn run(command: Command) -> Result<Outcome> {
         Command::Store(command) => store::run(&command),
         Command::Outboard(args) => outboard::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Watch(args) => watch::run(&args),
+        Command::Bom(args) => bom::run(&args),
         Command::Pull(args) => oci::pull(&args),
         Command::Demo => demo::run(),
     }

@@ -1,0 +1,79 @@
+//! `modelseal watch`: keep verifying a deployed model, and answer probes about it.
+
+use anyhow::{Context, Result};
+use modelseal_core::walk::WalkOptions;
+use modelseal_verify::VerifyOptions;
+use modelseal_watch::{Config, Watch};
+use tokio::signal::unix::SignalKind;
+
+use crate::Outcome;
+use crate::cli::WatchArgs;
+
+pub fn run(args: &WatchArgs) -> Result<Outcome> {
+    let (trust, policy) = super::verify::trust_from(
+        &args.keys,
+        &args.certificate_roots,
+        args.policy.as_deref(),
+        &args.keyless,
+        false,
+    )?;
+    let signature = args
+        .signature
+        .clone()
+        .unwrap_or_else(|| super::default_signature_path(&args.model));
+    let ignore = args
+        .ignore
+        .iter()
+        .map(|arg| super::resolve_ignore(&args.model, arg))
+        .collect::<Result<_>>()?;
+    let mut options = VerifyOptions::default();
+    options.walk = WalkOptions {
+        ignore,
+        exclude_files: vec![signature.clone()],
+        ..WalkOptions::default()
+    };
+    options.ignore_unsigned_files = args.ignore_unsigned_files;
+    options.expected = args.expect;
+    let mut config = Config::new(args.model.clone(), signature, trust);
+    config.options = options;
+    config.interval = args.interval;
+    config.max_read_rate = Some(args.max_read_rate).filter(|r| *r > 0);
+    config.debounce = args.debounce;
+    config.events = !args.no_events;
+    if let Some(policy) = policy {
+        // The policy's deny rules about the model itself, as `verify --policy` applies.
+        config.model_rule = Some(Box::new(move |name, digest| {
+            modelseal_lineage::check_model(&policy, name, digest).map_err(|f| f.to_string())
+        }));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr().context("listening address")?;
+        let mut terminate = tokio::signal::unix::signal(SignalKind::terminate())
+            .context("cannot listen for SIGTERM")?;
+        let watch = Watch::start(config).context("cannot start watching")?;
+        watch.log(serde_json::json!({"event": "listening", "addr": addr.to_string()}));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(modelseal_watch::server::serve(watch, listener, async {
+            let _ = stopped.await;
+        }));
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        let _ = stop.send(());
+        // Probes in flight get a moment to be answered; a client that holds its
+        // connection open does not keep the process from ending.
+        match tokio::time::timeout(std::time::Duration::from_secs(2), server).await {
+            Ok(Ok(result)) => result.context("serving probes"),
+            Ok(Err(_)) | Err(_) => Ok(()),
+        }
+    })?;
+    Ok(Outcome::Success)
+}

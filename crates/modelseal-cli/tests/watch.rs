@@ -1,0 +1,482 @@
+//! `modelseal watch` as a sidecar runs it: the real binary, real inotify events, probes
+//! read over HTTP with reqwest. Each test changes the model the way an attacker or an
+//! accident would, and checks /readyz turns within the time README "Watching a deployed
+//! model" promises: after an event, the debounce (100 ms) plus the time to hash the
+//! changed files; without one, the interval plus one paced pass.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Detection after an event: 100 ms of debounce and a few MiB hashed, with room for a
+/// loaded 2-core CI machine running a debug build.
+const AFTER_EVENT: Duration = Duration::from_secs(3);
+
+struct Watcher {
+    dir: tempfile::TempDir,
+    child: Child,
+    port: u16,
+    http: reqwest::Client,
+}
+
+fn run(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_modelseal"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {}", common::stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A signed model (`model/`: a weights file of `weights` bytes, a config, a nested file)
+/// in a fresh directory, with `publisher.key`.
+fn signed_model(weights: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("model/tokenizer")).unwrap();
+    let bytes: Vec<u8> = (0..weights).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(d.join("model/weights.bin"), bytes).unwrap();
+    std::fs::write(d.join("model/config.json"), b"{\"layers\": 2}\n").unwrap();
+    std::fs::write(d.join("model/tokenizer/vocab.txt"), b"a\nb\n").unwrap();
+    run(d, &["keygen", "--out", "publisher.key"]);
+    run(d, &["sign", "model", "--key", "publisher.key"]);
+    dir
+}
+
+impl Watcher {
+    fn start(dir: tempfile::TempDir, flags: &[&str]) -> Self {
+        let d = dir.path();
+        let log = std::fs::File::create(d.join("watch.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_modelseal"))
+            .args([
+                "watch",
+                "model",
+                "--key",
+                "publisher.key.pub",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(flags)
+            .current_dir(d)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let port = loop {
+            let listening = read_log(d).into_iter().find_map(|v| {
+                (v["event"] == "listening").then(|| {
+                    let addr = v["addr"].as_str().unwrap().to_owned();
+                    addr.rsplit(':').next().unwrap().parse::<u16>().unwrap()
+                })
+            });
+            if let Some(port) = listening {
+                break port;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no listening line"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Self {
+            dir,
+            child,
+            port,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("http://127.0.0.1:{}{path}", self.port))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .unwrap();
+        let code = response.status().as_u16();
+        (code, response.text().await.unwrap())
+    }
+
+    async fn readyz(&self) -> (u16, Value) {
+        let (code, body) = self.get("/readyz").await;
+        (code, serde_json::from_str(&body).unwrap())
+    }
+
+    /// Polls /readyz until it answers `code`, and returns how long that took. Fails after
+    /// `within`.
+    #[track_caller]
+    fn wait_for(&self, code: u16, within: Duration) -> impl Future<Output = (Duration, Value)> {
+        let caller = std::panic::Location::caller();
+        async move {
+            let started = Instant::now();
+            loop {
+                let (now, body) = self.readyz().await;
+                if now == code {
+                    return (started.elapsed(), body);
+                }
+                assert!(
+                    started.elapsed() < within,
+                    "{caller}: /readyz still {now} after {within:?}: {body}\nlog:\n{}",
+                    std::fs::read_to_string(self.path("watch.log")).unwrap()
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+
+    /// Waits until /readyz is 503 with a failure (not only keys pending a check).
+    async fn wait_for_failure(&self) -> (Duration, Value) {
+        self.wait_for_failure_within(AFTER_EVENT).await
+    }
+
+    async fn wait_for_failure_within(&self, within: Duration) -> (Duration, Value) {
+        let started = Instant::now();
+        loop {
+            let (code, body) = self.readyz().await;
+            if code == 503 && !failure_paths(&body).is_empty() {
+                return (started.elapsed(), body);
+            }
+            assert!(
+                started.elapsed() < within,
+                "no failure after {within:?}: {code} {body}\nlog:\n{}",
+                std::fs::read_to_string(self.path("watch.log")).unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn log(&self) -> Vec<Value> {
+        read_log(self.dir.path())
+    }
+
+    async fn metric(&self, name: &str) -> f64 {
+        let (_, text) = self.get("/metrics").await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_log(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("watch.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn flip_byte(path: &Path, offset: u64) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, offset).unwrap();
+    file.write_all_at(&[byte[0] ^ 1], offset).unwrap();
+}
+
+fn failure_paths(body: &Value) -> Vec<String> {
+    body["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_kind_of_change_is_refused_at_once_and_recovers_when_undone() {
+    let w = Watcher::start(signed_model(4 << 20), &[]);
+    w.wait_for(200, Duration::from_secs(20)).await;
+    let weights = w.path("model/weights.bin");
+    let original = std::fs::read(&weights).unwrap();
+
+    // A changed byte, the same size.
+    flip_byte(&weights, 4 << 19);
+    let (took, body) = w.wait_for_failure().await;
+    eprintln!("modified byte refused after {took:?}");
+    assert_eq!(failure_paths(&body), ["weights.bin"], "{body}");
+    assert!(
+        body.to_string().contains("do not match the signed"),
+        "{body}"
+    );
+    flip_byte(&weights, 4 << 19);
+    w.wait_for(200, AFTER_EVENT).await;
+
+    // An added file: the file set no longer matches.
+    std::fs::write(w.path("model/modeling_evil.py"), b"import os\n").unwrap();
+    let body = w.wait_for_failure().await.1;
+    assert!(
+        body.to_string().contains("unsigned modeling_evil.py"),
+        "{body}"
+    );
+    std::fs::remove_file(w.path("model/modeling_evil.py")).unwrap();
+    w.wait_for(200, AFTER_EVENT).await;
+
+    // A deleted file.
+    let vocab = w.path("model/tokenizer/vocab.txt");
+    std::fs::remove_file(&vocab).unwrap();
+    let body = w.wait_for_failure().await.1;
+    assert!(
+        body.to_string().contains("missing tokenizer/vocab.txt"),
+        "{body}"
+    );
+    std::fs::write(&vocab, b"a\nb\n").unwrap();
+    w.wait_for(200, AFTER_EVENT).await;
+
+    // A swapped file: other bytes renamed over it (a new inode, as `mv` or an unpacker
+    // would leave it).
+    let swap = w.path("swap.bin");
+    let mut other = original.clone();
+    other[0] ^= 0xff;
+    std::fs::write(&swap, &other).unwrap();
+    std::fs::rename(&swap, &weights).unwrap();
+    let body = w.wait_for_failure().await.1;
+    assert_eq!(failure_paths(&body), ["weights.bin"], "{body}");
+    // Swapped back by the same means: a new inode with the signed bytes verifies.
+    std::fs::write(&swap, &original).unwrap();
+    std::fs::rename(&swap, &weights).unwrap();
+    w.wait_for(200, AFTER_EVENT).await;
+
+    // A swapped directory: the tokenizer directory replaced by one whose vocabulary has
+    // other bytes of the same length.
+    let planted = w.path("planted");
+    std::fs::create_dir(&planted).unwrap();
+    std::fs::write(planted.join("vocab.txt"), b"a\nc\n").unwrap();
+    std::fs::rename(w.path("model/tokenizer"), w.path("old-tokenizer")).unwrap();
+    std::fs::rename(&planted, w.path("model/tokenizer")).unwrap();
+    let body = w.wait_for_failure().await.1;
+    assert_eq!(failure_paths(&body), ["tokenizer/vocab.txt"], "{body}");
+    std::fs::remove_dir_all(w.path("model/tokenizer")).unwrap();
+    std::fs::rename(w.path("old-tokenizer"), w.path("model/tokenizer")).unwrap();
+    w.wait_for(200, AFTER_EVENT).await;
+
+    // The log has one change line per changed path, and the verdicts.
+    let log = w.log();
+    let changed: Vec<&str> = log
+        .iter()
+        .filter(|v| v["event"] == "change")
+        .filter_map(|v| v["path"].as_str())
+        .collect();
+    for path in [
+        "weights.bin",
+        "modeling_evil.py",
+        "tokenizer/vocab.txt",
+        "tokenizer",
+    ] {
+        assert!(
+            changed.contains(&path),
+            "no change line for {path}: {changed:?}"
+        );
+    }
+    let refused = log.iter().filter(|v| v["event"] == "refused").count();
+    let recovered = log.iter().filter(|v| v["event"] == "recovered").count();
+    assert!(
+        refused >= 5 && recovered >= 5,
+        "{refused} refused, {recovered} recovered"
+    );
+    assert!(log.iter().all(|v| v["time"].is_string()));
+
+    assert_eq!(w.metric("modelseal_watch_ready").await, 1.0);
+    assert!(w.metric("modelseal_watch_failures_total").await >= 5.0);
+    // The first pass, and the weights hashed again after each of their changes.
+    assert!(w.metric("modelseal_watch_bytes_rehashed_total").await >= (3 * (4 << 20)) as f64);
+    assert!(w.metric("modelseal_watch_events_total").await >= 10.0);
+    assert!(
+        w.metric("modelseal_watch_last_verified_timestamp_seconds")
+            .await
+            > 1.7e9
+    );
+    assert_eq!(w.get("/healthz").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_change_during_a_paced_pass_is_not_cleared_by_that_pass() {
+    // 24 MiB at 8 MiB/s: each periodic pass reads the weights for 3 s, back to back.
+    let w = Watcher::start(
+        signed_model(24 << 20),
+        &["--interval", "0s", "--max-read-rate", "8MiB"],
+    );
+    w.wait_for(200, Duration::from_secs(20)).await;
+    let passes = |log: &[Value]| log.iter().filter(|v| v["event"] == "pass").count();
+    let before = passes(&w.log());
+    // A second into a pass: its reader is past offset 0 of the weights, so the pass
+    // itself hashed the old first bytes and would call the file fine.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    flip_byte(&w.path("model/weights.bin"), 0);
+    let (took, body) = w.wait_for_failure().await;
+    eprintln!("change during a pass refused after {took:?}");
+    assert_eq!(failure_paths(&body), ["weights.bin"], "{body}");
+    // When that pass ends (its verdict on the weights is stale) and when the next one
+    // ends: still refused, with the failure, not merely pending.
+    for n in 1..=2 {
+        let started = Instant::now();
+        while passes(&w.log()) < before + n {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "pass did not end"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (code, body) = w.readyz().await;
+        assert_eq!(
+            (code, failure_paths(&body)),
+            (503, vec!["weights.bin".to_owned()]),
+            "after pass {n}: {body}"
+        );
+    }
+    // The paced passes kept to their rate: 24 MiB at 8 MiB/s is at least 3 s each.
+    let seconds: Vec<f64> = w
+        .log()
+        .iter()
+        .filter(|v| v["event"] == "pass" && v["trigger"] == "periodic")
+        .filter_map(|v| v["seconds"].as_f64())
+        .collect();
+    assert!(seconds.iter().all(|s| *s >= 2.9), "{seconds:?}");
+}
+
+#[tokio::test]
+async fn a_write_no_event_reports_is_caught_by_the_periodic_pass() {
+    let w = Watcher::start(signed_model(1 << 20), &["--interval", "1s"]);
+    w.wait_for(200, Duration::from_secs(20)).await;
+    // A hard link outside the model reaches the same bytes: a write through it sends
+    // no event for the model's directory watch.
+    let outside = w.path("outside-link");
+    std::fs::hard_link(w.path("model/weights.bin"), &outside).unwrap();
+    flip_byte(&outside, 100);
+    let (took, body) = w.wait_for_failure_within(Duration::from_secs(5)).await;
+    eprintln!("missed write caught after {took:?}");
+    assert_eq!(failure_paths(&body), ["weights.bin"], "{body}");
+    let refusal = w
+        .log()
+        .into_iter()
+        .find(|v| v["event"] == "refused")
+        .expect("a refused line");
+    assert_eq!(refusal["trigger"], "periodic", "{refusal}");
+    // Restored the same way: the next pass recovers.
+    flip_byte(&outside, 100);
+    w.wait_for(200, Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn without_events_the_passes_alone_catch_a_change() {
+    let w = Watcher::start(signed_model(1 << 20), &["--interval", "1s", "--no-events"]);
+    w.wait_for(200, Duration::from_secs(20)).await;
+    flip_byte(&w.path("model/weights.bin"), 7);
+    w.wait_for_failure_within(Duration::from_secs(5)).await;
+    assert_eq!(w.metric("modelseal_watch_events_total").await, 0.0);
+}
+
+#[tokio::test]
+async fn a_signature_for_another_model_is_refused() {
+    let w = Watcher::start(signed_model(1 << 20), &[]);
+    w.wait_for(200, Duration::from_secs(20)).await;
+    let d = w.dir.path();
+    // The same trusted key signed another model; its signature is put in place and the
+    // model's files made to match it.
+    std::fs::create_dir(d.join("other")).unwrap();
+    for name in ["weights.bin", "config.json"] {
+        std::fs::copy(d.join("model").join(name), d.join("other").join(name)).unwrap();
+    }
+    run(d, &["sign", "other", "--key", "publisher.key"]);
+    let signed = std::fs::read(d.join("model.sig")).unwrap();
+    std::fs::copy(d.join("other.sig"), d.join("model.sig")).unwrap();
+    std::fs::rename(d.join("model/tokenizer"), d.join("tokenizer-aside")).unwrap();
+    let body = w.wait_for_failure().await.1;
+    assert!(
+        body.to_string().contains("the signature now names"),
+        "{body}"
+    );
+    std::fs::rename(d.join("tokenizer-aside"), d.join("model/tokenizer")).unwrap();
+    std::fs::write(d.join("model.sig"), signed).unwrap();
+    w.wait_for(200, AFTER_EVENT).await;
+}
+
+#[tokio::test]
+async fn an_untrusted_signer_is_never_ready_and_sigterm_stops_the_watch() {
+    let dir = signed_model(1 << 10);
+    run(dir.path(), &["keygen", "--out", "stranger.key"]);
+    run(dir.path(), &["sign", "model", "--key", "stranger.key"]);
+    let mut w = Watcher::start(dir, &[]);
+    // The first pass has run (its line is logged) and the model is refused.
+    let started = Instant::now();
+    while !w.log().iter().any(|v| v["event"] == "pass") {
+        assert!(started.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (code, body) = w.readyz().await;
+    assert_eq!(code, 503);
+    assert_eq!(failure_paths(&body), ["(model)"], "{body}");
+    assert_eq!(w.get("/healthz").await.0, 200);
+    let pid = w.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = w.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn bad_arguments_exit_2_before_listening() {
+    let dir = signed_model(1 << 10);
+    let d = dir.path();
+    let missing_key = Command::new(env!("CARGO_BIN_EXE_modelseal"))
+        .args([
+            "watch",
+            "model",
+            "--key",
+            "no-such.pub",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    common::assert_exit(&missing_key, 2);
+    assert!(common::stderr(&missing_key).contains("no-such.pub"));
+    let bad_rate = Command::new(env!("CARGO_BIN_EXE_modelseal"))
+        .args([
+            "watch",
+            "model",
+            "--key",
+            "publisher.key.pub",
+            "--max-read-rate",
+            "fast",
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    common::assert_exit(&bad_rate, 2);
+}

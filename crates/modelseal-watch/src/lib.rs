@@ -1,0 +1,475 @@
+//! Continuous verification of a deployed model (`spec/watch.md`): verify once, then keep
+//! verifying. Filesystem events make the changed files pending (the model is unready
+//! from that moment) and one event checker re-hashes them at once; a periodic full pass,
+//! paced to a read-rate limit, catches what events miss. [`server`] answers `/healthz`,
+//! `/readyz` and `/metrics` from the same state, and every change and verdict is logged
+//! as one JSON line.
+
+pub mod pace;
+pub mod server;
+pub mod state;
+
+mod events;
+mod metrics;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use modelseal_core::{ArtifactDigest, Bundle};
+use modelseal_verify::loader::ModelReader;
+use modelseal_verify::{TrustPolicy, VerifyOptions, error_chain};
+use serde_json::{Value, json};
+
+pub use metrics::Metrics;
+use pace::Pacer;
+use state::{MODEL, Recorded, Status, Tracker};
+
+/// Bytes of a file held in memory at a time while it is hashed.
+pub const CHUNK: usize = 1 << 20;
+
+/// A check the policy adds on the model's signed name and digest (deny rules).
+pub type ModelRule = Box<dyn Fn(Option<&str>, &ArtifactDigest) -> Result<(), String> + Send + Sync>;
+/// Where the JSON event lines go.
+pub type LogSink = Box<dyn Fn(&Value) + Send + Sync>;
+
+/// What to watch and how.
+#[non_exhaustive]
+pub struct Config {
+    /// The model directory or file.
+    pub model: PathBuf,
+    /// Its signature bundle.
+    pub signature: PathBuf,
+    /// Who may sign it.
+    pub trust: TrustPolicy,
+    /// Walk options, unsigned files, and the digest expected (as `verify`).
+    pub options: VerifyOptions,
+    /// Time from the end of one full pass to the start of the next.
+    pub interval: Duration,
+    /// The read-rate limit of periodic passes, bytes per second (`None`: none). The
+    /// first pass and event checks are not paced.
+    pub max_read_rate: Option<u64>,
+    /// How long to let events gather before checking.
+    pub debounce: Duration,
+    /// Whether to listen for filesystem events at all (off: periodic passes only, for
+    /// filesystems that send none).
+    pub events: bool,
+    /// A further rule on the model's signed name and digest.
+    pub model_rule: Option<ModelRule>,
+    /// Where the event log goes.
+    pub log: LogSink,
+}
+
+impl Config {
+    /// A configuration with the defaults of `modelseal watch`.
+    pub fn new(model: PathBuf, signature: PathBuf, trust: TrustPolicy) -> Self {
+        Self {
+            model,
+            signature,
+            trust,
+            options: VerifyOptions::default(),
+            interval: Duration::from_secs(600),
+            max_read_rate: Some(64 << 20),
+            debounce: Duration::from_millis(100),
+            events: true,
+            model_rule: None,
+            log: Box::new(|line| println!("{line}")),
+        }
+    }
+}
+
+/// Why watching could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WatchError {
+    /// The model's path could not be resolved.
+    #[error("cannot resolve {path}")]
+    Path {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The event source could not be set up.
+    #[error("cannot watch {path} for changes")]
+    Events {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: notify::Error,
+    },
+    /// A checker thread could not be started.
+    #[error("cannot start a checker thread")]
+    Thread(#[source] std::io::Error),
+}
+
+pub(crate) struct Shared {
+    config: Config,
+    tracker: Mutex<Tracker>,
+    wake: Condvar,
+    /// The subject verified first (or expected): a later signature must name the same.
+    pinned: Mutex<Option<ArtifactDigest>>,
+    ready: AtomicBool,
+    /// Set when a checker thread ends, which only a panic can make it do.
+    dead: AtomicBool,
+    metrics: Metrics,
+}
+
+/// A running watch: cheap to clone, shared by the checkers and the server.
+#[derive(Clone)]
+pub struct Watch {
+    shared: Arc<Shared>,
+}
+
+/// Which check produced a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    Start,
+    Event,
+    Periodic,
+}
+
+impl Trigger {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Event => "event",
+            Self::Periodic => "periodic",
+        }
+    }
+}
+
+impl Watch {
+    /// Starts watching: the event source, the event checker and the pass thread, which
+    /// begins with an unpaced first pass. Returns at once; the model is unready until
+    /// that pass has verified it.
+    pub fn start(mut config: Config) -> Result<Self, WatchError> {
+        let resolve = |path: &PathBuf| {
+            std::path::absolute(path).map_err(|source| WatchError::Path {
+                path: path.clone(),
+                source,
+            })
+        };
+        config.model = resolve(&config.model)?;
+        config.signature = resolve(&config.signature)?;
+        let pinned = config.options.expected;
+        let shared = Arc::new(Shared {
+            tracker: Mutex::new(Tracker::new()),
+            wake: Condvar::new(),
+            pinned: Mutex::new(pinned),
+            ready: AtomicBool::new(false),
+            dead: AtomicBool::new(false),
+            metrics: Metrics::new(),
+            config,
+        });
+        let watch = Self { shared };
+        watch.log(json!({
+            "event": "start",
+            "model": watch.shared.config.model.display().to_string(),
+            "signature": watch.shared.config.signature.display().to_string(),
+            "intervalSeconds": watch.shared.config.interval.as_secs_f64(),
+            "maxReadRate": watch.shared.config.max_read_rate,
+            "events": watch.shared.config.events,
+        }));
+        if watch.shared.config.events {
+            events::start(watch.clone())?;
+        }
+        let spawn = |name: &str, work: fn(Watch)| {
+            let watch = watch.clone();
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || {
+                    let guard = DeadOnExit(watch.clone());
+                    work(watch);
+                    drop(guard);
+                })
+                .map_err(WatchError::Thread)
+        };
+        spawn("watch-events", event_checker)?;
+        spawn("watch-passes", pass_loop)?;
+        Ok(watch)
+    }
+
+    /// Ready, failures and pending keys now.
+    pub fn status(&self) -> Status {
+        self.tracker().status()
+    }
+
+    /// Whether both checker threads are running.
+    pub fn healthy(&self) -> bool {
+        !self.shared.dead.load(Ordering::Relaxed)
+    }
+
+    /// The metrics, as Prometheus text.
+    pub fn metrics_text(&self) -> String {
+        let status = self.status();
+        let tracker = self.tracker();
+        self.shared
+            .metrics
+            .encode(status.ready, tracker.last_verified, tracker.signed().len())
+    }
+
+    fn tracker(&self) -> MutexGuard<'_, Tracker> {
+        // A panic while holding the lock leaves the tracker as consistent as any record
+        // left it; readiness stays computed from it, and /healthz reports the dead thread.
+        self.shared
+            .tracker
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes one line to the event log, with its time.
+    pub fn log(&self, mut line: Value) {
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        line["time"] = now.into();
+        (self.shared.config.log)(&line);
+    }
+
+    /// Called by the event source for each changed path (relative to the model, or
+    /// [`MODEL`] for the signature), or with `None` when anything may have changed.
+    pub(crate) fn changed(&self, path: Option<&str>) {
+        self.shared.metrics.events.inc();
+        let mut tracker = self.tracker();
+        match path {
+            Some(path) => tracker.changed(path),
+            None => tracker.changed_all(),
+        }
+        drop(tracker);
+        self.update_ready(Trigger::Event);
+        self.shared.wake.notify_all();
+    }
+
+    /// Re-verifies the signature and the file set, without hashing: the model's own
+    /// verdict. Returns the reader for the files' checks when it passes.
+    fn check_model(&self, trigger: Trigger) -> Option<ModelReader> {
+        let generation = self.tracker().generation(MODEL);
+        let result = self.open_model();
+        self.shared.metrics.check(trigger.name());
+        let (verdict, reader) = match result {
+            Ok(reader) => (Ok(()), Some(reader)),
+            Err(reason) => (Err(reason), None),
+        };
+        let mut tracker = self.tracker();
+        if let Some(reader) = &reader {
+            tracker.set_signed(reader.files().map(|(path, _)| path.to_owned()).collect());
+        }
+        let recorded = tracker.record(MODEL, generation, verdict.clone());
+        drop(tracker);
+        self.after_record(trigger, "(model)", &verdict, recorded);
+        reader
+    }
+
+    fn open_model(&self) -> Result<ModelReader, String> {
+        let config = &self.shared.config;
+        let bundle = Bundle::read(&config.signature).map_err(|e| {
+            format!(
+                "signature {}: {}",
+                config.signature.display(),
+                error_chain(&e)
+            )
+        })?;
+        let reader =
+            ModelReader::open(&config.model, &bundle, &config.trust, &config.options, None)
+                .map_err(|e| model_reason(&e))?;
+        let root = reader.root();
+        {
+            let mut pinned = self
+                .shared
+                .pinned
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match *pinned {
+                Some(first) if first != root => {
+                    return Err(format!(
+                        "the signature now names {root}, not {first}, the model this watch verified first"
+                    ));
+                }
+                Some(_) => {}
+                None => *pinned = Some(root),
+            }
+        }
+        if let Some(rule) = &config.model_rule {
+            rule(reader.name(), &root).map_err(|e| format!("refused by policy: {e}"))?;
+        }
+        Ok(reader)
+    }
+
+    /// Hashes one signed file and records its verdict (unless it changed meanwhile).
+    fn check_file(&self, reader: &ModelReader, path: &str, pacer: &mut Pacer, trigger: Trigger) {
+        let generation = self.tracker().generation(path);
+        let verdict = reader
+            .check_file_paced(path, CHUNK, &mut |n| {
+                self.shared.metrics.bytes.inc_by(n);
+                pacer.take(n);
+            })
+            .map_err(|e| error_chain(&e));
+        self.shared.metrics.check(trigger.name());
+        let recorded = self.tracker().record(path, generation, verdict.clone());
+        self.after_record(trigger, path, &verdict, recorded);
+    }
+
+    fn after_record(
+        &self,
+        trigger: Trigger,
+        path: &str,
+        verdict: &Result<(), String>,
+        recorded: Recorded,
+    ) {
+        if recorded == Recorded::Stale {
+            return;
+        }
+        if let Err(reason) = verdict {
+            self.shared.metrics.failures.inc();
+            if matches!(recorded, Recorded::Changed { .. }) {
+                self.log(json!({"event": "refused", "path": path, "trigger": trigger.name(), "reason": reason}));
+            }
+        } else if recorded == (Recorded::Changed { first: false }) {
+            self.log(json!({"event": "recovered", "path": path, "trigger": trigger.name()}));
+        }
+        self.update_ready(trigger);
+    }
+
+    /// Logs a change of readiness.
+    fn update_ready(&self, trigger: Trigger) {
+        let status = self.status();
+        let was = self.shared.ready.swap(status.ready, Ordering::SeqCst);
+        if was == status.ready {
+            return;
+        }
+        if status.ready {
+            self.log(json!({"event": "ready", "trigger": trigger.name()}));
+        } else {
+            self.log(json!({
+                "event": "unready",
+                "trigger": trigger.name(),
+                "failures": status.failures,
+                "pending": status.pending,
+            }));
+        }
+    }
+}
+
+/// Why the model as a whole does not verify, naming the files (a few of them) when the
+/// file set is what differs.
+fn model_reason(err: &modelseal_verify::VerifyError) -> String {
+    const SHOWN: usize = 10;
+    let modelseal_verify::VerifyError::Files(mismatch) = err else {
+        return error_chain(err);
+    };
+    let mut parts = Vec::new();
+    let mut list = |what: &str, names: Vec<&str>| {
+        if !names.is_empty() {
+            let more = names.len().saturating_sub(SHOWN);
+            let mut text = format!("{what} {}", names[..names.len().min(SHOWN)].join(", "));
+            if more > 0 {
+                text.push_str(&format!(" and {more} more"));
+            }
+            parts.push(text);
+        }
+    };
+    list(
+        "modified",
+        mismatch.modified.iter().map(|m| m.path.as_str()).collect(),
+    );
+    list(
+        "missing",
+        mismatch.missing.iter().map(String::as_str).collect(),
+    );
+    list(
+        "unsigned",
+        mismatch.extra.iter().map(String::as_str).collect(),
+    );
+    format!("{}: {}", error_chain(err), parts.join("; "))
+}
+
+/// Marks the watch unhealthy when a checker thread ends (a panic unwinding through it).
+struct DeadOnExit(Watch);
+
+impl Drop for DeadOnExit {
+    fn drop(&mut self) {
+        self.0.shared.dead.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Waits for changes, lets them gather, and re-checks the model and every signed file
+/// that has no current verdict, unpaced, until nothing is left unchecked.
+fn event_checker(watch: Watch) {
+    loop {
+        {
+            let mut tracker = watch.tracker();
+            while !tracker.has_changes() {
+                tracker = watch
+                    .shared
+                    .wake
+                    .wait(tracker)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+        }
+        std::thread::sleep(watch.shared.config.debounce);
+        let changes = watch.tracker().take_changes();
+        match changes {
+            None => watch.log(json!({"event": "change", "path": "*"})),
+            Some(paths) => {
+                for path in paths {
+                    let shown = if path == MODEL {
+                        "(signature)"
+                    } else {
+                        path.as_str()
+                    };
+                    watch.log(json!({"event": "change", "path": shown}));
+                }
+            }
+        }
+        let Some(reader) = watch.check_model(Trigger::Event) else {
+            continue;
+        };
+        let mut pacer = Pacer::new(None);
+        // Taken first: a guard in the loop's head would hold the lock through the loop.
+        let unchecked = watch.tracker().unchecked_files();
+        for path in unchecked {
+            watch.check_file(&reader, &path, &mut pacer, Trigger::Event);
+        }
+    }
+}
+
+/// The full passes: the first at once and unpaced, then one every interval, paced.
+fn pass_loop(watch: Watch) {
+    let mut trigger = Trigger::Start;
+    loop {
+        let started = Instant::now();
+        let rate = match trigger {
+            Trigger::Start => None,
+            _ => watch.shared.config.max_read_rate,
+        };
+        let mut pacer = Pacer::new(rate);
+        let reader = watch.check_model(trigger);
+        let files = match &reader {
+            Some(reader) => {
+                let paths: Vec<String> = reader.files().map(|(p, _)| p.to_owned()).collect();
+                for path in &paths {
+                    watch.check_file(reader, path, &mut pacer, trigger);
+                }
+                paths.len()
+            }
+            None => 0,
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let status = watch.status();
+        watch.shared.metrics.pass_done(SystemTime::now(), seconds);
+        watch.log(json!({
+            "event": "pass",
+            "trigger": trigger.name(),
+            "files": files,
+            "bytes": pacer.bytes(),
+            "seconds": seconds,
+            "ready": status.ready,
+        }));
+        trigger = Trigger::Periodic;
+        std::thread::sleep(watch.shared.config.interval);
+    }
+}
