@@ -170,3 +170,24 @@ pub fn vsa_statement(name: &str, root: &Blake3Digest, summary: &VerificationSumm
         predicate: serde_json::to_value(summary).expect("summary serializes"),
     }
 }
+
+/// Predicate type of a CycloneDX BOM as an in-toto predicate.
+pub const CYCLONEDX_PREDICATE_TYPE: &str = "https://cyclonedx.org/bom";
+/// Predicate type of an SPDX 3 document as an in-toto predicate.
+pub const SPDX3_PREDICATE_TYPE: &str = "https://spdx.org/rdf/3.0.1/terms/Core/SpdxDocument";
+
+/// A statement that the model `name` with root `root` has the bill of materials `bom`
+/// (`modelseal bom --sign-key`): one of the two predicate types above.
+pub fn bom_statement(
+    name: &str,
+    root: &Blake3Digest,
+    predicate_type: &str,
+    bom: serde_json::Value,
+) -> Statement {
+    Statement {
+        statement_type: STATEMENT_TYPE.to_owned(),
+        subject: vec![subject(name, root)],
+        predicate_type: predicate_type.to_owned(),
+        predicate: bom,
+    }
+}

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod bom;
 pub mod oci;
 pub mod policy;
 pub mod report;
@@ -17,6 +18,6 @@ pub mod store;
 pub mod vsa;
 mod walk;
 
-pub use report::{Hop, HopFailure, HopKind, LineageReport};
+pub use report::{Hop, HopFailure, HopKind, LineageReport, SignedBy, TrainingRun};
 pub use stop::Stop;
 pub use walk::{check_model, verify_digest, verify_digest_until, verify_lineage};

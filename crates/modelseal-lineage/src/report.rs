@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use modelseal_core::ArtifactDigest;
-use modelseal_core::provenance::TRAINING_BUILD_TYPE;
+use modelseal_core::provenance::{Provenance, TRAINING_BUILD_TYPE};
+use modelseal_verify::Signer;
 
 use crate::store::Skipped;
 
@@ -133,6 +134,56 @@ impl HopFailure {
     }
 }
 
+/// One attestation that passed the gate for a hop: what it is, and who signed it in
+/// which role.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SignedBy {
+    /// Its predicate type.
+    pub predicate_type: String,
+    /// The role the policy trusted its signer for.
+    pub role: &'static str,
+    /// The signer's policy name (its key fingerprint when the policy names none).
+    pub signer: String,
+    /// The verified signer: key, certificate or keyless identity, trusted time.
+    pub identity: Signer,
+    /// SHA-256 of the stored bundle (`None` for the top model's own signature, which the
+    /// caller verified from a file, not from the store).
+    pub bundle_sha256: Option<String>,
+}
+
+impl SignedBy {
+    /// A record of a signature verified outside the walk (the top model's).
+    pub fn new(predicate_type: &str, role: &'static str, signer: String, identity: Signer) -> Self {
+        Self {
+            predicate_type: predicate_type.to_owned(),
+            role,
+            signer,
+            identity,
+            bundle_sha256: None,
+        }
+    }
+
+    /// The time a transparency log or timestamp authority vouches for, Unix seconds.
+    pub fn signed_at(&self) -> Option<i64> {
+        self.identity
+            .keyless
+            .as_ref()
+            .and_then(|k| k.signed_at)
+            .or_else(|| self.identity.timestamped_at.and_then(|t| i64::try_from(t).ok()))
+    }
+}
+
+/// A training run a trusted builder attested, with the attestation.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TrainingRun {
+    /// The provenance as signed.
+    pub provenance: Provenance,
+    /// Who signed it.
+    pub signed_by: SignedBy,
+}
+
 /// One artifact in the lineage tree, with its verdict.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -149,6 +200,10 @@ pub struct Hop {
     pub digest: Option<ArtifactDigest>,
     /// The policy names of the signers whose attestations were accepted.
     pub signers: Vec<String>,
+    /// Each attestation accepted for this hop, with its signer.
+    pub attestations: Vec<SignedBy>,
+    /// The training runs its trusted provenance describes, as signed.
+    pub runs: Vec<TrainingRun>,
     /// The builder ids of its provenance, when it has one.
     pub builders: Vec<String>,
     /// Accepted on a verification summary instead of walking below it.
@@ -175,6 +230,8 @@ impl Hop {
             claimed_name,
             digest,
             signers: Vec::new(),
+            attestations: Vec::new(),
+            runs: Vec::new(),
             builders: Vec::new(),
             via_vsa: false,
             materials: Vec::new(),

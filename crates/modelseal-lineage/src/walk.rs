@@ -19,7 +19,7 @@ use modelseal_core::statement::{ArtifactKind, MANIFEST_PREDICATE_TYPE, ManifestP
 use modelseal_verify::{Attestation, error_chain, verify_attestation};
 
 use crate::policy::{LineagePolicy, Role, Rules, role_name};
-use crate::report::{Hop, HopFailure, HopKind, LineageReport};
+use crate::report::{Hop, HopFailure, HopKind, LineageReport, SignedBy, TrainingRun};
 use crate::stop::Stop;
 use crate::store::{AttestationStore, Lookup, Skipped};
 use crate::vsa;
@@ -238,7 +238,7 @@ impl<'a> Walk<'a> {
         predicate_type: &str,
         role: Role,
         required: bool,
-    ) -> Result<Vec<(Attestation, String)>, HopFailure> {
+    ) -> Result<Vec<(Attestation, String, String)>, HopFailure> {
         let trust = self.policy.trust_for(role);
         let mut passed = Vec::new();
         let mut first_error = None;
@@ -255,7 +255,7 @@ impl<'a> Walk<'a> {
                         .policy
                         .signer_name(&attestation.signer)
                         .map_or_else(|| attestation.signer.fingerprint.to_string(), str::to_owned);
-                    passed.push((attestation, signer));
+                    passed.push((attestation, signer, candidate.sha256.clone()));
                 }
                 Err(e) => {
                     let reason = error_chain(&e);
@@ -299,7 +299,7 @@ impl<'a> Walk<'a> {
             HopKind::Dataset => ArtifactKind::Dataset,
         };
         let mut name: Option<Option<String>> = None;
-        for (attestation, signer) in signed {
+        for (attestation, signer, sha256) in signed {
             let kind = attestation.predicate::<ManifestPredicate>().map(|p| p.kind);
             if kind.as_ref().ok() != Some(&expected) {
                 return Err(HopFailure::Mismatch {
@@ -321,6 +321,7 @@ impl<'a> Walk<'a> {
                 Some(_) => {}
                 None => name = Some(attestation.subject_name.clone()),
             }
+            record(hop, &attestation, role, &signer, sha256);
             if !hop.signers.contains(&signer) {
                 hop.signers.push(signer);
             }
@@ -353,7 +354,7 @@ impl<'a> Walk<'a> {
             required,
         )?;
         let mut out = Vec::new();
-        for (attestation, signer) in trusted {
+        for (attestation, signer, sha256) in trusted {
             let provenance: Provenance =
                 attestation.predicate().map_err(|e| HopFailure::Mismatch {
                     predicate_type: SLSA_PROVENANCE_TYPE.into(),
@@ -369,11 +370,19 @@ impl<'a> Walk<'a> {
             if !hop.builders.contains(&builder) {
                 hop.builders.push(builder.clone());
             }
+            record(hop, &attestation, Role::TrainingBuilder, &signer, sha256);
             if !hop.signers.contains(&signer) {
                 hop.signers.push(signer);
             }
             if !self.policy.builders.is_empty() && !self.policy.builders.contains(&builder) {
                 return Err(HopFailure::Builder(builder));
+            }
+            let signed_by = hop.attestations.last().cloned();
+            if let Some(signed_by) = signed_by {
+                hop.runs.push(TrainingRun {
+                    provenance: provenance.clone(),
+                    signed_by,
+                });
             }
             out.push(provenance);
         }
@@ -391,13 +400,14 @@ impl<'a> Walk<'a> {
     ) -> Result<bool, HopFailure> {
         // Never required: an untrusted or unusable summary only means the walk decides.
         let summaries = self.trusted(hop, lookup, digest, SLSA_VSA_TYPE, Role::Verifier, false)?;
-        for (attestation, signer) in summaries {
+        for (attestation, signer, sha256) in summaries {
             let verdict = attestation
                 .predicate::<VerificationSummary>()
                 .map_err(|e| error_chain(&e))
                 .and_then(|summary| vsa::acceptable(&summary, self.policy, self.now, depth));
             match verdict {
                 Ok(()) => {
+                    record(hop, &attestation, Role::Verifier, &signer, sha256);
                     hop.signers.push(signer);
                     return Ok(true);
                 }
@@ -433,6 +443,16 @@ fn check_lists(
         return Err(HopFailure::NotAllowed);
     }
     Ok(())
+}
+
+fn record(hop: &mut Hop, attestation: &Attestation, role: Role, signer: &str, sha256: String) {
+    hop.attestations.push(SignedBy {
+        predicate_type: attestation.predicate_type.clone(),
+        role: role_name(role),
+        signer: signer.to_owned(),
+        identity: attestation.signer.clone(),
+        bundle_sha256: Some(sha256),
+    });
 }
 
 fn material(dependency: &modelseal_core::statement::ResourceDescriptor) -> String {

@@ -1,10 +1,216 @@
-//! `modelseal bom` (being written).
+//! `modelseal bom`: verify the model and its lineage, then write what was verified as a
+//! CycloneDX ML-BOM or an SPDX 3 document, optionally signed into the store.
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
+use modelseal_core::fsio::{Overwrite, Visibility, write_atomic};
+use modelseal_core::provenance::{CYCLONEDX_PREDICATE_TYPE, SPDX3_PREDICATE_TYPE, bom_statement};
+use modelseal_core::statement::MANIFEST_PREDICATE_TYPE;
+use modelseal_core::walk::WalkOptions;
+use modelseal_core::{Blake3Digest, Bundle, BundleError};
+use modelseal_lineage::SignedBy;
+use modelseal_lineage::policy::{LineagePolicy, Role};
+use modelseal_lineage::bom::{BomInput, ModelCard, ModelFile, cyclonedx, spdx};
+use modelseal_verify::loader::ModelReader;
+use modelseal_verify::{SignatureFormat, VerifyError, VerifyOptions, verify_model};
 
 use crate::Outcome;
-use crate::cli::BomArgs;
+use crate::cli::{BomArgs, BomFormat};
+use crate::output::out;
+use crate::progress::Bar;
 
-pub fn run(_args: &BomArgs) -> Result<Outcome> {
-    anyhow::bail!("modelseal bom is not written yet")
+/// The largest model card read (a card is text; anything bigger is not one).
+const MAX_CARD_BYTES: u64 = 1 << 20;
+
+pub fn run(args: &BomArgs) -> Result<Outcome> {
+    let policy = LineagePolicy::read(&args.policy)
+        .with_context(|| format!("policy {}", args.policy.display()))?;
+    let trust = policy.trust_for(Role::ModelPublisher);
+    let signature = args
+        .signature
+        .clone()
+        .unwrap_or_else(|| super::default_signature_path(&args.model));
+    let ignore = args
+        .ignore
+        .iter()
+        .map(|arg| super::resolve_ignore(&args.model, arg))
+        .collect::<Result<_>>()?;
+    let mut options = VerifyOptions::default();
+    options.walk = WalkOptions {
+        ignore,
+        exclude_files: vec![signature.clone()],
+        ..WalkOptions::default()
+    };
+    let bundle = match Bundle::read(&signature) {
+        Err(BundleError::Io(e)) => {
+            return Err(e)
+                .with_context(|| format!("cannot read signature {}", signature.display()));
+        }
+        Err(e) => return refused(&signature, &VerifyError::Bundle(e)),
+        Ok(bundle) => bundle,
+    };
+    // Every byte first: a BOM describes this model only if these are its signed bytes.
+    let bar = Bar::new(args.quiet);
+    let verified = verify_model(&args.model, &bundle, &trust, &options, &bar);
+    bar.finish();
+    let verified = match verified {
+        Ok(verified) => verified,
+        Err(err) if !err.is_refusal() => {
+            return Err(err)
+                .with_context(|| format!("cannot verify model {}", args.model.display()));
+        }
+        Err(err) => return refused(&signature, &err),
+    };
+    if verified.format != SignatureFormat::Native {
+        bail!(
+            "a BOM follows the lineage, which needs a native (BLAKE3 manifest) signature; this model is signed in the OMS format"
+        );
+    }
+    let report = super::lineage::walk(&args.store, &args.registry, &policy, &verified)?;
+    if !report.passed() && !args.allow_refused {
+        super::lineage::report_failure(&report);
+        eprintln!("hint: --allow-refused writes the BOM with the refused hops marked so");
+        return Ok(Outcome::Refused);
+    }
+    // The manifest and the card, read through the verified loader: the card's bytes are
+    // checked against the signed root as they are read, so a card changed since the
+    // pass above is refused rather than described.
+    let reader = ModelReader::open(&args.model, &bundle, &trust, &options, None)
+        .with_context(|| format!("cannot reopen model {}", args.model.display()))?;
+    let signed = modelseal_verify::verify_envelope(&bundle, &trust)?;
+    let manifest = modelseal_verify::signed_manifest(&signed)?;
+    let files: Vec<ModelFile> = manifest
+        .manifest
+        .entries()
+        .iter()
+        .map(|e| ModelFile {
+            path: e.path.to_string(),
+            size: e.size,
+            blake3: e.blake3.to_hex(),
+        })
+        .collect();
+    let card = model_card(args, &reader, &files)?;
+    let signer_name = policy
+        .signer_name(&verified.signer)
+        .map_or_else(|| verified.signer.fingerprint.to_string(), str::to_owned);
+    let mut serial = [0u8; 16];
+    getrandom::fill(&mut serial).context("no randomness for the BOM's serial number")?;
+    let created = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        .format(&time::format_description::well_known::Rfc3339)
+        .context("formatting the time")?;
+    let input = BomInput {
+        report: &report,
+        files,
+        signature: SignedBy::new(
+            MANIFEST_PREDICATE_TYPE,
+            "model-publisher",
+            signer_name,
+            verified.signer.clone(),
+        ),
+        card,
+        created,
+        serial,
+        tool_version: env!("CARGO_PKG_VERSION"),
+    };
+    let (bom, predicate_type) = match args.format {
+        BomFormat::Cyclonedx => (cyclonedx::document(&input), CYCLONEDX_PREDICATE_TYPE),
+        BomFormat::Spdx => (spdx::document(&input), SPDX3_PREDICATE_TYPE),
+    };
+    let mut text = serde_json::to_string_pretty(&bom).context("serializing the BOM")?;
+    text.push('\n');
+    match &args.out {
+        Some(path) => {
+            write_atomic(path, text.as_bytes(), Visibility::Public, Overwrite::Allow)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => out(text.trim_end()),
+    }
+    if let Some(key) = &args.sign_key {
+        sign_into_store(args, key, &manifest.root, verified.name.as_deref(), predicate_type, bom)?;
+    }
+    if !report.passed() {
+        super::lineage::report_failure(&report);
+        return Ok(Outcome::Refused);
+    }
+    Ok(Outcome::Success)
+}
+
+fn refused(signature: &std::path::Path, err: &VerifyError) -> Result<Outcome> {
+    eprintln!(
+        "error: {}: {}",
+        signature.display(),
+        modelseal_verify::error_chain(err)
+    );
+    Ok(Outcome::Refused)
+}
+
+/// The named card, or README.md when it is signed; read verified, at most 1 MiB, UTF-8.
+fn model_card(
+    args: &BomArgs,
+    reader: &ModelReader,
+    files: &[ModelFile],
+) -> Result<Option<ModelCard>> {
+    let path = match &args.model_card {
+        Some(path) => {
+            if !files.iter().any(|f| f.path == *path) {
+                bail!("--model-card {path} is not a signed file of this model");
+            }
+            path.clone()
+        }
+        None if files.iter().any(|f| f.path == "README.md") => "README.md".to_owned(),
+        None => return Ok(None),
+    };
+    let file = files.iter().find(|f| f.path == path).context("listed")?;
+    if file.size > MAX_CARD_BYTES {
+        bail!(
+            "the model card {path} is {} bytes; a card is at most {MAX_CARD_BYTES}",
+            file.size
+        );
+    }
+    let bytes = reader
+        .read_file(&path)
+        .with_context(|| format!("model card {path}"))?;
+    let text =
+        String::from_utf8(bytes).with_context(|| format!("the model card {path} is not UTF-8"))?;
+    Ok(Some(ModelCard {
+        path,
+        blake3: file.blake3.clone(),
+        text,
+    }))
+}
+
+fn sign_into_store(
+    args: &BomArgs,
+    key: &std::path::Path,
+    root: &Blake3Digest,
+    name: Option<&str>,
+    predicate_type: &str,
+    bom: serde_json::Value,
+) -> Result<()> {
+    let signer = crate::signing::StatementSigner::from_args(&crate::cli::SignerArgs {
+        key: Some(key.to_path_buf()),
+        keyless: false,
+        identity_token: None,
+        identity_token_file: None,
+        signing_config: None,
+        trusted_root: None,
+        timestamp_url: None,
+    })?;
+    let statement = bom_statement(name.unwrap_or("model"), root, predicate_type, bom);
+    let issued = signer.sign_native(statement, root)?;
+    let dir = tempfile::tempdir().context("a temporary directory")?;
+    let path = dir.path().join("bom.sig");
+    write_atomic(&path, &issued.bundle.to_json(), Visibility::Public, Overwrite::Allow)
+        .context("writing the signed BOM")?;
+    let store = super::store::open(&args.store, &args.registry)?;
+    store
+        .add(&path)
+        .with_context(|| format!("cannot add the signed BOM to {}", args.store))?;
+    eprintln!(
+        "signed the BOM ({predicate_type}) and added it to {}\n  signer  {}",
+        args.store, issued.signer_text
+    );
+    Ok(())
 }

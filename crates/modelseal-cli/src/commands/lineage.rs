@@ -19,12 +19,22 @@ pub fn check(
     policy: &LineagePolicy,
     verified: &VerifiedModel,
 ) -> Result<LineageReport> {
+    let store = args.store.as_deref().context("--lineage needs --store")?;
+    walk(store, &args.registry, policy, verified)
+}
+
+/// The lineage walk from a model whose signature (and bytes) the caller verified.
+pub fn walk(
+    store: &str,
+    registry: &crate::cli::RegistryArgs,
+    policy: &LineagePolicy,
+    verified: &VerifiedModel,
+) -> Result<LineageReport> {
     if verified.root.algorithm != "blake3" {
         bail!(
-            "--lineage follows native (BLAKE3 manifest) signatures; this model is signed in the OMS format"
+            "lineage checks follow native (BLAKE3 manifest) signatures; this model is signed in the OMS format"
         );
     }
-    let store = args.store.as_deref().context("--lineage needs --store")?;
     let signer = policy
         .signer_name(&verified.signer)
         .map(str::to_owned)
@@ -39,7 +49,7 @@ pub fn check(
         &ArtifactDigest::blake3(&root),
         signer,
         policy,
-        &super::store::open(store, &args.registry)?,
+        &super::store::open(store, registry)?,
     ))
 }
 
