@@ -74,6 +74,16 @@ fi
 "$ivenv/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 MODELSEAL=target/release/modelseal "$ivenv/bin/python" -m pytest -q tests/interop
 
+step "AI-BOMs from a verified lineage, checked by CycloneDX's schema (cyclonedx-python-lib) and SPDX's own bindings (spdx-python-model)"
+bvenv=target/bom-venv
+if [ ! -x "$bvenv/bin/python" ]; then
+  python3 -m venv "$bvenv"
+fi
+"$bvenv/bin/pip" install --quiet --disable-pip-version-check -r tests/bom/requirements.txt
+# SPDX's SHACL shapes are on no registry CI reaches: with SPDX_3_DIR set (a copy of the
+# spdx.org 3.0.1 files), spdx3-validate checks them too; otherwise that test is skipped.
+MODELSEAL=target/release/modelseal "$bvenv/bin/python" -m pytest -q -rs -p no:cacheprovider tests/bom
+
 step "verified loading through torch, transformers, sentence-transformers and a Hugging Face cache (PyPI packages)"
 # torch brings ~3 GB of CUDA libraries: the venv is kept between runs on one machine,
 # keyed by the requirements' hash, and marked complete only once pip has finished.

@@ -170,7 +170,11 @@ impl SignedBy {
             .keyless
             .as_ref()
             .and_then(|k| k.signed_at)
-            .or_else(|| self.identity.timestamped_at.and_then(|t| i64::try_from(t).ok()))
+            .or_else(|| {
+                self.identity
+                    .timestamped_at
+                    .and_then(|t| i64::try_from(t).ok())
+            })
     }
 }
 

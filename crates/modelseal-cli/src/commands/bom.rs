@@ -8,8 +8,8 @@ use modelseal_core::statement::MANIFEST_PREDICATE_TYPE;
 use modelseal_core::walk::WalkOptions;
 use modelseal_core::{Blake3Digest, Bundle, BundleError};
 use modelseal_lineage::SignedBy;
-use modelseal_lineage::policy::{LineagePolicy, Role};
 use modelseal_lineage::bom::{BomInput, ModelCard, ModelFile, cyclonedx, spdx};
+use modelseal_lineage::policy::{LineagePolicy, Role};
 use modelseal_verify::loader::ModelReader;
 use modelseal_verify::{SignatureFormat, VerifyError, VerifyOptions, verify_model};
 
@@ -128,7 +128,14 @@ pub fn run(args: &BomArgs) -> Result<Outcome> {
         None => out(text.trim_end()),
     }
     if let Some(key) = &args.sign_key {
-        sign_into_store(args, key, &manifest.root, verified.name.as_deref(), predicate_type, bom)?;
+        sign_into_store(
+            args,
+            key,
+            &manifest.root,
+            verified.name.as_deref(),
+            predicate_type,
+            bom,
+        )?;
     }
     if !report.passed() {
         super::lineage::report_failure(&report);
@@ -202,8 +209,13 @@ fn sign_into_store(
     let issued = signer.sign_native(statement, root)?;
     let dir = tempfile::tempdir().context("a temporary directory")?;
     let path = dir.path().join("bom.sig");
-    write_atomic(&path, &issued.bundle.to_json(), Visibility::Public, Overwrite::Allow)
-        .context("writing the signed BOM")?;
+    write_atomic(
+        &path,
+        &issued.bundle.to_json(),
+        Visibility::Public,
+        Overwrite::Allow,
+    )
+    .context("writing the signed BOM")?;
     let store = super::store::open(&args.store, &args.registry)?;
     store
         .add(&path)

@@ -5,7 +5,9 @@
 
 use serde_json::{Value, json};
 
-use super::{BomInput, Material, MaterialKind, Node, flatten, materials, nodes, signer_text, verdict};
+use super::{
+    BomInput, Material, MaterialKind, Node, flatten, materials, nodes, signer_text, verdict,
+};
 use crate::report::{Hop, HopKind, SignedBy, TrainingRun};
 
 /// The specification version written.
@@ -150,7 +152,10 @@ fn signer_props(signed: &SignedBy) -> Vec<Value> {
         prop("modelseal:signer", signer_text(signed)),
         prop("modelseal:signer:role", signed.role.to_owned()),
         prop("modelseal:signer:name", signed.signer.clone()),
-        prop("modelseal:signer:predicateType", signed.predicate_type.clone()),
+        prop(
+            "modelseal:signer:predicateType",
+            signed.predicate_type.clone(),
+        ),
         prop(
             "modelseal:signer:keyFingerprint",
             signed.identity.fingerprint.to_string(),
@@ -220,7 +225,11 @@ fn formula(node: &Node<'_>, run: &TrainingRun, run_id: &str, ids: &[&str]) -> Va
         .filter(|id| ids.contains(&id.as_str()))
         .map(|id| json!({"resource": {"ref": id}}))
         .collect();
-    inputs.extend(materials.iter().map(|m| json!({"resource": {"ref": material_ref(m)}})));
+    inputs.extend(
+        materials
+            .iter()
+            .map(|m| json!({"resource": {"ref": material_ref(m)}})),
+    );
     let parameters: Vec<Value> = flatten(&provenance.build_definition.external_parameters)
         .into_iter()
         .map(|(name, value)| json!({"name": name, "value": value}))

@@ -59,21 +59,26 @@ pub struct BomInput<'a> {
 }
 
 impl BomInput<'_> {
-    /// The serial as a UUID (version 4 bits set).
+    /// The serial as a UUID.
     pub fn uuid(&self) -> String {
-        let mut b = self.serial;
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        let h = hex::encode(b);
-        format!(
-            "{}-{}-{}-{}-{}",
-            &h[..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..]
-        )
+        uuid_v4(self.serial)
     }
+}
+
+/// Random bytes as a version 4 UUID (the version and variant bits set).
+fn uuid_v4(serial: [u8; 16]) -> String {
+    let mut b = serial;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 /// The verdict words both formats carry.
@@ -89,7 +94,12 @@ pub(crate) fn verdict(hop: &Hop) -> &'static str {
 /// position, since nothing else identifies them).
 pub(crate) fn hop_id(hop: &Hop, position: usize) -> String {
     match &hop.digest {
-        Some(d) => format!("{}-{}-{}", hop.kind.name(), d.algorithm().name(), d.to_hex()),
+        Some(d) => format!(
+            "{}-{}-{}",
+            hop.kind.name(),
+            d.algorithm().name(),
+            d.to_hex()
+        ),
         None => format!("{}-unresolved-{position}", hop.kind.name()),
     }
 }
@@ -186,9 +196,7 @@ pub(crate) fn sha2_label(text: &str) -> [u8; 32] {
 }
 
 /// The code, image and other inputs of a run.
-pub(crate) fn materials(
-    provenance: &modelseal_core::provenance::Provenance,
-) -> Vec<Material<'_>> {
+pub(crate) fn materials(provenance: &modelseal_core::provenance::Provenance) -> Vec<Material<'_>> {
     provenance
         .build_definition
         .resolved_dependencies
@@ -210,12 +218,14 @@ pub(crate) fn materials(
 
 /// A signer in words: policy name, role, and key fingerprint or keyless identity.
 pub(crate) fn signer_text(signed: &SignedBy) -> String {
-    let who = match (&signed.identity.keyless, &signed.identity.certificate_subject) {
+    let who = match (
+        &signed.identity.keyless,
+        &signed.identity.certificate_subject,
+    ) {
         (Some(k), _) => format!("identity {} from {}", k.identity, k.issuer),
-        (None, Some(subject)) => format!(
-            "certificate {subject}, key {}",
-            signed.identity.fingerprint
-        ),
+        (None, Some(subject)) => {
+            format!("certificate {subject}, key {}", signed.identity.fingerprint)
+        }
         (None, None) => format!(
             "{} key {}",
             signed.identity.algorithm, signed.identity.fingerprint
@@ -242,6 +252,9 @@ pub(crate) fn flatten(value: &serde_json::Value) -> BTreeMap<String, String> {
             serde_json::Value::String(s) => {
                 out.insert(prefix.to_owned(), s.clone());
             }
+            // Nothing was given: not a parameter.
+            serde_json::Value::Null => {}
+            serde_json::Value::Array(items) if items.is_empty() => {}
             other => {
                 out.insert(prefix.to_owned(), other.to_string());
             }
@@ -250,4 +263,65 @@ pub(crate) fn flatten(value: &serde_json::Value) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     walk("", value, &mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::HopKind;
+    use modelseal_core::ArtifactDigest;
+
+    fn hop(kind: HopKind, byte: u8, inputs: Vec<Hop>) -> Hop {
+        let mut hop = Hop::new(
+            kind,
+            None,
+            Some(ArtifactDigest::new(
+                modelseal_core::DigestAlgorithm::Blake3,
+                [byte; 32],
+            )),
+        );
+        hop.inputs = inputs;
+        hop
+    }
+
+    #[test]
+    fn a_shared_input_is_one_node_named_by_both_parents() {
+        // chat <- (base <- corpus), corpus: a diamond.
+        let corpus = || hop(HopKind::Dataset, 3, vec![]);
+        let base = hop(HopKind::Model, 2, vec![corpus()]);
+        let chat = hop(HopKind::Model, 1, vec![base, corpus()]);
+        let report = LineageReport {
+            root: chat,
+            attestations: BTreeSet::new(),
+        };
+        let nodes = nodes(&report);
+        assert_eq!(nodes.len(), 3);
+        let corpus_id = hop_id(&corpus(), 0);
+        assert_eq!(nodes[0].inputs[1], corpus_id);
+        assert_eq!(nodes[1].inputs, vec![corpus_id.clone()]);
+        assert_eq!(nodes.iter().filter(|n| n.id == corpus_id).count(), 1);
+    }
+
+    #[test]
+    fn parameters_flatten_and_leave_out_what_was_not_given() {
+        let params = serde_json::json!({"hyperparameters": {"lr": "0.1", "epochs": 3}, "entryPoint": null, "configs": []});
+        let flat = flatten(&params);
+        assert_eq!(
+            flat.get("hyperparameters.lr").map(String::as_str),
+            Some("0.1")
+        );
+        assert_eq!(
+            flat.get("hyperparameters.epochs").map(String::as_str),
+            Some("3")
+        );
+        assert_eq!(flat.len(), 2);
+    }
+
+    #[test]
+    fn serials_are_version_4_uuids() {
+        let uuid = uuid_v4([0xff; 16]);
+        assert_eq!(uuid.len(), 36);
+        assert_eq!(&uuid[14..15], "4");
+        assert!(matches!(&uuid[19..20], "8" | "9" | "a" | "b"));
+    }
 }

@@ -267,7 +267,9 @@ fn package(
         None if hop.via_vsa => format!(
             "modelseal: {verdict_word}; accepted on a verification summary, its inputs were not walked"
         ),
-        None => format!("modelseal: {verdict_word}; every statement about it was signed by a signer the policy trusts for its role"),
+        None => format!(
+            "modelseal: {verdict_word}; every statement about it was signed by a signer the policy trusts for its role"
+        ),
     };
     fields["comment"] = comment.into();
     // The one who signed the artifact itself (publisher or curator) supplied it.
@@ -299,7 +301,14 @@ fn package(
                 if let Some(end) = hop
                     .runs
                     .iter()
-                    .find_map(|r| r.provenance.run_details.metadata.as_ref()?.finished_on.as_deref())
+                    .find_map(|r| {
+                        r.provenance
+                            .run_details
+                            .metadata
+                            .as_ref()?
+                            .finished_on
+                            .as_deref()
+                    })
                     .and_then(spdx_time)
                 {
                     fields["builtTime"] = end.into();
@@ -355,10 +364,16 @@ fn build(g: &mut Graph, node: &Node<'_>, run: &TrainingRun, output: &str, mut in
     if let Some(id) = metadata.and_then(|m| m.invocation_id.clone()) {
         fields["build_buildId"] = id.into();
     }
-    if let Some(t) = metadata.and_then(|m| m.started_on.as_deref()).and_then(spdx_time) {
+    if let Some(t) = metadata
+        .and_then(|m| m.started_on.as_deref())
+        .and_then(spdx_time)
+    {
         fields["build_buildStartTime"] = t.into();
     }
-    if let Some(t) = metadata.and_then(|m| m.finished_on.as_deref()).and_then(spdx_time) {
+    if let Some(t) = metadata
+        .and_then(|m| m.finished_on.as_deref())
+        .and_then(spdx_time)
+    {
         fields["build_buildEndTime"] = t.into();
     }
     let params = dictionary(&provenance.build_definition.external_parameters);
@@ -379,11 +394,14 @@ fn build(g: &mut Graph, node: &Node<'_>, run: &TrainingRun, output: &str, mut in
                         json!([{"type": "Hash", "algorithm": "sha1", "hashValue": commit}]);
                 }
             }
-            MaterialKind::Image => environment.push(json!({
-                "type": "DictionaryEntry",
-                "key": "image",
-                "value": m.label(),
-            })),
+            MaterialKind::Image => {
+                let digest = d.digest.get("sha256").map(|h| format!("@sha256:{h}"));
+                environment.push(json!({
+                    "type": "DictionaryEntry",
+                    "key": "image",
+                    "value": format!("{}{}", m.label(), digest.unwrap_or_default()),
+                }));
+            }
             MaterialKind::Other => {}
         }
     }
