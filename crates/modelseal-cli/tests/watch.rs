@@ -218,7 +218,7 @@ async fn every_kind_of_change_is_refused_at_once_and_recovers_when_undone() {
     eprintln!("modified byte refused after {took:?}");
     assert_eq!(failure_paths(&body), ["weights.bin"], "{body}");
     assert!(
-        body.to_string().contains("do not match the signed"),
+        body.to_string().contains("do not match their signed digest"),
         "{body}"
     );
     flip_byte(&weights, 4 << 19);
@@ -479,4 +479,26 @@ fn bad_arguments_exit_2_before_listening() {
         .output()
         .unwrap();
     common::assert_exit(&bad_rate, 2);
+}
+
+#[tokio::test]
+async fn an_oms_signed_model_is_watched_shard_by_shard() {
+    let dir = signed_model(3 << 20);
+    let d = dir.path();
+    run(d, &["keygen", "--out", "publisher.key", "--algorithm", "ecdsa-p256", "--force"]);
+    run(
+        d,
+        &[
+            "sign", "model", "--key", "publisher.key", "--format", "oms", "--method", "shards",
+            "--shard-size", "1048576",
+        ],
+    );
+    let w = Watcher::start(dir, &[]);
+    w.wait_for(200, Duration::from_secs(20)).await;
+    flip_byte(&w.path("model/weights.bin"), (2 << 20) + 5);
+    let body = w.wait_for_failure().await.1;
+    assert_eq!(failure_paths(&body), ["weights.bin"], "{body}");
+    assert!(body.to_string().contains("offset 2097152"), "the third shard: {body}");
+    flip_byte(&w.path("model/weights.bin"), (2 << 20) + 5);
+    w.wait_for(200, AFTER_EVENT).await;
 }

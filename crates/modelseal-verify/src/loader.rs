@@ -80,7 +80,7 @@ pub enum ReadError {
     },
     /// Bytes that differ from the signed ones.
     #[error(
-        "{path}: bytes at offset {offset} do not match the signed BLAKE3 root (tampered or corrupted)"
+        "{path}: bytes at offset {offset} do not match their signed digest (tampered or corrupted)"
     )]
     Tampered {
         /// The file.

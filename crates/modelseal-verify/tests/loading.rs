@@ -327,7 +327,7 @@ mod safetensors_files {
         let err = st.tensor("embed.weight").unwrap_err();
         assert!(
             err.to_string()
-                .contains("do not match the signed BLAKE3 root"),
+                .contains("do not match their signed digest"),
             "{err}"
         );
         assert_eq!(

@@ -357,3 +357,67 @@ fn cache_links_are_followed_only_inside_the_named_root() {
         ReadError::Tampered { .. }
     ));
 }
+
+/// `check_file_paced` (what `modelseal watch` re-verifies with): every format, every
+/// byte counted through the pacer, a flipped byte, a grown file and a swapped file refused.
+#[test]
+fn paced_whole_file_checks_refuse_changed_grown_and_swapped_files_in_every_format() {
+    let native = || {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("m");
+        std::fs::create_dir_all(m.join("sub")).unwrap();
+        std::fs::write(m.join("w.bin"), data(10_000, 1)).unwrap();
+        std::fs::write(m.join("sub/c.json"), b"{}").unwrap();
+        std::fs::write(m.join("empty"), b"").unwrap();
+        let key = key();
+        let signed = sign_model(&m, &SignOptions::default(), &key, &NoProgress).unwrap();
+        (dir, key, signed.bundle)
+    };
+    let cases: Vec<(&str, Box<dyn Fn() -> _>)> = vec![
+        ("native", Box::new(native)),
+        (
+            "oms files sha256",
+            Box::new(|| oms_model(OmsMethod::Files, OmsHash::Sha256)),
+        ),
+        (
+            "oms shards blake2b",
+            Box::new(|| oms_model(OmsMethod::Shards { size: 3000 }, OmsHash::Blake2b)),
+        ),
+    ];
+    for (label, make) in cases {
+        let (dir, key, bundle) = make();
+        let w = dir.path().join("m/w.bin");
+        let reader = open_oms(&dir, &key, &bundle).unwrap();
+        let files: Vec<(String, u64)> = reader.files().map(|(p, s)| (p.to_owned(), s)).collect();
+        assert!(files.iter().any(|(p, s)| p == "w.bin" && *s == 10_000), "{label}");
+        for (path, size) in &files {
+            let (path, size) = (path.as_str(), *size);
+            let mut counted = 0;
+            reader
+                .check_file_paced(path, 4096, &mut |n| counted += n)
+                .unwrap_or_else(|e| panic!("{label} {path}: {e}"));
+            assert_eq!(counted, size, "{label} {path}: every byte paced");
+        }
+        flip(&w, 9_999);
+        let err = reader.check_file_paced("w.bin", 4096, &mut |_| {}).unwrap_err();
+        assert!(matches!(err, ReadError::Tampered { .. }), "{label}: {err}");
+        flip(&w, 9_999);
+        // Grown in place (same inode): the signed bytes still match, the length does not.
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().append(true).open(&w).unwrap();
+            f.write_all(&[0]).unwrap();
+        }
+        let err = reader.check_file_paced("w.bin", 4096, &mut |_| {}).unwrap_err();
+        assert!(
+            matches!(err, ReadError::Resized { found: 10_001, .. }),
+            "{label}: {err}"
+        );
+        // Swapped for a new file with the signed bytes: not the file opened.
+        let swap = dir.path().join("swap");
+        std::fs::write(&swap, data(10_000, 1)).unwrap();
+        std::fs::rename(&swap, &w).unwrap();
+        let err = reader.check_file_paced("w.bin", 4096, &mut |_| {}).unwrap_err();
+        assert!(matches!(err, ReadError::Swapped { .. }), "{label}: {err}");
+    }
+}

@@ -344,11 +344,24 @@ impl Watch {
         if status.ready {
             self.log(json!({"event": "ready", "trigger": trigger.name()}));
         } else {
+            let shown = |key: &String| {
+                if key.is_empty() {
+                    "(model)".to_owned()
+                } else {
+                    key.clone()
+                }
+            };
+            let failures: serde_json::Map<String, Value> = status
+                .failures
+                .iter()
+                .map(|(k, v)| (shown(k), v.clone().into()))
+                .collect();
+            let pending: Vec<String> = status.pending.iter().map(shown).collect();
             self.log(json!({
                 "event": "unready",
                 "trigger": trigger.name(),
-                "failures": status.failures,
-                "pending": status.pending,
+                "failures": failures,
+                "pending": pending,
             }));
         }
     }
