@@ -218,7 +218,8 @@ async fn every_kind_of_change_is_refused_at_once_and_recovers_when_undone() {
     eprintln!("modified byte refused after {took:?}");
     assert_eq!(failure_paths(&body), ["weights.bin"], "{body}");
     assert!(
-        body.to_string().contains("do not match their signed digest"),
+        body.to_string()
+            .contains("do not match their signed digest"),
         "{body}"
     );
     flip_byte(&weights, 4 << 19);
@@ -485,12 +486,30 @@ fn bad_arguments_exit_2_before_listening() {
 async fn an_oms_signed_model_is_watched_shard_by_shard() {
     let dir = signed_model(3 << 20);
     let d = dir.path();
-    run(d, &["keygen", "--out", "publisher.key", "--algorithm", "ecdsa-p256", "--force"]);
     run(
         d,
         &[
-            "sign", "model", "--key", "publisher.key", "--format", "oms", "--method", "shards",
-            "--shard-size", "1048576",
+            "keygen",
+            "--out",
+            "publisher.key",
+            "--algorithm",
+            "ecdsa-p256",
+            "--force",
+        ],
+    );
+    run(
+        d,
+        &[
+            "sign",
+            "model",
+            "--key",
+            "publisher.key",
+            "--format",
+            "oms",
+            "--method",
+            "shards",
+            "--shard-size",
+            "1048576",
         ],
     );
     let w = Watcher::start(dir, &[]);
@@ -498,7 +517,10 @@ async fn an_oms_signed_model_is_watched_shard_by_shard() {
     flip_byte(&w.path("model/weights.bin"), (2 << 20) + 5);
     let body = w.wait_for_failure().await.1;
     assert_eq!(failure_paths(&body), ["weights.bin"], "{body}");
-    assert!(body.to_string().contains("offset 2097152"), "the third shard: {body}");
+    assert!(
+        body.to_string().contains("offset 2097152"),
+        "the third shard: {body}"
+    );
     flip_byte(&w.path("model/weights.bin"), (2 << 20) + 5);
     w.wait_for(200, AFTER_EVENT).await;
 }

@@ -245,6 +245,11 @@ impl ModelReader {
         self.files.iter().map(|(path, f)| (path.as_str(), f.size))
     }
 
+    /// Where the signed file `path` is on disk (a link's target, for followed links).
+    pub fn fs_path(&self, path: &str) -> Result<&Path, ReadError> {
+        self.file(path).map(|f| f.fs_path.as_path())
+    }
+
     /// The size of the signed file `path`.
     pub fn size(&self, path: &str) -> Result<u64, ReadError> {
         self.file(path).map(|f| f.size)

@@ -326,8 +326,7 @@ mod safetensors_files {
         flip(&file, at);
         let err = st.tensor("embed.weight").unwrap_err();
         assert!(
-            err.to_string()
-                .contains("do not match their signed digest"),
+            err.to_string().contains("do not match their signed digest"),
             "{err}"
         );
         assert_eq!(

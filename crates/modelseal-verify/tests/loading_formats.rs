@@ -389,7 +389,10 @@ fn paced_whole_file_checks_refuse_changed_grown_and_swapped_files_in_every_forma
         let w = dir.path().join("m/w.bin");
         let reader = open_oms(&dir, &key, &bundle).unwrap();
         let files: Vec<(String, u64)> = reader.files().map(|(p, s)| (p.to_owned(), s)).collect();
-        assert!(files.iter().any(|(p, s)| p == "w.bin" && *s == 10_000), "{label}");
+        assert!(
+            files.iter().any(|(p, s)| p == "w.bin" && *s == 10_000),
+            "{label}"
+        );
         for (path, size) in &files {
             let (path, size) = (path.as_str(), *size);
             let mut counted = 0;
@@ -399,7 +402,9 @@ fn paced_whole_file_checks_refuse_changed_grown_and_swapped_files_in_every_forma
             assert_eq!(counted, size, "{label} {path}: every byte paced");
         }
         flip(&w, 9_999);
-        let err = reader.check_file_paced("w.bin", 4096, &mut |_| {}).unwrap_err();
+        let err = reader
+            .check_file_paced("w.bin", 4096, &mut |_| {})
+            .unwrap_err();
         assert!(matches!(err, ReadError::Tampered { .. }), "{label}: {err}");
         flip(&w, 9_999);
         // Grown in place (same inode): the signed bytes still match, the length does not.
@@ -408,7 +413,9 @@ fn paced_whole_file_checks_refuse_changed_grown_and_swapped_files_in_every_forma
             let mut f = std::fs::OpenOptions::new().append(true).open(&w).unwrap();
             f.write_all(&[0]).unwrap();
         }
-        let err = reader.check_file_paced("w.bin", 4096, &mut |_| {}).unwrap_err();
+        let err = reader
+            .check_file_paced("w.bin", 4096, &mut |_| {})
+            .unwrap_err();
         assert!(
             matches!(err, ReadError::Resized { found: 10_001, .. }),
             "{label}: {err}"
@@ -417,7 +424,9 @@ fn paced_whole_file_checks_refuse_changed_grown_and_swapped_files_in_every_forma
         let swap = dir.path().join("swap");
         std::fs::write(&swap, data(10_000, 1)).unwrap();
         std::fs::rename(&swap, &w).unwrap();
-        let err = reader.check_file_paced("w.bin", 4096, &mut |_| {}).unwrap_err();
+        let err = reader
+            .check_file_paced("w.bin", 4096, &mut |_| {})
+            .unwrap_err();
         assert!(matches!(err, ReadError::Swapped { .. }), "{label}: {err}");
     }
 }

@@ -302,12 +302,20 @@ impl Watch {
     /// Hashes one signed file and records its verdict (unless it changed meanwhile).
     fn check_file(&self, reader: &ModelReader, path: &str, pacer: &mut Pacer, trigger: Trigger) {
         let generation = self.tracker().generation(path);
-        let verdict = reader
-            .check_file_paced(path, CHUNK, &mut |n| {
-                self.shared.metrics.bytes.inc_by(n);
-                pacer.take(n);
-            })
-            .map_err(|e| error_chain(&e));
+        let verdict = match reader.check_file_paced(path, CHUNK, &mut |n| {
+            self.shared.metrics.bytes.inc_by(n);
+            pacer.take(n);
+        }) {
+            Ok(()) => Ok(()),
+            // Another file now has the name: it changed after this reader was opened (a
+            // pass's reader can be minutes old). That is a change to check afresh, not a
+            // refusal of the new file.
+            Err(modelseal_verify::loader::ReadError::Swapped { .. }) => {
+                self.changed(Some(path));
+                return;
+            }
+            Err(e) => Err(error_chain(&e)),
+        };
         self.shared.metrics.check(trigger.name());
         let recorded = self.tracker().record(path, generation, verdict.clone());
         self.after_record(trigger, path, &verdict, recorded);
@@ -336,12 +344,13 @@ impl Watch {
 
     /// Logs a change of readiness.
     fn update_ready(&self, trigger: Trigger) {
-        let status = self.status();
-        let was = self.shared.ready.swap(status.ready, Ordering::SeqCst);
-        if was == status.ready {
+        let ready = self.tracker().ready();
+        let was = self.shared.ready.swap(ready, Ordering::SeqCst);
+        if was == ready {
             return;
         }
-        if status.ready {
+        let status = self.status();
+        if ready {
             self.log(json!({"event": "ready", "trigger": trigger.name()}));
         } else {
             let shown = |key: &String| {
