@@ -332,6 +332,11 @@ pub struct WatchArgs {
     /// network mounts): rely on the periodic passes alone
     #[arg(long)]
     pub no_events: bool,
+    /// How often to compare each signed file's metadata (inode, size, times) with what
+    /// it was checked with, catching writes no event reports (through a hard link, a
+    /// shared mapping, a link's target); 0 turns it off
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub stat_interval: std::time::Duration,
 }
 
 /// A byte rate: a number with an optional decimal (K, M, G) or binary (KiB, MiB, GiB)

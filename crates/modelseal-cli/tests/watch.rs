@@ -50,12 +50,17 @@ fn signed_model(weights: usize) -> tempfile::TempDir {
 
 impl Watcher {
     fn start(dir: tempfile::TempDir, flags: &[&str]) -> Self {
+        Self::start_at(dir, "model", flags)
+    }
+
+    /// Watches `model`, a path relative to `dir`.
+    fn start_at(dir: tempfile::TempDir, model: &str, flags: &[&str]) -> Self {
         let d = dir.path();
         let log = std::fs::File::create(d.join("watch.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_modelseal"))
             .args([
                 "watch",
-                "model",
+                model,
                 "--key",
                 "publisher.key.pub",
                 "--listen",
@@ -359,7 +364,11 @@ async fn a_change_during_a_paced_pass_is_not_cleared_by_that_pass() {
 
 #[tokio::test]
 async fn a_write_no_event_reports_is_caught_by_the_periodic_pass() {
-    let w = Watcher::start(signed_model(1 << 20), &["--interval", "1s"]);
+    // The stat poll off: the periodic pass alone must find it.
+    let w = Watcher::start(
+        signed_model(1 << 20),
+        &["--interval", "1s", "--stat-interval", "0"],
+    );
     w.wait_for(200, Duration::from_secs(20)).await;
     // A hard link outside the model reaches the same bytes: a write through it sends
     // no event for the model's directory watch.
@@ -381,8 +390,60 @@ async fn a_write_no_event_reports_is_caught_by_the_periodic_pass() {
 }
 
 #[tokio::test]
+async fn a_write_through_a_hard_link_is_caught_by_the_stat_poll_long_before_a_pass() {
+    let w = Watcher::start(signed_model(1 << 20), &["--stat-interval", "500ms"]);
+    w.wait_for(200, Duration::from_secs(20)).await;
+    let outside = w.path("outside-link");
+    std::fs::hard_link(w.path("model/weights.bin"), &outside).unwrap();
+    flip_byte(&outside, 100);
+    // The pass interval is 10 minutes: only the stat poll can see this in time.
+    let (took, body) = w.wait_for_failure_within(Duration::from_secs(4)).await;
+    eprintln!("hard-link write caught by the stat poll after {took:?}");
+    assert_eq!(failure_paths(&body), ["weights.bin"], "{body}");
+    assert!(w.metric("modelseal_watch_stat_changes_total").await >= 1.0);
+    flip_byte(&outside, 100);
+    w.wait_for(200, Duration::from_secs(4)).await;
+}
+
+#[tokio::test]
+async fn a_directory_above_the_model_swapped_for_a_tampered_copy_is_caught() {
+    let dir = signed_model(1 << 20);
+    let d = dir.path();
+    std::fs::create_dir(d.join("deploy")).unwrap();
+    std::fs::rename(d.join("model"), d.join("deploy/model")).unwrap();
+    std::fs::rename(d.join("model.sig"), d.join("deploy/model.sig")).unwrap();
+    let w = Watcher::start_at(dir, "deploy/model", &["--stat-interval", "500ms"]);
+    w.wait_for(200, Duration::from_secs(20)).await;
+    // A tampered copy of the whole tree, renamed over the directory above the model:
+    // neither the model's watch nor its parent's hears of it.
+    let copy = w.path("deploy-tampered");
+    std::fs::create_dir_all(copy.join("model/tokenizer")).unwrap();
+    for name in [
+        "model.sig",
+        "model/weights.bin",
+        "model/config.json",
+        "model/tokenizer/vocab.txt",
+    ] {
+        std::fs::copy(w.path("deploy").join(name), copy.join(name)).unwrap();
+    }
+    flip_byte(&copy.join("model/weights.bin"), 9);
+    std::fs::rename(w.path("deploy"), w.path("deploy-old")).unwrap();
+    std::fs::rename(&copy, w.path("deploy")).unwrap();
+    let (took, body) = w.wait_for_failure_within(Duration::from_secs(4)).await;
+    eprintln!("swapped ancestor caught after {took:?}");
+    assert_eq!(failure_paths(&body), ["weights.bin"], "{body}");
+    // And back: the original tree verifies again.
+    std::fs::rename(w.path("deploy"), &copy).unwrap();
+    std::fs::rename(w.path("deploy-old"), w.path("deploy")).unwrap();
+    w.wait_for(200, Duration::from_secs(4)).await;
+}
+
+#[tokio::test]
 async fn without_events_the_passes_alone_catch_a_change() {
-    let w = Watcher::start(signed_model(1 << 20), &["--interval", "1s", "--no-events"]);
+    let w = Watcher::start(
+        signed_model(1 << 20),
+        &["--interval", "1s", "--no-events", "--stat-interval", "0"],
+    );
     w.wait_for(200, Duration::from_secs(20)).await;
     flip_byte(&w.path("model/weights.bin"), 7);
     w.wait_for_failure_within(Duration::from_secs(5)).await;

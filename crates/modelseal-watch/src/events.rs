@@ -3,6 +3,8 @@
 //! model itself was replaced or events were lost.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
@@ -10,6 +12,25 @@ use notify::{RecursiveMode, Watcher};
 
 use crate::state::MODEL;
 use crate::{Watch, WatchError};
+
+/// Events queued for the event thread at most: a storm beyond that is one "anything
+/// may have changed", not unbounded memory.
+const QUEUE: usize = 4096;
+
+/// Asks the event thread to watch the model's path afresh.
+pub(crate) struct Rearm {
+    sender: mpsc::SyncSender<notify::Result<notify::Event>>,
+    model: PathBuf,
+}
+
+impl Rearm {
+    /// Queues an event for the model's own path, which re-arms its watch. A full queue
+    /// already means a rescan.
+    pub(crate) fn request(&self) {
+        let event = notify::Event::new(EventKind::Any).add_path(self.model.clone());
+        let _ = self.sender.try_send(Ok(event));
+    }
+}
 
 /// What one event path means.
 #[derive(Debug, PartialEq, Eq)]
@@ -72,11 +93,33 @@ pub(crate) fn start(watch: Watch) -> Result<(), WatchError> {
         model_is_dir: config.model.is_dir(),
         signature: config.signature.clone(),
     };
-    let (sender, events) = mpsc::channel();
-    let mut watcher = notify::recommended_watcher(sender).map_err(|source| WatchError::Events {
-        path: paths.model.clone(),
-        source,
-    })?;
+    let (sender, events) = mpsc::sync_channel(QUEUE);
+    let overflow = Arc::new(AtomicBool::new(false));
+    let handler = {
+        let sender = sender.clone();
+        let overflow = overflow.clone();
+        let watch = watch.clone();
+        move |event| {
+            // Dropped events: say "anything changed" once, until the thread catches up.
+            if sender.try_send(event).is_err() && !overflow.swap(true, Ordering::SeqCst) {
+                watch.changed(None);
+            }
+        }
+    };
+    // Links inside the model are not followed: a link's target is checked through the
+    // stat poll, and following would let a link make the watch cover any directory.
+    let notify_config = notify::Config::default().with_follow_symlinks(false);
+    let mut watcher =
+        notify::RecommendedWatcher::new(handler, notify_config).map_err(|source| {
+            WatchError::Events {
+                path: paths.model.clone(),
+                source,
+            }
+        })?;
+    let _ = watch.shared.rearm.set(Rearm {
+        sender,
+        model: paths.model.clone(),
+    });
     let arm = |watcher: &mut notify::RecommendedWatcher, path: &Path, mode| {
         watcher
             .watch(path, mode)
@@ -104,6 +147,8 @@ pub(crate) fn start(watch: Watch) -> Result<(), WatchError> {
         .spawn(move || {
             let _guard = crate::DeadOnExit(watch.clone());
             for event in events {
+                overflow.store(false, Ordering::SeqCst);
+                watch.shared.metrics.events.inc();
                 let event: notify::Event = match event {
                     Ok(event) => event,
                     // Lost or failed events: anything may have changed.

@@ -7,14 +7,15 @@
 
 pub mod pace;
 pub mod server;
+pub mod stamps;
 pub mod state;
 
 mod events;
 mod metrics;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use modelseal_core::{ArtifactDigest, Bundle};
@@ -24,6 +25,7 @@ use serde_json::{Value, json};
 
 pub use metrics::Metrics;
 use pace::Pacer;
+use stamps::Stamps;
 use state::{MODEL, Recorded, Status, Tracker};
 
 /// Bytes of a file held in memory at a time while it is hashed.
@@ -55,6 +57,9 @@ pub struct Config {
     /// Whether to listen for filesystem events at all (off: periodic passes only, for
     /// filesystems that send none).
     pub events: bool,
+    /// How often to compare each checked file's metadata with what it was checked
+    /// with (`None`: never). Catches writes no event reports, for one `stat` per file.
+    pub stat_interval: Option<Duration>,
     /// A further rule on the model's signed name and digest.
     pub model_rule: Option<ModelRule>,
     /// Where the event log goes.
@@ -73,6 +78,7 @@ impl Config {
             max_read_rate: Some(64 << 20),
             debounce: Duration::from_millis(100),
             events: true,
+            stat_interval: Some(Duration::from_secs(1)),
             model_rule: None,
             log: Box::new(|line| println!("{line}")),
         }
@@ -116,6 +122,10 @@ pub(crate) struct Shared {
     /// Set when a checker thread ends, which only a panic can make it do.
     dead: AtomicBool,
     metrics: Metrics,
+    /// What each key's last recorded verdict was reached with, for the stat poll.
+    stamps: Stamps,
+    /// Tells the event thread to watch the model's path afresh (it was replaced).
+    rearm: OnceLock<events::Rearm>,
 }
 
 /// A running watch: cheap to clone, shared by the checkers and the server.
@@ -163,6 +173,8 @@ impl Watch {
             ready: AtomicBool::new(false),
             dead: AtomicBool::new(false),
             metrics: Metrics::new(),
+            stamps: Stamps::default(),
+            rearm: OnceLock::new(),
             config,
         });
         let watch = Self { shared };
@@ -173,6 +185,7 @@ impl Watch {
             "intervalSeconds": watch.shared.config.interval.as_secs_f64(),
             "maxReadRate": watch.shared.config.max_read_rate,
             "events": watch.shared.config.events,
+            "statIntervalSeconds": watch.shared.config.stat_interval.map(|d| d.as_secs_f64()),
         }));
         if watch.shared.config.events {
             events::start(watch.clone())?;
@@ -190,6 +203,9 @@ impl Watch {
         };
         spawn("watch-events", event_checker)?;
         spawn("watch-passes", pass_loop)?;
+        if watch.shared.config.stat_interval.is_some() {
+            spawn("watch-stat", stat_loop)?;
+        }
         Ok(watch)
     }
 
@@ -230,10 +246,9 @@ impl Watch {
         (self.shared.config.log)(&line);
     }
 
-    /// Called by the event source for each changed path (relative to the model, or
+    /// Called by the event source and the stat poll for each changed path (relative to the model, or
     /// [`MODEL`] for the signature), or with `None` when anything may have changed.
     pub(crate) fn changed(&self, path: Option<&str>) {
-        self.shared.metrics.events.inc();
         let mut tracker = self.tracker();
         match path {
             Some(path) => tracker.changed(path),
@@ -247,7 +262,16 @@ impl Watch {
     /// Re-verifies the signature and the file set, without hashing: the model's own
     /// verdict. Returns the reader for the files' checks when it passes.
     fn check_model(&self, trigger: Trigger) -> Option<ModelReader> {
-        let generation = self.tracker().generation(MODEL);
+        let (generation, known_dirs) = {
+            let tracker = self.tracker();
+            (tracker.generation(MODEL), self.dirs_of(tracker.signed()))
+        };
+        let config = &self.shared.config;
+        let mut stamped = stamps::stamp(
+            [config.model.clone(), config.signature.clone()]
+                .into_iter()
+                .chain(known_dirs),
+        );
         let result = self.open_model();
         self.shared.metrics.check(trigger.name());
         let (verdict, reader) = match result {
@@ -259,7 +283,23 @@ impl Watch {
             tracker.set_signed(reader.files().map(|(path, _)| path.to_owned()).collect());
         }
         let recorded = tracker.record(MODEL, generation, verdict.clone());
+        let dirs = self.dirs_of(tracker.signed());
         drop(tracker);
+        if recorded != Recorded::Stale {
+            // Directories first seen in this walk are stamped just after it.
+            stamped.extend(stamps::stamp(
+                dirs.into_iter()
+                    .filter(|d| !stamped.iter().any(|(p, _)| p == d)),
+            ));
+            self.shared.stamps.set(MODEL, stamped);
+            if let Some(reader) = &reader {
+                let signed: std::collections::HashSet<&str> =
+                    reader.files().map(|(p, _)| p).collect();
+                self.shared
+                    .stamps
+                    .retain(|key| key == MODEL || signed.contains(key));
+            }
+        }
         self.after_record(trigger, "(model)", &verdict, recorded);
         reader
     }
@@ -302,6 +342,15 @@ impl Watch {
     /// Hashes one signed file and records its verdict (unless it changed meanwhile).
     fn check_file(&self, reader: &ModelReader, path: &str, pacer: &mut Pacer, trigger: Trigger) {
         let generation = self.tracker().generation(path);
+        let config = &self.shared.config;
+        let named = config.model.is_dir().then(|| config.model.join(path));
+        let stamped = stamps::stamp(
+            reader
+                .fs_path(path)
+                .map(Path::to_path_buf)
+                .into_iter()
+                .chain(named),
+        );
         let verdict = match reader.check_file_paced(path, CHUNK, &mut |n| {
             self.shared.metrics.bytes.inc_by(n);
             pacer.take(n);
@@ -318,7 +367,27 @@ impl Watch {
         };
         self.shared.metrics.check(trigger.name());
         let recorded = self.tracker().record(path, generation, verdict.clone());
+        if recorded != Recorded::Stale {
+            self.shared.stamps.set(path, stamped);
+        }
         self.after_record(trigger, path, &verdict, recorded);
+    }
+
+    /// The directories holding signed files (the model's own included): a name added,
+    /// removed or renamed in one moves its modification time.
+    fn dirs_of(&self, signed: &std::collections::BTreeSet<String>) -> Vec<PathBuf> {
+        let model = &self.shared.config.model;
+        let mut dirs = std::collections::BTreeSet::new();
+        for path in signed {
+            let mut dir = Path::new(path).parent();
+            while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+                if !dirs.insert(model.join(d)) {
+                    break;
+                }
+                dir = d.parent();
+            }
+        }
+        dirs.into_iter().collect()
     }
 
     fn after_record(
@@ -493,5 +562,35 @@ fn pass_loop(watch: Watch) {
         }));
         trigger = Trigger::Periodic;
         std::thread::sleep(watch.shared.config.interval);
+    }
+}
+
+/// Every stat interval, compares each key's stamps with the metadata now: a difference
+/// is a change, as if an event had reported it. The model's own path replaced (a
+/// directory above it renamed, say) means anything changed, and the event watch is
+/// re-armed on the new one.
+fn stat_loop(watch: Watch) {
+    let Some(every) = watch.shared.config.stat_interval else {
+        return;
+    };
+    loop {
+        std::thread::sleep(every);
+        for (key, stamped) in watch.shared.stamps.snapshot() {
+            let Some(index) = stamps::first_difference(&stamped) else {
+                continue;
+            };
+            if !watch.shared.stamps.take_if(&key, &stamped) {
+                continue;
+            }
+            watch.shared.metrics.stat_changes.inc();
+            if key == MODEL && stamped[index].0 == watch.shared.config.model {
+                if let Some(rearm) = watch.shared.rearm.get() {
+                    rearm.request();
+                }
+                watch.changed(None);
+            } else {
+                watch.changed(Some(&key));
+            }
+        }
     }
 }

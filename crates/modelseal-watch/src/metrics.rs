@@ -25,6 +25,8 @@ pub struct Metrics {
     pub bytes: Counter,
     /// Filesystem events received.
     pub events: Counter,
+    /// Changes the stat poll found (metadata differing from what a check saw).
+    pub stat_changes: Counter,
     ready: Gauge,
     signed_files: Gauge,
     last_verified: Gauge<f64, AtomicU64>,
@@ -45,6 +47,7 @@ impl Metrics {
         let failures = Counter::default();
         let bytes = Counter::default();
         let events = Counter::default();
+        let stat_changes = Counter::default();
         let ready = Gauge::default();
         let signed_files = Gauge::default();
         let last_verified = Gauge::<f64, AtomicU64>::default();
@@ -66,6 +69,11 @@ impl Metrics {
             bytes.clone(),
         );
         registry.register("events", "Filesystem events received", events.clone());
+        registry.register(
+            "stat_changes",
+            "Changes found by the stat poll: metadata no longer what a check saw",
+            stat_changes.clone(),
+        );
         registry.register(
             "ready",
             "1 while the model verifies, 0 while it does not or a change is being checked",
@@ -97,6 +105,7 @@ impl Metrics {
             failures,
             bytes,
             events,
+            stat_changes,
             ready,
             signed_files,
             last_verified,

@@ -40,6 +40,7 @@ pub fn run(args: &WatchArgs) -> Result<Outcome> {
     config.max_read_rate = Some(args.max_read_rate).filter(|r| *r > 0);
     config.debounce = args.debounce;
     config.events = !args.no_events;
+    config.stat_interval = Some(args.stat_interval).filter(|d| !d.is_zero());
     if let Some(policy) = policy {
         // The policy's deny rules about the model itself, as `verify --policy` applies.
         config.model_rule = Some(Box::new(move |name, digest| {
