@@ -373,3 +373,24 @@ def test_a_signed_bom_lands_in_the_store_as_an_attestation(lineage):
     assert "https://cyclonedx.org/bom" in listed
     # The lineage walk is unmoved by the new attestation.
     assert lineage_report(lineage, "chat")["lineage"]["passed"]
+
+
+def test_a_default_card_that_is_not_text_is_left_out_but_a_named_one_is_an_error(lineage):
+    d = lineage
+    (d / "carded").mkdir()
+    (d / "carded/weights.bin").write_bytes(os.urandom(10_000))
+    (d / "carded/README.md").write_bytes(b"# card\n\xff\xfe not UTF-8\n")
+    run("sign", "carded", "--key", "publisher.key", cwd=d)
+    run("attest", "training", "--model", "carded", "--key", "builder.key", "--dataset", "corpus",
+        "--builder-id", "https://ci.example/trainer", cwd=d)
+    run("store", "add", "store", *[p.name for p in d.glob("carded*.sig")], cwd=d)
+    # Found by default: a BOM without a card, and a warning that says why.
+    result, path = bom(d, "carded", "cyclonedx")
+    assert "no model card in the BOM" in result.stderr and "not UTF-8" in result.stderr, result.stderr
+    assert validate_cyclonedx(path) == []
+    top = json.loads(path.read_text())["metadata"]["component"]
+    assert not any(r["type"] == "model-card" for r in top.get("externalReferences", []))
+    # Asked for by name: no BOM at all.
+    result, path = bom(d, "carded", "spdx", "--model-card", "README.md", check=False)
+    assert result.returncode != 0 and "not UTF-8" in result.stderr, result.stderr
+    assert not path.exists()

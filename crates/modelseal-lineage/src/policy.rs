@@ -450,10 +450,13 @@ impl LineagePolicy {
         }
     }
 
-    /// The policy's name for this (verified) signer, if it names one.
-    pub fn signer_name(&self, signer: &Signer) -> Option<&str> {
+    /// The policy's name for this (verified) signer in `role`, if it names one. Only
+    /// entries holding the role count: the same key or identity listed twice, under
+    /// two names with two roles, is named for the role it signed in.
+    pub fn signer_name(&self, signer: &Signer, role: Role) -> Option<&str> {
         self.signers
             .iter()
+            .filter(|s| s.roles.contains(&role))
             .find(|s| s.id.recognises(signer))
             .map(|s| s.name.as_str())
     }

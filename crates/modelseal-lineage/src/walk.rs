@@ -253,7 +253,7 @@ impl<'a> Walk<'a> {
                     self.attestations.insert(candidate.sha256.clone());
                     let signer = self
                         .policy
-                        .signer_name(&attestation.signer)
+                        .signer_name(&attestation.signer, role)
                         .map_or_else(|| attestation.signer.fingerprint.to_string(), str::to_owned);
                     passed.push((attestation, signer, candidate.sha256.clone()));
                 }
@@ -370,12 +370,14 @@ impl<'a> Walk<'a> {
             if !hop.builders.contains(&builder) {
                 hop.builders.push(builder.clone());
             }
+            // Checked before it is recorded: a refused builder's attestation is not one
+            // the hop was accepted on, and a BOM must not list it as such.
+            if !self.policy.builders.is_empty() && !self.policy.builders.contains(&builder) {
+                return Err(HopFailure::Builder(builder));
+            }
             record(hop, &attestation, Role::TrainingBuilder, &signer, sha256);
             if !hop.signers.contains(&signer) {
                 hop.signers.push(signer);
-            }
-            if !self.policy.builders.is_empty() && !self.policy.builders.contains(&builder) {
-                return Err(HopFailure::Builder(builder));
             }
             let signed_by = hop.attestations.last().cloned();
             if let Some(signed_by) = signed_by {

@@ -261,6 +261,19 @@ fn the_whole_chain_passes_and_names_every_hop() {
 }
 
 #[test]
+fn a_key_listed_under_two_names_is_named_for_the_role_it_signed_in() {
+    let chain = build();
+    // The builder's key is also a curator under another name, listed first: its
+    // provenance must still be credited to "trainer", the name with that role.
+    let alias = "[[signer]]\nname = \"curator-alias\"\nroles = [\"dataset-curator\"]\nkey = \"builder.pub\"\n";
+    let report = chain.check(&chain.store(&[]), &chain.policy(alias));
+    assert!(report.passed(), "{:?}", report.first_failure());
+    assert_eq!(report.root.signers, ["release", "trainer"]);
+    let base = &report.root.inputs[0].inputs[0];
+    assert_eq!(base.inputs[0].signers, ["data-team"]);
+}
+
+#[test]
 fn a_denied_dataset_is_refused() {
     let chain = build();
     let policy = chain.policy(&format!(

@@ -90,7 +90,10 @@ pub fn run(args: &BomArgs) -> Result<Outcome> {
         .collect();
     let card = model_card(args, &reader, &files)?;
     let signer_name = policy
-        .signer_name(&verified.signer)
+        .signer_name(
+            &verified.signer,
+            modelseal_lineage::policy::Role::ModelPublisher,
+        )
         .map_or_else(|| verified.signer.fingerprint.to_string(), str::to_owned);
     let mut serial = [0u8; 16];
     getrandom::fill(&mut serial).context("no randomness for the BOM's serial number")?;
@@ -159,33 +162,42 @@ fn model_card(
     reader: &ModelReader,
     files: &[ModelFile],
 ) -> Result<Option<ModelCard>> {
-    let path = match &args.model_card {
+    // A card asked for must be usable; a README.md found by default only if it is.
+    let (path, asked) = match &args.model_card {
         Some(path) => {
             if !files.iter().any(|f| f.path == *path) {
                 bail!("--model-card {path} is not a signed file of this model");
             }
-            path.clone()
+            (path.clone(), true)
         }
-        None if files.iter().any(|f| f.path == "README.md") => "README.md".to_owned(),
+        None if files.iter().any(|f| f.path == "README.md") => ("README.md".to_owned(), false),
         None => return Ok(None),
     };
     let file = files.iter().find(|f| f.path == path).context("listed")?;
+    let unusable = |why: String| -> Result<Option<ModelCard>> {
+        if asked {
+            bail!("{why}");
+        }
+        eprintln!("warning: no model card in the BOM: {why}");
+        Ok(None)
+    };
     if file.size > MAX_CARD_BYTES {
-        bail!(
+        return unusable(format!(
             "the model card {path} is {} bytes; a card is at most {MAX_CARD_BYTES}",
             file.size
-        );
+        ));
     }
     let bytes = reader
         .read_file(&path)
         .with_context(|| format!("model card {path}"))?;
-    let text =
-        String::from_utf8(bytes).with_context(|| format!("the model card {path} is not UTF-8"))?;
-    Ok(Some(ModelCard {
-        path,
-        blake3: file.blake3.clone(),
-        text,
-    }))
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Some(ModelCard {
+            path,
+            blake3: file.blake3.clone(),
+            text,
+        })),
+        Err(_) => unusable(format!("the model card {path} is not UTF-8")),
+    }
 }
 
 fn sign_into_store(

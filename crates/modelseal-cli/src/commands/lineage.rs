@@ -36,7 +36,10 @@ pub fn walk(
         );
     }
     let signer = policy
-        .signer_name(&verified.signer)
+        .signer_name(
+            &verified.signer,
+            modelseal_lineage::policy::Role::ModelPublisher,
+        )
         .map(str::to_owned)
         .unwrap_or_else(|| verified.signer.fingerprint.to_string());
     let root: Blake3Digest = verified

@@ -46,11 +46,9 @@ pub fn document(input: &BomInput<'_>) -> Value {
             formulation.push(formula(node, run, &format!("run-{n}-{r}"), &ids));
         }
     }
-    let attestations: Vec<Value> = input
-        .report
-        .attestations
-        .iter()
-        .map(|sha| prop("modelseal:attestation:sha256", sha.clone()))
+    let attestations: Vec<Value> = super::accepted_attestations(input.report)
+        .into_iter()
+        .map(|sha| prop("modelseal:attestation:sha256", sha.to_owned()))
         .collect();
     let mut metadata_props = vec![
         prop(
@@ -214,7 +212,7 @@ fn model_card(input: &BomInput<'_>, nodes: &[Node<'_>]) -> Value {
 fn formula(node: &Node<'_>, run: &TrainingRun, run_id: &str, ids: &[&str]) -> Value {
     let provenance = &run.provenance;
     let materials = materials(provenance);
-    let material_ref = |m: &Material<'_>| format!("{run_id}/{}", m.id());
+    let material_ref = |m: &Material<'_>| format!("{run_id}/{}", m.id);
     let components: Vec<Value> = materials
         .iter()
         .map(|m| material_component(m, &material_ref(m)))

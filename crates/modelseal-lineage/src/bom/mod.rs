@@ -112,35 +112,72 @@ pub(crate) struct Node<'a> {
 }
 
 /// The hops of the tree, each artifact once (a dataset two models share is one
-/// component), in depth-first order from the top model.
+/// component), in depth-first order from the top model. An artifact met more than once
+/// shows its worst verdict (a refusal anywhere is not hidden by a pass elsewhere) and
+/// the inputs of every occurrence.
 pub(crate) fn nodes(report: &LineageReport) -> Vec<Node<'_>> {
+    fn rank(hop: &Hop) -> u8 {
+        match (&hop.failure, hop.via_vsa) {
+            (Some(_), _) => 2,
+            (None, true) => 1,
+            (None, false) => 0,
+        }
+    }
     fn walk<'a>(
         hop: &'a Hop,
         out: &mut Vec<Node<'a>>,
-        seen: &mut BTreeSet<String>,
+        seen: &mut BTreeMap<String, usize>,
         counter: &mut usize,
     ) -> String {
         *counter += 1;
         let id = hop_id(hop, *counter);
-        if !seen.insert(id.clone()) {
-            return id;
+        let at = match seen.get(&id) {
+            Some(&at) => {
+                if rank(hop) > rank(out[at].hop) {
+                    out[at].hop = hop;
+                }
+                at
+            }
+            None => {
+                seen.insert(id.clone(), out.len());
+                out.push(Node {
+                    hop,
+                    id: id.clone(),
+                    inputs: Vec::new(),
+                });
+                out.len() - 1
+            }
+        };
+        // Linear in the report, which is already a tree with every occurrence in it.
+        for input in &hop.inputs {
+            let input_id = walk(input, out, seen, counter);
+            if !out[at].inputs.contains(&input_id) {
+                out[at].inputs.push(input_id);
+            }
         }
-        let at = out.len();
-        out.push(Node {
-            hop,
-            id: id.clone(),
-            inputs: Vec::new(),
-        });
-        let inputs: Vec<String> = hop
-            .inputs
-            .iter()
-            .map(|input| walk(input, out, seen, counter))
-            .collect();
-        out[at].inputs = inputs;
         id
     }
     let mut out = Vec::new();
-    walk(&report.root, &mut out, &mut BTreeSet::new(), &mut 0);
+    walk(&report.root, &mut out, &mut BTreeMap::new(), &mut 0);
+    out
+}
+
+/// The store files (SHA-256 of each bundle) some hop was accepted on: the manifests,
+/// provenances and summaries that passed every check of their hop's role. Attestations
+/// whose signature verified but which a later check refused are not among them.
+pub(crate) fn accepted_attestations(report: &LineageReport) -> BTreeSet<&str> {
+    fn walk<'a>(hop: &'a Hop, out: &mut BTreeSet<&'a str>) {
+        out.extend(
+            hop.attestations
+                .iter()
+                .filter_map(|a| a.bundle_sha256.as_deref()),
+        );
+        for input in &hop.inputs {
+            walk(input, out);
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(&report.root, &mut out);
     out
 }
 
@@ -156,37 +193,43 @@ pub(crate) enum MaterialKind {
 pub(crate) struct Material<'a> {
     pub kind: MaterialKind,
     pub descriptor: &'a ResourceDescriptor,
+    /// Unique within its run: kind and digests, made safe for an IRI or a bom-ref.
+    pub id: String,
 }
 
 impl Material<'_> {
     /// A label: the URI, else the name, else the first digest.
     pub fn label(&self) -> String {
-        let d = self.descriptor;
-        d.uri
-            .clone()
-            .or_else(|| d.name.clone())
-            .or_else(|| d.digest.iter().next().map(|(a, h)| format!("{a}:{h}")))
-            .unwrap_or_else(|| "(unnamed)".into())
+        label(self.descriptor)
     }
+}
 
-    /// A stable id: kind and digests.
-    pub fn id(&self) -> String {
-        let kind = match self.kind {
-            MaterialKind::Code => "code",
-            MaterialKind::Image => "image",
-            MaterialKind::Other => "material",
-        };
-        let digests: Vec<String> = self
-            .descriptor
-            .digest
-            .iter()
-            .map(|(a, h)| format!("{a}-{h}"))
-            .collect();
-        if digests.is_empty() {
-            format!("{kind}-{}", hex::encode(&sha2_label(&self.label())[..8]))
-        } else {
-            format!("{kind}-{}", digests.join("-"))
-        }
+fn label(d: &ResourceDescriptor) -> String {
+    d.uri
+        .clone()
+        .or_else(|| d.name.clone())
+        .or_else(|| d.digest.iter().next().map(|(a, h)| format!("{a}:{h}")))
+        .unwrap_or_else(|| "(unnamed)".into())
+}
+
+/// A material's id before it is made unique: its digests when they are plain words,
+/// else a hash of them (digest maps come from the provenance and may hold anything).
+fn material_id(kind: MaterialKind, d: &ResourceDescriptor) -> String {
+    let kind = match kind {
+        MaterialKind::Code => "code",
+        MaterialKind::Image => "image",
+        MaterialKind::Other => "material",
+    };
+    let digests: Vec<String> = d.digest.iter().map(|(a, h)| format!("{a}-{h}")).collect();
+    let joined = digests.join("-");
+    let plain = joined
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if !digests.is_empty() && plain && joined.len() <= 200 {
+        format!("{kind}-{joined}")
+    } else {
+        let source = if digests.is_empty() { label(d) } else { joined };
+        format!("{kind}-{}", hex::encode(&sha2_label(&source)[..8]))
     }
 }
 
@@ -197,6 +240,7 @@ pub(crate) fn sha2_label(text: &str) -> [u8; 32] {
 
 /// The code, image and other inputs of a run.
 pub(crate) fn materials(provenance: &modelseal_core::provenance::Provenance) -> Vec<Material<'_>> {
+    let mut seen = BTreeSet::new();
     provenance
         .build_definition
         .resolved_dependencies
@@ -208,9 +252,18 @@ pub(crate) fn materials(provenance: &modelseal_core::provenance::Provenance) -> 
                 Some(DependencyKind::Image) => MaterialKind::Image,
                 _ => MaterialKind::Other,
             };
+            // The same digests listed twice (under two URIs, say) stay two materials.
+            let base = material_id(kind, d);
+            let mut id = base.clone();
+            let mut n = 1;
+            while !seen.insert(id.clone()) {
+                n += 1;
+                id = format!("{base}-{n}");
+            }
             Some(Material {
                 kind,
                 descriptor: d,
+                id,
             })
         })
         .collect()
@@ -300,6 +353,64 @@ mod tests {
         assert_eq!(nodes[0].inputs[1], corpus_id);
         assert_eq!(nodes[1].inputs, vec![corpus_id.clone()]);
         assert_eq!(nodes.iter().filter(|n| n.id == corpus_id).count(), 1);
+    }
+
+    #[test]
+    fn an_artifact_refused_in_one_place_is_refused_in_the_bom_wherever_it_passed_first() {
+        // chat <- (base <- corpus ok), corpus refused: the second occurrence must win.
+        let corpus = || hop(HopKind::Dataset, 3, vec![]);
+        let mut refused = corpus();
+        refused.failure = Some(crate::report::HopFailure::Missing {
+            predicate_type: "p".into(),
+        });
+        refused.inputs = vec![hop(HopKind::Dataset, 4, vec![])];
+        let base = hop(HopKind::Model, 2, vec![corpus()]);
+        let chat = hop(HopKind::Model, 1, vec![base, refused]);
+        let report = LineageReport {
+            root: chat,
+            attestations: BTreeSet::new(),
+        };
+        let nodes = nodes(&report);
+        let corpus_id = hop_id(&corpus(), 0);
+        let node = nodes.iter().find(|n| n.id == corpus_id).unwrap();
+        assert_eq!(verdict(node.hop), "refused");
+        assert_eq!(
+            node.inputs.len(),
+            1,
+            "the refused occurrence's input is kept"
+        );
+        assert_eq!(nodes.len(), 4);
+    }
+
+    #[test]
+    fn material_ids_are_unique_and_plain_whatever_the_provenance_holds() {
+        let provenance: modelseal_core::provenance::Provenance =
+            serde_json::from_value(serde_json::json!({
+                "buildDefinition": {
+                    "buildType": "t",
+                    "externalParameters": {},
+                    "resolvedDependencies": [
+                        {"uri": "git+https://a/x.git", "digest": {"gitCommit": "abc"}},
+                        {"uri": "git+https://mirror/x.git", "digest": {"gitCommit": "abc"}},
+                        {"uri": "odd", "digest": {"sha256": "a b#c/d"}},
+                        {"name": "nothing"},
+                    ]
+                },
+                "runDetails": {"builder": {"id": "b"}}
+            }))
+            .unwrap();
+        let ids: Vec<String> = materials(&provenance).into_iter().map(|m| m.id).collect();
+        assert_eq!(ids.len(), 4);
+        assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 4, "{ids:?}");
+        assert_eq!(ids[0], "material-gitCommit-abc");
+        assert_eq!(ids[1], "material-gitCommit-abc-2");
+        for id in &ids {
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+                "{id}"
+            );
+        }
     }
 
     #[test]

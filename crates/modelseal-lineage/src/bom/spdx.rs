@@ -66,7 +66,7 @@ impl Graph {
         );
     }
 
-    /// The agent element for a signer (one per key or identity).
+    /// The agent element for a signer (one per key or identity, role and policy name).
     fn agent(&mut self, signed: &SignedBy) -> String {
         let (key, identifier) = match &signed.identity.keyless {
             Some(k) => (
@@ -93,6 +93,8 @@ impl Graph {
                 )
             }
         };
+        // One key may sign in two roles under two policy names: one agent for each.
+        let key = format!("{key} {} {}", signed.role, signed.signer);
         if let Some(id) = self.agents.get(&key) {
             return id.clone();
         }
@@ -481,7 +483,7 @@ fn material_package(g: &mut Graph, m: &Material<'_>, run: &str) -> String {
             fields["software_packageVersion"] = commit.clone().into();
         }
     }
-    g.add(&format!("{run}-{}", m.id()), "software_Package", fields)
+    g.add(&format!("{run}-{}", m.id), "software_Package", fields)
 }
 
 /// The top model's files, and its model card as documentation.
