@@ -342,8 +342,21 @@ fn a_provenance_from_an_untrusted_builder_is_refused() {
     // And a builder id the policy does not allow, even with a trusted signature.
     let chain = build();
     let policy = chain.policy_with(4, "https://other.example.com", "");
-    let (_, failure) = failure_of(&chain.check(&chain.store(&[]), &policy));
+    let report = chain.check(&chain.store(&[]), &policy);
+    let (_, failure) = failure_of(&report);
     assert_eq!(failure, HopFailure::Builder(BUILDER.into()));
+    // The refused provenance is not among what the hop was accepted on (a BOM lists
+    // those), nor is its signer credited.
+    let root = &report.root;
+    assert!(
+        root.attestations
+            .iter()
+            .all(|a| a.predicate_type != "https://slsa.dev/provenance/v1"),
+        "{:?}",
+        root.attestations
+    );
+    assert!(root.runs.is_empty());
+    assert_eq!(root.signers, ["release"]);
 }
 
 #[test]
