@@ -148,7 +148,6 @@ pub(crate) fn start(watch: Watch) -> Result<(), WatchError> {
             let _guard = crate::DeadOnExit(watch.clone());
             for event in events {
                 overflow.store(false, Ordering::SeqCst);
-                watch.shared.metrics.events.inc();
                 let event: notify::Event = match event {
                     Ok(event) => event,
                     // Lost or failed events: anything may have changed.
@@ -164,8 +163,12 @@ pub(crate) fn start(watch: Watch) -> Result<(), WatchError> {
                 if !relevant(&event.kind) {
                     continue;
                 }
-                for path in &event.paths {
-                    match paths.key(path) {
+                let keys: Vec<Key> = event.paths.iter().map(|p| paths.key(p)).collect();
+                if keys.iter().any(|k| *k != Key::Unrelated) {
+                    watch.shared.metrics.events.inc();
+                }
+                for key in keys {
+                    match key {
                         Key::Path(rel) => watch.changed(Some(&rel)),
                         Key::Signature => watch.changed(Some(MODEL)),
                         Key::Model => {

@@ -23,7 +23,7 @@ pub struct Metrics {
     pub failures: Counter,
     /// Bytes read and hashed after the start.
     pub bytes: Counter,
-    /// Filesystem events received.
+    /// Filesystem events that can change the model.
     pub events: Counter,
     /// Changes the stat poll found (metadata differing from what a check saw).
     pub stat_changes: Counter,
@@ -68,7 +68,11 @@ impl Metrics {
             "Bytes read and hashed by checks",
             bytes.clone(),
         );
-        registry.register("events", "Filesystem events received", events.clone());
+        registry.register(
+            "events",
+            "Filesystem events that can change the model or its signature (writes, creations, removals, renames)",
+            events.clone(),
+        );
         registry.register(
             "stat_changes",
             "Changes found by the stat poll: metadata no longer what a check saw",
