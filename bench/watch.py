@@ -9,11 +9,15 @@ its page cache warm, runs interleaved and medians taken:
   wall time, CPU seconds and peak RSS of the process;
 - a paced pass (`--max-read-rate`): achieved rate, CPU use, peak RSS;
 - detection: a byte flipped in one file until /readyz answers 503 (the peer has no event
-  path: it finds a change at its next run).
+  path: it finds a change at its next run);
+- the stat poll: on a model of many small files, an idle watch's CPU with the poll on
+  (1 s) and off, and how long a write through a hard link outside the model (no event)
+  takes to be refused.
 
     MODELSEAL=target/release/modelseal target/interop-venv/bin/python bench/watch.py
 
-Settings: SHARDS (8), SHARD_MIB (256), REPS (5), RATE_MIB (512), OUT (a JSON file).
+Settings: SHARDS (8), SHARD_MIB (256), REPS (5), RATE_MIB (512), SMALL_FILES (10000),
+IDLE_S (20), PARTS (full,paced,detect,stat: which parts to run), OUT (a JSON file).
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ SHARDS = int(os.environ.get("SHARDS", "8"))
 SHARD_MIB = int(os.environ.get("SHARD_MIB", "256"))
 REPS = int(os.environ.get("REPS", "5"))
 RATE_MIB = int(os.environ.get("RATE_MIB", "512"))
+SMALL_FILES = int(os.environ.get("SMALL_FILES", "10000"))
+IDLE_S = float(os.environ.get("IDLE_S", "20"))
+PARTS = set(os.environ.get("PARTS", "full,paced,detect,stat").split(","))
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -125,6 +132,9 @@ def main() -> int:
                                   "rate_mib": RATE_MIB, "cpus": os.cpu_count()}}
     with tempfile.TemporaryDirectory(prefix="watch-bench-") as tmp:
         tmp = Path(tmp)
+        if PARTS <= {"stat"}:
+            stat_poll(results, tmp)
+            return finish(results)
         model = tmp / "model"
         model.mkdir()
         for i in range(SHARDS):
@@ -143,79 +153,151 @@ def main() -> int:
         # Warm the page cache.
         run([MODELSEAL, "verify", model, "--signature", native, "--key", f"{ed}.pub", "-q"])
 
-        full: dict[str, list[dict]] = {k: [] for k in ("model_signing verify", "watch pass (OMS sha256)",
-                                                         "watch pass (native BLAKE3)", "modelseal verify (native)")}
-        for rep in range(REPS):
-            full["model_signing verify"].append(child_run(
-                [PEER, "verify", "key", model, "--signature", peer_sig, "--public_key", pub]))
-            for label, sig, k in (("watch pass (OMS sha256)", peer_sig, pub),
-                                  ("watch pass (native BLAKE3)", native, f"{ed}.pub")):
-                w = Watch(model, sig, k, tmp / "w.log", "--interval", "1h")
-                first = w.wait_passes(1)[0]
-                assert first["ready"], first
-                full[label].append({"wall": first["seconds"], "cpu": proc_cpu(w.proc.pid),
-                                    "rss_mib": proc_hwm_mib(w.proc.pid)})
-                w.stop()
-            full["modelseal verify (native)"].append(child_run(
-                [MODELSEAL, "verify", model, "--signature", native, "--key", f"{ed}.pub", "-q"]))
-        results["full_pass"] = {
-            label: {m: statistics.median(r[m] for r in runs) for m in ("wall", "cpu", "rss_mib")}
-            for label, runs in full.items()}
+        if "full" in PARTS:
+            full_pass(results, model, key, pub, native, ed, peer_sig)
+        if "paced" in PARTS:
+            paced_pass(results, tmp, model, native, ed)
+        if "detect" in PARTS:
+            detection(results, tmp, model, native, ed)
+        if "stat" in PARTS:
+            stat_poll(results, tmp)
+    return finish(results)
 
-        # A paced pass: back to back at RATE_MIB, measured between two pass lines.
-        w = Watch(model, native, f"{ed}.pub", tmp / "paced.log", "--interval", "0s",
-                  "--max-read-rate", f"{RATE_MIB}MiB")
-        w.wait_passes(1)
-        cpu0 = proc_cpu(w.proc.pid)
-        passes = w.wait_passes(3)
-        cpu1 = proc_cpu(w.proc.pid)
-        paced = [p for p in passes[1:3]]
-        seconds = sum(p["seconds"] for p in paced)
-        total = sum(p["bytes"] for p in paced)
-        results["paced_pass"] = {"seconds": [p["seconds"] for p in paced],
-                                 "achieved_mib_s": total / seconds / (1 << 20),
-                                 "cpu_fraction_of_one_core": (cpu1 - cpu0) / seconds,
-                                 "rss_mib": proc_hwm_mib(w.proc.pid)}
-        w.stop()
 
-        # Detection after an event: one byte in one 256 MiB file, until 503.
-        w = Watch(model, native, f"{ed}.pub", tmp / "detect.log", "--interval", "1h")
-        w.wait_passes(1)
-        target = model / "model-00003.safetensors"
-        detect, recover = [], []
-        for rep in range(REPS):
-            while w.ready() != 200:
-                time.sleep(0.01)
-            refusals = lambda: sum(1 for l in w.lines() if l["event"] == "refused" and l["path"] == target.name)
-            before = refusals()
-            started = time.perf_counter()
-            flip(target, (SHARD_MIB << 20) - 1)
-            while w.ready() != 503:
-                time.sleep(0.001)
-            unready = time.perf_counter() - started
-            # Refused, not merely pending: the file's verdict is in.
-            while refusals() == before:
-                time.sleep(0.001)
-            detect.append({"unready": unready, "refused": time.perf_counter() - started})
-            started = time.perf_counter()
-            flip(target, (SHARD_MIB << 20) - 1)
-            while w.ready() != 200:
-                time.sleep(0.001)
-            recover.append(time.perf_counter() - started)
-        results["detection"] = {
-            "unready_ms": statistics.median(d["unready"] for d in detect) * 1000,
-            "refused_ms": statistics.median(d["refused"] for d in detect) * 1000,
-            "ready_again_ms": statistics.median(recover) * 1000,
-            "peer": "no event path: found at its next run (interval + one full verify)",
-        }
-        w.stop()
-    peer = results["full_pass"]["model_signing verify"]
-    for label, r in results["full_pass"].items():
-        r["wall_vs_model_signing"] = peer["wall"] / r["wall"]
+def finish(results) -> int:
+    if "full" in PARTS:
+        peer = results["full_pass"]["model_signing verify"]
+        for label, r in results["full_pass"].items():
+            r["wall_vs_model_signing"] = peer["wall"] / r["wall"]
     print(json.dumps(results, indent=2))
     if out := os.environ.get("OUT"):
         Path(out).write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+def full_pass(results, model, key, pub, native, ed, peer_sig):
+    tmp = model.parent
+    full: dict[str, list[dict]] = {k: [] for k in ("model_signing verify", "watch pass (OMS sha256)",
+                                                     "watch pass (native BLAKE3)", "modelseal verify (native)")}
+    for rep in range(REPS):
+        full["model_signing verify"].append(child_run(
+            [PEER, "verify", "key", model, "--signature", peer_sig, "--public_key", pub]))
+        for label, sig, k in (("watch pass (OMS sha256)", peer_sig, pub),
+                              ("watch pass (native BLAKE3)", native, f"{ed}.pub")):
+            w = Watch(model, sig, k, tmp / "w.log", "--interval", "1h")
+            first = w.wait_passes(1)[0]
+            assert first["ready"], first
+            full[label].append({"wall": first["seconds"], "cpu": proc_cpu(w.proc.pid),
+                                "rss_mib": proc_hwm_mib(w.proc.pid)})
+            w.stop()
+        full["modelseal verify (native)"].append(child_run(
+            [MODELSEAL, "verify", model, "--signature", native, "--key", f"{ed}.pub", "-q"]))
+    results["full_pass"] = {
+        label: {m: statistics.median(r[m] for r in runs) for m in ("wall", "cpu", "rss_mib")}
+        for label, runs in full.items()}
+
+
+def paced_pass(results, tmp, model, native, ed):
+    # A paced pass: back to back at RATE_MIB, measured between two pass lines.
+    w = Watch(model, native, f"{ed}.pub", tmp / "paced.log", "--interval", "0s",
+              "--max-read-rate", f"{RATE_MIB}MiB")
+    w.wait_passes(1)
+    cpu0 = proc_cpu(w.proc.pid)
+    passes = w.wait_passes(3)
+    cpu1 = proc_cpu(w.proc.pid)
+    paced = [p for p in passes[1:3]]
+    seconds = sum(p["seconds"] for p in paced)
+    total = sum(p["bytes"] for p in paced)
+    results["paced_pass"] = {"seconds": [p["seconds"] for p in paced],
+                             "achieved_mib_s": total / seconds / (1 << 20),
+                             "cpu_fraction_of_one_core": (cpu1 - cpu0) / seconds,
+                             "rss_mib": proc_hwm_mib(w.proc.pid)}
+    w.stop()
+
+
+def detection(results, tmp, model, native, ed):
+    # Detection after an event: one byte in one 256 MiB file, until 503.
+    w = Watch(model, native, f"{ed}.pub", tmp / "detect.log", "--interval", "1h")
+    w.wait_passes(1)
+    target = model / "model-00003.safetensors"
+    detect, recover = [], []
+    for rep in range(REPS):
+        while w.ready() != 200:
+            time.sleep(0.01)
+        refusals = lambda: sum(1 for l in w.lines() if l["event"] == "refused" and l["path"] == target.name)
+        before = refusals()
+        started = time.perf_counter()
+        flip(target, (SHARD_MIB << 20) - 1)
+        while w.ready() != 503:
+            time.sleep(0.001)
+        unready = time.perf_counter() - started
+        # Refused, not merely pending: the file's verdict is in.
+        while refusals() == before:
+            time.sleep(0.001)
+        detect.append({"unready": unready, "refused": time.perf_counter() - started})
+        started = time.perf_counter()
+        flip(target, (SHARD_MIB << 20) - 1)
+        while w.ready() != 200:
+            time.sleep(0.001)
+        recover.append(time.perf_counter() - started)
+    results["detection"] = {
+        "unready_ms": statistics.median(d["unready"] for d in detect) * 1000,
+        "refused_ms": statistics.median(d["refused"] for d in detect) * 1000,
+        "ready_again_ms": statistics.median(recover) * 1000,
+        "peer": "no event path: found at its next run (interval + one full verify)",
+    }
+    w.stop()
+
+
+def stat_poll(results, tmp):
+    """Many small files: what the poll costs idle, and how fast it finds a write no event
+    reports."""
+    model = tmp / "small"
+    per_dir = 100
+    for i in range(SMALL_FILES):
+        d = model / f"d{i // per_dir:04}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i % per_dir:03}.bin").write_bytes(os.urandom(4096))
+    key = tmp / "small.pem"
+    run([MODELSEAL, "keygen", "--out", key])
+    sig = tmp / "small.sig"
+    run([MODELSEAL, "sign", model, "--key", key, "--signature", sig, "-q"])
+    idle = {}
+    for label, interval in (("stat poll off", "0"), ("stat poll 1s", "1s")):
+        cpus, rss = [], []
+        for rep in range(REPS):
+            w = Watch(model, sig, f"{key}.pub", tmp / "idle.log", "--interval", "1h",
+                      "--stat-interval", interval)
+            w.wait_passes(1)
+            time.sleep(1.5)
+            cpu0 = proc_cpu(w.proc.pid)
+            time.sleep(IDLE_S)
+            cpus.append((proc_cpu(w.proc.pid) - cpu0) / IDLE_S)
+            rss.append(proc_hwm_mib(w.proc.pid))
+            w.stop()
+        idle[label] = {"cpu_fraction_of_one_core": statistics.median(cpus),
+                       "rss_mib": statistics.median(rss)}
+    w = Watch(model, sig, f"{key}.pub", tmp / "link.log", "--interval", "1h")
+    w.wait_passes(1)
+    target = model / "d0042" / "f007.bin"
+    link = tmp / "outside-link"
+    os.link(target, link)
+    caught = []
+    for rep in range(REPS):
+        while w.ready() != 200:
+            time.sleep(0.01)
+        started = time.perf_counter()
+        flip(link, 100)
+        while w.ready() != 503:
+            if time.perf_counter() - started > 30:
+                raise SystemExit(f"hard-link write not caught:\n{w.log_path.read_text()}")
+            time.sleep(0.005)
+        caught.append(time.perf_counter() - started)
+        flip(link, 100)
+    w.stop()
+    results["stat_poll"] = {"files": SMALL_FILES, "idle_seconds": IDLE_S, "idle": idle,
+                            "hard_link_write_unready_ms": statistics.median(caught) * 1000,
+                            "hard_link_write_unready_ms_all": [c * 1000 for c in caught]}
 
 
 if __name__ == "__main__":
