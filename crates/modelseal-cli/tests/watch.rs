@@ -585,3 +585,86 @@ async fn an_oms_signed_model_is_watched_shard_by_shard() {
     flip_byte(&w.path("model/weights.bin"), (2 << 20) + 5);
     w.wait_for(200, AFTER_EVENT).await;
 }
+
+#[tokio::test]
+async fn clients_that_never_finish_a_request_are_closed_while_probes_are_answered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let w = Watcher::start(signed_model(1 << 16), &[]);
+    w.wait_for(200, Duration::from_secs(20)).await;
+    let mut held = Vec::new();
+    for i in 0..300 {
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", w.port))
+            .await
+            .unwrap();
+        if i % 2 == 0 {
+            tcp.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+        }
+        held.push(tcp);
+    }
+    // Probes are answered meanwhile.
+    let (code, _) = w.readyz().await;
+    assert_eq!(code, 200);
+    // Every held connection is closed by the header deadline (5 s), not left open.
+    let started = Instant::now();
+    for mut tcp in held {
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(
+            read.is_ok(),
+            "a connection was still open after {:?}",
+            started.elapsed()
+        );
+    }
+    eprintln!(
+        "300 unfinished requests closed after {:?}",
+        started.elapsed()
+    );
+    let (code, _) = w.readyz().await;
+    assert_eq!(code, 200);
+}
+
+#[tokio::test]
+async fn a_readyz_body_lists_at_most_100_failures_and_counts_them_all() {
+    let dir = signed_model(1 << 10);
+    let d = dir.path();
+    for i in 0..150 {
+        std::fs::write(
+            d.join(format!("model/tokenizer/part-{i:03}.txt")),
+            [i as u8; 64],
+        )
+        .unwrap();
+    }
+    std::fs::remove_file(d.join("model.sig")).unwrap();
+    run(d, &["sign", "model", "--key", "publisher.key"]);
+    let w = Watcher::start(dir, &[]);
+    w.wait_for(200, Duration::from_secs(20)).await;
+    for i in 0..150 {
+        flip_byte(&w.path(&format!("model/tokenizer/part-{i:03}.txt")), 3);
+    }
+    let started = Instant::now();
+    let body = loop {
+        let (code, body) = w.readyz().await;
+        if code == 503 && body["failureCount"] == 150 {
+            break body;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(body["failures"].as_array().unwrap().len(), 100, "{body}");
+    let unready = w
+        .log()
+        .into_iter()
+        .find(|v| v["event"] == "unready")
+        .unwrap();
+    assert!(unready["pending"].as_array().unwrap().len() <= 100);
+}

@@ -214,6 +214,11 @@ impl Watch {
         self.tracker().status()
     }
 
+    /// Ready, the counts, and at most `limit` failing and `limit` pending keys.
+    pub fn status_listing(&self, limit: usize) -> Status {
+        self.tracker().status_listing(limit)
+    }
+
     /// Whether both checker threads are running.
     pub fn healthy(&self) -> bool {
         !self.shared.dead.load(Ordering::Relaxed)
@@ -221,11 +226,12 @@ impl Watch {
 
     /// The metrics, as Prometheus text.
     pub fn metrics_text(&self) -> String {
-        let status = self.status();
         let tracker = self.tracker();
-        self.shared
-            .metrics
-            .encode(status.ready, tracker.last_verified, tracker.signed().len())
+        self.shared.metrics.encode(
+            tracker.ready(),
+            tracker.last_verified,
+            tracker.signed().len(),
+        )
     }
 
     fn tracker(&self) -> MutexGuard<'_, Tracker> {
@@ -418,7 +424,7 @@ impl Watch {
         if was == ready {
             return;
         }
-        let status = self.status();
+        let status = self.tracker().status_listing(server::MAX_LISTED);
         if ready {
             self.log(json!({"event": "ready", "trigger": trigger.name()}));
         } else {
@@ -440,6 +446,8 @@ impl Watch {
                 "trigger": trigger.name(),
                 "failures": failures,
                 "pending": pending,
+                "failureCount": status.failure_count,
+                "pendingCount": status.pending_count,
             }));
         }
     }
@@ -550,7 +558,7 @@ fn pass_loop(watch: Watch) {
             None => 0,
         };
         let seconds = started.elapsed().as_secs_f64();
-        let status = watch.status();
+        let ready = watch.tracker().ready();
         watch.shared.metrics.pass_done(SystemTime::now(), seconds);
         watch.log(json!({
             "event": "pass",
@@ -558,7 +566,7 @@ fn pass_loop(watch: Watch) {
             "files": files,
             "bytes": pacer.bytes(),
             "seconds": seconds,
-            "ready": status.ready,
+            "ready": ready,
         }));
         trigger = Trigger::Periodic;
         std::thread::sleep(watch.shared.config.interval);

@@ -1,14 +1,37 @@
 //! The probe and metrics endpoints (`spec/watch.md` §4): plain HTTP, meant for the
-//! kubelet and Prometheus inside the pod's network, never for the outside.
+//! kubelet and Prometheus inside the pod's network, never for the outside. Whoever
+//! else can reach the port gets bounded costs: a cap on open connections, a deadline
+//! for a request head and for a connection's whole life, small buffers, and answers
+//! whose size does not grow with the model.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tower::ServiceExt;
 
 use crate::Watch;
+
+/// Connections open at once; more are closed as they are accepted.
+pub const MAX_CONNECTIONS: usize = 512;
+/// Time for a request head to arrive (on a new or an idle kept-alive connection).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection's whole life: probes and scrapes reconnect, a held-open one cannot
+/// keep its slot.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+/// Paths listed in a `/readyz` body at most, for failures and for pending keys each
+/// (the counts are always whole).
+pub const MAX_LISTED: usize = 100;
+/// Buffer per connection.
+const CONNECTION_BUFFER: usize = 16 << 10;
 
 /// `/healthz`, `/readyz` and `/metrics` for `watch`.
 pub fn router(watch: Watch) -> Router {
@@ -19,15 +42,59 @@ pub fn router(watch: Watch) -> Router {
         .with_state(watch)
 }
 
-/// Serves the router on `listener` until `shutdown` resolves.
+/// Serves the router on `listener` until `shutdown` resolves, then gives requests in
+/// flight a second.
 pub async fn serve(
     watch: Watch,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(watch))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let router = router(watch);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else {
+                    // Out of descriptors, or reset while queued: wait rather than spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                    drop(tcp);
+                    continue;
+                };
+                let router = router.clone();
+                connections.spawn(async move {
+                    let _slot = slot;
+                    let service = hyper::service::service_fn(
+                        move |request: hyper::Request<hyper::body::Incoming>| {
+                            router.clone().oneshot(request.map(axum::body::Body::new))
+                        },
+                    );
+                    let connection = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_TIMEOUT)
+                        .max_buf_size(CONNECTION_BUFFER)
+                        .serve_connection(TokioIo::new(tcp), service);
+                    // Timed out or failed: either way the connection is done.
+                    let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+                });
+            }
+        }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(Duration::from_secs(1), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        connections.abort_all();
+    }
+    Ok(())
 }
 
 async fn healthz(State(watch): State<Watch>) -> Response {
@@ -43,30 +110,32 @@ async fn healthz(State(watch): State<Watch>) -> Response {
 }
 
 async fn readyz(State(watch): State<Watch>) -> Response {
-    let status = watch.status();
+    let status = watch.status_listing(MAX_LISTED);
     let code = if status.ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let shown = |key: &str| if key.is_empty() { "(model)" } else { key }.to_owned();
     let failures: Vec<_> = status
         .failures
         .iter()
-        .map(|(path, reason)| {
-            let path = if path.is_empty() {
-                "(model)"
-            } else {
-                path.as_str()
-            };
-            json!({"path": path, "reason": reason})
-        })
+        .take(MAX_LISTED)
+        .map(|(path, reason)| json!({"path": shown(path), "reason": reason}))
         .collect();
     let pending: Vec<_> = status
         .pending
         .iter()
-        .map(|p| if p.is_empty() { "(model)" } else { p.as_str() })
+        .take(MAX_LISTED)
+        .map(|p| shown(p))
         .collect();
-    let body = json!({"ready": status.ready, "failures": failures, "pending": pending});
+    let body = json!({
+        "ready": status.ready,
+        "failures": failures,
+        "pending": pending,
+        "failureCount": status.failure_count,
+        "pendingCount": status.pending_count,
+    });
     (code, axum::Json(body)).into_response()
 }
 

@@ -46,6 +46,10 @@ pub struct Status {
     pub failures: BTreeMap<String, String>,
     /// Keys changed since their last check, not yet checked again.
     pub pending: BTreeSet<String>,
+    /// How many keys fail (the list may hold fewer).
+    pub failure_count: usize,
+    /// How many keys are pending (the list may hold fewer).
+    pub pending_count: usize,
 }
 
 /// The tracker. Not thread-safe itself: [`crate::Watch`] holds it in a mutex.
@@ -213,24 +217,37 @@ impl Tracker {
 
     /// Ready, failures and pending keys.
     pub fn status(&self) -> Status {
-        let mut failures = BTreeMap::new();
-        let mut pending = BTreeSet::new();
+        self.status_listing(usize::MAX)
+    }
+
+    /// Ready, the counts, and at most `limit` failures and `limit` pending keys (the
+    /// first by name): what probes and log lines show, whatever the file count.
+    pub fn status_listing(&self, limit: usize) -> Status {
+        let mut status = Status {
+            ready: self.ready(),
+            failures: BTreeMap::new(),
+            pending: BTreeSet::new(),
+            failure_count: 0,
+            pending_count: 0,
+        };
         for (key, entry) in &self.entries {
             match entry.current() {
                 Some(Ok(())) => {}
                 Some(Err(reason)) => {
-                    failures.insert(key.clone(), reason.clone());
+                    status.failure_count += 1;
+                    if status.failures.len() < limit {
+                        status.failures.insert(key.clone(), reason.clone());
+                    }
                 }
                 None => {
-                    pending.insert(key.clone());
+                    status.pending_count += 1;
+                    if status.pending.len() < limit {
+                        status.pending.insert(key.clone());
+                    }
                 }
             }
         }
-        Status {
-            ready: failures.is_empty() && pending.is_empty(),
-            failures,
-            pending,
-        }
+        status
     }
 }
 
@@ -293,7 +310,15 @@ mod tests {
                     t.record(key, g, verdict);
                 }
             }
-            assert_eq!(t.ready(), t.status().ready);
+            let status = t.status();
+            assert_eq!(
+                t.ready(),
+                status.failure_count == 0 && status.pending_count == 0
+            );
+            let listed = t.status_listing(1);
+            assert!(listed.failures.len() <= 1 && listed.pending.len() <= 1);
+            assert_eq!(listed.failure_count, status.failures.len());
+            assert_eq!(listed.pending_count, status.pending.len());
         }
     }
 
