@@ -668,3 +668,84 @@ async fn a_readyz_body_lists_at_most_100_failures_and_counts_them_all() {
         .unwrap();
     assert!(unready["pending"].as_array().unwrap().len() <= 100);
 }
+
+#[tokio::test]
+async fn a_link_repointed_during_a_pass_is_not_cleared_by_that_pass() {
+    // Signed with links followed: z.bin -> blobs/x.bin. y.bin is signed too, with other
+    // bytes of the same size, so pointing z.bin at it changes what z.bin holds.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("model/blobs")).unwrap();
+    let big: Vec<u8> = (0..24usize << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(d.join("model/a.bin"), big).unwrap();
+    std::fs::write(d.join("model/blobs/x.bin"), [1u8; 4096]).unwrap();
+    std::fs::write(d.join("model/blobs/y.bin"), [2u8; 4096]).unwrap();
+    std::os::unix::fs::symlink("blobs/x.bin", d.join("model/z.bin")).unwrap();
+    run(d, &["keygen", "--out", "publisher.key"]);
+    run(
+        d,
+        &[
+            "sign",
+            "model",
+            "--key",
+            "publisher.key",
+            "--allow-symlinks",
+        ],
+    );
+    // Each periodic pass reads a.bin for 3 s before it reaches z.bin, with the link
+    // target its reader resolved when the pass began.
+    let w = Watcher::start(dir, &["--interval", "0s", "--max-read-rate", "8MiB"]);
+    w.wait_for(200, Duration::from_secs(20)).await;
+    let passes = |log: &[Value]| log.iter().filter(|v| v["event"] == "pass").count();
+    let before = passes(&w.log());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    std::os::unix::fs::symlink("blobs/y.bin", w.path("z.tmp")).unwrap();
+    std::fs::rename(w.path("z.tmp"), w.path("model/z.bin")).unwrap();
+    let (took, body) = w.wait_for_failure().await;
+    eprintln!("repointed link refused after {took:?}");
+    assert_eq!(failure_paths(&body), ["z.bin"], "{body}");
+    for n in 1..=2 {
+        let started = Instant::now();
+        while passes(&w.log()) < before + n {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "pass did not end"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The pass found the name moved and made it pending: never ready, and the
+        // event checker refuses it again.
+        let started = Instant::now();
+        loop {
+            let (code, body) = w.readyz().await;
+            assert_eq!(code, 503, "after pass {n}: {body}");
+            if failure_paths(&body) == ["z.bin"] {
+                break;
+            }
+            assert!(started.elapsed() < AFTER_EVENT, "after pass {n}: {body}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_unsigned_name_in_the_model_directory_rehashes_nothing() {
+    // Names come and go beside the signed files (locks, caches): with unsigned files
+    // allowed, the model's check alone decides, and no signed byte is read again.
+    let w = Watcher::start(
+        signed_model(4 << 20),
+        &["--ignore-unsigned-files", "--stat-interval", "200ms"],
+    );
+    w.wait_for(200, Duration::from_secs(20)).await;
+    let bytes = w.metric("modelseal_watch_bytes_rehashed_total").await;
+    for i in 0..6 {
+        std::fs::write(w.path(&format!("model/lock-{i}")), b"x").unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    w.wait_for(200, Duration::from_secs(5)).await;
+    assert!(w.metric("modelseal_watch_stat_changes_total").await >= 1.0);
+    assert_eq!(
+        w.metric("modelseal_watch_bytes_rehashed_total").await,
+        bytes
+    );
+}

@@ -290,6 +290,47 @@ fn a_denied_dataset_is_refused() {
 }
 
 #[test]
+fn a_refused_hop_lends_none_of_its_attestations_to_a_bom() {
+    use modelseal_lineage::bom::{BomInput, cyclonedx};
+    let chain = build();
+    let policy = chain.policy("[datasets]\ndeny = [\"name:corpus-b\"]\n");
+    let report = chain.check(&chain.store(&[]), &policy);
+    fn find<'a>(hop: &'a modelseal_lineage::Hop, name: &str) -> Option<&'a modelseal_lineage::Hop> {
+        if hop.name.as_deref() == Some(name) {
+            return Some(hop);
+        }
+        hop.inputs.iter().find_map(|h| find(h, name))
+    }
+    let refused = find(&report.root, "corpus-b").unwrap();
+    assert!(refused.failure.is_some());
+    // Its curator's signature verified before the deny rule refused it.
+    let refused_sha = refused.attestations[0].bundle_sha256.clone().unwrap();
+    let passed_sha = find(&report.root, "corpus-a").unwrap().attestations[0]
+        .bundle_sha256
+        .clone()
+        .unwrap();
+    let input = BomInput {
+        report: &report,
+        files: vec![],
+        signature: report.root.attestations[0].clone(),
+        card: None,
+        created: "2026-12-02T00:00:00Z".into(),
+        serial: [7; 16],
+        tool_version: "test",
+    };
+    let doc = cyclonedx::document(&input);
+    let relied: Vec<&str> = doc["metadata"]["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "modelseal:attestation:sha256")
+        .map(|p| p["value"].as_str().unwrap())
+        .collect();
+    assert!(relied.contains(&passed_sha.as_str()), "{relied:?}");
+    assert!(!relied.contains(&refused_sha.as_str()), "{relied:?}");
+}
+
+#[test]
 fn a_swapped_base_model_is_refused() {
     let mut chain = build();
     // Another model, signed by the same publisher, with its own clean lineage...

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
@@ -17,18 +18,17 @@ use crate::{Watch, WatchError};
 /// may have changed", not unbounded memory.
 const QUEUE: usize = 4096;
 
-/// Asks the event thread to watch the model's path afresh.
-pub(crate) struct Rearm {
-    sender: mpsc::SyncSender<notify::Result<notify::Event>>,
-    model: PathBuf,
-}
+/// How long the event thread waits for an event before it looks at its flags.
+const FLAG_CHECK: Duration = Duration::from_millis(200);
+
+/// Asks the event thread to watch the model's path and its parents afresh.
+pub(crate) struct Rearm(Arc<AtomicBool>);
 
 impl Rearm {
-    /// Queues an event for the model's own path, which re-arms its watch. A full queue
-    /// already means a rescan.
+    /// Sets the flag the event thread checks after every event and every 200 ms: a
+    /// full queue cannot lose it.
     pub(crate) fn request(&self) {
-        let event = notify::Event::new(EventKind::Any).add_path(self.model.clone());
-        let _ = self.sender.try_send(Ok(event));
+        self.0.store(true, Ordering::SeqCst);
     }
 }
 
@@ -100,7 +100,9 @@ pub(crate) fn start(watch: Watch) -> Result<(), WatchError> {
         let overflow = overflow.clone();
         let watch = watch.clone();
         move |event| {
-            // Dropped events: say "anything changed" once, until the thread catches up.
+            // A dropped event: anything may have changed, now; the event thread says so
+            // again once it has taken the next event, so a drop while the flag was
+            // already up is not lost either.
             if sender.try_send(event).is_err() && !overflow.swap(true, Ordering::SeqCst) {
                 watch.changed(None);
             }
@@ -116,10 +118,9 @@ pub(crate) fn start(watch: Watch) -> Result<(), WatchError> {
                 source,
             }
         })?;
-    let _ = watch.shared.rearm.set(Rearm {
-        sender,
-        model: paths.model.clone(),
-    });
+    drop(sender);
+    let rearm_requested = Arc::new(AtomicBool::new(false));
+    let _ = watch.shared.rearm.set(Rearm(rearm_requested.clone()));
     let arm = |watcher: &mut notify::RecommendedWatcher, path: &Path, mode| {
         watcher
             .watch(path, mode)
@@ -146,8 +147,36 @@ pub(crate) fn start(watch: Watch) -> Result<(), WatchError> {
         .name("watch-notify".into())
         .spawn(move || {
             let _guard = crate::DeadOnExit(watch.clone());
-            for event in events {
-                overflow.store(false, Ordering::SeqCst);
+            let rearm = |watcher: &mut notify::RecommendedWatcher| {
+                for parent in &parents {
+                    let _ = watcher.unwatch(parent);
+                    let _ = watcher.watch(parent, RecursiveMode::NonRecursive);
+                }
+                if paths.model_is_dir {
+                    let _ = watcher.unwatch(&paths.model);
+                    // Absent now (removed, or between two renames): the parent's watch
+                    // reports it coming back.
+                    let _ = watcher.watch(&paths.model, RecursiveMode::Recursive);
+                }
+            };
+            loop {
+                let event = match events.recv_timeout(FLAG_CHECK) {
+                    Ok(event) => Some(event),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                };
+                if overflow.swap(false, Ordering::SeqCst) {
+                    watch.changed(None);
+                }
+                if rearm_requested.swap(false, Ordering::SeqCst) {
+                    // A directory above the model was replaced: every watch follows
+                    // the old one.
+                    rearm(&mut watcher);
+                    watch.changed(None);
+                }
+                let Some(event) = event else {
+                    continue;
+                };
                 let event: notify::Event = match event {
                     Ok(event) => event,
                     // Lost or failed events: anything may have changed.
@@ -172,12 +201,7 @@ pub(crate) fn start(watch: Watch) -> Result<(), WatchError> {
                         Key::Path(rel) => watch.changed(Some(&rel)),
                         Key::Signature => watch.changed(Some(MODEL)),
                         Key::Model => {
-                            if paths.model_is_dir {
-                                let _ = watcher.unwatch(&paths.model);
-                                // Absent now (removed, or between two renames): the
-                                // parent's watch reports it coming back.
-                                let _ = watcher.watch(&paths.model, RecursiveMode::Recursive);
-                            }
+                            rearm(&mut watcher);
                             watch.changed(None);
                         }
                         Key::Unrelated => {}

@@ -164,6 +164,8 @@ impl Watch {
             })
         };
         config.model = resolve(&config.model)?;
+        // A zero interval would poll without pause: it means off.
+        config.stat_interval = config.stat_interval.filter(|d| !d.is_zero());
         config.signature = resolve(&config.signature)?;
         let pinned = config.options.expected;
         let shared = Arc::new(Shared {
@@ -289,10 +291,10 @@ impl Watch {
             tracker.set_signed(reader.files().map(|(path, _)| path.to_owned()).collect());
         }
         let recorded = tracker.record(MODEL, generation, verdict.clone());
-        let dirs = self.dirs_of(tracker.signed());
-        drop(tracker);
         if recorded != Recorded::Stale {
-            // Directories first seen in this walk are stamped just after it.
+            // Directories first seen in this walk are stamped just after it. Stamps are
+            // stored under the tracker's lock, with the verdict they belong to.
+            let dirs = self.dirs_of(tracker.signed());
             stamped.extend(stamps::stamp(
                 dirs.into_iter()
                     .filter(|d| !stamped.iter().any(|(p, _)| p == d)),
@@ -306,6 +308,7 @@ impl Watch {
                     .retain(|key| key == MODEL || signed.contains(key));
             }
         }
+        drop(tracker);
         self.after_record(trigger, "(model)", &verdict, recorded);
         reader
     }
@@ -350,32 +353,41 @@ impl Watch {
         let generation = self.tracker().generation(path);
         let config = &self.shared.config;
         let named = config.model.is_dir().then(|| config.model.join(path));
-        let stamped = stamps::stamp(
-            reader
-                .fs_path(path)
-                .map(Path::to_path_buf)
-                .into_iter()
-                .chain(named),
-        );
+        let read_path = reader.fs_path(path).map(Path::to_path_buf).ok();
+        let stamped = stamps::stamp(read_path.clone().into_iter().chain(named));
+        // The reader resolved the name's link when it opened, which for a pass can be
+        // minutes ago: if the name now leads elsewhere, hashing the old target would
+        // vouch for a file the model no longer uses. That is a change to check afresh.
+        if let ([(_, Some(read)), (_, now)], Some(_)) = (stamped.as_slice(), &read_path) {
+            if !now.is_some_and(|now| now.same_file(read)) {
+                self.changed(Some(path));
+                return;
+            }
+        }
         let verdict = match reader.check_file_paced(path, CHUNK, &mut |n| {
             self.shared.metrics.bytes.inc_by(n);
             pacer.take(n);
         }) {
             Ok(()) => Ok(()),
-            // Another file now has the name: it changed after this reader was opened (a
-            // pass's reader can be minutes old). That is a change to check afresh, not a
-            // refusal of the new file.
-            Err(modelseal_verify::loader::ReadError::Swapped { .. }) => {
+            // Another file now has the name: it changed after this pass's reader was
+            // opened (minutes ago, perhaps). That is a change to check afresh, not a
+            // refusal of the new file. A reader opened this round that meets it is
+            // refused, so a name that cannot be opened as found does not loop.
+            Err(modelseal_verify::loader::ReadError::Swapped { .. })
+                if trigger == Trigger::Periodic =>
+            {
                 self.changed(Some(path));
                 return;
             }
             Err(e) => Err(error_chain(&e)),
         };
         self.shared.metrics.check(trigger.name());
-        let recorded = self.tracker().record(path, generation, verdict.clone());
+        let mut tracker = self.tracker();
+        let recorded = tracker.record(path, generation, verdict.clone());
         if recorded != Recorded::Stale {
             self.shared.stamps.set(path, stamped);
         }
+        drop(tracker);
         self.after_record(trigger, path, &verdict, recorded);
     }
 
@@ -591,7 +603,14 @@ fn stat_loop(watch: Watch) {
                 continue;
             }
             watch.shared.metrics.stat_changes.inc();
-            if key == MODEL && stamped[index].0 == watch.shared.config.model {
+            let (path, was) = &stamped[index];
+            // The model's directory itself: a new unsigned name there only moves its
+            // times (the model's check decides about it); another inode means the
+            // directory was replaced, and with it everything.
+            let replaced = key == MODEL
+                && *path == watch.shared.config.model
+                && !matches!((stamps::Stamp::of(path), was), (Some(now), Some(was)) if now.same_file(was));
+            if replaced {
                 if let Some(rearm) = watch.shared.rearm.get() {
                     rearm.request();
                 }

@@ -21,6 +21,11 @@ pub struct Stamp {
 }
 
 impl Stamp {
+    /// Whether both are the same file (device and inode), whatever its contents.
+    pub fn same_file(&self, other: &Self) -> bool {
+        (self.dev, self.ino) == (other.dev, other.ino)
+    }
+
     /// The stamp of `path` now, following links; `None` when it cannot be read, which
     /// differs from any stamp it had while it existed.
     pub fn of(path: &Path) -> Option<Self> {

@@ -230,19 +230,37 @@ impl Tracker {
             failure_count: 0,
             pending_count: 0,
         };
+        if status.ready {
+            // Nothing to list: a probe of a ready model costs nothing per file.
+            return status;
+        }
         for (key, entry) in &self.entries {
             match entry.current() {
                 Some(Ok(())) => {}
                 Some(Err(reason)) => {
                     status.failure_count += 1;
-                    if status.failures.len() < limit {
+                    // Kept to the first `limit` by name, whatever the map's order.
+                    if status.failures.len() < limit
+                        || status
+                            .failures
+                            .last_key_value()
+                            .is_some_and(|(k, _)| key < k)
+                    {
                         status.failures.insert(key.clone(), reason.clone());
+                        if status.failures.len() > limit {
+                            status.failures.pop_last();
+                        }
                     }
                 }
                 None => {
                     status.pending_count += 1;
-                    if status.pending.len() < limit {
+                    if status.pending.len() < limit
+                        || status.pending.last().is_some_and(|k| key < k)
+                    {
                         status.pending.insert(key.clone());
+                        if status.pending.len() > limit {
+                            status.pending.pop_last();
+                        }
                     }
                 }
             }
@@ -317,6 +335,8 @@ mod tests {
             );
             let listed = t.status_listing(1);
             assert!(listed.failures.len() <= 1 && listed.pending.len() <= 1);
+            assert_eq!(listed.failures.keys().next(), status.failures.keys().next());
+            assert_eq!(listed.pending.first(), status.pending.first());
             assert_eq!(listed.failure_count, status.failures.len());
             assert_eq!(listed.pending_count, status.pending.len());
         }

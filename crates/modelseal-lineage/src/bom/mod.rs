@@ -163,15 +163,18 @@ pub(crate) fn nodes(report: &LineageReport) -> Vec<Node<'_>> {
 }
 
 /// The store files (SHA-256 of each bundle) some hop was accepted on: the manifests,
-/// provenances and summaries that passed every check of their hop's role. Attestations
-/// whose signature verified but which a later check refused are not among them.
+/// provenances and summaries of hops that passed. Attestations whose signature verified
+/// but which a later check refused, or which belong to a refused hop, are not among them.
 pub(crate) fn accepted_attestations(report: &LineageReport) -> BTreeSet<&str> {
     fn walk<'a>(hop: &'a Hop, out: &mut BTreeSet<&'a str>) {
-        out.extend(
-            hop.attestations
-                .iter()
-                .filter_map(|a| a.bundle_sha256.as_deref()),
-        );
+        // A refused hop was accepted on nothing, whatever passed before its refusal.
+        if hop.failure.is_none() {
+            out.extend(
+                hop.attestations
+                    .iter()
+                    .filter_map(|a| a.bundle_sha256.as_deref()),
+            );
+        }
         for input in &hop.inputs {
             walk(input, out);
         }
