@@ -94,7 +94,12 @@ impl Watcher {
             dir,
             child,
             port,
-            http: reqwest::Client::new(),
+            // Idle connections are dropped before the server's 5 s idle deadline, so a
+            // request never races the server closing its connection.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_secs(2))
+                .build()
+                .unwrap(),
         }
     }
 

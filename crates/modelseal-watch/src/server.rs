@@ -25,7 +25,8 @@ pub const MAX_CONNECTIONS: usize = 512;
 /// Time for a request head to arrive (on a new or an idle kept-alive connection).
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection's whole life: probes and scrapes reconnect, a held-open one cannot
-/// keep its slot.
+/// keep its slot. At its end a request in flight is still answered (for up to
+/// [`HEADER_TIMEOUT`] more).
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 /// Paths listed in a `/readyz` body at most, for failures and for pending keys each
 /// (the counts are always whole).
@@ -80,8 +81,16 @@ pub async fn serve(
                         .header_read_timeout(HEADER_TIMEOUT)
                         .max_buf_size(CONNECTION_BUFFER)
                         .serve_connection(TokioIo::new(tcp), service);
-                    // Timed out or failed: either way the connection is done.
-                    let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+                    tokio::pin!(connection);
+                    tokio::select! {
+                        // Ended or failed: either way the connection is done.
+                        _ = connection.as_mut() => return,
+                        _ = tokio::time::sleep(CONNECTION_LIFETIME) => {}
+                    }
+                    // Its life is over: a request in flight is answered, then it closes;
+                    // one that does not finish in time is dropped.
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(HEADER_TIMEOUT, connection).await;
                 });
             }
         }
