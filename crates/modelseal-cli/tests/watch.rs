@@ -171,6 +171,23 @@ impl Watcher {
         read_log(self.dir.path())
     }
 
+    /// How many full passes have ended.
+    fn passes(&self) -> usize {
+        self.log().iter().filter(|v| v["event"] == "pass").count()
+    }
+
+    /// Waits until `n` passes have ended (fails after 20 s).
+    async fn wait_for_passes(&self, n: usize) {
+        let started = Instant::now();
+        while self.passes() < n {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "pass did not end"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     async fn metric(&self, name: &str) -> f64 {
         let (_, text) = self.get("/metrics").await;
         text.lines()
@@ -330,8 +347,7 @@ async fn a_change_during_a_paced_pass_is_not_cleared_by_that_pass() {
         &["--interval", "0s", "--max-read-rate", "8MiB"],
     );
     w.wait_for(200, Duration::from_secs(20)).await;
-    let passes = |log: &[Value]| log.iter().filter(|v| v["event"] == "pass").count();
-    let before = passes(&w.log());
+    let before = w.passes();
     // A second into a pass: its reader is past offset 0 of the weights, so the pass
     // itself hashed the old first bytes and would call the file fine.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -342,14 +358,7 @@ async fn a_change_during_a_paced_pass_is_not_cleared_by_that_pass() {
     // When that pass ends (its verdict on the weights is stale) and when the next one
     // ends: still refused, with the failure, not merely pending.
     for n in 1..=2 {
-        let started = Instant::now();
-        while passes(&w.log()) < before + n {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "pass did not end"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        w.wait_for_passes(before + n).await;
         let (code, body) = w.readyz().await;
         assert_eq!(
             (code, failure_paths(&body)),
@@ -701,8 +710,7 @@ async fn a_link_repointed_during_a_pass_is_not_cleared_by_that_pass() {
     // target its reader resolved when the pass began.
     let w = Watcher::start(dir, &["--interval", "0s", "--max-read-rate", "8MiB"]);
     w.wait_for(200, Duration::from_secs(20)).await;
-    let passes = |log: &[Value]| log.iter().filter(|v| v["event"] == "pass").count();
-    let before = passes(&w.log());
+    let before = w.passes();
     tokio::time::sleep(Duration::from_secs(1)).await;
     std::os::unix::fs::symlink("blobs/y.bin", w.path("z.tmp")).unwrap();
     std::fs::rename(w.path("z.tmp"), w.path("model/z.bin")).unwrap();
@@ -710,14 +718,7 @@ async fn a_link_repointed_during_a_pass_is_not_cleared_by_that_pass() {
     eprintln!("repointed link refused after {took:?}");
     assert_eq!(failure_paths(&body), ["z.bin"], "{body}");
     for n in 1..=2 {
-        let started = Instant::now();
-        while passes(&w.log()) < before + n {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "pass did not end"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        w.wait_for_passes(before + n).await;
         // The pass found the name moved and made it pending: never ready, and the
         // event checker refuses it again.
         let started = Instant::now();
