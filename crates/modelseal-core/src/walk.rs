@@ -43,7 +43,9 @@ pub struct WalkOptions {
     /// Model-relative paths to leave out; a directory leaves out everything below it.
     pub ignore: Vec<ManifestPath>,
     /// Filesystem paths to leave out, such as the signature file when it lies inside the
-    /// model. Compared after canonicalisation; paths outside the model are harmless.
+    /// model. Only a regular file at exactly that place is left out: its directory is
+    /// canonicalised, its own name is not resolved, so a link to it (or a link in its
+    /// place) is judged like any other link. Paths outside the model are harmless.
     pub exclude_files: Vec<PathBuf>,
     /// Symbolic link handling.
     pub symlinks: SymlinkPolicy,
@@ -183,11 +185,23 @@ pub fn lookup_files(
     paths.iter().map(|path| walker.lookup(root, path)).collect()
 }
 
+/// Where a directory entry is: its directory canonicalised, joined with its own name
+/// unresolved. Two paths have the same place only if they name the same directory entry,
+/// so a link to a file never has the place of the file it leads to.
+fn place(path: &Path) -> Option<PathBuf> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path.file_name()?;
+    Some(fs::canonicalize(parent).ok()?.join(name))
+}
+
 struct Walker<'a> {
     /// Where links may resolve: `links_within` canonicalised, else the model itself.
     link_root: PathBuf,
     options: &'a WalkOptions,
-    /// `options.exclude_files`, canonicalised (those that exist).
+    /// `options.exclude_files` as [`place`] gives them (those whose directory exists).
     excluded: Vec<PathBuf>,
 }
 
@@ -204,7 +218,7 @@ impl<'a> Walker<'a> {
             excluded: options
                 .exclude_files
                 .iter()
-                .filter_map(|p| fs::canonicalize(p).ok())
+                .filter_map(|p| place(p))
                 .collect(),
         })
     }
@@ -310,17 +324,14 @@ impl<'a> Walker<'a> {
             .any(|ignored| ignored == path || ignored.is_dir_prefix_of(path))
     }
 
+    /// Whether the regular file at `fs_path` is one of the excluded files. Callers ask
+    /// only about regular files: a link is never skipped, whatever it leads to.
     fn is_excluded(&self, fs_path: &Path) -> bool {
-        !self.excluded.is_empty()
-            && fs::canonicalize(fs_path).is_ok_and(|c| self.excluded.contains(&c))
+        !self.excluded.is_empty() && place(fs_path).is_some_and(|c| self.excluded.contains(&c))
     }
 
     fn follow_link(&self, path: ManifestPath, link: &Path) -> Result<Option<ModelFile>, WalkError> {
         let target = fs::read_link(link).map_err(io_err(link))?;
-        // A link that is itself the excluded signature file is skipped, not judged.
-        if self.is_excluded(link) {
-            return Ok(None);
-        }
         let resolved = match fs::canonicalize(link) {
             Ok(resolved) => resolved,
             Err(_) => return Err(WalkError::SymlinkNotFile { path }),
