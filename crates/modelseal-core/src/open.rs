@@ -65,6 +65,28 @@ pub fn open_checked(path: &Path, expected: Option<FileId>) -> io::Result<Result<
     Ok(Ok(file))
 }
 
+/// Opens a sidecar file (an outboard) for reading, following links (the sidecar's
+/// directory is the caller's choice) but never blocking on a FIFO. `Ok(None)` when nothing
+/// is there; an error when something other than a regular file is.
+pub fn open_sidecar(path: &Path) -> io::Result<Option<File>> {
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(Some(file))
+}
+
 /// Asks the kernel to start reading `len` bytes of `file` from `start` into the page
 /// cache (`POSIX_FADV_WILLNEED`): a large read cut into pieces for several cores then
 /// streams from a cold disk instead of seeking between the pieces. Only a hint: a

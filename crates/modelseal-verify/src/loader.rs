@@ -160,6 +160,7 @@ impl ModelReader {
             return open_oms(root, verified, options);
         }
         let signed = signed_manifest(&verified)?;
+        crate::check_kind(signed.predicate.kind, options)?;
         let mut walk = options.walk.clone();
         walk.ignore
             .extend(signed.predicate.ignore_paths.iter().cloned());
@@ -274,6 +275,10 @@ impl ModelReader {
 
     /// Reads and verifies `range` of the signed file `path`.
     pub fn read_range(&self, path: &str, range: Range<u64>) -> Result<Vec<u8>, ReadError> {
+        // Bounds first: nothing is allocated for a range the file cannot hold.
+        if range.end > self.size(path)? {
+            return Err(self.out_of_bounds(path, &range));
+        }
         let len = range
             .end
             .checked_sub(range.start)
@@ -295,11 +300,32 @@ impl ModelReader {
     /// verified in place, on every core); the at most two pieces at its edges that
     /// reach outside it are read into scratch, verified, and the requested part copied.
     /// With [`Granule::File`] a partial read costs the whole file.
+    ///
+    /// On a refusal `buf` is zeroed: no byte that failed its check stays with the caller.
     pub fn read_into(&self, path: &str, start: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+        let result = self.read_into_unchecked_on_error(path, start, buf);
+        if result.is_err() {
+            buf.fill(0);
+        }
+        result
+    }
+
+    fn read_into_unchecked_on_error(
+        &self,
+        path: &str,
+        start: u64,
+        buf: &mut [u8],
+    ) -> Result<(), ReadError> {
         let file = self.file(path)?;
         let range = start..start.saturating_add(buf.len() as u64);
         if range.end > file.size || start.checked_add(buf.len() as u64).is_none() {
             return Err(self.out_of_bounds(path, &range));
+        }
+        if file.size == 0 {
+            // No byte to read, but an empty file still has a signed digest to meet: an
+            // OMS `files` signature records no size, so a file emptied before `open`
+            // would otherwise pass unchecked.
+            return self.check_empty(path, file);
         }
         if buf.is_empty() {
             return Ok(());
@@ -424,9 +450,46 @@ impl ModelReader {
         }
     }
 
+    /// Checks that the empty signed file `path` is still the file `open` found, still
+    /// empty, and that the empty string has its signed digest.
+    fn check_empty(&self, path: &str, file: &SignedFile) -> Result<(), ReadError> {
+        let handle = self.open_file(path)?;
+        let found = handle
+            .metadata()
+            .map_err(|source| ReadError::Io {
+                path: path.to_owned(),
+                source,
+            })?
+            .len();
+        if found != 0 {
+            return Err(ReadError::Resized {
+                path: path.to_owned(),
+                signed: 0,
+                found,
+            });
+        }
+        let matches = match &file.check {
+            Check::Blake3(root) => blake3::hash(b"").as_bytes() == root,
+            Check::Whole { hash, digest } => {
+                Digester::new(hash.algorithm()).finalize() == digest.as_slice()
+            }
+            // An empty file has no shards.
+            Check::Shards { digests, .. } => digests.is_empty(),
+        };
+        if matches {
+            Ok(())
+        } else {
+            Err(ReadError::Tampered {
+                path: path.to_owned(),
+                offset: 0,
+            })
+        }
+    }
+
     /// Opens the signed file `path` for reading: not through a link, never blocking on
-    /// a FIFO, and only if it is still the file `open` found (device and inode).
-    pub fn open_file(&self, path: &str) -> Result<std::fs::File, ReadError> {
+    /// a FIFO, and only if it is still the file `open` found (device and inode). Private:
+    /// a caller gets verified bytes, never a handle whose reads nothing checks.
+    fn open_file(&self, path: &str) -> Result<std::fs::File, ReadError> {
         let file = self.file(path)?;
         modelseal_core::open::open_checked(&file.fs_path, Some(file.identity))
             .map_err(|source| ReadError::Io {
@@ -466,10 +529,9 @@ impl ModelReader {
             path: location.display().to_string(),
             source,
         };
-        let handle = match std::fs::File::open(&location) {
-            Ok(handle) => handle,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(io(source)),
+        // A FIFO in an outboard's place must not hang the read.
+        let Some(handle) = modelseal_core::open::open_sidecar(&location).map_err(io)? else {
+            return Ok(None);
         };
         if handle.metadata().map_err(io)?.len() != outboard::tree(file.size).outboard_size() {
             return Err(ReadError::Outboard {
@@ -508,6 +570,7 @@ fn open_oms(
     options: &VerifyOptions,
 ) -> Result<ModelReader, VerifyError> {
     let signed = crate::oms::signed_oms(&verified)?;
+    crate::check_oms_kind(options)?;
     let walk = modelseal_core::oms::walk_options(&signed.serialization, &options.walk);
     let paths = signed.paths();
     let single_file = std::fs::metadata(root).is_ok_and(|m| m.is_file());
@@ -1047,6 +1110,7 @@ pub fn verify_bytes(
     let predicate_type = verified.statement.predicate_type.as_str();
     if predicate_type == OMS_PREDICATE_TYPE || predicate_type == OMS_LEGACY_PREDICATE_TYPE {
         let signed = crate::oms::signed_oms(&verified)?;
+        crate::check_oms_kind(options)?;
         let mut paths: Vec<Option<&ManifestPath>> = signed
             .resources
             .iter()
@@ -1109,6 +1173,7 @@ pub fn verify_bytes(
         });
     }
     let signed = signed_manifest(&verified)?;
+    crate::check_kind(signed.predicate.kind, options)?;
     let entry = match (path, signed.manifest.entries()) {
         (None, [only]) => only,
         (Some(want), _) => signed
