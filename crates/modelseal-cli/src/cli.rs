@@ -485,8 +485,12 @@ pub struct VerifyArgs {
         conflicts_with_all = ["keys", "certificate_roots", "identity", "identity_regex", "issuer", "trusted_root"]
     )]
     pub policy: Option<PathBuf>,
+    /// What the signature must be for: a dataset's signature is not a model's. Under
+    /// --policy, also whose signers are trusted (model publishers or dataset curators)
+    #[arg(long, value_enum, default_value = "model")]
+    pub kind: Kind,
     /// Also check the model's training lineage, hop by hop, against the policy
-    #[arg(long, requires_all = ["policy", "store"])]
+    #[arg(long, requires = "policy", requires = "store")]
     pub lineage: bool,
     /// Attestation store holding the lineage's bundles: a directory or
     /// oci://REGISTRY/REPOSITORY

@@ -109,3 +109,90 @@ fn a_hard_link_to_the_signature_inside_the_model_is_an_unsigned_file() {
         "unsigned  tokenizer.json",
     );
 }
+
+/// A policy trusting `publisher.pub` as model publisher and `curator.pub` as curator.
+fn policy(dir: &Path) -> PathBuf {
+    for name in ["publisher", "curator"] {
+        assert_exit(&modelseal(&[&"keygen", &"--out", &dir.join(name)]), 0);
+    }
+    let text = "[[signer]]\nname = \"release\"\nroles = [\"model-publisher\"]\nkey = \"publisher.pub\"\n\n\
+                [[signer]]\nname = \"data\"\nroles = [\"dataset-curator\"]\nkey = \"curator.pub\"\n";
+    std::fs::write(dir.join("policy.toml"), text).unwrap();
+    dir.join("policy.toml")
+}
+
+#[test]
+fn a_dataset_signature_is_not_a_model_signature() {
+    let t = Model::new();
+    let policy = policy(t.dir.path());
+    // The publisher's own key, but the signature says "dataset".
+    let out = modelseal(&[
+        &"sign",
+        &t.m(),
+        &"--kind",
+        &"dataset",
+        &"--key",
+        &t.p("publisher"),
+    ]);
+    assert_exit(&out, 0);
+    let out = modelseal(&[&"verify", &t.m(), &"--policy", &policy, &"--json"]);
+    assert_refused(&out, "the signature is for a dataset, not a model");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "wrong-kind");
+    let out = modelseal(&[&"verify", &t.m(), &"--key", &t.p("publisher.pub")]);
+    assert_refused(&out, "not a model");
+    // Asked for a dataset, the policy's curators are the ones trusted, not its publishers.
+    let out = modelseal(&[
+        &"verify",
+        &t.m(),
+        &"--policy",
+        &policy,
+        &"--kind",
+        &"dataset",
+    ]);
+    assert_refused(&out, "signer is not trusted");
+    // A curator's dataset verifies as a dataset, and only as one.
+    let out = modelseal(&[
+        &"sign",
+        &t.m(),
+        &"--kind",
+        &"dataset",
+        &"--key",
+        &t.p("curator"),
+    ]);
+    assert_exit(&out, 0);
+    let out = modelseal(&[
+        &"verify",
+        &t.m(),
+        &"--policy",
+        &policy,
+        &"--kind",
+        &"dataset",
+    ]);
+    assert_exit(&out, 0);
+    let out = modelseal(&[&"verify", &t.m(), &"--policy", &policy]);
+    assert_exit(&out, 1);
+}
+
+#[test]
+fn lineage_is_never_skipped_silently() {
+    let t = Model::new();
+    sign(&t.m(), &t.p("m.sig"), "native", &[]);
+    let store = t.p("store");
+    std::fs::create_dir(&store).unwrap();
+    let out = modelseal(&[
+        &"verify",
+        &t.m(),
+        &"--lineage",
+        &"--store",
+        &store,
+        &"--key",
+        &testkey("vector-ed25519.pem.pub"),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("--lineage needs --policy"),
+        "{}",
+        stderr(&out)
+    );
+}

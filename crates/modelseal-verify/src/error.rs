@@ -3,7 +3,7 @@
 use modelseal_core::hash::HashError;
 use modelseal_core::oms::ResourceNameError;
 use modelseal_core::{
-    Blake3Digest, BundleError, KeyFingerprint, ManifestError, PathError, WalkError,
+    ArtifactKind, Blake3Digest, BundleError, KeyFingerprint, ManifestError, PathError, WalkError,
 };
 
 use crate::certs::CertificateError;
@@ -109,6 +109,15 @@ pub enum VerifyError {
     /// The statement's subject does not describe the manifest it carries.
     #[error("statement subject does not match its manifest: {0}")]
     Subject(SubjectProblem),
+    /// A native signature of another kind than the caller needs: a dataset's signature
+    /// offered as a model's, or the reverse.
+    #[error("the signature is for a {}, not a {}", kind_name(*signed), kind_name(*expected))]
+    WrongKind {
+        /// The kind the caller needs.
+        expected: ArtifactKind,
+        /// The kind the signer recorded.
+        signed: ArtifactKind,
+    },
     /// The files on disk differ from the signed manifest.
     #[error("{0}")]
     Files(FileMismatch),
@@ -148,6 +157,7 @@ impl VerifyError {
             | Self::InvalidManifest(_)
             | Self::OmsPredicate(_)
             | Self::Subject(_)
+            | Self::WrongKind { .. }
             | Self::Files(_)
             | Self::Walk(_)
             | Self::Hash(_) => true,
@@ -184,6 +194,7 @@ impl VerifyError {
             Self::InvalidManifest(_) => "invalid-manifest",
             Self::ListsNothing(_) => "lists-nothing",
             Self::Subject(_) => "subject-mismatch",
+            Self::WrongKind { .. } => "wrong-kind",
             Self::Files(_) => "files-mismatch",
             Self::Walk(WalkError::Io { .. }) | Self::Hash(HashError::Io { .. }) => {
                 "unreadable-model"
@@ -191,6 +202,14 @@ impl VerifyError {
             Self::Walk(_) => "model-walk-refused",
             Self::Hash(_) => "model-changed-during-hash",
         }
+    }
+}
+
+/// The word for a kind in messages.
+pub fn kind_name(kind: ArtifactKind) -> &'static str {
+    match kind {
+        ArtifactKind::Dataset => "dataset",
+        _ => "model",
     }
 }
 

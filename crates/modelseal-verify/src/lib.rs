@@ -47,7 +47,7 @@ use std::path::Path;
 use modelseal_core::hash::Progress;
 use modelseal_core::oms::{OMS_LEGACY_PREDICATE_TYPE, OMS_PREDICATE_TYPE};
 use modelseal_core::walk::WalkOptions;
-use modelseal_core::{ArtifactDigest, Bundle};
+use modelseal_core::{ArtifactDigest, ArtifactKind, Bundle};
 
 pub use envelope::{KeylessIdentity, Signer, VerifiedStatement, verify_envelope};
 pub use error::{
@@ -58,8 +58,9 @@ pub use files::{SignedManifest, check_entries, check_files, signed_manifest};
 pub use gate::{Attestation, GateError, attestation_of, verify_attestation};
 pub use policy::{CertificateTime, TrustPolicy};
 
-/// What the verifier adds to what the signer recorded.
-#[derive(Debug, Clone, Default)]
+/// What the verifier adds to what the signer recorded. The default checks a model: a
+/// native signature recording another kind (a dataset) is refused.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct VerifyOptions {
     /// Further ignored paths, and files to leave out (the signature when it lies inside
@@ -72,6 +73,34 @@ pub struct VerifyOptions {
     /// lock file names). When given, the signature must pass the attestation gate for
     /// exactly this digest, before any file is read.
     pub expected: Option<ArtifactDigest>,
+    /// The kind of artifact the caller needs. When given (a model, by default), a native signature recording
+    /// another kind is refused (a dataset's signature is not a model's). OMS signatures
+    /// record no kind and are model signatures by definition.
+    pub kind: Option<ArtifactKind>,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        Self {
+            walk: WalkOptions::default(),
+            ignore_unsigned_files: false,
+            expected: None,
+            kind: Some(ArtifactKind::Model),
+        }
+    }
+}
+
+/// With `options.kind`, refuses a signed predicate of another kind.
+pub(crate) fn check_kind(signed: ArtifactKind, options: &VerifyOptions) -> Result<(), VerifyError> {
+    match options.kind {
+        Some(expected) if expected != signed => Err(VerifyError::WrongKind { expected, signed }),
+        _ => Ok(()),
+    }
+}
+
+/// For OMS signatures: model signatures by definition.
+pub(crate) fn check_oms_kind(options: &VerifyOptions) -> Result<(), VerifyError> {
+    check_kind(ArtifactKind::Model, options)
 }
 
 /// With `options.expected`, the gate's subject checks on a verified statement.
@@ -161,6 +190,7 @@ pub fn verify_model(
     let predicate_type = verified.statement.predicate_type.as_str();
     if predicate_type == OMS_PREDICATE_TYPE || predicate_type == OMS_LEGACY_PREDICATE_TYPE {
         let signed = oms::signed_oms(&verified)?;
+        check_oms_kind(options)?;
         oms::check_oms_files(
             root,
             &signed,
@@ -185,6 +215,7 @@ pub fn verify_model(
         });
     }
     let signed = signed_manifest(&verified)?;
+    check_kind(signed.predicate.kind, options)?;
     check_files(
         root,
         &signed,

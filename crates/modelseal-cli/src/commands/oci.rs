@@ -351,8 +351,14 @@ fn checked_model(
 /// DIR.sig, so `modelseal verify DIR` works offline afterwards.
 pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
     let v = &args.verify;
-    let (policy, lineage_policy) =
-        super::verify::trust_from(&v.keys, &[], v.policy.as_deref(), &v.keyless, false)?;
+    let (policy, lineage_policy) = super::verify::trust_from(
+        modelseal_lineage::policy::Role::ModelPublisher,
+        &v.keys,
+        &[],
+        v.policy.as_deref(),
+        &v.keyless,
+        false,
+    )?;
     let signature_path = super::default_signature_path(&args.out);
     for path in [&args.out, &signature_path] {
         if path.symlink_metadata().is_ok() {

@@ -14,7 +14,12 @@ use crate::progress::Bar;
 
 /// The signers `verify` trusts: the policy's model publishers, or those the flags name.
 pub(super) fn trust(args: &VerifyArgs) -> Result<(TrustPolicy, Option<LineagePolicy>)> {
+    let role = match args.kind {
+        crate::cli::Kind::Model => Role::ModelPublisher,
+        crate::cli::Kind::Dataset => Role::DatasetCurator,
+    };
     trust_from(
+        role,
         &args.keys,
         &args.certificate_roots,
         args.policy.as_deref(),
@@ -25,6 +30,7 @@ pub(super) fn trust(args: &VerifyArgs) -> Result<(TrustPolicy, Option<LineagePol
 
 /// [`trust`] from its parts, for commands that take fewer flags.
 pub(super) fn trust_from(
+    role: Role,
     keys: &[std::path::PathBuf],
     certificate_roots: &[std::path::PathBuf],
     policy_path: Option<&std::path::Path>,
@@ -52,7 +58,7 @@ pub(super) fn trust_from(
     // A policy names every signer (keys and keyless identities, and its Sigstore root);
     // otherwise the flags do.
     let mut policy = match &lineage_policy {
-        Some(p) => p.trust_for(Role::ModelPublisher),
+        Some(p) => p.trust_for(role),
         None => {
             let mut policy = TrustPolicy::from_keys(keys)
                 .with_certificate_roots(roots)
@@ -70,6 +76,13 @@ pub(super) fn trust_from(
 }
 
 pub fn run(args: &VerifyArgs) -> Result<Outcome> {
+    // clap drops `--lineage`'s need for `--policy` when `--key` (which conflicts with
+    // `--policy`) is given: a lineage check must never be skipped silently.
+    if args.lineage && args.policy.is_none() {
+        anyhow::bail!(
+            "--lineage needs --policy: the lineage rules and every role's signers come from the policy, not from --key"
+        );
+    }
     let (policy, lineage_policy) = trust(args)?;
     let model_text = args.model.display().to_string();
     let (verified, signature) = if modelseal_oci::Reference::is_oci(&model_text) {
@@ -95,6 +108,10 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
         };
         options.ignore_unsigned_files = args.ignore_unsigned_files;
         options.expected = args.expect;
+        options.kind = Some(match args.kind {
+            crate::cli::Kind::Model => modelseal_core::ArtifactKind::Model,
+            crate::cli::Kind::Dataset => modelseal_core::ArtifactKind::Dataset,
+        });
         let bar = Bar::new(args.quiet || args.json);
         let result = match Bundle::read(&signature) {
             Err(BundleError::Io(e)) => {

@@ -11,6 +11,7 @@ use crate::cli::WatchArgs;
 
 pub fn run(args: &WatchArgs) -> Result<Outcome> {
     let (trust, policy) = super::verify::trust_from(
+        modelseal_lineage::policy::Role::ModelPublisher,
         &args.keys,
         &args.certificate_roots,
         args.policy.as_deref(),
