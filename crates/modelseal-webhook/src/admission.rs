@@ -84,8 +84,10 @@ pub struct Annotations {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Spec {
-    /// A workload's pod template.
+    /// A workload's pod template (a Job's, a Deployment's…).
     pub template: Option<Template>,
+    /// A CronJob's job template: its `spec` is a Job's, with its own pod template.
+    pub job_template: Option<Template>,
     /// A Pod's containers (their images count as models only when named by
     /// [`MODEL_CONTAINERS_ANNOTATION`]).
     #[serde(deserialize_with = "null_as_default")]
@@ -207,14 +209,27 @@ pub enum NamingError {
 
 /// The models an object names, each once, in the order first named, and the name given
 /// for messages (`spec/admission.md` §3):
-/// - digests in the [`MODEL_ANNOTATION`] annotation (the object's own, else its pod
-///   template's);
+/// - digests in the [`MODEL_ANNOTATION`] annotation, at every level: the object's own,
+///   its pod template's, a CronJob's job template's and that job's pod template's;
 /// - OCI references, as `oci://…`: a Pod's (or pod template's) `image` volumes; the
 ///   images of containers the [`MODEL_CONTAINERS_ANNOTATION`] annotation names; a KServe
 ///   predictor's `oci://` storage URIs (`oci+native://` and the other KServe forms read
 ///   as `oci://`).
 pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), NamingError> {
-    let template = object.spec.as_ref().and_then(|s| s.template.as_ref());
+    // Every level that can carry annotations or a pod spec: the object, its pod
+    // template, a CronJob's job template and that job's pod template. Each level's
+    // models count; none hides another's.
+    let mut levels: Vec<(&Metadata, Option<&Spec>)> =
+        vec![(&object.metadata, object.spec.as_ref())];
+    let mut i = 0;
+    while i < levels.len() {
+        if let Some(spec) = levels[i].1 {
+            for template in [&spec.template, &spec.job_template].into_iter().flatten() {
+                levels.push((&template.metadata, template.spec.as_deref()));
+            }
+        }
+        i += 1;
+    }
     let mut models: Vec<String> = Vec::new();
     let mut add = |m: String| -> Result<(), NamingError> {
         if m.len() > MAX_ANNOTATION_BYTES {
@@ -229,9 +244,11 @@ pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), Na
         Ok(())
     };
     let mut name = None;
-    let metadata = std::iter::once(&object.metadata).chain(template.map(|t| &t.metadata));
-    let annotations: Vec<&Annotations> = metadata.filter_map(|m| m.annotations.as_ref()).collect();
-    if let Some(a) = annotations.iter().find(|a| a.model.is_some()) {
+    let annotations: Vec<&Annotations> = levels
+        .iter()
+        .filter_map(|(m, _)| m.annotations.as_ref())
+        .collect();
+    for a in annotations.iter().filter(|a| a.model.is_some()) {
         let list = a.model.as_deref().unwrap_or_default();
         if list.len() > MAX_ANNOTATION_BYTES {
             return Err(NamingError::TooLong(list.len()));
@@ -239,7 +256,9 @@ pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), Na
         for m in list.split(',').map(str::trim).filter(|m| !m.is_empty()) {
             add(m.to_owned())?;
         }
-        name = a.model_name.as_deref().map(|n| shorten(n, 80).into_owned());
+        if name.is_none() {
+            name = a.model_name.as_deref().map(|n| shorten(n, 80).into_owned());
+        }
     }
     let model_containers: Vec<&str> = annotations
         .iter()
@@ -247,11 +266,7 @@ pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), Na
         .flat_map(|list| list.split(',').map(str::trim))
         .filter(|n| !n.is_empty())
         .collect();
-    let specs = object
-        .spec
-        .iter()
-        .chain(template.and_then(|t| t.spec.as_deref()));
-    for spec in specs {
+    for spec in levels.iter().filter_map(|(_, spec)| *spec) {
         for volume in &spec.volumes {
             if let Some(reference) = volume.image.as_ref().and_then(|i| i.reference.as_deref()) {
                 add(as_oci(reference))?;
@@ -440,6 +455,31 @@ mod tests {
         })))
         .unwrap();
         assert!(models.is_empty());
+    }
+
+    #[test]
+    fn every_levels_models_count_and_a_cronjobs_job_template_is_read() {
+        // Fails on main: the object's own annotation hid its pod template's, and a
+        // CronJob's jobTemplate was never read.
+        let d = |i: u8| format!("blake3:{}", hex_of(i));
+        let (models, _) = named_models(&object(serde_json::json!({
+            "metadata": {"annotations": {MODEL_ANNOTATION: d(1)}},
+            "spec": {"template": {"metadata": {"annotations": {MODEL_ANNOTATION: d(2)}}}}
+        })))
+        .unwrap();
+        assert_eq!(models, [d(1), d(2)]);
+        let (models, _) = named_models(&object(serde_json::json!({
+            "kind": "CronJob",
+            "spec": {"schedule": "* * * * *", "jobTemplate": {
+                "metadata": {"annotations": {MODEL_ANNOTATION: d(3)}},
+                "spec": {"template": {
+                    "metadata": {"annotations": {MODEL_ANNOTATION: d(4)}},
+                    "spec": {"volumes": [{"name": "w", "image": {"reference": "r.io/m@sha256:00"}}]}
+                }}
+            }}
+        })))
+        .unwrap();
+        assert_eq!(models, [d(3), d(4), "oci://r.io/m@sha256:00".to_owned()]);
     }
 
     fn hex_of(i: u8) -> String {
