@@ -123,7 +123,7 @@ def pod(volume_ref=None, container_ref=None):
     return {"metadata": meta, "spec": spec}
 
 
-def start_server(world, name, extra):
+def start_server(world, name, extra, policy="policy.toml"):
     d = world["dir"]
     tls = r.TlsMaterial.create(d / f"{name}-tls")
     port = r.free_port()
@@ -132,7 +132,7 @@ def start_server(world, name, extra):
 listen = "127.0.0.1:{port}"
 tls_cert = "{tls.cert_pem}"
 tls_key = "{tls.key_pem}"
-policy = "policy.toml"
+policy = "{policy}"
 store = "{world['store']}"
 registry_ca = "{world['reg'].ca_pem}"
 registry_timeout_ms = 3000
@@ -292,3 +292,34 @@ def test_attest_training_hashes_a_model_and_a_dataset_in_the_registry(world, tmp
     unsigned = json.loads(ms("hash", d / "unsigned", "--json", "-q").stdout)["root"]["blake3"]
     assert dataset["digest"]["blake3"] == unsigned
     assert dataset["name"] == f"{reg.host}/models/unsigned"
+
+
+def test_a_policy_denying_the_manifest_digest_applies_everywhere(world, tmp_path):
+    """`[models] deny = ["sha256:<manifest digest>"]` denies exactly that image (spec/policy.md):
+    in verify and pull of oci://, and in admission. Failed on main: all three said yes."""
+    d, reg, ca = world["dir"], world["reg"], world["ca"]
+    digest = world["models"]["good"][0]
+    (d / "manifest-denied.toml").write_text(
+        (d / "policy.toml").read_text() + f'\n[models]\ndeny = ["{digest}"]\n'
+    )
+    ref = f"oci://{reg.host}/models/good@{digest}"
+    out = ms("verify", ref, "--policy", d / "manifest-denied.toml", *ca, "-q")
+    assert out.returncode == 1 and f"denied by policy rule {digest}" in out.stderr, out.stderr
+    out = ms("verify", ref, "--policy", d / "manifest-denied.toml", "--lineage",
+             "--store", world["store"], *ca, "-q")
+    assert out.returncode == 1 and f"denied by policy rule {digest}" in out.stderr, out.stderr
+    dest = tmp_path / "pulled"
+    out = ms("pull", ref, dest, "--policy", d / "manifest-denied.toml", *ca, "-q")
+    assert out.returncode == 1 and "refused by policy" in out.stderr, out.stderr
+    assert not dest.exists()
+    # The same commands pass under the policy without the rule.
+    assert ms("verify", ref, "--policy", d / "policy.toml", *ca, "-q").returncode == 0
+    proc, ask = start_server(world, "server-manifest-denied", f'oci_registries = ["{reg.host}"]',
+                             policy="manifest-denied.toml")
+    try:
+        denied = ask(pod(volume_ref=f"{reg.host}/models/good@{digest}"))
+        assert denied["allowed"] is False, denied
+        assert "refused by policy" in denied["status"]["message"], denied
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

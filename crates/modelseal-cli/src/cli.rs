@@ -461,6 +461,15 @@ pub enum Kind {
     Dataset,
 }
 
+impl From<Kind> for modelseal_core::ArtifactKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Model => Self::Model,
+            Kind::Dataset => Self::Dataset,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// Model directory, single file, or oci://REGISTRY/REPOSITORY[:TAG|@sha256:HEX]

@@ -403,6 +403,12 @@ fn crafted_bundle_vectors_through_the_cli() {
         }
         let sig = tmp.path().join("model.sig");
         std::fs::write(&sig, serde_json::to_vec(&vector["bundle"]).unwrap()).unwrap();
+        // A dataset's signature verifies only as a dataset's.
+        let kind = if name.contains("dataset") {
+            "dataset"
+        } else {
+            "model"
+        };
         let out = modelseal(&[
             &"verify",
             &model,
@@ -410,6 +416,8 @@ fn crafted_bundle_vectors_through_the_cli() {
             &sig,
             &"--key",
             &testkey("vector-ed25519.pem.pub"),
+            &"--kind",
+            &kind,
             &"--json",
         ]);
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();

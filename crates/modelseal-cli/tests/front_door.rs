@@ -196,3 +196,36 @@ fn lineage_is_never_skipped_silently() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_dataset_verified_on_its_own_meets_the_dataset_rules() {
+    // Found by the attack review: `--kind dataset` applied the [models] rules.
+    let t = Model::new();
+    let policy = policy(t.dir.path());
+    let out = modelseal(&[
+        &"sign",
+        &t.m(),
+        &"--kind",
+        &"dataset",
+        &"--name",
+        &"scraped-web",
+        &"--key",
+        &t.p("curator"),
+    ]);
+    assert_exit(&out, 0);
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        format!("[datasets]\ndeny = [\"name:scraped-*\"]\n{text}"),
+    )
+    .unwrap();
+    let out = modelseal(&[
+        &"verify",
+        &t.m(),
+        &"--policy",
+        &policy,
+        &"--kind",
+        &"dataset",
+    ]);
+    assert_refused(&out, "denied by policy rule name:scraped-*");
+}

@@ -20,4 +20,4 @@ mod walk;
 
 pub use report::{Hop, HopFailure, HopKind, LineageReport, SignedBy, TrainingRun};
 pub use stop::Stop;
-pub use walk::{check_model, verify_digest, verify_digest_until, verify_lineage};
+pub use walk::{check_artifact, check_model, verify_digest, verify_digest_until, verify_lineage};

@@ -2,7 +2,7 @@
 //! server knows a Pod's image by its manifest digest; lineage knows models by their BLAKE3
 //! root. The link is a `model-publisher` signature whose statement names both.
 
-use modelseal_core::{ArtifactDigest, Blake3Digest, DigestAlgorithm};
+use modelseal_core::{ArtifactDigest, ArtifactKind, Blake3Digest, DigestAlgorithm};
 use modelseal_verify::{signed_manifest, verify_envelope};
 
 use crate::policy::{LineagePolicy, Role};
@@ -24,6 +24,23 @@ pub enum BindingError {
         /// Why each bundle found did not count.
         refused: Vec<String>,
     },
+    /// The policy denies the manifest itself (`[models] deny = ["sha256:…"]`).
+    #[error("OCI manifest {digest} is refused by policy: {failure}")]
+    Denied {
+        /// The manifest digest.
+        digest: String,
+        /// The rule that matched.
+        failure: crate::HopFailure,
+    },
+    /// Trusted signatures under the digest name this manifest with different model roots:
+    /// which one the image holds is not decided by store order.
+    #[error("trusted signatures name OCI manifest {digest} with different model roots ({roots})")]
+    Ambiguous {
+        /// The manifest digest.
+        digest: String,
+        /// The roots named, comma-separated.
+        roots: String,
+    },
     /// The lookup was cut short (limits or time): a missing binding could be unread.
     #[error("the store lookup for OCI manifest {digest} was incomplete: {reason}")]
     Incomplete {
@@ -43,10 +60,12 @@ fn reasons(refused: &[String]) -> String {
 }
 
 /// The BLAKE3 root of the model a trusted `model-publisher` signed as unpacked from the
-/// OCI manifest `manifest`: the first bundle in the store under `sha256:MANIFEST` whose
-/// signer the policy trusts in that role, whose native statement names this manifest as
-/// its OCI subject, and whose manifest checks out. Nothing else about the bundle is
-/// believed; the lineage walk then starts from the root it returns.
+/// OCI manifest `manifest`: the root every bundle in the store under `sha256:MANIFEST`
+/// agrees on whose signer the policy trusts in that role, whose native statement is a
+/// model's and names this manifest as its OCI subject, and whose manifest checks out.
+/// The policy's `[models]` rules apply to the manifest digest first; a lookup cut short,
+/// or trusted bundles naming different roots, decide nothing. Nothing else about the
+/// bundle is believed; the lineage walk then starts from the root it returns.
 pub fn model_of_manifest(
     manifest: &[u8; 32],
     policy: &LineagePolicy,
@@ -54,16 +73,28 @@ pub fn model_of_manifest(
     stop: &Stop,
 ) -> Result<Blake3Digest, BindingError> {
     let digest = ArtifactDigest::new(DigestAlgorithm::Sha256, *manifest);
+    crate::check_model(policy, None, &[digest]).map_err(|failure| BindingError::Denied {
+        digest: digest.to_string(),
+        failure,
+    })?;
     let lookup = store
         .bundles_for_until(&digest, stop)
         .map_err(|e| BindingError::Store(modelseal_verify::error_chain(&e)))?;
     let trust = policy.trust_for(Role::ModelPublisher);
     let mut refused = Vec::new();
+    let mut roots: Vec<Blake3Digest> = Vec::new();
     for stored in &lookup.bundles {
         let checked =
             verify_envelope(&stored.bundle, &trust).and_then(|verified| signed_manifest(&verified));
         match checked {
-            Ok(signed) if signed.oci_manifest == Some(digest) => return Ok(signed.root),
+            Ok(signed) if signed.predicate.kind != ArtifactKind::Model => {
+                refused.push(format!("{}: a dataset's signature", stored.sha256));
+            }
+            Ok(signed) if signed.oci_manifest == Some(digest) => {
+                if !roots.contains(&signed.root) {
+                    roots.push(signed.root);
+                }
+            }
             Ok(_) => refused.push(format!("{}: names another manifest or none", stored.sha256)),
             Err(e) => refused.push(format!("{}: {}", stored.sha256, e.kind())),
         }
@@ -74,8 +105,19 @@ pub fn model_of_manifest(
             reason,
         });
     }
-    Err(BindingError::Unsigned {
-        digest: digest.to_string(),
-        refused,
-    })
+    match roots.as_slice() {
+        [root] => Ok(*root),
+        [] => Err(BindingError::Unsigned {
+            digest: digest.to_string(),
+            refused,
+        }),
+        many => Err(BindingError::Ambiguous {
+            digest: digest.to_string(),
+            roots: many
+                .iter()
+                .map(|r| format!("blake3:{r}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
 }

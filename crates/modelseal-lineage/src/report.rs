@@ -59,11 +59,11 @@ pub enum HopFailure {
         /// What the attestation says.
         found: String,
     },
-    /// The parent's provenance names the artifact otherwise than its own signer did.
-    #[error("the provenance calls it {claimed:?}, but its signer named it {signed:?}")]
+    /// The parent's provenance names the artifact otherwise than its own signers did.
+    #[error("the provenance calls it \"{claimed}\", but {}", signed_names(.signed))]
     NameMismatch {
-        /// The name its own trusted signer gave it.
-        signed: Option<String>,
+        /// The names its own trusted signers gave it (none: nobody named it).
+        signed: Vec<String>,
         /// The name the parent's provenance gives it.
         claimed: String,
     },
@@ -107,6 +107,17 @@ pub enum HopFailure {
     /// The caller's deadline passed before this hop was checked.
     #[error("out of time: the deadline passed before this hop was checked")]
     OutOfTime,
+}
+
+/// "its signer named it "a"", "its signers named it "a" and "b"", or "no trusted signer
+/// named it".
+fn signed_names(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    match quoted.as_slice() {
+        [] => "no trusted signer named it".to_owned(),
+        [one] => format!("its signer named it {one}"),
+        [rest @ .., last] => format!("its signers named it {} and {last}", rest.join(", ")),
+    }
 }
 
 impl HopFailure {
@@ -198,6 +209,9 @@ pub struct Hop {
     /// the name in the signature the caller verified). `None` when no trusted signer
     /// named it.
     pub name: Option<String>,
+    /// Further names other trusted signers gave the same digest (the same files signed
+    /// as a directory and as an image, say). Policy rules by name apply to every name.
+    pub aliases: Vec<String>,
     /// The name its parent's provenance gives it (reported; never used for policy).
     pub claimed_name: Option<String>,
     /// Its digest; `None` when the provenance gave none that parses.
@@ -231,6 +245,7 @@ impl Hop {
         Self {
             kind,
             name: None,
+            aliases: Vec::new(),
             claimed_name,
             digest,
             signers: Vec::new(),
@@ -279,6 +294,7 @@ impl LineageReport {
             serde_json::json!({
                 "kind": hop.kind.name(),
                 "name": hop.name,
+                "aliases": hop.aliases,
                 "claimedName": hop.claimed_name,
                 "digest": hop.digest,
                 "verdict": if hop.failure.is_some() { "refused" } else { "ok" },

@@ -75,12 +75,32 @@ pub fn verify_digest_until(
 /// The policy's rules for the model itself (its `[models]` deny rules, by signed name and
 /// digest), for callers that verify a model's signature against a policy without walking
 /// its lineage (`verify --policy`, the Python package): the same rules as the walk's top.
+/// `digests` are every digest the model is known by (its root, and an OCI manifest's
+/// digest for a model from a registry): a rule naming any of them applies.
 pub fn check_model(
     policy: &LineagePolicy,
     signed_name: Option<&str>,
-    digest: &ArtifactDigest,
+    digests: &[ArtifactDigest],
 ) -> Result<(), HopFailure> {
-    check_lists(&policy.models, signed_name, digest, true)
+    check_artifact(policy, ArtifactKind::Model, signed_name, digests)
+}
+
+/// [`check_model`] for an artifact of either kind: a dataset verified on its own meets
+/// the policy's `[datasets]` rules, a model its `[models]` rules.
+pub fn check_artifact(
+    policy: &LineagePolicy,
+    kind: ArtifactKind,
+    signed_name: Option<&str>,
+    digests: &[ArtifactDigest],
+) -> Result<(), HopFailure> {
+    let rules = match kind {
+        ArtifactKind::Dataset => &policy.datasets,
+        _ => &policy.models,
+    };
+    for digest in digests {
+        check_lists(rules, signed_name.as_slice(), digest, true)?;
+    }
+    Ok(())
 }
 
 struct Walk<'a> {
@@ -173,7 +193,13 @@ impl<'a> Walk<'a> {
         if require_manifest {
             self.check_manifest(hop, &lookup, &digest)?;
         }
-        check_lists(rules, hop.name.as_deref(), &digest, is_top)?;
+        let names: Vec<&str> = hop
+            .name
+            .iter()
+            .chain(&hop.aliases)
+            .map(String::as_str)
+            .collect();
+        check_lists(rules, &names, &digest, is_top)?;
         if self.policy.accept_vsa
             && hop.kind == HopKind::Model
             && self.accepted_vsa(hop, &lookup, &digest, depth)?
@@ -281,8 +307,11 @@ impl<'a> Walk<'a> {
     }
 
     /// The hop's own signature: a model by a publisher, a dataset by a curator. It gives
-    /// the hop its name; every trusted signature must agree on kind and name, and so
-    /// must the name its parent's provenance (or the caller) used.
+    /// the hop its names: every name a trusted signature of the right kind gave it (two
+    /// genuine signatures may name the same files differently: a directory and an
+    /// image). A trusted signature of another kind is not counted (filing one cannot
+    /// deny the hop); at least one of the right kind must pass. The name its parent's
+    /// provenance used must be one of the signed names.
     fn check_manifest(
         &mut self,
         hop: &mut Hop,
@@ -298,44 +327,53 @@ impl<'a> Walk<'a> {
             HopKind::Model => ArtifactKind::Model,
             HopKind::Dataset => ArtifactKind::Dataset,
         };
-        let mut name: Option<Option<String>> = None;
+        let mut names: Vec<String> = Vec::new();
+        let mut other_kind = None;
+        let mut counted = 0;
         for (attestation, signer, sha256) in signed {
             let kind = attestation.predicate::<ManifestPredicate>().map(|p| p.kind);
             if kind.as_ref().ok() != Some(&expected) {
-                return Err(HopFailure::Mismatch {
-                    predicate_type: MANIFEST_PREDICATE_TYPE.into(),
-                    expected: hop.kind.name(),
-                    found: match kind {
-                        Ok(_) => "it is signed as another kind".into(),
-                        Err(e) => error_chain(&e),
-                    },
+                other_kind.get_or_insert(match kind {
+                    Ok(_) => "it is signed as another kind".to_owned(),
+                    Err(e) => error_chain(&e),
                 });
+                continue;
             }
-            match &name {
-                Some(first) if *first != attestation.subject_name => {
-                    return Err(HopFailure::NameMismatch {
-                        signed: first.clone(),
-                        claimed: attestation.subject_name.unwrap_or_default(),
-                    });
+            counted += 1;
+            if let Some(name) = &attestation.subject_name {
+                if !names.contains(name) {
+                    names.push(name.clone());
                 }
-                Some(_) => {}
-                None => name = Some(attestation.subject_name.clone()),
             }
             record(hop, &attestation, role, &signer, sha256);
             if !hop.signers.contains(&signer) {
                 hop.signers.push(signer);
             }
         }
-        hop.name = name.flatten();
-        if let Some(claimed) = &hop.claimed_name {
-            if hop.name.as_ref() != Some(claimed) {
-                return Err(HopFailure::NameMismatch {
-                    signed: hop.name.clone(),
-                    claimed: claimed.clone(),
-                });
-            }
+        if counted == 0 {
+            return Err(HopFailure::Mismatch {
+                predicate_type: MANIFEST_PREDICATE_TYPE.into(),
+                expected: hop.kind.name(),
+                found: other_kind.unwrap_or_default(),
+            });
         }
-        Ok(())
+        let mismatch = match &hop.claimed_name {
+            Some(claimed) if !names.contains(claimed) => Some(HopFailure::NameMismatch {
+                signed: names.clone(),
+                claimed: claimed.clone(),
+            }),
+            // The name shown first is the one its parent used, among the signed ones.
+            Some(claimed) => {
+                names.retain(|n| n != claimed);
+                names.insert(0, claimed.clone());
+                None
+            }
+            None => None,
+        };
+        let mut names = names.into_iter();
+        hop.name = names.next();
+        hop.aliases = names.collect();
+        mismatch.map_or(Ok(()), Err)
     }
 
     fn provenances(
@@ -427,21 +465,27 @@ impl<'a> Walk<'a> {
 /// lists name the inputs a run may use, so they apply below the top. A name rule sees
 /// only the signed name; where it could match and there is none, the hop is refused
 /// rather than let through unnamed.
+/// The allow and deny rules for an artifact known by `digest` and the signed `names`
+/// (any number: each trusted signer's). A deny rule matching the digest or any name
+/// denies; an allow list admits the digest or any name.
 fn check_lists(
     rules: &Rules,
-    name: Option<&str>,
+    names: &[&str],
     digest: &ArtifactDigest,
     is_top: bool,
 ) -> Result<(), HopFailure> {
-    if let Some(rule) = rules.deny.iter().find(|m| m.matches(digest, name)) {
+    let matches = |rule: &crate::policy::Matcher| {
+        rule.matches(digest, None) || names.iter().any(|n| rule.matches(digest, Some(n)))
+    };
+    if let Some(rule) = rules.deny.iter().find(|m| matches(m)) {
         return Err(HopFailure::Denied(rule.text()));
     }
-    if name.is_none() {
+    if names.is_empty() {
         if let Some(rule) = rules.deny.iter().find(|m| m.is_name()) {
             return Err(HopFailure::Unnamed(rule.text()));
         }
     }
-    if !is_top && !rules.allow.is_empty() && !rules.allow.iter().any(|m| m.matches(digest, name)) {
+    if !is_top && !rules.allow.is_empty() && !rules.allow.iter().any(matches) {
         return Err(HopFailure::NotAllowed);
     }
     Ok(())

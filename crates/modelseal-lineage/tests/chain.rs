@@ -536,3 +536,68 @@ fn a_lookup_cut_short_by_a_limit_fails_the_hop_rather_than_pass_it_on_what_it_sa
     );
     assert_eq!(name, "corpus-a");
 }
+
+#[test]
+fn two_genuine_signatures_with_different_names_both_count_and_neither_denies() {
+    // Failed on main: a second genuine publisher signature naming the same files
+    // otherwise (a directory "base" and an image "registry.example.com/base"), or one of
+    // another kind filed by anyone, denied the lineage ("its signer named it Some(…)").
+    let mut chain = build();
+    let dir = chain.path("base");
+    for (name, kind) in [
+        ("registry.example.com/base", ArtifactKind::Model),
+        ("base-as-data", ArtifactKind::Dataset),
+    ] {
+        let options = SignOptions {
+            kind,
+            name: Some(name.into()),
+            ..SignOptions::default()
+        };
+        let signed = sign_model(&dir, &options, &chain.keys.publisher, &NoProgress).unwrap();
+        chain.save(
+            "base",
+            if kind == ArtifactKind::Model {
+                "image-sig"
+            } else {
+                "data-sig"
+            },
+            &signed.bundle,
+        );
+    }
+    let store = chain.store(&[]);
+    let report = chain.check(&store, &chain.policy(""));
+    assert!(report.passed(), "{:?}", report.first_failure());
+    let base = find(&report.root, "base").expect("base is in the tree by its parent's name");
+    assert_eq!(base.aliases, ["registry.example.com/base"]);
+    // Admission decides the digest from the store alone: the same holds there.
+    let by_digest = modelseal_lineage::verify_digest(
+        &chain.digest("base").parse().unwrap(),
+        &chain.policy(""),
+        &store,
+    );
+    assert!(by_digest.passed(), "{:?}", by_digest.first_failure());
+    // A deny rule for either name applies.
+    let denied = chain.check(
+        &store,
+        &chain.policy("[models]\ndeny = [\"name:registry.example.com/*\"]\n"),
+    );
+    let (_, failure) = failure_of(&denied);
+    assert!(matches!(failure, HopFailure::Denied(_)), "{failure}");
+    // A name the provenance uses that no trusted signer gave is refused, and the message
+    // lists the signed names in plain words.
+    let failure = HopFailure::NameMismatch {
+        signed: vec!["a".into(), "b".into()],
+        claimed: "c".into(),
+    };
+    assert_eq!(
+        failure.to_string(),
+        "the provenance calls it \"c\", but its signers named it \"a\" and \"b\""
+    );
+}
+
+fn find<'a>(hop: &'a modelseal_lineage::Hop, name: &str) -> Option<&'a modelseal_lineage::Hop> {
+    if hop.name.as_deref() == Some(name) {
+        return Some(hop);
+    }
+    hop.inputs.iter().find_map(|h| find(h, name))
+}

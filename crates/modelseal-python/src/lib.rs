@@ -145,7 +145,7 @@ fn model_rules(
     name: Option<&str>,
     digest: &modelseal_core::ArtifactDigest,
 ) -> PyResult<()> {
-    match policy.map(|p| modelseal_lineage::check_model(p, name, digest)) {
+    match policy.map(|p| modelseal_lineage::check_model(p, name, std::slice::from_ref(digest))) {
         Some(Err(failure)) => Err(refused(
             failure.kind(),
             format!("refused by policy: {failure}"),

@@ -155,6 +155,9 @@ pub struct VerifiedModel {
     pub files: usize,
     /// Bytes signed, when the manifest records sizes.
     pub bytes: Option<u64>,
+    /// The OCI manifest the signature names and whose layers were checked, for a model
+    /// verified in a registry: a second digest the model is known by.
+    pub oci_manifest: Option<ArtifactDigest>,
 }
 
 impl VerifiedModel {
@@ -171,7 +174,15 @@ impl VerifiedModel {
             },
             files: signed.manifest.entries().len(),
             bytes: Some(signed.manifest.total_bytes()),
+            oci_manifest: signed.oci_manifest,
         }
+    }
+
+    /// Every digest the model is known by: its signed root and, from a registry, the OCI
+    /// manifest the signature names. Policy rules by digest apply to each.
+    pub fn digests(&self) -> Vec<ArtifactDigest> {
+        let root = ArtifactDigest::from_entry(&self.root.algorithm, &self.root.hex).ok();
+        root.into_iter().chain(self.oci_manifest).collect()
     }
 }
 
@@ -212,6 +223,7 @@ pub fn verify_model(
             },
             files: signed.resources.len(),
             bytes: None,
+            oci_manifest: None,
         });
     }
     let signed = signed_manifest(&verified)?;
@@ -233,5 +245,6 @@ pub fn verify_model(
         },
         files: signed.manifest.entries().len(),
         bytes: Some(signed.manifest.total_bytes()),
+        oci_manifest: None,
     })
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use modelseal_core::statement::MANIFEST_PREDICATE_TYPE;
-use modelseal_core::{ArtifactDigest, ArtifactKind, Bundle};
+use modelseal_core::{ArtifactDigest, Bundle};
 use modelseal_oci::layers::UnpackLimits;
 use modelseal_oci::model::{self, OciModel};
 use modelseal_oci::referrers;
@@ -14,7 +14,7 @@ use modelseal_verify::{
     verify_envelope,
 };
 
-use crate::cli::{Format, Kind, PullArgs, RegistryArgs, SignArgs, VerifyArgs};
+use crate::cli::{Format, PullArgs, RegistryArgs, SignArgs, VerifyArgs};
 use crate::output::{out, out_json};
 use crate::progress::Bar;
 use crate::signing::StatementSigner;
@@ -105,10 +105,7 @@ pub fn sign(args: &SignArgs, signer: &StatementSigner) -> Result<()> {
     let manifest = model::unpack(&registry, &model, None, UnpackLimits::default(), &bar)
         .with_context(|| format!("cannot sign {}", model.reference))?;
     bar.finish();
-    let kind = match args.kind {
-        Kind::Model => ArtifactKind::Model,
-        Kind::Dataset => ArtifactKind::Dataset,
-    };
+    let kind = args.kind.into();
     let (statement, root) = model::statement(&model, &manifest, args.name.as_deref(), kind);
     let issued = signer.sign_native(statement, &root)?;
     let json = issued.bundle.to_json();
@@ -201,6 +198,12 @@ fn signed_for(
         let checked = bundle.and_then(|bundle| {
             let verified = verify_envelope(&bundle, policy)?;
             let signed = signed_manifest(&verified)?;
+            if signed.predicate.kind != modelseal_core::ArtifactKind::Model {
+                return Err(VerifyError::WrongKind {
+                    expected: modelseal_core::ArtifactKind::Model,
+                    signed: signed.predicate.kind,
+                });
+            }
             // The files alone are not enough: the signer must have named this manifest
             // (its config, media types and annotations), not just files like its files.
             if signed.oci_manifest

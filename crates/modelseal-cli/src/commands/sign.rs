@@ -1,12 +1,10 @@
 use anyhow::{Context, Result, bail};
 use modelseal_core::fsio::{Overwrite, Visibility, write_atomic};
 use modelseal_core::oms::{OmsHash, OmsMethod};
-use modelseal_core::{
-    ArtifactKind, OmsSignOptions, SignOptions, sign_model_oms, state_model, state_model_oms,
-};
+use modelseal_core::{OmsSignOptions, SignOptions, sign_model_oms, state_model, state_model_oms};
 
 use crate::Outcome;
-use crate::cli::{Format, Kind, OmsHashArg, OmsMethodArg, SignArgs};
+use crate::cli::{Format, OmsHashArg, OmsMethodArg, SignArgs};
 use crate::output::out;
 use crate::progress::Bar;
 use crate::signing::{Issued, StatementSigner};
@@ -72,10 +70,7 @@ fn sign_native(
 ) -> Result<(Summary, Issued)> {
     let options = SignOptions {
         name: args.name.clone(),
-        kind: match args.kind {
-            Kind::Model => ArtifactKind::Model,
-            Kind::Dataset => ArtifactKind::Dataset,
-        },
+        kind: args.kind.into(),
         walk,
     };
     let stated = state_model(&args.model, &options, bar)

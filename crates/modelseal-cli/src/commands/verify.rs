@@ -108,10 +108,7 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
         };
         options.ignore_unsigned_files = args.ignore_unsigned_files;
         options.expected = args.expect;
-        options.kind = Some(match args.kind {
-            crate::cli::Kind::Model => modelseal_core::ArtifactKind::Model,
-            crate::cli::Kind::Dataset => modelseal_core::ArtifactKind::Dataset,
-        });
+        options.kind = Some(args.kind.into());
         let bar = Bar::new(args.quiet || args.json);
         let result = match Bundle::read(&signature) {
             Err(BundleError::Io(e)) => {
@@ -140,9 +137,13 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
         SignatureFormat::Oms => "oms",
         _ => "oms-legacy",
     };
-    // Without --lineage the policy still decides about the model itself.
-    if let (Some(policy), false) = (&lineage_policy, args.lineage) {
-        if let Some(failure) = super::lineage::model_rules(policy, &verified)? {
+    // Without --lineage the policy still decides about the model itself. The walk checks
+    // the model's root and signed name; a digest it does not know (the OCI manifest of
+    // a model verified in a registry) is checked here, before it.
+    let walk_checks_every_digest = args.lineage && verified.oci_manifest.is_none();
+    if let (Some(policy), false) = (&lineage_policy, walk_checks_every_digest) {
+        let kind = args.kind.into();
+        if let Some(failure) = super::lineage::artifact_rules(policy, kind, &verified)? {
             if args.json {
                 out_json(&json!({
                     "verified": false,
