@@ -185,24 +185,28 @@ impl<'a> Unpacker<'a> {
                 self.file(layer, &path, compressed_size, data)
             }
             LayerFormat::Tar => self.tar(layer, data, budget),
+            // One gzip member or zstd frame, and nothing after it: GNU tar, Go and
+            // Python decompress every member or frame that follows, so bytes after the
+            // first would be files the runtime unpacks and modelseal never saw.
             LayerFormat::TarGzip => {
-                let mut decoder = flate2::read::GzDecoder::new(&mut *data);
+                let mut input = io::BufReader::new(&mut *data);
+                let mut decoder = flate2::bufread::GzDecoder::new(&mut input);
                 let r = self.tar(layer, &mut decoder, budget);
-                // Anything after the gzip stream still has to arrive for the digest.
                 drop(decoder);
-                r
+                r.and_then(|()| nothing_after(layer, "the gzip stream's first member", &mut input))
             }
             LayerFormat::TarZstd => {
-                let mut decoder = ruzstd::decoding::StreamingDecoder::new(&mut *data)
+                let mut input = io::BufReader::new(&mut *data);
+                let mut decoder = ruzstd::decoding::StreamingDecoder::new(&mut input)
                     .map_err(|e| bad(format!("zstd: {e}")))?;
                 let r = self.tar(layer, &mut decoder, budget);
                 drop(decoder);
-                r
+                r.and_then(|()| nothing_after(layer, "the first zstd frame", &mut input))
             }
         };
-        // Drain what the archive reader left (tar padding, trailing bytes): the layer
-        // digest is checked at the end of the stream, and an error there outranks one
-        // found inside (a swapped layer should say so, not "bad tar").
+        // Drain what is left: the layer digest is checked at the end of the stream, and
+        // an error there outranks one found inside (a swapped layer should say so, not
+        // "bad tar").
         let drained = io::copy(data, &mut io::sink());
         if let Err(e) = drained {
             return Err(crate::from_io(e, &format!("layer {layer}")));
@@ -229,6 +233,7 @@ impl<'a> Unpacker<'a> {
         let entries = archive.entries().map_err(io_err)?;
         for entry in entries {
             let mut entry = entry.map_err(io_err)?;
+            check_pax(&mut entry).map_err(&bad)?;
             let raw_path = String::from_utf8(entry.path_bytes().into_owned())
                 .map_err(|_| bad("an entry whose name is not UTF-8".into()))?;
             let kind = entry.header().entry_type();
@@ -267,7 +272,22 @@ impl<'a> Unpacker<'a> {
             self.file(layer, &path, size, &mut entry)?;
             left.set(MAX_METADATA_BYTES);
         }
-        Ok(())
+        // The reader stops at the first zero block; what follows (the second zero block
+        // and the record's padding) must be zeros too. An entry after the end marker is
+        // one that some readers unpack (`tar --ignore-zeros`, concatenated archives).
+        let mut rest = archive.into_inner();
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = rest.read(&mut buf).map_err(io_err)?;
+            if n == 0 {
+                return Ok(());
+            }
+            if buf[..n].iter().any(|b| *b != 0) {
+                return Err(bad(
+                    "data after the archive's end-of-archive blocks; a layer holds one tar archive and nothing after it".into(),
+                ));
+            }
+        }
     }
 
     /// Hashes (and writes) one file of `size` bytes.
@@ -348,6 +368,58 @@ impl<'a> Unpacker<'a> {
         });
         Ok(())
     }
+}
+
+/// Refuses the rest of `input` unless it is empty: a second gzip member, a second zstd
+/// frame (or a skippable one), or any trailing byte after the compressed stream.
+fn nothing_after(layer: &str, what: &str, input: &mut dyn Read) -> Result<(), OciError> {
+    let mut byte = [0u8; 1];
+    match input.read(&mut byte) {
+        Ok(0) => Ok(()),
+        Ok(_) => Err(OciError::Layer {
+            layer: layer.to_owned(),
+            problem: format!(
+                "data after {what} (another member or frame, which other readers unpack too); a layer is one compressed stream"
+            ),
+        }),
+        Err(e) => Err(crate::from_io(e, &format!("layer {layer}"))),
+    }
+}
+
+/// PAX records modelseal reads as the `tar` crate does and every other reader agrees
+/// on: the name and size (which the `tar` crate applies) and metadata that changes no
+/// name or byte. Any other record (sparse maps, link names, charset switches, vendor
+/// extensions) and any record given twice is refused: readers differ on them (Go and
+/// Python take the last of a repeated record, the `tar` crate the first).
+const PAX_KEYS_READ: &[&str] = &[
+    "path", "size", "mtime", "atime", "ctime", "uid", "gid", "uname", "gname",
+];
+
+fn check_pax<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<(), String> {
+    let Some(records) = entry
+        .pax_extensions()
+        .map_err(|e| format!("unreadable PAX records: {e}"))?
+    else {
+        return Ok(());
+    };
+    let mut seen = HashSet::new();
+    for record in records {
+        let record = record.map_err(|e| format!("malformed PAX record: {e}"))?;
+        let key = record
+            .key()
+            .map_err(|_| "a PAX record whose key is not UTF-8".to_owned())?;
+        if !PAX_KEYS_READ.contains(&key) {
+            return Err(format!(
+                "a PAX {key:?} record, which modelseal does not interpret; model layers carry plain files"
+            ));
+        }
+        if !seen.insert(key.to_owned()) {
+            return Err(format!(
+                "a PAX {key:?} record given twice (readers disagree on which one counts)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `./a/b/` → `a/b`: the spellings tar writers use for the same name.
@@ -487,6 +559,126 @@ mod tests {
             let err = unpack(&layers).unwrap_err();
             assert!(err.to_string().contains(want), "{want}: {err}");
             assert_eq!(err.kind(), "bad-layer", "{err}");
+        }
+    }
+
+    /// A tar holding `entries` without its end-of-archive blocks, as the first part of a
+    /// layer whose second part adds more (the attack: the runtime reads both parts).
+    fn tar_without_end(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+        let mut whole = tar_of(entries);
+        while whole.len() >= 512 && whole[whole.len() - 512..].iter().all(|b| *b == 0) {
+            whole.truncate(whole.len() - 512);
+        }
+        whole
+    }
+
+    fn layer_of(format: &LayerFormat, data: &[u8]) -> Result<Vec<ManifestEntry>, OciError> {
+        let mut u = Unpacker::new(None, UnpackLimits::default());
+        u.layer("l", format, data.len() as u64, &mut &data[..])?;
+        Ok(u.entries)
+    }
+
+    #[test]
+    fn a_second_gzip_member_or_zstd_frame_is_refused() {
+        // Failed on main: only the first member or frame was unpacked and signed, while
+        // GNU tar, Go and Python unpack the evil.py in the second.
+        use flate2::write::GzEncoder;
+        let first = tar_without_end(&[("config.json", tar::EntryType::Regular, b"{}")]);
+        let second = tar_of(&[("evil.py", tar::EntryType::Regular, b"import os")]);
+        let gz = |data: &[u8]| {
+            let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(data).unwrap();
+            gz.finish().unwrap()
+        };
+        let zst = |data: &[u8]| {
+            ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+        };
+        let whole = [first.clone(), second.clone()].concat();
+        assert_eq!(
+            layer_of(&LayerFormat::TarGzip, &gz(&whole)).unwrap().len(),
+            2
+        );
+        assert_eq!(
+            layer_of(&LayerFormat::TarZstd, &zst(&whole)).unwrap().len(),
+            2
+        );
+        for (format, layer) in [
+            (LayerFormat::TarGzip, [gz(&first), gz(&second)].concat()),
+            (LayerFormat::TarZstd, [zst(&first), zst(&second)].concat()),
+            (
+                LayerFormat::TarGzip,
+                [gz(&whole), b"junk".to_vec()].concat(),
+            ),
+        ] {
+            let err = layer_of(&format, &layer).unwrap_err();
+            assert!(err.to_string().contains("data after"), "{format:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn anything_after_the_end_of_archive_blocks_is_refused() {
+        let mut layer = tar_of(&[("config.json", tar::EntryType::Regular, b"{}")]);
+        assert_eq!(layer_of(&LayerFormat::Tar, &layer).unwrap().len(), 1);
+        // `tar --ignore-zeros` and concatenated archives read on past the end marker.
+        layer.extend(tar_of(&[(
+            "evil.py",
+            tar::EntryType::Regular,
+            b"import os",
+        )]));
+        let err = layer_of(&LayerFormat::Tar, &layer).unwrap_err();
+        assert!(err.to_string().contains("end-of-archive"), "{err}");
+    }
+
+    /// A tar whose one file is preceded by a PAX header holding `records`.
+    fn pax_tar(records: &[(&str, &str)], name: &str, data: &[u8]) -> Vec<u8> {
+        let body: Vec<u8> = records
+            .iter()
+            .flat_map(|(k, v)| {
+                let text = format!(" {k}={v}\n");
+                // The record's length counts its own digits.
+                let mut len = text.len() + 1;
+                while format!("{len}{text}").len() != len {
+                    len += 1;
+                }
+                format!("{len}{text}").into_bytes()
+            })
+            .collect();
+        let mut out = Vec::new();
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::XHeader);
+        header.set_size(body.len() as u64);
+        header.set_path("PaxHeader").unwrap();
+        header.set_cksum();
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(&body);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(data.len() as u64);
+        header.set_path(name).unwrap();
+        header.set_cksum();
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+        out
+    }
+
+    #[test]
+    fn pax_records_are_read_only_when_every_reader_agrees_on_them() {
+        let ok = pax_tar(&[("path", "weights.bin"), ("mtime", "1.5")], "x", b"w");
+        let entries = layer_of(&LayerFormat::Tar, &ok).unwrap();
+        assert_eq!(entries[0].path.as_str(), "weights.bin");
+        for (records, want) in [
+            (
+                &[("path", "weights.bin"), ("path", "notes.txt")][..],
+                "given twice",
+            ),
+            (&[("size", "1"), ("size", "1")][..], "given twice"),
+            (&[("GNU.sparse.name", "evil.py")][..], "does not interpret"),
+            (&[("linkpath", "x")][..], "does not interpret"),
+        ] {
+            let err = layer_of(&LayerFormat::Tar, &pax_tar(records, "x", b"w")).unwrap_err();
+            assert!(err.to_string().contains(want), "{records:?}: {err}");
         }
     }
 
