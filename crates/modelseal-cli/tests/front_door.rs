@@ -229,3 +229,68 @@ fn a_dataset_verified_on_its_own_meets_the_dataset_rules() {
     ]);
     assert_refused(&out, "denied by policy rule name:scraped-*");
 }
+
+/// A self-signed P-256 certificate with these usages, as (certificate, key) PEM files.
+fn self_signed(
+    dir: &Path,
+    name: &str,
+    usage: Vec<rcgen::KeyUsagePurpose>,
+    extended: Vec<rcgen::ExtendedKeyUsagePurpose>,
+) -> (PathBuf, PathBuf) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.key_usages = usage;
+    params.extended_key_usages = extended;
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_path, key_path) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (cert_path, key_path)
+}
+
+#[test]
+fn a_tls_server_certificate_cannot_sign_models() {
+    // Found by the attack review: digitalSignature with only serverAuth passed.
+    use rcgen::{ExtendedKeyUsagePurpose as Eku, KeyUsagePurpose as Ku};
+    let t = Model::new();
+    for (name, extended, ok) in [
+        ("server", vec![Eku::ServerAuth], false),
+        ("signer", vec![Eku::CodeSigning], true),
+        ("any", vec![Eku::Any], true),
+    ] {
+        let (cert, key) = self_signed(t.dir.path(), name, vec![Ku::DigitalSignature], extended);
+        let sig = t.p(&format!("{name}.sig"));
+        let out = modelseal(&[
+            &"sign",
+            &t.m(),
+            &"--format",
+            &"oms",
+            &"--key",
+            &key,
+            &"--certificate",
+            &cert,
+            &"--signature",
+            &sig,
+        ]);
+        assert_exit(&out, 0);
+        let out = modelseal(&[
+            &"verify",
+            &t.m(),
+            &"--signature",
+            &sig,
+            &"--certificate-root",
+            &cert,
+        ]);
+        if ok {
+            assert_exit(&out, 0);
+        } else {
+            assert_refused(&out, "is not for signing");
+        }
+    }
+}

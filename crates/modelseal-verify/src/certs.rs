@@ -17,6 +17,8 @@ use x509_cert::spki::ObjectIdentifier;
 
 /// id-kp-codeSigning.
 const EKU_CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
+/// anyExtendedKeyUsage (RFC 5280 §4.2.1.12).
+const EKU_ANY: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
 /// Longest chain accepted, leaf and root included.
 const MAX_DEPTH: usize = 8;
 /// The most issuer signatures one path search may check. A real chain needs one per
@@ -304,7 +306,12 @@ fn check_issuer(issuer: &Certificate, below: usize, at: u64) -> Result<(), Certi
             return Err(CertificateError::NotCa(subject(issuer)));
         }
     }
-    if let Ok(Some((_, usage))) = tbs.get_extension::<KeyUsage>() {
+    // A key usage that does not parse restricts nothing we can read: refused, not
+    // waved through.
+    let usage = tbs
+        .get_extension::<KeyUsage>()
+        .map_err(|e| CertificateError::Malformed(e.to_string()))?;
+    if let Some((_, usage)) = usage {
         if !usage.key_cert_sign() {
             return Err(CertificateError::NotCa(subject(issuer)));
         }
@@ -312,14 +319,22 @@ fn check_issuer(issuer: &Certificate, below: usize, at: u64) -> Result<(), Certi
     Ok(())
 }
 
-/// model-signing's rule: the leaf needs digitalSignature in its key usage, or codeSigning
-/// in its extended key usage.
+/// The leaf must be meant for signing code: each usage extension it carries restricts it
+/// (RFC 5280 §4.2.1.3, §4.2.1.12): a key usage must include digitalSignature, an
+/// extended key usage must include codeSigning (or anyExtendedKeyUsage), and it needs
+/// at least one of the two (model-signing's rule). A TLS server certificate from the
+/// same CA (serverAuth only) cannot sign models. An extension that does not parse is
+/// refused.
 fn check_leaf_usage(leaf: &Certificate) -> Result<(), CertificateError> {
     let tbs = leaf.tbs_certificate();
-    let signs =
-        matches!(tbs.get_extension::<KeyUsage>(), Ok(Some((_, ku))) if ku.digital_signature());
-    let code = matches!(tbs.get_extension::<ExtendedKeyUsage>(), Ok(Some((_, eku))) if eku.0.contains(&EKU_CODE_SIGNING));
-    if signs || code {
+    let malformed = |e: x509_cert::der::Error| CertificateError::Malformed(e.to_string());
+    let usage = tbs.get_extension::<KeyUsage>().map_err(malformed)?;
+    let extended = tbs.get_extension::<ExtendedKeyUsage>().map_err(malformed)?;
+    let usage_ok = usage.as_ref().is_none_or(|(_, ku)| ku.digital_signature());
+    let extended_ok = extended
+        .as_ref()
+        .is_none_or(|(_, eku)| eku.0.contains(&EKU_CODE_SIGNING) || eku.0.contains(&EKU_ANY));
+    if usage_ok && extended_ok && (usage.is_some() || extended.is_some()) {
         Ok(())
     } else {
         Err(CertificateError::Usage(subject(leaf)))
