@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use crate::open::FileId;
 use crate::path::{ManifestPath, PathError};
 
-/// Names skipped wherever they appear: version-control metadata, never model content.
+/// Version-control folders, skipped at the model's top level only: a `.git` deeper down
+/// is not the model's own repository, and could hold anything (`sub/.git/config`), so
+/// it is signed like any other file.
 pub const DEFAULT_IGNORED_NAMES: &[&str] = &[".git", ".hg", ".svn", ".bzr", ".jj"];
 
 /// Names the OpenSSF model-signing tool skips, at the model's top level only.
@@ -17,9 +19,9 @@ pub const OMS_IGNORED_NAMES: &[&str] = &[".git", ".github", ".gitattributes", ".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum DefaultIgnores {
-    /// [`DEFAULT_IGNORED_NAMES`] at any depth (the native format).
+    /// [`DEFAULT_IGNORED_NAMES`] at the top level only (the native format).
     #[default]
-    VcsAnywhere,
+    VcsAtRoot,
     /// [`OMS_IGNORED_NAMES`] at the top level only, as OMS does, so that a nested
     /// `sub/.git` is signed exactly when model-signing would sign it.
     OmsGitAtRoot,
@@ -237,7 +239,9 @@ impl<'a> Walker<'a> {
                 path: fs_path.clone(),
             })?;
             let skipped = match self.options.defaults {
-                DefaultIgnores::VcsAnywhere => DEFAULT_IGNORED_NAMES.contains(&name),
+                DefaultIgnores::VcsAtRoot => {
+                    prefix.is_empty() && DEFAULT_IGNORED_NAMES.contains(&name)
+                }
                 DefaultIgnores::OmsGitAtRoot => {
                     prefix.is_empty() && OMS_IGNORED_NAMES.contains(&name)
                 }
@@ -396,9 +400,11 @@ mod tests {
             found.sort();
             found
         };
+        // Only the top level's VCS folders are skipped (on main a planted
+        // `sub/.git/HEAD` rode along unsigned with a verified model).
         assert_eq!(
-            names(DefaultIgnores::VcsAnywhere),
-            [".gitignore", "sub/.gitignore", "w.bin"]
+            names(DefaultIgnores::VcsAtRoot),
+            [".gitignore", "sub/.git/HEAD", "sub/.gitignore", "w.bin"]
         );
         assert_eq!(
             names(DefaultIgnores::OmsGitAtRoot),

@@ -59,6 +59,17 @@ fn reasons(refused: &[String]) -> String {
     }
 }
 
+/// The model an OCI manifest holds, as the store's trusted signatures bind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ManifestBinding {
+    /// The model's BLAKE3 root.
+    pub root: Blake3Digest,
+    /// Store files under the manifest digest that were unusable in themselves (planted
+    /// or broken): a yes reached beside them is not one to remember.
+    pub unusable_files: usize,
+}
+
 /// The BLAKE3 root of the model a trusted `model-publisher` signed as unpacked from the
 /// OCI manifest `manifest`: the root every bundle in the store under `sha256:MANIFEST`
 /// agrees on whose signer the policy trusts in that role, whose native statement is a
@@ -71,7 +82,7 @@ pub fn model_of_manifest(
     policy: &LineagePolicy,
     store: &AttestationStore,
     stop: &Stop,
-) -> Result<Blake3Digest, BindingError> {
+) -> Result<ManifestBinding, BindingError> {
     let digest = ArtifactDigest::new(DigestAlgorithm::Sha256, *manifest);
     crate::check_model(policy, None, &[digest]).map_err(|failure| BindingError::Denied {
         digest: digest.to_string(),
@@ -106,7 +117,10 @@ pub fn model_of_manifest(
         });
     }
     match roots.as_slice() {
-        [root] => Ok(*root),
+        [root] => Ok(ManifestBinding {
+            root: *root,
+            unusable_files: lookup.skipped.iter().filter(|s| s.unusable).count(),
+        }),
         [] => Err(BindingError::Unsigned {
             digest: digest.to_string(),
             refused,

@@ -274,10 +274,14 @@ fn signer_id(
             let issuer = entry
                 .issuer
                 .clone()
+                .filter(|issuer| !issuer.is_empty())
                 .ok_or_else(|| invalid("a keyless signer needs an issuer"))?;
             let identity = match (&entry.identity, &entry.identity_regex) {
                 (Some(_), Some(_)) => {
                     return Err(invalid("give identity or identity_regex, not both"));
+                }
+                (Some(exact), None) if exact.is_empty() => {
+                    return Err(invalid("an empty identity names nobody"));
                 }
                 (Some(exact), None) => IdentityRule::Exact(exact.clone()),
                 (None, Some(pattern)) => IdentityRule::regex(pattern)
@@ -553,6 +557,15 @@ mod tests {
             (
                 "[[signer]]\nname = \"a\"\nroles = [\"verifier\"]\nissuer = \"y\"\n",
                 "an issuer needs an identity",
+            ),
+            // Failed on main: empty strings loaded, and matched a certificate without them.
+            (
+                "[[signer]]\nname = \"a\"\nroles = [\"verifier\"]\nidentity = \"x\"\nissuer = \"\"\n",
+                "a keyless signer needs an issuer",
+            ),
+            (
+                "[[signer]]\nname = \"a\"\nroles = [\"verifier\"]\nidentity = \"\"\nissuer = \"y\"\n",
+                "an empty identity names nobody",
             ),
             (
                 "[[signer]]\nname = \"a\"\nroles = [\"verifier\"]\nkey = \"k.pub\"\nidentity = \"x\"\nissuer = \"y\"\n",

@@ -170,6 +170,11 @@ pub enum KeylessError {
     /// The statement has no sha256 subject to bind the signature to.
     #[error("keyless statements need a sha256 subject digest to bind the signature to")]
     NoSha256Subject,
+    /// The certificate names no identity (SAN) or no OIDC issuer: nobody to trust.
+    #[error(
+        "the signing certificate names no {0}; a keyless signer is known by identity and issuer"
+    )]
+    Anonymous(&'static str),
 }
 
 impl KeylessError {
@@ -183,6 +188,7 @@ impl KeylessError {
             Self::Issuer { .. } | Self::Sigstore(E::IssuerMismatch { .. }) => "issuer-mismatch",
             Self::Sigstore(E::SignatureInvalid(_)) => "bad-signature",
             Self::Sigstore(E::ArtifactMismatch(_)) | Self::NoSha256Subject => "subject-mismatch",
+            Self::Anonymous(_) => "untrusted-certificate",
             Self::Sigstore(E::Certificate(_)) => "untrusted-certificate",
             Self::Sigstore(E::TransparencyLog(_)) => "transparency-log",
             Self::Sigstore(E::Timestamp(_)) => "timestamp",
@@ -278,12 +284,22 @@ fn checked(
 ) -> Result<KeylessSigner, KeylessError> {
     let verifier = Verifier::new(root)?;
     let result = verifier.verify(digest, bundle, &VerificationPolicy::any_identity())?;
+    // No identity or issuer is a refusal, never an empty string a rule could match.
+    let identity = result
+        .identity()
+        .map(|san| san.as_str().to_owned())
+        .filter(|s| !s.is_empty())
+        .ok_or(KeylessError::Anonymous(
+            "identity (subject alternative name)",
+        ))?;
+    let issuer = result
+        .issuer()
+        .filter(|s| !s.is_empty())
+        .ok_or(KeylessError::Anonymous("OIDC issuer"))?
+        .to_owned();
     Ok(KeylessSigner {
-        identity: result
-            .identity()
-            .map(|san| san.as_str().to_owned())
-            .unwrap_or_default(),
-        issuer: result.issuer().unwrap_or_default().to_owned(),
+        identity,
+        issuer,
         signed_at: result.integrated_time().map(|t| t.as_second()),
         log_index: log_index(bundle),
     })

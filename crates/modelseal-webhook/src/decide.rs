@@ -214,13 +214,13 @@ impl Decider {
                 cache.remove(&key);
             }
         }
-        let root = match modelseal_lineage::oci::model_of_manifest(
+        let binding = match modelseal_lineage::oci::model_of_manifest(
             manifest.as_bytes(),
             &trust.policy,
             &trust.store,
             &stop,
         ) {
-            Ok(root) => root,
+            Ok(binding) => binding,
             Err(e) => {
                 if matches!(e, modelseal_lineage::oci::BindingError::Store(_)) {
                     self.metrics.store_errors.inc();
@@ -228,19 +228,25 @@ impl Decider {
                 return refuse(format!("model {shown} refused: {e}"));
             }
         };
-        let mut decision = self.decide(
+        let root = binding.root;
+        let (mut decision, store_trouble) = self.decide_digest(
             &ArtifactDigest::blake3(&root),
             Some(&shown),
             remember,
             stop,
             want_report,
         );
+        if binding.unusable_files > 0 {
+            self.metrics.store_errors.inc();
+        }
         if decision.allowed {
             decision.message = format!(
                 "model {shown} ({manifest}) is blake3:{root}: {}",
                 decision.message
             );
-            if remember {
+            // As for digests: a yes reached beside an unusable store file (under the
+            // manifest or below) is answered, not remembered.
+            if remember && !store_trouble && binding.unusable_files == 0 {
                 if let Some(cache) = &self.oci_cache {
                     cache.insert(key, Instant::now());
                 }
@@ -311,6 +317,21 @@ impl Decider {
         stop: Stop,
         want_report: bool,
     ) -> Decision {
+        self.decide_digest(digest, name, remember, stop, want_report)
+            .0
+    }
+
+    /// [`Self::decide`], also saying whether the store was in trouble (a failed lookup
+    /// or an unusable file beside the answer), so a caller caching on top of it does not
+    /// remember a yes the digest's own cache would not.
+    fn decide_digest(
+        &self,
+        digest: &ArtifactDigest,
+        name: Option<&str>,
+        remember: bool,
+        stop: Stop,
+        want_report: bool,
+    ) -> (Decision, bool) {
         let trust = self.trust();
         let report = verify_digest_until(digest, &trust.policy, &trust.store, stop);
         // Files a healthy store also holds (bundles by other keys, summaries too old to
@@ -345,7 +366,7 @@ impl Decider {
                 self.metrics.cache_entries.set(cache.len() as i64);
             }
         }
-        Decision {
+        let decision = Decision {
             allowed,
             message,
             report: if want_report {
@@ -355,7 +376,8 @@ impl Decider {
             },
             cached: false,
             timed_out,
-        }
+        };
+        (decision, store_trouble)
     }
 }
 
