@@ -312,6 +312,10 @@ pub struct WatchArgs {
     /// Check only the files the signature lists, ignoring others present
     #[arg(long)]
     pub ignore_unsigned_files: bool,
+    /// OMS `shards` signatures only: accept empty files the signature does not list (as
+    /// for verify)
+    #[arg(long)]
+    pub allow_unsigned_empty_files: bool,
     /// Leave out this path in addition to those the signer recorded; repeatable
     #[arg(long = "ignore", value_name = "PATH")]
     pub ignore: Vec<PathBuf>,
@@ -541,6 +545,11 @@ pub struct VerifyArgs {
     /// that would leave the model are still refused)
     #[arg(long)]
     pub ignore_unsigned_files: bool,
+    /// OMS `shards` signatures only: accept empty files the signature does not list
+    /// (that method cannot list them; model-signing leaves them out). Without it such a
+    /// file is unsigned and refused
+    #[arg(long)]
+    pub allow_unsigned_empty_files: bool,
     /// Leave out this path in addition to those the signer recorded; repeatable
     #[arg(long = "ignore", value_name = "PATH")]
     pub ignore: Vec<PathBuf>,

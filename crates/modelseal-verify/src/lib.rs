@@ -77,6 +77,13 @@ pub struct VerifyOptions {
     /// another kind is refused (a dataset's signature is not a model's). OMS signatures
     /// record no kind and are model signatures by definition.
     pub kind: Option<ArtifactKind>,
+    /// Accept empty files that an OMS `shards` signature does not list. That format
+    /// cannot list an empty file (model-signing's shard serializer leaves them out), so
+    /// by default such a file is unsigned and refused like any other (a planted empty
+    /// `__init__.py` turns a folder into a package); set this to verify model-signing's
+    /// shards signatures of models that hold empty files. Other formats list empty files
+    /// and are not affected.
+    pub allow_unlisted_empty_files: bool,
 }
 
 impl Default for VerifyOptions {
@@ -86,6 +93,7 @@ impl Default for VerifyOptions {
             ignore_unsigned_files: false,
             expected: None,
             kind: Some(ArtifactKind::Model),
+            allow_unlisted_empty_files: false,
         }
     }
 }
@@ -202,13 +210,7 @@ pub fn verify_model(
     if predicate_type == OMS_PREDICATE_TYPE || predicate_type == OMS_LEGACY_PREDICATE_TYPE {
         let signed = oms::signed_oms(&verified)?;
         check_oms_kind(options)?;
-        oms::check_oms_files(
-            root,
-            &signed,
-            &options.walk,
-            options.ignore_unsigned_files,
-            progress,
-        )?;
+        oms::check_oms_files(root, &signed, options, progress)?;
         return Ok(VerifiedModel {
             signer: verified.signer,
             format: if signed.legacy {

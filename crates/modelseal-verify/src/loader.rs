@@ -591,8 +591,9 @@ fn open_oms(
         let key = (!single_file).then(|| file.path.clone());
         let Some(mut resources) = by_file.remove(&key) else {
             let shards = matches!(signed.serialization.method, OmsMethod::Shards { .. });
-            // An empty file has no shards, so it is rightly absent from the list.
-            if shards && file.size == 0 {
+            // An empty file has no shards, so the format cannot list it: accepted only
+            // when the caller says so (`VerifyOptions::allow_unlisted_empty_files`).
+            if shards && file.size == 0 && options.allow_unlisted_empty_files {
                 continue;
             }
             mismatch.extra.push(file.path.to_string());

@@ -12,7 +12,7 @@ use modelseal_core::oms::{
     OmsSerialization, ResourceName,
 };
 use modelseal_core::statement::Statement;
-use modelseal_core::walk::{ModelFile, WalkOptions};
+use modelseal_core::walk::ModelFile;
 
 use crate::envelope::VerifiedStatement;
 use crate::error::{
@@ -245,14 +245,14 @@ fn refuse_duplicates(resources: &[OmsResource]) -> Result<(), OmsPredicateError>
 pub fn check_oms_files(
     root: &Path,
     signed: &SignedOms,
-    extra: &WalkOptions,
-    ignore_unsigned: bool,
+    verify: &crate::VerifyOptions,
     progress: &dyn Progress,
 ) -> Result<(), VerifyError> {
     let single_file = std::fs::metadata(root).is_ok_and(|m| m.is_file());
-    let options = oms::walk_options(&signed.serialization, extra);
+    let options = oms::walk_options(&signed.serialization, &verify.walk);
     let signed_paths = signed.paths();
-    let found = crate::files::find_files(root, &options, &signed_paths, ignore_unsigned)?;
+    let found =
+        crate::files::find_files(root, &options, &signed_paths, verify.ignore_unsigned_files)?;
     let mut mismatch = FileMismatch::default();
     let signed_set: HashSet<&ManifestPath> = signed_paths.iter().collect();
     let to_hash: Vec<ModelFile> = found
@@ -262,8 +262,9 @@ pub fn check_oms_files(
             let shards = matches!(signed.serialization.method, OmsMethod::Shards { .. });
             if single_file || signed_set.contains(&file.path) {
                 Some(file)
-            } else if shards && file.size == 0 {
-                // An empty file has no shards, so it is rightly absent from the list.
+            } else if shards && file.size == 0 && verify.allow_unlisted_empty_files {
+                // An empty file has no shards, so the format cannot list it; accepted
+                // only when the caller says so.
                 None
             } else {
                 mismatch.extra.push(file.path.to_string());

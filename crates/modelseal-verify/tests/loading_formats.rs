@@ -145,18 +145,41 @@ fn oms_model(
     (dir, key, signed.bundle)
 }
 
+/// Opens the OMS model; its `empty` file is accepted although a shards signature cannot
+/// list it (the caller's explicit choice, tested on its own below).
 fn open_oms(
     dir: &tempfile::TempDir,
     key: &SigningKey,
     bundle: &modelseal_core::Bundle,
 ) -> Result<ModelReader, VerifyError> {
-    ModelReader::open(
-        &dir.path().join("m"),
-        bundle,
-        &trust(key),
-        &VerifyOptions::default(),
-        None,
-    )
+    let mut options = VerifyOptions::default();
+    options.allow_unlisted_empty_files = true;
+    ModelReader::open(&dir.path().join("m"), bundle, &trust(key), &options, None)
+}
+
+#[test]
+fn an_empty_file_a_shards_signature_cannot_list_is_refused_unless_allowed() {
+    // Failed on main: an unsigned empty file beside a shards signature was accepted.
+    let (dir, key, bundle) = oms_model(OmsMethod::Shards { size: 3000 }, OmsHash::Sha256);
+    let m = dir.path().join("m");
+    let options = VerifyOptions::default();
+    let VerifyError::Files(mismatch) =
+        ModelReader::open(&m, &bundle, &trust(&key), &options, None).unwrap_err()
+    else {
+        panic!()
+    };
+    assert_eq!(mismatch.extra, ["empty"]);
+    let VerifyError::Files(mismatch) =
+        modelseal_verify::verify_model(&m, &bundle, &trust(&key), &options, &NoProgress)
+            .unwrap_err()
+    else {
+        panic!()
+    };
+    assert_eq!(mismatch.extra, ["empty"]);
+    open_oms(&dir, &key, &bundle).unwrap();
+    // The files method lists empty files: nothing to allow.
+    let (dir, key, bundle) = oms_model(OmsMethod::Files, OmsHash::Sha256);
+    ModelReader::open(&dir.path().join("m"), &bundle, &trust(&key), &options, None).unwrap();
 }
 
 #[test]

@@ -133,6 +133,9 @@ fn sign_oms(
         walk,
         certificate_chain,
     };
+    if args.method == OmsMethodArg::Shards {
+        warn_unlistable_empty_files(&args.model, &options.walk);
+    }
     let failed = || format!("cannot sign model {}", args.model.display());
     let (name, root, resources, issued) = match signer.key() {
         Some(key) => {
@@ -158,6 +161,28 @@ fn sign_oms(
         },
         issued,
     ))
+}
+
+/// The `shards` method cannot list an empty file (there is no shard to hash), so such a
+/// file is unsigned: say so before signing, with what a verifier must then pass.
+fn warn_unlistable_empty_files(model: &std::path::Path, walk: &modelseal_core::WalkOptions) {
+    let Ok(files) = modelseal_core::walk::walk_model(model, walk) else {
+        return; // the signing walk reports the problem
+    };
+    let mut empty: Vec<String> = files
+        .iter()
+        .filter(|f| f.size == 0)
+        .map(|f| f.path.to_string())
+        .collect();
+    if empty.is_empty() {
+        return;
+    }
+    empty.sort();
+    eprintln!(
+        "warning: the shards method cannot list empty files, so these are not signed: {}\n\
+         hint: verifiers refuse them unless given --allow-unsigned-empty-files; --method files signs them",
+        empty.join(", ")
+    );
 }
 
 pub(super) fn write_signature(

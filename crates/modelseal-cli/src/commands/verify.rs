@@ -107,6 +107,7 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             ..WalkOptions::default()
         };
         options.ignore_unsigned_files = args.ignore_unsigned_files;
+        options.allow_unlisted_empty_files = args.allow_unsigned_empty_files;
         options.expected = args.expect;
         options.kind = Some(args.kind.into());
         let bar = Bar::new(args.quiet || args.json);

@@ -34,6 +34,7 @@ pub fn run(args: &WatchArgs) -> Result<Outcome> {
         ..WalkOptions::default()
     };
     options.ignore_unsigned_files = args.ignore_unsigned_files;
+    options.allow_unlisted_empty_files = args.allow_unsigned_empty_files;
     options.expected = args.expect;
     let mut config = Config::new(args.model.clone(), signature, trust);
     config.options = options;
