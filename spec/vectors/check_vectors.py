@@ -36,6 +36,7 @@ PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://modelseal.dev/manifest/v1"
 PREDICATE_KEYS = {"kind", "ignorePaths", "allowSymlinks", "files"}
+OPTIONAL_PREDICATE_KEYS = {"scope"}
 ENTRY_KEYS = {"path", "size", "blake3"}
 HEX = set("0123456789abcdef")
 
@@ -124,8 +125,10 @@ def check_entries(entries):
 
 def check_predicate(pred):
     """Steps 10-11 over a whole predicate; returns the root hex."""
-    need(isinstance(pred, dict) and set(pred) == PREDICATE_KEYS, "malformed-predicate",
-         f"predicate fields {sorted(pred) if isinstance(pred, dict) else pred!r}")
+    need(isinstance(pred, dict) and PREDICATE_KEYS <= set(pred) <= PREDICATE_KEYS | OPTIONAL_PREDICATE_KEYS,
+         "malformed-predicate", f"predicate fields {sorted(pred) if isinstance(pred, dict) else pred!r}")
+    need(pred.get("scope", "directory") in ("directory", "file"), "malformed-predicate",
+         f"scope {pred.get('scope')!r}")
     need(pred["kind"] in ("model", "dataset"), "malformed-predicate", f"kind {pred['kind']!r}")
     need(type(pred["allowSymlinks"]) is bool, "malformed-predicate", "allowSymlinks")
     ignores = pred["ignorePaths"]
@@ -229,6 +232,8 @@ def verify(bundle, trusted, files, extra_ignores=()):
     digest = subj[0].get("digest")
     got = digest.get("blake3") if isinstance(digest, dict) else None
     need(got == root, "subject-mismatch", f"subject {got!r} != root {root}")
+    # 12b: every vector's model is a directory; a file-scoped signature is not about one
+    need(pred.get("scope", "directory") == "directory", "wrong-scope", "a single file's signature")
     # 13 (no symlinks or special files in vectors; the signature file is not among `files`)
     model = walk(files, list(pred["ignorePaths"]) + list(extra_ignores))
     for p in model:

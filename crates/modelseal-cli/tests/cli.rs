@@ -348,6 +348,11 @@ fn crafted_bundle_vectors_through_the_cli() {
             Some("signature does not verify with any trusted key"),
         ),
         ("untrusted-signer", Some("signer is not trusted")),
+        ("ok-scope-directory", None),
+        (
+            "wrong-scope",
+            Some("the signature is for a single file, but directory was given"),
+        ),
         (
             "two-signatures",
             Some("bundle holds 2 signatures; a Sigstore bundle carries exactly one"),

@@ -294,3 +294,32 @@ fn a_tls_server_certificate_cannot_sign_models() {
         }
     }
 }
+
+#[test]
+fn a_one_file_directorys_signature_does_not_vouch_for_the_file_alone() {
+    // Failed on main: a directory holding one file signed byte-identically to the file
+    // alone, so the file verified with the directory's signature although an unsigned
+    // evil.py sat beside it.
+    let t = Model::new();
+    let dir = t.p("one");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("weights.bin"), b"weights").unwrap();
+    let dir_sig = t.p("one.sig");
+    sign(&dir, &dir_sig, "native", &[]);
+    std::fs::write(dir.join("evil.py"), b"import os").unwrap();
+    assert_refused(&verify(&dir, &dir_sig, "native"), "unsigned  evil.py");
+    let out = verify(&dir.join("weights.bin"), &dir_sig, "native");
+    assert_refused(
+        &out,
+        "the signature is for a directory, but single file was given",
+    );
+    // And a file's signature is not a directory's.
+    std::fs::remove_file(dir.join("evil.py")).unwrap();
+    let file_sig = t.p("weights.sig");
+    sign(&dir.join("weights.bin"), &file_sig, "native", &[]);
+    assert_exit(&verify(&dir.join("weights.bin"), &file_sig, "native"), 0);
+    assert_refused(
+        &verify(&dir, &file_sig, "native"),
+        "the signature is for a single file, but directory was given",
+    );
+}

@@ -12,7 +12,7 @@ use crate::hash::{self, HashError, Progress};
 use crate::keys::SigningKey;
 use crate::manifest::{Manifest, ManifestEntry, ManifestError};
 use crate::oms;
-use crate::statement::{ArtifactKind, IN_TOTO_PAYLOAD_TYPE, ManifestPredicate, Statement};
+use crate::statement::{ArtifactKind, IN_TOTO_PAYLOAD_TYPE, ManifestPredicate, Scope, Statement};
 use crate::walk::{self, SymlinkPolicy, WalkError, WalkOptions};
 
 /// Why a model could not be hashed.
@@ -126,10 +126,16 @@ pub fn state_model(
         .name
         .clone()
         .unwrap_or_else(|| walk::model_name(root));
+    let scope = if std::fs::metadata(root).is_ok_and(|m| m.is_file()) {
+        Scope::File
+    } else {
+        Scope::Directory
+    };
     let predicate = ManifestPredicate {
         kind: options.kind,
         ignore_paths: options.walk.ignore.clone(),
         allow_symlinks: options.walk.symlinks == SymlinkPolicy::FollowInside,
+        scope: Some(scope),
         files: manifest.entries().to_vec(),
     };
     let digest = manifest.root();

@@ -62,6 +62,19 @@ pub enum ArtifactKind {
     Dataset,
 }
 
+/// What was signed: a directory, or one file on its own. A directory holding exactly one
+/// file has the same manifest as that file alone, so without this a directory's
+/// signature would also vouch for its file opened alone, with unsigned files beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Scope {
+    /// A model directory: every file under it.
+    Directory,
+    /// A single file, named in the manifest by its own name.
+    File,
+}
+
 /// The predicate of [`MANIFEST_PREDICATE_TYPE`]. Unknown fields are refused: a later
 /// version of this predicate gets a new type URI.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -73,6 +86,10 @@ pub struct ManifestPredicate {
     pub ignore_paths: Vec<ManifestPath>,
     /// Whether symlinks inside the model were followed.
     pub allow_symlinks: bool,
+    /// A directory or a single file. Written by every signer since it was added; absent
+    /// in older signatures, which are then accepted for either (`spec/statement.md` §3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
     /// Every signed file, sorted by path bytes.
     pub files: Vec<ManifestEntry>,
 }

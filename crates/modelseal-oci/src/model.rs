@@ -289,6 +289,7 @@ pub fn statement(
         kind,
         ignore_paths: Vec::new(),
         allow_symlinks: false,
+        scope: Some(modelseal_core::statement::Scope::Directory),
         files: manifest.entries().to_vec(),
     };
     let mut statement = Statement::for_manifest(&name, &root, predicate);

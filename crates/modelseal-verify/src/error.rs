@@ -6,6 +6,8 @@ use modelseal_core::{
     ArtifactKind, Blake3Digest, BundleError, KeyFingerprint, ManifestError, PathError, WalkError,
 };
 
+use modelseal_core::statement::Scope;
+
 use crate::certs::CertificateError;
 
 /// Why a model or bundle was refused, or could not be checked.
@@ -118,6 +120,14 @@ pub enum VerifyError {
         /// The kind the signer recorded.
         signed: ArtifactKind,
     },
+    /// A directory's signature offered for one file opened alone, or the reverse.
+    #[error("the signature is for a {}, but {} was given", scope_name(*signed), scope_name(*found))]
+    WrongScope {
+        /// What the signer signed.
+        signed: Scope,
+        /// What the caller gave.
+        found: Scope,
+    },
     /// The files on disk differ from the signed manifest.
     #[error("{0}")]
     Files(FileMismatch),
@@ -158,6 +168,7 @@ impl VerifyError {
             | Self::OmsPredicate(_)
             | Self::Subject(_)
             | Self::WrongKind { .. }
+            | Self::WrongScope { .. }
             | Self::Files(_)
             | Self::Walk(_)
             | Self::Hash(_) => true,
@@ -195,6 +206,7 @@ impl VerifyError {
             Self::ListsNothing(_) => "lists-nothing",
             Self::Subject(_) => "subject-mismatch",
             Self::WrongKind { .. } => "wrong-kind",
+            Self::WrongScope { .. } => "wrong-scope",
             Self::Files(_) => "files-mismatch",
             Self::Walk(WalkError::Io { .. }) | Self::Hash(HashError::Io { .. }) => {
                 "unreadable-model"
@@ -202,6 +214,14 @@ impl VerifyError {
             Self::Walk(_) => "model-walk-refused",
             Self::Hash(_) => "model-changed-during-hash",
         }
+    }
+}
+
+/// The words for a scope in messages.
+fn scope_name(scope: Scope) -> &'static str {
+    match scope {
+        Scope::File => "single file",
+        _ => "directory",
     }
 }
 

@@ -106,6 +106,24 @@ pub(crate) fn check_kind(signed: ArtifactKind, options: &VerifyOptions) -> Resul
     }
 }
 
+/// Refuses a native signature whose recorded scope (directory or single file) is not
+/// what `root` is. Signatures without one (made before it was recorded) pass.
+pub(crate) fn check_scope(signed: &SignedManifest, root: &Path) -> Result<(), VerifyError> {
+    use modelseal_core::statement::Scope;
+    let found = if std::fs::metadata(root).is_ok_and(|m| m.is_file()) {
+        Scope::File
+    } else {
+        Scope::Directory
+    };
+    match signed.predicate.scope {
+        Some(scope) if scope != found => Err(VerifyError::WrongScope {
+            signed: scope,
+            found,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// For OMS signatures: model signatures by definition.
 pub(crate) fn check_oms_kind(options: &VerifyOptions) -> Result<(), VerifyError> {
     check_kind(ArtifactKind::Model, options)
@@ -230,6 +248,7 @@ pub fn verify_model(
     }
     let signed = signed_manifest(&verified)?;
     check_kind(signed.predicate.kind, options)?;
+    check_scope(&signed, root)?;
     check_files(
         root,
         &signed,

@@ -161,6 +161,7 @@ impl ModelReader {
         }
         let signed = signed_manifest(&verified)?;
         crate::check_kind(signed.predicate.kind, options)?;
+        crate::check_scope(&signed, root)?;
         let mut walk = options.walk.clone();
         walk.ignore
             .extend(signed.predicate.ignore_paths.iter().cloned());

@@ -135,3 +135,28 @@ fn a_fifo_in_an_outboards_place_is_refused_not_waited_on() {
         .expect("a read with a FIFO outboard hung");
     assert!(result.is_err(), "a FIFO served as an outboard");
 }
+
+#[test]
+fn a_directorys_signature_opens_no_file_alone_but_an_older_one_still_does() {
+    use modelseal_core::statement::{ManifestPredicate, Statement};
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m");
+    std::fs::create_dir(&m).unwrap();
+    std::fs::write(m.join("w.bin"), data(100)).unwrap();
+    let key = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
+    let signed = sign_model(&m, &SignOptions::default(), &key, &NoProgress).unwrap();
+    let trust = TrustPolicy::from_keys(vec![key.verifying_key()]);
+    let options = VerifyOptions::default();
+    let err =
+        ModelReader::open(&m.join("w.bin"), &signed.bundle, &trust, &options, None).unwrap_err();
+    assert_eq!(err.kind(), "wrong-scope", "{err}");
+    // A signature made before the scope was recorded is read as either (spec/statement.md).
+    let typed: Statement<ManifestPredicate> =
+        serde_json::from_slice(&signed.bundle.dsse_envelope.payload).unwrap();
+    let mut legacy = typed.clone();
+    legacy.predicate.scope = None;
+    let legacy = modelseal_core::sign_statement(&legacy, &key);
+    assert!(!String::from_utf8_lossy(&legacy.dsse_envelope.payload).contains("scope"));
+    ModelReader::open(&m.join("w.bin"), &legacy, &trust, &options, None).unwrap();
+    ModelReader::open(&m, &legacy, &trust, &options, None).unwrap();
+}

@@ -372,6 +372,29 @@ fn bundle_vectors() {
         dataset_files,
     ));
 
+    // The recorded scope (statement.md §3): every vector's model is a directory.
+    for (scope, name, expect, comment) in [
+        (
+            "directory",
+            "ok-scope-directory",
+            "ok",
+            "scope directory, verified as the directory it names",
+        ),
+        (
+            "file",
+            "wrong-scope",
+            "wrong-scope",
+            "scope file: a single file's signature, offered for a directory",
+        ),
+    ] {
+        let scoped = statement_with(
+            &root,
+            MANIFEST_PREDICATE_TYPE,
+            json!({"kind": "model", "ignorePaths": [], "allowSymlinks": false, "scope": scope, "files": predicate_files(&entries)}),
+        );
+        cases.push((name, expect, comment, signed(&scoped), files.clone()));
+    }
+
     let mut tampered = good_bundle.clone();
     let text = String::from_utf8(sign_statement(&good, &signer).dsse_envelope.payload).unwrap();
     let edited = text.replacen("\"size\":3000", "\"size\":3001", 1);

@@ -28,6 +28,7 @@ fn bind(world: &common::World, manifest_hex: &str) -> String {
         kind: ArtifactKind::Model,
         ignore_paths: Vec::new(),
         allow_symlinks: false,
+        scope: Some(modelseal_core::statement::Scope::Directory),
         files: manifest.entries().to_vec(),
     };
     let mut statement = Statement::for_manifest("model", &root, predicate);
