@@ -5,9 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::{
-    BomInput, Material, MaterialKind, Node, flatten, materials, nodes, signer_text, verdict,
-};
+use super::{BomInput, Material, MaterialKind, Node, flatten, materials, nodes, signer_text};
 use crate::report::{Hop, HopKind, SignedBy, TrainingRun};
 
 /// The specification version written.
@@ -94,7 +92,7 @@ fn prop(name: &str, value: String) -> Value {
 /// A hop as a component: its kind, signed name, digest, verdict and signers.
 fn component(node: &Node<'_>, extra_signers: &[&SignedBy]) -> Value {
     let hop = node.hop;
-    let mut props = vec![prop("modelseal:verdict", verdict(hop).to_owned())];
+    let mut props = vec![prop("modelseal:verdict", node.verdict.to_owned())];
     if let Some(failure) = &hop.failure {
         props.push(prop("modelseal:verdict:kind", failure.kind().to_owned()));
         props.push(prop("modelseal:verdict:reason", failure.to_string()));
@@ -217,9 +215,8 @@ fn formula(node: &Node<'_>, run: &TrainingRun, run_id: &str, ids: &[&str]) -> Va
         .iter()
         .map(|m| material_component(m, &material_ref(m)))
         .collect();
-    let mut inputs: Vec<Value> = node
-        .inputs
-        .iter()
+    let mut inputs: Vec<Value> = super::run_inputs(node, &run.provenance)
+        .into_iter()
         .filter(|id| ids.contains(&id.as_str()))
         .map(|id| json!({"resource": {"ref": id}}))
         .collect();

@@ -81,13 +81,50 @@ fn uuid_v4(serial: [u8; 16]) -> String {
     )
 }
 
-/// The verdict words both formats carry.
-pub(crate) fn verdict(hop: &Hop) -> &'static str {
-    match (&hop.failure, hop.via_vsa) {
-        (Some(_), _) => "refused",
-        (None, true) => "verified-by-summary",
-        (None, false) => "verified",
+/// The verdict words both formats carry. "verified" needs a signature of the artifact
+/// itself by a signer trusted for its role (or, for the top model, the signature the
+/// caller verified with its bytes); a hop the policy let pass without one (a dataset
+/// whose curator signature is not required) is "unsigned": its digest is only what the
+/// provenance of the model trained from it states.
+pub(crate) fn verdict(hop: &Hop, top: bool) -> &'static str {
+    let own_signature = top
+        || hop
+            .attestations
+            .iter()
+            .any(|a| a.role == "model-publisher" || a.role == "dataset-curator");
+    match (&hop.failure, hop.via_vsa, own_signature) {
+        (Some(_), _, _) => "refused",
+        (None, true, _) => "verified-by-summary",
+        (None, false, true) => "verified",
+        (None, false, false) => "unsigned",
     }
+}
+
+/// The inputs of one training run: those of the node's inputs that this run's own
+/// provenance lists (a model with two trusted provenances has two runs, each with its
+/// own inputs, not the union of both).
+pub(crate) fn run_inputs<'n>(
+    node: &'n Node<'_>,
+    provenance: &modelseal_core::provenance::Provenance,
+) -> Vec<&'n String> {
+    let listed: BTreeSet<String> = provenance
+        .build_definition
+        .resolved_dependencies
+        .iter()
+        .filter_map(|d| {
+            let kind = match dependency_kind(d)? {
+                DependencyKind::BaseModel => "model",
+                DependencyKind::Dataset => "dataset",
+                _ => return None,
+            };
+            let hex = d.digest.get("blake3")?;
+            Some(format!("{kind}-blake3-{hex}"))
+        })
+        .collect();
+    node.inputs
+        .iter()
+        .filter(|id| listed.contains(*id))
+        .collect()
 }
 
 /// A stable local id for a hop: kind and digest (hops without a digest get their
@@ -109,6 +146,8 @@ pub(crate) struct Node<'a> {
     pub hop: &'a Hop,
     pub id: String,
     pub inputs: Vec<String>,
+    /// [`verdict`] of the hop shown.
+    pub verdict: &'static str,
 }
 
 /// The hops of the tree, each artifact once (a dataset two models share is one
@@ -144,6 +183,7 @@ pub(crate) fn nodes(report: &LineageReport) -> Vec<Node<'_>> {
                     hop,
                     id: id.clone(),
                     inputs: Vec::new(),
+                    verdict: "",
                 });
                 out.len() - 1
             }
@@ -159,6 +199,9 @@ pub(crate) fn nodes(report: &LineageReport) -> Vec<Node<'_>> {
     }
     let mut out = Vec::new();
     walk(&report.root, &mut out, &mut BTreeMap::new(), &mut 0);
+    for (i, node) in out.iter_mut().enumerate() {
+        node.verdict = verdict(node.hop, i == 0);
+    }
     out
 }
 
@@ -376,13 +419,57 @@ mod tests {
         let nodes = nodes(&report);
         let corpus_id = hop_id(&corpus(), 0);
         let node = nodes.iter().find(|n| n.id == corpus_id).unwrap();
-        assert_eq!(verdict(node.hop), "refused");
+        assert_eq!(node.verdict, "refused");
         assert_eq!(
             node.inputs.len(),
             1,
             "the refused occurrence's input is kept"
         );
         assert_eq!(nodes.len(), 4);
+    }
+
+    fn run_over(datasets: &[u8]) -> modelseal_core::provenance::Provenance {
+        let deps: Vec<serde_json::Value> = datasets
+            .iter()
+            .map(|b| {
+                serde_json::json!({
+                    "digest": {"blake3": hex::encode([*b; 32])},
+                    "annotations": {"modelseal.dev/kind": "dataset"}
+                })
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "buildDefinition": {"buildType": "t", "externalParameters": {}, "resolvedDependencies": deps},
+            "runDetails": {"builder": {"id": "b"}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn each_run_lists_its_own_inputs_and_an_unsigned_input_is_not_verified() {
+        // Failed on main: with two trusted provenances every run listed the union of
+        // their inputs, and a dataset nobody signed was labelled verified.
+        let model = hop(
+            HopKind::Model,
+            1,
+            vec![
+                hop(HopKind::Dataset, 3, vec![]),
+                hop(HopKind::Dataset, 4, vec![]),
+            ],
+        );
+        let report = LineageReport {
+            root: model,
+            attestations: BTreeSet::new(),
+        };
+        let nodes = nodes(&report);
+        let ids: Vec<&String> = nodes[0].inputs.iter().collect();
+        assert_eq!(run_inputs(&nodes[0], &run_over(&[3])), [ids[0]]);
+        assert_eq!(run_inputs(&nodes[0], &run_over(&[4])), [ids[1]]);
+        assert_eq!(
+            nodes[0].verdict, "verified",
+            "the top model's signature was checked"
+        );
+        assert_eq!(nodes[1].verdict, "unsigned");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{BomInput, Material, MaterialKind, Node, flatten, materials, nodes, verdict};
+use super::{BomInput, Material, MaterialKind, Node, flatten, materials, nodes};
 use crate::report::{HopKind, SignedBy, TrainingRun};
 
 /// The JSON-LD context of SPDX 3.0.1.
@@ -203,9 +203,8 @@ pub fn document(input: &BomInput<'_>) -> Value {
             g.relate(id, "trainedOn", data, false);
         }
         for run in &node.hop.runs {
-            let inputs: Vec<String> = node
-                .inputs
-                .iter()
+            let inputs: Vec<String> = super::run_inputs(node, &run.provenance)
+                .into_iter()
                 .filter_map(|i| position(i).map(|p| package_ids[p].clone()))
                 .collect();
             build(&mut g, node, run, id, inputs);
@@ -251,7 +250,7 @@ fn package(
     input: &BomInput<'_>,
 ) -> String {
     let hop = node.hop;
-    let verdict_word = verdict(hop);
+    let verdict_word = node.verdict;
     let mut fields = json!({"name": hop.display_name()});
     if let Some(d) = &hop.digest {
         fields["verifiedUsing"] = json!([{
@@ -268,6 +267,10 @@ fn package(
         ),
         None if hop.via_vsa => format!(
             "modelseal: {verdict_word}; accepted on a verification summary, its inputs were not walked"
+        ),
+        None if verdict_word == "unsigned" => format!(
+            "modelseal: {verdict_word}; no signer the policy trusts signed this {} itself (the policy does not require it); its digest is as the provenance of the model trained from it states",
+            hop.kind.name()
         ),
         None => format!(
             "modelseal: {verdict_word}; every statement about it was signed by a signer the policy trusts for its role"
