@@ -113,6 +113,32 @@ def test_safetensors_calls_are_restored_after_the_block_and_others_refused_withi
     assert not os.path.exists(path)
 
 
+def test_a_model_swapped_inside_the_block_is_refused_not_mixed(signed_copy, tmp_path, keys):
+    """Configs staged from model A, then A's folder and signature replaced by model B's
+    (same signer, same file names) before the weights are read: the loader must get A's
+    weights or an error, never B's. Failed on main: each replaced call re-read the
+    signature and accepted B."""
+    import safetensors
+    import safetensors.torch
+
+    key, _, _ = keys
+    model, sig, pub = signed_copy
+    other = tmp_path / "other"
+    shutil.copytree(model, other)
+    safetensors.torch.save_file({"x": torch.ones(2)}, str(other / "model.safetensors"))
+    run("sign", other, "--key", key, "--signature", other / "model.sig")
+    with modelseal.verified_model(model, signature=sig, key=pub) as path:
+        staged = os.path.join(path, "model.safetensors")
+        shutil.rmtree(model)
+        shutil.copytree(other, model)
+        with pytest.raises(modelseal.VerificationError):
+            safetensors.safe_open(staged, framework="pt")
+        with pytest.raises(modelseal.VerificationError):
+            safetensors.torch.load_file(staged)
+        with pytest.raises(modelseal.VerificationError):
+            safetensors.torch.load((other / "model.safetensors").read_bytes())
+
+
 @pytest.fixture
 def hub_cache(tmp_path, keys):
     """The signed model (model.sig inside it, as model-signing places it) downloaded into

@@ -58,6 +58,10 @@ def verified_model(model_dir, *, signature, key=None, policy=None, expected=None
                  expected=expected, links_within=_tensors._path(links_within))
     model = _Model(model_dir, trust["signature"], trust["key"], trust["policy"],
                    trust["outboard"], expected, trust["links_within"])
+    # Every later read is pinned to the model verified now: a folder and signature swapped
+    # for another model by the same signer (same names) between staging and loading is
+    # refused instead of mixing this model's configs with that one's weights.
+    trust["expected"] = model.root
     staging = tempfile.mkdtemp(prefix="modelseal-")
     served: Dict[str, str] = {}
     try:
@@ -84,7 +88,7 @@ def _patched(model_dir: str, served: Dict[str, str], trust: Dict[str, Any]):
     import safetensors
     import safetensors.torch
 
-    file_trust = {k: v for k, v in trust.items() if k != "expected" or v is not None}
+    file_trust = dict(trust)
 
     def signed_file(filename) -> str:
         path = served.get(os.path.realpath(os.fspath(filename)))
@@ -101,7 +105,7 @@ def _patched(model_dir: str, served: Dict[str, str], trust: Dict[str, Any]):
         return _tensors.load_file(signed_file(filename), "pt", device, **file_trust)
 
     def load(data):
-        bytes_trust = {k: file_trust[k] for k in ("signature", "key", "policy") if k in file_trust}
+        bytes_trust = {k: file_trust[k] for k in ("signature", "key", "policy", "expected")}
         last = None
         for path in sorted(set(served.values())):
             try:
