@@ -45,9 +45,11 @@ pub struct WalkOptions {
     /// Model-relative paths to leave out; a directory leaves out everything below it.
     pub ignore: Vec<ManifestPath>,
     /// Filesystem paths to leave out, such as the signature file when it lies inside the
-    /// model. Only a regular file at exactly that place is left out: its directory is
-    /// canonicalised, its own name is not resolved, so a link to it (or a link in its
-    /// place) is judged like any other link. Paths outside the model are harmless.
+    /// model. Only the entry at exactly that place is left out (its directory is
+    /// canonicalised, its own name is not resolved): a regular file, or a link, which is
+    /// then not followed (a Hugging Face snapshot's `model.sig` links into `blobs/`).
+    /// A link elsewhere that leads to it is judged like any other link, and the target
+    /// of a link in its place is walked on its own. Paths outside the model are harmless.
     pub exclude_files: Vec<PathBuf>,
     /// Symbolic link handling.
     pub symlinks: SymlinkPolicy,
@@ -268,6 +270,9 @@ impl<'a> Walker<'a> {
                     identity: FileId::of(&meta),
                 });
             } else if file_type.is_symlink() {
+                if self.is_excluded(&fs_path) {
+                    continue;
+                }
                 if let Some(file) = self.follow_link(path, &fs_path)? {
                     out.push(file);
                 }
@@ -297,6 +302,9 @@ impl<'a> Walker<'a> {
                         path: so_far,
                         target,
                     });
+                }
+                if self.is_excluded(&fs_path) {
+                    return Ok(None);
                 }
                 return self.follow_link(so_far, &fs_path);
             }
@@ -328,8 +336,9 @@ impl<'a> Walker<'a> {
             .any(|ignored| ignored == path || ignored.is_dir_prefix_of(path))
     }
 
-    /// Whether the regular file at `fs_path` is one of the excluded files. Callers ask
-    /// only about regular files: a link is never skipped, whatever it leads to.
+    /// Whether the entry at `fs_path` (a regular file or a link, not resolved) is one of
+    /// the excluded files: a link is skipped only for its own place, never for where it
+    /// leads.
     fn is_excluded(&self, fs_path: &Path) -> bool {
         !self.excluded.is_empty() && place(fs_path).is_some_and(|c| self.excluded.contains(&c))
     }
@@ -410,6 +419,38 @@ mod tests {
             names(DefaultIgnores::OmsGitAtRoot),
             [".hg/x", "sub/.git/HEAD", "sub/.gitignore", "w.bin"]
         );
+    }
+
+    #[test]
+    fn only_the_entry_at_the_signatures_place_is_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("m");
+        std::fs::create_dir_all(m.join("blobs")).unwrap();
+        std::fs::write(m.join("blobs/sig"), b"bundle").unwrap();
+        std::fs::write(m.join("w.bin"), b"w").unwrap();
+        // The signature's place holds a link (a hub snapshot's model.sig): left out,
+        // not followed, while what it leads to is walked on its own.
+        std::os::unix::fs::symlink("blobs/sig", m.join("model.sig")).unwrap();
+        let options = WalkOptions {
+            exclude_files: vec![m.join("model.sig")],
+            symlinks: SymlinkPolicy::FollowInside,
+            ..WalkOptions::default()
+        };
+        let mut found: Vec<String> = walk_model(&m, &options)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.path.to_string())
+            .collect();
+        found.sort();
+        assert_eq!(found, ["blobs/sig", "w.bin"]);
+        // A link elsewhere leading to the signature is judged like any link.
+        std::os::unix::fs::symlink("model.sig", m.join("chat_template.jinja")).unwrap();
+        let strict = WalkOptions {
+            exclude_files: vec![m.join("model.sig")],
+            ..WalkOptions::default()
+        };
+        let err = walk_model(&m, &strict).unwrap_err();
+        assert!(matches!(err, WalkError::SymlinkRefused { .. }), "{err}");
     }
 
     #[test]
