@@ -117,8 +117,11 @@ fn expect_refusal(result: Result<modelseal_verify::VerifiedModel, VerifyError>) 
     match result {
         Ok(_) => bail!("a model that should have been refused verified"),
         Err(err) if err.is_refusal() => {
-            out(&format!("   refused: {}", super::verify::error_chain(&err)));
-            for line in super::verify::details(&err) {
+            out(&format!(
+                "   refused: {}",
+                super::refusal::error_chain(&err)
+            ));
+            for line in super::refusal::details(&err) {
                 out(&format!("     {line}"));
             }
             Ok(())

@@ -9,9 +9,13 @@ mod keygen;
 mod lineage;
 mod oci;
 mod outboard;
+mod refusal;
+mod registry;
+mod rules;
 mod serve;
 mod sign;
 mod store;
+mod trust;
 mod verify;
 mod verify_bundle;
 mod watch;
@@ -207,4 +211,18 @@ fn keyless_trust(args: &KeylessArgs) -> Result<Option<modelseal_verify::keyless:
                 .with_context(|| format!("trusted root {}", path.display()))?
         }
     }))
+}
+
+pub(super) fn write_signature(
+    path: &std::path::Path,
+    bundle: &modelseal_core::Bundle,
+) -> Result<()> {
+    use modelseal_core::fsio::{Overwrite, Visibility, write_atomic};
+    write_atomic(
+        path,
+        &bundle.to_json(),
+        Visibility::Public,
+        Overwrite::Allow,
+    )
+    .with_context(|| format!("cannot write signature {}", path.display()))
 }

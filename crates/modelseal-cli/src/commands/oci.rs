@@ -8,7 +8,9 @@ use modelseal_core::{ArtifactDigest, Bundle};
 use modelseal_oci::layers::UnpackLimits;
 use modelseal_oci::model::{self, OciModel};
 use modelseal_oci::referrers;
-use modelseal_oci::{OciError, Reference, Registry, RegistryOptions};
+use modelseal_oci::{OciError, Reference, Registry};
+
+use super::registry::registry;
 use modelseal_verify::{
     SignedManifest, TrustPolicy, VerifiedModel, VerifyError, check_entries, signed_manifest,
     verify_envelope,
@@ -18,28 +20,6 @@ use crate::cli::{Format, PullArgs, RegistryArgs, SignArgs, VerifyArgs};
 use crate::output::{out, out_json};
 use crate::progress::Bar;
 use crate::signing::StatementSigner;
-
-/// A registry client from the flags.
-pub fn registry(args: &RegistryArgs) -> Result<Registry> {
-    Ok(Registry::new(registry_options(args)?)?)
-}
-
-/// The registry settings the flags give.
-pub fn registry_options(args: &RegistryArgs) -> Result<RegistryOptions> {
-    let mut options = RegistryOptions::default();
-    for path in &args.registry_ca {
-        options.ca_pem.push(
-            std::fs::read(path)
-                .with_context(|| format!("cannot read registry CA {}", path.display()))?,
-        );
-    }
-    if args.registry_timeout == 0 {
-        bail!("--registry-timeout must be at least 1 second");
-    }
-    options.timeout = std::time::Duration::from_secs(args.registry_timeout);
-    options.document_deadline = options.timeout;
-    Ok(options)
-}
 
 fn open(registry: &Registry, text: &str) -> Result<OciModel> {
     match open_checked(registry, text)? {
@@ -110,7 +90,7 @@ pub fn sign(args: &SignArgs, signer: &StatementSigner) -> Result<()> {
     let issued = signer.sign_native(statement, &root)?;
     let json = issued.bundle.to_json();
     if let Some(path) = &args.signature {
-        super::sign::write_signature(path, &issued.bundle)?;
+        super::write_signature(path, &issued.bundle)?;
     }
     let attached = if args.no_attach {
         None
@@ -288,14 +268,14 @@ enum Refusal {
 impl Refusal {
     fn report(&self, args: &VerifyArgs) {
         match self {
-            Self::Files(name, err) => super::verify::report_refusal(args, name, err),
+            Self::Files(name, err) => super::refusal::report_refusal(args, name, err),
             Self::Signatures(refused) if refused.is_empty() => {
                 let err = VerifyError::ListsNothing("no signature is attached to this model");
-                super::verify::report_refusal(args, &args.model.display().to_string(), &err);
+                super::refusal::report_refusal(args, &args.model.display().to_string(), &err);
             }
             Self::Signatures(refused) => {
                 for (name, err) in refused {
-                    super::verify::report_refusal(args, name, err);
+                    super::refusal::report_refusal(args, name, err);
                 }
             }
             Self::Content(err) => {
@@ -354,7 +334,7 @@ fn checked_model(
 /// DIR.sig, so `modelseal verify DIR` works offline afterwards.
 pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
     let v = &args.verify;
-    let (policy, lineage_policy) = super::verify::trust_from(
+    let (policy, lineage_policy) = super::trust::trust_from(
         modelseal_lineage::policy::Role::ModelPublisher,
         &v.keys,
         &[],
@@ -426,7 +406,7 @@ pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
     // The policy's own rules for the model (deny lists by signed name or root), as
     // `verify --policy` applies them: a revoked model is not written out.
     if let Some(policy) = &lineage_policy {
-        if let Some(failure) = super::lineage::model_rules(policy, &verified)? {
+        if let Some(failure) = super::rules::model_rules(policy, &verified)? {
             eprintln!(
                 "error: {}: refused by policy, nothing written: {failure}",
                 model.reference

@@ -1,5 +1,4 @@
 use anyhow::{Context, Result, bail};
-use modelseal_core::fsio::{Overwrite, Visibility, write_atomic};
 use modelseal_core::oms::{OmsHash, OmsMethod};
 use modelseal_core::{OmsSignOptions, SignOptions, sign_model_oms, state_model, state_model_oms};
 
@@ -41,7 +40,7 @@ pub fn run(args: &SignArgs) -> Result<Outcome> {
         Format::Oms => sign_oms(args, &signer, walk, &bar)?,
     };
     bar.finish();
-    write_signature(&signature, &issued.bundle)?;
+    super::write_signature(&signature, &issued.bundle)?;
     if args.outboard {
         if let Some(manifest) = &summary.manifest {
             super::outboard::write(&args.model, manifest, &signature)?;
@@ -183,17 +182,4 @@ fn warn_unlistable_empty_files(model: &std::path::Path, walk: &modelseal_core::W
          hint: verifiers refuse them unless given --allow-unsigned-empty-files; --method files signs them",
         empty.join(", ")
     );
-}
-
-pub(super) fn write_signature(
-    path: &std::path::Path,
-    bundle: &modelseal_core::Bundle,
-) -> Result<()> {
-    write_atomic(
-        path,
-        &bundle.to_json(),
-        Visibility::Public,
-        Overwrite::Allow,
-    )
-    .with_context(|| format!("cannot write signature {}", path.display()))
 }

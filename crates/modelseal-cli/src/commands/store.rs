@@ -77,6 +77,6 @@ pub fn run(command: &StoreCommand) -> Result<Outcome> {
 
 /// A directory store, or a registry store reached with the registry flags.
 pub(super) fn open(store: &str, registry: &RegistryArgs) -> Result<AttestationStore> {
-    let options = super::oci::registry_options(registry)?;
+    let options = super::registry::registry_options(registry)?;
     AttestationStore::at(store, options).with_context(|| format!("store {store}"))
 }

@@ -1,79 +1,13 @@
 use anyhow::{Context, Result};
 use modelseal_core::walk::WalkOptions;
 use modelseal_core::{Bundle, BundleError};
-use modelseal_lineage::policy::{LineagePolicy, Role};
-use modelseal_verify::{
-    CertificateTime, SignatureFormat, TrustPolicy, VerifyError, VerifyOptions, verify_model,
-};
-use serde_json::{Value, json};
+use modelseal_verify::{SignatureFormat, VerifyError, VerifyOptions, verify_model};
+use serde_json::json;
 
 use crate::Outcome;
 use crate::cli::VerifyArgs;
 use crate::output::{out, out_json};
 use crate::progress::Bar;
-
-/// The signers `verify` trusts: the policy's model publishers, or those the flags name.
-pub(super) fn trust(args: &VerifyArgs) -> Result<(TrustPolicy, Option<LineagePolicy>)> {
-    let role = match args.kind {
-        crate::cli::Kind::Model => Role::ModelPublisher,
-        crate::cli::Kind::Dataset => Role::DatasetCurator,
-    };
-    trust_from(
-        role,
-        &args.keys,
-        &args.certificate_roots,
-        args.policy.as_deref(),
-        &args.keyless,
-        args.lenient_certificate_time,
-    )
-}
-
-/// [`trust`] from its parts, for commands that take fewer flags.
-pub(super) fn trust_from(
-    role: Role,
-    keys: &[std::path::PathBuf],
-    certificate_roots: &[std::path::PathBuf],
-    policy_path: Option<&std::path::Path>,
-    keyless: &crate::cli::KeylessArgs,
-    lenient_certificate_time: bool,
-) -> Result<(TrustPolicy, Option<LineagePolicy>)> {
-    let keys = keys
-        .iter()
-        .map(|path| super::load_public_key(path))
-        .collect::<Result<Vec<_>>>()?;
-    let mut roots = Vec::new();
-    for path in certificate_roots {
-        let pem = super::read_text(path, "root certificate")?;
-        roots.extend(
-            modelseal_core::certificates_from_pem(&pem)
-                .with_context(|| format!("root certificate {}", path.display()))?,
-        );
-    }
-    let lineage_policy = match policy_path {
-        Some(path) => {
-            Some(LineagePolicy::read(path).with_context(|| format!("policy {}", path.display()))?)
-        }
-        None => None,
-    };
-    // A policy names every signer (keys and keyless identities, and its Sigstore root);
-    // otherwise the flags do.
-    let mut policy = match &lineage_policy {
-        Some(p) => p.trust_for(role),
-        None => {
-            let mut policy = TrustPolicy::from_keys(keys)
-                .with_certificate_roots(roots)
-                .with_timestamp_authorities(super::timestamp_authorities(keyless)?);
-            if let Some(trust) = super::keyless_trust(keyless)? {
-                policy = policy.with_keyless(trust);
-            }
-            policy
-        }
-    };
-    if lenient_certificate_time {
-        policy = policy.with_certificate_time(CertificateTime::LeafIssuance);
-    }
-    Ok((policy, lineage_policy))
-}
 
 pub fn run(args: &VerifyArgs) -> Result<Outcome> {
     // clap drops `--lineage`'s need for `--policy` when `--key` (which conflicts with
@@ -83,7 +17,7 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             "--lineage needs --policy: the lineage rules and every role's signers come from the policy, not from --key"
         );
     }
-    let (policy, lineage_policy) = trust(args)?;
+    let (policy, lineage_policy) = super::trust::trust(args)?;
     let model_text = args.model.display().to_string();
     let (verified, signature) = if modelseal_oci::Reference::is_oci(&model_text) {
         match super::oci::verify(args, &policy)? {
@@ -128,7 +62,7 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
                     .with_context(|| format!("cannot verify model {}", args.model.display()));
             }
             Err(err) => {
-                report_refusal(args, &signature, &err);
+                super::refusal::report_refusal(args, &signature, &err);
                 return Ok(Outcome::Refused);
             }
         }
@@ -144,7 +78,7 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
     let walk_checks_every_digest = args.lineage && verified.oci_manifest.is_none();
     if let (Some(policy), false) = (&lineage_policy, walk_checks_every_digest) {
         let kind = args.kind.into();
-        if let Some(failure) = super::lineage::artifact_rules(policy, kind, &verified)? {
+        if let Some(failure) = super::rules::artifact_rules(policy, kind, &verified)? {
             if args.json {
                 out_json(&json!({
                     "verified": false,
@@ -257,111 +191,4 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Success)
-}
-
-pub(super) fn report_refusal(args: &VerifyArgs, signature: &str, err: &VerifyError) {
-    let mut stderr_lines = vec![format!("error: {signature}: {}", error_chain(err))];
-    stderr_lines.extend(details(err).into_iter().map(|line| format!("  {line}")));
-    stderr_lines.extend(hints(err).into_iter().map(|hint| format!("hint: {hint}")));
-    eprintln!("{}", stderr_lines.join("\n"));
-    if args.json {
-        let mut report = json!({
-            "verified": false,
-            "model": args.model.display().to_string(),
-            "signature": signature,
-            "error": { "kind": err.kind(), "message": error_chain(err) },
-        });
-        if let VerifyError::Files(mismatch) = err {
-            let modified: Vec<Value> = mismatch
-                .modified
-                .iter()
-                .map(|m| {
-                    let mut expected = serde_json::Map::new();
-                    let mut found = serde_json::Map::new();
-                    if let Some(size) = m.expected_size {
-                        expected.insert("size".into(), size.into());
-                    }
-                    if let Some(size) = m.found_size {
-                        found.insert("size".into(), size.into());
-                    }
-                    expected.insert(m.expected.algorithm.clone(), m.expected.hex.clone().into());
-                    let found_hex = m.found.as_ref().map(|d| d.hex.clone());
-                    found.insert(m.expected.algorithm.clone(), found_hex.into());
-                    json!({ "path": m.path, "expected": expected, "found": found })
-                })
-                .collect();
-            report["modified"] = modified.into();
-            report["missing"] = json!(mismatch.missing);
-            report["unsigned"] = json!(mismatch.extra);
-        }
-        out_json(&report);
-    }
-}
-
-pub(super) fn error_chain(err: &VerifyError) -> String {
-    modelseal_verify::error_chain(err)
-}
-
-pub(super) fn details(err: &VerifyError) -> Vec<String> {
-    match err {
-        VerifyError::Files(mismatch) => {
-            let mut lines = Vec::new();
-            let sized =
-                |size: Option<u64>| size.map(|s| format!(" ({s} bytes)")).unwrap_or_default();
-            for m in &mismatch.modified {
-                let found = match &m.found {
-                    Some(digest) => format!(
-                        "{} {}{}",
-                        digest.algorithm,
-                        digest.short(),
-                        sized(m.found_size)
-                    ),
-                    None => format!("{} bytes", m.found_size.unwrap_or_default()),
-                };
-                lines.push(format!(
-                    "modified  {}: expected {} {}{}, found {found}",
-                    m.path,
-                    m.expected.algorithm,
-                    m.expected.short(),
-                    sized(m.expected_size)
-                ));
-            }
-            lines.extend(mismatch.missing.iter().map(|p| format!("missing   {p}")));
-            lines.extend(mismatch.extra.iter().map(|p| format!("unsigned  {p}")));
-            lines
-        }
-        VerifyError::UntrustedSigner { trusted, .. }
-        | VerifyError::BadSignature { tried: trusted } => {
-            trusted.iter().map(|f| format!("trusted key {f}")).collect()
-        }
-        _ => Vec::new(),
-    }
-}
-
-fn hints(err: &VerifyError) -> Vec<&'static str> {
-    match err {
-        VerifyError::Files(mismatch)
-            if !mismatch.extra.is_empty()
-                && mismatch.modified.is_empty()
-                && mismatch.missing.is_empty() =>
-        {
-            vec![
-                "files were added after signing; remove them, or pass --ignore PATH if they are not part of the model",
-            ]
-        }
-        VerifyError::Files(_) => {
-            vec![
-                "the model changed after signing; restore it from the release, or re-sign if the change is intended",
-            ]
-        }
-        VerifyError::UntrustedSigner { .. } => {
-            vec!["pass the signer's public key with --key if you trust it"]
-        }
-        VerifyError::BadSignature { .. } => {
-            vec![
-                "the signature or its signed statement was altered; fetch the bundle again from the release",
-            ]
-        }
-        _ => Vec::new(),
-    }
 }

@@ -10,7 +10,7 @@ use crate::Outcome;
 use crate::cli::WatchArgs;
 
 pub fn run(args: &WatchArgs) -> Result<Outcome> {
-    let (trust, policy) = super::verify::trust_from(
+    let (trust, policy) = super::trust::trust_from(
         modelseal_lineage::policy::Role::ModelPublisher,
         &args.keys,
         &args.certificate_roots,
