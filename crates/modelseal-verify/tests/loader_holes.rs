@@ -28,6 +28,21 @@ fn open(m: &Path, key: &SigningKey, bundle: &modelseal_core::Bundle) -> ModelRea
     .unwrap()
 }
 
+/// A model `m` of `files` in a new directory, signed natively with a fresh key.
+fn native(
+    files: &[(&str, Vec<u8>)],
+) -> (tempfile::TempDir, SigningKey, modelseal_core::SignedModel) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m");
+    std::fs::create_dir(&m).unwrap();
+    for (name, content) in files {
+        std::fs::write(m.join(name), content).unwrap();
+    }
+    let key = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
+    let signed = sign_model(&m, &SignOptions::default(), &key, &NoProgress).unwrap();
+    (dir, key, signed)
+}
+
 #[test]
 fn an_oms_file_emptied_before_open_is_never_served() {
     for hash in [OmsHash::Sha256, OmsHash::Blake2b, OmsHash::Blake3] {
@@ -58,13 +73,8 @@ fn an_oms_file_emptied_before_open_is_never_served() {
 
 #[test]
 fn a_signed_empty_file_reads_only_while_it_stays_empty() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, key, signed) = native(&[("__init__.py", b"".to_vec()), ("w.bin", data(100))]);
     let m = dir.path().join("m");
-    std::fs::create_dir(&m).unwrap();
-    std::fs::write(m.join("__init__.py"), b"").unwrap();
-    std::fs::write(m.join("w.bin"), data(100)).unwrap();
-    let key = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
-    let signed = sign_model(&m, &SignOptions::default(), &key, &NoProgress).unwrap();
     let reader = open(&m, &key, &signed.bundle);
     assert_eq!(reader.read_file("__init__.py").unwrap(), b"");
     reader.verify_all().unwrap();
@@ -74,12 +84,8 @@ fn a_signed_empty_file_reads_only_while_it_stays_empty() {
 
 #[test]
 fn a_huge_range_is_refused_before_anything_is_allocated() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, key, signed) = native(&[("w.bin", data(100))]);
     let m = dir.path().join("m");
-    std::fs::create_dir(&m).unwrap();
-    std::fs::write(m.join("w.bin"), data(100)).unwrap();
-    let key = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
-    let signed = sign_model(&m, &SignOptions::default(), &key, &NoProgress).unwrap();
     let reader = open(&m, &key, &signed.bundle);
     let err = reader.read_range("w.bin", 0..1 << 62).unwrap_err();
     assert!(matches!(err, ReadError::OutOfBounds { .. }), "{err}");
@@ -87,12 +93,8 @@ fn a_huge_range_is_refused_before_anything_is_allocated() {
 
 #[test]
 fn a_refused_read_leaves_no_tampered_byte_in_the_callers_buffer() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, key, signed) = native(&[("w.bin", data(300_000))]);
     let m = dir.path().join("m");
-    std::fs::create_dir(&m).unwrap();
-    std::fs::write(m.join("w.bin"), data(300_000)).unwrap();
-    let key = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
-    let signed = sign_model(&m, &SignOptions::default(), &key, &NoProgress).unwrap();
     let reader = open(&m, &key, &signed.bundle);
     let mut tampered = data(300_000);
     tampered[1000] = 0xEE;
@@ -109,12 +111,8 @@ fn a_refused_read_leaves_no_tampered_byte_in_the_callers_buffer() {
 
 #[test]
 fn a_fifo_in_an_outboards_place_is_refused_not_waited_on() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, key, signed) = native(&[("w.bin", data(300_000))]);
     let m = dir.path().join("m");
-    std::fs::create_dir(&m).unwrap();
-    std::fs::write(m.join("w.bin"), data(300_000)).unwrap();
-    let key = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
-    let signed = sign_model(&m, &SignOptions::default(), &key, &NoProgress).unwrap();
     let outboards = m.with_extension("outboard");
     outboard::write_all(&m, &signed.manifest, &outboards).unwrap();
     let place = outboard::outboard_file(&outboards, &ManifestPath::parse("w.bin").unwrap());
@@ -139,12 +137,8 @@ fn a_fifo_in_an_outboards_place_is_refused_not_waited_on() {
 #[test]
 fn a_directorys_signature_opens_no_file_alone_but_an_older_one_still_does() {
     use modelseal_core::statement::{ManifestPredicate, Statement};
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, key, signed) = native(&[("w.bin", data(100))]);
     let m = dir.path().join("m");
-    std::fs::create_dir(&m).unwrap();
-    std::fs::write(m.join("w.bin"), data(100)).unwrap();
-    let key = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
-    let signed = sign_model(&m, &SignOptions::default(), &key, &NoProgress).unwrap();
     let trust = TrustPolicy::from_keys(vec![key.verifying_key()]);
     let options = VerifyOptions::default();
     let err =
