@@ -481,7 +481,9 @@ fn open_either(
     };
     match ModelReader::open(&parent, bundle, trust, &options, outboards) {
         Ok(reader) if reader.size(&name).is_ok() => Ok((reader, name)),
-        Ok(_) | Err(VerifyError::Files(_)) if lists_only_this_file() => {
+        Ok(_) | Err(VerifyError::Files(_) | VerifyError::WrongScope { .. })
+            if lists_only_this_file() =>
+        {
             let reader = ModelReader::open(path, bundle, trust, &options, outboards)
                 .map_err(verify_error)?;
             Ok((reader, name))
