@@ -314,6 +314,12 @@ def test_a_policy_denying_the_manifest_digest_applies_everywhere(world, tmp_path
     assert not dest.exists()
     # The same commands pass under the policy without the rule.
     assert ms("verify", ref, "--policy", d / "policy.toml", *ca, "-q").returncode == 0
+    # A directory pulled before the rule existed keeps the manifest its signer named, and
+    # the rule applies to it offline too (found by the second attack review).
+    pulled = tmp_path / "pulled-earlier"
+    assert ms("pull", ref, pulled, "--policy", d / "policy.toml", *ca, "-q").returncode == 0
+    out = ms("verify", pulled, "--policy", d / "manifest-denied.toml", "-q")
+    assert out.returncode == 1 and f"denied by policy rule {digest}" in out.stderr, out.stderr
     proc, ask = start_server(world, "server-manifest-denied", f'oci_registries = ["{reg.host}"]',
                              policy="manifest-denied.toml")
     try:

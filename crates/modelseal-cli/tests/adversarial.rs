@@ -477,6 +477,45 @@ fn a_vsa_stands_in_for_the_walk_only_under_the_trust_it_was_made_under() {
 }
 
 #[test]
+fn a_summary_is_never_made_from_a_check_that_stood_on_a_summary() {
+    // Found by the second attack review: a summary made from a summary recorded depth 0
+    // and a fresh time, stretching max_depth and [vsa] max_age without end.
+    let l = Lineage::new();
+    let store = vsa_store(&l, "");
+    let policy = l.policy("[vsa]\naccept = true\n");
+    let out = l.verify_lineage(
+        &policy,
+        &store,
+        &[
+            "--emit-vsa",
+            l.p("laundered.vsa.sig").to_str().unwrap(),
+            "--vsa-key",
+            l.p("verifier").to_str().unwrap(),
+        ],
+    );
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("a verification summary is made only from a full walk"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!l.p("laundered.vsa.sig").exists());
+}
+
+#[test]
+fn a_refused_lineage_is_not_verified_in_the_json_either() {
+    // Found by the second attack review: "verified": true beside a refused lineage.
+    let l = Lineage::new();
+    let store = l.standard_store();
+    let policy = l.policy("[datasets]\ndeny = [\"name:scraped-*\"]\n");
+    let out = l.verify_lineage(&policy, &store, &["--json"]);
+    assert_exit(&out, 1);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["lineage"]["passed"], false, "{v:#}");
+    assert_eq!(v["verified"], false, "{v:#}");
+}
+
+#[test]
 fn a_vsa_too_old_or_from_the_future_is_not_accepted() {
     let l = Lineage::new();
     let store = vsa_store(&l, "max_age = \"1h\"\n");

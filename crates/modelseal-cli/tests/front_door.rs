@@ -323,3 +323,56 @@ fn a_one_file_directorys_signature_does_not_vouch_for_the_file_alone() {
         "the signature is for a single file, but directory was given",
     );
 }
+
+#[test]
+fn a_dataset_is_not_walked_as_a_model() {
+    // Found by the second attack review: `--kind dataset --lineage` walked the dataset
+    // as a model, under the [models] rules.
+    let t = Model::new();
+    let policy = policy(t.dir.path());
+    let store = t.p("store");
+    std::fs::create_dir(&store).unwrap();
+    let out = modelseal(&[
+        &"verify",
+        &t.m(),
+        &"--policy",
+        &policy,
+        &"--kind",
+        &"dataset",
+        &"--lineage",
+        &"--store",
+        &store,
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("--lineage walks a model's"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_ignore_path_given_as_a_path_names_the_entry_not_where_a_link_leads() {
+    // Found by the second attack review: `--ignore ./m/.cache`, with `.cache` replaced by
+    // a link to a new modeling_evil.py, ignored the evil file.
+    let t = Model::new();
+    std::fs::create_dir(t.m().join(".cache")).unwrap();
+    std::fs::write(t.m().join(".cache/x"), b"scratch").unwrap();
+    let sig = t.p("m.sig");
+    sign(&t.m(), &sig, "native", &["--ignore", ".cache"]);
+    std::fs::remove_dir_all(t.m().join(".cache")).unwrap();
+    std::fs::write(t.m().join("modeling_evil.py"), b"import os").unwrap();
+    std::os::unix::fs::symlink("modeling_evil.py", t.m().join(".cache")).unwrap();
+    let cwd_form = t.m().join(".cache");
+    let out = modelseal(&[
+        &"verify",
+        &t.m(),
+        &"--signature",
+        &sig,
+        &"--key",
+        &testkey("vector-ed25519.pem.pub"),
+        &"--ignore",
+        &cwd_form,
+    ]);
+    assert_refused(&out, "unsigned  modeling_evil.py");
+}

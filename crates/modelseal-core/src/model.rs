@@ -337,11 +337,7 @@ pub fn sign_model_oms(
 /// exist yet: its parent must).
 pub fn relative_inside(root: &Path, path: &Path) -> Option<crate::ManifestPath> {
     let root = std::fs::canonicalize(root).ok()?;
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let full = std::fs::canonicalize(parent).ok()?.join(path.file_name()?);
+    let full = walk::place(path)?;
     let inside = full.strip_prefix(&root).ok()?.to_str()?;
     crate::ManifestPath::parse(&inside.replace(std::path::MAIN_SEPARATOR, "/")).ok()
 }

@@ -192,7 +192,7 @@ pub fn lookup_files(
 /// Where a directory entry is: its directory canonicalised, joined with its own name
 /// unresolved. Two paths have the same place only if they name the same directory entry,
 /// so a link to a file never has the place of the file it leads to.
-fn place(path: &Path) -> Option<PathBuf> {
+pub fn place(path: &Path) -> Option<PathBuf> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -343,6 +343,14 @@ impl LineageReport {
         walk(&self.root)
     }
 
+    /// Whether any hop was accepted on a verification summary instead of being walked.
+    pub fn leans_on_summaries(&self) -> bool {
+        fn walk(hop: &Hop) -> bool {
+            hop.via_vsa || hop.inputs.iter().any(walk)
+        }
+        walk(&self.root)
+    }
+
     /// How many levels lie below the top model (0: no inputs).
     pub fn depth(&self) -> usize {
         fn walk(hop: &Hop) -> usize {

@@ -22,14 +22,18 @@ pub const DEPTH_ANNOTATION: &str = "modelseal.dev/lineageDepth";
 /// How far in the future a summary's `timeVerified` may be (clock skew between hosts).
 pub const CLOCK_SKEW: Duration = Duration::from_secs(300);
 
-/// Makes a VSA recording that `report` passed `policy` at `time_verified`.
+/// Makes a VSA recording that `report` passed `policy` at `time_verified`. Only a full
+/// walk gets one: a report in which any hop stood on a summary would record the depth it
+/// walked (not the depth the summary covered) and a fresh time for a lineage nobody
+/// walked again, so summaries made from summaries would stretch `max_depth` and
+/// `[vsa] max_age` without end.
 pub fn summary(
     report: &LineageReport,
     policy: &LineagePolicy,
     time_verified: SystemTime,
     resource_uri: String,
 ) -> Option<VerificationSummary> {
-    if !report.passed() {
+    if !report.passed() || report.leans_on_summaries() {
         return None;
     }
     let time_verified = OffsetDateTime::from(time_verified).format(&Rfc3339).ok()?;

@@ -13,6 +13,8 @@ use crate::OciError;
 
 /// ModelPack (CNCF model-spec v1): the annotation naming a layer's file.
 pub const MODELPACK_FILEPATH: &str = "org.cncf.model.filepath";
+/// The OCI title annotation, which artifact mounts (Podman, CRI-O) name a file by.
+pub const OCI_TITLE: &str = "org.opencontainers.image.title";
 
 /// Media type prefixes whose layers modelseal unpacks.
 const LAYER_FAMILIES: &[&str] = &[
@@ -73,6 +75,15 @@ pub fn layer_format(
                     "a raw layer without the {MODELPACK_FILEPATH} annotation"
                 ))
             })?;
+        // Artifact mounts name the file by its title: two names for one layer would let
+        // the runtime call other bytes `config.json` than modelseal signed as it.
+        if let Some(title) = annotations.and_then(|a| a.get(OCI_TITLE)) {
+            if title != path {
+                return Err(bad(format!(
+                    "a raw layer named {path:?} by {MODELPACK_FILEPATH} and {title:?} by {OCI_TITLE}; readers disagree on which is its name"
+                )));
+            }
+        }
         LayerFormat::Raw(parse_path(path).map_err(bad)?)
     } else {
         return Err(bad(format!(
@@ -115,6 +126,8 @@ pub struct Unpacker<'a> {
     out: Option<&'a Path>,
     limits: UnpackLimits,
     seen: HashSet<ManifestPath>,
+    /// Directory entries met so far: none may share a path with a file.
+    directories: HashSet<ManifestPath>,
     /// The files found so far.
     pub entries: Vec<ManifestEntry>,
     /// Bytes unpacked so far.
@@ -154,6 +167,7 @@ impl<'a> Unpacker<'a> {
             out,
             limits,
             seen: HashSet::new(),
+            directories: HashSet::new(),
             entries: Vec::new(),
             bytes: 0,
             path_bytes: 0,
@@ -184,7 +198,19 @@ impl<'a> Unpacker<'a> {
                 let path = path.clone();
                 self.file(layer, &path, compressed_size, data)
             }
-            LayerFormat::Tar => self.tar(layer, data, budget),
+            LayerFormat::Tar => {
+                // Docker and containers/storage pick the decompressor from the bytes,
+                // not the media type: a "plain" layer that is also a compressed stream
+                // unpacks to other files there.
+                let mut input = io::BufReader::new(&mut *data);
+                match compression_magic(&mut input) {
+                    Err(e) => Err(crate::from_io(e, &format!("layer {layer}"))),
+                    Ok(Some(kind)) => Err(bad(format!(
+                        "declared an uncompressed tar, but its bytes start as a {kind} stream, which runtimes that look at the bytes decompress"
+                    ))),
+                    Ok(None) => self.tar(layer, &mut input, budget),
+                }
+            }
             // One gzip member or zstd frame, and nothing after it: GNU tar, Go and
             // Python decompress every member or frame that follows, so bytes after the
             // first would be files the runtime unpacks and modelseal never saw.
@@ -237,6 +263,13 @@ impl<'a> Unpacker<'a> {
             let raw_path = String::from_utf8(entry.path_bytes().into_owned())
                 .map_err(|_| bad("an entry whose name is not UTF-8".into()))?;
             let kind = entry.header().entry_type();
+            check_header(entry.header(), kind, entry.size()).map_err(&bad)?;
+            if raw_path.ends_with('/') && !kind.is_dir() {
+                // Go, Python and containers/storage make such an entry a directory.
+                return Err(bad(format!(
+                    "{raw_path:?} is named as a directory but typed as a file; readers disagree on what it is"
+                )));
+            }
             let name = normalize(&raw_path);
             if name.is_empty() && kind.is_dir() {
                 continue; // the archive's root, `./`
@@ -249,7 +282,18 @@ impl<'a> Unpacker<'a> {
                 )));
             }
             match kind {
-                tar::EntryType::Directory => continue,
+                tar::EntryType::Directory => {
+                    // Layers apply in order at runtime: a directory where a file of
+                    // another layer is replaces it (and the reverse).
+                    if self.seen.contains(&path) {
+                        return Err(bad(format!(
+                            "{:?} is a directory here and a file elsewhere; applied in order, one replaces the other",
+                            path.as_str()
+                        )));
+                    }
+                    self.directories.insert(path);
+                    continue;
+                }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {}
                 tar::EntryType::Symlink | tar::EntryType::Link => {
                     let target = entry
@@ -302,6 +346,12 @@ impl<'a> Unpacker<'a> {
             layer: layer.to_owned(),
             problem,
         };
+        if self.directories.contains(path) {
+            return Err(bad(format!(
+                "{:?} is a file here and a directory elsewhere; applied in order, one replaces the other",
+                path.as_str()
+            )));
+        }
         if !self.seen.insert(path.clone()) {
             return Err(bad(format!(
                 "{:?} appears twice (in this or an earlier layer)",
@@ -368,6 +418,59 @@ impl<'a> Unpacker<'a> {
         });
         Ok(())
     }
+}
+
+/// The compression a stream's first bytes announce (gzip, zstd including its skippable
+/// frames, xz, bzip2), without consuming them.
+fn compression_magic(input: &mut impl io::BufRead) -> io::Result<Option<&'static str>> {
+    let head = input.fill_buf()?;
+    let starts = |magic: &[u8]| head.len() >= magic.len() && &head[..magic.len()] == magic;
+    Ok(if starts(&[0x1f, 0x8b]) {
+        Some("gzip")
+    } else if starts(&[0x28, 0xb5, 0x2f, 0xfd])
+        || (head.len() >= 4 && head[0] & 0xf0 == 0x50 && head[1..4] == [0x2a, 0x4d, 0x18])
+    {
+        Some("zstd")
+    } else if starts(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        Some("xz")
+    } else if starts(b"BZh") {
+        Some("bzip2")
+    } else {
+        None
+    })
+}
+
+/// Header fields readers interpret differently, refused: a size on a directory (the
+/// `tar` crate skips that many bytes, every other reader reads the next header there), a
+/// POSIX `ustar` magic with a version other than `00` (the `tar` crate then ignores the
+/// name prefix, Go and GNU tar apply it), a pre-POSIX header with bytes in the prefix
+/// area, and a STAR header (its shorter prefix is read differently).
+fn check_header(header: &tar::Header, kind: tar::EntryType, size: u64) -> Result<(), String> {
+    if kind.is_dir() && size != 0 {
+        return Err(format!(
+            "a directory entry with {size} bytes of data; readers disagree on where the next entry starts"
+        ));
+    }
+    let raw = header.as_bytes();
+    let magic = &raw[257..263];
+    let version = &raw[263..265];
+    let prefix = &raw[345..500];
+    if magic == b"ustar\0" && version != b"00" {
+        return Err(
+            "a ustar header whose version is not \"00\"; readers disagree on its name".into(),
+        );
+    }
+    if magic == b"ustar\0" && &raw[508..512] == b"tar\0" {
+        return Err("a STAR header; readers disagree on its name prefix".into());
+    }
+    let gnu = magic == b"ustar " && version == b" \0";
+    if magic != b"ustar\0" && !gnu && prefix.iter().any(|b| *b != 0) {
+        return Err(
+            "a pre-POSIX header with data in the name prefix area; readers disagree on its name"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// Refuses the rest of `input` unless it is empty: a second gzip member, a second zstd
@@ -682,6 +785,129 @@ mod tests {
         }
     }
 
+    /// A tar of one ustar header (then `edit` applied) with `data`, and a file after it.
+    fn tar_with_header(
+        name: &str,
+        kind: tar::EntryType,
+        data: &[u8],
+        edit: impl Fn(&mut [u8; 512]),
+    ) -> Vec<u8> {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_size(data.len() as u64);
+        header.set_path(name).unwrap();
+        let mut raw: [u8; 512] = *header.as_bytes();
+        edit(&mut raw);
+        let header = tar::Header::from_byte_slice(&raw);
+        let mut header = header.clone();
+        header.set_cksum();
+        let mut out = header.as_bytes().to_vec();
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+        out.extend(tar_of(&[("config.json", tar::EntryType::Regular, b"{}")]));
+        out
+    }
+
+    #[test]
+    fn headers_readers_read_differently_are_refused() {
+        // Found by the second attack review; each passed on main.
+        let hidden = tar_of(&[("modeling_evil.py", tar::EntryType::Regular, b"import os")]);
+        let hidden = &hidden[..1024];
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            // The `tar` crate skipped a directory's "data"; runtimes read a header there.
+            (
+                tar_with_header("d/", tar::EntryType::Directory, hidden, |_| {}),
+                "directory entry with 1024 bytes",
+            ),
+            // A file named like a directory: a directory to Go and Python.
+            (
+                tar_with_header("d/", tar::EntryType::Regular, hidden, |_| {}),
+                "named as a directory",
+            ),
+            // ustar with version "\0\0": the prefix is applied by everyone but the tar crate.
+            (
+                tar_with_header("config.json", tar::EntryType::Regular, b"x", |h| {
+                    h[263..265].copy_from_slice(b"\0\0");
+                    h[345..351].copy_from_slice(b"models");
+                }),
+                "version is not",
+            ),
+            // A STAR trailer.
+            (
+                tar_with_header("config.json", tar::EntryType::Regular, b"x", |h| {
+                    h[508..512].copy_from_slice(b"tar\0");
+                }),
+                "STAR header",
+            ),
+            // A pre-POSIX header with a prefix: Python applies it.
+            (
+                tar_with_header("config.json", tar::EntryType::Regular, b"x", |h| {
+                    h[257..265].fill(0);
+                    h[345..351].copy_from_slice(b"models");
+                }),
+                "pre-POSIX header",
+            ),
+        ];
+        for (layer, want) in cases {
+            let err = layer_of(&LayerFormat::Tar, &layer).unwrap_err();
+            assert!(err.to_string().contains(want), "{want}: {err}");
+        }
+        // A later layer's directory at a file's path (a runtime replaces the file).
+        let err = unpack(&[
+            tar_of(&[("m/gen.json", tar::EntryType::Regular, b"{}")]),
+            tar_of(&[("m/gen.json/", tar::EntryType::Directory, b"")]),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("a directory here and a file elsewhere"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_plain_layer_that_is_also_a_compressed_stream_is_refused() {
+        use flate2::write::GzEncoder;
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar_of(&[("evil.py", tar::EntryType::Regular, b"x")]))
+            .unwrap();
+        let gz = gz.finish().unwrap();
+        let zst = ruzstd::encoding::compress_to_vec(
+            &b"x"[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        for (bytes, kind) in [(gz, "gzip"), (zst, "zstd")] {
+            let err = layer_of(&LayerFormat::Tar, &bytes).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("start as a {kind} stream")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_raw_layer_whose_title_names_another_file_is_refused() {
+        let annotations: std::collections::HashMap<String, String> = [
+            (MODELPACK_FILEPATH.to_owned(), "config.json".to_owned()),
+            (OCI_TITLE.to_owned(), "notes/config.json".to_owned()),
+        ]
+        .into();
+        let err = layer_format(
+            "application/vnd.cncf.model.weight.v1.raw",
+            Some(&annotations),
+            "l",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("readers disagree"), "{err}");
+        let same: std::collections::HashMap<String, String> = [
+            (MODELPACK_FILEPATH.to_owned(), "config.json".to_owned()),
+            (OCI_TITLE.to_owned(), "config.json".to_owned()),
+        ]
+        .into();
+        assert!(layer_format("application/vnd.cncf.model.weight.v1.raw", Some(&same), "l").is_ok());
+    }
+
     #[test]
     fn a_gzip_bomb_ends_at_its_budget() {
         use flate2::write::GzEncoder;
@@ -741,8 +967,9 @@ mod tests {
         dir.set_cksum();
         let mut raw = dir.as_bytes().to_vec();
         raw.extend(std::iter::repeat_n(0u8, 2 << 20));
+        // A directory with data is refused at its header, before any of it is read.
         let err = unpack(&[raw]).unwrap_err();
-        assert!(err.to_string().contains("archive metadata"), "{err}");
+        assert!(err.to_string().contains("a directory entry with 2097152 bytes"), "{err}");
     }
 
     #[test]

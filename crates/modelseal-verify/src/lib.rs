@@ -181,8 +181,9 @@ pub struct VerifiedModel {
     pub files: usize,
     /// Bytes signed, when the manifest records sizes.
     pub bytes: Option<u64>,
-    /// The OCI manifest the signature names and whose layers were checked, for a model
-    /// verified in a registry: a second digest the model is known by.
+    /// The OCI manifest the signature names (checked against the registry's for a model
+    /// verified there; as signed for a directory pulled from one): a second digest the
+    /// model is known by.
     pub oci_manifest: Option<ArtifactDigest>,
 }
 
@@ -266,6 +267,8 @@ pub fn verify_model(
         },
         files: signed.manifest.entries().len(),
         bytes: Some(signed.manifest.total_bytes()),
-        oci_manifest: None,
+        // A directory pulled from a registry keeps the manifest its signer named, so
+        // rules by that digest still apply to it.
+        oci_manifest: signed.oci_manifest,
     })
 }

@@ -133,6 +133,11 @@ pub fn emit_vsa(
     signer: &crate::cli::SignerArgs,
     out_path: &Path,
 ) -> Result<()> {
+    if report.leans_on_summaries() {
+        bail!(
+            "a verification summary is made only from a full walk; this one accepted a hop on another summary (check again under a policy without [vsa] accept)"
+        );
+    }
     let signer = crate::signing::StatementSigner::from_args(signer)?;
     let name = verified.name.clone().unwrap_or_else(|| "model".into());
     let summary = summary(report, policy, std::time::SystemTime::now(), name.clone())

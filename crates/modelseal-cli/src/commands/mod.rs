@@ -76,7 +76,10 @@ fn resolve_ignore(model: &Path, arg: &Path) -> Result<ManifestPath> {
     if !exists_in_model && arg.symlink_metadata().is_ok() {
         let root = std::fs::canonicalize(model)
             .with_context(|| format!("cannot read model {}", model.display()))?;
-        let target = std::fs::canonicalize(arg)?;
+        // The entry itself, its name not resolved: a link planted in the model at the
+        // name given is ignored as that link, never as whatever it leads to.
+        let target = modelseal_core::walk::place(arg)
+            .with_context(|| format!("--ignore {} cannot be resolved", arg.display()))?;
         let Ok(inside) = target.strip_prefix(&root) else {
             bail!(
                 "--ignore {} lies outside the model {}",

@@ -12,6 +12,11 @@ use crate::progress::Bar;
 pub fn run(args: &VerifyArgs) -> Result<Outcome> {
     // clap drops `--lineage`'s need for `--policy` when `--key` (which conflicts with
     // `--policy`) is given: a lineage check must never be skipped silently.
+    if args.lineage && matches!(args.kind, crate::cli::Kind::Dataset) {
+        anyhow::bail!(
+            "--lineage walks a model's training lineage; verify a dataset with --kind dataset alone, or its lineage as an input of the model trained on it"
+        );
+    }
     if args.lineage && args.policy.is_none() {
         anyhow::bail!(
             "--lineage needs --policy: the lineage rules and every role's signers come from the policy, not from --key"
@@ -107,7 +112,8 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             verified.root.hex.clone().into(),
         );
         out_json(&json!({
-            "verified": true,
+            // A refused lineage is a refused model, in the JSON as in the exit code.
+            "verified": lineage.as_ref().is_none_or(|r| r.passed()),
             "format": format,
             "model": args.model.display().to_string(),
             "signature": signature,
