@@ -969,7 +969,11 @@ mod tests {
         raw.extend(std::iter::repeat_n(0u8, 2 << 20));
         // A directory with data is refused at its header, before any of it is read.
         let err = unpack(&[raw]).unwrap_err();
-        assert!(err.to_string().contains("a directory entry with 2097152 bytes"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("a directory entry with 2097152 bytes"),
+            "{err}"
+        );
     }
 
     #[test]
