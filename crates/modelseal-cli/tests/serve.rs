@@ -408,10 +408,39 @@ async fn readiness_follows_the_store_the_policy_and_the_certificate() {
         body["checks"]["policy"]
             .as_str()
             .unwrap()
-            .contains("previous policy is in force"),
+            .contains("nothing is admitted until it loads"),
         "{body}"
     );
     std::fs::write(server.path("policy.toml"), policy).unwrap();
+    settle().await;
+    assert_eq!(ready().await.0, 200);
+    let admitted = server.validate(&http, "before-revocation").await;
+    assert_eq!(admitted["response"]["allowed"], true, "{admitted}");
+
+    // A key revoked by deleting its file (the policy text unchanged): the reload fails,
+    // and the old key admits nothing more, cached or not (found by the attack review:
+    // the previous policy stayed in force for direct callers).
+    std::fs::rename(
+        server.path("publisher.key.pub"),
+        server.path("publisher.key.pub.revoked"),
+    )
+    .unwrap();
+    settle().await;
+    assert_eq!(ready().await.0, 503);
+    let refused = server.validate(&http, "after-revocation").await;
+    assert_eq!(refused["response"]["allowed"], false, "{refused}");
+    assert!(
+        refused["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be reloaded"),
+        "{refused}"
+    );
+    std::fs::rename(
+        server.path("publisher.key.pub.revoked"),
+        server.path("publisher.key.pub"),
+    )
+    .unwrap();
     settle().await;
     assert_eq!(ready().await.0, 200);
 

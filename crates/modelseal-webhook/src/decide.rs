@@ -80,6 +80,10 @@ pub struct Decider {
     // Positive decisions for OCI manifests, apart from those for digests: a manifest
     // digest is never a model's identity (its 32 bytes could be anything's).
     oci_cache: Option<quick_cache::sync::Cache<(modelseal_oci::OciDigest, Arc<str>), Instant>>,
+    /// Why the policy could not be reloaded, while it cannot: every decision is then a
+    /// refusal. Keeping the old policy would keep a revoked key (its file deleted, the
+    /// policy unchanged) admitting models for whoever calls the server directly.
+    suspended: RwLock<Option<String>>,
 }
 
 impl Decider {
@@ -97,6 +101,7 @@ impl Decider {
             oci_tags: crate::config::OciTags::Refuse,
             oci_cache: (capacity > 0 && !ttl.is_zero())
                 .then(|| quick_cache::sync::Cache::new(capacity)),
+            suspended: RwLock::new(None),
         }
     }
 
@@ -155,6 +160,9 @@ impl Decider {
         stop: Stop,
         want_report: bool,
     ) -> Decision {
+        if let Some(refusal) = self.suspension() {
+            return refusal;
+        }
         let shown = crate::admission::shorten(text, 160);
         let refuse = |message: String| Decision {
             allowed: false,
@@ -263,6 +271,29 @@ impl Decider {
     /// Replaces the trust; requests in flight finish with the old one.
     pub fn replace_trust(&self, trust: Trust) {
         *self.trust.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(trust);
+        *self.suspended.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Refuses every decision, saying `why`, until [`Self::replace_trust`] puts a policy
+    /// in force again (a reload that failed).
+    pub fn suspend(&self, why: String) {
+        *self.suspended.write().unwrap_or_else(|p| p.into_inner()) = Some(why);
+    }
+
+    /// The refusal every request gets while the policy cannot be loaded.
+    fn suspension(&self) -> Option<Decision> {
+        let why = self
+            .suspended
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        Some(Decision {
+            allowed: false,
+            message: format!("refused: {why}"),
+            report: serde_json::Value::Null,
+            cached: false,
+            timed_out: false,
+        })
     }
 
     /// Entries in the cache now.
@@ -287,6 +318,9 @@ impl Decider {
     /// The cached positive decision for `digest` under the trust in force, if any. Cheap
     /// and non-blocking: called on the async threads.
     pub fn cached(&self, digest: &ArtifactDigest) -> Option<Decision> {
+        if let Some(refusal) = self.suspension() {
+            return Some(refusal);
+        }
         let cache = self.cache.as_ref()?;
         let key = (*digest, Arc::clone(&self.trust().version));
         let at = cache.get(&key)?;
@@ -332,6 +366,9 @@ impl Decider {
         stop: Stop,
         want_report: bool,
     ) -> (Decision, bool) {
+        if let Some(refusal) = self.suspension() {
+            return (refusal, true);
+        }
         let trust = self.trust();
         let report = verify_digest_until(digest, &trust.policy, &trust.store, stop);
         // Files a healthy store also holds (bundles by other keys, summaries too old to

@@ -217,7 +217,10 @@ fn watch(app: &App, stop: &AtomicBool) {
                 }
                 Err(e) => {
                     let e = modelseal_verify::error_chain(&e);
-                    let reported = format!("reload failed, the previous policy is in force: {e}");
+                    let reported = format!(
+                        "the policy could not be reloaded, so nothing is admitted until it loads: {e}"
+                    );
+                    app.decider.suspend(reported.clone());
                     // Logged once per distinct error and tried again every interval: the
                     // file that fixes it may be one that only the failed policy names.
                     if checks.policy.as_ref().err() != Some(&reported) {
