@@ -126,16 +126,11 @@ pub fn state_model(
         .name
         .clone()
         .unwrap_or_else(|| walk::model_name(root));
-    let scope = if std::fs::metadata(root).is_ok_and(|m| m.is_file()) {
-        Scope::File
-    } else {
-        Scope::Directory
-    };
     let predicate = ManifestPredicate {
         kind: options.kind,
         ignore_paths: options.walk.ignore.clone(),
         allow_symlinks: options.walk.symlinks == SymlinkPolicy::FollowInside,
-        scope: Some(scope),
+        scope: Some(Scope::of(root)),
         files: manifest.entries().to_vec(),
     };
     let digest = manifest.root();

@@ -75,6 +75,17 @@ pub enum Scope {
     File,
 }
 
+impl Scope {
+    /// What the model path `root` is: a single file, else a directory.
+    pub fn of(root: &std::path::Path) -> Self {
+        if std::fs::metadata(root).is_ok_and(|m| m.is_file()) {
+            Self::File
+        } else {
+            Self::Directory
+        }
+    }
+}
+
 /// The predicate of [`MANIFEST_PREDICATE_TYPE`]. Unknown fields are refused: a later
 /// version of this predicate gets a new type URI.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

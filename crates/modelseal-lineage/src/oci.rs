@@ -95,12 +95,13 @@ pub fn model_of_manifest(
     let mut refused = Vec::new();
     let mut roots: Vec<Blake3Digest> = Vec::new();
     for stored in &lookup.bundles {
-        let checked =
-            verify_envelope(&stored.bundle, &trust).and_then(|verified| signed_manifest(&verified));
+        let checked = verify_envelope(&stored.bundle, &trust)
+            .and_then(|verified| signed_manifest(&verified))
+            .and_then(|signed| {
+                modelseal_verify::check_kind(Some(ArtifactKind::Model), signed.predicate.kind)
+                    .map(|()| signed)
+            });
         match checked {
-            Ok(signed) if signed.predicate.kind != ArtifactKind::Model => {
-                refused.push(format!("{}: a dataset's signature", stored.sha256));
-            }
             Ok(signed) if signed.oci_manifest == Some(digest) => {
                 if !roots.contains(&signed.root) {
                     roots.push(signed.root);

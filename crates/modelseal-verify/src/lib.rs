@@ -98,9 +98,10 @@ impl Default for VerifyOptions {
     }
 }
 
-/// With `options.kind`, refuses a signed predicate of another kind.
-pub(crate) fn check_kind(signed: ArtifactKind, options: &VerifyOptions) -> Result<(), VerifyError> {
-    match options.kind {
+/// Refuses a signed predicate of another kind than `expected` (nothing when `None`):
+/// every path that takes a native signature as a model's asks this.
+pub fn check_kind(expected: Option<ArtifactKind>, signed: ArtifactKind) -> Result<(), VerifyError> {
+    match expected {
         Some(expected) if expected != signed => Err(VerifyError::WrongKind { expected, signed }),
         _ => Ok(()),
     }
@@ -109,12 +110,7 @@ pub(crate) fn check_kind(signed: ArtifactKind, options: &VerifyOptions) -> Resul
 /// Refuses a native signature whose recorded scope (directory or single file) is not
 /// what `root` is. Signatures without one (made before it was recorded) pass.
 pub(crate) fn check_scope(signed: &SignedManifest, root: &Path) -> Result<(), VerifyError> {
-    use modelseal_core::statement::Scope;
-    let found = if std::fs::metadata(root).is_ok_and(|m| m.is_file()) {
-        Scope::File
-    } else {
-        Scope::Directory
-    };
+    let found = modelseal_core::statement::Scope::of(root);
     match signed.predicate.scope {
         Some(scope) if scope != found => Err(VerifyError::WrongScope {
             signed: scope,
@@ -126,7 +122,7 @@ pub(crate) fn check_scope(signed: &SignedManifest, root: &Path) -> Result<(), Ve
 
 /// For OMS signatures: model signatures by definition.
 pub(crate) fn check_oms_kind(options: &VerifyOptions) -> Result<(), VerifyError> {
-    check_kind(ArtifactKind::Model, options)
+    check_kind(options.kind, ArtifactKind::Model)
 }
 
 /// With `options.expected`, the gate's subject checks on a verified statement.
@@ -248,7 +244,7 @@ pub fn verify_model(
         });
     }
     let signed = signed_manifest(&verified)?;
-    check_kind(signed.predicate.kind, options)?;
+    check_kind(options.kind, signed.predicate.kind)?;
     check_scope(&signed, root)?;
     check_files(
         root,

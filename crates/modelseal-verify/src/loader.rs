@@ -160,7 +160,7 @@ impl ModelReader {
             return open_oms(root, verified, options);
         }
         let signed = signed_manifest(&verified)?;
-        crate::check_kind(signed.predicate.kind, options)?;
+        crate::check_kind(options.kind, signed.predicate.kind)?;
         crate::check_scope(&signed, root)?;
         let mut walk = options.walk.clone();
         walk.ignore
@@ -304,19 +304,14 @@ impl ModelReader {
     ///
     /// On a refusal `buf` is zeroed: no byte that failed its check stays with the caller.
     pub fn read_into(&self, path: &str, start: u64, buf: &mut [u8]) -> Result<(), ReadError> {
-        let result = self.read_into_unchecked_on_error(path, start, buf);
+        let result = self.read_verified(path, start, buf);
         if result.is_err() {
             buf.fill(0);
         }
         result
     }
 
-    fn read_into_unchecked_on_error(
-        &self,
-        path: &str,
-        start: u64,
-        buf: &mut [u8],
-    ) -> Result<(), ReadError> {
+    fn read_verified(&self, path: &str, start: u64, buf: &mut [u8]) -> Result<(), ReadError> {
         let file = self.file(path)?;
         let range = start..start.saturating_add(buf.len() as u64);
         if range.end > file.size || start.checked_add(buf.len() as u64).is_none() {
@@ -1175,7 +1170,7 @@ pub fn verify_bytes(
         });
     }
     let signed = signed_manifest(&verified)?;
-    crate::check_kind(signed.predicate.kind, options)?;
+    crate::check_kind(options.kind, signed.predicate.kind)?;
     let entry = match (path, signed.manifest.entries()) {
         (None, [only]) => only,
         (Some(want), _) => signed

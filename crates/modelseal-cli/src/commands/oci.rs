@@ -178,12 +178,10 @@ fn signed_for(
         let checked = bundle.and_then(|bundle| {
             let verified = verify_envelope(&bundle, policy)?;
             let signed = signed_manifest(&verified)?;
-            if signed.predicate.kind != modelseal_core::ArtifactKind::Model {
-                return Err(VerifyError::WrongKind {
-                    expected: modelseal_core::ArtifactKind::Model,
-                    signed: signed.predicate.kind,
-                });
-            }
+            modelseal_verify::check_kind(
+                Some(modelseal_core::ArtifactKind::Model),
+                signed.predicate.kind,
+            )?;
             // The files alone are not enough: the signer must have named this manifest
             // (its config, media types and annotations), not just files like its files.
             if signed.oci_manifest
