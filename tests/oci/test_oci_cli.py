@@ -380,3 +380,39 @@ def test_a_registry_serving_other_bytes_than_their_digests_is_refused(reg, model
         assert not dest.exists() and not (tmp_path / "pulled.sig").exists()
     finally:
         liar.close()
+
+
+def test_a_manifest_whose_keys_go_reads_differently_is_refused(reg, tmp_path):
+    """serde reads keys exactly; Go's encoding/json (skopeo, containerd, CRI-O) matches
+    fields ignoring case and lets the last key win. A manifest with both "layers" and
+    "Layers" is one model to serde and another to the runtime."""
+    art = r.build_modelpack(write_small_model(tmp_path / "amb"), media="tar")
+    evil = r.tar_one("evil.py", b"import os; os.system('id')\n")
+    evil_desc = art.add_blob(evil, r.modelpack_media_type("code", "tar"))
+    for digest, data in art.blobs.items():
+        reg.put_blob("amb/m", data, digest)
+    manifest = dict(art.manifest)
+    manifest["Layers"] = [*art.layers, evil_desc]
+    digest = reg.put_manifest("amb/m", "v1", r.canonical_json(manifest), manifest["mediaType"])
+
+    # The oracle: skopeo (Go) copies the layers it reads, and the planted one is among them.
+    out = tmp_path / "skopeo"
+    r.run(["skopeo", "--policy", r.ContainerTools(tmp_path / "tools").policy, "copy", "--quiet",
+           "--src-cert-dir", reg.cert_dir, "--src-authfile", reg.auth_file,
+           f"docker://{reg.ref('amb/m', digest)}", f"dir:{out}"], timeout=60)
+    assert (out / evil_desc["digest"].split(":", 1)[1]).read_bytes() == evil
+
+    out = ms("sign", oci(reg, "amb/m", "v1"), "--key", KEY, *ca(reg), "-q")
+    assert out.returncode == 2, out.stderr
+    assert "ambiguous" in out.stderr and '"Layers"' in out.stderr, out.stderr
+
+    # The same with a descriptor's field in another case, and a key given twice.
+    text = r.canonical_json(art.manifest).decode()
+    first = art.layers[0]["digest"]
+    for i, (variant, want) in enumerate([
+        (text.replace(f'"digest":"{first}"', f'"digest":"{first}","Digest":"{evil_desc["digest"]}"', 1), '"Digest"'),
+        (text.replace('"layers":[', '"layers":[],"layers":[', 1), "appears twice"),
+    ]):
+        reg.put_manifest("amb/m", f"v{i + 2}", variant.encode(), manifest["mediaType"])
+        out = ms("verify", oci(reg, "amb/m", f"v{i + 2}"), "--key", PUB, *ca(reg), "-q")
+        assert out.returncode != 0 and want in out.stderr, out.stderr

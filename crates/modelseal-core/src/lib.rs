@@ -33,6 +33,7 @@ mod digest;
 pub mod dsse;
 pub mod fsio;
 pub mod hash;
+pub mod json;
 pub mod keys;
 pub mod manifest;
 pub mod merkle;

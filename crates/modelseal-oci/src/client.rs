@@ -13,6 +13,7 @@ use reqwest::header::{self, HeaderValue};
 use crate::OciError;
 use crate::auth::{Challenge, Credential, find_credential, parse_challenge};
 use crate::reference::{OciDigest, Reference};
+use modelseal_core::json::KeyRule;
 
 /// Media types modelseal asks a registry for when it resolves a reference.
 pub const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+json, \
@@ -57,6 +58,31 @@ impl Default for RegistryOptions {
 type TokenScope = (String, String, bool);
 /// Most scopes a client keeps tokens for.
 const MAX_TOKENS: usize = 64;
+
+/// Every field name the OCI image and distribution specs (and Docker's schema 2) give a
+/// manifest, index or descriptor: a key equal to one of these only under case folding is
+/// read by Go as that field and ignored by serde.
+const OCI_FIELD_NAMES: &[&str] = &[
+    "schemaVersion",
+    "mediaType",
+    "artifactType",
+    "config",
+    "layers",
+    "manifests",
+    "subject",
+    "annotations",
+    "digest",
+    "size",
+    "urls",
+    "data",
+    "platform",
+    "architecture",
+    "os",
+    "os.version",
+    "os.features",
+    "variant",
+    "features",
+];
 /// Longest bearer token accepted (registries issue JWTs of a few KiB).
 const MAX_TOKEN_BYTES: usize = 16 << 10;
 
@@ -136,7 +162,8 @@ impl Registry {
 
     /// Fetches the manifest `reference` names (by digest if it has one, else by tag),
     /// bounded, and checks it against the reference's digest when there is one. A tag is
-    /// resolved here, once: the digest returned is of the bytes returned.
+    /// resolved here, once: the digest returned is of the bytes returned. A manifest whose
+    /// keys Go's reader (the runtimes') would read differently from serde is refused.
     pub fn manifest(&self, reference: &Reference) -> Result<FetchedManifest, OciError> {
         let url = format!(
             "{}/manifests/{}",
@@ -179,6 +206,16 @@ impl Registry {
                 });
             }
         }
+        modelseal_core::json::check_keys(
+            &bytes,
+            KeyRule::GoFolding {
+                known: OCI_FIELD_NAMES,
+            },
+        )
+        .map_err(|problem| OciError::Ambiguous {
+            what: format!("manifest {reference}"),
+            problem,
+        })?;
         let media_type = serde_json::from_slice::<MediaTypeOnly>(&bytes)
             .ok()
             .and_then(|m| m.media_type)

@@ -470,6 +470,25 @@ fn check_header(header: &tar::Header, kind: tar::EntryType, size: u64) -> Result
                 .into(),
         );
     }
+    // GNU headers keep atime and ctime where ustar keeps the prefix. Python's tarfile
+    // reads those bytes as a prefix whatever the magic, and Go does when they are not
+    // octal; the `tar` crate never does. GNU tar writes them only for incremental dumps.
+    if gnu && raw[345] != 0 {
+        return Err(
+            "a GNU header with access or change times; readers disagree on whether they are a name prefix"
+                .into(),
+        );
+    }
+    // Python makes an old-style regular entry whose own header name ends in "/" a
+    // directory even when a PAX or GNU long name then renames it.
+    let own_name = &raw[..100];
+    let own_name = &own_name[..own_name.iter().position(|b| *b == 0).unwrap_or(100)];
+    if !kind.is_dir() && own_name.ends_with(b"/") {
+        return Err(format!(
+            "{:?} in the header is named as a directory but typed as a file; readers disagree on what it is",
+            String::from_utf8_lossy(own_name)
+        ));
+    }
     Ok(())
 }
 
@@ -506,6 +525,7 @@ fn check_pax<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<(), String> {
         return Ok(());
     };
     let mut seen = HashSet::new();
+    let mut pax_path = None;
     for record in records {
         let record = record.map_err(|e| format!("malformed PAX record: {e}"))?;
         let key = record
@@ -519,6 +539,21 @@ fn check_pax<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<(), String> {
         if !seen.insert(key.to_owned()) {
             return Err(format!(
                 "a PAX {key:?} record given twice (readers disagree on which one counts)"
+            ));
+        }
+        if key == "path" {
+            pax_path = Some(record.value_bytes().to_vec());
+        }
+    }
+    // The `tar` crate lets a GNU long name win over a PAX path, Go and Python the
+    // reverse: both on one entry must name the same file.
+    if let Some(pax_path) = pax_path {
+        let used = entry.path_bytes();
+        if *used != *pax_path {
+            return Err(format!(
+                "a PAX path {:?} and a GNU long name {:?} on one entry; readers disagree on which counts",
+                String::from_utf8_lossy(&pax_path),
+                String::from_utf8_lossy(&used)
             ));
         }
     }
@@ -783,6 +818,66 @@ mod tests {
             let err = layer_of(&LayerFormat::Tar, &pax_tar(records, "x", b"w")).unwrap_err();
             assert!(err.to_string().contains(want), "{records:?}: {err}");
         }
+    }
+
+    #[test]
+    fn names_readers_build_differently_are_refused() {
+        // Found by the third attack review; each passed on main.
+        // A GNU header with text where ustar keeps the prefix: Go (the times do not parse
+        // as octal) and Python read "models/config.json", the tar crate "config.json".
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(1);
+        header.set_path("config.json").unwrap();
+        let mut raw: [u8; 512] = *header.as_bytes();
+        raw[345..351].copy_from_slice(b"models");
+        let mut header = tar::Header::from_byte_slice(&raw).clone();
+        header.set_cksum();
+        let mut gnu = header.as_bytes().to_vec();
+        gnu.extend_from_slice(b"x");
+        gnu.resize(512 * 4, 0);
+        let err = layer_of(&LayerFormat::Tar, &gnu).unwrap_err();
+        assert!(err.to_string().contains("access or change times"), "{err}");
+
+        // An old-style regular entry named "d/" and renamed by a PAX path: Python keeps
+        // the directory type its own header name gave it.
+        let renamed = pax_tar(&[("path", "weights.bin")], "d/", b"w");
+        let err = layer_of(&LayerFormat::Tar, &renamed).unwrap_err();
+        assert!(err.to_string().contains("named as a directory"), "{err}");
+
+        // A PAX path and a GNU long name on one entry: the tar crate takes the long name,
+        // Go and Python the PAX path.
+        let long = "a".repeat(120) + ".json";
+        let mut both = pax_tar(&[("path", "evil.py")], "x", b"w");
+        let file_at = 1024; // after the PAX header and its one block of records
+        let mut long_header = tar::Header::new_gnu();
+        long_header.set_entry_type(tar::EntryType::GNULongName);
+        long_header.set_size(long.len() as u64 + 1);
+        long_header.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+        long_header.set_cksum();
+        let mut inserted = long_header.as_bytes().to_vec();
+        inserted.extend_from_slice(long.as_bytes());
+        inserted.push(0);
+        inserted.resize(inserted.len().div_ceil(512) * 512, 0);
+        both.splice(file_at..file_at, inserted);
+        let err = layer_of(&LayerFormat::Tar, &both).unwrap_err();
+        assert!(err.to_string().contains("GNU long name"), "{err}");
+        // The same long name with no PAX path is read.
+        let mut only_long = Vec::new();
+        let plain = pax_tar(&[("mtime", "1")], "x", b"w");
+        only_long.extend_from_slice(&plain[..file_at]);
+        let mut long_header = tar::Header::new_gnu();
+        long_header.set_entry_type(tar::EntryType::GNULongName);
+        long_header.set_size(long.len() as u64 + 1);
+        long_header.set_cksum();
+        only_long.extend_from_slice(long_header.as_bytes());
+        let mut name = long.as_bytes().to_vec();
+        name.push(0);
+        name.resize(512, 0);
+        only_long.extend(name);
+        only_long.extend_from_slice(&plain[file_at..]);
+        let entries = layer_of(&LayerFormat::Tar, &only_long).unwrap();
+        assert_eq!(entries[0].path.as_str(), long);
     }
 
     /// A tar of one ustar header (then `edit` applied) with `data`, and a file after it.

@@ -83,6 +83,15 @@ pub enum OciError {
     /// A manifest that is not a model modelseal can read.
     #[error("{0}")]
     Unsupported(String),
+    /// A document that other readers would read differently (keys equal under Go's case
+    /// folding, a key twice).
+    #[error("{what} is ambiguous: {problem}")]
+    Ambiguous {
+        /// The document.
+        what: String,
+        /// The key at fault.
+        problem: modelseal_core::json::AmbiguousJson,
+    },
     /// A layer holds something a model may not (a link, a device, an escaping path…).
     #[error("layer {layer}: {problem}")]
     Layer {
@@ -118,6 +127,7 @@ impl OciError {
             Self::TooLarge { .. } => "too-large",
             Self::DigestMismatch { .. } => "digest-mismatch",
             Self::Unsupported(_) => "unsupported-artifact",
+            Self::Ambiguous { .. } => "ambiguous-document",
             Self::Layer { .. } => "bad-layer",
             Self::Write { .. } => "write-failed",
         }
@@ -130,6 +140,7 @@ impl OciError {
             self,
             Self::DigestMismatch { .. }
                 | Self::Unsupported(_)
+                | Self::Ambiguous { .. }
                 | Self::Layer { .. }
                 | Self::TooLarge { .. }
         )
