@@ -192,6 +192,11 @@ impl<'a> Walk<'a> {
         };
         if require_manifest {
             self.check_manifest(hop, &lookup, &digest)?;
+        } else {
+            // Name rules meet every name a trusted signer gave the artifact, whether or
+            // not its signature had to be in the store (the top model's was checked by
+            // the caller): admission, which reads them all, must not differ.
+            self.add_signed_names(hop, &lookup, &digest);
         }
         let names: Vec<&str> = hop
             .name
@@ -374,6 +379,30 @@ impl<'a> Walk<'a> {
         hop.name = names.next();
         hop.aliases = names.collect();
         mismatch.map_or(Ok(()), Err)
+    }
+
+    /// Adds to `hop.aliases` the names that trusted signatures of the hop's own kind in
+    /// the store give it; none need be there.
+    fn add_signed_names(&mut self, hop: &mut Hop, lookup: &Lookup, digest: &ArtifactDigest) {
+        let (role, expected) = match hop.kind {
+            HopKind::Model => (Role::ModelPublisher, ArtifactKind::Model),
+            HopKind::Dataset => (Role::DatasetCurator, ArtifactKind::Dataset),
+        };
+        let Ok(signed) = self.trusted(hop, lookup, digest, MANIFEST_PREDICATE_TYPE, role, false)
+        else {
+            return;
+        };
+        for (attestation, ..) in signed {
+            let kind = attestation.predicate::<ManifestPredicate>().map(|p| p.kind);
+            if kind.ok() != Some(expected) {
+                continue;
+            }
+            if let Some(name) = attestation.subject_name {
+                if hop.name.as_ref() != Some(&name) && !hop.aliases.contains(&name) {
+                    hop.aliases.push(name);
+                }
+            }
+        }
     }
 
     fn provenances(

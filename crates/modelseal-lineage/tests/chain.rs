@@ -255,9 +255,10 @@ fn the_whole_chain_passes_and_names_every_hop() {
     assert_eq!(names, ["corpus-a", "corpus-b"]);
     assert_eq!(base.inputs[0].signers, ["data-team"]);
     assert!(root.materials[0].contains("git+https://example.com/train.git"));
-    // Every attestation relied on is recorded: the signatures of the 2 models below the
-    // top and of the 2 datasets, and 3 provenances.
-    assert_eq!(report.attestations.len(), 7);
+    // Every attestation relied on is recorded: the signatures of the 3 models (the top's
+    // stored copy gives the names its rules meet) and of the 2 datasets, and 3
+    // provenances.
+    assert_eq!(report.attestations.len(), 8);
 }
 
 #[test]
@@ -600,4 +601,51 @@ fn find<'a>(hop: &'a modelseal_lineage::Hop, name: &str) -> Option<&'a modelseal
         return Some(hop);
     }
     hop.inputs.iter().find_map(|h| find(h, name))
+}
+
+#[test]
+fn a_name_rule_meets_every_name_a_trusted_signer_gave_the_top_model() {
+    // Failed on main: `verify --lineage` judged name rules against the one signature the
+    // caller gave, while admission (by digest, from the store) saw every signed name: a
+    // model filed under a denied name passed the CLI and was denied by the webhook.
+    let mut chain = build();
+    let options = SignOptions {
+        name: Some("vendor/recalled".into()),
+        ..SignOptions::default()
+    };
+    let dir = chain.path("quantized");
+    let signed = sign_model(&dir, &options, &chain.keys.publisher, &NoProgress).unwrap();
+    chain.save("quantized", "recalled-sig", &signed.bundle);
+    // The same name signed by a key the policy does not trust is no name of the model.
+    let rogue = sign_model(
+        &dir,
+        &SignOptions {
+            name: Some("vendor/rogue".into()),
+            ..SignOptions::default()
+        },
+        &chain.keys.rogue,
+        &NoProgress,
+    )
+    .unwrap();
+    chain.save("quantized", "rogue-sig", &rogue.bundle);
+    let store = chain.store(&[]);
+    let policy = chain.policy("[models]\ndeny = [\"name:vendor/recalled\"]\n");
+    let (name, failure) = failure_of(&chain.check(&store, &policy));
+    assert!(matches!(failure, HopFailure::Denied(_)), "{failure}");
+    assert_eq!(name, "quantized");
+    let by_digest = modelseal_lineage::verify_digest(
+        &chain.digest("quantized").parse().unwrap(),
+        &policy,
+        &store,
+    );
+    assert!(matches!(
+        by_digest.first_failure(),
+        Some((_, HopFailure::Denied(_)))
+    ));
+    let report = chain.check(
+        &store,
+        &chain.policy("[models]\ndeny = [\"name:vendor/rogue\"]\n"),
+    );
+    assert!(report.passed(), "{:?}", report.first_failure());
+    assert_eq!(report.root.aliases, ["vendor/recalled"]);
 }
