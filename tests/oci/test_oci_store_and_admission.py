@@ -320,12 +320,44 @@ def test_a_policy_denying_the_manifest_digest_applies_everywhere(world, tmp_path
     assert ms("pull", ref, pulled, "--policy", d / "policy.toml", *ca, "-q").returncode == 0
     out = ms("verify", pulled, "--policy", d / "manifest-denied.toml", "-q")
     assert out.returncode == 1 and f"denied by policy rule {digest}" in out.stderr, out.stderr
+    # Found by the third attack review (each said yes on main): the rule held for `verify`
+    # of that directory only, not for the other doors that see it by its BLAKE3 root.
+    out = ms("bom", pulled, "--policy", d / "manifest-denied.toml", "--store", world["store"],
+             "--format", "cyclonedx", *ca, "-q")
+    assert out.returncode == 1 and f"denied by policy rule {digest}" in out.stderr, out.stderr
+    out = ms("verify", pulled, "--policy", d / "manifest-denied.toml", "--lineage",
+             "--store", world["store"], *ca, "-q")
+    assert out.returncode == 1 and f"denied by policy rule {digest}" in out.stderr, out.stderr
+    port = r.free_port()
+    watch = subprocess.Popen([BIN, "watch", pulled, "--policy", d / "manifest-denied.toml",
+                              "--listen", f"127.0.0.1:{port}"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        seen = None
+        for _ in range(100):
+            try:
+                seen = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                if "refused by policy" in seen.text:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        assert seen is not None and seen.status_code == 503, seen and seen.text
+        assert "refused by policy" in seen.text and digest in seen.text, seen.text
+    finally:
+        watch.terminate()
+        watch.wait(timeout=30)
+    root = "blake3:" + json.loads(ms("hash", pulled, "--json", "-q").stdout)["root"]["blake3"]
     proc, ask = start_server(world, "server-manifest-denied", f'oci_registries = ["{reg.host}"]',
                              policy="manifest-denied.toml")
     try:
         denied = ask(pod(volume_ref=f"{reg.host}/models/good@{digest}"))
         assert denied["allowed"] is False, denied
         assert "refused by policy" in denied["status"]["message"], denied
+        by_root = {"metadata": {"name": "p", "annotations": {"modelseal.dev/model": root}},
+                   "spec": {"containers": [{"name": "s", "image": "registry.example.com/i:1"}]}}
+        denied = ask(by_root)
+        assert denied["allowed"] is False and digest in denied["status"]["message"], denied
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -25,16 +25,19 @@ use crate::store::{AttestationStore, Lookup, Skipped};
 use crate::vsa;
 
 /// Walks the lineage of the model whose signature the caller has verified: `name` is
-/// the subject name in that signature, `digest` its root, `top_signer` the policy name
-/// of its signer.
+/// the subject name in that signature, `digest` its root, `known_as` any other digest
+/// that signature names it by (the OCI manifest of a model from a registry: the policy's
+/// rules apply to it too), `top_signer` the policy name of its signer.
 pub fn verify_lineage(
     name: Option<String>,
     digest: &ArtifactDigest,
+    known_as: &[ArtifactDigest],
     top_signer: String,
     policy: &LineagePolicy,
     store: &AttestationStore,
 ) -> LineageReport {
     let mut walk = Walk::new(policy, store, false);
+    walk.top_known_as = known_as.to_vec();
     let mut top = Hop::new(HopKind::Model, None, Some(*digest));
     top.name = name;
     top.signers.push(top_signer);
@@ -97,10 +100,7 @@ pub fn check_artifact(
         ArtifactKind::Dataset => &policy.datasets,
         _ => &policy.models,
     };
-    for digest in digests {
-        check_lists(rules, signed_name.as_slice(), digest, true)?;
-    }
-    Ok(())
+    check_lists(rules, signed_name.as_slice(), digests, true)
 }
 
 struct Walk<'a> {
@@ -115,6 +115,8 @@ struct Walk<'a> {
     hops: usize,
     /// When the caller stops wanting an answer.
     stop: Stop,
+    /// Digests the caller's signature names the top model by, besides its root.
+    top_known_as: Vec<ArtifactDigest>,
 }
 
 /// The most hops one walk checks.
@@ -131,6 +133,7 @@ impl<'a> Walk<'a> {
             now: SystemTime::now(),
             hops: 0,
             stop: Stop::never(),
+            top_known_as: Vec::new(),
         }
     }
 
@@ -190,13 +193,18 @@ impl<'a> Walk<'a> {
         } else {
             rules.require.iter().any(|t| t == MANIFEST_PREDICATE_TYPE)
         };
+        // Rules meet every name a trusted signer gave the artifact and every digest it
+        // is known by (the OCI manifest a pulled directory's signature names), whether or
+        // not its signature had to be in the store (the top model's was checked by the
+        // caller): admission, which reads them all, must not differ.
+        let mut digests = vec![digest];
+        if is_top {
+            digests.extend(self.top_known_as.iter().copied());
+        }
         if require_manifest {
-            self.check_manifest(hop, &lookup, &digest)?;
+            digests.extend(self.check_manifest(hop, &lookup, &digest)?);
         } else {
-            // Name rules meet every name a trusted signer gave the artifact, whether or
-            // not its signature had to be in the store (the top model's was checked by
-            // the caller): admission, which reads them all, must not differ.
-            self.add_signed_names(hop, &lookup, &digest);
+            digests.extend(self.add_signed_names(hop, &lookup, &digest));
         }
         let names: Vec<&str> = hop
             .name
@@ -204,7 +212,7 @@ impl<'a> Walk<'a> {
             .chain(&hop.aliases)
             .map(String::as_str)
             .collect();
-        check_lists(rules, &names, &digest, is_top)?;
+        check_lists(rules, &names, &digests, is_top)?;
         if self.policy.accept_vsa
             && hop.kind == HopKind::Model
             && self.accepted_vsa(hop, &lookup, &digest, depth)?
@@ -317,12 +325,13 @@ impl<'a> Walk<'a> {
     /// image). A trusted signature of another kind is not counted (filing one cannot
     /// deny the hop); at least one of the right kind must pass. The name its parent's
     /// provenance used must be one of the signed names.
+    /// Returns the OCI manifests the counted signatures name.
     fn check_manifest(
         &mut self,
         hop: &mut Hop,
         lookup: &Lookup,
         digest: &ArtifactDigest,
-    ) -> Result<(), HopFailure> {
+    ) -> Result<Vec<ArtifactDigest>, HopFailure> {
         let role = match hop.kind {
             HopKind::Model => Role::ModelPublisher,
             HopKind::Dataset => Role::DatasetCurator,
@@ -335,6 +344,7 @@ impl<'a> Walk<'a> {
         let mut names: Vec<String> = Vec::new();
         let mut other_kind = None;
         let mut counted = 0;
+        let mut manifests = Vec::new();
         for (attestation, signer, sha256) in signed {
             let kind = attestation.predicate::<ManifestPredicate>().map(|p| p.kind);
             if kind.as_ref().ok() != Some(&expected) {
@@ -345,6 +355,7 @@ impl<'a> Walk<'a> {
                 continue;
             }
             counted += 1;
+            manifests.extend(attestation.oci_manifest);
             if let Some(name) = &attestation.subject_name {
                 if !names.contains(name) {
                     names.push(name.clone());
@@ -378,31 +389,40 @@ impl<'a> Walk<'a> {
         let mut names = names.into_iter();
         hop.name = names.next();
         hop.aliases = names.collect();
-        mismatch.map_or(Ok(()), Err)
+        mismatch.map_or(Ok(manifests), Err)
     }
 
     /// Adds to `hop.aliases` the names that trusted signatures of the hop's own kind in
     /// the store give it; none need be there.
-    fn add_signed_names(&mut self, hop: &mut Hop, lookup: &Lookup, digest: &ArtifactDigest) {
+    /// Returns the OCI manifests those signatures name.
+    fn add_signed_names(
+        &mut self,
+        hop: &mut Hop,
+        lookup: &Lookup,
+        digest: &ArtifactDigest,
+    ) -> Vec<ArtifactDigest> {
         let (role, expected) = match hop.kind {
             HopKind::Model => (Role::ModelPublisher, ArtifactKind::Model),
             HopKind::Dataset => (Role::DatasetCurator, ArtifactKind::Dataset),
         };
         let Ok(signed) = self.trusted(hop, lookup, digest, MANIFEST_PREDICATE_TYPE, role, false)
         else {
-            return;
+            return Vec::new();
         };
+        let mut manifests = Vec::new();
         for (attestation, ..) in signed {
             let kind = attestation.predicate::<ManifestPredicate>().map(|p| p.kind);
             if kind.ok() != Some(expected) {
                 continue;
             }
+            manifests.extend(attestation.oci_manifest);
             if let Some(name) = attestation.subject_name {
                 if hop.name.as_ref() != Some(&name) && !hop.aliases.contains(&name) {
                     hop.aliases.push(name);
                 }
             }
         }
+        manifests
     }
 
     fn provenances(
@@ -497,14 +517,18 @@ impl<'a> Walk<'a> {
 /// The allow and deny rules for an artifact known by `digest` and the signed `names`
 /// (any number: each trusted signer's). A deny rule matching the digest or any name
 /// denies; an allow list admits the digest or any name.
+/// Deny if any rule meets any of the artifact's names or digests; below the top, allow
+/// only if one does.
 fn check_lists(
     rules: &Rules,
     names: &[&str],
-    digest: &ArtifactDigest,
+    digests: &[ArtifactDigest],
     is_top: bool,
 ) -> Result<(), HopFailure> {
     let matches = |rule: &crate::policy::Matcher| {
-        rule.matches(digest, None) || names.iter().any(|n| rule.matches(digest, Some(n)))
+        digests.iter().any(|digest| {
+            rule.matches(digest, None) || names.iter().any(|n| rule.matches(digest, Some(n)))
+        })
     };
     if let Some(rule) = rules.deny.iter().find(|m| matches(m)) {
         return Err(HopFailure::Denied(rule.text()));

@@ -179,6 +179,7 @@ allow = ["{builder}"]
         verify_lineage(
             Some("quantized".into()),
             &self.digest("quantized").parse().unwrap(),
+            &[],
             "release".into(),
             policy,
             store,
@@ -648,4 +649,56 @@ fn a_name_rule_meets_every_name_a_trusted_signer_gave_the_top_model() {
     );
     assert!(report.passed(), "{:?}", report.first_failure());
     assert_eq!(report.root.aliases, ["vendor/recalled"]);
+}
+
+#[test]
+fn a_rule_on_the_oci_manifest_a_pulled_directory_was_signed_from_applies_by_its_root() {
+    // Failed on main: a model pulled from a registry is signed with the OCI manifest as
+    // a second subject; `[models] deny = ["sha256:<manifest>"]` applied to `verify` of
+    // that signature but not where the model was found by its BLAKE3 root (admission,
+    // an input of another model's provenance, the walk's top).
+    let mut chain = build();
+    let manifest = "ab".repeat(32);
+    for name in ["quantized", "base"] {
+        let stated = modelseal_core::state_model(
+            &chain.path(name),
+            &SignOptions {
+                name: Some(format!("registry.example.com/{name}")),
+                ..SignOptions::default()
+            },
+            &NoProgress,
+        )
+        .unwrap();
+        let mut statement = stated.statement;
+        statement
+            .subject
+            .push(modelseal_core::statement::ResourceDescriptor {
+                name: Some(format!("registry.example.com/{name}")),
+                uri: None,
+                digest: [("sha256".to_owned(), manifest.clone())].into(),
+                annotations: None,
+            });
+        let bundle = sign_statement(&statement, &chain.keys.publisher);
+        chain.save(name, "pulled-sig", &bundle);
+    }
+    let store = chain.store(&[]);
+    let policy = chain.policy(&format!("[models]\ndeny = [\"sha256:{manifest}\"]\n"));
+    let (name, failure) = failure_of(&chain.check(&store, &policy));
+    assert_eq!(name, "quantized");
+    assert_eq!(failure, HopFailure::Denied(format!("sha256:{manifest}")));
+    for top in ["quantized", "base"] {
+        let by_digest =
+            modelseal_lineage::verify_digest(&chain.digest(top).parse().unwrap(), &policy, &store);
+        assert!(
+            matches!(by_digest.first_failure(), Some((_, HopFailure::Denied(_)))),
+            "{top}: {:?}",
+            by_digest.first_failure()
+        );
+    }
+    // Another manifest's digest denies nothing.
+    let other = chain.policy(&format!(
+        "[models]\ndeny = [\"sha256:{}\"]\n",
+        "cd".repeat(32)
+    ));
+    assert!(chain.check(&store, &other).passed());
 }

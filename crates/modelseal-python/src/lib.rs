@@ -143,9 +143,9 @@ fn expected_digest(text: Option<String>) -> PyResult<Option<modelseal_core::Arti
 fn model_rules(
     policy: Option<&LineagePolicy>,
     name: Option<&str>,
-    digest: &modelseal_core::ArtifactDigest,
+    digests: &[modelseal_core::ArtifactDigest],
 ) -> PyResult<()> {
-    match policy.map(|p| modelseal_lineage::check_model(p, name, std::slice::from_ref(digest))) {
+    match policy.map(|p| modelseal_lineage::check_model(p, name, digests)) {
         Some(Err(failure)) => Err(refused(
             failure.kind(),
             format!("refused by policy: {failure}"),
@@ -201,10 +201,11 @@ fn verify<'py>(
     let verified = py
         .detach(|| verify_model(&model, &bundle, &trust, &options, &NoProgress))
         .map_err(verify_error)?;
-    let digest =
-        modelseal_core::ArtifactDigest::from_entry(&verified.root.algorithm, &verified.root.hex)
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    model_rules(policy.as_ref(), verified.name.as_deref(), &digest)?;
+    model_rules(
+        policy.as_ref(),
+        verified.name.as_deref(),
+        &verified.digests(),
+    )?;
     let out = PyDict::new(py);
     out.set_item("name", verified.name)?;
     out.set_item(
@@ -293,7 +294,7 @@ impl SafeOpen {
                 links_within,
             )
         })?;
-        model_rules(policy.as_ref(), reader.name(), &reader.root())?;
+        model_rules(policy.as_ref(), reader.name(), &reader.digests())?;
         Ok(Self {
             reader,
             file,
@@ -526,7 +527,7 @@ impl Model {
         let reader = py
             .detach(|| ModelReader::open(&root, &bundle, &trust, &options, outboards.as_deref()))
             .map_err(verify_error)?;
-        model_rules(policy.as_ref(), reader.name(), &reader.root())?;
+        model_rules(policy.as_ref(), reader.name(), &reader.digests())?;
         Ok(Self { reader })
     }
 
@@ -601,7 +602,11 @@ fn verify_safetensors_bytes(
             "malformed" => PyValueError::new_err(message),
             _ => refused(&kind, message),
         })?;
-    model_rules(policy.as_ref(), verified.name.as_deref(), &verified.root)?;
+    model_rules(
+        policy.as_ref(),
+        verified.name.as_deref(),
+        &verified.digests(),
+    )?;
     let mut spans: Vec<TensorSpan> = header
         .0
         .iter()

@@ -81,7 +81,7 @@ pub fn signed_manifest(verified: &VerifiedStatement) -> Result<SignedManifest, V
 /// Splits a native statement's subjects into the model (one subject with a `blake3`
 /// root) and, optionally, the OCI manifest it was unpacked from (one subject whose only
 /// digest is a `sha256`). Any other shape is refused.
-fn model_subjects(
+pub(crate) fn model_subjects(
     subjects: &[ResourceDescriptor],
 ) -> Result<(&ResourceDescriptor, Option<ArtifactDigest>), VerifyError> {
     let count = || VerifyError::Subject(SubjectProblem::Count(subjects.len()));

@@ -27,6 +27,9 @@ pub struct Attestation {
     pub subject_name: Option<String>,
     /// The predicate type (the one the caller expected).
     pub predicate_type: String,
+    /// The OCI manifest a native manifest names beside the model's root (a directory
+    /// pulled from a registry): a second digest the artifact is known by.
+    pub oci_manifest: Option<ArtifactDigest>,
     payload: Vec<u8>,
 }
 
@@ -180,7 +183,15 @@ pub fn attestation_of(
             });
         }
     };
+    let oci_manifest = if native {
+        crate::files::model_subjects(&statement.subject)
+            .ok()
+            .and_then(|(_, oci)| oci)
+    } else {
+        None
+    };
     Ok(Attestation {
+        oci_manifest,
         subject_name: subject.name.clone(),
         signer: verified.signer,
         subject: *expected,

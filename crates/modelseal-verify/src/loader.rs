@@ -133,6 +133,8 @@ pub struct ModelReader {
     format: SignatureFormat,
     name: Option<String>,
     digest: ArtifactDigest,
+    /// The OCI manifest a native signature names (a directory pulled from a registry).
+    oci_manifest: Option<ArtifactDigest>,
     signer: Signer,
     files: BTreeMap<String, SignedFile>,
     outboards: Option<PathBuf>,
@@ -214,6 +216,7 @@ impl ModelReader {
             format: SignatureFormat::Native,
             name: signed.name,
             digest: ArtifactDigest::blake3(&signed.root),
+            oci_manifest: signed.oci_manifest,
             signer: verified.signer,
             files,
             outboards: outboards.map(Path::to_path_buf),
@@ -240,6 +243,15 @@ impl ModelReader {
     /// (native) or the OMS subject's SHA-256.
     pub fn root(&self) -> ArtifactDigest {
         self.digest
+    }
+
+    /// Every digest the model is known by: its root and, for a directory pulled from a
+    /// registry, the OCI manifest its signature names. Policy rules by digest apply to
+    /// each.
+    pub fn digests(&self) -> Vec<ArtifactDigest> {
+        std::iter::once(self.digest)
+            .chain(self.oci_manifest)
+            .collect()
     }
 
     /// The signed files' paths and sizes, sorted by path.
@@ -669,6 +681,7 @@ fn open_oms(
         },
         name: signed.name,
         digest: root_digest,
+        oci_manifest: None,
         signer: verified.signer,
         files,
         outboards: None,
@@ -1072,6 +1085,17 @@ pub struct VerifiedBytes {
     pub name: Option<String>,
     /// The model's identity (as [`ModelReader::root`]).
     pub root: ArtifactDigest,
+    /// The OCI manifest the signature names, if any (as [`ModelReader::digests`]).
+    pub oci_manifest: Option<ArtifactDigest>,
+}
+
+impl VerifiedBytes {
+    /// Every digest the model is known by (as [`ModelReader::digests`]).
+    pub fn digests(&self) -> Vec<ArtifactDigest> {
+        std::iter::once(self.root)
+            .chain(self.oci_manifest)
+            .collect()
+    }
 }
 
 /// Checks that `data` is, byte for byte, the signed file `path` (or, without `path`, the
@@ -1167,6 +1191,7 @@ pub fn verify_bytes(
             name: signed.name,
             root: ArtifactDigest::from_entry("sha256", &signed.root)
                 .map_err(|_| VerifyError::ListsNothing("an OMS statement without a usable root"))?,
+            oci_manifest: None,
         });
     }
     let signed = signed_manifest(&verified)?;
@@ -1197,5 +1222,6 @@ pub fn verify_bytes(
         signer: verified.signer,
         name: signed.name,
         root: ArtifactDigest::blake3(&signed.root),
+        oci_manifest: signed.oci_manifest,
     })
 }

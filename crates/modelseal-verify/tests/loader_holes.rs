@@ -154,3 +154,37 @@ fn a_directorys_signature_opens_no_file_alone_but_an_older_one_still_does() {
     ModelReader::open(&m.join("w.bin"), &legacy, &trust, &options, None).unwrap();
     ModelReader::open(&m, &legacy, &trust, &options, None).unwrap();
 }
+
+#[test]
+fn every_door_knows_a_pulled_directory_by_its_oci_manifest_too() {
+    // Third attack review: the loader (watch, Python) knew a pulled directory by its root
+    // only, so a policy rule on the OCI manifest its signature names never met it.
+    let (dir, key, _) = native(&[("w.bin", data(3000))]);
+    let m = dir.path().join("m");
+    let stated = modelseal_core::state_model(&m, &SignOptions::default(), &NoProgress).unwrap();
+    let mut statement = stated.statement;
+    let manifest = "ab".repeat(32);
+    statement
+        .subject
+        .push(modelseal_core::statement::ResourceDescriptor {
+            name: Some("registry.example.com/m".into()),
+            uri: None,
+            digest: [("sha256".to_owned(), manifest.clone())].into(),
+            annotations: None,
+        });
+    let bundle = modelseal_core::sign_statement(&statement, &key);
+    let want = [
+        modelseal_core::ArtifactDigest::blake3(&stated.root),
+        modelseal_core::ArtifactDigest::from_entry("sha256", &manifest).unwrap(),
+    ];
+    assert_eq!(open(&m, &key, &bundle).digests(), want);
+    let bytes = modelseal_verify::loader::verify_bytes(
+        &bundle,
+        &TrustPolicy::from_keys(vec![key.verifying_key()]),
+        &VerifyOptions::default(),
+        Some("w.bin"),
+        &data(3000),
+    )
+    .unwrap();
+    assert_eq!(bytes.digests(), want);
+}

@@ -32,7 +32,8 @@ use state::{MODEL, Recorded, Status, Tracker};
 pub const CHUNK: usize = 1 << 20;
 
 /// A check the policy adds on the model's signed name and digest (deny rules).
-pub type ModelRule = Box<dyn Fn(Option<&str>, &ArtifactDigest) -> Result<(), String> + Send + Sync>;
+pub type ModelRule =
+    Box<dyn Fn(Option<&str>, &[ArtifactDigest]) -> Result<(), String> + Send + Sync>;
 /// Where the JSON event lines go.
 pub type LogSink = Box<dyn Fn(&Value) + Send + Sync>;
 
@@ -60,7 +61,7 @@ pub struct Config {
     /// How often to compare each checked file's metadata with what it was checked
     /// with (`None`: never). Catches writes no event reports, for one `stat` per file.
     pub stat_interval: Option<Duration>,
-    /// A further rule on the model's signed name and digest.
+    /// A further rule on the model's signed name and every digest it is known by.
     pub model_rule: Option<ModelRule>,
     /// Where the event log goes.
     pub log: LogSink,
@@ -343,7 +344,8 @@ impl Watch {
             }
         }
         if let Some(rule) = &config.model_rule {
-            rule(reader.name(), &root).map_err(|e| format!("refused by policy: {e}"))?;
+            rule(reader.name(), &reader.digests())
+                .map_err(|e| format!("refused by policy: {e}"))?;
         }
         Ok(reader)
     }

@@ -271,6 +271,7 @@ fn attest_and_check_lineage(
     let report = verify_lineage(
         Some(signed.name.clone()),
         &modelseal_core::ArtifactDigest::blake3(&signed.root),
+        &[],
         "release".into(),
         &policy,
         &store,

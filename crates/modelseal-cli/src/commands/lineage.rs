@@ -50,6 +50,7 @@ pub fn walk(
     Ok(verify_lineage(
         verified.name.clone(),
         &ArtifactDigest::blake3(&root),
+        &verified.oci_manifest.into_iter().collect::<Vec<_>>(),
         signer,
         policy,
         &super::store::open(store, registry)?,

@@ -77,11 +77,9 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
         SignatureFormat::Oms => "oms",
         _ => "oms-legacy",
     };
-    // Without --lineage the policy still decides about the model itself. The walk checks
-    // the model's root and signed name; a digest it does not know (the OCI manifest of
-    // a model verified in a registry) is checked here, before it.
-    let walk_checks_every_digest = args.lineage && verified.oci_manifest.is_none();
-    if let (Some(policy), false) = (&lineage_policy, walk_checks_every_digest) {
+    // Without --lineage the policy still decides about the model itself (with it, the
+    // walk's top does, for every name and digest the model is known by).
+    if let (Some(policy), false) = (&lineage_policy, args.lineage) {
         let kind = args.kind.into();
         if let Some(failure) = super::rules::artifact_rules(policy, kind, &verified)? {
             if args.json {

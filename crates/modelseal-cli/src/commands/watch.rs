@@ -45,9 +45,8 @@ pub fn run(args: &WatchArgs) -> Result<Outcome> {
     config.stat_interval = Some(args.stat_interval).filter(|d| !d.is_zero());
     if let Some(policy) = policy {
         // The policy's deny rules about the model itself, as `verify --policy` applies.
-        config.model_rule = Some(Box::new(move |name, digest| {
-            modelseal_lineage::check_model(&policy, name, std::slice::from_ref(digest))
-                .map_err(|f| f.to_string())
+        config.model_rule = Some(Box::new(move |name, digests| {
+            modelseal_lineage::check_model(&policy, name, digests).map_err(|f| f.to_string())
         }));
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
