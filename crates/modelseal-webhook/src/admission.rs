@@ -100,6 +100,10 @@ pub struct Spec {
     pub volumes: Vec<Volume>,
     /// A KServe InferenceService's predictor.
     pub predictor: Option<Predictor>,
+    /// A KServe InferenceService's transformer (a pod spec of its own).
+    pub transformer: Option<Predictor>,
+    /// A KServe InferenceService's explainer (likewise).
+    pub explainer: Option<Predictor>,
 }
 
 /// `spec.template`.
@@ -143,6 +147,16 @@ pub struct ImageVolume {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Predictor {
+    /// The pod spec KServe embeds in each component: its containers (models when named
+    /// by [`MODEL_CONTAINERS_ANNOTATION`]), init containers and `image` volumes.
+    #[serde(deserialize_with = "null_as_default")]
+    pub containers: Vec<Container>,
+    /// Init containers of the embedded pod spec.
+    #[serde(deserialize_with = "null_as_default")]
+    pub init_containers: Vec<Container>,
+    /// Volumes of the embedded pod spec.
+    #[serde(deserialize_with = "null_as_default")]
+    pub volumes: Vec<Volume>,
     /// `storageUris[].uri`.
     #[serde(deserialize_with = "null_as_default")]
     pub storage_uris: Vec<StorageUri>,
@@ -267,19 +281,32 @@ pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), Na
         .filter(|n| !n.is_empty())
         .collect();
     for spec in levels.iter().filter_map(|(_, spec)| *spec) {
-        for volume in &spec.volumes {
-            if let Some(reference) = volume.image.as_ref().and_then(|i| i.reference.as_deref()) {
-                add(as_oci(reference))?;
+        // A pod spec's own fields, and those KServe embeds in each component.
+        let components = [&spec.predictor, &spec.transformer, &spec.explainer];
+        let pods = std::iter::once((&spec.volumes, &spec.containers, &spec.init_containers))
+            .chain(
+                components
+                    .iter()
+                    .filter_map(|c| c.as_ref())
+                    .map(|c| (&c.volumes, &c.containers, &c.init_containers)),
+            );
+        for (volumes, containers, init_containers) in pods {
+            for volume in volumes {
+                if let Some(reference) =
+                    volume.image.as_ref().and_then(|i| i.reference.as_deref())
+                {
+                    add(as_oci(reference))?;
+                }
             }
-        }
-        for container in spec.containers.iter().chain(&spec.init_containers) {
-            if model_containers.contains(&container.name.as_str()) {
-                if let Some(image) = &container.image {
-                    add(as_oci(image))?;
+            for container in containers.iter().chain(init_containers) {
+                if model_containers.contains(&container.name.as_str()) {
+                    if let Some(image) = &container.image {
+                        add(as_oci(image))?;
+                    }
                 }
             }
         }
-        if let Some(predictor) = &spec.predictor {
+        for predictor in components.into_iter().flatten() {
             let uris = predictor
                 .model
                 .iter()
@@ -441,6 +468,30 @@ mod tests {
         })))
         .unwrap();
         assert_eq!(models, ["oci://r.io/m:1", "oci://r.io/n:2"]);
+        // Third attack review (passed on main with no model read): KServe embeds a pod
+        // spec in each component, with image volumes and model containers of its own.
+        let (models, _) = named_models(&object(serde_json::json!({
+            "metadata": {"annotations": {MODEL_CONTAINERS_ANNOTATION: "modelcar"}},
+            "spec": {
+                "predictor": {
+                    "containers": [{"name": "kserve-container", "image": "r.io/server:1"}],
+                    "initContainers": [{"name": "modelcar", "image": "r.io/models/c:1"}],
+                    "volumes": [{"name": "w", "image": {"reference": "r.io/models/d:1"}}]
+                },
+                "transformer": {"volumes": [{"name": "t", "image": {"reference": "r.io/t:1"}}]},
+                "explainer": {"containers": [{"name": "modelcar", "image": "r.io/e:1"}]}
+            }
+        })))
+        .unwrap();
+        assert_eq!(
+            models,
+            [
+                "oci://r.io/models/d:1",
+                "oci://r.io/models/c:1",
+                "oci://r.io/t:1",
+                "oci://r.io/e:1"
+            ]
+        );
         let (models, _) = named_models(&object(serde_json::json!({
             "spec": {"template": {
                 "metadata": {"annotations": {MODEL_CONTAINERS_ANNOTATION: "m"}},
