@@ -16,7 +16,10 @@ use modelseal_core::provenance::{
     VerificationSummary, dependency_kind,
 };
 use modelseal_core::statement::{ArtifactKind, MANIFEST_PREDICATE_TYPE, ManifestPredicate};
-use modelseal_verify::{Attestation, error_chain, verify_attestation};
+use modelseal_verify::{
+    ArtifactRules, Attestation, RuleRefusal, Verifier, VerifyOptions, error_chain,
+    verify_attestation,
+};
 
 use crate::policy::{LineagePolicy, Role, Rules, role_name};
 use crate::report::{Hop, HopFailure, HopKind, LineageReport, SignedBy, TrainingRun};
@@ -101,6 +104,37 @@ pub fn check_artifact(
         _ => &policy.models,
     };
     check_lists(rules, signed_name.as_slice(), digests, true)
+}
+
+/// The policy's rules as the verifier's: every door that verifies with a policy's
+/// [`Verifier`](modelseal_verify::Verifier) meets them.
+impl ArtifactRules for LineagePolicy {
+    fn check(
+        &self,
+        kind: ArtifactKind,
+        name: Option<&str>,
+        digests: &[ArtifactDigest],
+    ) -> Result<(), RuleRefusal> {
+        check_artifact(self, kind, name, digests).map_err(|failure| RuleRefusal {
+            kind: failure.kind(),
+            message: failure.to_string(),
+        })
+    }
+}
+
+impl LineagePolicy {
+    /// The verifier for an artifact of `options.kind` (a model unless set): it trusts the
+    /// signers of the role that signs that kind (model publishers, dataset curators) and
+    /// applies this policy's rules for it.
+    pub fn verifier(&self, options: VerifyOptions) -> Verifier {
+        let role = match options.kind {
+            Some(ArtifactKind::Dataset) => Role::DatasetCurator,
+            _ => Role::ModelPublisher,
+        };
+        Verifier::new(self.trust_for(role))
+            .with_options(options)
+            .with_rules(std::sync::Arc::new(self.clone()))
+    }
 }
 
 struct Walk<'a> {

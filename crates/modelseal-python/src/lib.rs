@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 
 use modelseal_core::hash::NoProgress;
 use modelseal_core::{Bundle, VerifyingKey, outboard};
-use modelseal_lineage::policy::{LineagePolicy, Role};
+use modelseal_lineage::policy::LineagePolicy;
 use modelseal_verify::loader::{Granule, ModelReader, ReadError};
 use modelseal_verify::safetensors::{self, SafetensorsError};
 use modelseal_verify::{
-    SignatureFormat, TrustPolicy, VerifyError, VerifyOptions, signed_manifest, verify_envelope,
-    verify_model,
+    SignatureFormat, TrustPolicy, Verifier, VerifyError, VerifyOptions, signed_manifest,
+    verify_envelope,
 };
 use pyo3::buffer::PyBuffer;
 use pyo3::create_exception;
@@ -82,13 +82,30 @@ fn safetensors_error(err: SafetensorsError) -> PyErr {
     }
 }
 
-/// `key` is a path or a list of paths; `policy` a policy file whose model publishers
-/// are trusted (and whose `[models]` deny rules then apply to the model). Exactly one is
-/// needed.
-fn trust(
+/// The verifier every call here says yes through. `key` is a path or a list of paths;
+/// `policy` a policy file whose model publishers are trusted (and whose `[models]` rules
+/// then apply to the model); exactly one is needed. The signature file is left out of
+/// the walk (it may lie inside the model); `expected` is the artifact the caller
+/// expects; `links_within` where links may resolve.
+fn verifier(
     key: Option<&Bound<'_, PyAny>>,
     policy: Option<PathBuf>,
-) -> PyResult<(TrustPolicy, Option<LineagePolicy>)> {
+    signature: &Path,
+    expected: Option<String>,
+    links_within: Option<PathBuf>,
+) -> PyResult<Verifier> {
+    let mut options = VerifyOptions::default();
+    options.walk.exclude_files = vec![signature.to_path_buf()];
+    options.walk.links_within = links_within;
+    options.expected = expected_digest(expected)?;
+    trusting(key, policy, options)
+}
+
+fn trusting(
+    key: Option<&Bound<'_, PyAny>>,
+    policy: Option<PathBuf>,
+    options: VerifyOptions,
+) -> PyResult<Verifier> {
     let keys: Vec<PathBuf> = match key {
         None => Vec::new(),
         Some(k) => match k.extract::<PathBuf>() {
@@ -113,16 +130,14 @@ fn trust(
             // built-in public-good authorities (a policy names its own).
             let authorities = modelseal_verify::keyless::timestamp_authorities(None)
                 .map_err(|e| PyValueError::new_err(chain(&e)))?;
-            Ok((
-                TrustPolicy::from_keys(loaded).with_timestamp_authorities(authorities),
-                None,
-            ))
+            let trust = TrustPolicy::from_keys(loaded).with_timestamp_authorities(authorities);
+            Ok(Verifier::new(trust).with_options(options))
         }
         (true, Some(path)) => {
             let policy = LineagePolicy::read(&path).map_err(|e| {
                 PyValueError::new_err(format!("policy {}: {}", path.display(), chain(&e)))
             })?;
-            Ok((policy.trust_for(Role::ModelPublisher), Some(policy)))
+            Ok(policy.verifier(options))
         }
         _ => Err(PyValueError::new_err(
             "give key=... or policy=..., exactly one",
@@ -137,35 +152,6 @@ fn expected_digest(text: Option<String>) -> PyResult<Option<modelseal_core::Arti
             .map_err(|e| PyValueError::new_err(format!("expected={t:?}: {e}")))
     })
     .transpose()
-}
-
-/// The policy's rules for the model itself, as `modelseal verify --policy` applies them.
-fn model_rules(
-    policy: Option<&LineagePolicy>,
-    name: Option<&str>,
-    digests: &[modelseal_core::ArtifactDigest],
-) -> PyResult<()> {
-    match policy.map(|p| modelseal_lineage::check_model(p, name, digests)) {
-        Some(Err(failure)) => Err(refused(
-            failure.kind(),
-            format!("refused by policy: {failure}"),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// What every call here verifies with: the signature file left out of the walk (it may
-/// lie inside the model), the expected artifact, and where links may resolve.
-fn open_options(
-    signature: &Path,
-    expected: Option<modelseal_core::ArtifactDigest>,
-    links_within: Option<PathBuf>,
-) -> VerifyOptions {
-    let mut options = VerifyOptions::default();
-    options.walk.exclude_files = vec![signature.to_path_buf()];
-    options.walk.links_within = links_within;
-    options.expected = expected;
-    options
 }
 
 fn read_bundle(signature: &Path) -> PyResult<Bundle> {
@@ -195,17 +181,11 @@ fn verify<'py>(
     expected: Option<String>,
     links_within: Option<PathBuf>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (trust, policy) = trust(key, policy)?;
+    let verifier = verifier(key, policy, &signature, expected, links_within)?;
     let bundle = read_bundle(&signature)?;
-    let options = open_options(&signature, expected_digest(expected)?, links_within);
     let verified = py
-        .detach(|| verify_model(&model, &bundle, &trust, &options, &NoProgress))
+        .detach(|| verifier.verify(&model, &bundle, &NoProgress))
         .map_err(verify_error)?;
-    model_rules(
-        policy.as_ref(),
-        verified.name.as_deref(),
-        &verified.digests(),
-    )?;
     let out = PyDict::new(py);
     out.set_item("name", verified.name)?;
     out.set_item(
@@ -278,23 +258,12 @@ impl SafeOpen {
         expected: Option<String>,
         links_within: Option<PathBuf>,
     ) -> PyResult<Self> {
-        let (trust, policy) = trust(key, policy)?;
-        let expected = expected_digest(expected)?;
+        let verifier = verifier(key, policy, &signature, expected, links_within)?;
         let bundle = read_bundle(&signature)?;
         let outboards =
             outboard.or_else(|| Some(outboard::outboard_dir(&signature)).filter(|d| d.is_dir()));
-        let (reader, file) = py.detach(|| {
-            open_either(
-                &path,
-                &signature,
-                &bundle,
-                &trust,
-                outboards.as_deref(),
-                expected,
-                links_within,
-            )
-        })?;
-        model_rules(policy.as_ref(), reader.name(), &reader.digests())?;
+        let (reader, file) =
+            py.detach(|| open_either(&path, &bundle, &verifier, outboards.as_deref()))?;
         Ok(Self {
             reader,
             file,
@@ -447,14 +416,10 @@ fn format_name(format: SignatureFormat) -> &'static str {
 /// beside the weights is refused here exactly as `verify` refuses it.
 fn open_either(
     path: &Path,
-    signature: &Path,
     bundle: &Bundle,
-    trust: &TrustPolicy,
+    verifier: &Verifier,
     outboards: Option<&Path>,
-    expected: Option<modelseal_core::ArtifactDigest>,
-    links_within: Option<PathBuf>,
 ) -> PyResult<(ModelReader, String)> {
-    let options = open_options(signature, expected, links_within);
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -469,7 +434,7 @@ fn open_either(
     // Read as a file-alone signature only when the signature lists just this file; the
     // signature is looked at again only on that path, not on the common one.
     let lists_only_this_file = || {
-        let Ok(verified) = verify_envelope(bundle, trust) else {
+        let Ok(verified) = verify_envelope(bundle, verifier.trust()) else {
             return false;
         };
         if let Ok(signed) = modelseal_verify::oms::signed_oms(&verified) {
@@ -480,12 +445,13 @@ fn open_either(
             |signed| matches!(signed.manifest.entries(), [only] if only.path.as_str() == name),
         )
     };
-    match ModelReader::open(&parent, bundle, trust, &options, outboards) {
+    match verifier.open(&parent, bundle, outboards) {
         Ok(reader) if reader.size(&name).is_ok() => Ok((reader, name)),
         Ok(_) | Err(VerifyError::Files(_) | VerifyError::WrongScope { .. })
             if lists_only_this_file() =>
         {
-            let reader = ModelReader::open(path, bundle, trust, &options, outboards)
+            let reader = verifier
+                .open(path, bundle, outboards)
                 .map_err(verify_error)?;
             Ok((reader, name))
         }
@@ -519,15 +485,13 @@ impl Model {
         expected: Option<String>,
         links_within: Option<PathBuf>,
     ) -> PyResult<Self> {
-        let (trust, policy) = trust(key, policy)?;
+        let verifier = verifier(key, policy, &signature, expected, links_within)?;
         let bundle = read_bundle(&signature)?;
-        let options = open_options(&signature, expected_digest(expected)?, links_within);
         let outboards =
             outboard.or_else(|| Some(outboard::outboard_dir(&signature)).filter(|d| d.is_dir()));
         let reader = py
-            .detach(|| ModelReader::open(&root, &bundle, &trust, &options, outboards.as_deref()))
+            .detach(|| verifier.open(&root, &bundle, outboards.as_deref()))
             .map_err(verify_error)?;
-        model_rules(policy.as_ref(), reader.name(), &reader.digests())?;
         Ok(Self { reader })
     }
 
@@ -579,21 +543,14 @@ fn verify_safetensors_bytes(
     name: Option<String>,
     expected: Option<String>,
 ) -> PyResult<(Vec<TensorSpan>, BTreeMap<String, String>)> {
-    let (trust, policy) = trust(key, policy)?;
+    let verifier = verifier(key, policy, &signature, expected, None)?;
     let bundle = read_bundle(&signature)?;
-    let mut options = VerifyOptions::default();
-    options.expected = expected_digest(expected)?;
     let dest = Destination::of(buffer)?;
-    let (verified, header) = dest
+    let (_, header) = dest
         .fill(py, |data| {
-            let verified = modelseal_verify::loader::verify_bytes(
-                &bundle,
-                &trust,
-                &options,
-                name.as_deref(),
-                data,
-            )
-            .map_err(verify_error_send)?;
+            let verified = verifier
+                .verify_bytes(&bundle, name.as_deref(), data)
+                .map_err(verify_error_send)?;
             let header = safetensors::parse_file(&verified.path, data)
                 .map_err(|e| (String::from("malformed"), chain(&e)))?;
             Ok::<_, (String, String)>((verified, header))
@@ -602,11 +559,6 @@ fn verify_safetensors_bytes(
             "malformed" => PyValueError::new_err(message),
             _ => refused(&kind, message),
         })?;
-    model_rules(
-        policy.as_ref(),
-        verified.name.as_deref(),
-        &verified.digests(),
-    )?;
     let mut spans: Vec<TensorSpan> = header
         .0
         .iter()

@@ -137,6 +137,10 @@ pub enum VerifyError {
     /// A file could not be read while hashing.
     #[error(transparent)]
     Hash(#[from] HashError),
+    /// The signature and bytes verified, and the policy's rules about the artifact
+    /// (allow and deny by digest or name) refused it.
+    #[error("refused by policy: {0}")]
+    Policy(crate::verifier::RuleRefusal),
 }
 
 impl VerifyError {
@@ -171,7 +175,8 @@ impl VerifyError {
             | Self::WrongScope { .. }
             | Self::Files(_)
             | Self::Walk(_)
-            | Self::Hash(_) => true,
+            | Self::Hash(_)
+            | Self::Policy(_) => true,
             #[cfg(feature = "sigstore")]
             Self::Keyless(_) | Self::Timestamp(_) => true,
         }
@@ -213,6 +218,7 @@ impl VerifyError {
             }
             Self::Walk(_) => "model-walk-refused",
             Self::Hash(_) => "model-changed-during-hash",
+            Self::Policy(refusal) => refusal.kind,
         }
     }
 }

@@ -3,7 +3,10 @@
 //! Verification that loaders embed: is this model, byte for byte, what a trusted signer
 //! signed? The crate has no network, terminal or async dependencies.
 //!
-//! One call does the common case, [`verify_model`]; the steps it chains are public for
+//! Every door of modelseal says yes through a [`Verifier`]: built once from what the
+//! caller trusts, it verifies a model, opens one for checked reads, or checks bytes in
+//! memory, and applies the policy's rules about the artifact each time.
+//! [`verify_model`] is the same check without rules; the steps it chains are public for
 //! callers that need them apart: [`verify_envelope`] (signer and signature),
 //! [`signed_manifest`] (statement and predicate), [`check_files`] (bytes on disk).
 //! Each failure is a [`VerifyError`] variant carrying its evidence.
@@ -38,6 +41,7 @@ mod policy;
 pub mod safetensors;
 #[cfg(feature = "sigstore")]
 pub mod timestamps;
+mod verifier;
 /// The pinned Sigstore verifier, for the types its APIs take (trust roots, authorities).
 #[cfg(feature = "sigstore")]
 pub use sigstore_verify;
@@ -57,6 +61,7 @@ pub use error::{
 pub use files::{SignedManifest, check_entries, check_files, signed_manifest};
 pub use gate::{Attestation, GateError, attestation_of, verify_attestation};
 pub use policy::{CertificateTime, TrustPolicy};
+pub use verifier::{ArtifactRules, RuleRefusal, Verifier};
 
 /// What the verifier adds to what the signer recorded. The default checks a model: a
 /// native signature recording another kind (a dataset) is refused.

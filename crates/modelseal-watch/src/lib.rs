@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use modelseal_core::{ArtifactDigest, Bundle};
 use modelseal_verify::loader::ModelReader;
-use modelseal_verify::{TrustPolicy, VerifyOptions, error_chain};
+use modelseal_verify::{Verifier, error_chain};
 use serde_json::{Value, json};
 
 pub use metrics::Metrics;
@@ -31,9 +31,6 @@ use state::{MODEL, Recorded, Status, Tracker};
 /// Bytes of a file held in memory at a time while it is hashed.
 pub const CHUNK: usize = 1 << 20;
 
-/// A check the policy adds on the model's signed name and digest (deny rules).
-pub type ModelRule =
-    Box<dyn Fn(Option<&str>, &[ArtifactDigest]) -> Result<(), String> + Send + Sync>;
 /// Where the JSON event lines go.
 pub type LogSink = Box<dyn Fn(&Value) + Send + Sync>;
 
@@ -44,10 +41,9 @@ pub struct Config {
     pub model: PathBuf,
     /// Its signature bundle.
     pub signature: PathBuf,
-    /// Who may sign it.
-    pub trust: TrustPolicy,
-    /// Walk options, unsigned files, and the digest expected (as `verify`).
-    pub options: VerifyOptions,
+    /// Who may sign it, the options (walk, unsigned files, the digest expected) and the
+    /// policy's rules about the model, as `verify` has them.
+    pub verifier: Verifier,
     /// Time from the end of one full pass to the start of the next.
     pub interval: Duration,
     /// The read-rate limit of periodic passes, bytes per second (`None`: none). The
@@ -61,26 +57,22 @@ pub struct Config {
     /// How often to compare each checked file's metadata with what it was checked
     /// with (`None`: never). Catches writes no event reports, for one `stat` per file.
     pub stat_interval: Option<Duration>,
-    /// A further rule on the model's signed name and every digest it is known by.
-    pub model_rule: Option<ModelRule>,
     /// Where the event log goes.
     pub log: LogSink,
 }
 
 impl Config {
     /// A configuration with the defaults of `modelseal watch`.
-    pub fn new(model: PathBuf, signature: PathBuf, trust: TrustPolicy) -> Self {
+    pub fn new(model: PathBuf, signature: PathBuf, verifier: Verifier) -> Self {
         Self {
             model,
             signature,
-            trust,
-            options: VerifyOptions::default(),
+            verifier,
             interval: Duration::from_secs(600),
             max_read_rate: Some(64 << 20),
             debounce: Duration::from_millis(100),
             events: true,
             stat_interval: Some(Duration::from_secs(1)),
-            model_rule: None,
             log: Box::new(|line| println!("{line}")),
         }
     }
@@ -168,7 +160,7 @@ impl Watch {
         // A zero interval would poll without pause: it means off.
         config.stat_interval = config.stat_interval.filter(|d| !d.is_zero());
         config.signature = resolve(&config.signature)?;
-        let pinned = config.options.expected;
+        let pinned = config.verifier.options().expected;
         let shared = Arc::new(Shared {
             tracker: Mutex::new(Tracker::new()),
             wake: Condvar::new(),
@@ -323,9 +315,10 @@ impl Watch {
                 error_chain(&e)
             )
         })?;
-        let reader =
-            ModelReader::open(&config.model, &bundle, &config.trust, &config.options, None)
-                .map_err(|e| model_reason(&e))?;
+        let reader = config
+            .verifier
+            .open(&config.model, &bundle, None)
+            .map_err(|e| model_reason(&e))?;
         let root = reader.root();
         {
             let mut pinned = self
@@ -342,10 +335,6 @@ impl Watch {
                 Some(_) => {}
                 None => *pinned = Some(root),
             }
-        }
-        if let Some(rule) = &config.model_rule {
-            rule(reader.name(), &reader.digests())
-                .map_err(|e| format!("refused by policy: {e}"))?;
         }
         Ok(reader)
     }

@@ -283,17 +283,15 @@ pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), Na
     for spec in levels.iter().filter_map(|(_, spec)| *spec) {
         // A pod spec's own fields, and those KServe embeds in each component.
         let components = [&spec.predictor, &spec.transformer, &spec.explainer];
-        let pods = std::iter::once((&spec.volumes, &spec.containers, &spec.init_containers))
-            .chain(
-                components
-                    .iter()
-                    .filter_map(|c| c.as_ref())
-                    .map(|c| (&c.volumes, &c.containers, &c.init_containers)),
-            );
+        let pods = std::iter::once((&spec.volumes, &spec.containers, &spec.init_containers)).chain(
+            components
+                .iter()
+                .filter_map(|c| c.as_ref())
+                .map(|c| (&c.volumes, &c.containers, &c.init_containers)),
+        );
         for (volumes, containers, init_containers) in pods {
             for volume in volumes {
-                if let Some(reference) =
-                    volume.image.as_ref().and_then(|i| i.reference.as_deref())
+                if let Some(reference) = volume.image.as_ref().and_then(|i| i.reference.as_deref())
                 {
                     add(as_oci(reference))?;
                 }

@@ -9,9 +9,9 @@ use modelseal_core::walk::WalkOptions;
 use modelseal_core::{Blake3Digest, Bundle, BundleError};
 use modelseal_lineage::SignedBy;
 use modelseal_lineage::bom::{BomInput, ModelCard, ModelFile, cyclonedx, spdx};
-use modelseal_lineage::policy::{LineagePolicy, Role};
+use modelseal_lineage::policy::LineagePolicy;
 use modelseal_verify::loader::ModelReader;
-use modelseal_verify::{SignatureFormat, VerifyError, VerifyOptions, verify_model};
+use modelseal_verify::{SignatureFormat, VerifyError, VerifyOptions};
 
 use crate::Outcome;
 use crate::cli::{BomArgs, BomFormat};
@@ -24,7 +24,6 @@ const MAX_CARD_BYTES: u64 = 1 << 20;
 pub fn run(args: &BomArgs) -> Result<Outcome> {
     let policy = LineagePolicy::read(&args.policy)
         .with_context(|| format!("policy {}", args.policy.display()))?;
-    let trust = policy.trust_for(Role::ModelPublisher);
     let signature = args
         .signature
         .clone()
@@ -40,6 +39,7 @@ pub fn run(args: &BomArgs) -> Result<Outcome> {
         exclude_files: vec![signature.clone()],
         ..WalkOptions::default()
     };
+    let verifier = policy.verifier(options);
     let bundle = match Bundle::read(&signature) {
         Err(BundleError::Io(e)) => {
             return Err(e)
@@ -50,7 +50,7 @@ pub fn run(args: &BomArgs) -> Result<Outcome> {
     };
     // Every byte first: a BOM describes this model only if these are its signed bytes.
     let bar = Bar::new(args.quiet);
-    let verified = verify_model(&args.model, &bundle, &trust, &options, &bar);
+    let verified = verifier.verify(&args.model, &bundle, &bar);
     bar.finish();
     let verified = match verified {
         Ok(verified) => verified,
@@ -74,9 +74,10 @@ pub fn run(args: &BomArgs) -> Result<Outcome> {
     // The manifest and the card, read through the verified loader: the card's bytes are
     // checked against the signed root as they are read, so a card changed since the
     // pass above is refused rather than described.
-    let reader = ModelReader::open(&args.model, &bundle, &trust, &options, None)
+    let reader = verifier
+        .open(&args.model, &bundle, None)
         .with_context(|| format!("cannot reopen model {}", args.model.display()))?;
-    let signed = modelseal_verify::verify_envelope(&bundle, &trust)?;
+    let signed = modelseal_verify::verify_envelope(&bundle, verifier.trust())?;
     let manifest = modelseal_verify::signed_manifest(&signed)?;
     let files: Vec<ModelFile> = manifest
         .manifest

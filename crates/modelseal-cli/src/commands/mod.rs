@@ -11,7 +11,6 @@ mod oci;
 mod outboard;
 mod refusal;
 mod registry;
-mod rules;
 mod serve;
 mod sign;
 mod store;

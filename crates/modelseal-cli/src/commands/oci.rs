@@ -12,8 +12,8 @@ use modelseal_oci::{OciError, Reference, Registry};
 
 use super::registry::registry;
 use modelseal_verify::{
-    SignedManifest, TrustPolicy, VerifiedModel, VerifyError, check_entries, signed_manifest,
-    verify_envelope,
+    SignedManifest, VerifiedModel, Verifier, VerifyError, VerifyOptions, check_entries,
+    signed_manifest, verify_envelope,
 };
 
 use crate::cli::{Format, PullArgs, RegistryArgs, SignArgs, VerifyArgs};
@@ -166,8 +166,7 @@ type Candidates = Vec<(String, Vec<u8>)>;
 fn signed_for(
     model: &OciModel,
     candidates: &Candidates,
-    policy: &TrustPolicy,
-    expected: Option<ArtifactDigest>,
+    verifier: &Verifier,
 ) -> std::result::Result<
     (String, SignedManifest, modelseal_verify::Signer),
     Vec<(String, VerifyError)>,
@@ -176,12 +175,9 @@ fn signed_for(
     for (name, json) in candidates {
         let bundle = Bundle::from_json(json).map_err(VerifyError::Bundle);
         let checked = bundle.and_then(|bundle| {
-            let verified = verify_envelope(&bundle, policy)?;
+            let verified = verify_envelope(&bundle, verifier.trust())?;
             let signed = signed_manifest(&verified)?;
-            modelseal_verify::check_kind(
-                Some(modelseal_core::ArtifactKind::Model),
-                signed.predicate.kind,
-            )?;
+            modelseal_verify::check_kind(verifier.options().kind, signed.predicate.kind)?;
             // The files alone are not enough: the signer must have named this manifest
             // (its config, media types and annotations), not just files like its files.
             if signed.oci_manifest
@@ -200,7 +196,7 @@ fn signed_for(
                     )),
                 ));
             }
-            if let Some(expected) = expected {
+            if let Some(expected) = verifier.options().expected {
                 if ArtifactDigest::blake3(&signed.root) != expected {
                     return Err(VerifyError::Subject(
                         modelseal_verify::SubjectProblem::NotExpected(format!(
@@ -222,7 +218,7 @@ fn signed_for(
 
 /// `verify oci://…`: a trusted signature about this manifest, then every layer streamed
 /// and its files compared with the signed manifest. `None`: refused (already reported).
-pub fn verify(args: &VerifyArgs, policy: &TrustPolicy) -> Result<Option<(VerifiedModel, String)>> {
+pub fn verify(args: &VerifyArgs, verifier: &Verifier) -> Result<Option<(VerifiedModel, String)>> {
     if args.ignore_unsigned_files || !args.ignore.is_empty() {
         bail!("--ignore and --ignore-unsigned-files apply to directories, not oci:// references");
     }
@@ -239,8 +235,7 @@ pub fn verify(args: &VerifyArgs, policy: &TrustPolicy) -> Result<Option<(Verifie
         &registry,
         &model,
         &candidates,
-        policy,
-        args.expect,
+        verifier,
         None,
         args.quiet || args.json,
     )?;
@@ -299,16 +294,20 @@ fn checked_model(
     registry: &Registry,
     model: &OciModel,
     candidates: &Candidates,
-    policy: &TrustPolicy,
-    expected: Option<ArtifactDigest>,
+    verifier: &Verifier,
     out_dir: Option<&Path>,
     quiet: bool,
 ) -> Result<std::result::Result<(VerifiedModel, String), Refusal>> {
-    // Signatures first: a model nobody trusted signed is not worth downloading.
-    let (name, signed, signer) = match signed_for(model, candidates, policy, expected) {
+    // Signatures first: a model nobody trusted signed is not worth downloading, nor one
+    // the policy's rules refuse (by its signed name, root or manifest digest).
+    let (name, signed, signer) = match signed_for(model, candidates, verifier) {
         Ok(found) => found,
         Err(refused) => return Ok(Err(Refusal::Signatures(refused))),
     };
+    let verified = VerifiedModel::native(signer, &signed);
+    if let Err(e) = verifier.judge(verified.name.as_deref(), &verified.digests()) {
+        return Ok(Err(Refusal::Files(name, e)));
+    }
     let bar = Bar::new(quiet);
     modelseal_core::hash::Progress::begin(&bar, model.layer_bytes());
     let unpacked = model::unpack(registry, model, out_dir, UnpackLimits::default(), &bar);
@@ -323,7 +322,6 @@ fn checked_model(
     if let Err(e) = check_entries(&signed, found.entries()) {
         return Ok(Err(Refusal::Files(name, e)));
     }
-    let verified = VerifiedModel::native(signer, &signed);
     Ok(Ok((verified, format!("{name} on {}", model.reference))))
 }
 
@@ -340,6 +338,8 @@ pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
         &v.keyless,
         false,
     )?;
+    let verifier =
+        super::trust::verifier(policy, lineage_policy.as_ref(), VerifyOptions::default());
     let signature_path = super::default_signature_path(&args.out);
     for path in [&args.out, &signature_path] {
         if path.symlink_metadata().is_ok() {
@@ -374,8 +374,7 @@ pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
         &registry,
         &model,
         &candidates,
-        &policy,
-        None,
+        &verifier,
         Some(staging.path()),
         v.quiet,
     )?;
@@ -401,17 +400,6 @@ pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
             return Ok(crate::Outcome::Refused);
         }
     };
-    // The policy's own rules for the model (deny lists by signed name or root), as
-    // `verify --policy` applies them: a revoked model is not written out.
-    if let Some(policy) = &lineage_policy {
-        if let Some(failure) = super::rules::model_rules(policy, &verified)? {
-            eprintln!(
-                "error: {}: refused by policy, nothing written: {failure}",
-                model.reference
-            );
-            return Ok(crate::Outcome::Refused);
-        }
-    }
     let used = signature_name
         .rsplit_once(" on ")
         .map_or(signature_name.as_str(), |(n, _)| n);

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use modelseal_lineage::policy::{LineagePolicy, Role};
-use modelseal_verify::{CertificateTime, TrustPolicy};
+use modelseal_verify::{CertificateTime, TrustPolicy, Verifier, VerifyOptions};
 
 use crate::cli::VerifyArgs;
 
@@ -68,4 +68,18 @@ pub(super) fn trust_from(
         policy = policy.with_certificate_time(CertificateTime::LeafIssuance);
     }
     Ok((policy, lineage_policy))
+}
+
+/// The verifier a command says yes through: whom it trusts (from [`trust_from`]), its
+/// options, and the policy's rules about the artifact when a policy is given.
+pub(super) fn verifier(
+    trust: TrustPolicy,
+    policy: Option<&LineagePolicy>,
+    options: VerifyOptions,
+) -> Verifier {
+    let verifier = Verifier::new(trust).with_options(options);
+    match policy {
+        Some(policy) => verifier.with_rules(std::sync::Arc::new(policy.clone())),
+        None => verifier,
+    }
 }

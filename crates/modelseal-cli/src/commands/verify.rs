@@ -1,7 +1,7 @@
 use anyhow::{Context, Result};
 use modelseal_core::walk::WalkOptions;
 use modelseal_core::{Bundle, BundleError};
-use modelseal_verify::{SignatureFormat, VerifyError, VerifyOptions, verify_model};
+use modelseal_verify::{SignatureFormat, VerifyError, VerifyOptions};
 use serde_json::json;
 
 use crate::Outcome;
@@ -24,8 +24,12 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
     }
     let (policy, lineage_policy) = super::trust::trust(args)?;
     let model_text = args.model.display().to_string();
+    let mut options = VerifyOptions::default();
+    options.expected = args.expect;
+    options.kind = Some(args.kind.into());
     let (verified, signature) = if modelseal_oci::Reference::is_oci(&model_text) {
-        match super::oci::verify(args, &policy)? {
+        let verifier = super::trust::verifier(policy, lineage_policy.as_ref(), options);
+        match super::oci::verify(args, &verifier)? {
             Some(found) => found,
             None => return Ok(Outcome::Refused),
         }
@@ -39,7 +43,6 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             .iter()
             .map(|arg| super::resolve_ignore(&args.model, arg))
             .collect::<Result<_>>()?;
-        let mut options = VerifyOptions::default();
         options.walk = WalkOptions {
             ignore,
             exclude_files: vec![signature.clone()],
@@ -47,8 +50,7 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
         };
         options.ignore_unsigned_files = args.ignore_unsigned_files;
         options.allow_unlisted_empty_files = args.allow_unsigned_empty_files;
-        options.expected = args.expect;
-        options.kind = Some(args.kind.into());
+        let verifier = super::trust::verifier(policy, lineage_policy.as_ref(), options);
         let bar = Bar::new(args.quiet || args.json);
         let result = match Bundle::read(&signature) {
             Err(BundleError::Io(e)) => {
@@ -56,7 +58,7 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
                     .with_context(|| format!("cannot read signature {}", signature.display()));
             }
             Err(e) => Err(VerifyError::Bundle(e)),
-            Ok(bundle) => verify_model(&args.model, &bundle, &policy, &options, &bar),
+            Ok(bundle) => verifier.verify(&args.model, &bundle, &bar),
         };
         bar.finish();
         let signature = signature.display().to_string();
@@ -77,26 +79,6 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
         SignatureFormat::Oms => "oms",
         _ => "oms-legacy",
     };
-    // Without --lineage the policy still decides about the model itself (with it, the
-    // walk's top does, for every name and digest the model is known by).
-    if let (Some(policy), false) = (&lineage_policy, args.lineage) {
-        let kind = args.kind.into();
-        if let Some(failure) = super::rules::artifact_rules(policy, kind, &verified)? {
-            if args.json {
-                out_json(&json!({
-                    "verified": false,
-                    "model": args.model.display().to_string(),
-                    "signature": signature,
-                    "error": { "kind": failure.kind(), "message": failure.to_string() },
-                }));
-            }
-            eprintln!(
-                "error: {}: refused by policy: {failure}",
-                args.model.display()
-            );
-            return Ok(Outcome::Refused);
-        }
-    }
     let lineage = match (&lineage_policy, args.lineage) {
         (Some(lineage_policy), true) => {
             Some(super::lineage::check(args, lineage_policy, &verified)?)

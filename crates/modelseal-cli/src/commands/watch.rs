@@ -36,19 +36,13 @@ pub fn run(args: &WatchArgs) -> Result<Outcome> {
     options.ignore_unsigned_files = args.ignore_unsigned_files;
     options.allow_unlisted_empty_files = args.allow_unsigned_empty_files;
     options.expected = args.expect;
-    let mut config = Config::new(args.model.clone(), signature, trust);
-    config.options = options;
+    let verifier = super::trust::verifier(trust, policy.as_ref(), options);
+    let mut config = Config::new(args.model.clone(), signature, verifier);
     config.interval = args.interval;
     config.max_read_rate = Some(args.max_read_rate).filter(|r| *r > 0);
     config.debounce = args.debounce;
     config.events = !args.no_events;
     config.stat_interval = Some(args.stat_interval).filter(|d| !d.is_zero());
-    if let Some(policy) = policy {
-        // The policy's deny rules about the model itself, as `verify --policy` applies.
-        config.model_rule = Some(Box::new(move |name, digests| {
-            modelseal_lineage::check_model(&policy, name, digests).map_err(|f| f.to_string())
-        }));
-    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
