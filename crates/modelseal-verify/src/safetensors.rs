@@ -216,13 +216,21 @@ pub fn parse_file(path: &str, all: &[u8]) -> Result<Header, SafetensorsError> {
 pub type Header = (BTreeMap<String, TensorInfo>, BTreeMap<String, String>);
 
 /// Checks the JSON header of a safetensors file of `size` bytes whose header is `header`
-/// (the bytes after the 8-byte length): every entry's dtype, shape and offsets, offsets
-/// inside the file, no overlaps. `path` names the file in errors.
+/// (the bytes after the 8-byte length): every entry's dtype, shape and offsets, and the
+/// tensors tiling the data section exactly (the `safetensors` package's own rule: in
+/// offset order each starts where the one before ended, the first at 0, the last at the
+/// end of the file). A name given twice is refused (serde and Python keep the last, a
+/// streaming reader the first). `path` names the file in errors.
 pub fn parse_header(path: &str, size: u64, header: &[u8]) -> Result<Header, SafetensorsError> {
     let bad = |reason: String| SafetensorsError::Header {
         path: path.to_owned(),
         reason,
     };
+    if header.first() != Some(&b'{') {
+        return Err(bad("the header does not start with '{'".into()));
+    }
+    modelseal_core::json::check_keys(header, modelseal_core::json::KeyRule::Exact)
+        .map_err(|e| bad(e.to_string()))?;
     let json: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(header).map_err(|e| bad(format!("not a JSON object: {e}")))?;
     let base = 8 + header.len() as u64;
@@ -283,13 +291,24 @@ pub fn parse_header(path: &str, size: u64, header: &[u8]) -> Result<Header, Safe
     }
     let mut spans: Vec<(&String, &TensorInfo)> = tensors.iter().collect();
     spans.sort_by_key(|(_, t)| (t.range.start, t.range.end));
-    for pair in spans.windows(2) {
-        if pair[0].1.range.end > pair[1].1.range.start {
+    let mut next = base;
+    for (name, tensor) in &spans {
+        if tensor.range.start < next {
+            return Err(bad(format!("tensor {name:?} overlaps the one before it")));
+        }
+        if tensor.range.start > next {
             return Err(bad(format!(
-                "tensors {:?} and {:?} overlap",
-                pair[0].0, pair[1].0
+                "{} bytes before tensor {name:?} belong to no tensor",
+                tensor.range.start - next
             )));
         }
+        next = tensor.range.end;
+    }
+    if next != size {
+        return Err(bad(format!(
+            "{} bytes after the last tensor belong to no tensor",
+            size - next
+        )));
     }
     Ok((tensors, metadata))
 }

@@ -389,6 +389,64 @@ mod safetensors_files {
             Err(SafetensorsError::HeaderLength { .. })
         ));
     }
+
+    /// Opens a signed file of exactly `header` (JSON text) and `data`.
+    fn open_raw(header: &str, data: &[u8]) -> Result<Vec<String>, SafetensorsError> {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("m");
+        std::fs::create_dir(&m).unwrap();
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(data);
+        std::fs::write(m.join("x.safetensors"), bytes).unwrap();
+        let key = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
+        let signed = sign_model(&m, &SignOptions::default(), &key, &NoProgress).unwrap();
+        let policy = TrustPolicy::from_keys(vec![key.verifying_key()]);
+        let reader =
+            ModelReader::open(&m, &signed.bundle, &policy, &VerifyOptions::default(), None)
+                .unwrap();
+        SafeTensors::open(&reader, "x.safetensors")
+            .map(|st| st.keys().into_iter().map(str::to_owned).collect())
+    }
+
+    #[test]
+    fn headers_the_safetensors_package_reads_otherwise_are_refused() {
+        // Issue 24: each was accepted on main; the safetensors package refuses them or
+        // reads another tensor than modelseal did.
+        let t = |name: &str, at: u64| {
+            format!(
+                r#""{name}":{{"dtype":"U8","shape":[4],"data_offsets":[{at},{}]}}"#,
+                at + 4
+            )
+        };
+        let ok = format!("{{{},{}}}  ", t("a", 0), t("b", 4));
+        assert_eq!(open_raw(&ok, &[0; 8]).unwrap(), ["a", "b"]);
+        for (header, data, want) in [
+            // The same name twice: serde kept the last, a streaming reader the first.
+            (
+                format!("{{{},{}}}", t("a", 0), t("a", 4)),
+                8,
+                "appears twice",
+            ),
+            // A hole before a tensor, and bytes after the last.
+            (
+                format!("{{{},{}}}", t("a", 0), t("b", 8)),
+                12,
+                "belong to no tensor",
+            ),
+            (
+                format!("{{{},{}}}", t("a", 0), t("b", 4)),
+                9,
+                "after the last tensor",
+            ),
+            (format!("{{{}}}", t("a", 4)), 8, "before tensor"),
+            // A header the package refuses for its first byte.
+            (format!(" {{{}}}", t("a", 0)), 4, "does not start"),
+        ] {
+            let err = open_raw(&header, &vec![0; data]).unwrap_err();
+            assert!(err.to_string().contains(want), "{header}: {err}");
+        }
+    }
 }
 
 #[test]

@@ -9,10 +9,13 @@ use modelseal_core::{
 };
 use modelseal_verify::{ArtifactRules, RuleRefusal, TrustPolicy, Verifier, VerifyError};
 
-/// Denies one digest, and records every (kind, name, digests) it was asked about.
+/// One question put to the rules: kind, name, digests.
+type Asked = (ArtifactKind, Option<String>, Vec<ArtifactDigest>);
+
+/// Denies one digest, and records every question it was asked.
 struct DenyOne {
     denied: ArtifactDigest,
-    asked: Mutex<Vec<(ArtifactKind, Option<String>, Vec<ArtifactDigest>)>>,
+    asked: Mutex<Vec<Asked>>,
 }
 
 impl ArtifactRules for DenyOne {
