@@ -188,6 +188,28 @@ def test_hub_cache_attacks_are_refused(hub_cache, tmp_path):
     link.unlink()
     link.symlink_to(target)
     modelseal.hub.verify(REPO_ID, cache_dir=cache, key=pub)
+    # The snapshot folder itself a link to a copy outside the repo folder (issue 24:
+    # accepted on main, although each file link out is refused).
+    repo = cache / "models--sentence-transformers--all-MiniLM-L6-v2"
+    copy = tmp_path / "copy"
+    shutil.copytree(snapshot, copy, symlinks=False)
+    moved = tmp_path / "moved"
+    snapshot.rename(moved)
+    snapshot.symlink_to(copy)
+    with pytest.raises(ValueError, match="is a link"):
+        modelseal.hub.verify(REPO_ID, cache_dir=cache, key=pub)
+    with pytest.raises(ValueError, match="is a link"):
+        modelseal.hub.verified_model(REPO_ID, cache_dir=cache, key=pub)
+    snapshot.unlink()
+    # So is the snapshots folder.
+    (repo / "snapshots").rename(tmp_path / "snapshots")
+    (repo / "snapshots").symlink_to(tmp_path / "snapshots")
+    moved.rename(tmp_path / "snapshots" / snapshot.name)
+    with pytest.raises(ValueError, match="is a link"):
+        modelseal.hub.verify(REPO_ID, cache_dir=cache, key=pub)
+    (repo / "snapshots").unlink()
+    (tmp_path / "snapshots").rename(repo / "snapshots")
+    modelseal.hub.verify(REPO_ID, cache_dir=cache, key=pub)
     # A changed blob, reached through its link.
     blob = (snapshot / "model.safetensors").resolve()
     flip(blob, 12345)

@@ -62,6 +62,13 @@ def snapshot(repo_id: str, revision: str = "main", cache_dir=None) -> Snapshot:
     path = repo_folder / "snapshots" / commit
     if not path.is_dir():
         raise FileNotFoundError(f"{repo_id}@{revision}: no snapshot folder {path}")
+    # huggingface_hub makes the snapshot folders itself; one that is a link (or under
+    # one) could lead to a copy outside the repo folder that no blob link points into.
+    for folder in (repo_folder / "snapshots", path):
+        if folder.is_symlink():
+            raise ValueError(f"{folder} is a link; a hub cache's snapshot folders are not")
+    if repo_folder.resolve() not in path.resolve().parents:
+        raise ValueError(f"{path} resolves outside its repo folder {repo_folder}")
     return Snapshot(path, repo_folder)
 
 
