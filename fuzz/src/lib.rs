@@ -161,10 +161,38 @@ pub fn safetensors_header(data: &[u8]) {
     if let Ok((tensors, _)) = modelseal_verify::safetensors::parse_header("f", size, header) {
         let mut spans: Vec<_> = tensors.values().map(|t| t.range.clone()).collect();
         spans.sort_by_key(|r| r.start);
-        for pair in spans.windows(2) {
-            assert!(pair[0].end <= pair[1].start, "overlap accepted");
+        // The tensors tile the data section exactly, as the safetensors package requires.
+        let mut next = 8 + header.len() as u64;
+        for span in &spans {
+            assert_eq!(span.start, next, "a hole or an overlap accepted");
+            assert!(span.start <= span.end);
+            next = span.end;
         }
-        assert!(spans.iter().all(|r| r.start <= r.end && r.end <= size));
+        assert_eq!(next, size, "bytes after the last tensor accepted");
+    }
+}
+
+/// The JSON key audit: Go's folding rule is stricter than the exact one, and a document
+/// either rule accepts is JSON serde reads.
+pub fn json_keys(data: &[u8]) {
+    use modelseal_core::json::{KeyRule, check_keys};
+    let exact = check_keys(data, KeyRule::Exact).is_ok();
+    let folded = check_keys(
+        data,
+        KeyRule::GoFolding {
+            known: &["layers", "digest", "mediaType"],
+        },
+    )
+    .is_ok();
+    assert!(
+        !folded || exact,
+        "folding accepted what the exact rule refused"
+    );
+    if exact {
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(data).is_ok(),
+            "accepted a document serde cannot read"
+        );
     }
 }
 

@@ -23,6 +23,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("digests_and_paths", modelseal_fuzz::digests_and_paths),
     ("oci_layer", modelseal_fuzz::oci_layer),
     ("changed_file_reads", modelseal_fuzz::changed_file_reads),
+    ("json_keys", modelseal_fuzz::json_keys),
 ];
 
 #[test]
