@@ -3,7 +3,8 @@
 use modelseal_core::hash::HashError;
 use modelseal_core::oms::ResourceNameError;
 use modelseal_core::{
-    ArtifactKind, Blake3Digest, BundleError, KeyFingerprint, ManifestError, PathError, WalkError,
+    ArtifactDigest, ArtifactKind, Blake3Digest, BundleError, KeyFingerprint, ManifestError,
+    PathError, WalkError,
 };
 
 use modelseal_core::statement::Scope;
@@ -260,9 +261,51 @@ pub enum SubjectProblem {
         /// Computed from the manifest.
         computed: Blake3Digest,
     },
-    /// The statement is not about the artifact the caller expected.
-    #[error("not the expected artifact: {0}")]
-    NotExpected(String),
+    /// A legacy OMS (0.2) statement names files, not a model: there is no model digest
+    /// to expect.
+    #[error(
+        "not the expected artifact: a legacy OMS (0.2) statement names files, not a model digest"
+    )]
+    LegacyNamesFiles,
+    /// No subject is the artifact the caller expected.
+    #[error("not the expected artifact: the statement is about another artifact, not {expected}")]
+    OtherArtifact {
+        /// The artifact expected.
+        expected: ArtifactDigest,
+    },
+    /// More than one subject names the artifact expected.
+    #[error("not the expected artifact: the statement names {expected} in {count} subjects")]
+    AmbiguousSubject {
+        /// The artifact expected.
+        expected: ArtifactDigest,
+        /// How many subjects name it.
+        count: usize,
+    },
+    /// A subject digest of a known algorithm that is not in canonical form.
+    #[error("a subject's {algorithm} digest is malformed")]
+    MalformedDigest {
+        /// The algorithm.
+        algorithm: &'static str,
+    },
+    /// The signature names another OCI manifest (or none) than the one being verified.
+    #[error(
+        "not the expected artifact: the signature names OCI manifest {}, not {found}",
+        signed.map_or_else(|| "none".to_owned(), |d| d.to_string())
+    )]
+    OtherOciManifest {
+        /// The manifest the signature names.
+        signed: Option<ArtifactDigest>,
+        /// The manifest being verified.
+        found: ArtifactDigest,
+    },
+    /// The signed root is not the one the caller expected.
+    #[error("not the expected artifact: the signed root is {signed}, not {expected}")]
+    OtherRoot {
+        /// The root signed.
+        signed: ArtifactDigest,
+        /// The root expected.
+        expected: ArtifactDigest,
+    },
     /// An OMS subject without a `sha256` digest.
     #[error("subject has no sha256 digest")]
     NoSha256,

@@ -141,16 +141,30 @@ fn check_expected(
     let predicate_type = verified.statement.predicate_type.clone();
     if predicate_type == OMS_LEGACY_PREDICATE_TYPE {
         // Its subjects are the files, not the model: there is no model digest to expect.
-        return Err(VerifyError::Subject(SubjectProblem::NotExpected(
-            "a legacy OMS (0.2) statement names files, not a model digest".into(),
-        )));
+        return Err(VerifyError::Subject(SubjectProblem::LegacyNamesFiles));
     }
     gate::attestation_of(verified.clone(), expected, &predicate_type)
         .map(|_| ())
         .map_err(|e| match e {
             GateError::Envelope(e) => e,
             GateError::ListsNothing => VerifyError::ListsNothing("a statement with no subjects"),
-            other => VerifyError::Subject(SubjectProblem::NotExpected(error_chain(&other))),
+            GateError::MalformedSubject { algorithm, .. } => {
+                VerifyError::Subject(SubjectProblem::MalformedDigest { algorithm })
+            }
+            GateError::ConfusedDigest => VerifyError::Subject(SubjectProblem::ConfusedDigest),
+            GateError::OtherArtifact { expected } => {
+                VerifyError::Subject(SubjectProblem::OtherArtifact { expected })
+            }
+            GateError::AmbiguousSubject { expected, count } => {
+                VerifyError::Subject(SubjectProblem::AmbiguousSubject { expected, count })
+            }
+            // The gate was asked about the statement's own predicate type and parses no
+            // predicate, so neither can happen here.
+            GateError::PredicateType { found, .. } => VerifyError::PredicateType {
+                found,
+                expected: "the statement's own",
+            },
+            GateError::MalformedPredicate(e) => VerifyError::MalformedPredicate(e),
         })
 }
 

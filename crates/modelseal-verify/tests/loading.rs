@@ -471,7 +471,8 @@ fn a_reader_opens_only_the_artifact_the_caller_expects() {
     assert!(
         matches!(
             err,
-            VerifyError::Subject(modelseal_verify::SubjectProblem::NotExpected(_))
+            VerifyError::Subject(modelseal_verify::SubjectProblem::OtherArtifact { expected })
+                if expected == other
         ),
         "{err}"
     );

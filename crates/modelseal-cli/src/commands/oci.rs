@@ -12,8 +12,8 @@ use modelseal_oci::{OciError, Reference, Registry};
 
 use super::registry::registry;
 use modelseal_verify::{
-    SignedManifest, VerifiedModel, Verifier, VerifyError, VerifyOptions, check_entries,
-    signed_manifest, verify_envelope,
+    SignedManifest, SubjectProblem, VerifiedModel, Verifier, VerifyError, VerifyOptions,
+    check_entries, signed_manifest, verify_envelope,
 };
 
 use crate::cli::{Format, PullArgs, RegistryArgs, SignArgs, VerifyArgs};
@@ -180,30 +180,23 @@ fn signed_for(
             modelseal_verify::check_kind(verifier.options().kind, signed.predicate.kind)?;
             // The files alone are not enough: the signer must have named this manifest
             // (its config, media types and annotations), not just files like its files.
-            if signed.oci_manifest
-                != Some(ArtifactDigest::new(
-                    modelseal_core::DigestAlgorithm::Sha256,
-                    *model.digest().as_bytes(),
-                ))
-            {
-                return Err(VerifyError::Subject(
-                    modelseal_verify::SubjectProblem::NotExpected(format!(
-                        "the signature names OCI manifest {}, not {}",
-                        signed
-                            .oci_manifest
-                            .map_or_else(|| "none".to_owned(), |d| d.to_string()),
-                        model.digest()
-                    )),
-                ));
+            let found = ArtifactDigest::new(
+                modelseal_core::DigestAlgorithm::Sha256,
+                *model.digest().as_bytes(),
+            );
+            if signed.oci_manifest != Some(found) {
+                return Err(VerifyError::Subject(SubjectProblem::OtherOciManifest {
+                    signed: signed.oci_manifest,
+                    found,
+                }));
             }
             if let Some(expected) = verifier.options().expected {
-                if ArtifactDigest::blake3(&signed.root) != expected {
-                    return Err(VerifyError::Subject(
-                        modelseal_verify::SubjectProblem::NotExpected(format!(
-                            "the signed root is blake3:{}, not {expected}",
-                            signed.root
-                        )),
-                    ));
+                let signed = ArtifactDigest::blake3(&signed.root);
+                if signed != expected {
+                    return Err(VerifyError::Subject(SubjectProblem::OtherRoot {
+                        signed,
+                        expected,
+                    }));
                 }
             }
             Ok((signed, verified.signer))
