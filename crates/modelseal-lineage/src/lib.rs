@@ -11,7 +11,8 @@
 
 pub mod bom;
 pub mod oci;
-pub mod policy;
+/// The policy file, now its own crate; re-exported for the lineage walk's callers.
+pub use modelseal_policy as policy;
 pub mod report;
 pub mod stop;
 pub mod store;

@@ -120,6 +120,16 @@ fn signed_names(names: &[String]) -> String {
     }
 }
 
+impl From<modelseal_policy::RuleFailure> for HopFailure {
+    fn from(failure: modelseal_policy::RuleFailure) -> Self {
+        match failure {
+            modelseal_policy::RuleFailure::Denied(rule) => Self::Denied(rule),
+            modelseal_policy::RuleFailure::Unnamed(rule) => Self::Unnamed(rule),
+            _ => Self::NotAllowed,
+        }
+    }
+}
+
 impl HopFailure {
     /// A stable name for JSON output.
     pub fn kind(&self) -> &'static str {

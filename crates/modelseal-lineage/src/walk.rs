@@ -16,10 +16,7 @@ use modelseal_core::provenance::{
     VerificationSummary, dependency_kind,
 };
 use modelseal_core::statement::{ArtifactKind, MANIFEST_PREDICATE_TYPE, ManifestPredicate};
-use modelseal_verify::{
-    ArtifactRules, Attestation, RuleRefusal, Verifier, VerifyOptions, error_chain,
-    verify_attestation,
-};
+use modelseal_verify::{Attestation, error_chain, verify_attestation};
 
 use crate::policy::{LineagePolicy, Role, Rules, role_name};
 use crate::report::{Hop, HopFailure, HopKind, LineageReport, SignedBy, TrainingRun};
@@ -99,42 +96,7 @@ pub fn check_artifact(
     signed_name: Option<&str>,
     digests: &[ArtifactDigest],
 ) -> Result<(), HopFailure> {
-    let rules = match kind {
-        ArtifactKind::Dataset => &policy.datasets,
-        _ => &policy.models,
-    };
-    check_lists(rules, signed_name.as_slice(), digests, true)
-}
-
-/// The policy's rules as the verifier's: every door that verifies with a policy's
-/// [`Verifier`](modelseal_verify::Verifier) meets them.
-impl ArtifactRules for LineagePolicy {
-    fn check(
-        &self,
-        kind: ArtifactKind,
-        name: Option<&str>,
-        digests: &[ArtifactDigest],
-    ) -> Result<(), RuleRefusal> {
-        check_artifact(self, kind, name, digests).map_err(|failure| RuleRefusal {
-            kind: failure.kind(),
-            message: failure.to_string(),
-        })
-    }
-}
-
-impl LineagePolicy {
-    /// The verifier for an artifact of `options.kind` (a model unless set): it trusts the
-    /// signers of the role that signs that kind (model publishers, dataset curators) and
-    /// applies this policy's rules for it.
-    pub fn verifier(&self, options: VerifyOptions) -> Verifier {
-        let role = match options.kind {
-            Some(ArtifactKind::Dataset) => Role::DatasetCurator,
-            _ => Role::ModelPublisher,
-        };
-        Verifier::new(self.trust_for(role))
-            .with_options(options)
-            .with_rules(std::sync::Arc::new(self.clone()))
-    }
+    modelseal_policy::check_artifact(policy, kind, signed_name, digests).map_err(HopFailure::from)
 }
 
 struct Walk<'a> {
@@ -246,7 +208,7 @@ impl<'a> Walk<'a> {
             .chain(&hop.aliases)
             .map(String::as_str)
             .collect();
-        check_lists(rules, &names, &digests, is_top)?;
+        modelseal_policy::check_lists(rules, &names, &digests, is_top)?;
         if self.policy.accept_vsa
             && hop.kind == HopKind::Model
             && self.accepted_vsa(hop, &lookup, &digest, depth)?
@@ -542,40 +504,6 @@ impl<'a> Walk<'a> {
         }
         Ok(false)
     }
-}
-
-/// Deny wins over allow. Deny rules apply to every hop, the top model included; allow
-/// lists name the inputs a run may use, so they apply below the top. A name rule sees
-/// only the signed name; where it could match and there is none, the hop is refused
-/// rather than let through unnamed.
-/// The allow and deny rules for an artifact known by `digest` and the signed `names`
-/// (any number: each trusted signer's). A deny rule matching the digest or any name
-/// denies; an allow list admits the digest or any name.
-/// Deny if any rule meets any of the artifact's names or digests; below the top, allow
-/// only if one does.
-fn check_lists(
-    rules: &Rules,
-    names: &[&str],
-    digests: &[ArtifactDigest],
-    is_top: bool,
-) -> Result<(), HopFailure> {
-    let matches = |rule: &crate::policy::Matcher| {
-        digests.iter().any(|digest| {
-            rule.matches(digest, None) || names.iter().any(|n| rule.matches(digest, Some(n)))
-        })
-    };
-    if let Some(rule) = rules.deny.iter().find(|m| matches(m)) {
-        return Err(HopFailure::Denied(rule.text()));
-    }
-    if names.is_empty() {
-        if let Some(rule) = rules.deny.iter().find(|m| m.is_name()) {
-            return Err(HopFailure::Unnamed(rule.text()));
-        }
-    }
-    if !is_top && !rules.allow.is_empty() && !rules.allow.iter().any(matches) {
-        return Err(HopFailure::NotAllowed);
-    }
-    Ok(())
 }
 
 fn record(hop: &mut Hop, attestation: &Attestation, role: Role, signer: &str, sha256: String) {

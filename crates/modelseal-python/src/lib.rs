@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use modelseal_core::hash::NoProgress;
 use modelseal_core::{Bundle, VerifyingKey, outboard};
-use modelseal_lineage::policy::LineagePolicy;
+use modelseal_policy::LineagePolicy;
 use modelseal_verify::loader::{Granule, ModelReader, ReadError};
 use modelseal_verify::safetensors::{self, SafetensorsError};
 use modelseal_verify::{

@@ -1,4 +1,4 @@
-//! The lineage policy file (`spec/policy.md`): who is trusted for which role, which
+//! The policy file (`spec/policy.md`): who is trusted for which role, which
 //! attestations each hop needs, which builders, datasets and base models are allowed.
 //! One format, read by the CLI, the loader API and the admission webhook.
 
