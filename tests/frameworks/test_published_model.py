@@ -210,6 +210,32 @@ def test_hub_cache_attacks_are_refused(hub_cache, tmp_path):
     (repo / "snapshots").unlink()
     (tmp_path / "snapshots").rename(repo / "snapshots")
     modelseal.hub.verify(REPO_ID, cache_dir=cache, key=pub)
+    # Third attack review (each verified the genuine snapshot on main while
+    # huggingface_hub and transformers read another): a ref file named like the commit,
+    # a ref whose text is the commit and a newline, a `.no_exist` marker for a signed file.
+    commit = snapshot.name
+    other = "2" * 40
+    (repo / "snapshots" / other).mkdir()
+    (repo / "snapshots" / other / "config.json").write_text('{"attacker": true}')
+    from huggingface_hub import try_to_load_from_cache
+    (repo / "refs" / commit).write_text(other)
+    assert "attacker" in Path(try_to_load_from_cache(REPO_ID, "config.json", cache_dir=cache,
+                                                      revision=commit)).read_text()
+    for revision in ("main", commit):
+        with pytest.raises(ValueError, match="another snapshot"):
+            modelseal.hub.verify(REPO_ID, revision, cache_dir=cache, key=pub)
+    (repo / "refs" / commit).unlink()
+    main = (repo / "refs" / "main").read_text()
+    (repo / "refs" / "main").write_text(main + "\n")
+    with pytest.raises(ValueError, match="exactly a commit hash"):
+        modelseal.hub.verify(REPO_ID, cache_dir=cache, key=pub)
+    (repo / "refs" / "main").write_text(main)
+    (repo / ".no_exist" / commit).mkdir(parents=True)
+    (repo / ".no_exist" / commit / "config.json").write_text("")
+    with pytest.raises(ValueError, match="hides the snapshot"):
+        modelseal.hub.verify(REPO_ID, cache_dir=cache, key=pub)
+    shutil.rmtree(repo / ".no_exist")
+    modelseal.hub.verify(REPO_ID, cache_dir=cache, key=pub)
     # A changed blob, reached through its link.
     blob = (snapshot / "model.safetensors").resolve()
     flip(blob, 12345)

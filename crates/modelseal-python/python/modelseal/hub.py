@@ -49,16 +49,26 @@ def snapshot(repo_id: str, revision: str = "main", cache_dir=None) -> Snapshot:
         raise ValueError(f"{revision!r} is not a revision")
     repo_folder = Path(cache_dir if cache_dir is not None else default_cache()) / (
         "models--" + "--".join(parts))
-    if _COMMIT.fullmatch(revision):
+    # The revision is resolved exactly as huggingface_hub resolves it (and transformers,
+    # which then reads every further file pinned to the commit it found): `refs/REVISION`
+    # first, whatever the revision looks like, its text taken as it is.
+    refs = repo_folder / "refs"
+    ref = refs / revision
+    if _COMMIT.fullmatch(revision) and (ref.exists() or ref.is_symlink()):
+        raise ValueError(f"{ref} exists: huggingface_hub would read {revision} from another snapshot")
+    if ref.is_file():
+        with open(ref) as f:
+            commit = f.read()
+        if not _COMMIT.fullmatch(commit):
+            raise ValueError(f"{ref} does not hold exactly a commit hash: {commit[:80]!r}")
+    elif _COMMIT.fullmatch(revision):
         commit = revision
     else:
-        ref = repo_folder / "refs" / revision
-        try:
-            commit = ref.read_text().strip()
-        except OSError as err:
-            raise FileNotFoundError(f"{repo_id} has no cached revision {revision!r} ({ref})") from err
-        if not _COMMIT.fullmatch(commit):
-            raise ValueError(f"{ref} does not hold a commit hash")
+        raise FileNotFoundError(f"{repo_id} has no cached revision {revision!r} ({ref})")
+    # A ref named like a commit sends every read pinned to that commit elsewhere.
+    pinned = refs / commit
+    if pinned.exists() or pinned.is_symlink():
+        raise ValueError(f"{pinned} exists: huggingface_hub would read {commit} from another snapshot")
     path = repo_folder / "snapshots" / commit
     if not path.is_dir():
         raise FileNotFoundError(f"{repo_id}@{revision}: no snapshot folder {path}")
@@ -69,6 +79,14 @@ def snapshot(repo_id: str, revision: str = "main", cache_dir=None) -> Snapshot:
             raise ValueError(f"{folder} is a link; a hub cache's snapshot folders are not")
     if repo_folder.resolve() not in path.resolve().parents:
         raise ValueError(f"{path} resolves outside its repo folder {repo_folder}")
+    # huggingface_hub answers "no such file" for a name under `.no_exist/COMMIT/`
+    # before it looks in the snapshot: a marker there hides a signed file from loaders.
+    hidden = repo_folder / ".no_exist" / commit
+    for folder, _, names in os.walk(hidden):
+        for name in names:
+            rel = Path(folder, name).relative_to(hidden)
+            if os.path.lexists(path / rel):
+                raise ValueError(f"{hidden / rel} hides the snapshot's {rel} from huggingface_hub")
     return Snapshot(path, repo_folder)
 
 
