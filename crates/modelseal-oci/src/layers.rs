@@ -142,6 +142,9 @@ struct Allowance<R> {
     inner: R,
     left: std::rc::Rc<std::cell::Cell<u64>>,
     budget: u64,
+    /// What was read between two files' data (headers, extension records, padding),
+    /// kept to be checked the way other readers read it; empty while a file is read.
+    between: std::rc::Rc<std::cell::RefCell<Option<Vec<u8>>>>,
 }
 
 impl<R: Read> Read for Allowance<R> {
@@ -154,6 +157,9 @@ impl<R: Read> Read for Allowance<R> {
         }
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
+        if let Some(kept) = self.between.borrow_mut().as_mut() {
+            kept.extend_from_slice(&buf[..n]);
+        }
         self.left.set(self.left.get() - n as u64);
         self.budget -= n as u64;
         Ok(n)
@@ -250,15 +256,22 @@ impl<'a> Unpacker<'a> {
             other => other,
         };
         let left = std::rc::Rc::new(std::cell::Cell::new(MAX_METADATA_BYTES));
+        let between = std::rc::Rc::new(std::cell::RefCell::new(Some(Vec::new())));
         let reader = Allowance {
             inner: data,
             left: std::rc::Rc::clone(&left),
             budget,
+            between: std::rc::Rc::clone(&between),
         };
+        // Padding the previous file's data left before the next header.
+        let mut padding = 0usize;
         let mut archive = tar::Archive::new(reader);
         let entries = archive.entries().map_err(io_err)?;
         for entry in entries {
             let mut entry = entry.map_err(io_err)?;
+            let read = between.borrow_mut().replace(Vec::new()).unwrap_or_default();
+            check_between(&read, padding).map_err(&bad)?;
+            padding = 0;
             check_pax(&mut entry).map_err(&bad)?;
             let raw_path = String::from_utf8(entry.path_bytes().into_owned())
                 .map_err(|_| bad("an entry whose name is not UTF-8".into()))?;
@@ -313,8 +326,20 @@ impl<'a> Unpacker<'a> {
             let size = entry.size();
             // The file's bytes may be read, and then metadata again up to the next file.
             left.set(size.saturating_add(MAX_METADATA_BYTES));
+            *between.borrow_mut() = None;
             self.file(layer, &path, size, &mut entry)?;
+            *between.borrow_mut() = Some(Vec::new());
+            padding = (size % 512)
+                .try_into()
+                .map_or(0, |r: usize| (512 - r) % 512);
             left.set(MAX_METADATA_BYTES);
+        }
+        // The last file's padding and the end-of-archive block the reader stopped at.
+        let read = between.borrow_mut().take().unwrap_or_default();
+        if read.len() < padding || read.iter().any(|b| *b != 0) {
+            return Err(bad(
+                "bytes that are not zeros in the padding before the end-of-archive blocks".into(),
+            ));
         }
         // The reader stops at the first zero block; what follows (the second zero block
         // and the record's padding) must be zeros too. An entry after the end marker is
@@ -488,6 +513,44 @@ fn check_header(header: &tar::Header, kind: tar::EntryType, size: u64) -> Result
             "{:?} in the header is named as a directory but typed as a file; readers disagree on what it is",
             String::from_utf8_lossy(own_name)
         ));
+    }
+    Ok(())
+}
+
+/// Checks what a reader went through between two files' data: the previous file's
+/// `padding` (zeros), then extension entries (PAX records, GNU long names), then the next
+/// file's header. GNU tar and Python read a long name up to its NUL, wherever the
+/// declared size ends, and Python reads PAX records on into the padding: so a long name
+/// must be exactly its bytes and one NUL, and every padding must be zeros.
+fn check_between(read: &[u8], padding: usize) -> Result<(), String> {
+    let odd = || "extension headers laid out so that readers may read them differently".to_owned();
+    let (pad, mut rest) = read.split_at_checked(padding).ok_or_else(odd)?;
+    if pad.iter().any(|b| *b != 0) {
+        return Err("bytes that are not zeros in a file's padding".into());
+    }
+    while rest.len() > 512 {
+        let (header, after) = rest.split_at(512);
+        let kind = header[156];
+        let size_field = &header[124..136];
+        let text = std::str::from_utf8(size_field).map_err(|_| odd())?;
+        let size = usize::from_str_radix(text.trim_matches(|c| c == ' ' || c == '\0'), 8)
+            .map_err(|_| odd())?;
+        let padded = size.div_ceil(512) * 512;
+        let (body, tail) = after.split_at_checked(padded).ok_or_else(odd)?;
+        let (data, zeros) = body.split_at(size);
+        if zeros.iter().any(|b| *b != 0) {
+            return Err("bytes that are not zeros in the padding of an extension record (Python reads records on into it)".into());
+        }
+        if matches!(kind, b'L' | b'K') {
+            let name_ends = data.iter().position(|b| *b == 0);
+            if name_ends != Some(size.saturating_sub(1)) || size == 0 {
+                return Err("a GNU long name that is not exactly its bytes and one NUL (readers cut it at different places)".into());
+            }
+        }
+        rest = tail;
+    }
+    if rest.len() != 512 {
+        return Err(odd());
     }
     Ok(())
 }
@@ -878,6 +941,61 @@ mod tests {
         only_long.extend_from_slice(&plain[file_at..]);
         let entries = layer_of(&LayerFormat::Tar, &only_long).unwrap();
         assert_eq!(entries[0].path.as_str(), long);
+    }
+
+    #[test]
+    fn extension_records_readers_cut_differently_are_refused() {
+        // Third attack review (each passed on main): GNU tar and Python read a long name
+        // up to its NUL whatever its declared size; Python reads PAX records on into the
+        // padding; so a record's bytes past its size must be zeros.
+        let long = |declared: &[u8], block: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::GNULongName);
+            h.set_size(declared.len() as u64);
+            h.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+            h.set_cksum();
+            let mut out = h.as_bytes().to_vec();
+            let mut data = block.to_vec();
+            data.resize(512, 0);
+            out.extend(data);
+            out.extend(tar_of(&[("model", tar::EntryType::Regular, b"w")]));
+            out
+        };
+        // As the review built it: the rest of the name in the padding.
+        let err = layer_of(&LayerFormat::Tar, &long(b"model", b"model.safetensors\0")).unwrap_err();
+        assert!(err.to_string().contains("padding"), "{err}");
+        // A name without its NUL: Python and GNU tar read on to the next NUL.
+        let err = layer_of(&LayerFormat::Tar, &long(b"model", b"model")).unwrap_err();
+        assert!(err.to_string().contains("GNU long name"), "{err}");
+        let ok = long(b"model\0", b"model\0");
+        assert_eq!(
+            layer_of(&LayerFormat::Tar, &ok).unwrap()[0].path.as_str(),
+            "model"
+        );
+
+        // A PAX record hidden in the padding after the declared records.
+        let mut hidden = pax_tar(&[("mtime", "1")], "x", b"w");
+        let record = b"26 path=model.safetensors\n";
+        let end = 512 + hidden[512..1024].iter().position(|b| *b == 0).unwrap();
+        hidden[end..end + record.len()].copy_from_slice(record);
+        let err = layer_of(&LayerFormat::Tar, &hidden).unwrap_err();
+        assert!(
+            err.to_string().contains("padding of an extension record"),
+            "{err}"
+        );
+
+        // A file's own padding holding bytes.
+        let mut padded = tar_of(&[
+            ("a", tar::EntryType::Regular, b"w"),
+            ("b", tar::EntryType::Regular, b"v"),
+        ]);
+        padded[512 + 1] = b'x';
+        let err = layer_of(&LayerFormat::Tar, &padded).unwrap_err();
+        assert!(err.to_string().contains("file's padding"), "{err}");
+        let mut last = tar_of(&[("a", tar::EntryType::Regular, b"w")]);
+        last[512 + 1] = b'x';
+        let err = layer_of(&LayerFormat::Tar, &last).unwrap_err();
+        assert!(err.to_string().contains("end-of-archive"), "{err}");
     }
 
     /// A tar of one ustar header (then `edit` applied) with `data`, and a file after it.
