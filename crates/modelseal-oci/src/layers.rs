@@ -60,6 +60,14 @@ pub fn layer_format(
             "media type {media_type:?} is a non-distributable layer, fetched from elsewhere"
         )));
     }
+    // CRI-O unpacks an artifact layer whose media type contains `.tar` anywhere; a raw
+    // layer named `….tar.raw` would be one file here and an archive there.
+    let archive_words = [".tar", "gzip", "zstd"];
+    if media_type.ends_with(".raw") && archive_words.iter().any(|w| media_type.contains(w)) {
+        return Err(bad(format!(
+            "media type {media_type:?} names a raw file and an archive; readers disagree on which it is"
+        )));
+    }
     let format = if media_type.ends_with(".tar") {
         LayerFormat::Tar
     } else if media_type.ends_with(".tar+gzip") || media_type.ends_with(".tar.gzip") {
@@ -90,6 +98,15 @@ pub fn layer_format(
             "media type {media_type:?} has no archive format modelseal reads (.tar, .tar+gzip, .tar+zstd, ModelPack .raw)"
         )));
     };
+    // Artifact mounts (Podman, CRI-O) present a layer with a title as one file of that
+    // name, its bytes the archive's: modelseal would sign what the archive holds.
+    if !matches!(format, LayerFormat::Raw(_)) {
+        if let Some(title) = annotations.and_then(|a| a.get(OCI_TITLE)) {
+            return Err(bad(format!(
+                "an archive layer titled {title:?} ({OCI_TITLE}): artifact mounts present it as that one file, modelseal unpacks it; readers disagree on what it is"
+            )));
+        }
+    }
     Ok(format)
 }
 
@@ -1217,5 +1234,27 @@ mod tests {
         ] {
             assert!(layer_format(bad, None, layer).is_err(), "{bad}");
         }
+        // Third attack review (each read differently by CRI-O or Podman, passed on main):
+        // a raw media type that also names an archive, and a titled archive layer.
+        let mut a = std::collections::HashMap::new();
+        a.insert(
+            MODELPACK_FILEPATH.to_owned(),
+            "model.safetensors".to_owned(),
+        );
+        for two in [
+            "application/vnd.cncf.model.weight.v1.tar.raw",
+            "application/vnd.cncf.model.weight.v1.tar+gzip.raw",
+        ] {
+            let err = layer_format(two, Some(&a), layer).unwrap_err();
+            assert!(
+                err.to_string().contains("a raw file and an archive"),
+                "{err}"
+            );
+        }
+        a.insert(OCI_TITLE.to_owned(), "model.safetensors".to_owned());
+        let err =
+            layer_format("application/vnd.cncf.model.weight.v1.tar", Some(&a), layer).unwrap_err();
+        assert!(err.to_string().contains("artifact mounts"), "{err}");
+        assert!(layer_format("application/vnd.cncf.model.weight.v1.raw", Some(&a), layer).is_ok());
     }
 }
