@@ -104,6 +104,8 @@ pub struct Spec {
     pub transformer: Option<Predictor>,
     /// A KServe InferenceService's explainer (likewise).
     pub explainer: Option<Predictor>,
+    /// A KServe LLMInferenceService's model (`spec.model.uri`).
+    pub model: Option<StorageUri>,
 }
 
 /// `spec.template`.
@@ -117,7 +119,7 @@ pub struct Template {
     pub spec: Option<Box<Spec>>,
 }
 
-/// A container: its name and image.
+/// A container: its name, image and environment.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
 pub struct Container {
@@ -125,7 +127,23 @@ pub struct Container {
     pub name: String,
     /// `image`.
     pub image: Option<String>,
+    /// `env`: KServe reads a custom container's model from `STORAGE_URI`.
+    #[serde(deserialize_with = "null_as_default")]
+    pub env: Vec<EnvVar>,
 }
+
+/// `env[]`, as far as a literal value goes.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct EnvVar {
+    /// `name`.
+    pub name: String,
+    /// `value` (a `valueFrom` is not followed).
+    pub value: Option<String>,
+}
+
+/// The environment variable KServe takes a container's model from, as `storageUri`.
+pub const STORAGE_URI_ENV: &str = "STORAGE_URI";
 
 /// A volume, as far as an `image` volume source goes.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -302,7 +320,21 @@ pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), Na
                         add(as_oci(image))?;
                     }
                 }
+                let storage = container.env.iter().filter(|e| e.name == STORAGE_URI_ENV);
+                for uri in storage.filter_map(|e| e.value.as_deref()) {
+                    if let Some(rest) = kserve_oci(uri) {
+                        add(format!("oci://{rest}"))?;
+                    }
+                }
             }
+        }
+        if let Some(rest) = spec
+            .model
+            .as_ref()
+            .and_then(|m| m.uri.as_deref())
+            .and_then(kserve_oci)
+        {
+            add(format!("oci://{rest}"))?;
         }
         for predictor in components.into_iter().flatten() {
             let uris = predictor
@@ -490,6 +522,18 @@ mod tests {
                 "oci://r.io/e:1"
             ]
         );
+        // Third attack review (allowed on main): a custom container's STORAGE_URI, which
+        // KServe reads as storageUri, and an LLMInferenceService's spec.model.uri.
+        let (models, _) = named_models(&object(serde_json::json!({
+            "spec": {
+                "predictor": {"containers": [{"name": "kserve-container", "image": "r.io/s:1",
+                    "env": [{"name": "STORAGE_URI", "value": "oci://r.io/models/u:1"},
+                            {"name": "OTHER", "value": "oci://r.io/not-a-model:1"}]}]},
+                "model": {"uri": "oci+native://r.io/models/llm:1"}
+            }
+        })))
+        .unwrap();
+        assert_eq!(models, ["oci://r.io/models/u:1", "oci://r.io/models/llm:1"]);
         let (models, _) = named_models(&object(serde_json::json!({
             "spec": {"template": {
                 "metadata": {"annotations": {MODEL_CONTAINERS_ANNOTATION: "m"}},
