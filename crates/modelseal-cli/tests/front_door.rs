@@ -255,6 +255,78 @@ fn self_signed(
 }
 
 #[test]
+fn a_ca_for_tls_only_cannot_make_model_signers() {
+    // Third attack review (passed on main): an intermediate restricted to serverAuth
+    // issued a leaf with digitalSignature and no extended usage, and it signed models.
+    use rcgen::{ExtendedKeyUsagePurpose as Eku, KeyUsagePurpose as Ku};
+    let t = Model::new();
+    let ca = |name: &str| {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![Ku::KeyCertSign, Ku::DigitalSignature];
+        params
+    };
+    let root_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let root_params = ca("root");
+    let root = root_params.self_signed(&root_key).unwrap();
+    let root_issuer = rcgen::Issuer::new(root_params, root_key);
+    std::fs::write(t.p("root.pem"), root.pem()).unwrap();
+    for (name, extended, ok) in [
+        ("tls-ca", vec![Eku::ServerAuth], false),
+        ("signing-ca", vec![Eku::CodeSigning], true),
+        ("open-ca", vec![], true),
+    ] {
+        let mut params = ca(name);
+        params.extended_key_usages = extended;
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let intermediate = params.signed_by(&key, &root_issuer).unwrap();
+        let issuer = rcgen::Issuer::new(params, key);
+        let mut leaf = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        leaf.distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name}-leaf"));
+        leaf.key_usages = vec![Ku::DigitalSignature];
+        // (rcgen writes no extension for a key usage alone)
+        leaf.is_ca = rcgen::IsCa::ExplicitNoCa;
+        let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let leaf = leaf.signed_by(&leaf_key, &issuer).unwrap();
+        let chain = t.p(&format!("{name}-chain.pem"));
+        std::fs::write(&chain, format!("{}{}", leaf.pem(), intermediate.pem())).unwrap();
+        let key_path = t.p(&format!("{name}-leaf.key"));
+        std::fs::write(&key_path, leaf_key.serialize_pem()).unwrap();
+        let sig = t.p(&format!("{name}.sig"));
+        let out = modelseal(&[
+            &"sign",
+            &t.m(),
+            &"--format",
+            &"oms",
+            &"--key",
+            &key_path,
+            &"--certificate",
+            &chain,
+            &"--signature",
+            &sig,
+        ]);
+        assert_exit(&out, 0);
+        let out = modelseal(&[
+            &"verify",
+            &t.m(),
+            &"--signature",
+            &sig,
+            &"--certificate-root",
+            &t.p("root.pem"),
+        ]);
+        if ok {
+            assert_exit(&out, 0);
+        } else {
+            assert_refused(&out, "is not for signing");
+        }
+    }
+}
+
+#[test]
 fn a_tls_server_certificate_cannot_sign_models() {
     // Found by the attack review: digitalSignature with only serverAuth passed.
     use rcgen::{ExtendedKeyUsagePurpose as Eku, KeyUsagePurpose as Ku};

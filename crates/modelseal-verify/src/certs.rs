@@ -316,6 +316,16 @@ fn check_issuer(issuer: &Certificate, below: usize, at: u64) -> Result<(), Certi
             return Err(CertificateError::NotCa(subject(issuer)));
         }
     }
+    // An extended key usage on a CA bounds what it may issue for (as Go and the Web PKI
+    // read it): a CA for TLS servers only does not make model signers.
+    let extended = tbs
+        .get_extension::<ExtendedKeyUsage>()
+        .map_err(|e| CertificateError::Malformed(e.to_string()))?;
+    if let Some((_, eku)) = extended {
+        if !eku.0.contains(&EKU_CODE_SIGNING) && !eku.0.contains(&EKU_ANY) {
+            return Err(CertificateError::Usage(subject(issuer)));
+        }
+    }
     Ok(())
 }
 
