@@ -113,6 +113,28 @@ def test_safetensors_calls_are_restored_after_the_block_and_others_refused_withi
     assert not os.path.exists(path)
 
 
+def test_a_signed_config_pointing_at_code_in_another_repo_is_refused(tmp_path, keys):
+    """Third attack review: transformers reads `auto_map` `OTHER/REPO--module.Class` as
+    code to fetch from another repository, unsigned, under trust_remote_code."""
+    key, pub, _ = keys
+    model = tmp_path / "m"
+    shutil.copytree(published_model(), model)
+    config = json.loads((model / "config.json").read_text())
+    config["auto_map"] = {"AutoModel": "evil/repo--modeling_evil.EvilModel"}
+    (model / "config.json").write_text(json.dumps(config))
+    run("sign", model, "--key", key, "--signature", tmp_path / "m.sig")
+    with pytest.raises(modelseal.VerificationError) as err:
+        with modelseal.verified_model(model, signature=tmp_path / "m.sig", key=pub):
+            pass
+    assert err.value.args[1] == "code-elsewhere"
+    # Code in the model itself is signed and staged like the rest.
+    config["auto_map"] = {"AutoModel": "modeling_local.LocalModel"}
+    (model / "config.json").write_text(json.dumps(config))
+    run("sign", model, "--key", key, "--signature", tmp_path / "m.sig")
+    with modelseal.verified_model(model, signature=tmp_path / "m.sig", key=pub) as path:
+        assert json.loads((Path(path) / "config.json").read_text())["auto_map"]
+
+
 def test_a_model_swapped_inside_the_block_is_refused_not_mixed(signed_copy, tmp_path, keys):
     """Configs staged from model A, then A's folder and signature replaced by model B's
     (same signer, same file names) before the weights are read: the loader must get A's

@@ -19,6 +19,7 @@ safetensors calls for any other file are refused while the block runs.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -77,10 +78,31 @@ def verified_model(model_dir, *, signature, key=None, policy=None, expected=None
                 model.read_file_into(path, data)
             with open(staged, "wb") as out:
                 out.write(data.tobytes())
+            if path.endswith(".json"):
+                _refuse_code_elsewhere(path, data.tobytes())
         with _LOCK, _patched(model_dir, served, trust):
             yield staging
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _refuse_code_elsewhere(path: str, data: bytes) -> None:
+    """transformers reads `auto_map` entries `OTHER/REPO--module.Class` as code in
+    another repository, which it fetches (or takes from the hub cache) unsigned, with
+    `trust_remote_code=True`: a signed config must not point outside the model."""
+    try:
+        config = json.loads(data)
+    except ValueError:
+        return
+    auto_map = config.get("auto_map") if isinstance(config, dict) else None
+    if not isinstance(auto_map, dict):
+        return
+    for value in auto_map.values():
+        for ref in value if isinstance(value, list) else [value]:
+            if isinstance(ref, str) and "--" in ref:
+                raise VerificationError(
+                    f"{path}: auto_map names code in another repository ({ref!r}), which "
+                    "the loader would run unsigned", "code-elsewhere")
 
 
 @contextlib.contextmanager
@@ -94,7 +116,7 @@ def _patched(model_dir: str, served: Dict[str, str], trust: Dict[str, Any]):
         path = served.get(os.path.realpath(os.fspath(filename)))
         if path is None:
             raise VerificationError(
-                (f"{filename}: not a signed file of the model being loaded", "not-signed"))
+                f"{filename}: not a signed file of the model being loaded", "not-signed")
         return os.path.join(model_dir, *path.split("/"))
 
     def safe_open(filename, framework="pt", device="cpu", **kwargs):
@@ -112,7 +134,7 @@ def _patched(model_dir: str, served: Dict[str, str], trust: Dict[str, Any]):
                 return _bytes.load_bytes(data, "pt", name=path, **bytes_trust)
             except VerificationError as err:
                 last = err
-        raise last or VerificationError(("the model has no safetensors file", "not-signed"))
+        raise last or VerificationError("the model has no safetensors file", "not-signed")
 
     undo: list = []
     try:
