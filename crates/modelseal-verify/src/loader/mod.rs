@@ -6,8 +6,8 @@
 //! verified there: the bytes handed out are the very bytes that were verified.
 //!
 //! By job: this module opens a model against a native signature and serves reads;
-//! [`oms`] opens one against an OMS signature; [`fill`] verifies spans as they fill the
-//! caller's buffer; [`bytes`] checks a file already in memory.
+//! `oms.rs` opens one against an OMS signature; `fill.rs` verifies spans as they fill the
+//! caller's buffer; `bytes.rs` checks a file already in memory.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
