@@ -138,4 +138,11 @@ for seed in [read(0x80, 100) + read(0x80 + (4 << 20), 3000) + read(0x80, size),
              change(2 << 20 | 9, 0) + read(0x80 + 100, 1 << 20) + read(0x80 + (3 << 20), 70000),
              change(0, 7) + read(0x80 + size - 1, 1)]:
     put("changed_file_reads", seed)
+# json_keys: manifests and documents whose keys readers match differently, and fine ones.
+for doc in ['{"layers":[{"digest":"x"}],"Layers":[]}', '{"a":1,"a":2}',
+            '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'
+            '"layers":[{"mediaType":"x","digest":"sha256:00","size":1,"annotations":{"k":"v"}}]}',
+            '{"\u212aey":1}', '{"\u212aey":1}'.encode().decode("unicode_escape"),
+            '[{"x":{"y":[1,2,{"z":null}]}}] ']:
+    put("json_keys", doc)
 print("seeded", sum(1 for _ in CORPUS.rglob("seed-*")), "files", file=sys.stderr)
