@@ -328,15 +328,8 @@ impl<'a> Walk<'a> {
         lookup: &Lookup,
         digest: &ArtifactDigest,
     ) -> Result<Vec<ArtifactDigest>, HopFailure> {
-        let role = match hop.kind {
-            HopKind::Model => Role::ModelPublisher,
-            HopKind::Dataset => Role::DatasetCurator,
-        };
+        let (role, expected) = own_signer(hop.kind);
         let signed = self.trusted(hop, lookup, digest, MANIFEST_PREDICATE_TYPE, role, true)?;
-        let expected = match hop.kind {
-            HopKind::Model => ArtifactKind::Model,
-            HopKind::Dataset => ArtifactKind::Dataset,
-        };
         let mut names: Vec<String> = Vec::new();
         let mut other_kind = None;
         let mut counted = 0;
@@ -397,10 +390,7 @@ impl<'a> Walk<'a> {
         lookup: &Lookup,
         digest: &ArtifactDigest,
     ) -> Vec<ArtifactDigest> {
-        let (role, expected) = match hop.kind {
-            HopKind::Model => (Role::ModelPublisher, ArtifactKind::Model),
-            HopKind::Dataset => (Role::DatasetCurator, ArtifactKind::Dataset),
-        };
+        let (role, expected) = own_signer(hop.kind);
         let Ok(signed) = self.trusted(hop, lookup, digest, MANIFEST_PREDICATE_TYPE, role, false)
         else {
             return Vec::new();
@@ -503,6 +493,14 @@ impl<'a> Walk<'a> {
             }
         }
         Ok(false)
+    }
+}
+
+/// The role that signs a hop of `kind` itself, and the kind its signature must record.
+fn own_signer(kind: HopKind) -> (Role, ArtifactKind) {
+    match kind {
+        HopKind::Model => (Role::ModelPublisher, ArtifactKind::Model),
+        HopKind::Dataset => (Role::DatasetCurator, ArtifactKind::Dataset),
     }
 }
 
