@@ -6,6 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
+disk() { df -h --output=avail,target . | tail -1 | awk '{print "disk free: " $1 " on " $2}'; }
+
+# CI's fresh machine can be short of disk: no incremental caches there (they only help
+# rebuilds), and the debug build is dropped before the fuzzers are built (see below).
+[ -n "${CI:-}" ] && export CARGO_INCREMENTAL=0
+disk
 
 step "format"
 cargo fmt --all -- --check
@@ -125,6 +131,9 @@ else
 fi
 
 step "every fuzzer briefly, where the nightly toolchain is installed"
+# Every step that needed the debug build has run; on CI give its disk to the fuzz build.
+[ -n "${CI:-}" ] && rm -rf target/debug
+disk
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
   # New inputs go to a scratch corpus, so a run leaves the committed one as it was.
