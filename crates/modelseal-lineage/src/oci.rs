@@ -2,10 +2,10 @@
 //! server knows a Pod's image by its manifest digest; lineage knows models by their BLAKE3
 //! root. The link is a `model-publisher` signature whose statement names both.
 
-use modelseal_core::{ArtifactDigest, ArtifactKind, Blake3Digest, DigestAlgorithm};
-use modelseal_verify::{signed_manifest, verify_envelope};
+use modelseal_core::{ArtifactDigest, Blake3Digest, DigestAlgorithm};
+use modelseal_verify::{SignedModel, VerifyOptions};
 
-use crate::policy::{LineagePolicy, Role};
+use crate::policy::LineagePolicy;
 use crate::stop::Stop;
 use crate::store::AttestationStore;
 
@@ -91,20 +91,17 @@ pub fn model_of_manifest(
     let lookup = store
         .bundles_for_until(&digest, stop)
         .map_err(|e| BindingError::Store(modelseal_verify::error_chain(&e)))?;
-    let trust = policy.trust_for(Role::ModelPublisher);
+    // Read as every signature is read, but not judged here: a rule that refused one of
+    // two disagreeing signatures must not decide which root the image holds (the walk
+    // applies the rules to the root found).
+    let verifier = policy.verifier(VerifyOptions::default());
     let mut refused = Vec::new();
     let mut roots: Vec<Blake3Digest> = Vec::new();
     for stored in &lookup.bundles {
-        let checked = verify_envelope(&stored.bundle, &trust)
-            .and_then(|verified| signed_manifest(&verified))
-            .and_then(|signed| {
-                modelseal_verify::check_kind(Some(ArtifactKind::Model), signed.predicate.kind)
-                    .map(|()| signed)
-            });
-        match checked {
-            Ok(signed) if signed.oci_manifest == Some(digest) => {
-                if !roots.contains(&signed.root) {
-                    roots.push(signed.root);
+        match verifier.read_signature(&stored.bundle) {
+            Ok(SignedModel::Native { manifest, .. }) if manifest.oci_manifest == Some(digest) => {
+                if !roots.contains(&manifest.root) {
+                    roots.push(manifest.root);
                 }
             }
             Ok(_) => refused.push(format!("{}: names another manifest or none", stored.sha256)),

@@ -10,10 +10,7 @@ use modelseal_core::{Bundle, VerifyingKey, outboard};
 use modelseal_policy::LineagePolicy;
 use modelseal_verify::loader::{Granule, ModelReader, ReadError};
 use modelseal_verify::safetensors::{self, SafetensorsError};
-use modelseal_verify::{
-    SignatureFormat, TrustPolicy, Verifier, VerifyError, VerifyOptions, signed_manifest,
-    verify_envelope,
-};
+use modelseal_verify::{SignatureFormat, TrustPolicy, Verifier, VerifyError, VerifyOptions};
 use pyo3::buffer::PyBuffer;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyKeyError, PyOSError, PyValueError};
@@ -434,16 +431,9 @@ fn open_either(
     // Read as a file-alone signature only when the signature lists just this file; the
     // signature is looked at again only on that path, not on the common one.
     let lists_only_this_file = || {
-        let Ok(verified) = verify_envelope(bundle, verifier.trust()) else {
-            return false;
-        };
-        if let Ok(signed) = modelseal_verify::oms::signed_oms(&verified) {
-            // An OMS signature of a single file names its resources `.`.
-            return signed.resources.iter().all(|r| r.name.path.is_none());
-        }
-        signed_manifest(&verified).is_ok_and(
-            |signed| matches!(signed.manifest.entries(), [only] if only.path.as_str() == name),
-        )
+        verifier
+            .read_signature(bundle)
+            .is_ok_and(|signed| signed.lists_only(&name))
     };
     match verifier.open(&parent, bundle, outboards) {
         Ok(reader) if reader.size(&name).is_ok() => Ok((reader, name)),

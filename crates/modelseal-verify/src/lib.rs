@@ -39,6 +39,7 @@ pub mod loader;
 pub mod oms;
 mod policy;
 pub mod safetensors;
+mod signed;
 #[cfg(feature = "sigstore")]
 pub mod timestamps;
 mod verifier;
@@ -49,7 +50,7 @@ pub use sigstore_verify;
 use std::path::Path;
 
 use modelseal_core::hash::Progress;
-use modelseal_core::oms::{OMS_LEGACY_PREDICATE_TYPE, OMS_PREDICATE_TYPE};
+use modelseal_core::oms::OMS_LEGACY_PREDICATE_TYPE;
 use modelseal_core::walk::WalkOptions;
 use modelseal_core::{ArtifactDigest, ArtifactKind, Bundle};
 
@@ -61,7 +62,8 @@ pub use error::{
 pub use files::{SignedManifest, check_entries, check_files, signed_manifest};
 pub use gate::{Attestation, GateError, attestation_of, verify_attestation};
 pub use policy::{CertificateTime, TrustPolicy};
-pub use verifier::{ArtifactRules, RuleRefusal, Verifier};
+pub use signed::{SignedModel, read_signature};
+pub use verifier::{ArtifactRules, RuleRefusal, SignedOci, Verifier};
 
 /// What the verifier adds to what the signer recorded. The default checks a model: a
 /// native signature recording another kind (a dataset) is refused.
@@ -238,32 +240,28 @@ pub fn verify_model(
     options: &VerifyOptions,
     progress: &dyn Progress,
 ) -> Result<VerifiedModel, VerifyError> {
-    let verified = verify_envelope(bundle, policy)?;
-    check_expected(&verified, options)?;
-    let predicate_type = verified.statement.predicate_type.as_str();
-    if predicate_type == OMS_PREDICATE_TYPE || predicate_type == OMS_LEGACY_PREDICATE_TYPE {
-        let signed = oms::signed_oms(&verified)?;
-        check_oms_kind(options)?;
-        oms::check_oms_files(root, &signed, options, progress)?;
-        return Ok(VerifiedModel {
-            signer: verified.signer,
-            format: if signed.legacy {
-                SignatureFormat::OmsLegacy
-            } else {
-                SignatureFormat::Oms
-            },
-            name: signed.name,
-            root: FileDigest {
-                algorithm: "sha256".into(),
-                hex: signed.root,
-            },
-            files: signed.resources.len(),
-            bytes: None,
-            oci_manifest: None,
-        });
-    }
-    let signed = signed_manifest(&verified)?;
-    check_kind(options.kind, signed.predicate.kind)?;
+    let (signer, signed) = match read_signature(bundle, policy, options)? {
+        SignedModel::Oms { signer, statement } => {
+            oms::check_oms_files(root, &statement, options, progress)?;
+            return Ok(VerifiedModel {
+                signer,
+                format: if statement.legacy {
+                    SignatureFormat::OmsLegacy
+                } else {
+                    SignatureFormat::Oms
+                },
+                name: statement.name,
+                root: FileDigest {
+                    algorithm: "sha256".into(),
+                    hex: statement.root,
+                },
+                files: statement.resources.len(),
+                bytes: None,
+                oci_manifest: None,
+            });
+        }
+        SignedModel::Native { signer, manifest } => (signer, manifest),
+    };
     check_scope(&signed, root)?;
     check_files(
         root,
@@ -273,7 +271,7 @@ pub fn verify_model(
         progress,
     )?;
     Ok(VerifiedModel {
-        signer: verified.signer,
+        signer,
         format: SignatureFormat::Native,
         name: signed.name,
         root: FileDigest {

@@ -20,10 +20,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use modelseal_core::hash::Progress;
-use modelseal_core::{ArtifactDigest, ArtifactKind, Bundle};
+use modelseal_core::statement::MANIFEST_PREDICATE_TYPE;
+use modelseal_core::{ArtifactDigest, ArtifactKind, Bundle, ManifestEntry};
 
 use crate::loader::{ModelReader, VerifiedBytes, verify_bytes};
-use crate::{TrustPolicy, VerifiedModel, VerifyError, VerifyOptions, verify_model};
+use crate::{
+    SignedManifest, SignedModel, SubjectProblem, TrustPolicy, VerifiedModel, VerifyError,
+    VerifyOptions, check_entries, read_signature, verify_model,
+};
 
 /// A policy's rules about an artifact itself: allow and deny lists by digest and by the
 /// name its signer gave it. modelseal's policy file (the lineage crate) implements it.
@@ -137,9 +141,62 @@ impl Verifier {
         Ok(verified)
     }
 
-    /// The rules alone, for an artifact whose signature and files were checked by a path
-    /// that does not read a directory (an OCI artifact's layers as they stream).
-    pub fn judge(&self, name: Option<&str>, digests: &[ArtifactDigest]) -> Result<(), VerifyError> {
+    /// Reads `bundle` as every check here does (see [`read_signature`]): signer,
+    /// signature, expected subject, format and kind. No file is compared and no rule
+    /// applied, so this is not a yes: it is for describing what a signature lists.
+    pub fn read_signature(&self, bundle: &Bundle) -> Result<SignedModel, VerifyError> {
+        read_signature(bundle, &self.trust, &self.options)
+    }
+
+    /// The first half of the yes for an OCI artifact, before any layer is read: a
+    /// trusted native signature that names `manifest` (the digest of the manifest the
+    /// registry served, as checked against its bytes) as its OCI subject, and that the
+    /// rules accept by name, root and manifest digest. Its files are then compared with
+    /// what the layers unpack to by [`Verifier::check_unpacked`].
+    pub fn signed_oci(
+        &self,
+        bundle: &Bundle,
+        manifest: ArtifactDigest,
+    ) -> Result<SignedOci, VerifyError> {
+        let (signer, signed) = match self.read_signature(bundle)? {
+            SignedModel::Native { signer, manifest } => (signer, manifest),
+            SignedModel::Oms { .. } => {
+                return Err(VerifyError::PredicateType {
+                    found: "an OMS statement".into(),
+                    expected: MANIFEST_PREDICATE_TYPE,
+                });
+            }
+        };
+        // The files alone are not enough: the signer must have named this manifest (its
+        // config, media types and annotations), not just files like its files.
+        if signed.oci_manifest != Some(manifest) {
+            return Err(VerifyError::Subject(SubjectProblem::OtherOciManifest {
+                signed: signed.oci_manifest,
+                found: manifest,
+            }));
+        }
+        let model = VerifiedModel::native(signer, &signed);
+        self.judge(model.name.as_deref(), &model.digests())?;
+        Ok(SignedOci { model, signed })
+    }
+
+    /// The second half of the yes for an OCI artifact: the files its layers unpacked to
+    /// (`found`, hashed as they streamed) are exactly the signed files.
+    pub fn check_unpacked(
+        &self,
+        signed: SignedOci,
+        found: &[ManifestEntry],
+    ) -> Result<VerifiedModel, VerifyError> {
+        check_entries(&signed.signed, found)?;
+        Ok(signed.model)
+    }
+
+    /// The rules alone.
+    pub(crate) fn judge(
+        &self,
+        name: Option<&str>,
+        digests: &[ArtifactDigest],
+    ) -> Result<(), VerifyError> {
         let Some(rules) = &self.rules else {
             return Ok(());
         };
@@ -147,5 +204,25 @@ impl Verifier {
         rules
             .check(kind, name, digests)
             .map_err(VerifyError::Policy)
+    }
+}
+
+/// A trusted signature about one OCI manifest that the rules accept, from
+/// [`Verifier::signed_oci`]: its layers are still to be compared.
+#[derive(Debug, Clone)]
+pub struct SignedOci {
+    model: VerifiedModel,
+    signed: SignedManifest,
+}
+
+impl SignedOci {
+    /// The model as signed (signer, name, root, files, manifest digest).
+    pub fn model(&self) -> &VerifiedModel {
+        &self.model
+    }
+
+    /// The signed manifest.
+    pub fn manifest(&self) -> &SignedManifest {
+        &self.signed
     }
 }

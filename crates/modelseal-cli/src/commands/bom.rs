@@ -77,8 +77,11 @@ pub fn run(args: &BomArgs) -> Result<Outcome> {
     let reader = verifier
         .open(&args.model, &bundle, None)
         .with_context(|| format!("cannot reopen model {}", args.model.display()))?;
-    let signed = modelseal_verify::verify_envelope(&bundle, verifier.trust())?;
-    let manifest = modelseal_verify::signed_manifest(&signed)?;
+    let modelseal_verify::SignedModel::Native { manifest, .. } =
+        verifier.read_signature(&bundle)?
+    else {
+        bail!("a BOM needs a native (BLAKE3 manifest) signature");
+    };
     let files: Vec<ModelFile> = manifest
         .manifest
         .entries()

@@ -11,10 +11,7 @@ use modelseal_oci::referrers;
 use modelseal_oci::{OciError, Reference, Registry};
 
 use super::registry::registry;
-use modelseal_verify::{
-    SignedManifest, SubjectProblem, VerifiedModel, Verifier, VerifyError, VerifyOptions,
-    check_entries, signed_manifest, verify_envelope,
-};
+use modelseal_verify::{SignedOci, VerifiedModel, Verifier, VerifyError, VerifyOptions};
 
 use crate::cli::{Format, PullArgs, RegistryArgs, SignArgs, VerifyArgs};
 use crate::output::{out, out_json};
@@ -162,47 +159,24 @@ fn bundles(registry: &Registry, model: &OciModel, signature: Option<&Path>) -> R
 /// Bundles to try, each named for messages (a file, or `referrer sha256:…`), as JSON.
 type Candidates = Vec<(String, Vec<u8>)>;
 
-/// The first bundle a trusted signer made about this manifest, or every reason none is.
+/// The first bundle a trusted signer made about this manifest that the rules accept, or
+/// every reason none is.
 fn signed_for(
     model: &OciModel,
     candidates: &Candidates,
     verifier: &Verifier,
-) -> std::result::Result<
-    (String, SignedManifest, modelseal_verify::Signer),
-    Vec<(String, VerifyError)>,
-> {
+) -> std::result::Result<(String, SignedOci), Vec<(String, VerifyError)>> {
+    let manifest = ArtifactDigest::new(
+        modelseal_core::DigestAlgorithm::Sha256,
+        *model.digest().as_bytes(),
+    );
     let mut refused = Vec::new();
     for (name, json) in candidates {
-        let bundle = Bundle::from_json(json).map_err(VerifyError::Bundle);
-        let checked = bundle.and_then(|bundle| {
-            let verified = verify_envelope(&bundle, verifier.trust())?;
-            let signed = signed_manifest(&verified)?;
-            modelseal_verify::check_kind(verifier.options().kind, signed.predicate.kind)?;
-            // The files alone are not enough: the signer must have named this manifest
-            // (its config, media types and annotations), not just files like its files.
-            let found = ArtifactDigest::new(
-                modelseal_core::DigestAlgorithm::Sha256,
-                *model.digest().as_bytes(),
-            );
-            if signed.oci_manifest != Some(found) {
-                return Err(VerifyError::Subject(SubjectProblem::OtherOciManifest {
-                    signed: signed.oci_manifest,
-                    found,
-                }));
-            }
-            if let Some(expected) = verifier.options().expected {
-                let signed = ArtifactDigest::blake3(&signed.root);
-                if signed != expected {
-                    return Err(VerifyError::Subject(SubjectProblem::OtherRoot {
-                        signed,
-                        expected,
-                    }));
-                }
-            }
-            Ok((signed, verified.signer))
-        });
+        let checked = Bundle::from_json(json)
+            .map_err(VerifyError::Bundle)
+            .and_then(|bundle| verifier.signed_oci(&bundle, manifest));
         match checked {
-            Ok((signed, signer)) => return Ok((name.clone(), signed, signer)),
+            Ok(signed) => return Ok((name.clone(), signed)),
             Err(e) => refused.push((name.clone(), e)),
         }
     }
@@ -293,14 +267,10 @@ fn checked_model(
 ) -> Result<std::result::Result<(VerifiedModel, String), Refusal>> {
     // Signatures first: a model nobody trusted signed is not worth downloading, nor one
     // the policy's rules refuse (by its signed name, root or manifest digest).
-    let (name, signed, signer) = match signed_for(model, candidates, verifier) {
+    let (name, signed) = match signed_for(model, candidates, verifier) {
         Ok(found) => found,
         Err(refused) => return Ok(Err(Refusal::Signatures(refused))),
     };
-    let verified = VerifiedModel::native(signer, &signed);
-    if let Err(e) = verifier.judge(verified.name.as_deref(), &verified.digests()) {
-        return Ok(Err(Refusal::Files(name, e)));
-    }
     let bar = Bar::new(quiet);
     modelseal_core::hash::Progress::begin(&bar, model.layer_bytes());
     let unpacked = model::unpack(registry, model, out_dir, UnpackLimits::default(), &bar);
@@ -312,10 +282,10 @@ fn checked_model(
             return Err(e).with_context(|| format!("cannot verify {}", model.reference));
         }
     };
-    if let Err(e) = check_entries(&signed, found.entries()) {
-        return Ok(Err(Refusal::Files(name, e)));
+    match verifier.check_unpacked(signed, found.entries()) {
+        Ok(verified) => Ok(Ok((verified, format!("{name} on {}", model.reference)))),
+        Err(e) => Ok(Err(Refusal::Files(name, e))),
     }
-    Ok(Ok((verified, format!("{name} on {}", model.reference))))
 }
 
 /// `pull oci://… DIR`: verify, writing the files into a new directory beside DIR, and

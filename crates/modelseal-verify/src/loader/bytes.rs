@@ -37,8 +37,7 @@ pub fn verify_bytes(
     path: Option<&str>,
     data: &[u8],
 ) -> Result<VerifiedBytes, VerifyError> {
-    let verified = verify_envelope(bundle, policy)?;
-    crate::check_expected(&verified, options)?;
+    let signed = crate::read_signature(bundle, policy, options)?;
     let not_listed = |what: String| {
         VerifyError::Files(FileMismatch {
             missing: vec![what],
@@ -57,74 +56,76 @@ pub fn verify_bytes(
             ..FileMismatch::default()
         })
     };
-    let predicate_type = verified.statement.predicate_type.as_str();
-    if predicate_type == OMS_PREDICATE_TYPE || predicate_type == OMS_LEGACY_PREDICATE_TYPE {
-        let signed = crate::oms::signed_oms(&verified)?;
-        crate::check_oms_kind(options)?;
-        let mut paths: Vec<Option<&ManifestPath>> = signed
-            .resources
-            .iter()
-            .map(|r| r.name.path.as_ref())
-            .collect();
-        paths.dedup();
-        let chosen = match (path, paths.as_slice()) {
-            (None, [only]) => *only,
-            (Some(want), _) => *paths
+    let (signer, signed) = match signed {
+        SignedModel::Native { signer, manifest } => (signer, manifest),
+        SignedModel::Oms {
+            signer,
+            statement: signed,
+        } => {
+            let mut paths: Vec<Option<&ManifestPath>> = signed
+                .resources
                 .iter()
-                .find(|p| p.map(ManifestPath::as_str) == Some(want))
-                .ok_or_else(|| not_listed(want.to_owned()))?,
-            (None, _) => {
-                return Err(not_listed(
-                    "(a file name: the signature lists several)".into(),
-                ));
+                .map(|r| r.name.path.as_ref())
+                .collect();
+            paths.dedup();
+            let chosen = match (path, paths.as_slice()) {
+                (None, [only]) => *only,
+                (Some(want), _) => *paths
+                    .iter()
+                    .find(|p| p.map(ManifestPath::as_str) == Some(want))
+                    .ok_or_else(|| not_listed(want.to_owned()))?,
+                (None, _) => {
+                    return Err(not_listed(
+                        "(a file name: the signature lists several)".into(),
+                    ));
+                }
+            };
+            let label = chosen.map_or_else(|| ".".to_owned(), ManifestPath::to_string);
+            let mut resources: Vec<_> = signed
+                .resources
+                .iter()
+                .filter(|r| r.name.path.as_ref() == chosen)
+                .collect();
+            resources.sort_by_key(|r| r.name.shard);
+            let size = data.len() as u64;
+            let algorithm = signed.serialization.resource_algorithm();
+            let pieces: Vec<(u64, u64)> = match signed.serialization.method {
+                OmsMethod::Shards { size: shard } => (0..size.div_ceil(shard))
+                    .map(|i| (i * shard, ((i + 1) * shard).min(size)))
+                    .collect(),
+                _ => vec![(0, size)],
+            };
+            let listed: Vec<(u64, u64)> = resources
+                .iter()
+                .map(|r| r.name.shard.unwrap_or((0, size)))
+                .collect();
+            if listed != pieces {
+                return Err(changed(&label, algorithm, String::new()));
             }
-        };
-        let label = chosen.map_or_else(|| ".".to_owned(), ManifestPath::to_string);
-        let mut resources: Vec<_> = signed
-            .resources
-            .iter()
-            .filter(|r| r.name.path.as_ref() == chosen)
-            .collect();
-        resources.sort_by_key(|r| r.name.shard);
-        let size = data.len() as u64;
-        let algorithm = signed.serialization.resource_algorithm();
-        let pieces: Vec<(u64, u64)> = match signed.serialization.method {
-            OmsMethod::Shards { size: shard } => (0..size.div_ceil(shard))
-                .map(|i| (i * shard, ((i + 1) * shard).min(size)))
-                .collect(),
-            _ => vec![(0, size)],
-        };
-        let listed: Vec<(u64, u64)> = resources
-            .iter()
-            .map(|r| r.name.shard.unwrap_or((0, size)))
-            .collect();
-        if listed != pieces {
-            return Err(changed(&label, algorithm, String::new()));
-        }
-        use rayon::prelude::*;
-        let hash = signed.serialization.hash;
-        let all_match = resources
-            .par_iter()
-            .zip(pieces.par_iter())
-            .all(|(r, (a, b))| {
-                let mut digester = Digester::new(hash.algorithm());
-                digester.update(&data[*a as usize..*b as usize]);
-                digester.finalize() == r.digest
+            use rayon::prelude::*;
+            let hash = signed.serialization.hash;
+            let all_match = resources
+                .par_iter()
+                .zip(pieces.par_iter())
+                .all(|(r, (a, b))| {
+                    let mut digester = Digester::new(hash.algorithm());
+                    digester.update(&data[*a as usize..*b as usize]);
+                    digester.finalize() == r.digest
+                });
+            if !all_match {
+                return Err(changed(&label, algorithm, String::new()));
+            }
+            return Ok(VerifiedBytes {
+                path: label,
+                signer,
+                name: signed.name,
+                root: ArtifactDigest::from_entry("sha256", &signed.root).map_err(|_| {
+                    VerifyError::ListsNothing("an OMS statement without a usable root")
+                })?,
+                oci_manifest: None,
             });
-        if !all_match {
-            return Err(changed(&label, algorithm, String::new()));
         }
-        return Ok(VerifiedBytes {
-            path: label,
-            signer: verified.signer,
-            name: signed.name,
-            root: ArtifactDigest::from_entry("sha256", &signed.root)
-                .map_err(|_| VerifyError::ListsNothing("an OMS statement without a usable root"))?,
-            oci_manifest: None,
-        });
-    }
-    let signed = signed_manifest(&verified)?;
-    crate::check_kind(options.kind, signed.predicate.kind)?;
+    };
     let entry = match (path, signed.manifest.entries()) {
         (None, [only]) => only,
         (Some(want), _) => signed
@@ -148,7 +149,7 @@ pub fn verify_bytes(
     }
     Ok(VerifiedBytes {
         path: entry.path.to_string(),
-        signer: verified.signer,
+        signer,
         name: signed.name,
         root: ArtifactDigest::blake3(&signed.root),
         oci_manifest: signed.oci_manifest,

@@ -15,18 +15,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use modelseal_core::hash::Digester;
-use modelseal_core::oms::{
-    OMS_LEGACY_PREDICATE_TYPE, OMS_PREDICATE_TYPE, OmsHash, OmsMethod, ResourceName,
-};
+use modelseal_core::oms::{OmsHash, OmsMethod, ResourceName};
 use modelseal_core::open::FileId;
 use modelseal_core::outboard::{self, BLOCK_BYTES};
 use modelseal_core::walk::{ModelFile, SymlinkPolicy};
 use modelseal_core::{ArtifactDigest, Bundle, ManifestPath};
 
-use crate::envelope::{Signer, VerifiedStatement, verify_envelope};
+use crate::envelope::Signer;
 use crate::error::{FileDigest, FileMismatch, ModifiedFile, VerifyError};
-use crate::files::{find_files, signed_manifest};
-use crate::{SignatureFormat, TrustPolicy, VerifyOptions};
+use crate::files::find_files;
+use crate::oms::SignedOms;
+use crate::{SignatureFormat, SignedModel, TrustPolicy, VerifyOptions};
 
 /// Why a read was refused.
 #[derive(Debug, thiserror::Error)]
@@ -159,14 +158,12 @@ impl ModelReader {
         options: &VerifyOptions,
         outboards: Option<&Path>,
     ) -> Result<Self, VerifyError> {
-        let verified = verify_envelope(bundle, policy)?;
-        crate::check_expected(&verified, options)?;
-        let predicate_type = verified.statement.predicate_type.as_str();
-        if predicate_type == OMS_PREDICATE_TYPE || predicate_type == OMS_LEGACY_PREDICATE_TYPE {
-            return open_oms(root, verified, options);
-        }
-        let signed = signed_manifest(&verified)?;
-        crate::check_kind(options.kind, signed.predicate.kind)?;
+        let (signer, signed) = match crate::read_signature(bundle, policy, options)? {
+            SignedModel::Oms { signer, statement } => {
+                return open_oms(root, signer, statement, options);
+            }
+            SignedModel::Native { signer, manifest } => (signer, manifest),
+        };
         crate::check_scope(&signed, root)?;
         let mut walk = options.walk.clone();
         walk.ignore
@@ -221,7 +218,7 @@ impl ModelReader {
             name: signed.name,
             digest: ArtifactDigest::blake3(&signed.root),
             oci_manifest: signed.oci_manifest,
-            signer: verified.signer,
+            signer,
             files,
             outboards: outboards.map(Path::to_path_buf),
             outboard_cache: Mutex::new(HashMap::new()),

@@ -6,11 +6,10 @@ use super::*;
 /// (for shards) by the exact shard layout the file's size gives. No byte is read.
 pub(super) fn open_oms(
     root: &Path,
-    verified: VerifiedStatement,
+    signer: Signer,
+    signed: SignedOms,
     options: &VerifyOptions,
 ) -> Result<ModelReader, VerifyError> {
-    let signed = crate::oms::signed_oms(&verified)?;
-    crate::check_oms_kind(options)?;
     let walk = modelseal_core::oms::walk_options(&signed.serialization, &options.walk);
     let paths = signed.paths();
     let single_file = std::fs::metadata(root).is_ok_and(|m| m.is_file());
@@ -114,7 +113,7 @@ pub(super) fn open_oms(
         name: signed.name,
         digest: root_digest,
         oci_manifest: None,
-        signer: verified.signer,
+        signer,
         files,
         outboards: None,
         outboard_cache: Mutex::new(HashMap::new()),
