@@ -127,6 +127,28 @@ def test_a_signed_config_pointing_at_code_in_another_repo_is_refused(tmp_path, k
         with modelseal.verified_model(model, signature=tmp_path / "m.sig", key=pub):
             pass
     assert err.value.args[1] == "code-elsewhere"
+    # The same class reference anywhere a loader resolves one (fifth attack review):
+    # sentence-transformers' modules.json `type`, transformers' `custom_pipelines`.
+    config.pop("auto_map")
+    config["custom_pipelines"] = {"my-task": {"impl": "evil/repo--pipe.P", "pt": []}}
+    (model / "config.json").write_text(json.dumps(config))
+    run("sign", model, "--key", key, "--signature", tmp_path / "m.sig")
+    with pytest.raises(modelseal.VerificationError) as err:
+        with modelseal.verified_model(model, signature=tmp_path / "m.sig", key=pub):
+            pass
+    assert err.value.args[1] == "code-elsewhere"
+    config.pop("custom_pipelines")
+    (model / "config.json").write_text(json.dumps(config))
+    modules = json.loads((model / "modules.json").read_text())
+    modules[0]["type"] = "evil/repo--mod.Mod"
+    (model / "modules.json").write_text(json.dumps(modules))
+    run("sign", model, "--key", key, "--signature", tmp_path / "m.sig")
+    from sentence_transformers import SentenceTransformer
+    with pytest.raises(modelseal.VerificationError) as err:
+        modelseal.from_pretrained(SentenceTransformer, model, signature=tmp_path / "m.sig",
+                                  key=pub, device="cpu", trust_remote_code=True)
+    assert err.value.args[1] == "code-elsewhere"
+    (model / "modules.json").write_text((published_model() / "modules.json").read_text())
     # Code in the model itself is signed and staged like the rest.
     config["auto_map"] = {"AutoModel": "modeling_local.LocalModel"}
     (model / "config.json").write_text(json.dumps(config))
@@ -257,7 +279,25 @@ def test_hub_cache_attacks_are_refused(hub_cache, tmp_path):
     with pytest.raises(ValueError, match="hides the snapshot"):
         modelseal.hub.verify(REPO_ID, cache_dir=cache, key=pub)
     shutil.rmtree(repo / ".no_exist")
+    # Fifth attack review: a marker behind a linked folder (os.walk did not follow it)
+    # hid 1_Pooling/config.json from huggingface_hub while verify passed.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "config.json").write_text("")
+    (repo / ".no_exist" / commit).mkdir(parents=True)
+    (repo / ".no_exist" / commit / "1_Pooling").symlink_to(elsewhere)
+    from huggingface_hub.file_download import _CACHED_NO_EXIST
+    assert try_to_load_from_cache(REPO_ID, "1_Pooling/config.json", cache_dir=cache) \
+        is _CACHED_NO_EXIST
+    with pytest.raises(ValueError, match="hides the snapshot"):
+        modelseal.hub.verify(REPO_ID, cache_dir=cache, key=pub)
+    shutil.rmtree(repo / ".no_exist")
     modelseal.hub.verify(REPO_ID, cache_dir=cache, key=pub)
+    # Whenever verify passes, huggingface_hub finds every file of the snapshot.
+    for file in snapshot.rglob("*"):
+        if file.is_file():
+            rel = file.relative_to(snapshot).as_posix()
+            assert isinstance(try_to_load_from_cache(REPO_ID, rel, cache_dir=cache), str), rel
     # A changed blob, reached through its link.
     blob = (snapshot / "model.safetensors").resolve()
     flip(blob, 12345)

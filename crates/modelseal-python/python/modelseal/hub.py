@@ -81,11 +81,25 @@ def snapshot(repo_id: str, revision: str = "main", cache_dir=None) -> Snapshot:
         raise ValueError(f"{path} resolves outside its repo folder {repo_folder}")
     # huggingface_hub answers "no such file" for a name under `.no_exist/COMMIT/`
     # before it looks in the snapshot: a marker there hides a signed file from loaders.
+    # Asked the way it asks (is `.no_exist/COMMIT/NAME` a file?) for every file of the
+    # snapshot, so a marker behind a linked folder or in an unlistable one counts too.
     hidden = repo_folder / ".no_exist" / commit
-    for folder, _, names in os.walk(hidden):
+
+    def unreadable(error: OSError):
+        raise ValueError(f"cannot read the snapshot {path}: {error}")
+
+    seen = set()
+    for folder, folders, names in os.walk(path, onerror=unreadable, followlinks=True):
+        # Linked folders are followed (a name under one is a name a loader asks for),
+        # each real folder once, so a link loop ends.
+        real = os.path.realpath(folder)
+        if real in seen:
+            folders.clear()
+            continue
+        seen.add(real)
         for name in names:
-            rel = Path(folder, name).relative_to(hidden)
-            if os.path.lexists(path / rel):
+            rel = Path(folder, name).relative_to(path)
+            if os.path.isfile(hidden / rel):
                 raise ValueError(f"{hidden / rel} hides the snapshot's {rel} from huggingface_hub")
     return Snapshot(path, repo_folder)
 

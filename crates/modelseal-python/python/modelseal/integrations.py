@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import os
 import shutil
 import sys
@@ -86,23 +87,32 @@ def verified_model(model_dir, *, signature, key=None, policy=None, expected=None
         shutil.rmtree(staging, ignore_errors=True)
 
 
+# How transformers and sentence-transformers name a class in another repository:
+# `OTHER/REPO--module.Class`, resolved by `get_class_from_dynamic_module`, which fetches
+# the module (or takes it from the hub cache) unsigned and runs it under
+# trust_remote_code. They read such references from `auto_map`, `custom_pipelines`
+# (`impl`), modules.json (`type`) and more; any string of that shape anywhere in a signed
+# JSON file is refused rather than keeping a list of the keys that matter today.
+_CLASS_ELSEWHERE = re.compile(r"^\S+--[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
+
+
 def _refuse_code_elsewhere(path: str, data: bytes) -> None:
-    """transformers reads `auto_map` entries `OTHER/REPO--module.Class` as code in
-    another repository, which it fetches (or takes from the hub cache) unsigned, with
-    `trust_remote_code=True`: a signed config must not point outside the model."""
+    """A signed JSON file must not point a loader at code outside the model."""
     try:
-        config = json.loads(data)
+        document = json.loads(data)
     except ValueError:
         return
-    auto_map = config.get("auto_map") if isinstance(config, dict) else None
-    if not isinstance(auto_map, dict):
-        return
-    for value in auto_map.values():
-        for ref in value if isinstance(value, list) else [value]:
-            if isinstance(ref, str) and "--" in ref:
-                raise VerificationError(
-                    f"{path}: auto_map names code in another repository ({ref!r}), which "
-                    "the loader would run unsigned", "code-elsewhere")
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str) and _CLASS_ELSEWHERE.match(value):
+            raise VerificationError(
+                f"{path}: names code in another repository ({value!r}), which the loader "
+                "would run unsigned", "code-elsewhere")
 
 
 @contextlib.contextmanager
