@@ -407,10 +407,13 @@ fn format_name(format: SignatureFormat) -> &'static str {
     }
 }
 
-/// The signature covers the file's directory (the file is one of its files) or the file
-/// alone. It is read as a single-file signature only when it lists exactly this one file:
-/// a directory signature is never weakened to "this file matched", so an unsigned file
-/// beside the weights is refused here exactly as `verify` refuses it.
+/// The signature covers a directory the file is in (the file is one of its files) or the
+/// file alone. The directory is the outermost one under which the file's path is a name
+/// the signature lists, and only that one is tried: a copy of the model laid out deeper
+/// (which would verify, and serve another signed file's bytes under this name) is never
+/// reached. It is read as a single-file signature only when it lists exactly this one
+/// file: a directory signature is never weakened to "this file matched", so an unsigned
+/// file beside the weights is refused here exactly as `verify` refuses it.
 fn open_either(
     path: &Path,
     bundle: &Bundle,
@@ -424,21 +427,39 @@ fn open_either(
             PyValueError::new_err(format!("{} has no usable file name", path.display()))
         })?
         .to_owned();
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
+    let signed = verifier.read_signature(bundle).map_err(verify_error)?;
+    let mut model = None;
+    let mut inner = PathBuf::from(&name);
+    for folder in path.ancestors().skip(1) {
+        if let Some(rel) = inner.to_str().filter(|rel| signed.lists(rel)) {
+            let folder = if folder.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                folder.to_path_buf()
+            };
+            model = Some((folder, rel.to_owned()));
+        }
+        match folder.file_name() {
+            Some(step) => inner = Path::new(step).join(&inner),
+            None => break,
+        }
+    }
+    let Some((folder, rel)) = model else {
+        if signed.lists_only(&name) {
+            let reader = verifier
+                .open(path, bundle, outboards)
+                .map_err(verify_error)?;
+            return Ok((reader, name));
+        }
+        return Err(VerificationError::new_err((
+            format!("{name} is not among the files the signature covers"),
+            "not-signed",
+        )));
     };
-    // Read as a file-alone signature only when the signature lists just this file; the
-    // signature is looked at again only on that path, not on the common one.
-    let lists_only_this_file = || {
-        verifier
-            .read_signature(bundle)
-            .is_ok_and(|signed| signed.lists_only(&name))
-    };
-    match verifier.open(&parent, bundle, outboards) {
-        Ok(reader) if reader.size(&name).is_ok() => Ok((reader, name)),
+    match verifier.open(&folder, bundle, outboards) {
+        Ok(reader) if reader.size(&rel).is_ok() => Ok((reader, rel)),
         Ok(_) | Err(VerifyError::Files(_) | VerifyError::WrongScope { .. })
-            if lists_only_this_file() =>
+            if signed.lists_only(&name) =>
         {
             let reader = verifier
                 .open(path, bundle, outboards)
@@ -446,7 +467,7 @@ fn open_either(
             Ok((reader, name))
         }
         Ok(_) => Err(VerificationError::new_err((
-            format!("{name} is not among the files the signature covers"),
+            format!("{rel} is not among the files the signature covers"),
             "not-signed",
         ))),
         Err(other) => Err(verify_error(other)),

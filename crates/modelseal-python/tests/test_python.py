@@ -109,6 +109,36 @@ def test_signature_of_the_file_alone(signed, tmp_path):
         np.testing.assert_array_equal(f.get_tensor("mask"), tensors["mask"])
 
 
+def test_a_nested_file_is_read_as_itself_never_as_a_copy_of_another(tmp_path):
+    """Fifth attack review: with copies of every signed file laid out under 2_Dense/,
+    safe_open of 2_Dense/model.safetensors verified 2_Dense/ as if it were the model and
+    handed out the top-level weights under the nested name."""
+    model = tmp_path / "pm"
+    (model / "2_Dense").mkdir(parents=True)
+    top = {"embed": np.arange(4, dtype=np.float32)}
+    dense = {"dense": np.full(3, 7, dtype=np.int32)}
+    save_file(top, str(model / "model.safetensors"))
+    save_file(dense, str(model / "2_Dense" / "model.safetensors"))
+    (model / "modules.json").write_text("[]")
+    run("keygen", "--out", tmp_path / "key")
+    run("sign", model, "--key", tmp_path / "key")
+    sig, pub = tmp_path / "pm.sig", tmp_path / "key.pub"
+    nested = model / "2_Dense" / "model.safetensors"
+    # Untouched, the nested file is read as what it is.
+    with modelseal.safe_open(nested, signature=sig, key=pub) as f:
+        assert list(f.keys()) == ["dense"]
+        np.testing.assert_array_equal(f.get_tensor("dense"), dense["dense"])
+    # The copies: the model as a whole is refused, and so is the nested read.
+    (model / "2_Dense" / "2_Dense").mkdir()
+    (model / "2_Dense" / "2_Dense" / "model.safetensors").write_bytes(nested.read_bytes())
+    (model / "2_Dense" / "modules.json").write_text("[]")
+    nested.write_bytes((model / "model.safetensors").read_bytes())
+    with pytest.raises(modelseal.VerificationError):
+        modelseal.verify(model, sig, key=pub)
+    with pytest.raises(modelseal.VerificationError):
+        modelseal.safe_open(nested, signature=sig, key=pub)
+
+
 def test_an_unsigned_file_beside_the_weights_is_refused_as_verify_refuses_it(signed):
     # A directory signature is never retried as a signature of the one file read.
     model, sig, pub, _ = signed

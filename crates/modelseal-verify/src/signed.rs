@@ -90,6 +90,18 @@ impl SignedModel {
         }
     }
 
+    /// Whether the signature lists a file named `name` (a `/`-separated path in the
+    /// model).
+    pub fn lists(&self, name: &str) -> bool {
+        match self {
+            Self::Native { manifest, .. } => manifest.manifest.get(name).is_some(),
+            Self::Oms { statement, .. } => statement
+                .resources
+                .iter()
+                .any(|r| r.name.path.as_ref().is_some_and(|p| p.as_str() == name)),
+        }
+    }
+
     /// Whether the signature lists exactly one file, `name`, as a signature of that
     /// file alone does (an OMS signature of a single file names its resources `.`).
     pub fn lists_only(&self, name: &str) -> bool {
