@@ -106,9 +106,15 @@ pub struct Spec {
     pub explainer: Option<Predictor>,
     /// A KServe LLMInferenceService's model (`spec.model.uri`).
     pub model: Option<StorageUri>,
+    /// A KServe LLMInferenceService's worker pod spec (multi-node serving).
+    pub worker: Option<Template>,
+    /// A KServe LLMInferenceService's prefill workload: a spec with a `template`, a
+    /// `worker` and a `model` of its own.
+    pub prefill: Option<Box<Spec>>,
 }
 
-/// `spec.template`.
+/// `spec.template`: a workload's pod template (`metadata` and `spec`), or, in a KServe
+/// LLMInferenceService (`template`, `worker`), a pod spec itself. Both shapes are read.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
 pub struct Template {
@@ -117,6 +123,9 @@ pub struct Template {
     pub metadata: Metadata,
     /// Its pod spec.
     pub spec: Option<Box<Spec>>,
+    /// The pod spec fields written in the template itself.
+    #[serde(flatten)]
+    pub pod: Box<Spec>,
 }
 
 /// A container: its name, image and environment.
@@ -178,6 +187,9 @@ pub struct Predictor {
     /// `storageUris[].uri`.
     #[serde(deserialize_with = "null_as_default")]
     pub storage_uris: Vec<StorageUri>,
+    /// `workerSpec`: the pod spec of multi-node workers, with containers and volumes
+    /// of its own.
+    pub worker_spec: Option<Box<Predictor>>,
     /// `model`, and each framework-specific spec.
     #[serde(
         alias = "sklearn",
@@ -256,8 +268,13 @@ pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), Na
     let mut i = 0;
     while i < levels.len() {
         if let Some(spec) = levels[i].1 {
-            for template in [&spec.template, &spec.job_template].into_iter().flatten() {
+            let templates = [&spec.template, &spec.job_template, &spec.worker];
+            for template in templates.into_iter().flatten() {
                 levels.push((&template.metadata, template.spec.as_deref()));
+                levels.push((&template.metadata, Some(&*template.pod)));
+            }
+            if let Some(prefill) = &spec.prefill {
+                levels.push((levels[i].0, Some(prefill)));
             }
         }
         i += 1;
@@ -300,11 +317,14 @@ pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), Na
         .collect();
     for spec in levels.iter().filter_map(|(_, spec)| *spec) {
         // A pod spec's own fields, and those KServe embeds in each component.
-        let components = [&spec.predictor, &spec.transformer, &spec.explainer];
+        let components: Vec<&Predictor> = [&spec.predictor, &spec.transformer, &spec.explainer]
+            .into_iter()
+            .flatten()
+            .flat_map(|c| std::iter::once(c).chain(c.worker_spec.as_deref()))
+            .collect();
         let pods = std::iter::once((&spec.volumes, &spec.containers, &spec.init_containers)).chain(
             components
                 .iter()
-                .filter_map(|c| c.as_ref())
                 .map(|c| (&c.volumes, &c.containers, &c.init_containers)),
         );
         for (volumes, containers, init_containers) in pods {
@@ -336,7 +356,7 @@ pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), Na
         {
             add(format!("oci://{rest}"))?;
         }
-        for predictor in components.into_iter().flatten() {
+        for predictor in components {
             let uris = predictor
                 .model
                 .iter()
@@ -534,6 +554,40 @@ mod tests {
         })))
         .unwrap();
         assert_eq!(models, ["oci://r.io/models/u:1", "oci://r.io/models/llm:1"]);
+        // Fifth attack review (allowed on main): an LLMInferenceService's template,
+        // worker and prefill are pod specs themselves, and an InferenceService
+        // component's workerSpec has volumes of its own.
+        let (models, _) = named_models(&object(serde_json::json!({
+            "kind": "LLMInferenceService",
+            "spec": {
+                "template": {"volumes": [{"name": "a", "image": {"reference": "r.io/a:1"}}]},
+                "worker": {"volumes": [{"name": "b", "image": {"reference": "r.io/b:1"}}]},
+                "prefill": {
+                    "template": {"volumes": [{"name": "c", "image": {"reference": "r.io/c:1"}}]},
+                    "worker": {"volumes": [{"name": "d", "image": {"reference": "r.io/d:1"}}]},
+                    "model": {"uri": "oci://r.io/e:1"}
+                }
+            }
+        })))
+        .unwrap();
+        assert_eq!(
+            models,
+            [
+                "oci://r.io/a:1",
+                "oci://r.io/b:1",
+                "oci://r.io/e:1",
+                "oci://r.io/c:1",
+                "oci://r.io/d:1"
+            ]
+        );
+        let (models, _) = named_models(&object(serde_json::json!({
+            "spec": {"predictor": {"workerSpec": {
+                "volumes": [{"name": "w", "image": {"reference": "r.io/w:1"}}],
+                "containers": [{"name": "x", "env": [{"name": "STORAGE_URI", "value": "oci://r.io/s:1"}]}]
+            }}}
+        })))
+        .unwrap();
+        assert_eq!(models, ["oci://r.io/w:1", "oci://r.io/s:1"]);
         let (models, _) = named_models(&object(serde_json::json!({
             "spec": {"template": {
                 "metadata": {"annotations": {MODEL_CONTAINERS_ANNOTATION: "m"}},
