@@ -2,7 +2,8 @@
 //! server knows a Pod's image by its manifest digest; lineage knows models by their BLAKE3
 //! root. The link is a `model-publisher` signature whose statement names both.
 
-use modelseal_core::{ArtifactDigest, Blake3Digest, DigestAlgorithm};
+use modelseal_core::{ArtifactDigest, Blake3Digest};
+use modelseal_oci::OciDigest;
 use modelseal_verify::{SignedModel, VerifyOptions};
 
 use crate::policy::LineagePolicy;
@@ -78,12 +79,12 @@ pub struct ManifestBinding {
 /// or trusted bundles naming different roots, decide nothing. Nothing else about the
 /// bundle is believed; the lineage walk then starts from the root it returns.
 pub fn model_of_manifest(
-    manifest: &[u8; 32],
+    manifest: OciDigest,
     policy: &LineagePolicy,
     store: &AttestationStore,
     stop: &Stop,
 ) -> Result<ManifestBinding, BindingError> {
-    let digest = ArtifactDigest::new(DigestAlgorithm::Sha256, *manifest);
+    let digest = ArtifactDigest::from(manifest);
     crate::check_model(policy, None, &[digest]).map_err(|failure| BindingError::Denied {
         digest: digest.to_string(),
         failure,

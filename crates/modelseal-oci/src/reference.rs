@@ -42,6 +42,15 @@ impl OciDigest {
     }
 }
 
+/// An OCI digest as the digest type policies, stores and signatures name artifacts by:
+/// the same bytes under `sha256`, so a rule or a signed subject about a manifest matches
+/// it exactly, never by comparing text.
+impl From<OciDigest> for modelseal_core::ArtifactDigest {
+    fn from(digest: OciDigest) -> Self {
+        Self::new(modelseal_core::DigestAlgorithm::Sha256, digest.0)
+    }
+}
+
 impl fmt::Display for OciDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "sha256:{}", self.hex())

@@ -185,10 +185,7 @@ fn verify<'py>(
         .map_err(verify_error)?;
     let out = PyDict::new(py);
     out.set_item("name", verified.name)?;
-    out.set_item(
-        "root",
-        format!("{}:{}", verified.root.algorithm, verified.root.hex),
-    )?;
+    out.set_item("root", verified.root.to_string())?;
     out.set_item("signer", verified.signer.fingerprint.to_string())?;
     out.set_item("algorithm", verified.signer.algorithm.to_string())?;
     out.set_item("format", format_name(verified.format))?;

@@ -362,7 +362,9 @@ pub enum OmsPredicateError {
     },
 }
 
-/// A digest with its algorithm name (`blake3`, `sha256`, `sha256-sharded-1048576`…).
+/// Evidence in a file mismatch: one file's (or OMS resource's) digest as the signature
+/// records it, with its algorithm name (`blake3`, `sha256`, `sha256-sharded-1048576`…).
+/// Only reported, never compared or judged: artifacts are named by `ArtifactDigest`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileDigest {
     /// Algorithm name as the manifest records it.

@@ -19,7 +19,7 @@
 //! let policy = TrustPolicy::from_keys(vec![key]);
 //! let bundle = Bundle::read("model.sig".as_ref())?;
 //! match verify_model("model".as_ref(), &bundle, &policy, &VerifyOptions::default(), &NoProgress) {
-//!     Ok(verified) => println!("verified {}:{}", verified.root.algorithm, verified.root.hex),
+//!     Ok(verified) => println!("verified {}", verified.root),
 //!     Err(VerifyError::Files(mismatch)) => eprintln!("refused: {} modified", mismatch.modified.len()),
 //!     Err(other) => eprintln!("refused: {other}"),
 //! }
@@ -192,8 +192,8 @@ pub struct VerifiedModel {
     pub format: SignatureFormat,
     /// The signed subject name.
     pub name: Option<String>,
-    /// The subject digest: algorithm (`blake3` or `sha256`) and hex.
-    pub root: FileDigest,
+    /// The subject digest: the BLAKE3 Merkle root (native) or the OMS SHA-256 root.
+    pub root: ArtifactDigest,
     /// Number of files (native) or resources (OMS) checked.
     pub files: usize,
     /// Bytes signed, when the manifest records sizes.
@@ -212,10 +212,7 @@ impl VerifiedModel {
             signer,
             format: SignatureFormat::Native,
             name: signed.name.clone(),
-            root: FileDigest {
-                algorithm: "blake3".into(),
-                hex: signed.root.to_hex(),
-            },
+            root: ArtifactDigest::blake3(&signed.root),
             files: signed.manifest.entries().len(),
             bytes: Some(signed.manifest.total_bytes()),
             oci_manifest: signed.oci_manifest,
@@ -225,8 +222,9 @@ impl VerifiedModel {
     /// Every digest the model is known by: its signed root and, from a registry, the OCI
     /// manifest the signature names. Policy rules by digest apply to each.
     pub fn digests(&self) -> Vec<ArtifactDigest> {
-        let root = ArtifactDigest::from_entry(&self.root.algorithm, &self.root.hex).ok();
-        root.into_iter().chain(self.oci_manifest).collect()
+        std::iter::once(self.root)
+            .chain(self.oci_manifest)
+            .collect()
     }
 }
 
@@ -251,10 +249,7 @@ pub fn verify_model(
                     SignatureFormat::Oms
                 },
                 name: statement.name,
-                root: FileDigest {
-                    algorithm: "sha256".into(),
-                    hex: statement.root,
-                },
+                root: statement.root,
                 files: statement.resources.len(),
                 bytes: None,
                 oci_manifest: None,
@@ -274,10 +269,7 @@ pub fn verify_model(
         signer,
         format: SignatureFormat::Native,
         name: signed.name,
-        root: FileDigest {
-            algorithm: "blake3".into(),
-            hex: signed.root.to_hex(),
-        },
+        root: ArtifactDigest::blake3(&signed.root),
         files: signed.manifest.entries().len(),
         bytes: Some(signed.manifest.total_bytes()),
         // A directory pulled from a registry keeps the manifest its signer named, so

@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use modelseal_core::ManifestPath;
 use modelseal_core::hash::Progress;
 use modelseal_core::oms::{
     self, OMS_LEGACY_PREDICATE_TYPE, OMS_PREDICATE_TYPE, OmsHash, OmsMethod, OmsResource,
@@ -13,6 +12,7 @@ use modelseal_core::oms::{
 };
 use modelseal_core::statement::Statement;
 use modelseal_core::walk::ModelFile;
+use modelseal_core::{ArtifactDigest, DigestAlgorithm, ManifestPath};
 
 use crate::envelope::VerifiedStatement;
 use crate::error::{
@@ -31,8 +31,9 @@ pub struct SignedOms {
     pub serialization: OmsSerialization,
     /// The resources as listed.
     pub resources: Vec<OmsResource>,
-    /// The subject's SHA-256 (hex); for the legacy form, computed here.
-    pub root: String,
+    /// The subject's SHA-256 (as signed, and equal to the one computed from the
+    /// resources); for the legacy form, computed here.
+    pub root: ArtifactDigest,
     /// True for the model-signing 0.2 (`Digests/v0.1`) form.
     pub legacy: bool,
 }
@@ -151,7 +152,8 @@ fn signed_v1(verified: &VerifiedStatement) -> Result<SignedOms, VerifyError> {
         .digest
         .get("sha256")
         .ok_or(VerifyError::Subject(SubjectProblem::NoSha256))?;
-    let computed = hex::encode(oms::root_digest(&resources));
+    let root = oms::root_digest(&resources);
+    let computed = hex::encode(root);
     if *signed != computed {
         return Err(VerifyError::Subject(SubjectProblem::Sha256Mismatch {
             signed: signed.clone(),
@@ -162,7 +164,7 @@ fn signed_v1(verified: &VerifiedStatement) -> Result<SignedOms, VerifyError> {
         name: subject.name.clone(),
         serialization,
         resources,
-        root: computed,
+        root: ArtifactDigest::new(DigestAlgorithm::Sha256, root),
         legacy: false,
     })
 }
@@ -201,7 +203,7 @@ fn signed_legacy(verified: &VerifiedStatement) -> Result<SignedOms, VerifyError>
     refuse_duplicates(&resources)?;
     Ok(SignedOms {
         name: None,
-        root: hex::encode(oms::root_digest(&resources)),
+        root: ArtifactDigest::new(DigestAlgorithm::Sha256, oms::root_digest(&resources)),
         serialization,
         resources,
         legacy: true,

@@ -83,10 +83,7 @@ impl SignedModel {
                     .chain(manifest.oci_manifest)
                     .collect()
             }
-            Self::Oms { statement, .. } => ArtifactDigest::from_entry("sha256", &statement.root)
-                .ok()
-                .into_iter()
-                .collect(),
+            Self::Oms { statement, .. } => vec![statement.root],
         }
     }
 

@@ -223,7 +223,7 @@ impl Decider {
             }
         }
         let binding = match modelseal_lineage::oci::model_of_manifest(
-            manifest.as_bytes(),
+            manifest,
             &trust.policy,
             &trust.store,
             &stop,

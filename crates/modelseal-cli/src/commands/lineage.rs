@@ -5,7 +5,6 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use modelseal_core::fsio::{Overwrite, Visibility, write_atomic};
 use modelseal_core::provenance::vsa_statement;
-use modelseal_core::{ArtifactDigest, Blake3Digest};
 use modelseal_lineage::policy::LineagePolicy;
 use modelseal_lineage::vsa::summary;
 use modelseal_lineage::{Hop, LineageReport, verify_lineage};
@@ -30,7 +29,7 @@ pub fn walk(
     policy: &LineagePolicy,
     verified: &VerifiedModel,
 ) -> Result<LineageReport> {
-    if verified.root.algorithm != "blake3" {
+    if verified.root.as_blake3().is_none() {
         bail!(
             "lineage checks follow native (BLAKE3 manifest) signatures; this model is signed in the OMS format"
         );
@@ -42,14 +41,9 @@ pub fn walk(
         )
         .map(str::to_owned)
         .unwrap_or_else(|| verified.signer.fingerprint.to_string());
-    let root: Blake3Digest = verified
-        .root
-        .hex
-        .parse()
-        .context("the verified root is a BLAKE3 digest")?;
     Ok(verify_lineage(
         verified.name.clone(),
-        &ArtifactDigest::blake3(&root),
+        &verified.root,
         &verified.oci_manifest.into_iter().collect::<Vec<_>>(),
         signer,
         policy,
@@ -143,11 +137,10 @@ pub fn emit_vsa(
     let name = verified.name.clone().unwrap_or_else(|| "model".into());
     let summary = summary(report, policy, std::time::SystemTime::now(), name.clone())
         .context("only a passed check gets a summary")?;
-    let root: Blake3Digest = verified
+    let root = verified
         .root
-        .hex
-        .parse()
-        .context("the verified root is a BLAKE3 digest")?;
+        .as_blake3()
+        .context("a VSA is about a native (BLAKE3 manifest) signature")?;
     let issued = signer.sign_native(vsa_statement(&name, &root, &summary), &root)?;
     write_atomic(
         out_path,

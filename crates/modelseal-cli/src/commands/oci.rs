@@ -166,10 +166,7 @@ fn signed_for(
     candidates: &Candidates,
     verifier: &Verifier,
 ) -> std::result::Result<(String, SignedOci), Vec<(String, VerifyError)>> {
-    let manifest = ArtifactDigest::new(
-        modelseal_core::DigestAlgorithm::Sha256,
-        *model.digest().as_bytes(),
-    );
+    let manifest = ArtifactDigest::from(model.digest());
     let mut refused = Vec::new();
     for (name, json) in candidates {
         let checked = Bundle::from_json(json)
@@ -389,13 +386,13 @@ pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
             .with_context(|| format!("cannot move the pulled model to {}", args.out.display()));
     }
     out(&format!(
-        "pulled {} ({} files, {} bytes) into {}\n  subject {} blake3:{}\n  signer  {} {}\n  wrote   {}",
+        "pulled {} ({} files, {} bytes) into {}\n  subject {} {}\n  signer  {} {}\n  wrote   {}",
         model.reference,
         verified.files,
         verified.bytes.unwrap_or(0),
         args.out.display(),
         verified.name.as_deref().unwrap_or("(unnamed)"),
-        verified.root.hex,
+        verified.root,
         verified.signer.algorithm,
         verified.signer.fingerprint,
         signature_path.display(),

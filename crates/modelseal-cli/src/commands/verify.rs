@@ -88,8 +88,8 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
     if args.json {
         let mut root = serde_json::Map::new();
         root.insert(
-            verified.root.algorithm.clone(),
-            verified.root.hex.clone().into(),
+            verified.root.algorithm().name().to_owned(),
+            verified.root.to_hex().into(),
         );
         out_json(&json!({
             // A refused lineage is a refused model, in the JSON as in the exit code.
@@ -140,11 +140,10 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             .map(|t| format!("\n  timestamped at Unix time {t} (RFC 3161, trusted authority)"))
             .unwrap_or_default();
         out(&format!(
-            "verified {} ({format}, {counted})\n  subject {} {}:{}\n  signer  {} {}{certificate}{timestamped}",
+            "verified {} ({format}, {counted})\n  subject {} {}\n  signer  {} {}{certificate}{timestamped}",
             args.model.display(),
             verified.name.as_deref().unwrap_or("(unnamed)"),
-            verified.root.algorithm,
-            verified.root.hex,
+            verified.root,
             verified.signer.algorithm,
             verified.signer.fingerprint,
         ));

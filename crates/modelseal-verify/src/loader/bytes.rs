@@ -119,9 +119,7 @@ pub fn verify_bytes(
                 path: label,
                 signer,
                 name: signed.name,
-                root: ArtifactDigest::from_entry("sha256", &signed.root).map_err(|_| {
-                    VerifyError::ListsNothing("an OMS statement without a usable root")
-                })?,
+                root: signed.root,
                 oci_manifest: None,
             });
         }

@@ -102,8 +102,7 @@ pub(super) fn open_oms(
             .push(path.map_or_else(|| ".".to_owned(), |p| p.to_string()));
     }
     mismatch.into_result()?;
-    let root_digest = ArtifactDigest::from_entry("sha256", &signed.root)
-        .map_err(|_| VerifyError::ListsNothing("an OMS statement without a usable root"))?;
+    let root_digest = signed.root;
     Ok(ModelReader {
         format: if signed.legacy {
             SignatureFormat::OmsLegacy
