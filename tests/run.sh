@@ -121,6 +121,21 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 MODELSEAL=target/release/modelseal "$ivenv/bin/python" -m pytest -q tests/oci
 
+step "layers read as GNU tar, Python tarfile and Go archive/tar read them (differential, generated inputs)"
+need=()
+command -v go >/dev/null || need+=(golang-go)
+command -v zstd >/dev/null || need+=(zstd)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get install -y "${need[@]}" >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && apt-get install -y "${need[@]}" >/dev/null; }
+fi
+cargo build --release --locked --quiet --examples -p modelseal-oci
+(cd tests/formats/gotar && GOFLAGS=-mod=mod GOCACHE="$PWD/../../../target/go-cache" go build -o ../../../target/gotar .)
+fvenv2=target/formats-venv
+[ -x "$fvenv2/bin/python" ] || python3 -m venv "$fvenv2"
+"$fvenv2/bin/pip" install --quiet --disable-pip-version-check -r tests/formats/requirements.txt
+(cd tests/formats && "../../$fvenv2/bin/python" -m pytest -q .)
+
 step "admission end to end with a real Kubernetes API server (built once, then cached)"
 if [ "${MODELSEAL_SKIP_KUBE:-}" = 1 ]; then
   echo "notice: MODELSEAL_SKIP_KUBE=1, skipping the Kubernetes end-to-end test"

@@ -284,8 +284,10 @@ impl<'a> Unpacker<'a> {
         let mut padding = 0usize;
         let mut archive = tar::Archive::new(reader);
         let entries = archive.entries().map_err(io_err)?;
+        let mut any_entry = false;
         for entry in entries {
             let mut entry = entry.map_err(io_err)?;
+            any_entry = true;
             let read = between.borrow_mut().replace(Vec::new()).unwrap_or_default();
             check_between(&read, padding).map_err(&bad)?;
             padding = 0;
@@ -324,7 +326,9 @@ impl<'a> Unpacker<'a> {
                     self.directories.insert(path);
                     continue;
                 }
-                tar::EntryType::Regular | tar::EntryType::Continuous => {}
+                // Not `7` (contiguous): GNU tar and Python read it as a file, containerd
+                // refuses the layer.
+                tar::EntryType::Regular => {}
                 tar::EntryType::Symlink | tar::EntryType::Link => {
                     let target = entry
                         .link_name_bytes()
@@ -336,7 +340,8 @@ impl<'a> Unpacker<'a> {
                 }
                 other => {
                     return Err(bad(format!(
-                        "{name:?} is not a regular file ({other:?}); model layers hold regular files only"
+                        "{name:?} is not a regular file (tar type {:?}); model layers hold regular files only",
+                        char::from(other.as_byte())
                     )));
                 }
             }
@@ -363,8 +368,18 @@ impl<'a> Unpacker<'a> {
         // one that some readers unpack (`tar --ignore-zeros`, concatenated archives).
         let mut rest = archive.into_inner();
         let mut buf = [0u8; 8192];
+        // An empty stream is no archive: GNU tar refuses it, where Go and the tar crate
+        // read no files.
+        let mut empty = read.is_empty() && !any_entry;
         loop {
             let n = rest.read(&mut buf).map_err(io_err)?;
+            if n == 0 && empty {
+                return Err(bad(
+                    "an empty stream, not a tar archive (not even its end-of-archive blocks)"
+                        .into(),
+                ));
+            }
+            empty = false;
             if n == 0 {
                 return Ok(());
             }
@@ -757,6 +772,14 @@ mod tests {
                 vec![tar_of(&[("p", tar::EntryType::Fifo, b"")])],
                 "not a regular file",
             ),
+            // The differential harness (tests/formats): GNU tar and Python read a
+            // contiguous file (`7`) as a file, containerd refuses the layer; GNU tar
+            // refuses an empty stream, Go reads no files from it.
+            (
+                vec![tar_of(&[("c", tar::EntryType::Continuous, b"x")])],
+                "tar type '7'",
+            ),
+            (vec![Vec::new()], "an empty stream"),
             (
                 vec![tar_of(&[("a/.wh.b", tar::EntryType::Regular, b"")])],
                 "whiteout",

@@ -1,0 +1,3 @@
+module modelseal.dev/gotar
+
+go 1.19
