@@ -435,6 +435,25 @@ impl SigningKey {
                 .map_err(|x| bad_key("ecdsa-p521 private key")(e(x)))?,
             found => return Err(KeyError::UnsupportedAlgorithm { found }),
         };
+        // The public key the file carries is the one OpenSSL reports (and hands out with
+        // `pkey -pubout`): it must be the one the private key makes, or the key
+        // published would not verify what this key signs.
+        if let Some(embedded) = parsed.public_key {
+            let matches = match &key {
+                PrivateKey::P256(k) => p256::ecdsa::VerifyingKey::from_sec1_bytes(embedded)
+                    .is_ok_and(|p| p == *k.verifying_key()),
+                PrivateKey::P384(k) => p384::ecdsa::VerifyingKey::from_sec1_bytes(embedded)
+                    .is_ok_and(|p| p == *k.verifying_key()),
+                PrivateKey::P521(k) => p521::ecdsa::VerifyingKey::from_sec1_bytes(embedded)
+                    .is_ok_and(|p| p == p521::ecdsa::VerifyingKey::from(k)),
+                PrivateKey::Ed25519(_) => false,
+            };
+            if !matches {
+                return Err(bad_key("SEC1 private key")(
+                    "the public key it carries is not the one its private key makes".into(),
+                ));
+            }
+        }
         Ok(Self { key })
     }
 

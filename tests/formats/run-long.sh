@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The differential layer harness for longer than the test suite runs it: rounds of
+# generated and mutated layers (2000 inputs per property per round, a new random seed
+# each round) until MINUTES (default 30) have passed. Prints one line per round and a
+# total; stops at the first disagreement, whose blob pytest prints. Needs what
+# tests/run.sh builds first: target/release/examples/layer_files, target/gotar and the
+# target/formats-venv venv.
+set -euo pipefail
+cd "$(dirname "$0")"
+minutes=${1:-30}
+per_round=${PER_ROUND:-2000}
+python=../../target/formats-venv/bin/python
+rounds=0
+end=$((SECONDS + minutes * 60))
+while [ $SECONDS -lt $end ]; do
+  seed=$RANDOM$RANDOM
+  MODELSEAL_FORMATS_EXAMPLES=$per_round "$python" -m pytest -q -x -k "generated or mutated" \
+    --hypothesis-seed="$seed" . > "../../target/formats-round.log" 2>&1 || {
+      cat ../../target/formats-round.log
+      echo "disagreement in round $((rounds + 1)) (seed $seed) after $((rounds * per_round * 2)) inputs"
+      exit 1
+    }
+  rounds=$((rounds + 1))
+  echo "round $rounds (seed $seed): $(tail -1 ../../target/formats-round.log)"
+done
+echo "no disagreement in $rounds rounds, $((rounds * per_round * 2)) generated inputs, $minutes minutes"
