@@ -17,7 +17,7 @@ pub const MAX_BUNDLE_BYTES: u64 = 64 << 20;
 
 /// A Sigstore bundle with a DSSE envelope.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Bundle {
     /// The bundle format version.
     pub media_type: String,
@@ -31,7 +31,7 @@ pub struct Bundle {
 /// The part of a bundle that identifies the signer. Exactly one of `public_key`,
 /// `certificate` and `x509_certificate_chain` is set in a well-formed bundle.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VerificationMaterial {
     /// A key known to the verifier out of band, named by an optional hint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,6 +52,7 @@ pub struct VerificationMaterial {
 
 /// One DER certificate.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct X509Certificate {
     /// The certificate's DER bytes.
     #[serde(rename = "rawBytes", with = "crate::dsse::base64_bytes")]
@@ -60,6 +61,7 @@ pub struct X509Certificate {
 
 /// `x509CertificateChain` verification material: the leaf first, then intermediates.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct X509CertificateChain {
     /// The certificates.
     #[serde(default)]
@@ -68,6 +70,8 @@ pub struct X509CertificateChain {
 
 /// `publicKey` verification material.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+// Not `deny_unknown_fields`: model-signing's historical key bundles carry `rawBytes`
+// here; the hint is unauthenticated and only ever a hint.
 pub struct PublicKeyIdentifier {
     /// Unauthenticated hint; modelseal writes the key's SHA-256 SPKI fingerprint.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,7 +5,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 /// A DSSE envelope: a typed payload and its signatures.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Envelope {
     /// The signed bytes.
     #[serde(with = "base64_bytes")]
@@ -18,6 +18,7 @@ pub struct Envelope {
 
 /// One DSSE signature.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Signature {
     /// Signature bytes over the PAE.
     #[serde(with = "base64_bytes")]
