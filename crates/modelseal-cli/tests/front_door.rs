@@ -78,10 +78,11 @@ fn a_signature_in_the_model_replaced_by_a_link_to_an_unsigned_file_is_refused() 
         let sig = t.m().join("model.sig");
         sign(&t.m(), &sig, format, &[]);
         assert_exit(&verify(&t.m(), &sig, format), 0);
-        // The genuine bundle plus keys of the attacker's, under a name a loader reads.
-        let mut bundle: serde_json::Value =
+        // The genuine bundle, respelled, under a name a loader reads (with keys of the
+        // attacker's added, bundles are now refused for their unknown fields before
+        // this point, so the link is tested with a bundle that parses).
+        let bundle: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&sig).unwrap()).unwrap();
-        bundle["chat_template"] = "{{ evil }}".into();
         std::fs::write(
             t.m().join("chat_template.json"),
             serde_json::to_vec(&bundle).unwrap(),
