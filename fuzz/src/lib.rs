@@ -170,6 +170,39 @@ pub fn safetensors_header(data: &[u8]) {
         }
         assert_eq!(next, size, "bytes after the last tensor accepted");
     }
+    safetensors_differential(size, header);
+}
+
+/// A header modelseal accepts is one the `safetensors` crate (the reader the Python
+/// package wraps) accepts too, with the same tensors: names, dtypes, shapes and byte
+/// ranges. Files whose data section would exceed 1 MiB are not built.
+fn safetensors_differential(size: u64, header: &[u8]) {
+    let Ok((tensors, _)) = modelseal_verify::safetensors::parse_header("f", size, header) else {
+        return;
+    };
+    let Some(data) = size.checked_sub(8 + header.len() as u64) else {
+        return;
+    };
+    if data > 1 << 20 {
+        return;
+    }
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(header);
+    file.resize(file.len() + data as usize, 0);
+    let theirs = safetensors::SafeTensors::deserialize(&file)
+        .unwrap_or_else(|e| panic!("modelseal accepted a header the safetensors crate refuses: {e}"));
+    assert_eq!(theirs.len(), tensors.len(), "another tensor count");
+    for (name, ours) in &tensors {
+        let view = theirs
+            .tensor(name)
+            .unwrap_or_else(|e| panic!("{name}: not a tensor to the crate: {e}"));
+        assert_eq!(format!("{:?}", view.dtype()), ours.dtype, "{name}: another dtype");
+        let shape: Vec<u64> = view.shape().iter().map(|d| *d as u64).collect();
+        assert_eq!(shape, ours.shape, "{name}: another shape");
+        let start = view.data().as_ptr() as u64 - file.as_ptr() as u64;
+        let range = start..start + view.data().len() as u64;
+        assert_eq!(range, ours.range, "{name}: other bytes");
+    }
 }
 
 /// The JSON key audit: Go's folding rule is stricter than the exact one, and a document
