@@ -189,14 +189,19 @@ fn safetensors_differential(size: u64, header: &[u8]) {
     let mut file = (header.len() as u64).to_le_bytes().to_vec();
     file.extend_from_slice(header);
     file.resize(file.len() + data as usize, 0);
-    let theirs = safetensors::SafeTensors::deserialize(&file)
-        .unwrap_or_else(|e| panic!("modelseal accepted a header the safetensors crate refuses: {e}"));
+    let theirs = safetensors::SafeTensors::deserialize(&file).unwrap_or_else(|e| {
+        panic!("modelseal accepted a header the safetensors crate refuses: {e}")
+    });
     assert_eq!(theirs.len(), tensors.len(), "another tensor count");
     for (name, ours) in &tensors {
         let view = theirs
             .tensor(name)
             .unwrap_or_else(|e| panic!("{name}: not a tensor to the crate: {e}"));
-        assert_eq!(format!("{:?}", view.dtype()), ours.dtype, "{name}: another dtype");
+        assert_eq!(
+            format!("{:?}", view.dtype()),
+            ours.dtype,
+            "{name}: another dtype"
+        );
         let shape: Vec<u64> = view.shape().iter().map(|d| *d as u64).collect();
         assert_eq!(shape, ours.shape, "{name}: another shape");
         let start = view.data().as_ptr() as u64 - file.as_ptr() as u64;

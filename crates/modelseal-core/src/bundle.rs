@@ -174,6 +174,9 @@ mod tests {
         assert!(cause(&err).contains("recursion limit exceeded"), "{err}");
         let skipped = format!(r#"{{"verificationMaterial":{{"unknownField":{nest}}}}}"#);
         let err = Bundle::from_json(skipped.as_bytes()).unwrap_err();
-        assert!(cause(&err).contains("unknown field `unknownField`"), "{err}");
+        assert!(
+            cause(&err).contains("unknown field `unknownField`"),
+            "{err}"
+        );
     }
 }
