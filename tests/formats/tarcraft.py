@@ -28,6 +28,7 @@ class Header:
     mode: int = 0o644
     padding: bytes = b"\0"  # the byte that pads the data to a block
     extra_data: bytes = b""  # bytes after the data, before padding (for size lies)
+    raw: Optional[dict] = None  # header offset -> bytes written there as is
 
 
 def _octal(value: int, width: int, style: str) -> bytes:
@@ -59,6 +60,8 @@ def header_block(h: Header) -> bytes:
         block[345:500] = h.prefix[:155].ljust(155, b"\0")
     elif h.magic == "gnu":
         block[257:265] = b"ustar  \0"
+    for at, value in (h.raw or {}).items():
+        block[at:at + len(value)] = value
     block[148:156] = b" " * 8
     if h.checksum == "signed":
         total = sum((b - 256) if b > 127 else b for b in block)
@@ -76,15 +79,16 @@ def entry(h: Header) -> bytes:
     return header_block(h) + body + (h.padding * pad)
 
 
-def pax_records(records: List[tuple]) -> bytes:
-    """PAX records `LEN KEY=VALUE\\n`, each with its correct length."""
+def pax_records(records: List[tuple], length_prefix: bytes = b"") -> bytes:
+    """PAX records `LEN KEY=VALUE\\n`, each with its correct length (spelled with
+    `length_prefix` before the digits, e.g. `+`)."""
     out = b""
     for key, value in records:
         body = b" " + key + b"=" + value + b"\n"
         n = len(body) + 1
-        while len(str(n).encode()) + len(body) != n:
+        while len(length_prefix) + len(str(n).encode()) + len(body) != n:
             n += 1
-        out += str(n).encode() + body
+        out += length_prefix + str(n).encode() + body
     return out
 
 
@@ -145,8 +149,8 @@ def long_name_entry(kind: bytes, value: bytes, size_extra: int = 0, terminator: 
 
 
 def pax_entry(records: List[tuple], global_: bool = False, name: bytes = b"PaxHeader",
-              size_extra: int = 0) -> bytes:
-    data = pax_records(records)
+              size_extra: int = 0, length_prefix: bytes = b"") -> bytes:
+    data = pax_records(records, length_prefix)
     return entry(Header(name=name, kind=b"g" if global_ else b"x",
                         size=len(data) + size_extra, data=data))
 

@@ -112,7 +112,22 @@ CASES = {
     "empty archive": end("two"),
     "empty file": plain(file_entry(b"empty", b"")),
     "nul in name": plain(file_entry(b"w.bin\0evil.py", WEIGHTS)),
+    "pax record length with a plus": plain(pax_entry([(b"path", b"evil.py")], length_prefix=b"+"),
+                                           file_entry(b"placeholder", EVIL)),
+    "mode not octal": plain(file_entry(b"w.bin", WEIGHTS, raw={100: b"07a4\0\0\0\0"})),
+    "uid not a number": plain(file_entry(b"w.bin", WEIGHTS, raw={108: b"zz\0\0\0\0\0\0"})),
+    "devmajor not octal": plain(file_entry(b"w.bin", WEIGHTS, raw={329: b"9\0"})),
+    "size with a NUL inside": plain(file_entry(b"w.bin", b"x", raw={124: b"000000001\0 4"})),
 }
+# Sixth attack review: a PAX size the `tar` crate cannot parse (it keeps the header's
+# size) while Go, Python and GNU tar read a number, and so find a hidden entry inside
+# the "file" modelseal hashed. Each spelling below hides an EVIL model.safetensors.
+HIDDEN = file_entry(b"model.safetensors", b"E" * 150)
+for spelling in [b"-0", b"+1024", b" 150", b"0x400", b"1_024", b"", b"1024.0",
+                 b"99999999999999999999999", b"0"]:
+    CASES[f"pax size {spelling!r} over a hidden entry"] = plain(
+        file_entry(b"model.safetensors", b"B" * 150), pax_entry([(b"size", spelling)]),
+        file_entry(b"notes.bin", HIDDEN))
 WRAPPERS = ["none", "gzip", "gzip-two", "gzip-trailing", "zstd", "zstd-two", "zstd-skippable"]
 
 
@@ -150,7 +165,7 @@ def an_entry(draw) -> bytes:
     name = draw(NAMES)
     file_name = draw(FILE_NAMES)
     data = draw(st.sampled_from([b"", b"x", WEIGHTS, CONFIG, EVIL, b"y" * 512]))
-    feature = draw(st.sampled_from(["file"] * 12 + ["dir", "symlink", "hardlink",
+    feature = draw(st.sampled_from(["file"] * 12 + ["numbers", "dir", "symlink", "hardlink",
                                     "pax", "pax-size", "pax-global", "gnu-long", "kind",
                                     "prefix", "sparse"]))
     magic = draw(st.sampled_from(["ustar", "ustar", "gnu", "v7"]))
@@ -162,11 +177,22 @@ def an_entry(draw) -> bytes:
     if feature == "hardlink":
         return entry(Header(name=name, kind=b"1", linkname=draw(NAMES), magic=magic))
     if feature == "pax":
-        key = draw(st.sampled_from([b"path", b"linkpath", b"comment", b"GNU.sparse.name"]))
-        return pax_entry([(key, draw(NAMES))]) + file_entry(name, data, magic=magic)
+        key = draw(st.sampled_from([b"path", b"linkpath", b"comment", b"GNU.sparse.name",
+                                    b"mtime", b"uid", b"gid", b"uname"]))
+        value = draw(st.one_of(NAMES, st.sampled_from([b"-1", b"1.5", b"+3", b" 7", b"1e3",
+                                                        b"", b"12", b"\xff"])))
+        return pax_entry([(key, value)],
+                         length_prefix=draw(st.sampled_from([b""] * 6 + [b"+", b"0", b" "]))) \
+            + file_entry(name, data, magic=magic)
     if feature == "pax-size":
         lie = draw(st.integers(0, len(data) + 600))
-        return pax_entry([(b"size", str(lie).encode())]) + file_entry(name, data)
+        spelled = draw(st.sampled_from([b"%d", b"-%d", b"+%d", b" %d", b"%d.0", b"0%d",
+                                        b"%d ", b"0x%x"])) % lie
+        return pax_entry([(b"size", spelled)]) + file_entry(name, data)
+    if feature == "numbers":
+        field = draw(st.sampled_from([100, 108, 116, 124, 136, 329, 337]))
+        junk = draw(st.sampled_from([b"z", b"\0" + b"7", b" 1 2", b"-1", b"+7", b"8", b"\xff"]))
+        return file_entry(file_name, data, raw={field: junk})
     if feature == "pax-global":
         return pax_entry([(b"path", draw(NAMES))], global_=True) + file_entry(name, data)
     if feature == "gnu-long":

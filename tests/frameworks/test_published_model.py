@@ -149,6 +149,18 @@ def test_a_signed_config_pointing_at_code_in_another_repo_is_refused(tmp_path, k
                                   key=pub, device="cpu", trust_remote_code=True)
     assert err.value.args[1] == "code-elsewhere"
     (model / "modules.json").write_text((published_model() / "modules.json").read_text())
+    # Sixth attack review: forms the first rule missed, each run by transformers: a
+    # module name with a hyphen in another repository or folder, and an absolute module
+    # path with no `--` (joined onto the model folder, it leaves it).
+    for reference in ("evil/repo--configuration-x.XConfig", "/tmp/evil--configuration-x.XConfig",
+                      "/tmp/evil/configuration_x.XConfig", "../evil/configuration_x.XConfig"):
+        config["auto_map"] = {"AutoConfig": reference}
+        (model / "config.json").write_text(json.dumps(config))
+        run("sign", model, "--key", key, "--signature", tmp_path / "m.sig")
+        with pytest.raises(modelseal.VerificationError) as err:
+            with modelseal.verified_model(model, signature=tmp_path / "m.sig", key=pub):
+                pass
+        assert err.value.args[1] == "code-elsewhere", reference
     # Code in the model itself is signed and staged like the rest.
     config["auto_map"] = {"AutoModel": "modeling_local.LocalModel"}
     (model / "config.json").write_text(json.dumps(config))

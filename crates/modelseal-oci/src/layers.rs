@@ -15,6 +15,8 @@ use crate::OciError;
 pub const MODELPACK_FILEPATH: &str = "org.cncf.model.filepath";
 /// The OCI title annotation, which artifact mounts (Podman, CRI-O) name a file by.
 pub const OCI_TITLE: &str = "org.opencontainers.image.title";
+/// ORAS's annotation for a layer to unpack (as a gzipped tar) into a directory.
+pub const ORAS_UNPACK: &str = "io.deis.oras.content.unpack";
 
 /// Media type prefixes whose layers modelseal unpacks.
 const LAYER_FAMILIES: &[&str] = &[
@@ -91,6 +93,13 @@ pub fn layer_format(
                     "a raw layer named {path:?} by {MODELPACK_FILEPATH} and {title:?} by {OCI_TITLE}; readers disagree on which is its name"
                 )));
             }
+        }
+        // ORAS unpacks a layer with this annotation as a gzipped tar into a directory
+        // of that name: the raw file modelseal hashed would be a tree there.
+        if annotations.is_some_and(|a| a.contains_key(ORAS_UNPACK)) {
+            return Err(bad(format!(
+                "a raw layer with the {ORAS_UNPACK} annotation, which ORAS unpacks as an archive; readers disagree on what it is"
+            )));
         }
         LayerFormat::Raw(parse_path(path).map_err(bad)?)
     } else {
@@ -562,11 +571,9 @@ fn check_between(read: &[u8], padding: usize) -> Result<(), String> {
     }
     while rest.len() > 512 {
         let (header, after) = rest.split_at(512);
+        check_numbers(header)?;
         let kind = header[156];
-        let size_field = &header[124..136];
-        let text = std::str::from_utf8(size_field).map_err(|_| odd())?;
-        let size = usize::from_str_radix(text.trim_matches(|c| c == ' ' || c == '\0'), 8)
-            .map_err(|_| odd())?;
+        let size = usize::try_from(number(&header[124..136], true)?).map_err(|_| odd())?;
         let padded = size.div_ceil(512) * 512;
         let (body, tail) = after.split_at_checked(padded).ok_or_else(odd)?;
         let (data, zeros) = body.split_at(size);
@@ -579,10 +586,90 @@ fn check_between(read: &[u8], padding: usize) -> Result<(), String> {
                 return Err("a GNU long name that is not exactly its bytes and one NUL (readers cut it at different places)".into());
             }
         }
+        if matches!(kind, b'x' | b'g') {
+            check_pax_layout(data)?;
+        }
         rest = tail;
     }
     if rest.len() != 512 {
         return Err(odd());
+    }
+    check_numbers(rest)
+}
+
+/// The numeric fields of a tar header, each spelled so that every reader reads the
+/// same number: Go trims spaces and NULs at both ends and parses the rest as octal (an
+/// error otherwise), Python cuts at the first NUL and strips spaces (and stops listing
+/// the archive at a field it cannot parse), GNU tar reads octal digits up to the first
+/// other byte. Agreed: leading spaces, octal digits, then only spaces and NULs; or, for
+/// the fields that may hold large values, positive base-256.
+fn check_numbers(header: &[u8]) -> Result<(), String> {
+    const FIELDS: &[(&str, std::ops::Range<usize>, bool)] = &[
+        ("mode", 100..108, false),
+        ("uid", 108..116, true),
+        ("gid", 116..124, true),
+        ("size", 124..136, true),
+        ("mtime", 136..148, true),
+        ("checksum", 148..156, false),
+        ("devmajor", 329..337, false),
+        ("devminor", 337..345, false),
+    ];
+    for (name, range, base256) in FIELDS {
+        number(&header[range.clone()], *base256).map_err(|_| {
+            format!("a header whose {name} field is not a plain octal number; readers read it differently")
+        })?;
+    }
+    Ok(())
+}
+
+/// One numeric header field as every reader reads it (see [`check_numbers`]).
+fn number(field: &[u8], base256: bool) -> Result<u64, String> {
+    let odd = || "a numeric header field readers read differently".to_owned();
+    if field.first() == Some(&0x80) && base256 {
+        let mut value: u64 = 0;
+        for b in &field[1..] {
+            value = value
+                .checked_mul(256)
+                .and_then(|v| v.checked_add(u64::from(*b)))
+                .ok_or_else(odd)?;
+        }
+        return Ok(value);
+    }
+    let start = field.iter().position(|b| *b != b' ').unwrap_or(field.len());
+    let digits = field[start..]
+        .iter()
+        .position(|b| !(b'0'..=b'7').contains(b))
+        .map_or(field.len(), |n| start + n);
+    if field[digits..].iter().any(|b| *b != b' ' && *b != 0) {
+        return Err(odd());
+    }
+    let text = std::str::from_utf8(&field[start..digits]).map_err(|_| odd())?;
+    if text.is_empty() {
+        return Ok(0);
+    }
+    u64::from_str_radix(text, 8).map_err(|_| odd())
+}
+
+/// PAX records laid out as every reader reads them: `LENGTH KEY=VALUE\n`, the length in
+/// plain decimal digits (Rust's and Python's parsers also take a `+`, Go does not) and
+/// exactly the record's length, back to back to the end of the data.
+fn check_pax_layout(mut data: &[u8]) -> Result<(), String> {
+    let odd = || "PAX records laid out so that readers may read them differently".to_owned();
+    while !data.is_empty() {
+        let space = data.iter().position(|b| *b == b' ').ok_or_else(odd)?;
+        let digits = &data[..space];
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(odd());
+        }
+        let length: usize = std::str::from_utf8(digits)
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(odd)?;
+        let record = data.get(..length).ok_or_else(odd)?;
+        if length <= space + 1 || record.last() != Some(&b'\n') || !record.contains(&b'=') {
+            return Err(odd());
+        }
+        data = &data[length..];
     }
     Ok(())
 }
@@ -621,6 +708,7 @@ fn check_pax<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<(), String> {
     };
     let mut seen = HashSet::new();
     let mut pax_path = None;
+    let mut pax_size = None;
     for record in records {
         let record = record.map_err(|e| format!("malformed PAX record: {e}"))?;
         let key = record
@@ -636,9 +724,49 @@ fn check_pax<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<(), String> {
                 "a PAX {key:?} record given twice (readers disagree on which one counts)"
             ));
         }
-        if key == "path" {
-            pax_path = Some(record.value_bytes().to_vec());
+        let value = record.value_bytes();
+        // Numbers as every reader parses them: a size of "-0" or "+1024" is no number
+        // to the `tar` crate (which then keeps the header's size) but one to Go, Python
+        // or GNU tar, which then find other entries in the data.
+        let plain = !value.is_empty() && value.iter().all(u8::is_ascii_digit);
+        let time = {
+            let v = value.strip_prefix(b"-").unwrap_or(value);
+            let (whole, fraction) = match v.iter().position(|b| *b == b'.') {
+                Some(dot) => (&v[..dot], Some(&v[dot + 1..])),
+                None => (v, None),
+            };
+            !whole.is_empty()
+                && whole.iter().all(u8::is_ascii_digit)
+                && fraction.is_none_or(|f| !f.is_empty() && f.iter().all(u8::is_ascii_digit))
+        };
+        let well_formed = match key {
+            "size" | "uid" | "gid" => plain,
+            "mtime" | "atime" | "ctime" => time,
+            _ => std::str::from_utf8(value).is_ok(),
+        };
+        if !well_formed {
+            return Err(format!(
+                "a PAX {key:?} record whose value {:?} readers read differently",
+                String::from_utf8_lossy(&value[..value.len().min(40)])
+            ));
         }
+        if key == "path" {
+            pax_path = Some(value.to_vec());
+        }
+        if key == "size" {
+            pax_size = Some(
+                std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok()),
+            );
+        }
+    }
+    // A size the `tar` crate could not read (beyond 64 bits) is one it silently
+    // replaces by the header's.
+    if let Some(size) = pax_size
+        && size != Some(entry.size())
+    {
+        return Err("a PAX size record that is not the size the entry is read with".into());
     }
     // The `tar` crate lets a GNU long name win over a PAX path, Go and Python the
     // reverse: both on one entry must name the same file.
@@ -1159,6 +1287,42 @@ mod tests {
         ]
         .into();
         assert!(layer_format("application/vnd.cncf.model.weight.v1.raw", Some(&same), "l").is_ok());
+        // Sixth attack review (a suspicion, from ORAS's documented behaviour): ORAS
+        // unpacks a layer with its unpack annotation as an archive.
+        let mut oras = same.clone();
+        oras.insert(ORAS_UNPACK.to_owned(), "true".to_owned());
+        let err =
+            layer_format("application/vnd.cncf.model.weight.v1.raw", Some(&oras), "l").unwrap_err();
+        assert!(err.to_string().contains("ORAS unpacks"), "{err}");
+    }
+
+    #[test]
+    fn a_pax_size_other_readers_read_as_another_number_is_refused() {
+        // Sixth attack review: `size=-0` is no number to the `tar` crate, which keeps the
+        // header's 1024 and hashes a "file" that Go, Python and GNU tar read as an empty
+        // one followed by a hidden model.safetensors.
+        let hidden = tar_without_end(&[("model.safetensors", tar::EntryType::Regular, b"EVIL")]);
+        for spelling in ["-0", "+1024", " 1024", "0x400", "1_024", "", "1024.0"] {
+            let record = format!(" size={spelling}\n");
+            let mut length = record.len() + 2;
+            if format!("{length}{record}").len() != length {
+                length += 1;
+            }
+            let pax = format!("{length}{record}");
+            let mut layer = Vec::new();
+            let mut header = tar::Header::new_ustar();
+            header.set_path("PaxHeader").unwrap();
+            header.set_size(pax.len() as u64);
+            header.set_entry_type(tar::EntryType::XHeader);
+            header.set_cksum();
+            layer.extend_from_slice(header.as_bytes());
+            layer.extend_from_slice(pax.as_bytes());
+            layer.resize(layer.len().div_ceil(512) * 512, 0);
+            let notes = tar_of(&[("notes.bin", tar::EntryType::Regular, &hidden)]);
+            layer.extend_from_slice(&notes);
+            let err = unpack(&[layer]).unwrap_err();
+            assert!(err.to_string().contains("readers"), "{spelling:?}: {err}");
+        }
     }
 
     #[test]

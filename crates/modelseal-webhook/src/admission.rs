@@ -201,7 +201,9 @@ pub struct Predictor {
         alias = "huggingface",
         alias = "pmml",
         alias = "lightgbm",
-        alias = "paddle"
+        alias = "paddle",
+        alias = "art",
+        alias = "alibi"
     )]
     pub model: Option<StorageSpec>,
 }
@@ -214,12 +216,23 @@ pub struct StorageSpec {
     pub storage_uri: Option<String>,
 }
 
-/// `storageUris[]`.
+/// `storageUris[]`, and a KServe LLMInferenceService's `spec.model`.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
 pub struct StorageUri {
     /// `uri`.
     pub uri: Option<String>,
+    /// An LLMInferenceService model's LoRA adapters, each a model of its own.
+    pub lora: Option<Lora>,
+}
+
+/// `spec.model.lora`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct Lora {
+    /// `adapters[].uri`.
+    #[serde(deserialize_with = "null_as_default")]
+    pub adapters: Vec<StorageUri>,
 }
 
 /// `null` read as the type's default, as Kubernetes itself treats it.
@@ -348,13 +361,12 @@ pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), Na
                 }
             }
         }
-        if let Some(rest) = spec
-            .model
-            .as_ref()
-            .and_then(|m| m.uri.as_deref())
-            .and_then(kserve_oci)
-        {
-            add(format!("oci://{rest}"))?;
+        if let Some(model) = &spec.model {
+            let adapters = model.lora.iter().flat_map(|l| &l.adapters);
+            let uris = std::iter::once(model).chain(adapters);
+            for rest in uris.filter_map(|m| m.uri.as_deref()).filter_map(kserve_oci) {
+                add(format!("oci://{rest}"))?;
+            }
         }
         for predictor in components {
             let uris = predictor
@@ -588,6 +600,29 @@ mod tests {
         })))
         .unwrap();
         assert_eq!(models, ["oci://r.io/w:1", "oci://r.io/s:1"]);
+        // Sixth attack review (allowed on main): an explainer's `art`/`alibi` storage
+        // URI, and an LLMInferenceService model's LoRA adapters.
+        let (models, _) = named_models(&object(serde_json::json!({
+            "spec": {"explainer": {"art": {"storageUri": "oci://r.io/x:1"}}}
+        })))
+        .unwrap();
+        assert_eq!(models, ["oci://r.io/x:1"]);
+        let (models, _) = named_models(&object(serde_json::json!({
+            "spec": {
+                "model": {"uri": "oci://r.io/base:1",
+                          "lora": {"adapters": [{"uri": "oci://r.io/lora:1"}]}},
+                "prefill": {"model": {"lora": {"adapters": [{"uri": "oci://r.io/lora2:1"}]}}}
+            }
+        })))
+        .unwrap();
+        assert_eq!(
+            models,
+            [
+                "oci://r.io/base:1",
+                "oci://r.io/lora:1",
+                "oci://r.io/lora2:1"
+            ]
+        );
         let (models, _) = named_models(&object(serde_json::json!({
             "spec": {"template": {
                 "metadata": {"annotations": {MODEL_CONTAINERS_ANNOTATION: "m"}},

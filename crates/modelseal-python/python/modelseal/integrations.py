@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import os
 import shutil
 import sys
@@ -87,13 +86,26 @@ def verified_model(model_dir, *, signature, key=None, policy=None, expected=None
         shutil.rmtree(staging, ignore_errors=True)
 
 
-# How transformers and sentence-transformers name a class in another repository:
-# `OTHER/REPO--module.Class`, resolved by `get_class_from_dynamic_module`, which fetches
-# the module (or takes it from the hub cache) unsigned and runs it under
-# trust_remote_code. They read such references from `auto_map`, `custom_pipelines`
-# (`impl`), modules.json (`type`) and more; any string of that shape anywhere in a signed
-# JSON file is refused rather than keeping a list of the keys that matter today.
-_CLASS_ELSEWHERE = re.compile(r"^\S+--[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
+# How transformers and sentence-transformers find code for a class reference
+# (`get_class_from_dynamic_module`): `REPO--module.Class` takes `module.py` from REPO (the
+# hub, its cache, or a local folder of that name); otherwise `module.py` is joined onto
+# the model folder, so an absolute or climbing module path leaves it. Such code runs
+# unsigned under trust_remote_code. Refused: any string without spaces that holds `--`
+# with a dot after it, anywhere in a signed JSON file; and, where a class reference is
+# read (`auto_map`, `custom_pipelines` `impl`, modules.json `type`), a module path that
+# is not a plain name in the model folder.
+_REFERENCE_KEYS = {"impl", "type"}
+
+
+def _names_code_elsewhere(value: str, reference: bool) -> bool:
+    if any(c.isspace() for c in value):
+        return False
+    if "--" in value and "." in value.split("--")[-1]:
+        return True
+    if reference and "." in value:
+        module = value.rsplit(".", 1)[0]
+        return "/" in module or "\\" in module or module.startswith(".") or ".." in module
+    return False
 
 
 def _refuse_code_elsewhere(path: str, data: bytes) -> None:
@@ -102,16 +114,17 @@ def _refuse_code_elsewhere(path: str, data: bytes) -> None:
         document = json.loads(data)
     except ValueError:
         return
-    pending = [document]
+    pending = [(document, False)]
     while pending:
-        value = pending.pop()
+        value, reference = pending.pop()
         if isinstance(value, dict):
-            pending.extend(value.values())
+            for key, inner in value.items():
+                pending.append((inner, reference or key == "auto_map" or key in _REFERENCE_KEYS))
         elif isinstance(value, list):
-            pending.extend(value)
-        elif isinstance(value, str) and _CLASS_ELSEWHERE.match(value):
+            pending.extend((inner, reference) for inner in value)
+        elif isinstance(value, str) and _names_code_elsewhere(value, reference):
             raise VerificationError(
-                f"{path}: names code in another repository ({value!r}), which the loader "
+                f"{path}: names code outside the model ({value!r}), which the loader "
                 "would run unsigned", "code-elsewhere")
 
 
