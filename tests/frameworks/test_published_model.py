@@ -119,48 +119,38 @@ def test_a_signed_config_pointing_at_code_in_another_repo_is_refused(tmp_path, k
     key, pub, _ = keys
     model = tmp_path / "m"
     shutil.copytree(published_model(), model)
-    config = json.loads((model / "config.json").read_text())
-    config["auto_map"] = {"AutoModel": "evil/repo--modeling_evil.EvilModel"}
-    (model / "config.json").write_text(json.dumps(config))
-    run("sign", model, "--key", key, "--signature", tmp_path / "m.sig")
-    with pytest.raises(modelseal.VerificationError) as err:
-        with modelseal.verified_model(model, signature=tmp_path / "m.sig", key=pub):
-            pass
-    assert err.value.args[1] == "code-elsewhere"
+    original = json.loads((model / "config.json").read_text())
+
+    def refused(config: dict, modules=None) -> None:
+        """Signs the model with this config (and modules.json), then loads it."""
+        (model / "config.json").write_text(json.dumps(config))
+        (model / "modules.json").write_text(
+            json.dumps(modules) if modules else (published_model() / "modules.json").read_text())
+        run("sign", model, "--key", key, "--signature", tmp_path / "m.sig")
+        with pytest.raises(modelseal.VerificationError) as err:
+            if modules:
+                from sentence_transformers import SentenceTransformer
+                modelseal.from_pretrained(SentenceTransformer, model, signature=tmp_path / "m.sig",
+                                          key=pub, device="cpu", trust_remote_code=True)
+            else:
+                with modelseal.verified_model(model, signature=tmp_path / "m.sig", key=pub):
+                    pass
+        assert err.value.args[1] == "code-elsewhere", (config, modules)
+
+    refused({**original, "auto_map": {"AutoModel": "evil/repo--modeling_evil.EvilModel"}})
     # The same class reference anywhere a loader resolves one (fifth attack review):
     # sentence-transformers' modules.json `type`, transformers' `custom_pipelines`.
-    config.pop("auto_map")
-    config["custom_pipelines"] = {"my-task": {"impl": "evil/repo--pipe.P", "pt": []}}
-    (model / "config.json").write_text(json.dumps(config))
-    run("sign", model, "--key", key, "--signature", tmp_path / "m.sig")
-    with pytest.raises(modelseal.VerificationError) as err:
-        with modelseal.verified_model(model, signature=tmp_path / "m.sig", key=pub):
-            pass
-    assert err.value.args[1] == "code-elsewhere"
-    config.pop("custom_pipelines")
-    (model / "config.json").write_text(json.dumps(config))
-    modules = json.loads((model / "modules.json").read_text())
+    refused({**original, "custom_pipelines": {"my-task": {"impl": "evil/repo--pipe.P", "pt": []}}})
+    modules = json.loads((published_model() / "modules.json").read_text())
     modules[0]["type"] = "evil/repo--mod.Mod"
-    (model / "modules.json").write_text(json.dumps(modules))
-    run("sign", model, "--key", key, "--signature", tmp_path / "m.sig")
-    from sentence_transformers import SentenceTransformer
-    with pytest.raises(modelseal.VerificationError) as err:
-        modelseal.from_pretrained(SentenceTransformer, model, signature=tmp_path / "m.sig",
-                                  key=pub, device="cpu", trust_remote_code=True)
-    assert err.value.args[1] == "code-elsewhere"
-    (model / "modules.json").write_text((published_model() / "modules.json").read_text())
+    refused(original, modules)
     # Sixth attack review: forms the first rule missed, each run by transformers: a
     # module name with a hyphen in another repository or folder, and an absolute module
     # path with no `--` (joined onto the model folder, it leaves it).
     for reference in ("evil/repo--configuration-x.XConfig", "/tmp/evil--configuration-x.XConfig",
                       "/tmp/evil/configuration_x.XConfig", "../evil/configuration_x.XConfig"):
-        config["auto_map"] = {"AutoConfig": reference}
-        (model / "config.json").write_text(json.dumps(config))
-        run("sign", model, "--key", key, "--signature", tmp_path / "m.sig")
-        with pytest.raises(modelseal.VerificationError) as err:
-            with modelseal.verified_model(model, signature=tmp_path / "m.sig", key=pub):
-                pass
-        assert err.value.args[1] == "code-elsewhere", reference
+        refused({**original, "auto_map": {"AutoConfig": reference}})
+    config = dict(original)
     # Code in the model itself is signed and staged like the rest.
     config["auto_map"] = {"AutoModel": "modeling_local.LocalModel"}
     (model / "config.json").write_text(json.dumps(config))
