@@ -121,15 +121,16 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 MODELSEAL=target/release/modelseal "$ivenv/bin/python" -m pytest -q tests/oci
 
-step "layers and key files read as their real readers read them: GNU tar, Python tarfile, Go archive/tar, OpenSSL (differential, generated inputs)"
+step "layers, keys and certificates read as their real readers read them: GNU tar, Python tarfile, Go archive/tar, umoci, OpenSSL, pyca/cryptography (differential, generated inputs)"
 need=()
 command -v go >/dev/null || need+=(golang-go)
 command -v zstd >/dev/null || need+=(zstd)
+command -v umoci >/dev/null || need+=(umoci)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y "${need[@]}" >/dev/null 2>&1 \
     || { apt-get update >/dev/null && apt-get install -y "${need[@]}" >/dev/null; }
 fi
-cargo build --release --locked --quiet --examples -p modelseal-oci -p modelseal-core
+cargo build --release --locked --quiet --examples -p modelseal-oci -p modelseal-core -p modelseal-verify
 (cd tests/formats/gotar && GOFLAGS=-mod=mod GOCACHE="$PWD/../../../target/go-cache" go build -o ../../../target/gotar .)
 fvenv2=target/formats-venv
 [ -x "$fvenv2/bin/python" ] || python3 -m venv "$fvenv2"

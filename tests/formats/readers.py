@@ -29,6 +29,10 @@ class Refused(Exception):
     pass
 
 
+class NotApplicable(Exception):
+    """The reader does not take this kind of layer at all (umoci 0.4.7 and zstd)."""
+
+
 def _tree(root: str) -> State:
     state: State = {}
     for folder, dirs, files in os.walk(root):
@@ -124,5 +128,49 @@ def go_archive_tar(blob: bytes, kind: str) -> State:
     return report["files"]
 
 
+LAYER_MEDIA_TYPES = {"tar": "application/vnd.oci.image.layer.v1.tar",
+                     "tar+gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+                     "tar+zstd": "application/vnd.oci.image.layer.v1.tar+zstd"}
+
+
+def _blob(layout: str, data: bytes, media_type: str) -> dict:
+    digest = hashlib.sha256(data).hexdigest()
+    os.makedirs(os.path.join(layout, "blobs", "sha256"), exist_ok=True)
+    with open(os.path.join(layout, "blobs", "sha256", digest), "wb") as f:
+        f.write(data)
+    return {"mediaType": media_type, "digest": "sha256:" + digest, "size": len(data)}
+
+
+def umoci(blob: bytes, kind: str) -> State:
+    """The layer as a container runtime applies it: an OCI image layout holding this one
+    layer, unpacked by `umoci unpack` (Go: its own decompressors, archive/tar, and the
+    runtime's rules for whiteouts, links and paths). umoci 0.4.7 predates zstd layers."""
+    if kind == "tar+zstd":
+        raise NotApplicable(kind)
+    with tempfile.TemporaryDirectory() as tmp:
+        layout = os.path.join(tmp, "image")
+        os.mkdir(layout)
+        with open(os.path.join(layout, "oci-layout"), "w") as f:
+            json.dump({"imageLayoutVersion": "1.0.0"}, f)
+        diff_id = "sha256:" + hashlib.sha256(decompress(blob, kind)).hexdigest()
+        config = _blob(layout, json.dumps({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode(),
+            "application/vnd.oci.image.config.v1+json")
+        manifest = _blob(layout, json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config, "layers": [_blob(layout, blob, LAYER_MEDIA_TYPES[kind])]}).encode(),
+            "application/vnd.oci.image.manifest.v1+json")
+        manifest["annotations"] = {"org.opencontainers.image.ref.name": "latest"}
+        with open(os.path.join(layout, "index.json"), "w") as f:
+            json.dump({"schemaVersion": 2, "manifests": [manifest]}, f)
+        bundle = os.path.join(tmp, "bundle")
+        run = subprocess.run(["umoci", "unpack", "--rootless", "--image", layout + ":latest",
+                              bundle], capture_output=True, timeout=60)
+        if run.returncode != 0:
+            raise Refused("umoci: " + run.stderr.decode(errors="replace")[-300:])
+        return _tree(os.path.join(bundle, "rootfs"))
+
+
 REFERENCES = {"GNU tar": gnu_tar, "Python tarfile": python_tarfile,
-              "Go archive/tar": go_archive_tar}
+              "Go archive/tar": go_archive_tar, "umoci": umoci}

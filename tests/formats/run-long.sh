@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The differential layer harness for longer than the test suite runs it: rounds of
+# The differential harnesses (layers, keys, certificates) for longer than the test suite runs it: rounds of
 # generated and mutated layers (2000 inputs per property per round, a new random seed
 # each round) until MINUTES (default 30) have passed. Prints one line per round and a
 # total; stops at the first disagreement, whose blob pytest prints. Needs what
-# tests/run.sh builds first: target/release/examples/layer_files, target/gotar and the
+# tests/run.sh builds first: the examples layer_files, key_info and chain_check under
+# target/release/examples, target/gotar and the
 # target/formats-venv venv.
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -537,20 +537,37 @@ impl SigningKey {
     }
 }
 
-/// Reads every certificate of a PEM file into DER; a file with none is an error.
+/// Reads every certificate of a PEM file into DER; a file with none is an error. Each
+/// block must hold exactly one DER certificate: bytes after it, which OpenSSL ignores and
+/// pyca/cryptography refuses, are refused, as is text after the last block.
 pub fn certificates_from_pem(pem: &str) -> Result<Vec<Vec<u8>>, KeyError> {
-    use pkcs8::der::Encode;
-    let parsed = x509_cert::Certificate::load_pem_chain(pem.as_bytes())
-        .map_err(|e| KeyError::Certificate(e.to_string()))?;
-    if parsed.is_empty() {
-        return Err(KeyError::Certificate(
-            "no certificate in the PEM file".into(),
-        ));
+    use pkcs8::der::Decode;
+    const END: &str = "-----END CERTIFICATE-----";
+    let bad = |e: String| KeyError::Certificate(e);
+    let mut certs = Vec::new();
+    let mut rest = pem;
+    while let Some(at) = rest.find(END) {
+        let (block, after) = rest.split_at(at + END.len());
+        let (label, der) =
+            pkcs8::der::pem::decode_vec(block.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        if label != "CERTIFICATE" {
+            return Err(bad(format!(
+                "PEM block {} is a {label:?}, not a \"CERTIFICATE\"",
+                certs.len() + 1
+            )));
+        }
+        x509_cert::Certificate::from_der(&der)
+            .map_err(|e| bad(format!("PEM block {}: {e}", certs.len() + 1)))?;
+        certs.push(der);
+        rest = after;
     }
-    parsed
-        .iter()
-        .map(|c| c.to_der().map_err(|e| KeyError::Certificate(e.to_string())))
-        .collect()
+    if certs.is_empty() {
+        return Err(bad("no certificate in the PEM file".into()));
+    }
+    if !rest.trim().is_empty() {
+        return Err(bad("text after the last certificate in the PEM file".into()));
+    }
+    Ok(certs)
 }
 
 /// Reads the signing certificate and its chain (PEM, any number of certificates per
@@ -588,6 +605,49 @@ fn unexpected_private_label(found: &str) -> KeyError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_certificate_block_must_hold_one_certificate_and_nothing_after_it() {
+        use base64::Engine as _;
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/certs/chains/root.pem"
+        );
+        let pem = std::fs::read_to_string(path).unwrap();
+        let der = certificates_from_pem(&pem).unwrap().remove(0);
+        let block = |der: &[u8]| {
+            let body = base64::engine::general_purpose::STANDARD.encode(der);
+            let lines: Vec<&str> = body
+                .as_bytes()
+                .chunks(64)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect();
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                lines.join("\n")
+            )
+        };
+        assert_eq!(
+            certificates_from_pem(&block(&der)).unwrap(),
+            vec![der.clone()]
+        );
+        // OpenSSL reads the certificate and ignores what follows; pyca/cryptography
+        // refuses the file. Found by tests/formats/test_cert_differential.py.
+        let trailing = [der.as_slice(), &[0, 0]].concat();
+        let err = certificates_from_pem(&block(&trailing)).unwrap_err();
+        assert!(err.to_string().contains("PEM block 1"), "{err}");
+        // Two blocks, text before and between: both read, in order.
+        let two = format!("a comment\n{}\nbetween\n{}", block(&der), block(&der));
+        assert_eq!(certificates_from_pem(&two).unwrap().len(), 2);
+        let err = certificates_from_pem(&format!("{}trailing text\n", block(&der))).unwrap_err();
+        assert!(
+            err.to_string().contains("after the last certificate"),
+            "{err}"
+        );
+        let err =
+            certificates_from_pem(&block(&der).replace("CERTIFICATE", "PUBLIC KEY")).unwrap_err();
+        assert!(err.to_string().contains("no certificate"), "{err}");
+    }
 
     #[test]
     fn round_trip_plain_and_encrypted() {

@@ -163,10 +163,12 @@ pub fn verify_chain(
         ValidityTime::LeafIssuance => not_before,
     };
     check_leaf_usage(&leaf)?;
-    if roots.iter().any(|root| root == &leaf) {
+    if intermediates.is_empty() && roots.iter().any(|root| root == &leaf) {
         // A certificate named as trusted is trusted as itself (as OpenSSL and
         // model-signing do): a self-signed signing certificate given directly as the
         // root. It is not an issuer here, so the CA checks do not apply; validity does.
+        // Only when the bundle carries nothing else: OpenSSL then builds through the
+        // carried certificates first and refuses the chain if one of them is no CA.
         check_common(&leaf, at)?;
     } else {
         let mut path = vec![&leaf];
@@ -268,7 +270,9 @@ fn no_path(cert: &Certificate) -> CertificateError {
 /// Validity and critical extensions, for every certificate in the path.
 fn check_common(cert: &Certificate, at: u64) -> Result<(), CertificateError> {
     let (not_before, not_after) = validity(cert);
-    if at < not_before || at > not_after {
+    // RFC 5280 counts the notAfter second as valid; OpenSSL (model-signing's checker)
+    // does not, so neither do we.
+    if at < not_before || at >= not_after {
         return Err(CertificateError::Expired {
             subject: subject(cert),
             at,
@@ -351,8 +355,13 @@ fn check_leaf_usage(leaf: &Certificate) -> Result<(), CertificateError> {
     }
 }
 
-/// Whether `issuer`'s key made `cert`'s signature.
+/// Whether `issuer`'s key made `cert`'s signature. The algorithm named inside the signed
+/// part must be the one named outside it (RFC 5280 §4.1.1.2), as OpenSSL requires:
+/// otherwise the outer name, which nothing signs, would choose how the signature is read.
 fn issued_by(cert: &Certificate, issuer: &Certificate) -> bool {
+    if cert.tbs_certificate().signature() != cert.signature_algorithm() {
+        return false;
+    }
     let Ok(tbs) = cert.tbs_certificate().to_der() else {
         return false;
     };

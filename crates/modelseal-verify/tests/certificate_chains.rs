@@ -196,3 +196,38 @@ fn a_self_signed_certificate_named_as_the_root_verifies_as_the_leaf() {
     let err = verify_chain(&[der("leaf-ok")], &[leaf], ValidityTime::At(now())).unwrap_err();
     assert!(matches!(err, CertificateError::NoPath { .. }), "{err}");
 }
+
+#[test]
+fn a_self_signed_leaf_with_other_certificates_carried_is_not_trusted_as_itself() {
+    // OpenSSL builds through the carried certificates before it looks at the trusted
+    // leaf, and refuses when one of them may not issue; modelseal must not accept more.
+    let leaf = der("self-signed");
+    let err = verify_chain(
+        &[leaf.clone(), der("leaf-ok")],
+        std::slice::from_ref(&leaf),
+        ValidityTime::At(now()),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CertificateError::NoPath { .. } | CertificateError::NotCa(_)
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_not_after_second_is_already_outside_the_window() {
+    // OpenSSL (model-signing's checker) counts a certificate as expired at its notAfter
+    // second; RFC 5280 does not. The stricter reading keeps the two in agreement.
+    let chain = [der("leaf-expired"), der("int")];
+    let issued = verify_chain(&chain, &[der("root")], ValidityTime::LeafIssuance).unwrap();
+    let last = issued.not_after;
+    verify_chain(&chain, &[der("root")], ValidityTime::At(last - 1)).unwrap();
+    let err = verify_chain(&chain, &[der("root")], ValidityTime::At(last)).unwrap_err();
+    assert!(
+        matches!(err, CertificateError::Expired { ref subject, .. } if subject == "CN=leaf-expired"),
+        "{err}"
+    );
+}
