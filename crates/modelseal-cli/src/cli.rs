@@ -341,6 +341,13 @@ pub struct WatchArgs {
     /// shared mapping, a link's target); 0 turns it off
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
     pub stat_interval: std::time::Duration,
+    /// Do not hold file leases on the signed files. Leases let watch see a writer before
+    /// its first write, and refuse a file while any process holds it open for writing or
+    /// mapped writable; they need a local filesystem and the files' owner or CAP_LEASE.
+    /// Without them, writes are seen through timestamps only (a weaker mode: writes
+    /// through a held shared mapping can go unseen until the periodic pass)
+    #[arg(long)]
+    pub no_leases: bool,
 }
 
 /// A byte rate: a number with an optional decimal (K, M, G) or binary (KiB, MiB, GiB)

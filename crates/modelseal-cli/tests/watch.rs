@@ -378,10 +378,10 @@ async fn a_change_during_a_paced_pass_is_not_cleared_by_that_pass() {
 
 #[tokio::test]
 async fn a_write_no_event_reports_is_caught_by_the_periodic_pass() {
-    // The stat poll off: the periodic pass alone must find it.
+    // The stat poll and the leases off: the periodic pass alone must find it.
     let w = Watcher::start(
         signed_model(1 << 20),
-        &["--interval", "1s", "--stat-interval", "0"],
+        &["--interval", "1s", "--stat-interval", "0", "--no-leases"],
     );
     w.wait_for(200, Duration::from_secs(20)).await;
     // A hard link outside the model reaches the same bytes: a write through it sends
@@ -405,7 +405,11 @@ async fn a_write_no_event_reports_is_caught_by_the_periodic_pass() {
 
 #[tokio::test]
 async fn a_write_through_a_hard_link_is_caught_by_the_stat_poll_long_before_a_pass() {
-    let w = Watcher::start(signed_model(1 << 20), &["--stat-interval", "500ms"]);
+    // Without leases (which see the writer's open first: below), the stat poll.
+    let w = Watcher::start(
+        signed_model(1 << 20),
+        &["--stat-interval", "500ms", "--no-leases"],
+    );
     w.wait_for(200, Duration::from_secs(20)).await;
     let outside = w.path("outside-link");
     std::fs::hard_link(w.path("model/weights.bin"), &outside).unwrap();
@@ -754,4 +758,91 @@ async fn an_unsigned_name_in_the_model_directory_rehashes_nothing() {
         w.metric("modelseal_watch_bytes_rehashed_total").await,
         bytes
     );
+}
+
+#[tokio::test]
+async fn a_writer_is_seen_before_its_first_write_under_any_name() {
+    // The leases: opening a signed file for writing, here through a hard link outside
+    // the model (no event, no timestamp moved), returns only after watch has marked the
+    // file changed. Events and the stat poll are off, so nothing else can see it.
+    let w = Watcher::start(
+        signed_model(1 << 20),
+        &["--no-events", "--stat-interval", "0"],
+    );
+    w.wait_for(200, Duration::from_secs(20)).await;
+    let outside = w.path("outside-link");
+    std::fs::hard_link(w.path("model/weights.bin"), &outside).unwrap();
+    let writer = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&outside)
+        .unwrap();
+    let (code, body) = w.readyz().await;
+    assert_eq!(code, 503, "ready while a writer holds the file: {body}");
+    // While it stays open, the file is refused, naming why, even though not a byte
+    // changed.
+    let (_, body) = w.wait_for_failure_within(AFTER_EVENT).await;
+    assert_eq!(failure_paths(&body), ["weights.bin"], "{body}");
+    assert!(body.to_string().contains("open for writing"), "{body}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(w.readyz().await.0, 503);
+    // The writer gone, the file is checked afresh and passes.
+    drop(writer);
+    w.wait_for(200, AFTER_EVENT).await;
+}
+
+#[tokio::test]
+async fn a_file_held_open_for_writing_when_watch_starts_is_refused_until_closed() {
+    let dir = signed_model(4096);
+    let writer = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("model/config.json"))
+        .unwrap();
+    let w = Watcher::start(dir, &[]);
+    let (_, body) = w.wait_for_failure_within(Duration::from_secs(20)).await;
+    assert_eq!(failure_paths(&body), ["config.json"], "{body}");
+    drop(writer);
+    w.wait_for(200, AFTER_EVENT).await;
+}
+
+#[tokio::test]
+async fn a_filesystem_mounted_inside_the_model_is_seen_at_once() {
+    // A directory mounted over an empty directory of the model, holding a new `.py`:
+    // no event, and no stamp need move. The mount table says it. Needs root (mount).
+    let dir = signed_model(4096);
+    std::fs::create_dir(dir.path().join("model/empty")).unwrap();
+    let evil = dir.path().join("evil");
+    std::fs::create_dir(&evil).unwrap();
+    std::fs::write(evil.join("modeling_evil.py"), b"import os\n").unwrap();
+    let w = Watcher::start(dir, &["--no-events", "--stat-interval", "0"]);
+    w.wait_for(200, Duration::from_secs(20)).await;
+    let target = w.path("model/empty");
+    let mounted = Command::new("mount")
+        .arg("--bind")
+        .arg(&evil)
+        .arg(&target)
+        .status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: `mount --bind` is not allowed here (needs root)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let mount = Unmount(target);
+    let (took, body) = w.wait_for_failure_within(AFTER_EVENT).await;
+    drop(mount);
+    eprintln!("mount inside the model seen after {took:?}");
+    assert!(body.to_string().contains("modeling_evil.py"), "{body}");
+    w.wait_for(200, AFTER_EVENT).await;
+}
+
+#[tokio::test]
+async fn leases_off_is_said_in_the_start_line() {
+    let w = Watcher::start(signed_model(4096), &["--no-leases"]);
+    w.wait_for(200, Duration::from_secs(20)).await;
+    let start = w.log().into_iter().find(|v| v["event"] == "start").unwrap();
+    assert_eq!(start["leases"], false, "{start}");
 }

@@ -11,7 +11,9 @@ pub mod stamps;
 pub mod state;
 
 mod events;
+mod leases;
 mod metrics;
+mod mounts;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +32,9 @@ use state::{MODEL, Recorded, Status, Tracker};
 
 /// Bytes of a file held in memory at a time while it is hashed.
 pub const CHUNK: usize = 1 << 20;
+
+/// The most directories of a model that are stamped.
+pub const MAX_DIRS: usize = 100_000;
 
 /// Where the JSON event lines go.
 pub type LogSink = Box<dyn Fn(&Value) + Send + Sync>;
@@ -57,6 +62,9 @@ pub struct Config {
     /// How often to compare each checked file's metadata with what it was checked
     /// with (`None`: never). Catches writes no event reports, for one `stat` per file.
     pub stat_interval: Option<Duration>,
+    /// Whether to hold a file lease on every signed file (`spec/watch.md` §2): a writer
+    /// is then seen before its first write. Off: the timestamp-only mode.
+    pub leases: bool,
     /// Where the event log goes.
     pub log: LogSink,
 }
@@ -73,6 +81,7 @@ impl Config {
             debounce: Duration::from_millis(100),
             events: true,
             stat_interval: Some(Duration::from_secs(1)),
+            leases: true,
             log: Box::new(|line| println!("{line}")),
         }
     }
@@ -103,6 +112,9 @@ pub enum WatchError {
     /// A checker thread could not be started.
     #[error("cannot start a checker thread")]
     Thread(#[source] std::io::Error),
+    /// The lease signal could not be set up.
+    #[error("cannot set up file leases")]
+    Leases(#[source] std::io::Error),
 }
 
 pub(crate) struct Shared {
@@ -119,6 +131,8 @@ pub(crate) struct Shared {
     stamps: Stamps,
     /// Tells the event thread to watch the model's path afresh (it was replaced).
     rearm: OnceLock<events::Rearm>,
+    /// The signed files' leases (`None`: leases off).
+    leases: Option<leases::Leases>,
 }
 
 /// A running watch: cheap to clone, shared by the checkers and the server.
@@ -161,7 +175,13 @@ impl Watch {
         config.stat_interval = config.stat_interval.filter(|d| !d.is_zero());
         config.signature = resolve(&config.signature)?;
         let pinned = config.verifier.options().expected;
+        let leases = if config.leases {
+            Some(leases::Leases::new().map_err(WatchError::Leases)?)
+        } else {
+            None
+        };
         let shared = Arc::new(Shared {
+            leases,
             tracker: Mutex::new(Tracker::new()),
             wake: Condvar::new(),
             pinned: Mutex::new(pinned),
@@ -181,6 +201,7 @@ impl Watch {
             "maxReadRate": watch.shared.config.max_read_rate,
             "events": watch.shared.config.events,
             "statIntervalSeconds": watch.shared.config.stat_interval.map(|d| d.as_secs_f64()),
+            "leases": watch.shared.config.leases,
         }));
         if watch.shared.config.events {
             events::start(watch.clone())?;
@@ -201,6 +222,7 @@ impl Watch {
         if watch.shared.config.stat_interval.is_some() {
             spawn("watch-stat", stat_loop)?;
         }
+        spawn("watch-kernel", kernel_loop)?;
         Ok(watch)
     }
 
@@ -263,10 +285,8 @@ impl Watch {
     /// Re-verifies the signature and the file set, without hashing: the model's own
     /// verdict. Returns the reader for the files' checks when it passes.
     fn check_model(&self, trigger: Trigger) -> Option<ModelReader> {
-        let (generation, known_dirs) = {
-            let tracker = self.tracker();
-            (tracker.generation(MODEL), self.dirs_of(tracker.signed()))
-        };
+        let generation = self.tracker().generation(MODEL);
+        let known_dirs = self.model_dirs();
         let config = &self.shared.config;
         let mut stamped = stamps::stamp(
             [config.model.clone(), config.signature.clone()]
@@ -279,19 +299,24 @@ impl Watch {
             Ok(reader) => (Ok(()), Some(reader)),
             Err(reason) => (Err(reason), None),
         };
+        let mut again = false;
         let mut tracker = self.tracker();
         if let Some(reader) = &reader {
             tracker.set_signed(reader.files().map(|(path, _)| path.to_owned()).collect());
         }
         let recorded = tracker.record(MODEL, generation, verdict.clone());
         if recorded != Recorded::Stale {
-            // Directories first seen in this walk are stamped just after it. Stamps are
-            // stored under the tracker's lock, with the verdict they belong to.
-            let dirs = self.dirs_of(tracker.signed());
-            stamped.extend(stamps::stamp(
-                dirs.into_iter()
-                    .filter(|d| !stamped.iter().any(|(p, _)| p == d)),
-            ));
+            // Directories first seen in this walk are stamped just after it, and the
+            // model is checked again with them stamped first: a file put in one between
+            // the walk and its stamp would otherwise go unseen. Stamps are stored under
+            // the tracker's lock, with the verdict they belong to.
+            let new_dirs: Vec<PathBuf> = self
+                .model_dirs()
+                .into_iter()
+                .filter(|d| !stamped.iter().any(|(p, _)| p == d))
+                .collect();
+            again = !new_dirs.is_empty();
+            stamped.extend(stamps::stamp(new_dirs));
             self.shared.stamps.set(MODEL, stamped);
             if let Some(reader) = &reader {
                 let signed: std::collections::HashSet<&str> =
@@ -299,9 +324,15 @@ impl Watch {
                 self.shared
                     .stamps
                     .retain(|key| key == MODEL || signed.contains(key));
+                if let Some(leases) = &self.shared.leases {
+                    leases.retain(|key| signed.contains(key));
+                }
             }
         }
         drop(tracker);
+        if again {
+            self.changed(Some(MODEL));
+        }
         self.after_record(trigger, "(model)", &verdict, recorded);
         reader
     }
@@ -355,22 +386,42 @@ impl Watch {
                 return;
             }
         }
-        let verdict = match reader.check_file_paced(path, CHUNK, &mut |n| {
-            self.shared.metrics.bytes.inc_by(n);
-            pacer.take(n);
-        }) {
-            Ok(()) => Ok(()),
+        // The lease first (§2): while it is held no process can write the file before
+        // watch has marked it changed. It must be on the very file the stamp names.
+        let lease = match (&self.shared.leases, &read_path) {
+            (Some(leases), Some(read)) => match leases.hold(path, read) {
+                Ok(ids) => {
+                    if !matches!(stamped.first(), Some((_, Some(s))) if s.ids() == ids) {
+                        self.changed(Some(path));
+                        return;
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            _ => Ok(()),
+        };
+        let checked = match lease {
+            Err(reason) => Err(reason),
+            Ok(()) => Ok(reader.check_file_paced(path, CHUNK, &mut |n| {
+                self.shared.metrics.bytes.inc_by(n);
+                pacer.take(n);
+            })),
+        };
+        let verdict = match checked {
+            Err(reason) => Err(reason),
+            Ok(Ok(())) => Ok(()),
             // Another file now has the name: it changed after this pass's reader was
             // opened (minutes ago, perhaps). That is a change to check afresh, not a
             // refusal of the new file. A reader opened this round that meets it is
             // refused, so a name that cannot be opened as found does not loop.
-            Err(modelseal_verify::loader::ReadError::Swapped { .. })
+            Ok(Err(modelseal_verify::loader::ReadError::Swapped { .. }))
                 if trigger == Trigger::Periodic =>
             {
                 self.changed(Some(path));
                 return;
             }
-            Err(e) => Err(error_chain(&e)),
+            Ok(Err(e)) => Err(error_chain(&e)),
         };
         self.shared.metrics.check(trigger.name());
         let mut tracker = self.tracker();
@@ -382,21 +433,26 @@ impl Watch {
         self.after_record(trigger, path, &verdict, recorded);
     }
 
-    /// The directories holding signed files (the model's own included): a name added,
-    /// removed or renamed in one moves its modification time.
-    fn dirs_of(&self, signed: &std::collections::BTreeSet<String>) -> Vec<PathBuf> {
-        let model = &self.shared.config.model;
-        let mut dirs = std::collections::BTreeSet::new();
-        for path in signed {
-            let mut dir = Path::new(path).parent();
-            while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
-                if !dirs.insert(model.join(d)) {
-                    break;
+    /// Every directory under the model (not following links), the model's own excluded:
+    /// a name added, removed or renamed in any of them, or a filesystem mounted on one,
+    /// moves its stamp. At most [`MAX_DIRS`]; past that the walk stops, and the periodic
+    /// pass and the events cover the rest.
+    fn model_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        let mut todo = vec![self.shared.config.model.clone()];
+        while let Some(dir) = todo.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) && dirs.len() < MAX_DIRS {
+                    dirs.push(entry.path());
+                    todo.push(entry.path());
                 }
-                dir = d.parent();
             }
         }
-        dirs.into_iter().collect()
+        dirs.sort();
+        dirs
     }
 
     fn after_record(
@@ -608,6 +664,49 @@ fn stat_loop(watch: Watch) {
                 watch.changed(None);
             } else {
                 watch.changed(Some(&key));
+            }
+        }
+    }
+}
+
+/// What the kernel tells: a writer breaking a signed file's lease (marked changed before
+/// the lease is let go, so before the writer's `open` returns), a file whose writer has
+/// gone (leased again and checked afresh), and a mount or unmount on or above the model
+/// (everything changed). Wakes at least every 100 ms to retry leases.
+fn kernel_loop(watch: Watch) {
+    let model = std::fs::canonicalize(&watch.shared.config.model)
+        .unwrap_or_else(|_| watch.shared.config.model.clone());
+    let mut mountinfo = std::fs::File::open("/proc/self/mountinfo").ok();
+    let mut mounts = mountinfo
+        .as_mut()
+        .and_then(|f| mounts::read(f).ok())
+        .map(|t| mounts::relevant(&t, &model));
+    let signal_fd = watch.shared.leases.as_ref().map_or(-1, |l| l.signal_fd());
+    loop {
+        let (signalled, remounted) = leases::wait(signal_fd, mountinfo.as_ref(), 100);
+        if let Some(leases) = &watch.shared.leases {
+            if signalled {
+                for key in leases.breaking() {
+                    watch.changed(Some(&key));
+                    leases.release(&key);
+                }
+            }
+            for key in leases.retry() {
+                watch.changed(Some(&key));
+            }
+        }
+        if remounted {
+            let now = mountinfo
+                .as_mut()
+                .and_then(|f| mounts::read(f).ok())
+                .map(|t| mounts::relevant(&t, &model));
+            if now != mounts {
+                mounts = now;
+                watch.shared.metrics.stat_changes.inc();
+                if let Some(rearm) = watch.shared.rearm.get() {
+                    rearm.request();
+                }
+                watch.changed(None);
             }
         }
     }

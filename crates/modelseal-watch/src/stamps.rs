@@ -26,6 +26,11 @@ impl Stamp {
         (self.dev, self.ino) == (other.dev, other.ino)
     }
 
+    /// Device and inode.
+    pub fn ids(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
     /// The stamp of `path` now, following links; `None` when it cannot be read, which
     /// differs from any stamp it had while it existed.
     pub fn of(path: &Path) -> Option<Self> {

@@ -42,6 +42,7 @@ pub fn run(args: &WatchArgs) -> Result<Outcome> {
     config.max_read_rate = Some(args.max_read_rate).filter(|r| *r > 0);
     config.debounce = args.debounce;
     config.events = !args.no_events;
+    config.leases = !args.no_leases;
     config.stat_interval = Some(args.stat_interval).filter(|d| !d.is_zero());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
