@@ -137,6 +137,17 @@ fvenv2=target/formats-venv
 "$fvenv2/bin/pip" install --quiet --disable-pip-version-check -r tests/formats/requirements.txt
 (cd tests/formats && "../../$fvenv2/bin/python" -m pytest -q .)
 
+step "watch under attack: random hostile operations against a real model, an independent oracle every 50 ms (spec/watch.md §0)"
+python3 tests/watch/adversarial.py --seconds "${MODELSEAL_WATCH_ATTACK_SECONDS:-60}"
+# The harness can fail: the same attacks against a watch with leases, events and the
+# stat poll turned off must find it ready over tampered bytes.
+weak=$(python3 tests/watch/adversarial.py --seconds 20 --seed 7 --watch-flag=--no-leases \
+    --watch-flag=--no-events --watch-flag=--stat-interval=0 2>&1 || true)
+if ! grep -q "FAILED: watch said ready" <<<"$weak"; then
+  printf 'the adversarial harness did not catch a weakened watch:\n%s\n' "$weak" >&2
+  exit 1
+fi
+
 step "admission end to end with a real Kubernetes API server (built once, then cached)"
 if [ "${MODELSEAL_SKIP_KUBE:-}" = 1 ]; then
   echo "notice: MODELSEAL_SKIP_KUBE=1, skipping the Kubernetes end-to-end test"
