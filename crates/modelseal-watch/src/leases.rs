@@ -85,12 +85,17 @@ impl Leases {
             .map_err(|e| LeaseError::Unavailable(format!("{}: {e}", path.display())))?;
         let mut held = lock(&self.held);
         if let Some(lease) = held.get(key) {
-            if (lease.dev, lease.ino) == (meta.dev(), meta.ino())
-                && lease_type(&lease.file) == Some(libc::F_RDLCK)
-            {
-                return Ok((lease.dev, lease.ino));
+            let same = (lease.dev, lease.ino) == (meta.dev(), meta.ino());
+            match lease_type(&lease.file) {
+                Some(libc::F_RDLCK) if same => return Ok((lease.dev, lease.ino)),
+                // Another file has the name now: its lease is taken below.
+                Some(libc::F_RDLCK) => {
+                    held.remove(key);
+                }
+                // Being broken: a writer is waiting in `open`. Dropping the lease here
+                // would let it through unreported; the kernel thread reports, then lets go.
+                _ => return Err(LeaseError::Writer),
             }
-            held.remove(key);
         }
         let file = File::open(path).map_err(|e| match e.raw_os_error() {
             Some(libc::EMFILE | libc::ENFILE) => LeaseError::Unavailable(format!(
