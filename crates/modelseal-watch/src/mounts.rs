@@ -75,7 +75,8 @@ mod tests {
     fn mounts_inside_and_above_the_model_count_and_others_do_not() {
         let model = Path::new("/data/models/m one");
         let lines = relevant(TABLE, model);
-        let points: Vec<&str> = lines.iter().map(|l| l.split(' ').nth(2).unwrap()).collect();
+        let mut points: Vec<&str> = lines.iter().map(|l| l.split(' ').nth(2).unwrap()).collect();
+        points.sort();
         assert_eq!(points, vec!["/", "/data", "/data/models/m\\040one/empty"]);
         // A mount beside the model, or elsewhere, changes nothing.
         let beside = format!("{TABLE}40 22 0:29 / /srv rw - tmpfs tmpfs rw\n");
