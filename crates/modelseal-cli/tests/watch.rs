@@ -846,3 +846,23 @@ async fn leases_off_is_said_in_the_start_line() {
     let start = w.log().into_iter().find(|v| v["event"] == "start").unwrap();
     assert_eq!(start["leases"], false, "{start}");
 }
+
+#[tokio::test]
+async fn an_unsigned_file_in_a_new_directory_is_seen_with_events_off() {
+    // Every directory of the model is stamped, not only those holding signed files:
+    // a new directory moves its parent's stamp, and a file put into it moves its own
+    // (fourth attack review).
+    let w = Watcher::start(
+        signed_model(4096),
+        &["--no-events", "--stat-interval", "300ms"],
+    );
+    w.wait_for(200, Duration::from_secs(20)).await;
+    let fresh = w.path("model/tokenizer/new");
+    std::fs::create_dir(&fresh).unwrap();
+    // Long enough for the stat poll to see the directory and a check to stamp it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    std::fs::write(fresh.join("modeling_evil.py"), b"import os\n").unwrap();
+    let (took, body) = w.wait_for_failure_within(AFTER_EVENT).await;
+    eprintln!("unsigned file in a new directory seen after {took:?}");
+    assert!(body.to_string().contains("modeling_evil.py"), "{body}");
+}
