@@ -55,9 +55,19 @@ impl Watcher {
 
     /// Watches `model`, a path relative to `dir`.
     fn start_at(dir: tempfile::TempDir, model: &str, flags: &[&str]) -> Self {
+        Self::start_as(dir, model, flags, None)
+    }
+
+    /// The same, run as user `uid` when given (the test must run as root).
+    fn start_as(dir: tempfile::TempDir, model: &str, flags: &[&str], uid: Option<u32>) -> Self {
+        use std::os::unix::process::CommandExt as _;
         let d = dir.path();
         let log = std::fs::File::create(d.join("watch.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_modelseal"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_modelseal"));
+        if let Some(uid) = uid {
+            command.uid(uid);
+        }
+        let child = command
             .args([
                 "watch",
                 model,
@@ -865,4 +875,35 @@ async fn an_unsigned_file_in_a_new_directory_is_seen_with_events_off() {
     let (took, body) = w.wait_for_failure_within(AFTER_EVENT).await;
     eprintln!("unsigned file in a new directory seen after {took:?}");
     assert!(body.to_string().contains("modeling_evil.py"), "{body}");
+}
+
+#[tokio::test]
+async fn a_file_watch_cannot_lease_is_refused_unless_leases_are_turned_off() {
+    // Run as a user who neither owns the model's files nor has CAP_LEASE: the kernel
+    // refuses the leases, and watch fails closed, saying why and what to do.
+    use std::os::unix::fs::MetadataExt as _;
+    // /proc/self belongs to the process's effective user.
+    if std::fs::metadata("/proc/self").unwrap().uid() != 0 {
+        eprintln!("SKIPPED: needs root to run watch as another user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let open_up = |dir: &tempfile::TempDir| {
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("publisher.key.pub"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+    };
+    let dir = signed_model(4096);
+    open_up(&dir);
+    let w = Watcher::start_as(dir, "model", &[], Some(4321));
+    let (_, body) = w.wait_for_failure_within(Duration::from_secs(20)).await;
+    assert!(body.to_string().contains("CAP_LEASE"), "{body}");
+    assert_eq!(w.readyz().await.0, 503);
+    let dir = signed_model(4096);
+    open_up(&dir);
+    let w = Watcher::start_as(dir, "model", &["--no-leases"], Some(4321));
+    w.wait_for(200, Duration::from_secs(20)).await;
 }
