@@ -159,6 +159,59 @@ def test_a_signed_config_pointing_at_code_in_another_repo_is_refused(tmp_path, k
         assert json.loads((Path(path) / "config.json").read_text())["auto_map"]
 
 
+def test_every_reference_sentence_transformers_follows_out_of_the_model_is_refused(
+        tmp_path, keys, monkeypatch):
+    """Seventh attack review: class references holding a space (transformers ignores
+    spaces), class references under a Router's `types` and WordEmbeddings'
+    `tokenizer_class`, a tokenizer named by `tokenizer_name_or_path`, and a plain module
+    name that is no signed file (sentence-transformers imports it from sys.path): each
+    made a loader use unsigned code or files. Each failed on main."""
+    key, pub, _ = keys
+    model = tmp_path / "m"
+    shutil.copytree(published_model(), model)
+    modules = json.loads((published_model() / "modules.json").read_text())
+
+    def verdict(files: dict) -> str:
+        for name, content in files.items():
+            (model / name).write_text(content if isinstance(content, str) else json.dumps(content))
+        run("sign", model, "--key", key, "--signature", tmp_path / "m.sig")
+        try:
+            with modelseal.verified_model(model, signature=tmp_path / "m.sig", key=pub):
+                return "accepted"
+        except modelseal.VerificationError as err:
+            return err.args[1]
+        finally:
+            for name in files:
+                (model / name).unlink()
+                if (published_model() / name).exists():
+                    shutil.copy(published_model() / name, model / name)
+
+    config = json.loads((published_model() / "config.json").read_text())
+    assert verdict({"config.json": {**config, "auto_map": {
+        "AutoConfig": "/tmp/evil repo--evil mod.EvilConfig"}}}) == "code-elsewhere"
+    assert verdict({"modules.json": [{**modules[0], "type": "/tmp/evil dir/evilmod.Evil"}]}) \
+        == "code-elsewhere"
+    assert verdict({"router_config.json": {"types": {"q": "/tmp/evil/evilmod.Evil"}}}) \
+        == "code-elsewhere"
+    assert verdict({"wordembedding_config.json": {"tokenizer_class": "/tmp/evil/tok.Tok"}}) \
+        == "code-elsewhere"
+    assert verdict({"sentence_bert_config.json": {"max_seq_length": 128,
+                                                  "tokenizer_name_or_path": "/tmp/other"}}) \
+        == "code-elsewhere"
+    # A plain module name: refused unless it is a signed file of the model or installed,
+    # even when a folder on sys.path (the working directory, PYTHONPATH) supplies it.
+    elsewhere = tmp_path / "on-path"
+    elsewhere.mkdir()
+    (elsewhere / "helpermod.py").write_text("class Pool: pass\n")
+    monkeypatch.syspath_prepend(str(elsewhere))
+    plain = [{**modules[0], "type": "helpermod.Pool"}]
+    assert verdict({"modules.json": plain}) == "code-elsewhere"
+    assert verdict({"modules.json": plain, "helpermod.py": "class Pool: pass\n"}) == "accepted"
+    assert verdict({"modules.json": [{**modules[0],
+                                      "type": "sentence_transformers.models.Pooling"}]}) \
+        == "accepted"
+
+
 def test_a_model_swapped_inside_the_block_is_refused_not_mixed(signed_copy, tmp_path, keys):
     """Configs staged from model A, then A's folder and signature replaced by model B's
     (same signer, same file names) before the weights are read: the loader must get A's

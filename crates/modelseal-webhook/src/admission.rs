@@ -111,6 +111,11 @@ pub struct Spec {
     /// A KServe LLMInferenceService's prefill workload: a spec with a `template`, a
     /// `worker` and a `model` of its own.
     pub prefill: Option<Box<Spec>>,
+    /// A KServe LLMInferenceService's `baseRefs`: LLMInferenceServiceConfig objects the
+    /// controller merges under this spec, which can name models this request does not
+    /// show. Only whether there are any is read.
+    #[serde(deserialize_with = "null_as_default")]
+    pub base_refs: Vec<serde::de::IgnoredAny>,
 }
 
 /// `spec.template`: a workload's pod template (`metadata` and `spec`), or, in a KServe
@@ -262,6 +267,13 @@ pub enum NamingError {
         "the {MODEL_ANNOTATION} annotation is {0} bytes; at most {MAX_ANNOTATION_BYTES} are read"
     )]
     TooLong(usize),
+    /// Part of the spec comes from other objects (an LLMInferenceService's `baseRefs`),
+    /// which admission does not see: their models, LoRA adapters included, would be
+    /// served unchecked.
+    #[error(
+        "spec.baseRefs merges LLMInferenceServiceConfig objects into this service, and the models they name are not in this request: write the model and its adapters in the service itself"
+    )]
+    Inherited,
 }
 
 /// The models an object names, each once, in the order first named, and the name given
@@ -291,6 +303,12 @@ pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), Na
             }
         }
         i += 1;
+    }
+    if levels
+        .iter()
+        .any(|(_, spec)| spec.is_some_and(|s| !s.base_refs.is_empty()))
+    {
+        return Err(NamingError::Inherited);
     }
     let mut models: Vec<String> = Vec::new();
     let mut add = |m: String| -> Result<(), NamingError> {
@@ -623,6 +641,25 @@ mod tests {
                 "oci://r.io/lora2:1"
             ]
         );
+        // Seventh attack review (allowed on main): a service whose baseRefs merge in a
+        // config with other models (a LoRA adapter) is refused, at any level.
+        for spec in [
+            serde_json::json!({"model": {"uri": "oci://r.io/base:1"},
+                               "baseRefs": [{"name": "with-adapter"}]}),
+            serde_json::json!({"prefill": {"baseRefs": [{"name": "x"}]}}),
+        ] {
+            let err = named_models(&object(serde_json::json!({
+                "kind": "LLMInferenceService", "spec": spec
+            })))
+            .unwrap_err();
+            assert!(matches!(err, NamingError::Inherited), "{err}");
+        }
+        // An empty or null list is no reference.
+        let (models, _) = named_models(&object(serde_json::json!({
+            "spec": {"model": {"uri": "oci://r.io/base:1"}, "baseRefs": null}
+        })))
+        .unwrap();
+        assert_eq!(models, ["oci://r.io/base:1"]);
         let (models, _) = named_models(&object(serde_json::json!({
             "spec": {"template": {
                 "metadata": {"annotations": {MODEL_CONTAINERS_ANNOTATION: "m"}},

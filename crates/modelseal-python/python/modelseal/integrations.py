@@ -65,6 +65,7 @@ def verified_model(model_dir, *, signature, key=None, policy=None, expected=None
     trust["expected"] = model.root
     staging = tempfile.mkdtemp(prefix="modelseal-")
     served: Dict[str, str] = {}
+    json_files = []
     try:
         for path, size in model.files():
             staged = os.path.join(staging, *path.split("/"))
@@ -79,7 +80,10 @@ def verified_model(model_dir, *, signature, key=None, policy=None, expected=None
             with open(staged, "wb") as out:
                 out.write(data.tobytes())
             if path.endswith(".json"):
-                _refuse_code_elsewhere(path, data.tobytes())
+                json_files.append((path, data.tobytes()))
+        signed = {path for path, _ in model.files()}
+        for path, data in json_files:
+            _refuse_code_elsewhere(path, data, signed)
         with _LOCK, _patched(model_dir, served, trust):
             yield staging
     finally:
@@ -89,40 +93,84 @@ def verified_model(model_dir, *, signature, key=None, policy=None, expected=None
 # How transformers and sentence-transformers find code for a class reference
 # (`get_class_from_dynamic_module`): `REPO--module.Class` takes `module.py` from REPO (the
 # hub, its cache, or a local folder of that name); otherwise `module.py` is joined onto
-# the model folder, so an absolute or climbing module path leaves it. Such code runs
-# unsigned under trust_remote_code. Refused: any string without spaces that holds `--`
-# with a dot after it, anywhere in a signed JSON file; and, where a class reference is
-# read (`auto_map`, `custom_pipelines` `impl`, modules.json `type`), a module path that
-# is not a plain name in the model folder.
-_REFERENCE_KEYS = {"impl", "type"}
+# the model folder, so an absolute or climbing module path leaves it. sentence-transformers
+# then falls back to importing the module from `sys.path` (the working directory,
+# PYTHONPATH, installed packages). Such code runs unsigned. Refused:
+# - any string without spaces that holds `--` with a dot after it, anywhere in a signed
+#   JSON file (free text with spaces is let through there);
+# - where a class reference is read (`auto_map`, `custom_pipelines` `impl`, modules.json
+#   `type`, a Router's `types`, WordEmbeddings' `tokenizer_class`), spaces or not: `--`,
+#   or a module path that is not a plain name in the model folder;
+# - where sentence-transformers imports it (`type`, `types`, `tokenizer_class`): a module
+#   that is neither a signed file of the model nor installed in this Python's own
+#   library folders (standard library, site-packages);
+# - a tokenizer to be loaded from another folder or repository
+#   (`tokenizer_name_or_path` in sentence_bert_config.json).
+_REFERENCE_KEYS = {"impl", "type", "types", "tokenizer_class"}
+_IMPORTED_KEYS = {"type", "types", "tokenizer_class"}
+_OTHER_MODEL_KEYS = {"tokenizer_name_or_path"}
 
 
 def _names_code_elsewhere(value: str, reference: bool) -> bool:
-    if any(c.isspace() for c in value):
+    if not reference and any(c.isspace() for c in value):
         return False
     if "--" in value and "." in value.split("--")[-1]:
         return True
     if reference and "." in value:
         module = value.rsplit(".", 1)[0]
-        return "/" in module or "\\" in module or module.startswith(".") or ".." in module
+        return ("/" in module or "\\" in module or module.startswith(".") or ".." in module
+                or any(c.isspace() for c in module))
     return False
 
 
-def _refuse_code_elsewhere(path: str, data: bytes) -> None:
-    """A signed JSON file must not point a loader at code outside the model."""
+def _installed(top: str) -> bool:
+    """Whether module ``top`` is found in this Python's own library folders, before any
+    folder a caller's working directory or PYTHONPATH adds."""
+    import importlib.machinery
+    import sysconfig
+    if top in sys.builtin_module_names:
+        return True
+    roots = {os.path.realpath(p) for key in ("stdlib", "platstdlib", "purelib", "platlib")
+             if (p := sysconfig.get_paths().get(key))}
+    folders = [p for p in sys.path if p and os.path.realpath(p) in roots]
+    spec = importlib.machinery.PathFinder.find_spec(top, folders)
+    return spec is not None and (spec.origin is not None or bool(spec.submodule_search_locations))
+
+
+def _imports_unsigned(value: str, signed) -> bool:
+    """A sentence-transformers class reference whose module is neither a signed file of
+    the model nor installed."""
+    parts = value.split(".")
+    if len(parts) < 2 or not all(p.isidentifier() for p in parts):
+        return False
+    module = parts[:-1]
+    in_model = "/".join(module) + ".py" in signed or \
+        any(name.startswith(module[0] + "/") and name.endswith(".py") for name in signed)
+    return not in_model and not _installed(module[0])
+
+
+def _refuse_code_elsewhere(path: str, data: bytes, signed=frozenset()) -> None:
+    """A signed JSON file must not point a loader at code or files outside the model."""
     try:
         document = json.loads(data)
     except ValueError:
         return
-    pending = [(document, False)]
+    pending = [(document, False, False)]
     while pending:
-        value, reference = pending.pop()
+        value, reference, imported = pending.pop()
         if isinstance(value, dict):
             for key, inner in value.items():
-                pending.append((inner, reference or key == "auto_map" or key in _REFERENCE_KEYS))
+                if key in _OTHER_MODEL_KEYS and inner not in (None, "", "."):
+                    raise VerificationError(
+                        f"{path}: {key} names another model or folder ({inner!r}), which "
+                        "the loader would read unverified", "code-elsewhere")
+                pending.append((inner, reference or key == "auto_map" or key in _REFERENCE_KEYS,
+                                imported or key in _IMPORTED_KEYS))
         elif isinstance(value, list):
-            pending.extend((inner, reference) for inner in value)
-        elif isinstance(value, str) and _names_code_elsewhere(value, reference):
+            pending.extend((inner, reference, imported) for inner in value)
+        elif isinstance(value, str) and (
+                _names_code_elsewhere(value, reference)
+                or (imported and _imports_unsigned(value, signed))):
             raise VerificationError(
                 f"{path}: names code outside the model ({value!r}), which the loader "
                 "would run unsigned", "code-elsewhere")
