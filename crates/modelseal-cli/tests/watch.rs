@@ -907,3 +907,28 @@ async fn a_file_watch_cannot_lease_is_refused_unless_leases_are_turned_off() {
     let w = Watcher::start_as(dir, "model", &["--no-leases"], Some(4321));
     w.wait_for(200, Duration::from_secs(20)).await;
 }
+
+#[tokio::test]
+async fn a_fifo_swapped_in_for_a_signed_file_does_not_stall_the_watch() {
+    // Opened to take a lease, a FIFO would block its reader until someone writes to it,
+    // and a stalled lease thread would let the next writer through unreported.
+    let w = Watcher::start(signed_model(4096), &[]);
+    w.wait_for(200, Duration::from_secs(20)).await;
+    let weights = w.path("model/weights.bin");
+    let kept = std::fs::read(&weights).unwrap();
+    std::fs::remove_file(&weights).unwrap();
+    let made = Command::new("mkfifo").arg(&weights).status().unwrap();
+    assert!(made.success());
+    w.wait_for(503, AFTER_EVENT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::remove_file(&weights).unwrap();
+    std::fs::write(&weights, &kept).unwrap();
+    w.wait_for(200, AFTER_EVENT).await;
+    let writer = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&weights)
+        .unwrap();
+    assert_eq!(w.readyz().await.0, 503, "the writer went unseen");
+    drop(writer);
+    w.wait_for(200, AFTER_EVENT).await;
+}

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read as _;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -83,6 +83,9 @@ impl Leases {
     pub(crate) fn hold(&self, key: &str, path: &Path) -> Result<(u64, u64), LeaseError> {
         let meta = std::fs::metadata(path)
             .map_err(|e| LeaseError::Unavailable(format!("{}: {e}", path.display())))?;
+        if !meta.is_file() {
+            return Err(LeaseError::Unavailable("not a regular file".into()));
+        }
         let mut held = lock(&self.held);
         if let Some(lease) = held.get(key) {
             let same = (lease.dev, lease.ino) == (meta.dev(), meta.ino());
@@ -97,7 +100,13 @@ impl Leases {
                 _ => return Err(LeaseError::Writer),
             }
         }
-        let file = File::open(path).map_err(|e| match e.raw_os_error() {
+        // Non-blocking: a FIFO swapped in after the check above would otherwise hold this
+        // thread in `open` for as long as nobody writes to it.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
             Some(libc::EMFILE | libc::ENFILE) => LeaseError::Unavailable(format!(
                 "too many open files ({e}): each signed file keeps one open; raise the limit (ulimit -n) above the number of signed files"
             )),
