@@ -127,13 +127,18 @@ def _installed(top: str) -> bool:
     """Whether module ``top`` is found in this Python's own library folders, before any
     folder a caller's working directory or PYTHONPATH adds."""
     import importlib.machinery
+    import site
     import sysconfig
     if top in sys.builtin_module_names:
         return True
-    roots = {os.path.realpath(p) for key in ("stdlib", "platstdlib", "purelib", "platlib")
-             if (p := sysconfig.get_paths().get(key))}
-    folders = [p for p in sys.path if p and os.path.realpath(p) in roots]
-    spec = importlib.machinery.PathFinder.find_spec(top, folders)
+    folders = [sysconfig.get_paths().get(key)
+               for key in ("stdlib", "platstdlib", "purelib", "platlib")]
+    folders += site.getsitepackages() if hasattr(site, "getsitepackages") else []
+    if site.ENABLE_USER_SITE:
+        folders.append(site.getusersitepackages())
+    roots = {os.path.realpath(p) for p in folders if p}
+    search = [p for p in sys.path if p and os.path.realpath(p) in roots]
+    spec = importlib.machinery.PathFinder.find_spec(top, search)
     return spec is not None and (spec.origin is not None or bool(spec.submodule_search_locations))
 
 
