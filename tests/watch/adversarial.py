@@ -316,15 +316,19 @@ def main() -> int:
 
     stop = threading.Event()
     stats = {"samples": 0, "violated": 0, "violations": 0, "readyWhileViolated": 0,
-             "worstWindow": 0.0, "worstViolation": None}
+             "worstWindow": 0.0, "worstWindowSamples": 0, "worstViolation": None,
+             "slowestSample": 0.0}
 
     def oracle():
-        window_start = None
+        window_start, window_samples = None, 0
         was_wrong = False
         while not stop.is_set():
+            # The oracle looks first, then asks watch: a 200 after a violation was seen
+            # is a miss; the other order would count an operation that began between the
+            # two looks.
             t = time.monotonic()
-            said_ready = ready()
             wrong = model.violation()
+            said_ready = ready()
             stats["samples"] += 1
             if wrong:
                 stats["violated"] += 1
@@ -332,14 +336,19 @@ def main() -> int:
             was_wrong = bool(wrong)
             if said_ready and wrong:
                 stats["readyWhileViolated"] += 1
-                window_start = window_start if window_start is not None else t
+                if window_start is None:
+                    window_start, window_samples = t, 0
+                window_samples += 1
                 window = time.monotonic() - window_start
                 if window > stats["worstWindow"]:
                     stats["worstWindow"] = round(window, 3)
+                    stats["worstWindowSamples"] = window_samples
                     stats["worstViolation"] = wrong
             else:
                 window_start = None
-            time.sleep(max(0.0, SAMPLE - (time.monotonic() - t)))
+            took = time.monotonic() - t
+            stats["slowestSample"] = max(stats["slowestSample"], round(took, 3))
+            time.sleep(max(0.0, SAMPLE - took))
 
     thread = threading.Thread(target=oracle, daemon=True)
     thread.start()
