@@ -210,6 +210,27 @@ def test_every_reference_sentence_transformers_follows_out_of_the_model_is_refus
     assert verdict({"modules.json": [{**modules[0],
                                       "type": "sentence_transformers.models.Pooling"}]}) \
         == "accepted"
+    # Eighth attack review: a dotted module is imported from sys.path even when the
+    # model signs a file of that name (only `mod.Class` is taken from the model folder);
+    # Dense's and CrossEncoder's activation classes are imported too; files and other
+    # models named by path (tokenizer_args, an audio tokenizer, shards of a .bin index).
+    (model / "mypkg").mkdir()
+    dotted = [{**modules[0], "type": "mypkg.sub.Custom"}]
+    assert verdict({"modules.json": dotted, "mypkg/__init__.py": "",
+                    "mypkg/sub.py": "class Custom: pass\n"}) == "code-elsewhere"
+    assert verdict({"dense.json": {"activation_function": "helpermod.Act"}}) == "code-elsewhere"
+    assert verdict({"ce.json": {"activation_fn": "helpermod.Act"}}) == "code-elsewhere"
+    assert verdict({"dense.json": {"activation_function": "torch.nn.modules.activation.Tanh"}}) \
+        == "accepted"
+    assert verdict({"sentence_bert_config.json": {
+        "tokenizer_args": {"tokenizer_file": "/tmp/other/tokenizer.json"}}}) == "code-elsewhere"
+    assert verdict({"processor_config.json": {"audio_tokenizer_name_or_path": "/tmp/other"}}) \
+        == "code-elsewhere"
+    for shard in ("/tmp/evil/pytorch_model.bin", "../evil/pytorch_model.bin"):
+        assert verdict({"pytorch_model.bin.index.json": {"weight_map": {"w": shard}}}) \
+            == "code-elsewhere", shard
+    assert verdict({"pytorch_model.bin.index.json": {
+        "weight_map": {"w": "pytorch_model-00001-of-00002.bin"}}}) == "accepted"
 
 
 def test_a_model_swapped_inside_the_block_is_refused_not_mixed(signed_copy, tmp_path, keys):

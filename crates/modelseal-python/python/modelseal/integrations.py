@@ -101,14 +101,35 @@ def verified_model(model_dir, *, signature, key=None, policy=None, expected=None
 # - where a class reference is read (`auto_map`, `custom_pipelines` `impl`, modules.json
 #   `type`, a Router's `types`, WordEmbeddings' `tokenizer_class`), spaces or not: `--`,
 #   or a module path that is not a plain name in the model folder;
-# - where sentence-transformers imports it (`type`, `types`, `tokenizer_class`): a module
-#   that is neither a signed file of the model nor installed in this Python's own
-#   library folders (standard library, site-packages);
-# - a tokenizer to be loaded from another folder or repository
-#   (`tokenizer_name_or_path` in sentence_bert_config.json).
-_REFERENCE_KEYS = {"impl", "type", "types", "tokenizer_class"}
-_IMPORTED_KEYS = {"type", "types", "tokenizer_class"}
-_OTHER_MODEL_KEYS = {"tokenizer_name_or_path"}
+# - where sentence-transformers imports it (`type`, `types`, `tokenizer_class`, Dense's
+#   `activation_function`, CrossEncoder's `activation_fn`): a module that is not
+#   installed in this Python's own library folders (standard library, site-packages),
+#   unless it is one plain module (`mod.Class`, no package) whose `mod.py` is a signed
+#   file: only that form is taken from the model folder; a dotted one is imported from
+#   `sys.path` (the working directory, PYTHONPATH), whatever the model holds;
+# - another model or folder to load from (`tokenizer_name_or_path`,
+#   `audio_tokenizer_name_or_path`, any `*_name_or_path` but transformers' informational
+#   `_name_or_path`; PEFT's `base_model_name_or_path` is a documented gap);
+# - a file named outside the model (an absolute or climbing path) under a key that names
+#   files (`*_file`, `*_files`, `*_dir`, `*_path`, and the shard names of a
+#   `weight_map`): `tokenizer_args`, `config_args` and index files are read that way.
+_REFERENCE_KEYS = {"impl", "type", "types", "tokenizer_class", "activation_function",
+                   "activation_fn"}
+_IMPORTED_KEYS = {"type", "types", "tokenizer_class", "activation_function", "activation_fn"}
+_INFORMATIONAL_KEYS = {"_name_or_path", "base_model_name_or_path"}
+_FILE_KEY_ENDINGS = ("_file", "_files", "_dir", "_path")
+
+
+def _names_other_model(key: str, value) -> bool:
+    return (key.endswith("_name_or_path") and key not in _INFORMATIONAL_KEYS
+            and value not in (None, "", "."))
+
+
+def _leaves_model(value: str) -> bool:
+    """A file name that an `os.path.join` onto the model folder would take out of it."""
+    parts = value.replace("\\", "/").split("/")
+    return value.startswith(("/", "\\", "~")) or ".." in parts or (
+        len(value) > 1 and value[1] == ":")
 
 
 def _names_code_elsewhere(value: str, reference: bool) -> bool:
@@ -148,10 +169,8 @@ def _imports_unsigned(value: str, signed) -> bool:
     parts = value.split(".")
     if len(parts) < 2 or not all(p.isidentifier() for p in parts):
         return False
-    module = parts[:-1]
-    in_model = "/".join(module) + ".py" in signed or \
-        any(name.startswith(module[0] + "/") and name.endswith(".py") for name in signed)
-    return not in_model and not _installed(module[0])
+    in_model = len(parts) == 2 and parts[0] + ".py" in signed
+    return not in_model and not _installed(parts[0])
 
 
 def _refuse_code_elsewhere(path: str, data: bytes, signed=frozenset()) -> None:
@@ -160,19 +179,25 @@ def _refuse_code_elsewhere(path: str, data: bytes, signed=frozenset()) -> None:
         document = json.loads(data)
     except ValueError:
         return
-    pending = [(document, False, False)]
+    pending = [(document, False, False, False)]
     while pending:
-        value, reference, imported = pending.pop()
+        value, reference, imported, names_files = pending.pop()
         if isinstance(value, dict):
             for key, inner in value.items():
-                if key in _OTHER_MODEL_KEYS and inner not in (None, "", "."):
+                if _names_other_model(key, inner):
                     raise VerificationError(
                         f"{path}: {key} names another model or folder ({inner!r}), which "
                         "the loader would read unverified", "code-elsewhere")
                 pending.append((inner, reference or key == "auto_map" or key in _REFERENCE_KEYS,
-                                imported or key in _IMPORTED_KEYS))
+                                imported or key in _IMPORTED_KEYS,
+                                names_files or key.endswith(_FILE_KEY_ENDINGS)
+                                or key == "weight_map"))
         elif isinstance(value, list):
-            pending.extend((inner, reference, imported) for inner in value)
+            pending.extend((inner, reference, imported, names_files) for inner in value)
+        elif isinstance(value, str) and names_files and _leaves_model(value):
+            raise VerificationError(
+                f"{path}: names a file outside the model ({value!r}), which the loader "
+                "would read unsigned", "code-elsewhere")
         elif isinstance(value, str) and (
                 _names_code_elsewhere(value, reference)
                 or (imported and _imports_unsigned(value, signed))):
