@@ -92,7 +92,7 @@ def make(subject: str, issuer: str, public, signer, profile: dict) -> bytes:
     if profile["name_constraints"]:
         builder = builder.add_extension(x509.NameConstraints(
             permitted_subtrees=[x509.DNSName("example.org")], excluded_subtrees=None),
-            critical=True)
+            critical=profile["name_constraints"] == "critical")
     algorithm = None if isinstance(signer, ed25519.Ed25519PrivateKey) else profile["hash"]
     # Deterministic ECDSA (RFC 6979): the same draws make the same bytes, so hypothesis
     # can replay and shrink a failing case.
@@ -146,7 +146,7 @@ def a_profile(draw, role: str):
                 [ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE],
                 [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CODE_SIGNING]])),
         "unknown_critical": draw(st.sampled_from([False] * 12 + [True])),
-        "name_constraints": ca and draw(st.sampled_from([False] * 12 + [True])),
+        "name_constraints": ca and draw(st.sampled_from([False] * 12 + ["critical", "plain"])),
         "hash": draw(st.sampled_from([hashes.SHA256(), hashes.SHA256(), hashes.SHA384()])),
         "outer_algorithm": draw(st.sampled_from([False] * 12 + [True])),
         "serial": draw(st.integers(1, 2**63)),
@@ -281,6 +281,15 @@ def test_signature_algorithm_named_only_outside_the_signed_part(keys):
     for role in ("leaf", "inter"):
         result = check(*a_genuine_pki(keys, **{f"{role}__outer_algorithm": True}))
         assert result == "refused by both", role
+
+
+def test_name_constraints_even_when_not_critical(keys):
+    """Eighth attack review: an intermediate with name constraints not marked critical
+    was accepted by modelseal, which does not evaluate them, while OpenSSL enforces them
+    and refuses a leaf outside them."""
+    pki = a_genuine_pki(keys, inter__name_constraints="plain")
+    assert ours(*pki) is None, "modelseal does not evaluate name constraints: it must refuse"
+    check(*pki)
 
 
 def test_the_harness_can_fail(keys):

@@ -26,6 +26,11 @@ const MAX_DEPTH: usize = 8;
 /// the depth-first search try every ordering of them.
 pub const MAX_SIGNATURE_CHECKS: usize = 64;
 
+/// Name constraints (RFC 5280 §4.2.1.10): OpenSSL enforces them even when not marked
+/// critical, and modelseal does not evaluate them, so a certificate carrying them is
+/// refused rather than read more loosely than OpenSSL reads it.
+const NAME_CONSTRAINTS: &str = "2.5.29.30";
+
 /// Extensions whose criticality we honour; any other critical extension is refused.
 const KNOWN_EXTENSIONS: &[&str] = &[
     "2.5.29.15", // key usage
@@ -282,7 +287,7 @@ fn check_common(cert: &Certificate, at: u64) -> Result<(), CertificateError> {
     }
     for ext in cert.tbs_certificate().extensions().into_iter().flatten() {
         let oid = ext.extn_id.to_string();
-        if ext.critical && !KNOWN_EXTENSIONS.contains(&oid.as_str()) {
+        if oid == NAME_CONSTRAINTS || (ext.critical && !KNOWN_EXTENSIONS.contains(&oid.as_str())) {
             return Err(CertificateError::UnknownCritical {
                 subject: subject(cert),
                 oid,

@@ -274,6 +274,13 @@ pub enum NamingError {
         "spec.baseRefs merges LLMInferenceServiceConfig objects into this service, and the models they name are not in this request: write the model and its adapters in the service itself"
     )]
     Inherited,
+    /// A storage URI of a scheme admission cannot check (`hf://`, `s3://`, `gs://`,
+    /// `https://`, `pvc://`…): KServe would download and serve it unverified, whatever
+    /// digests the object's annotation names.
+    #[error(
+        "storage URI {0:?} cannot be checked at admission: serve the model from an OCI registry (oci://) so its signature can be verified"
+    )]
+    Unverifiable(String),
 }
 
 /// The models an object names, each once, in the order first named, and the name given
@@ -373,17 +380,15 @@ pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), Na
                 }
                 let storage = container.env.iter().filter(|e| e.name == STORAGE_URI_ENV);
                 for uri in storage.filter_map(|e| e.value.as_deref()) {
-                    if let Some(rest) = kserve_oci(uri) {
-                        add(format!("oci://{rest}"))?;
-                    }
+                    add(storage_model(uri)?)?;
                 }
             }
         }
         if let Some(model) = &spec.model {
             let adapters = model.lora.iter().flat_map(|l| &l.adapters);
             let uris = std::iter::once(model).chain(adapters);
-            for rest in uris.filter_map(|m| m.uri.as_deref()).filter_map(kserve_oci) {
-                add(format!("oci://{rest}"))?;
+            for uri in uris.filter_map(|m| m.uri.as_deref()) {
+                add(storage_model(uri)?)?;
             }
         }
         for predictor in components {
@@ -398,9 +403,7 @@ pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), Na
                         .filter_map(|u| u.uri.as_deref()),
                 );
             for uri in uris {
-                if let Some(rest) = kserve_oci(uri) {
-                    add(format!("oci://{rest}"))?;
-                }
+                add(storage_model(uri)?)?;
             }
         }
     }
@@ -415,6 +418,13 @@ fn as_oci(image: &str) -> String {
     } else {
         format!("oci://{image}")
     }
+}
+
+/// The model a KServe storage URI names, as `oci://…`; any other scheme is refused.
+fn storage_model(uri: &str) -> Result<String, NamingError> {
+    kserve_oci(uri)
+        .map(|rest| format!("oci://{rest}"))
+        .ok_or_else(|| NamingError::Unverifiable(shorten(uri.trim(), 120).into_owned()))
 }
 
 /// The reference in a KServe OCI storage URI, if it is one.
@@ -543,7 +553,7 @@ mod tests {
         let (models, _) = named_models(&object(serde_json::json!({
             "spec": {"predictor": {
                 "pytorch": {"storageUri": "oci+native://r.io/m:1"},
-                "storageUris": [{"uri": "s3://bucket/x"}, {"uri": "oci://r.io/n:2"}]
+                "storageUris": [{"uri": "oci://r.io/n:2"}]
             }}
         })))
         .unwrap();
@@ -653,6 +663,25 @@ mod tests {
             })))
             .unwrap_err();
             assert!(matches!(err, NamingError::Inherited), "{err}");
+        }
+        // Eighth attack review (allowed on main): a storage URI of another scheme was
+        // skipped, so an annotation naming any approved digest let KServe serve bytes
+        // nobody checked.
+        for spec in [
+            serde_json::json!({"predictor": {"model": {"storageUri": "hf://evil/model"}}}),
+            serde_json::json!({"predictor": {"storageUris": [{"uri": "s3://b/m"}]}}),
+            serde_json::json!({"containers": [{"name": "c",
+                "env": [{"name": "STORAGE_URI", "value": "pvc://claim/m"}]}]}),
+            serde_json::json!({"model": {"uri": "https://example.org/m.tar"}}),
+            serde_json::json!({"model": {"uri": "oci://r.io/m:1",
+                "lora": {"adapters": [{"uri": "gs://b/lora"}]}}}),
+        ] {
+            let err = named_models(&object(serde_json::json!({
+                "metadata": {"annotations": {MODEL_ANNOTATION: "blake3:00"}},
+                "spec": spec
+            })))
+            .unwrap_err();
+            assert!(matches!(err, NamingError::Unverifiable(_)), "{err}");
         }
         // An empty or null list is no reference.
         let (models, _) = named_models(&object(serde_json::json!({
