@@ -20,6 +20,9 @@ step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "unit, property, vector and CLI end-to-end tests"
+# curl is the real HTTP/2 client of the admission server's tests (and the kube e2e test's).
+command -v curl >/dev/null || apt-get install -y curl >/dev/null 2>&1 \
+  || { apt-get update >/dev/null && apt-get install -y curl >/dev/null; }
 cargo test --workspace --locked
 
 step "fuzz corpora, every file replayed through its target (stable)"
@@ -152,8 +155,6 @@ step "admission end to end with a real Kubernetes API server (built once, then c
 if [ "${MODELSEAL_SKIP_KUBE:-}" = 1 ]; then
   echo "notice: MODELSEAL_SKIP_KUBE=1, skipping the Kubernetes end-to-end test"
 else
-  command -v curl >/dev/null || apt-get install -y curl >/dev/null 2>&1 \
-    || { apt-get update >/dev/null && apt-get install -y curl >/dev/null; }
   MODELSEAL="$PWD/target/release/modelseal" tests/kube/e2e.sh
 fi
 

@@ -27,6 +27,11 @@ impl Authority {
     fn new() -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Names distinct from the leaf's, or OpenSSL-based clients take the leaf for
+        // a self-signed certificate.
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "modelseal test CA");
         Self {
             issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap(),
         }
@@ -36,6 +41,9 @@ impl Authority {
     /// until `not_after`.
     fn serve_as_localhost(&self, dir: &Path, not_after: time::OffsetDateTime) {
         let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "127.0.0.1");
         params.not_before = not_after - time::Duration::days(2);
         params.not_after = not_after;
         let key = KeyPair::generate().unwrap();
@@ -82,6 +90,11 @@ struct Server {
 
 impl Server {
     fn start(limits: &str) -> Self {
+        Self::start_with("", limits)
+    }
+
+    /// As [`Server::start`], with `top` added to the configuration's top-level keys.
+    fn start_with(top: &str, limits: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let run = |args: &[&str]| {
@@ -109,13 +122,15 @@ impl Server {
              [[signer]]\nname = \"release\"\nroles = [\"model-publisher\"]\nkey = \"publisher.key.pub\"\n",
         )
         .unwrap();
+        // For configurations that turn the registry endpoint on.
+        std::fs::write(d.join("admit.token"), "the-right-token-of-some-length\n").unwrap();
         let authority = Authority::new();
         authority.serve_as_localhost(d, time::OffsetDateTime::now_utc() + time::Duration::days(1));
         std::fs::write(
             d.join("webhook.toml"),
             format!(
                 "listen = \"127.0.0.1:0\"\ntls_cert = \"tls.pem\"\ntls_key = \"tls.key\"\n\
-                 policy = \"policy.toml\"\nstore = \"store\"\nreload_interval_ms = 100\n\
+                 policy = \"policy.toml\"\nstore = \"store\"\nreload_interval_ms = 100\n{top}\n\
                  [limits]\n{limits}\n"
             ),
         )
@@ -515,4 +530,52 @@ async fn sigterm_stops_accepting_answers_the_request_in_flight_and_exits_zero() 
     let log = std::fs::read_to_string(server.path("serve.log")).unwrap();
     assert!(log.contains("\"signal\":\"SIGTERM\""), "{log}");
     assert!(log.contains("\"event\":\"stopped\""), "{log}");
+}
+
+/// curl over HTTP/2 (nghttp2), repeated (issue 26): an answer sent before the request body was read
+/// must still reach the client whole, not as a stream reset.
+#[test]
+fn error_answers_reach_a_real_http2_client_intact() {
+    let server = Server::start_with("admit_token_file = \"admit.token\"", "");
+    std::fs::write(server.path("ca.pem"), server.authority.issuer.pem()).unwrap();
+    let body = format!("{{\"digest\": \"{}\"}}", server.model);
+    let curl = |path: &str, token: &str| {
+        let out = Command::new("curl")
+            .args([
+                "--http2",
+                "-sS",
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_version} %{http_code}",
+            ])
+            .arg("--cacert")
+            .arg(server.path("ca.pem"))
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .args([
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                &body,
+            ])
+            .arg(server.url(path))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "curl {path}: {}",
+            common::stderr(&out)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for attempt in 0..8 {
+        let refused = curl("/v1/admit", "a-wrong-token");
+        assert!(refused.ends_with("\n2 401"), "try {attempt}: {refused}");
+        assert!(refused.contains("bearer token"), "{refused}");
+        let unknown = curl("/v1/nothing-here", "the-right-token-of-some-length");
+        assert!(unknown.ends_with("\n2 404"), "try {attempt}: {unknown}");
+        let admitted = curl("/v1/admit", "the-right-token-of-some-length");
+        assert!(admitted.ends_with("\n2 200"), "try {attempt}: {admitted}");
+        assert!(admitted.contains("\"allowed\":true"), "{admitted}");
+    }
 }

@@ -164,6 +164,8 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_page))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(Arc::clone(&app))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             move |_: Box<dyn std::any::Any + Send>| {
@@ -565,6 +567,34 @@ async fn read_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("{what}: {e}")))
 }
 
+/// Sends `response` once the request body has been read and dropped (up to the body
+/// limits). Over HTTP/2, an answer sent while the client is still sending ends its
+/// stream with a reset, which clients such as curl report instead of the answer.
+async fn after_body(app: &App, body: Body, response: Response) -> Response {
+    let limit = Limits::ms(app.config.limits.body_timeout_ms);
+    let _ = tokio::time::timeout(limit, discard(body, app.config.max_body_bytes)).await;
+    response
+}
+
+async fn not_found(State(app): State<Arc<App>>, uri: axum::http::Uri, body: Body) -> Response {
+    let message = format!(
+        "no such endpoint {}; modelseal serves /validate, /v1/admit, /healthz, /readyz and /metrics",
+        admission::shorten(uri.path(), 200)
+    );
+    after_body(&app, body, error(StatusCode::NOT_FOUND, &message)).await
+}
+
+async fn method_not_allowed(
+    State(app): State<Arc<App>>,
+    method: axum::http::Method,
+    body: Body,
+) -> Response {
+    let message = format!(
+        "method {method} is not allowed here: /validate and /v1/admit take POST, the others GET"
+    );
+    after_body(&app, body, error(StatusCode::METHOD_NOT_ALLOWED, &message)).await
+}
+
 /// Reads up to `max` bytes of `body` and keeps none of them.
 async fn discard(mut body: Body, max: usize) {
     use http_body_util::BodyExt as _;
@@ -694,20 +724,22 @@ struct AdmitRequest {
 async fn admit(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
     let entered = Instant::now();
     if !app.token.configured() {
-        return error(
+        let off = error(
             StatusCode::FORBIDDEN,
             "the registry endpoint is off: set admit_token_file in the server's configuration",
         );
+        return after_body(&app, body, off).await;
     }
     let presented = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
     if !app.token.admits(presented) {
         app.metrics.unauthorized.inc();
-        return (
+        let refused = (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
             axum::Json(json!({"error": "a valid bearer token is required"})),
         )
             .into_response();
+        return after_body(&app, body, refused).await;
     }
     let request: AdmitRequest =
         match read_json(&app, &headers, body, "expected {\"digest\": \"blake3:…\"}").await {
