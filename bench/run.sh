@@ -220,7 +220,7 @@ TOOLS=(modelseal_sign modelseal_verify b3sum model_signing_sign modelseal_sign_o
 argv_of() {
     case $1 in
         modelseal_sign)
-            ARGV=("$MODELSEAL" sign "$MODEL" --key "$KEYS/ed25519.pem" --signature "$OUT/modelseal.sig" -q) ;;
+            ARGV=("$MODELSEAL" sign "$MODEL" --key "$KEYS/ed25519.pem" --signature "$OUT/modelseal.sig" --force -q) ;;
         # Verify checks a bundle made once before timing, so it does not depend
         # on the order of the signing runs.
         modelseal_verify)
@@ -231,7 +231,7 @@ argv_of() {
             ARGV=("$MODEL_SIGNING" sign key "$MODEL" --private_key "$KEYS/p256.pem" --signature "$OUT/model_signing.sig") ;;
         # The OMS profile with model_signing's own settings: files, sha256, the same P-256 key.
         modelseal_sign_oms)
-            ARGV=("$MODELSEAL" sign "$MODEL" --format oms --key "$KEYS/p256.pem" --signature "$OUT/modelseal-oms.sig" -q) ;;
+            ARGV=("$MODELSEAL" sign "$MODEL" --format oms --key "$KEYS/p256.pem" --signature "$OUT/modelseal-oms.sig" --force -q) ;;
         *) die "unknown tool $1" ;;
     esac
 }
@@ -321,7 +321,7 @@ cat "${FILES[@]}" >/dev/null
 cat "${FILES[@]}" >/dev/null
 
 say "untimed warm-up run of each tool, and output checks"
-"$MODELSEAL" sign "$MODEL" --key "$KEYS/ed25519.pem" --signature "$OUT/reference.sig" -q >/dev/null \
+"$MODELSEAL" sign "$MODEL" --key "$KEYS/ed25519.pem" --signature "$OUT/reference.sig" --force -q >/dev/null \
     || die "modelseal sign failed"
 for tool in "${TOOLS[@]}"; do
     measure "$tool"

@@ -270,7 +270,7 @@ def test_half_an_instance_is_refused_before_anything_is_sent(sigstore, tmp_path)
 def test_token_from_the_environment_and_from_github_actions(sigstore, tmp_path):
     model = make_model(tmp_path / "model")
     base = [
-        "sign", model, "--keyless", "--signing-config", sigstore.signing_config,
+        "sign", model, "--force", "--keyless", "--signing-config", sigstore.signing_config,
         "--trusted-root", sigstore.trusted_root,
     ]
     clean = {k: v for k, v in os.environ.items()

@@ -62,6 +62,34 @@ pub enum Command {
     Demo,
 }
 
+impl Command {
+    /// Whether the run must print one JSON object on stdout, success or not.
+    pub fn json(&self) -> bool {
+        match self {
+            Self::Hash(a) => a.json,
+            Self::Sign(a) => a.json,
+            Self::Verify(a) => a.json,
+            Self::VerifyBundle(a) => a.json,
+            Self::Inspect(a) => a.json,
+            Self::Pull(a) => a.json,
+            Self::Bom(a) => a.json,
+            Self::Attest(AttestCommand::Training(a)) => a.json,
+            Self::Store(StoreCommand::Add { json, .. } | StoreCommand::List { json, .. }) => *json,
+            Self::Keygen(_) | Self::Outboard(_) | Self::Serve(_) | Self::Watch(_) | Self::Demo => {
+                false
+            }
+        }
+    }
+
+    /// Whether the command's report says `verified`.
+    pub fn verifies(&self) -> bool {
+        matches!(
+            self,
+            Self::Verify(_) | Self::VerifyBundle(_) | Self::Pull(_)
+        )
+    }
+}
+
 #[cfg(test)]
 mod rate_tests {
     use super::parse_rate;
@@ -151,6 +179,12 @@ pub struct PullArgs {
     /// model unless --signature names a file)
     #[command(flatten)]
     pub verify: PullVerifyArgs,
+    /// Replace OUT (a directory is removed and written anew, only once the model verified) if it exists
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as one JSON object on stdout, also on failure (spec/cli.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The verify flags that make sense for a pull.
@@ -203,9 +237,9 @@ pub struct SignArgs {
     /// OMS: one resource per file, or per shard of each file
     #[arg(long, value_enum, default_value = "files")]
     pub method: OmsMethodArg,
-    /// OMS: shard size in bytes, with --method shards
-    #[arg(long, value_name = "BYTES", default_value_t = 1_000_000_000)]
-    pub shard_size: u64,
+    /// OMS: shard size in bytes, with --method shards [default: 1000000000]
+    #[arg(long, value_name = "BYTES")]
+    pub shard_size: Option<u64>,
     /// OMS: sign with this X.509 certificate (PEM) for the key; carried in the bundle
     #[arg(
         long,
@@ -230,6 +264,12 @@ pub struct SignArgs {
     /// of each file over 64 KiB) for verified range reads
     #[arg(long)]
     pub outboard: bool,
+    /// Replace the signature (and its outboard trees) if it exists
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as one JSON object on stdout, also on failure (spec/cli.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Who signs: a private key, or Sigstore keyless (see README, "Keyless signing in CI").
@@ -427,6 +467,12 @@ pub struct BomArgs {
     /// No progress bar
     #[arg(long, short)]
     pub quiet: bool,
+    /// Replace the --out file if it exists
+    #[arg(long)]
+    pub force: bool,
+    /// Print a JSON report on stdout (needs --out: the BOM itself then goes to the file)
+    #[arg(long, requires = "out")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -443,6 +489,9 @@ pub struct OutboardArgs {
     /// Its signature [default: MODEL.sig beside the model]
     #[arg(long, value_name = "PATH")]
     pub signature: Option<PathBuf>,
+    /// Replace existing outboard trees if it exists
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -522,6 +571,9 @@ pub struct VerifyArgs {
     /// Private key that signs the verification summary
     #[arg(long, value_name = "KEY", requires = "emit_vsa")]
     pub vsa_key: Option<PathBuf>,
+    /// Replace the --emit-vsa file if it exists
+    #[arg(long, requires = "emit_vsa")]
+    pub force: bool,
     /// Sign the verification summary keylessly (Sigstore), on the policy's instance; the
     /// token as for `sign --keyless` (file, SIGSTORE_ID_TOKEN, ambient CI credentials)
     #[arg(long, requires = "emit_vsa", conflicts_with = "vsa_key")]
@@ -686,6 +738,12 @@ pub struct TrainingArgs {
     /// Where to write the bundle [default: MODEL.provenance.sig beside the model]
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
+    /// Replace the bundle if it exists
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as one JSON object on stdout, also on failure (spec/cli.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -699,6 +757,9 @@ pub enum StoreCommand {
         bundles: Vec<PathBuf>,
         #[command(flatten)]
         registry: RegistryArgs,
+        /// Print the result as one JSON object on stdout, also on failure (spec/cli.md)
+        #[arg(long)]
+        json: bool,
     },
     /// List the digests in a store, or the bundles for one digest
     List {
@@ -708,5 +769,8 @@ pub enum StoreCommand {
         digest: Option<String>,
         #[command(flatten)]
         registry: RegistryArgs,
+        /// Print the result as one JSON object on stdout, also on failure (spec/cli.md)
+        #[arg(long)]
+        json: bool,
     },
 }

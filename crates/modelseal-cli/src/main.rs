@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod logline;
 mod output;
 mod progress;
 mod signing;
@@ -20,12 +21,19 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return output::print_usage_error(&err),
+    };
+    let report = output::ErrorReport {
+        json: cli.command.json(),
+        verifies: cli.command.verifies(),
+    };
     match commands::run(cli.command) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Refused) => ExitCode::from(1),
         Err(err) => {
-            output::print_error(&err);
+            output::print_error(&err, &report);
             ExitCode::from(2)
         }
     }

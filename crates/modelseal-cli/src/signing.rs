@@ -41,6 +41,8 @@ pub struct Issued {
     pub bundle: Bundle,
     /// One line or more for the human summary: key, or identity and log entry.
     pub signer_text: String,
+    /// The same, for `--json` (the `signer` object of spec/cli.md).
+    pub signer_json: serde_json::Value,
 }
 
 impl StatementSigner {
@@ -106,13 +108,20 @@ impl StatementSigner {
         };
         let fingerprint = key.verifying_key().fingerprint();
         let mut signer_text = format!("{} {fingerprint}", key.algorithm());
+        let mut timestamped_at = None;
         if let Some(tsa) = timestamps {
             let at = tsa.stamp(&mut bundle)?;
             signer_text.push_str(&format!("\n  timestamp Unix time {at} from {}", tsa.url));
+            timestamped_at = Some(at);
         }
         Ok(Issued {
             bundle,
             signer_text,
+            signer_json: serde_json::json!({
+                "algorithm": key.algorithm().to_string(),
+                "fingerprint": fingerprint.to_string(),
+                "timestampedAt": timestamped_at,
+            }),
         })
     }
 }
@@ -307,6 +316,13 @@ impl KeylessSession {
             .context("the Sigstore bundle is not one modelseal reads")?;
         Ok(Issued {
             bundle,
+            signer_json: serde_json::json!({
+                "algorithm": "keyless",
+                "identity": checked.identity,
+                "issuer": checked.issuer,
+                "logIndex": checked.log_index,
+                "signedAt": checked.signed_at,
+            }),
             signer_text: format!(
                 "keyless {} from {}\n  logged  index {} at Unix time {}",
                 checked.identity,

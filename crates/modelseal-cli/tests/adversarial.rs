@@ -363,7 +363,7 @@ fn junk_and_foreign_bundles_in_the_store_do_not_deny_a_good_model() {
     for needle in [
         "not a valid Sigstore bundle",
         "about another artifact",
-        "not among the trusted keys",
+        "names none of the trusted keys",
         "over the limit",
         "not the SHA-256 of its content",
         "3000 entries not named <sha256>.json",

@@ -156,6 +156,7 @@ fn a_dataset_signature_is_not_a_model_signature() {
     let out = modelseal(&[
         &"sign",
         &t.m(),
+        &"--force",
         &"--kind",
         &"dataset",
         &"--key",

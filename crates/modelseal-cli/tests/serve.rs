@@ -149,8 +149,8 @@ impl Server {
             let text = std::fs::read_to_string(d.join("serve.log")).unwrap();
             let listening = text.lines().find_map(|l| {
                 let v: Value = serde_json::from_str(l).ok()?;
-                (v["fields"]["event"] == "listening").then(|| {
-                    let addr = v["fields"]["addr"].as_str().unwrap().to_owned();
+                (v["event"] == "listening").then(|| {
+                    let addr = v["addr"].as_str().unwrap().to_owned();
                     addr.rsplit(':').next().unwrap().parse::<u16>().unwrap()
                 })
             });

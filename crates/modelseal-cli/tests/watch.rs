@@ -507,7 +507,10 @@ async fn a_signature_for_another_model_is_refused() {
 async fn an_untrusted_signer_is_never_ready_and_sigterm_stops_the_watch() {
     let dir = signed_model(1 << 10);
     run(dir.path(), &["keygen", "--out", "stranger.key"]);
-    run(dir.path(), &["sign", "model", "--key", "stranger.key"]);
+    run(
+        dir.path(),
+        &["sign", "model", "--force", "--key", "stranger.key"],
+    );
     let mut w = Watcher::start(dir, &[]);
     // The first pass has run (its line is logged) and the model is refused.
     let started = Instant::now();
@@ -591,6 +594,7 @@ async fn an_oms_signed_model_is_watched_shard_by_shard() {
         &[
             "sign",
             "model",
+            "--force",
             "--key",
             "publisher.key",
             "--format",

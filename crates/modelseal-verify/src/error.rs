@@ -55,9 +55,7 @@ pub enum VerifyError {
     },
     /// The bundle names a signer key that the policy does not trust, and no trusted key
     /// verifies the signature.
-    #[error(
-        "signer is not trusted: bundle names key sha256:{hint}, which is not among the trusted keys"
-    )]
+    #[error("signer is not trusted: the bundle's key hint {hint} names none of the trusted keys")]
     UntrustedSigner {
         /// The bundle's (unauthenticated) key hint.
         hint: String,
@@ -449,8 +447,12 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        // Many errors print their source in their own message: say each thing once.
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
         source = cause.source();
     }
     text

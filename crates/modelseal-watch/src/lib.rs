@@ -266,6 +266,12 @@ impl Watch {
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
         line["time"] = now.into();
+        // The shape `modelseal serve` logs in too (spec/cli.md §4).
+        let level = match line["event"].as_str() {
+            Some("refused" | "unready" | "error") => "warn",
+            _ => "info",
+        };
+        line["level"] = level.into();
         (self.shared.config.log)(&line);
     }
 

@@ -30,6 +30,16 @@ pub fn run(command: &AttestCommand) -> Result<Outcome> {
 }
 
 fn training(args: &TrainingArgs) -> Result<Outcome> {
+    let out_path = args.out.clone().unwrap_or_else(|| {
+        let mut file = args
+            .model
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "model".into());
+        file.push(".provenance.sig");
+        args.model.with_file_name(file)
+    });
+    crate::output::check_new(&out_path, "provenance bundle", args.force)?;
     let signer = StatementSigner::from_args(&args.signer)?;
     let mut dependencies = Vec::new();
     for spec in &args.base_models {
@@ -104,15 +114,6 @@ fn training(args: &TrainingArgs) -> Result<Outcome> {
     };
     let name = args.name.clone().unwrap_or(default_name);
     let issued = signer.sign_native(provenance_statement(&name, &root, &provenance), &root)?;
-    let out_path = args.out.clone().unwrap_or_else(|| {
-        let mut file = args
-            .model
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_else(|| "model".into());
-        file.push(".provenance.sig");
-        args.model.with_file_name(file)
-    });
     write_atomic(
         &out_path,
         &issued.bundle.to_json(),
@@ -120,10 +121,25 @@ fn training(args: &TrainingArgs) -> Result<Outcome> {
         Overwrite::Allow,
     )
     .with_context(|| format!("cannot write {}", out_path.display()))?;
+    let inputs = provenance.build_definition.resolved_dependencies.len();
+    if args.json {
+        crate::output::out_report(
+            true,
+            json!({
+                "name": name,
+                "root": { "blake3": root.to_hex() },
+                "builder": args.builder_id,
+                "inputs": inputs,
+                "signer": issued.signer_json,
+                "out": out_path.display().to_string(),
+            }),
+        );
+        return Ok(Outcome::Success);
+    }
     out(&format!(
-        "attested {name} blake3:{root}\n  built by {} from {} inputs\n  signer  {}\n  wrote   {}",
+        "attested {name} blake3:{root}\n  built by {} from {}\n  signer  {}\n  wrote   {}",
         args.builder_id,
-        provenance.build_definition.resolved_dependencies.len(),
+        crate::output::count(inputs as u64, "input", "inputs"),
         issued.signer_text,
         out_path.display()
     ));

@@ -22,6 +22,29 @@ use crate::progress::Bar;
 const MAX_CARD_BYTES: u64 = 1 << 20;
 
 pub fn run(args: &BomArgs) -> Result<Outcome> {
+    if args.sign_key.is_some() && args.allow_refused {
+        crate::usage!(
+            "--sign-key with --allow-refused would sign a BOM whose lineage may be refused into the store; sign only a passed BOM (drop one of the two)"
+        );
+    }
+    if let Some(path) = &args.out {
+        crate::output::check_new(path, "BOM", args.force)?;
+    }
+    // The BOM's signer before any hashing: a wrong passphrase should not cost a full check.
+    let bom_signer = match &args.sign_key {
+        Some(key) => Some(crate::signing::StatementSigner::from_args(
+            &crate::cli::SignerArgs {
+                key: Some(key.to_path_buf()),
+                keyless: false,
+                identity_token: None,
+                identity_token_file: None,
+                signing_config: None,
+                trusted_root: None,
+                timestamp_url: None,
+            },
+        )?),
+        None => None,
+    };
     let policy = LineagePolicy::read(&args.policy)
         .with_context(|| format!("policy {}", args.policy.display()))?;
     let signature = args
@@ -45,7 +68,7 @@ pub fn run(args: &BomArgs) -> Result<Outcome> {
             return Err(e)
                 .with_context(|| format!("cannot read signature {}", signature.display()));
         }
-        Err(e) => return refused(&signature, &VerifyError::Bundle(e)),
+        Err(e) => return refused(args, &signature, &VerifyError::Bundle(e)),
         Ok(bundle) => bundle,
     };
     // Every byte first: a BOM describes this model only if these are its signed bytes.
@@ -58,7 +81,7 @@ pub fn run(args: &BomArgs) -> Result<Outcome> {
             return Err(err)
                 .with_context(|| format!("cannot verify model {}", args.model.display()));
         }
-        Err(err) => return refused(&signature, &err),
+        Err(err) => return refused(args, &signature, &err),
     };
     if verified.format != SignatureFormat::Native {
         bail!(
@@ -69,6 +92,9 @@ pub fn run(args: &BomArgs) -> Result<Outcome> {
     if !report.passed() && !args.allow_refused {
         super::lineage::report_failure(&report);
         eprintln!("hint: --allow-refused writes the BOM with the refused hops marked so");
+        if args.json {
+            crate::output::out_report(false, lineage_refused_json(args, &report));
+        }
         return Ok(Outcome::Refused);
     }
     // The manifest and the card, read through the verified loader: the card's bytes are
@@ -130,33 +156,83 @@ pub fn run(args: &BomArgs) -> Result<Outcome> {
         Some(path) => {
             write_atomic(path, text.as_bytes(), Visibility::Public, Overwrite::Allow)
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("wrote {}", path.display());
+            if !args.json {
+                eprintln!("wrote {}", path.display());
+            }
         }
         None => out(text.trim_end()),
     }
-    if let Some(key) = &args.sign_key {
-        sign_into_store(
+    let signed = match &bom_signer {
+        Some(signer) => Some(sign_into_store(
             args,
-            key,
+            signer,
             &manifest.root,
             verified.name.as_deref(),
             predicate_type,
             bom,
-        )?;
-    }
+        )?),
+        None => None,
+    };
     if !report.passed() {
         super::lineage::report_failure(&report);
+        if args.json {
+            crate::output::out_report(false, lineage_refused_json(args, &report));
+        }
         return Ok(Outcome::Refused);
+    }
+    if args.json {
+        crate::output::out_report(
+            true,
+            serde_json::json!({
+                "model": args.model.display().to_string(),
+                "format": predicate_type,
+                "out": args.out.as_ref().map(|p| p.display().to_string()),
+                "root": { "blake3": manifest.root.to_hex() },
+                "lineage": report.to_json(),
+                "signedInto": signed.map(|signer| serde_json::json!({"store": args.store, "signer": signer})),
+            }),
+        );
     }
     Ok(Outcome::Success)
 }
 
-fn refused(signature: &std::path::Path, err: &VerifyError) -> Result<Outcome> {
+fn lineage_refused_json(
+    args: &BomArgs,
+    report: &modelseal_lineage::LineageReport,
+) -> serde_json::Value {
+    let message = report
+        .first_failure()
+        .map_or_else(String::new, |(hop, failure)| {
+            format!(
+                "lineage refused at {} {}: {failure}",
+                hop.display_name(),
+                hop.digest_text()
+            )
+        });
+    serde_json::json!({
+        "model": args.model.display().to_string(),
+        "out": args.out.as_ref().map(|p| p.display().to_string()),
+        "lineage": report.to_json(),
+        "error": { "kind": "lineage-refused", "message": message, "hints": [] },
+    })
+}
+
+fn refused(args: &BomArgs, signature: &std::path::Path, err: &VerifyError) -> Result<Outcome> {
     eprintln!(
         "error: {}: {}",
         signature.display(),
         modelseal_verify::error_chain(err)
     );
+    if args.json {
+        crate::output::out_report(
+            false,
+            serde_json::json!({
+                "model": args.model.display().to_string(),
+                "signature": signature.display().to_string(),
+                "error": { "kind": err.kind(), "message": modelseal_verify::error_chain(err), "hints": [] },
+            }),
+        );
+    }
     Ok(Outcome::Refused)
 }
 
@@ -204,23 +280,15 @@ fn model_card(
     }
 }
 
+/// Signs the BOM about `root` and adds it to the store; the signer, for `--json`.
 fn sign_into_store(
     args: &BomArgs,
-    key: &std::path::Path,
+    signer: &crate::signing::StatementSigner,
     root: &Blake3Digest,
     name: Option<&str>,
     predicate_type: &str,
     bom: serde_json::Value,
-) -> Result<()> {
-    let signer = crate::signing::StatementSigner::from_args(&crate::cli::SignerArgs {
-        key: Some(key.to_path_buf()),
-        keyless: false,
-        identity_token: None,
-        identity_token_file: None,
-        signing_config: None,
-        trusted_root: None,
-        timestamp_url: None,
-    })?;
+) -> Result<serde_json::Value> {
     let statement = bom_statement(name.unwrap_or("model"), root, predicate_type, bom);
     let issued = signer.sign_native(statement, root)?;
     let dir = tempfile::tempdir().context("a temporary directory")?;
@@ -236,9 +304,11 @@ fn sign_into_store(
     store
         .add(&path)
         .with_context(|| format!("cannot add the signed BOM to {}", args.store))?;
-    eprintln!(
-        "signed the BOM ({predicate_type}) and added it to {}\n  signer  {}",
-        args.store, issued.signer_text
-    );
-    Ok(())
+    if !args.json {
+        eprintln!(
+            "signed the BOM ({predicate_type}) and added it to {}\n  signer  {}",
+            args.store, issued.signer_text
+        );
+    }
+    Ok(issued.signer_json)
 }

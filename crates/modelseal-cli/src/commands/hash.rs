@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::Outcome;
 use crate::cli::HashArgs;
-use crate::output::{out, out_json};
+use crate::output::{out, out_report};
 use crate::progress::Bar;
 
 pub fn run(args: &HashArgs) -> Result<Outcome> {
@@ -15,12 +15,15 @@ pub fn run(args: &HashArgs) -> Result<Outcome> {
     bar.finish();
     let root = manifest.root();
     if args.json {
-        out_json(&json!({
-            "name": walk::model_name(&args.model),
-            "root": { "blake3": root },
-            "files": manifest.entries(),
-            "totalBytes": manifest.total_bytes(),
-        }));
+        out_report(
+            true,
+            json!({
+                "name": walk::model_name(&args.model),
+                "root": { "blake3": root },
+                "files": manifest.entries(),
+                "totalBytes": manifest.total_bytes(),
+            }),
+        );
     } else {
         out(&format!("blake3:{root}  {}", args.model.display()));
     }

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::Outcome;
 use crate::cli::InspectArgs;
-use crate::output::{out, out_json};
+use crate::output::{out, out_report};
 
 /// Shows a bundle's claims. Nothing here is verified, and the output says so.
 pub fn run(args: &InspectArgs) -> Result<Outcome> {
@@ -26,17 +26,20 @@ pub fn run(args: &InspectArgs) -> Result<Outcome> {
         .then(|| serde_json::from_value(statement.predicate.clone()).ok())
         .flatten();
     if args.json {
-        out_json(&json!({
-            "verified": false,
-            "mediaType": bundle.media_type,
-            "payloadType": envelope.payload_type,
-            "signatures": envelope.signatures.len(),
-            "keyHint": hint,
-            "statementType": statement.statement_type,
-            "predicateType": statement.predicate_type,
-            "subject": statement.subject,
-            "predicate": statement.predicate,
-        }));
+        out_report(
+            true,
+            json!({
+                "verified": false,
+                "mediaType": bundle.media_type,
+                "payloadType": envelope.payload_type,
+                "signatures": envelope.signatures.len(),
+                "keyHint": hint,
+                "statementType": statement.statement_type,
+                "predicateType": statement.predicate_type,
+                "subject": statement.subject,
+                "predicate": statement.predicate,
+            }),
+        );
         return Ok(Outcome::Success);
     }
     let mut lines = vec![
@@ -49,7 +52,10 @@ pub fn run(args: &InspectArgs) -> Result<Outcome> {
         format!("  signatures {}", envelope.signatures.len()),
         format!(
             "  signer     {}",
-            hint.map_or_else(|| "(no key hint)".to_owned(), |h| format!("key sha256:{h}"))
+            hint.map_or_else(
+                || "(no key hint)".to_owned(),
+                |h| format!("key hint {h} (unverified)")
+            )
         ),
         format!("  statement  {}", statement.statement_type),
         format!("  predicate  {}", statement.predicate_type),

@@ -11,7 +11,6 @@ use modelseal_lineage::{Hop, LineageReport, verify_lineage};
 use modelseal_verify::VerifiedModel;
 
 use crate::cli::VerifyArgs;
-use crate::output::out;
 
 pub fn check(
     args: &VerifyArgs,
@@ -125,15 +124,14 @@ pub fn emit_vsa(
     report: &LineageReport,
     policy: &LineagePolicy,
     verified: &VerifiedModel,
-    signer: &crate::cli::SignerArgs,
+    signer: &crate::signing::StatementSigner,
     out_path: &Path,
-) -> Result<()> {
+) -> Result<crate::signing::Issued> {
     if report.leans_on_summaries() {
         bail!(
             "a verification summary is made only from a full walk; this one accepted a hop on another summary (check again under a policy without [vsa] accept)"
         );
     }
-    let signer = crate::signing::StatementSigner::from_args(signer)?;
     let name = verified.name.clone().unwrap_or_else(|| "model".into());
     let summary = summary(report, policy, std::time::SystemTime::now(), name.clone())
         .context("only a passed check gets a summary")?;
@@ -149,10 +147,5 @@ pub fn emit_vsa(
         Overwrite::Allow,
     )
     .with_context(|| format!("cannot write {}", out_path.display()))?;
-    out(&format!(
-        "wrote verification summary {}\n  signer  {}",
-        out_path.display(),
-        issued.signer_text
-    ));
-    Ok(())
+    Ok(issued)
 }

@@ -5,6 +5,7 @@ mod bom;
 mod demo;
 mod hash;
 mod inspect;
+mod keyfile;
 mod keygen;
 mod lineage;
 mod oci;
@@ -115,17 +116,35 @@ fn walk_options(model: &Path, args: &WalkArgs, exclude: Option<&Path>) -> Result
     })
 }
 
+/// `--key` beside `--identity`: each alone says whom to trust; together they would trust
+/// either, so a key signature would pass without the identity the user named.
+fn refuse_key_with_identity(keys: &[PathBuf], keyless: &KeylessArgs) -> Result<()> {
+    let identity = match (&keyless.identity, &keyless.identity_regex) {
+        (Some(_), _) => "--identity",
+        (None, Some(_)) => "--identity-regex",
+        (None, None) => return Ok(()),
+    };
+    if !keys.is_empty() {
+        crate::usage!(
+            "--key and {identity} name two different signers; give one (a policy can trust keys and keyless identities together)"
+        );
+    }
+    Ok(())
+}
+
 pub(super) fn read_text(path: &Path, what: &str) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
+pub use keyfile::KeyFileError;
+
 pub(super) fn load_public_key(path: &Path) -> Result<VerifyingKey> {
-    let pem = read_text(path, "public key")?;
+    let pem = keyfile::read(path, keyfile::Wanted::Public)?;
     VerifyingKey::from_pem(&pem).with_context(|| format!("public key {}", path.display()))
 }
 
 pub(super) fn load_signing_key(path: &Path) -> Result<SigningKey> {
-    let pem = Zeroizing::new(read_text(path, "private key")?);
+    let pem = keyfile::read(path, keyfile::Wanted::Private)?;
     let form =
         SigningKey::pem_form(&pem).with_context(|| format!("private key {}", path.display()))?;
     let passphrase = match form {

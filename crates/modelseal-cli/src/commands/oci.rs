@@ -14,7 +14,7 @@ use super::registry::registry;
 use modelseal_verify::{SignedOci, VerifiedModel, Verifier, VerifyError, VerifyOptions};
 
 use crate::cli::{Format, PullArgs, RegistryArgs, SignArgs, VerifyArgs};
-use crate::output::{out, out_json};
+use crate::output::{out, out_report};
 use crate::progress::Bar;
 use crate::signing::StatementSigner;
 
@@ -232,7 +232,18 @@ impl Refusal {
             }
             Self::Signatures(refused) => {
                 for (name, err) in refused {
-                    super::refusal::report_refusal(args, name, err);
+                    super::refusal::report_stderr(args, name, err);
+                }
+                // One object: the first refusal, and every bundle's below it.
+                if let (true, Some((name, err))) = (args.json, refused.first()) {
+                    let mut report = super::refusal::refusal_json(args, name, err);
+                    report["refusals"] = refused
+                        .iter()
+                        .map(|(name, err)| {
+                            serde_json::json!({"signature": name, "kind": err.kind(), "message": modelseal_verify::error_chain(err)})
+                        })
+                        .collect();
+                    out_report(false, report);
                 }
             }
             Self::Content(err) => {
@@ -242,11 +253,14 @@ impl Refusal {
                     modelseal_verify::error_chain(err)
                 );
                 if args.json {
-                    out_json(&serde_json::json!({
-                        "verified": false,
-                        "model": args.model.display().to_string(),
-                        "error": { "kind": err.kind(), "message": err.to_string() },
-                    }));
+                    out_report(
+                        false,
+                        serde_json::json!({
+                            "verified": false,
+                            "model": args.model.display().to_string(),
+                            "error": { "kind": err.kind(), "message": err.to_string(), "hints": [] },
+                        }),
+                    );
                 }
             }
         }
@@ -290,6 +304,7 @@ fn checked_model(
 /// DIR.sig, so `modelseal verify DIR` works offline afterwards.
 pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
     let v = &args.verify;
+    super::refuse_key_with_identity(&v.keys, &v.keyless)?;
     let (policy, lineage_policy) = super::trust::trust_from(
         modelseal_lineage::policy::Role::ModelPublisher,
         &v.keys,
@@ -301,14 +316,8 @@ pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
     let verifier =
         super::trust::verifier(policy, lineage_policy.as_ref(), VerifyOptions::default());
     let signature_path = super::default_signature_path(&args.out);
-    for path in [&args.out, &signature_path] {
-        if path.symlink_metadata().is_ok() {
-            bail!(
-                "{} exists; pull writes a new directory and its signature",
-                path.display()
-            );
-        }
-    }
+    crate::output::check_new(&args.out, "pull destination", args.force)?;
+    crate::output::check_new(&signature_path, "signature", args.force)?;
     let parent = match args.out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => std::path::PathBuf::from("."),
@@ -317,12 +326,8 @@ pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
     let model = match open_checked(&registry, &args.reference)? {
         Ok(model) => model,
         Err(e) => {
-            eprintln!(
-                "error: {}: refused, nothing written: {}",
-                args.reference,
-                modelseal_verify::error_chain(&e)
-            );
-            return Ok(crate::Outcome::Refused);
+            let message = modelseal_verify::error_chain(&e);
+            return Ok(pull_refused(args, e.kind(), &args.reference, &message));
         }
     };
     let candidates = bundles(&registry, &model, v.signature.as_deref())?;
@@ -341,6 +346,12 @@ pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
     let (verified, signature_name) = match checked {
         Ok(found) => found,
         Err(refusal) => {
+            let kind = match &refusal {
+                Refusal::Signatures(r) if r.is_empty() => "no-signature",
+                Refusal::Signatures(r) => r[0].1.kind(),
+                Refusal::Files(_, e) => e.kind(),
+                Refusal::Content(e) => e.kind(),
+            };
             let text = match refusal {
                 Refusal::Signatures(r) if r.is_empty() => {
                     "no signature is attached to this model".to_owned()
@@ -353,11 +364,8 @@ pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
                 Refusal::Files(n, e) => format!("{n}: {}", modelseal_verify::error_chain(&e)),
                 Refusal::Content(e) => modelseal_verify::error_chain(&e),
             };
-            eprintln!(
-                "error: {}: refused, nothing written: {text}",
-                model.reference
-            );
-            return Ok(crate::Outcome::Refused);
+            let reference = model.reference.to_string();
+            return Ok(pull_refused(args, kind, &reference, &text));
         }
     };
     let used = signature_name
@@ -375,9 +383,17 @@ pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
         &signature_path,
         &json,
         modelseal_core::fsio::Visibility::Public,
-        modelseal_core::fsio::Overwrite::Refuse,
+        if args.force {
+            modelseal_core::fsio::Overwrite::Allow
+        } else {
+            modelseal_core::fsio::Overwrite::Refuse
+        },
     )
     .with_context(|| format!("cannot write {}", signature_path.display()))?;
+    if args.force && args.out.symlink_metadata().is_ok() {
+        // Only now, with the new model verified and staged beside it.
+        remove_path(&args.out).with_context(|| format!("cannot replace {}", args.out.display()))?;
+    }
     let staged = staging.keep();
     if let Err(e) = std::fs::rename(&staged, &args.out) {
         let _ = std::fs::remove_dir_all(&staged);
@@ -385,11 +401,35 @@ pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
         return Err(e)
             .with_context(|| format!("cannot move the pulled model to {}", args.out.display()));
     }
+    if args.json {
+        out_report(
+            true,
+            serde_json::json!({
+                "verified": true,
+                "reference": model.reference.to_string(),
+                "manifest": model.digest().to_string(),
+                "out": args.out.display().to_string(),
+                "signature": signature_path.display().to_string(),
+                "name": verified.name,
+                "root": { verified.root.algorithm().name(): verified.root.to_hex() },
+                "signer": {
+                    "algorithm": verified.signer.algorithm.to_string(),
+                    "fingerprint": verified.signer.fingerprint.to_string(),
+                    "certificate": verified.signer.certificate_subject,
+                    "identity": verified.signer.keyless.as_ref().map(|k| &k.identity),
+                    "issuer": verified.signer.keyless.as_ref().map(|k| &k.issuer),
+                },
+                "files": verified.files,
+                "bytes": verified.bytes,
+            }),
+        );
+        return Ok(crate::Outcome::Success);
+    }
     out(&format!(
-        "pulled {} ({} files, {} bytes) into {}\n  subject {} {}\n  signer  {} {}\n  wrote   {}",
+        "pulled {} ({}, {}) into {}\n  subject {} {}\n  signer  {} {}\n  wrote   {}",
         model.reference,
-        verified.files,
-        verified.bytes.unwrap_or(0),
+        crate::output::count(verified.files as u64, "file", "files"),
+        crate::output::count(verified.bytes.unwrap_or(0), "byte", "bytes"),
         args.out.display(),
         verified.name.as_deref().unwrap_or("(unnamed)"),
         verified.root,
@@ -398,6 +438,31 @@ pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
         signature_path.display(),
     ));
     Ok(crate::Outcome::Success)
+}
+
+/// A pull refused (exit 1): on stderr, and under `--json` as the one object.
+fn pull_refused(args: &PullArgs, kind: &str, reference: &str, message: &str) -> crate::Outcome {
+    eprintln!("error: {reference}: refused, nothing written: {message}");
+    if args.json {
+        out_report(
+            false,
+            serde_json::json!({
+                "verified": false,
+                "reference": reference,
+                "error": { "kind": kind, "message": message, "hints": [] },
+            }),
+        );
+    }
+    crate::Outcome::Refused
+}
+
+/// Removes a file, a link, or a directory tree.
+fn remove_path(path: &std::path::Path) -> std::io::Result<()> {
+    if path.symlink_metadata()?.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    }
 }
 
 /// `inspect oci://…`: the manifest, its layers and the bundles attached to it, without
@@ -433,18 +498,21 @@ pub fn inspect(args: &crate::cli::InspectArgs) -> Result<crate::Outcome> {
         .map(|l| serde_json::json!({"digest": l.digest.to_string(), "size": l.size, "mediaType": l.media_type}))
         .collect();
     if args.json {
-        out_json(&serde_json::json!({
-            "verified": false,
-            "reference": model.reference.to_string(),
-            "manifest": model.digest().to_string(),
-            "mediaType": model.media_type,
-            "artifact": model.flavor.name(),
-            "config": model.config_media_type,
-            "layers": layers,
-            "signatures": bundles,
-            "referrersFallbackTag": found.via_fallback_tag,
-            "skipped": found.skipped,
-        }));
+        out_report(
+            true,
+            serde_json::json!({
+                "verified": false,
+                "reference": model.reference.to_string(),
+                "manifest": model.digest().to_string(),
+                "mediaType": model.media_type,
+                "artifact": model.flavor.name(),
+                "config": model.config_media_type,
+                "layers": layers,
+                "signatures": bundles,
+                "referrersFallbackTag": found.via_fallback_tag,
+                "skipped": found.skipped,
+            }),
+        );
         return Ok(crate::Outcome::Success);
     }
     let mut lines = vec![

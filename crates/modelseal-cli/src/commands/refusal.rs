@@ -1,23 +1,40 @@
 //! How a refused verification is told: the error chain, its evidence line by line, a
 //! hint where one helps, and the JSON report.
 
+use modelseal_lineage::policy::{LineagePolicy, Role, SignerId, role_name};
 use modelseal_verify::VerifyError;
 use serde_json::{Value, json};
 
 use crate::cli::VerifyArgs;
-use crate::output::out_json;
+use crate::output::out_report;
 
 pub(super) fn report_refusal(args: &VerifyArgs, signature: &str, err: &VerifyError) {
+    report_stderr(args, signature, err);
+    if args.json {
+        out_report(false, refusal_json(args, signature, err));
+    }
+}
+
+/// The refusal, its evidence and hints, on stderr.
+pub(super) fn report_stderr(args: &VerifyArgs, signature: &str, err: &VerifyError) {
     let mut stderr_lines = vec![format!("error: {signature}: {}", error_chain(err))];
     stderr_lines.extend(details(err).into_iter().map(|line| format!("  {line}")));
-    stderr_lines.extend(hints(err).into_iter().map(|hint| format!("hint: {hint}")));
+    stderr_lines.extend(
+        hints(args, err)
+            .into_iter()
+            .map(|hint| format!("hint: {hint}")),
+    );
     eprintln!("{}", stderr_lines.join("\n"));
-    if args.json {
+}
+
+/// The `--json` report of a refusal (spec/cli.md).
+pub(super) fn refusal_json(args: &VerifyArgs, signature: &str, err: &VerifyError) -> Value {
+    {
         let mut report = json!({
             "verified": false,
             "model": args.model.display().to_string(),
             "signature": signature,
-            "error": { "kind": err.kind(), "message": error_chain(err) },
+            "error": { "kind": err.kind(), "message": error_chain(err), "hints": hints(args, err) },
         });
         if let VerifyError::Files(mismatch) = err {
             let modified: Vec<Value> = mismatch
@@ -42,7 +59,7 @@ pub(super) fn report_refusal(args: &VerifyArgs, signature: &str, err: &VerifyErr
             report["missing"] = json!(mismatch.missing);
             report["unsigned"] = json!(mismatch.extra);
         }
-        out_json(&report);
+        report
     }
 }
 
@@ -86,8 +103,11 @@ pub(super) fn details(err: &VerifyError) -> Vec<String> {
     }
 }
 
-fn hints(err: &VerifyError) -> Vec<&'static str> {
-    match err {
+fn hints(args: &VerifyArgs, err: &VerifyError) -> Vec<String> {
+    if let (VerifyError::UntrustedSigner { hint, .. }, Some(path)) = (err, &args.policy) {
+        return vec![policy_hint(path, hint, super::trust::role_of(args.kind))];
+    }
+    let hints: Vec<&str> = match err {
         VerifyError::Files(mismatch)
             if !mismatch.extra.is_empty()
                 && mismatch.modified.is_empty()
@@ -105,11 +125,44 @@ fn hints(err: &VerifyError) -> Vec<&'static str> {
         VerifyError::UntrustedSigner { .. } => {
             vec!["pass the signer's public key with --key if you trust it"]
         }
+        VerifyError::NoSignatures => {
+            vec!["the bundle carries no signature; fetch it again from the release"]
+        }
         VerifyError::BadSignature { .. } => {
             vec![
                 "the signature or its signed statement was altered; fetch the bundle again from the release",
             ]
         }
         _ => Vec::new(),
+    };
+    hints.into_iter().map(str::to_owned).collect()
+}
+
+/// Under a policy the way to trust a signer is the policy, not `--key`; and a key the
+/// policy trusts in another role is named, with its roles.
+fn policy_hint(path: &std::path::Path, hint: &str, role: Role) -> String {
+    let wanted = role_name(role);
+    let Ok(policy) = LineagePolicy::read(path) else {
+        return format!(
+            "add the signer to the policy as a [[signer]] with roles = [\"{wanted}\"] if you trust it"
+        );
+    };
+    let other_role = policy.signers.iter().find(|s| match &s.id {
+        SignerId::Key(key) => key.matches_hint(hint),
+        _ => false,
+    });
+    match other_role {
+        Some(signer) => {
+            let roles: Vec<&str> = signer.roles.iter().map(|r| role_name(*r)).collect();
+            format!(
+                "the policy trusts this key as signer \"{}\" with roles {}, not {wanted}; add \"{wanted}\" to its roles if it should sign here",
+                signer.name,
+                roles.join(", ")
+            )
+        }
+        None => format!(
+            "the policy {} trusts no such key; add it as a [[signer]] with roles = [\"{wanted}\"] if you trust it",
+            path.display()
+        ),
     }
 }

@@ -11,7 +11,7 @@ pub fn run(args: &ServeArgs) -> Result<Outcome> {
     let config = Config::read(&args.config)
         .with_context(|| format!("configuration {}", args.config.display()))?;
     tracing_subscriber::fmt()
-        .json()
+        .event_format(crate::logline::JsonLines)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

@@ -1,34 +1,45 @@
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use modelseal_core::oms::{OmsHash, OmsMethod};
 use modelseal_core::{OmsSignOptions, SignOptions, sign_model_oms, state_model, state_model_oms};
 
 use crate::Outcome;
 use crate::cli::{Format, OmsHashArg, OmsMethodArg, SignArgs};
-use crate::output::out;
+use crate::output::{out, out_report};
 use crate::progress::Bar;
 use crate::signing::{Issued, StatementSigner};
+use crate::usage;
 
 pub fn run(args: &SignArgs) -> Result<Outcome> {
+    resolve_flags(args)?;
+    if let Some(path) = &args.signature {
+        crate::output::check_new(path, "signature", args.force)?;
+    }
     if modelseal_oci::Reference::is_oci(&args.model.display().to_string()) {
         let signer = StatementSigner::from_args(&args.signer)?;
         super::oci::sign(args, &signer)?;
         return Ok(Outcome::Success);
     }
     if args.no_attach {
-        bail!("--no-attach applies to oci:// references");
+        usage!("--no-attach applies to oci:// references");
+    }
+    if !args.model.exists() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("model {} does not exist", args.model.display()),
+        )
+        .into());
     }
     let signature = args
         .signature
         .clone()
         .unwrap_or_else(|| super::default_signature_path(&args.model));
-    if args.outboard && args.format == Format::Oms {
-        bail!("--outboard serves native signatures; OMS hashes are not BLAKE3 trees");
-    }
-    let oms_only = args.certificate.is_some()
-        || args.method != OmsMethodArg::Files
-        || args.hash != OmsHashArg::Sha256;
-    if args.format == Format::Native && oms_only {
-        bail!("--hash, --method and --certificate apply to --format oms only");
+    crate::output::check_new(&signature, "signature", args.force)?;
+    if args.outboard {
+        crate::output::check_new(
+            &modelseal_core::outboard::outboard_dir(&signature),
+            "outboard directory",
+            args.force,
+        )?;
     }
     // The key (or the identity token) first: a wrong passphrase or a missing token
     // should not cost a full hash of the model.
@@ -41,10 +52,18 @@ pub fn run(args: &SignArgs) -> Result<Outcome> {
     };
     bar.finish();
     super::write_signature(&signature, &issued.bundle)?;
-    if args.outboard {
-        if let Some(manifest) = &summary.manifest {
-            super::outboard::write(&args.model, manifest, &signature)?;
-        }
+    let outboards = match (&summary.manifest, args.outboard) {
+        (Some(manifest), true) => Some(super::outboard::write(&args.model, manifest, &signature)?),
+        _ => None,
+    };
+    if args.json {
+        let mut report = summary.json;
+        report["model"] = args.model.display().to_string().into();
+        report["signature"] = signature.display().to_string().into();
+        report["signer"] = issued.signer_json;
+        report["outboard"] = serde_json::to_value(outboards.map(|o| o.dir))?;
+        out_report(true, report);
+        return Ok(Outcome::Success);
     }
     out(&format!(
         "{}\n  signer  {}\n  wrote   {}",
@@ -52,12 +71,60 @@ pub fn run(args: &SignArgs) -> Result<Outcome> {
         issued.signer_text,
         signature.display()
     ));
+    if let Some(outboards) = outboards {
+        out(&outboards.text);
+    }
     Ok(Outcome::Success)
+}
+
+/// Refuses, before any key is read or byte hashed, flags that do not apply to what is
+/// signed: a flag ignored is a promise broken.
+fn resolve_flags(args: &SignArgs) -> Result<()> {
+    let oci = modelseal_oci::Reference::is_oci(&args.model.display().to_string());
+    if args.format == Format::Oms {
+        if args.outboard {
+            usage!("--outboard serves native signatures; OMS hashes are not BLAKE3 trees");
+        }
+        if matches!(args.kind, crate::cli::Kind::Dataset) {
+            usage!(
+                "--kind dataset applies to the native format; the OMS format has no kind (drop --kind, or sign natively)"
+            );
+        }
+    } else {
+        let oms_only = [
+            (args.certificate.is_some(), "--certificate"),
+            (args.method != OmsMethodArg::Files, "--method"),
+            (args.hash != OmsHashArg::Sha256, "--hash"),
+            (args.shard_size.is_some(), "--shard-size"),
+        ];
+        if let Some((_, flag)) = oms_only.iter().find(|(given, _)| *given) {
+            usage!("{flag} applies to --format oms only");
+        }
+    }
+    if args.shard_size.is_some() && args.method != OmsMethodArg::Shards {
+        usage!("--shard-size applies to --method shards only");
+    }
+    if args.signer.trusted_root.is_some()
+        && !args.signer.keyless
+        && args.signer.timestamp_url.is_none()
+    {
+        usage!(
+            "--trusted-root checks a keyless bundle or a timestamp; with --key it needs --timestamp-url (or drop it)"
+        );
+    }
+    if oci && (!args.walk.ignore.is_empty() || args.walk.allow_symlinks) {
+        usage!(
+            "--ignore and --allow-symlinks apply to directories; an oci:// model is every file its layers hold"
+        );
+    }
+    Ok(())
 }
 
 /// What was signed, for the summary (and the manifest, for outboard trees).
 struct Summary {
     text: String,
+    /// The same, for `--json`.
+    json: serde_json::Value,
     manifest: Option<modelseal_core::Manifest>,
 }
 
@@ -74,18 +141,28 @@ fn sign_native(
     };
     let stated = state_model(&args.model, &options, bar)
         .with_context(|| format!("cannot sign model {}", args.model.display()))?;
+    let files = stated.manifest.entries().len() as u64;
+    let bytes = stated.manifest.total_bytes();
     let text = format!(
-        "signed {} ({} files, {} bytes)\n  subject {} blake3:{}",
+        "signed {} ({}, {})\n  subject {} blake3:{}",
         args.model.display(),
-        stated.manifest.entries().len(),
-        stated.manifest.total_bytes(),
+        crate::output::count(files, "file", "files"),
+        crate::output::count(bytes, "byte", "bytes"),
         stated.name,
         stated.root,
     );
+    let json = serde_json::json!({
+        "format": "native",
+        "name": stated.name,
+        "root": { "blake3": stated.root.to_hex() },
+        "files": files,
+        "bytes": bytes,
+    });
     let issued = signer.sign_native(stated.statement, &stated.root)?;
     Ok((
         Summary {
             text,
+            json,
             manifest: Some(stated.manifest),
         },
         issued,
@@ -113,16 +190,15 @@ fn sign_oms(
         }
         _ => None,
     };
-    if args.shard_size == 0 {
-        bail!("--shard-size must be at least 1");
+    let shard_size = args.shard_size.unwrap_or(1_000_000_000);
+    if shard_size == 0 {
+        usage!("--shard-size must be at least 1");
     }
     let options = OmsSignOptions {
         name: args.name.clone(),
         method: match args.method {
             OmsMethodArg::Files => OmsMethod::Files,
-            OmsMethodArg::Shards => OmsMethod::Shards {
-                size: args.shard_size,
-            },
+            OmsMethodArg::Shards => OmsMethod::Shards { size: shard_size },
         },
         hash: match args.hash {
             OmsHashArg::Sha256 => OmsHash::Sha256,
@@ -149,13 +225,22 @@ fn sign_oms(
         }
     };
     let text = format!(
-        "signed {} (OMS v1.0, {resources} resources)\n  subject {name} sha256:{}",
+        "signed {} (OMS v1.0, {})\n  subject {name} sha256:{}",
         args.model.display(),
+        crate::output::count(resources as u64, "resource", "resources"),
         hex::encode(root),
     );
+    let json = serde_json::json!({
+        "format": "oms",
+        "name": name,
+        "root": { "sha256": hex::encode(root) },
+        "files": resources,
+        "bytes": null,
+    });
     Ok((
         Summary {
             text,
+            json,
             manifest: None,
         },
         issued,

@@ -9,10 +9,7 @@ use crate::cli::VerifyArgs;
 
 /// The signers `verify` trusts: the policy's model publishers, or those the flags name.
 pub(super) fn trust(args: &VerifyArgs) -> Result<(TrustPolicy, Option<LineagePolicy>)> {
-    let role = match args.kind {
-        crate::cli::Kind::Model => Role::ModelPublisher,
-        crate::cli::Kind::Dataset => Role::DatasetCurator,
-    };
+    let role = role_of(args.kind);
     trust_from(
         role,
         &args.keys,
@@ -21,6 +18,14 @@ pub(super) fn trust(args: &VerifyArgs) -> Result<(TrustPolicy, Option<LineagePol
         &args.keyless,
         args.lenient_certificate_time,
     )
+}
+
+/// The policy role whose signers vouch for an artifact of `kind`.
+pub(super) fn role_of(kind: crate::cli::Kind) -> Role {
+    match kind {
+        crate::cli::Kind::Model => Role::ModelPublisher,
+        crate::cli::Kind::Dataset => Role::DatasetCurator,
+    }
 }
 
 /// [`trust`] from its parts, for commands that take fewer flags.

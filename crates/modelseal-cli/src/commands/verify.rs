@@ -6,23 +6,42 @@ use serde_json::json;
 
 use crate::Outcome;
 use crate::cli::VerifyArgs;
-use crate::output::{out, out_json};
+use crate::output::{out, out_report};
 use crate::progress::Bar;
+use crate::usage;
 
 pub fn run(args: &VerifyArgs) -> Result<Outcome> {
-    // clap drops `--lineage`'s need for `--policy` when `--key` (which conflicts with
-    // `--policy`) is given: a lineage check must never be skipped silently.
-    if args.lineage && matches!(args.kind, crate::cli::Kind::Dataset) {
-        anyhow::bail!(
-            "--lineage walks a model's training lineage; verify a dataset with --kind dataset alone, or its lineage as an input of the model trained on it"
-        );
-    }
-    if args.lineage && args.policy.is_none() {
-        anyhow::bail!(
-            "--lineage needs --policy: the lineage rules and every role's signers come from the policy, not from --key"
-        );
-    }
+    resolve_flags(args)?;
     let (policy, lineage_policy) = super::trust::trust(args)?;
+    if let (Some(_), Some(path)) = (&lineage_policy, &args.policy) {
+        let role = super::trust::role_of(args.kind);
+        if policy.keys().is_empty() && policy.keyless().is_none() {
+            usage!(
+                "policy {} names no signer with the role {}, so nothing could verify; add a [[signer]] with roles = [\"{}\"]",
+                path.display(),
+                modelseal_lineage::policy::role_name(role),
+                modelseal_lineage::policy::role_name(role),
+            );
+        }
+    }
+    // The summary's signer is loaded before any hashing: a wrong passphrase or a missing
+    // token should not cost a full check first.
+    let vsa_signer = match (&args.emit_vsa, &lineage_policy) {
+        (Some(path), Some(policy)) => {
+            crate::output::check_new(path, "verification summary", args.force)?;
+            let signer = crate::cli::SignerArgs {
+                key: args.vsa_key.clone(),
+                keyless: args.vsa_keyless,
+                identity_token: None,
+                identity_token_file: args.vsa_identity_token_file.clone(),
+                signing_config: args.vsa_signing_config.clone(),
+                trusted_root: policy.sigstore_trusted_root.clone(),
+                timestamp_url: None,
+            };
+            Some(crate::signing::StatementSigner::from_args(&signer)?)
+        }
+        _ => None,
+    };
     let model_text = args.model.display().to_string();
     let mut options = VerifyOptions::default();
     options.expected = args.expect;
@@ -38,6 +57,7 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             .signature
             .clone()
             .unwrap_or_else(|| super::default_signature_path(&args.model));
+        check_model_argument(args, &signature)?;
         let ignore = args
             .ignore
             .iter()
@@ -85,15 +105,22 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
         }
         _ => None,
     };
+    let passed = lineage.as_ref().is_none_or(|r| r.passed());
+    let vsa = match (&vsa_signer, &lineage, &lineage_policy, &args.emit_vsa) {
+        (Some(signer), Some(report), Some(policy), Some(path)) if passed => Some(
+            super::lineage::emit_vsa(report, policy, &verified, signer, path)?,
+        ),
+        _ => None,
+    };
     if args.json {
         let mut root = serde_json::Map::new();
         root.insert(
             verified.root.algorithm().name().to_owned(),
             verified.root.to_hex().into(),
         );
-        out_json(&json!({
+        let mut report = json!({
             // A refused lineage is a refused model, in the JSON as in the exit code.
-            "verified": lineage.as_ref().is_none_or(|r| r.passed()),
+            "verified": passed,
             "format": format,
             "model": args.model.display().to_string(),
             "signature": signature,
@@ -112,11 +139,27 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             "files": verified.files,
             "bytes": verified.bytes,
             "lineage": lineage.as_ref().map(|r| r.to_json()),
-        }));
+        });
+        if let (Some(issued), Some(path)) = (&vsa, &args.emit_vsa) {
+            report["verificationSummary"] =
+                json!({ "path": path.display().to_string(), "signer": issued.signer_json });
+        }
+        if let Some((hop, failure)) = lineage.as_ref().and_then(|r| r.first_failure()) {
+            report["error"] = json!({
+                "kind": "lineage-refused",
+                "message": format!("lineage refused at {} {}: {failure}", hop.display_name(), hop.digest_text()),
+                "hints": [],
+            });
+        }
+        out_report(passed, report);
     } else {
         let counted = match verified.bytes {
-            Some(bytes) => format!("{} files, {bytes} bytes", verified.files),
-            None => format!("{} resources", verified.files),
+            Some(bytes) => format!(
+                "{}, {}",
+                crate::output::count(verified.files as u64, "file", "files"),
+                crate::output::count(bytes, "byte", "bytes")
+            ),
+            None => crate::output::count(verified.files as u64, "resource", "resources"),
         };
         let certificate = match (
             &verified.signer.certificate_subject,
@@ -147,33 +190,85 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             verified.signer.algorithm,
             verified.signer.fingerprint,
         ));
-    }
-    if let Some(report) = &lineage {
-        if !args.json {
+        if let Some(report) = &lineage {
             out(&super::lineage::report_text(report));
         }
+        if let (Some(issued), Some(path)) = (&vsa, &args.emit_vsa) {
+            out(&format!(
+                "wrote verification summary {}\n  signer  {}",
+                path.display(),
+                issued.signer_text
+            ));
+        }
+    }
+    if let Some(report) = &lineage {
         if !report.passed() {
             super::lineage::report_failure(report);
             return Ok(Outcome::Refused);
         }
-        if let Some(path) = &args.emit_vsa {
-            let Some(policy) = &lineage_policy else {
-                unreachable!("clap requires --policy with --lineage");
-            };
-            let signer = crate::cli::SignerArgs {
-                key: args.vsa_key.clone(),
-                keyless: args.vsa_keyless,
-                identity_token: None,
-                identity_token_file: args.vsa_identity_token_file.clone(),
-                signing_config: args.vsa_signing_config.clone(),
-                trusted_root: policy.sigstore_trusted_root.clone(),
-                timestamp_url: None,
-            };
-            if signer.key.is_none() && !signer.keyless {
-                anyhow::bail!("--emit-vsa needs --vsa-key or --vsa-keyless");
-            }
-            super::lineage::emit_vsa(report, policy, &verified, &signer, path)?;
-        }
     }
     Ok(Outcome::Success)
+}
+
+/// The common slips with a model argument, told as such before anything is hashed: a
+/// model that is not there (not "a missing signature"), and a signature given where the
+/// model goes.
+fn check_model_argument(args: &VerifyArgs, signature: &std::path::Path) -> Result<()> {
+    if args.model.symlink_metadata().is_err() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("model {} does not exist", args.model.display()),
+        )
+        .into());
+    }
+    if args.signature.is_none() && !signature.exists() && args.model.is_file() {
+        let bundle = std::fs::File::open(&args.model)
+            .ok()
+            .and_then(|f| {
+                use std::io::Read as _;
+                let mut head = Vec::new();
+                f.take(4096).read_to_end(&mut head).ok().map(|_| head)
+            })
+            .is_some_and(|head| {
+                String::from_utf8_lossy(&head).contains("application/vnd.dev.sigstore.bundle")
+            });
+        if bundle {
+            usage!(
+                "{} is a signature bundle, not a model; give the model and name the bundle: modelseal verify MODEL --signature {}",
+                args.model.display(),
+                args.model.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Refuses, before anything is read, flag combinations that would skip a check the user
+/// asked for or leave a flag unused.
+fn resolve_flags(args: &VerifyArgs) -> Result<()> {
+    // clap drops `--lineage`'s need for `--policy` when `--key` (which conflicts with
+    // `--policy`) is given: a lineage check must never be skipped silently.
+    if args.lineage && matches!(args.kind, crate::cli::Kind::Dataset) {
+        usage!(
+            "--lineage walks a model's training lineage; verify a dataset with --kind dataset alone, or its lineage as an input of the model trained on it"
+        );
+    }
+    if args.lineage && args.policy.is_none() {
+        usage!(
+            "--lineage needs --policy: the lineage rules and every role's signers come from the policy, not from --key"
+        );
+    }
+    if args.store.is_some() && !args.lineage {
+        usage!("--store is read only for --lineage; add --lineage, or drop --store");
+    }
+    if args.emit_vsa.is_some() && args.vsa_key.is_none() && !args.vsa_keyless {
+        usage!("--emit-vsa needs --vsa-key or --vsa-keyless to sign the summary");
+    }
+    super::refuse_key_with_identity(&args.keys, &args.keyless)?;
+    if args.lenient_certificate_time && args.certificate_roots.is_empty() && args.policy.is_none() {
+        usage!(
+            "--lenient-certificate-time applies to certificate-signed bundles; add --certificate-root, or drop it"
+        );
+    }
+    Ok(())
 }

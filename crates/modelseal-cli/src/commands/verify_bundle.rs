@@ -8,11 +8,29 @@ use serde_json::json;
 
 use crate::Outcome;
 use crate::cli::VerifyBundleArgs;
-use crate::output::{out, out_json};
+use crate::output::{out, out_report};
 
 pub fn run(args: &VerifyBundleArgs) -> Result<Outcome> {
     let digest = artifact_digest(&args.artifact)?;
     let json = super::read_text(&args.bundle, "bundle")?;
+    if args.key.is_some() && !carries_log_entry(&json) {
+        let message = format!(
+            "{} carries no transparency-log entry, and verify-bundle checks key-signed bundles by their log entry",
+            args.bundle.display()
+        );
+        let hint = "a modelseal or model-signing signature made with a key is checked with `modelseal verify MODEL --signature BUNDLE --key PUB`";
+        eprintln!("error: {message}\nhint: {hint}");
+        if args.json {
+            out_report(
+                false,
+                json!({
+                    "verified": false,
+                    "error": { "kind": "no-log-entry", "message": message, "hints": [hint] },
+                }),
+            );
+        }
+        return Ok(Outcome::Refused);
+    }
     let result = match &args.key {
         Some(path) => {
             let key = super::load_public_key(path)?;
@@ -39,10 +57,13 @@ pub fn run(args: &VerifyBundleArgs) -> Result<Outcome> {
     match result {
         Ok((signer, identity, signed_at)) => {
             if args.json {
-                out_json(&json!({
-                    "verified": true, "artifact": { "sha256": hex }, "signer": signer,
-                    "identity": identity, "signedAt": signed_at,
-                }));
+                out_report(
+                    true,
+                    json!({
+                        "verified": true, "artifact": { "sha256": hex }, "signer": signer,
+                        "identity": identity, "signedAt": signed_at,
+                    }),
+                );
             } else {
                 let time =
                     signed_at.map_or_else(String::new, |t| format!(", logged at Unix time {t}"));
@@ -53,14 +74,30 @@ pub fn run(args: &VerifyBundleArgs) -> Result<Outcome> {
         Err(err) => {
             eprintln!("error: {}: {}", args.bundle.display(), error_chain(&err));
             if args.json {
-                out_json(&json!({
-                    "verified": false, "artifact": { "sha256": hex },
-                    "error": { "kind": err.kind(), "message": error_chain(&err) },
-                }));
+                out_report(
+                    false,
+                    json!({
+                        "verified": false, "artifact": { "sha256": hex },
+                        "error": { "kind": err.kind(), "message": error_chain(&err), "hints": [] },
+                    }),
+                );
             }
             Ok(Outcome::Refused)
         }
     }
+}
+
+/// Whether a bundle's JSON lists at least one transparency-log entry. Only a shortcut to
+/// a clearer message: the full check still reads the bundle.
+fn carries_log_entry(json: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(json)
+        .ok()
+        .and_then(|v| {
+            v["verificationMaterial"]["tlogEntries"]
+                .as_array()
+                .map(|a| !a.is_empty())
+        })
+        .unwrap_or(true)
 }
 
 /// `sha256:HEX`, or the SHA-256 of the named file.

@@ -10,6 +10,7 @@ use crate::Outcome;
 use crate::cli::WatchArgs;
 
 pub fn run(args: &WatchArgs) -> Result<Outcome> {
+    super::refuse_key_with_identity(&args.keys, &args.keyless)?;
     let (trust, policy) = super::trust::trust_from(
         modelseal_lineage::policy::Role::ModelPublisher,
         &args.keys,
