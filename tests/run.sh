@@ -83,6 +83,10 @@ fi
 "$ivenv/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 MODELSEAL=target/release/modelseal "$ivenv/bin/python" -m pytest -q tests/interop
 
+step "every command line the README shows, run against the binary (tests/readme/check_readme.py)"
+MODELSEAL=target/release/modelseal MODEL_SIGNING="$PWD/$ivenv/bin/model_signing" \
+  python3 tests/readme/check_readme.py
+
 step "AI-BOMs from a verified lineage, checked by CycloneDX's schema (cyclonedx-python-lib) and SPDX's own bindings (spdx-python-model)"
 bvenv=target/bom-venv
 if [ ! -x "$bvenv/bin/python" ]; then

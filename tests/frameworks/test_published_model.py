@@ -126,7 +126,7 @@ def test_a_signed_config_pointing_at_code_in_another_repo_is_refused(tmp_path, k
         (model / "config.json").write_text(json.dumps(config))
         (model / "modules.json").write_text(
             json.dumps(modules) if modules else (published_model() / "modules.json").read_text())
-        run("sign", model, "--key", key, "--signature", tmp_path / "m.sig")
+        run("sign", "--force", model, "--key", key, "--signature", tmp_path / "m.sig")
         with pytest.raises(modelseal.VerificationError) as err:
             if modules:
                 from sentence_transformers import SentenceTransformer
@@ -154,7 +154,7 @@ def test_a_signed_config_pointing_at_code_in_another_repo_is_refused(tmp_path, k
     # Code in the model itself is signed and staged like the rest.
     config["auto_map"] = {"AutoModel": "modeling_local.LocalModel"}
     (model / "config.json").write_text(json.dumps(config))
-    run("sign", model, "--key", key, "--signature", tmp_path / "m.sig")
+    run("sign", "--force", model, "--key", key, "--signature", tmp_path / "m.sig")
     with modelseal.verified_model(model, signature=tmp_path / "m.sig", key=pub) as path:
         assert json.loads((Path(path) / "config.json").read_text())["auto_map"]
 
@@ -174,7 +174,7 @@ def test_every_reference_sentence_transformers_follows_out_of_the_model_is_refus
     def verdict(files: dict) -> str:
         for name, content in files.items():
             (model / name).write_text(content if isinstance(content, str) else json.dumps(content))
-        run("sign", model, "--key", key, "--signature", tmp_path / "m.sig")
+        run("sign", "--force", model, "--key", key, "--signature", tmp_path / "m.sig")
         try:
             with modelseal.verified_model(model, signature=tmp_path / "m.sig", key=pub):
                 return "accepted"
@@ -246,7 +246,7 @@ def test_a_model_swapped_inside_the_block_is_refused_not_mixed(signed_copy, tmp_
     other = tmp_path / "other"
     shutil.copytree(model, other)
     safetensors.torch.save_file({"x": torch.ones(2)}, str(other / "model.safetensors"))
-    run("sign", other, "--key", key, "--signature", other / "model.sig")
+    run("sign", "--force", other, "--key", key, "--signature", other / "model.sig")
     with modelseal.verified_model(model, signature=sig, key=pub) as path:
         staged = os.path.join(path, "model.safetensors")
         shutil.rmtree(model)

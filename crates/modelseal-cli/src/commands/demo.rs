@@ -108,7 +108,8 @@ pub fn run() -> Result<Outcome> {
     ))?;
 
     out(
-        "demo passed: the signed model and its lineage verified; the tampered copy and the wrong key were refused",
+        "demo passed: the signed model and its lineage verified; the tampered copy and the wrong key were refused\n\
+         (its files were in a temporary directory, now removed; the README's quick start runs the same steps on your own model)",
     );
     Ok(Outcome::Success)
 }
@@ -258,6 +259,15 @@ fn attest_and_check_lineage(
             dir.join(format!("{name}.pub")),
             key.verifying_key().to_pem(),
         )?;
+        if name != "publisher" {
+            // Step 5 prints the commands that make its files, keys included.
+            write_atomic(
+                &dir.join(format!("{name}-key")),
+                key.to_pem(None)?.as_bytes(),
+                Visibility::Private,
+                Overwrite::Refuse,
+            )?;
+        }
     }
     let policy_path = dir.join("policy.toml");
     std::fs::write(
@@ -276,10 +286,14 @@ fn attest_and_check_lineage(
         &policy,
         &store,
     );
-    out(
-        "5. modelseal sign demo-dataset --kind dataset; modelseal attest training --model demo-model --dataset demo-dataset\n   \
-         modelseal store add store *.sig; modelseal verify demo-model --policy policy.toml --lineage --store store",
-    );
+    let d = dir.display();
+    out(&format!(
+        "5. modelseal sign {d}/demo-dataset --kind dataset --key {d}/curator-key\n   \
+         modelseal attest training --model {d}/demo-model --dataset {d}/demo-dataset --key {d}/builder-key \\\n     \
+         --builder-id https://ci.example.com/demo-trainer --param epochs=3\n   \
+         modelseal store add {d}/store {d}/demo-dataset.sig {d}/demo-model.provenance.sig {d}/demo-model.sig\n   \
+         modelseal verify {d}/demo-model --policy {d}/policy.toml --lineage --store {d}/store"
+    ));
     for line in super::lineage::report_text(&report).lines() {
         out(&format!("   {line}"));
     }
