@@ -31,21 +31,36 @@ pub fn count(n: u64, one: &str, many: &str) -> String {
 /// The user called modelseal in a way it cannot honour: flags that conflict, or a flag
 /// missing for another. Found before any work is done; `error.kind` is `usage`.
 #[derive(Debug)]
-pub struct UsageError(pub String);
+pub struct UsageError {
+    pub message: String,
+    pub hint: Option<String>,
+}
 
 impl std::fmt::Display for UsageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
 impl std::error::Error for UsageError {}
 
-/// Returns early with a [`UsageError`].
+/// Returns early with a [`UsageError`]: `usage!("what happened")`, or
+/// `usage!("what happened"; hint = "what to do")`.
 #[macro_export]
 macro_rules! usage {
+    ($message:expr; hint = $hint:expr) => {
+        return Err($crate::output::UsageError {
+            message: $message.into(),
+            hint: Some($hint.into()),
+        }
+        .into())
+    };
     ($($arg:tt)*) => {
-        return Err($crate::output::UsageError(format!($($arg)*)).into())
+        return Err($crate::output::UsageError {
+            message: format!($($arg)*),
+            hint: None,
+        }
+        .into())
     };
 }
 
@@ -195,6 +210,12 @@ fn hints(err: &anyhow::Error) -> Vec<String> {
     use modelseal_core::{KeyError, ModelError};
     let mut hints: Vec<String> = Vec::new();
     for cause in err.chain() {
+        if let Some(UsageError {
+            hint: Some(hint), ..
+        }) = cause.downcast_ref::<UsageError>()
+        {
+            hints.push(hint.clone());
+        }
         if let Some(key_file) = cause.downcast_ref::<crate::commands::KeyFileError>() {
             hints.push(key_file.hint.clone());
         }

@@ -573,7 +573,7 @@ fn empty_model_and_missing_paths() {
     let absent = tmp.path().join("absent");
     let out = modelseal(&[&"hash", &absent]);
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains("cannot read"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
 
     let f = Fixture::new();
     let out = modelseal(&[
@@ -773,7 +773,7 @@ fn keygen_modes_overwrite_and_encryption() {
     let out = modelseal(&[&"keygen", &"--out", &key]);
     assert_exit(&out, 2);
     assert!(
-        stderr(&out).contains("already exists; pass --force"),
+        stderr(&out).contains("already exists\nhint: pass --force"),
         "{}",
         stderr(&out)
     );

@@ -444,11 +444,11 @@ impl std::fmt::Display for FileMismatch {
 /// An error's message followed by each of its causes, `: `-separated: the one-line form
 /// the CLI prints after `error:` and the Python package puts in its exceptions.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
+    let mut text = without_os_code(err.to_string());
     let mut source = err.source();
     while let Some(cause) = source {
         // Many errors print their source in their own message: say each thing once.
-        let said = cause.to_string();
+        let said = without_os_code(cause.to_string());
         if !text.contains(&said) {
             text.push_str(": ");
             text.push_str(&said);
@@ -456,4 +456,39 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// `No such file or directory (os error 2)` reads as `No such file or directory`: the
+/// number is for programs, and the text already says it.
+fn without_os_code(mut text: String) -> String {
+    while let Some(at) = text.find(" (os error ") {
+        let Some(len) = text[at..].find(')') else {
+            break;
+        };
+        let code = &text[at + " (os error ".len()..at + len];
+        if code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+            break;
+        }
+        text.replace_range(at..=at + len, "");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_say_each_cause_once_and_drop_os_codes() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read key.pub")]
+        struct Outer(#[source] std::io::Error);
+        let outer = Outer(std::io::Error::from_raw_os_error(2));
+        let text = error_chain(&outer);
+        assert_eq!(text, "cannot read key.pub: No such file or directory");
+        assert_eq!(
+            without_os_code("a (os error 13) b (os error x)".into()),
+            "a b (os error x)"
+        );
+    }
 }

@@ -24,7 +24,8 @@ const MAX_CARD_BYTES: u64 = 1 << 20;
 pub fn run(args: &BomArgs) -> Result<Outcome> {
     if args.sign_key.is_some() && args.allow_refused {
         crate::usage!(
-            "--sign-key with --allow-refused would sign a BOM whose lineage may be refused into the store; sign only a passed BOM (drop one of the two)"
+            "--sign-key puts the BOM into the store as a signed attestation, and --allow-refused can make one for a refused lineage";
+            hint = "drop one of them: sign only a BOM whose lineage passed"
         );
     }
     if let Some(path) = &args.out {

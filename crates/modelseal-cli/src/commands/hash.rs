@@ -8,6 +8,7 @@ use crate::output::{out, out_report};
 use crate::progress::Bar;
 
 pub fn run(args: &HashArgs) -> Result<Outcome> {
+    super::require_model(&args.model)?;
     let options = super::walk_options(&args.model, &args.walk, None)?;
     let bar = Bar::new(args.quiet);
     let manifest = hash_model(&args.model, &options, &bar)

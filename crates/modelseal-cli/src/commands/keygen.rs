@@ -29,16 +29,8 @@ pub fn run(args: &KeygenArgs) -> Result<Outcome> {
         Overwrite::Refuse
     };
     // Both files are checked before either is written, so a refusal leaves nothing half-made.
-    if !args.force {
-        for path in [&args.out, &pub_path] {
-            if path.exists() {
-                anyhow::bail!(
-                    "{} already exists; pass --force to replace it",
-                    path.display()
-                );
-            }
-        }
-    }
+    crate::output::check_new(&args.out, "private key", args.force)?;
+    crate::output::check_new(&pub_path, "public key", args.force)?;
     write_atomic(
         &args.out,
         private.as_bytes(),

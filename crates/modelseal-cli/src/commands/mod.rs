@@ -126,7 +126,8 @@ fn refuse_key_with_identity(keys: &[PathBuf], keyless: &KeylessArgs) -> Result<(
     };
     if !keys.is_empty() {
         crate::usage!(
-            "--key and {identity} name two different signers; give one (a policy can trust keys and keyless identities together)"
+            format!("--key and {identity} name two different signers, and only one can be checked");
+            hint = "give one of them; a policy (--policy) can trust keys and keyless identities together"
         );
     }
     Ok(())
@@ -246,4 +247,16 @@ pub(super) fn write_signature(
         Overwrite::Allow,
     )
     .with_context(|| format!("cannot write signature {}", path.display()))
+}
+
+/// A model path that names nothing is said so, before any other check reads it.
+pub fn require_model(model: &Path) -> anyhow::Result<()> {
+    if model.symlink_metadata().is_err() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("model {} does not exist", model.display()),
+        )
+        .into());
+    }
+    Ok(())
 }

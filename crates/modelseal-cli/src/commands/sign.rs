@@ -22,13 +22,7 @@ pub fn run(args: &SignArgs) -> Result<Outcome> {
     if args.no_attach {
         usage!("--no-attach applies to oci:// references");
     }
-    if !args.model.exists() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!("model {} does not exist", args.model.display()),
-        )
-        .into());
-    }
+    super::require_model(&args.model)?;
     let signature = args
         .signature
         .clone()

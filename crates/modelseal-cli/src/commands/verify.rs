@@ -16,11 +16,13 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
     if let (Some(_), Some(path)) = (&lineage_policy, &args.policy) {
         let role = super::trust::role_of(args.kind);
         if policy.keys().is_empty() && policy.keyless().is_none() {
+            let role = modelseal_lineage::policy::role_name(role);
             usage!(
-                "policy {} names no signer with the role {}, so nothing could verify; add a [[signer]] with roles = [\"{}\"]",
-                path.display(),
-                modelseal_lineage::policy::role_name(role),
-                modelseal_lineage::policy::role_name(role),
+                format!(
+                    "policy {} names no signer with the role {role}, so nothing could verify",
+                    path.display()
+                );
+                hint = format!("add a [[signer]] with roles = [\"{role}\"] to the policy")
             );
         }
     }
@@ -214,13 +216,7 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
 /// model that is not there (not "a missing signature"), and a signature given where the
 /// model goes.
 fn check_model_argument(args: &VerifyArgs, signature: &std::path::Path) -> Result<()> {
-    if args.model.symlink_metadata().is_err() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!("model {} does not exist", args.model.display()),
-        )
-        .into());
-    }
+    super::require_model(&args.model)?;
     if args.signature.is_none() && !signature.exists() && args.model.is_file() {
         let bundle = std::fs::File::open(&args.model)
             .ok()
@@ -234,9 +230,11 @@ fn check_model_argument(args: &VerifyArgs, signature: &std::path::Path) -> Resul
             });
         if bundle {
             usage!(
-                "{} is a signature bundle, not a model; give the model and name the bundle: modelseal verify MODEL --signature {}",
-                args.model.display(),
-                args.model.display()
+                format!("{} is a signature bundle, not a model", args.model.display());
+                hint = format!(
+                    "give the model and name the bundle: modelseal verify MODEL --signature {}",
+                    args.model.display()
+                )
             );
         }
     }
