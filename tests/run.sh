@@ -20,9 +20,16 @@ step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "unit, property, vector and CLI end-to-end tests"
-# curl is the real HTTP/2 client of the admission server's tests (and the kube e2e test's).
-command -v curl >/dev/null || apt-get install -y curl >/dev/null 2>&1 \
-  || { apt-get update >/dev/null && apt-get install -y curl >/dev/null; }
+# curl is the real HTTP/2 client of the admission server's tests (and the kube e2e test's);
+# SoftHSM2 is the PKCS#11 token and OpenSC's pkcs11-tool makes keys in it.
+need=()
+command -v curl >/dev/null || need+=(curl)
+[ -e /usr/lib/softhsm/libsofthsm2.so ] || need+=(softhsm2)
+command -v pkcs11-tool >/dev/null || need+=(opensc)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get install -y "${need[@]}" >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && apt-get install -y "${need[@]}" >/dev/null; }
+fi
 cargo test --workspace --locked
 
 step "fuzz corpora, every file replayed through its target (stable)"

@@ -25,6 +25,9 @@ pub enum Command {
     /// Generate a key pair: PATH (PKCS#8, mode 0600) and PATH.pub (SPKI)
     #[command(after_help = PASSPHRASE_HELP)]
     Keygen(KeygenArgs),
+    /// Print (or write) the public key of a signing key: a PEM file, or a key in a device
+    /// (`pkcs11:` URI), so verifiers can be given the key the device signs with
+    PublicKey(PublicKeyArgs),
     /// Print a model's BLAKE3 Merkle root (and its manifest with --json)
     Hash(HashArgs),
     /// Sign a model directory or file, writing a Sigstore bundle
@@ -75,9 +78,12 @@ impl Command {
             Self::Bom(a) => a.json,
             Self::Attest(AttestCommand::Training(a)) => a.json,
             Self::Store(StoreCommand::Add { json, .. } | StoreCommand::List { json, .. }) => *json,
-            Self::Keygen(_) | Self::Outboard(_) | Self::Serve(_) | Self::Watch(_) | Self::Demo => {
-                false
-            }
+            Self::Keygen(_)
+            | Self::PublicKey(_)
+            | Self::Outboard(_)
+            | Self::Serve(_)
+            | Self::Watch(_)
+            | Self::Demo => false,
         }
     }
 
@@ -123,6 +129,19 @@ pub struct KeygenArgs {
     pub encrypt: bool,
     /// Replace existing key files
     #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PublicKeyArgs {
+    /// The signing key: a private key PEM file, or pkcs11:token=…;object=…?module-path=…
+    #[arg(value_name = "KEY")]
+    pub key: PathBuf,
+    /// Write the public key (SPKI PEM) here instead of printing it
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Replace an existing --out file
+    #[arg(long, requires = "out")]
     pub force: bool,
 }
 
@@ -275,7 +294,9 @@ pub struct SignArgs {
 /// Who signs: a private key, or Sigstore keyless (see README, "Keyless signing in CI").
 #[derive(Debug, Args, Clone)]
 pub struct SignerArgs {
-    /// Private key (PKCS#8 PEM)
+    /// Private key: a PKCS#8 PEM file, or a key in a PKCS#11 token
+    /// (pkcs11:token=…;object=…?module-path=…; PIN from pin-source=file:… or
+    /// MODELSEAL_PKCS11_PIN)
     #[arg(long, value_name = "KEY", required_unless_present = "keyless")]
     pub key: Option<PathBuf>,
     /// Sign keylessly with Sigstore: an ephemeral key, a Fulcio certificate for your OIDC

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 use modelseal_core::statement::{Statement, keyless_binding};
-use modelseal_core::{Blake3Digest, Bundle, SigningKey};
+use modelseal_core::{Blake3Digest, Bundle, KeySigner};
 use modelseal_verify::keyless;
 use sigstore_sign::oidc::IdentityToken;
 use sigstore_sign::{SigningContext, SigningServices, SigstoreInstance};
@@ -29,7 +29,7 @@ const MAX_TOKEN_BYTES: u64 = 64 * 1024;
 pub enum StatementSigner {
     /// A private key; `timestamp_url` asks a TSA to timestamp each signature.
     Key {
-        key: Box<SigningKey>,
+        key: Box<dyn KeySigner>,
         timestamps: Option<Timestamper>,
     },
     /// Sigstore keyless.
@@ -55,21 +55,18 @@ impl StatementSigner {
             .key
             .as_deref()
             .context("--key or --keyless is required")?;
-        let key = crate::commands::load_signing_key(path)?;
+        let key = crate::commands::load_signer(path)?;
         let timestamps = match &args.timestamp_url {
             Some(url) => Some(Timestamper::new(url, args.trusted_root.as_deref())?),
             None => None,
         };
-        Ok(Self::Key {
-            key: Box::new(key),
-            timestamps,
-        })
+        Ok(Self::Key { key, timestamps })
     }
 
     /// The private key, for formats that sign with one directly (OMS key bundles).
-    pub fn key(&self) -> Option<&SigningKey> {
+    pub fn key(&self) -> Option<&dyn KeySigner> {
         match self {
-            Self::Key { key, .. } => Some(key),
+            Self::Key { key, .. } => Some(key.as_ref()),
             Self::Keyless(_) => None,
         }
     }
@@ -82,9 +79,10 @@ impl StatementSigner {
         root: &Blake3Digest,
     ) -> Result<Issued> {
         match self {
-            Self::Key { key, .. } => {
-                self.finish_key_bundle(modelseal_core::sign_statement(&statement, key))
-            }
+            Self::Key { key, .. } => self.finish_key_bundle(modelseal_core::sign_statement_keyed(
+                &statement,
+                key.as_ref(),
+            )?),
             Self::Keyless(session) => {
                 statement.bind_for_keyless();
                 session.sign(&statement.to_json(), keyless_binding(root))
@@ -106,8 +104,12 @@ impl StatementSigner {
         let Self::Key { key, timestamps } = self else {
             bail!("keyless bundles are finished by the session");
         };
-        let fingerprint = key.verifying_key().fingerprint();
-        let mut signer_text = format!("{} {fingerprint}", key.algorithm());
+        let public = key.verifying_key();
+        let fingerprint = public.fingerprint();
+        let mut signer_text = format!("{} {fingerprint}", public.algorithm());
+        if key.location() != "file" {
+            signer_text.push_str(&format!(" ({})", key.location()));
+        }
         let mut timestamped_at = None;
         if let Some(tsa) = timestamps {
             let at = tsa.stamp(&mut bundle)?;
@@ -118,8 +120,9 @@ impl StatementSigner {
             bundle,
             signer_text,
             signer_json: serde_json::json!({
-                "algorithm": key.algorithm().to_string(),
+                "algorithm": public.algorithm().to_string(),
                 "fingerprint": fingerprint.to_string(),
+                "keyLocation": key.location(),
                 "timestampedAt": timestamped_at,
             }),
         })

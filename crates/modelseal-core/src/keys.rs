@@ -105,6 +105,48 @@ pub enum KeyError {
     /// The system random source failed.
     #[error("system random number generator failed: {0}")]
     Random(String),
+    /// A device or key service holding the key could not sign: the message names the
+    /// device and the object, never a PIN or credential.
+    #[error("{0}")]
+    Device(String),
+}
+
+/// A private key that signs, wherever it is kept: in memory ([`SigningKey`]), or in a
+/// device or service that never lets it out (a PKCS#11 token, a TPM, a cloud KMS). Bundles
+/// name the public half, so verification does not depend on where the key lives.
+pub trait KeySigner: Send + Sync {
+    /// The public key; its fingerprint names the signer.
+    fn verifying_key(&self) -> VerifyingKey;
+    /// Signs `message` as [`SigningKey::sign`] does: Ed25519 (64 bytes), or ECDSA over
+    /// the curve's hash, DER-encoded.
+    fn sign_message(&self, message: &[u8]) -> Result<Vec<u8>, KeyError>;
+    /// Where the key is, for messages and reports: `file`, `pkcs11`, `tpm`, `awskms`.
+    fn location(&self) -> &'static str {
+        "file"
+    }
+}
+
+impl KeySigner for SigningKey {
+    fn verifying_key(&self) -> VerifyingKey {
+        SigningKey::verifying_key(self)
+    }
+    fn sign_message(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        Ok(self.sign(message))
+    }
+}
+
+/// Signs with `signer` and checks the signature with its public key before anyone sees
+/// it: a device that answers with another key's signature, or bytes that are not a
+/// signature, is caught here and not at the first verifier.
+pub fn sign_checked(signer: &dyn KeySigner, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+    let signature = signer.sign_message(message)?;
+    if !signer.verifying_key().verify(message, &signature) {
+        return Err(KeyError::Device(format!(
+            "the {} key's signature does not verify with its own public key",
+            signer.location()
+        )));
+    }
+    Ok(signature)
 }
 
 fn malformed(what: &'static str) -> impl FnOnce(pkcs8::der::Error) -> KeyError {
@@ -575,7 +617,7 @@ pub fn certificates_from_pem(pem: &str) -> Result<Vec<Vec<u8>>, KeyError> {
 pub fn certificate_chain(
     leaf_pem: &str,
     chain_pems: &[String],
-    key: &SigningKey,
+    key: &dyn KeySigner,
 ) -> Result<Vec<Vec<u8>>, KeyError> {
     use pkcs8::der::{Decode, Encode};
     let mut certs = Vec::new();

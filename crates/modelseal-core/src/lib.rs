@@ -51,14 +51,14 @@ pub use digest::{
     ArtifactDigest, Blake3Digest, DigestAlgorithm, ParseArtifactDigestError, ParseDigestError,
 };
 pub use keys::{
-    KeyAlgorithm, KeyError, KeyFingerprint, SigningKey, VerifyingKey, certificate_chain,
-    certificates_from_pem,
+    KeyAlgorithm, KeyError, KeyFingerprint, KeySigner, SigningKey, VerifyingKey, certificate_chain,
+    certificates_from_pem, sign_checked,
 };
 pub use manifest::{Manifest, ManifestEntry, ManifestError};
 pub use model::{
     ModelError, OmsSignOptions, SignOptions, SignedModel, SignedOmsModel, StatedModel,
     StatedOmsModel, hash_model, relative_inside, sign_model, sign_model_oms, sign_statement,
-    sign_statement_with, state_model, state_model_oms,
+    sign_statement_by, sign_statement_keyed, sign_statement_with, state_model, state_model_oms,
 };
 pub use path::{MAX_PATH_BYTES, ManifestPath, PathError};
 pub use statement::{ArtifactKind, ManifestPredicate, Statement};

@@ -9,7 +9,7 @@ use crate::bundle::{
 use crate::digest::Blake3Digest;
 use crate::dsse::{self, Envelope};
 use crate::hash::{self, HashError, Progress};
-use crate::keys::SigningKey;
+use crate::keys::{KeySigner, SigningKey};
 use crate::manifest::{Manifest, ManifestEntry, ManifestError};
 use crate::oms;
 use crate::statement::{ArtifactKind, IN_TOTO_PAYLOAD_TYPE, ManifestPredicate, Scope, Statement};
@@ -31,6 +31,9 @@ pub enum ModelError {
     /// OMS settings that model-signing could not verify.
     #[error("{0}")]
     UnsupportedOms(&'static str),
+    /// The key (or the device holding it) could not sign.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
 }
 
 /// Walks and hashes the model at `root` into its manifest.
@@ -146,12 +149,13 @@ pub fn state_model(
 pub fn sign_model(
     root: &Path,
     options: &SignOptions,
-    key: &SigningKey,
+    key: &dyn KeySigner,
     progress: &dyn Progress,
 ) -> Result<SignedModel, ModelError> {
     let stated = state_model(root, options, progress)?;
+    let hint = key.verifying_key().fingerprint().as_str().to_owned();
     Ok(SignedModel {
-        bundle: sign_statement(&stated.statement, key),
+        bundle: sign_statement_by(&stated.statement, key, key_material(hint))?,
         manifest: stated.manifest,
         root: stated.root,
         name: stated.name,
@@ -181,6 +185,31 @@ pub fn sign_statement_with<P: serde::Serialize>(
 ) -> Bundle {
     let payload = statement.to_json();
     let sig = key.sign(&dsse::pae(IN_TOTO_PAYLOAD_TYPE, &payload));
+    envelope_bundle(payload, sig, material)
+}
+
+/// [`sign_statement_with`] for any [`KeySigner`]: a device may fail, and its signature
+/// is checked against its public key before the bundle is made.
+pub fn sign_statement_by<P: serde::Serialize>(
+    statement: &Statement<P>,
+    key: &dyn KeySigner,
+    material: VerificationMaterial,
+) -> Result<Bundle, crate::keys::KeyError> {
+    let payload = statement.to_json();
+    let sig = crate::keys::sign_checked(key, &dsse::pae(IN_TOTO_PAYLOAD_TYPE, &payload))?;
+    Ok(envelope_bundle(payload, sig, material))
+}
+
+/// Signs `statement` with `key`, naming the key by its fingerprint (the native format).
+pub fn sign_statement_keyed<P: serde::Serialize>(
+    statement: &Statement<P>,
+    key: &dyn KeySigner,
+) -> Result<Bundle, crate::keys::KeyError> {
+    let hint = key.verifying_key().fingerprint().as_str().to_owned();
+    sign_statement_by(statement, key, key_material(hint))
+}
+
+fn envelope_bundle(payload: Vec<u8>, sig: Vec<u8>, material: VerificationMaterial) -> Bundle {
     Bundle {
         media_type: BUNDLE_MEDIA_TYPE.to_owned(),
         verification_material: material,
@@ -297,10 +326,10 @@ pub fn state_model_oms(
 pub fn sign_model_oms(
     root: &Path,
     options: &OmsSignOptions,
-    key: &SigningKey,
+    key: &dyn KeySigner,
     progress: &dyn Progress,
 ) -> Result<SignedOmsModel, ModelError> {
-    if key.algorithm() == crate::KeyAlgorithm::Ed25519 {
+    if key.verifying_key().algorithm() == crate::KeyAlgorithm::Ed25519 {
         return Err(ModelError::UnsupportedOms(
             "model-signing verifies ECDSA P-256/P-384/P-521 keys only; make one with `modelseal keygen --algorithm ecdsa-p256`",
         ));
@@ -321,7 +350,7 @@ pub fn sign_model_oms(
         },
     };
     Ok(SignedOmsModel {
-        bundle: sign_statement_with(&stated.statement, key, material),
+        bundle: sign_statement_by(&stated.statement, key, material)?,
         root: stated.root,
         resources: stated.resources,
         name: stated.name,

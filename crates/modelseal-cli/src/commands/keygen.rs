@@ -3,7 +3,7 @@ use modelseal_core::fsio::{Overwrite, Visibility, write_atomic};
 use modelseal_core::{KeyAlgorithm, SigningKey};
 
 use crate::Outcome;
-use crate::cli::{Algorithm, KeygenArgs};
+use crate::cli::{Algorithm, KeygenArgs, PublicKeyArgs};
 use crate::output::out;
 
 pub fn run(args: &KeygenArgs) -> Result<Outcome> {
@@ -53,5 +53,38 @@ pub fn run(args: &KeygenArgs) -> Result<Outcome> {
         pub_path.display(),
         public.fingerprint()
     ));
+    Ok(Outcome::Success)
+}
+
+/// The public half of a signing key, wherever the key is kept.
+pub fn public_key(args: &PublicKeyArgs) -> Result<Outcome> {
+    if let Some(path) = &args.out {
+        crate::output::check_new(path, "public key", args.force)?;
+    }
+    let signer = super::load_signer(&args.key)?;
+    let public = signer.verifying_key();
+    match &args.out {
+        Some(path) => {
+            let overwrite = if args.force {
+                Overwrite::Allow
+            } else {
+                Overwrite::Refuse
+            };
+            write_atomic(
+                path,
+                public.to_pem().as_bytes(),
+                Visibility::Public,
+                overwrite,
+            )
+            .with_context(|| format!("cannot write {}", path.display()))?;
+            out(&format!(
+                "wrote {} ({} {})",
+                path.display(),
+                public.algorithm(),
+                public.fingerprint()
+            ));
+        }
+        None => print!("{}", public.to_pem()),
+    }
     Ok(Outcome::Success)
 }

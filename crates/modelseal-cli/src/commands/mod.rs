@@ -38,6 +38,7 @@ pub const PASSPHRASE_ENV: &str = "MODELSEAL_PASSPHRASE";
 pub fn run(command: Command) -> Result<Outcome> {
     match command {
         Command::Keygen(args) => keygen::run(&args),
+        Command::PublicKey(args) => keygen::public_key(&args),
         Command::Hash(args) => hash::run(&args),
         Command::Sign(args) => sign::run(&args),
         Command::Verify(args) => verify::run(&args),
@@ -142,6 +143,17 @@ pub use keyfile::KeyFileError;
 pub(super) fn load_public_key(path: &Path) -> Result<VerifyingKey> {
     let pem = keyfile::read(path, keyfile::Wanted::Public)?;
     VerifyingKey::from_pem(&pem).with_context(|| format!("public key {}", path.display()))
+}
+
+/// The signing key `--key` (or `--vsa-key`, `--sign-key`) names: a PEM file, or a key
+/// in a device (`pkcs11:` URI), which signs without ever leaving it.
+pub(crate) fn load_signer(name: &Path) -> Result<Box<dyn modelseal_core::KeySigner>> {
+    if let Some(text) = name.to_str()
+        && modelseal_devices::is_device_key(text)
+    {
+        return Ok(modelseal_devices::open(text)?);
+    }
+    Ok(Box::new(load_signing_key(name)?))
 }
 
 pub(super) fn load_signing_key(path: &Path) -> Result<SigningKey> {
