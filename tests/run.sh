@@ -16,21 +16,32 @@ disk
 step "format"
 cargo fmt --all -- --check
 
-step "lint"
-cargo clippy --workspace --all-targets --locked -- -D warnings
-
-step "unit, property, vector and CLI end-to-end tests"
+step "system packages the tests use"
 # curl is the real HTTP/2 client of the admission server's tests (and the kube e2e test's);
-# SoftHSM2 is the PKCS#11 token and OpenSC's pkcs11-tool makes keys in it.
+# SoftHSM2 is the PKCS#11 token and OpenSC's pkcs11-tool makes keys in it; swtpm is the
+# TPM, tpm2-tools makes its keys, and libtss2-dev (with pkg-config) is what the `tpm`
+# feature links.
 need=()
 command -v curl >/dev/null || need+=(curl)
 [ -e /usr/lib/softhsm/libsofthsm2.so ] || need+=(softhsm2)
 command -v pkcs11-tool >/dev/null || need+=(opensc)
+command -v swtpm >/dev/null || need+=(swtpm)
+command -v tpm2_createprimary >/dev/null || need+=(tpm2-tools)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+pkg-config --exists tss2-esys 2>/dev/null || need+=(libtss2-dev)
+ls /usr/lib/*/libtss2-tcti-swtpm.so* >/dev/null 2>&1 || need+=(libtss2-tcti-swtpm0)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y "${need[@]}" >/dev/null 2>&1 \
     || { apt-get update >/dev/null && apt-get install -y "${need[@]}" >/dev/null; }
 fi
-cargo test --workspace --locked
+# Every build here, debug and release, has the same features, so nothing is built twice.
+features=(--features modelseal-cli/tpm)
+
+step "lint"
+cargo clippy --workspace --all-targets --locked "${features[@]}" -- -D warnings
+
+step "unit, property, vector and CLI end-to-end tests"
+cargo test --workspace --locked "${features[@]}"
 
 step "fuzz corpora, every file replayed through its target (stable)"
 fuzz=(--manifest-path fuzz/Cargo.toml --no-default-features --target-dir target --locked)
@@ -67,7 +78,7 @@ fi
 cargo check -p modelseal-verify --locked --quiet
 
 step "demo (release build), as the README runs it"
-cargo run --release --locked --quiet -- demo
+cargo run --release --locked --quiet "${features[@]}" -- demo
 
 step "a local Sigstore instance (@sigstore/mock from npm) for the keyless tests, checked"
 (cd tests/sigstore-local && npm ci --no-audit --no-fund --loglevel=error && npm test --silent)

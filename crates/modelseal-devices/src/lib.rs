@@ -1,10 +1,12 @@
 //! Signing keys that never leave their device. A key is named as the command line names
-//! it: a PEM file path (read by the CLI), or an RFC 7512 `pkcs11:` URI (here). Whatever
+//! it: a PEM file path (read by the CLI), an RFC 7512 `pkcs11:` URI, or a TPM 2.0 key `tpm:handle=0x81……` (with the `tpm` feature). Whatever
 //! holds the key, the result is a [`KeySigner`] whose public key names the signer in the
 //! bundle, so verification does not change.
 
 pub mod pkcs11;
 mod spki;
+#[cfg(feature = "tpm")]
+pub mod tpm;
 pub mod uri;
 
 use modelseal_core::{KeyError, KeySigner};
@@ -14,11 +16,32 @@ pub use uri::{Pkcs11Uri, UriError};
 
 /// Whether `name` names a key in a device (and must not be read as a file).
 pub fn is_device_key(name: &str) -> bool {
-    Pkcs11Uri::is_pkcs11(name)
+    Pkcs11Uri::is_pkcs11(name) || is_tpm_name(name)
+}
+
+fn is_tpm_name(name: &str) -> bool {
+    name.len() >= 4 && name[..4].eq_ignore_ascii_case("tpm:")
 }
 
 /// Opens the device key `name` names.
 pub fn open(name: &str) -> Result<Box<dyn KeySigner>, KeyError> {
+    if is_tpm_name(name) {
+        return open_tpm(name);
+    }
     let uri = Pkcs11Uri::parse(name).map_err(|e| KeyError::Device(format!("PKCS#11 URI: {e}")))?;
     Ok(Box::new(Pkcs11Signer::open(&uri)?))
+}
+
+#[cfg(feature = "tpm")]
+fn open_tpm(name: &str) -> Result<Box<dyn KeySigner>, KeyError> {
+    let parsed =
+        tpm::TpmKeyName::parse(name).map_err(|e| KeyError::Device(format!("TPM key name: {e}")))?;
+    Ok(Box::new(tpm::TpmSigner::open(&parsed)?))
+}
+
+#[cfg(not(feature = "tpm"))]
+fn open_tpm(_: &str) -> Result<Box<dyn KeySigner>, KeyError> {
+    Err(KeyError::Device(
+        "this modelseal was built without TPM support; build it with `--features modelseal-cli/tpm` (needs libtss2-dev)".into(),
+    ))
 }

@@ -156,21 +156,44 @@ fn der_signature(
     raw: &[u8],
     described: &str,
 ) -> Result<Vec<u8>, KeyError> {
+    let (r, s) = raw.split_at(raw.len() / 2);
+    der_from_r_s(algorithm, r, s, described)
+}
+
+/// ECDSA `r` and `s` (big-endian, possibly without leading zeros) as a DER signature.
+pub(crate) fn der_from_r_s(
+    algorithm: &KeyAlgorithm,
+    r: &[u8],
+    s: &[u8],
+    described: &str,
+) -> Result<Vec<u8>, KeyError> {
+    let size = match algorithm {
+        KeyAlgorithm::EcdsaP256 => 32,
+        KeyAlgorithm::EcdsaP384 => 48,
+        _ => 66,
+    };
+    let refused = || {
+        KeyError::Device(format!(
+            "{described}: the device returned {} bytes, not an ECDSA signature",
+            r.len() + s.len()
+        ))
+    };
+    if r.len() > size || s.len() > size || r.is_empty() || s.is_empty() {
+        return Err(refused());
+    }
+    let mut fixed = vec![0u8; 2 * size];
+    fixed[size - r.len()..size].copy_from_slice(r);
+    fixed[2 * size - s.len()..].copy_from_slice(s);
     let der = match algorithm {
         KeyAlgorithm::EcdsaP256 => {
-            p256::ecdsa::Signature::from_slice(raw).map(|s| s.to_der().as_bytes().to_vec())
+            p256::ecdsa::Signature::from_slice(&fixed).map(|s| s.to_der().as_bytes().to_vec())
         }
         KeyAlgorithm::EcdsaP384 => {
-            p384::ecdsa::Signature::from_slice(raw).map(|s| s.to_der().as_bytes().to_vec())
+            p384::ecdsa::Signature::from_slice(&fixed).map(|s| s.to_der().as_bytes().to_vec())
         }
-        _ => p521::ecdsa::Signature::from_slice(raw).map(|s| s.to_der().as_bytes().to_vec()),
+        _ => p521::ecdsa::Signature::from_slice(&fixed).map(|s| s.to_der().as_bytes().to_vec()),
     };
-    der.map_err(|_| {
-        KeyError::Device(format!(
-            "{described}: the token returned {} bytes, not an ECDSA signature",
-            raw.len()
-        ))
-    })
+    der.map_err(|_| refused())
 }
 
 fn module_path(uri: &Pkcs11Uri) -> Result<PathBuf, KeyError> {

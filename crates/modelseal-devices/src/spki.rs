@@ -51,6 +51,13 @@ pub fn from_ec_attributes(params: &[u8], point: &[u8]) -> Option<Vec<u8>> {
     .ok()
 }
 
+/// The SPKI DER of an EC key given by its curve OID (dotted) and SEC1 point.
+#[cfg(feature = "tpm")]
+pub fn from_curve_point(curve: &str, point: &[u8]) -> Option<Vec<u8>> {
+    let curve = ObjectIdentifier::new(curve).ok()?;
+    from_ec_attributes(&curve.to_der().ok()?, point)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,308 @@
+//! Signing with a key that stays in a TPM 2.0: `swtpm` as the TPM (on loopback, no
+//! `/dev/tpm*` here), `tpm2-tools` to make persistent keys and to read their public keys
+//! independently. Built with the `tpm` feature, which tests/run.sh enables.
+#![cfg(feature = "tpm")]
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+
+/// A running swtpm with persistent ECDSA keys: P-256 at 0x81000010, P-384 at 0x81000011,
+/// and P-256 with the authorization value `s3cret` at 0x81000012.
+struct Tpm {
+    dir: tempfile::TempDir,
+    port: u16,
+    process: Child,
+}
+
+impl Drop for Tpm {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Two free loopback ports in a row: the swtpm TCTI finds the control channel at the
+/// server port plus one.
+fn free_port_pair() -> u16 {
+    loop {
+        let first = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl Tpm {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("state")).unwrap();
+        let port = free_port_pair();
+        let control = port + 1;
+        let process = Command::new("swtpm")
+            .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
+            .arg("--tpmstate")
+            .arg(format!("dir={}", dir.path().join("state").display()))
+            .arg("--server")
+            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+            .arg("--ctrl")
+            .arg(format!("type=tcp,port={control},bindaddr=127.0.0.1"))
+            .spawn()
+            .expect("swtpm is not installed (Debian: apt-get install -y swtpm tpm2-tools); tests/run.sh installs it");
+        let tpm = Self { dir, port, process };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        tpm.tools(&[
+            "tpm2_createprimary",
+            "-C",
+            "o",
+            "-g",
+            "sha256",
+            "-G",
+            "ecc256",
+            "-c",
+            "primary.ctx",
+            "-Q",
+        ]);
+        for (alg, handle, auth) in [
+            ("ecc256:ecdsa-sha256", "0x81000010", None),
+            ("ecc384:ecdsa-sha384", "0x81000011", None),
+            ("ecc256:ecdsa-sha256", "0x81000012", Some("s3cret")),
+        ] {
+            tpm.tools(&["tpm2_flushcontext", "-t"]);
+            let mut create = vec![
+                "tpm2_create",
+                "-C",
+                "primary.ctx",
+                "-G",
+                alg,
+                "-u",
+                "k.pub",
+                "-r",
+                "k.priv",
+                "-Q",
+            ];
+            if let Some(auth) = auth {
+                create.extend(["-p", auth]);
+            }
+            tpm.tools(&create);
+            tpm.tools(&["tpm2_flushcontext", "-t"]);
+            tpm.tools(&[
+                "tpm2_load",
+                "-C",
+                "primary.ctx",
+                "-u",
+                "k.pub",
+                "-r",
+                "k.priv",
+                "-c",
+                "k.ctx",
+                "-Q",
+            ]);
+            tpm.tools(&["tpm2_evictcontrol", "-C", "o", "-c", "k.ctx", handle, "-Q"]);
+            tpm.tools(&["tpm2_flushcontext", "-t"]);
+        }
+        tpm
+    }
+
+    fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+
+    fn tools(&self, args: &[&str]) -> Output {
+        let out = Command::new(args[0])
+            .args(&args[1..])
+            .env("TPM2TOOLS_TCTI", self.tcti())
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {} ({e}); apt-get install -y tpm2-tools",
+                    args[0]
+                )
+            });
+        assert!(out.status.success(), "{args:?}: {}", common::stderr(&out));
+        out
+    }
+
+    fn modelseal(&self, args: &[&dyn AsRef<std::ffi::OsStr>], env: &[(&str, &str)]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_modelseal"));
+        command
+            .args(args)
+            .env_remove("TPM2TOOLS_TCTI")
+            .env_remove("TCTI")
+            .env_remove("TEST_TCTI")
+            .env_remove("MODELSEAL_TPM_AUTH")
+            .current_dir(self.dir.path());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    }
+
+    fn key(&self, handle: &str) -> String {
+        format!("tpm:handle={handle}?tcti={}", self.tcti())
+    }
+
+    /// The public key as tpm2-tools reads it (the independent reader).
+    fn public_pem(&self, handle: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{handle}.pem"));
+        self.tools(&[
+            "tpm2_readpublic",
+            "-c",
+            handle,
+            "-f",
+            "pem",
+            "-o",
+            path.to_str().unwrap(),
+            "-Q",
+        ]);
+        path
+    }
+}
+
+fn model(dir: &Path) -> PathBuf {
+    let model = dir.join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("weights.bin"), vec![5u8; 250_000]).unwrap();
+    std::fs::write(model.join("tokenizer.json"), b"{}\n").unwrap();
+    model
+}
+
+#[test]
+fn tpm_keys_sign_both_formats_and_verify_with_the_tpms_own_public_key() {
+    let tpm = Tpm::start();
+    let model = model(tpm.dir.path());
+    for handle in ["0x81000010", "0x81000011"] {
+        let pem = tpm.public_pem(handle);
+        let out = tpm.modelseal(&[&"public-key", &tpm.key(handle)], &[]);
+        common::assert_exit(&out, 0);
+        assert_eq!(common::stdout(&out), std::fs::read_to_string(&pem).unwrap());
+        for format in ["native", "oms"] {
+            let signature = tpm.dir.path().join(format!("{handle}-{format}.sig"));
+            let out = tpm.modelseal(
+                &[
+                    &"sign",
+                    &model,
+                    &"--format",
+                    &format,
+                    &"--key",
+                    &tpm.key(handle),
+                    &"--signature",
+                    &signature,
+                ],
+                &[],
+            );
+            common::assert_exit(&out, 0);
+            assert!(
+                common::stdout(&out).contains("(tpm)"),
+                "{}",
+                common::stdout(&out)
+            );
+            let out = tpm.modelseal(
+                &[
+                    &"verify",
+                    &model,
+                    &"--signature",
+                    &signature,
+                    &"--key",
+                    &pem,
+                ],
+                &[],
+            );
+            common::assert_exit(&out, 0);
+        }
+    }
+    // The TCTI from the environment, as tpm2-tools read it, and a key with an auth value.
+    let signature = tpm.dir.path().join("auth.sig");
+    let out = tpm.modelseal(
+        &[
+            &"sign",
+            &model,
+            &"--key",
+            &"tpm:handle=0x81000012",
+            &"--signature",
+            &signature,
+        ],
+        &[
+            ("TPM2TOOLS_TCTI", &tpm.tcti()),
+            ("MODELSEAL_TPM_AUTH", "s3cret"),
+        ],
+    );
+    common::assert_exit(&out, 0);
+    let out = tpm.modelseal(
+        &[
+            &"verify",
+            &model,
+            &"--signature",
+            &signature,
+            &"--key",
+            &tpm.public_pem("0x81000012"),
+        ],
+        &[],
+    );
+    common::assert_exit(&out, 0);
+}
+
+/// A key name, its environment, and what stderr must say.
+type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
+
+#[test]
+fn bad_handles_auth_and_tctis_are_named_and_leave_no_output() {
+    let tpm = Tpm::start();
+    let model = model(tpm.dir.path());
+    let cases: Vec<Case> = vec![
+        (
+            tpm.key("0x81000099"),
+            vec![],
+            "TPM key 0x81000099: cannot load the key: no key at this handle",
+        ),
+        (
+            tpm.key("0x81000012"),
+            vec![("MODELSEAL_TPM_AUTH", "wrong")],
+            "TPM key 0x81000012: cannot sign: wrong authorization value",
+        ),
+        (
+            tpm.key("0x81000012"),
+            vec![],
+            "TPM key 0x81000012: cannot sign: wrong authorization value",
+        ),
+        (
+            "tpm:handle=0x81000010".to_owned(),
+            vec![],
+            "no TPM named; add ?tcti=",
+        ),
+        (
+            "tpm:handle=0x40000001".to_owned(),
+            vec![],
+            "is not a persistent handle",
+        ),
+        (
+            "tpm:handle=0x81000010?tcti=swtpm:host=127.0.0.1,port=1".to_owned(),
+            vec![],
+            "TPM key 0x81000010: cannot reach the TPM",
+        ),
+    ];
+    for (key, env, expected) in &cases {
+        let signature = tpm.dir.path().join("out.sig");
+        let out = tpm.modelseal(
+            &[&"sign", &model, &"--key", key, &"--signature", &signature],
+            env,
+        );
+        common::assert_exit(&out, 2);
+        let stderr = common::stderr(&out);
+        assert!(stderr.contains(expected), "{key}: {stderr}");
+        assert!(
+            !stderr.contains("wrong\n") && !stderr.contains("s3cret"),
+            "{stderr}"
+        );
+        assert!(!signature.exists(), "{key} left a signature");
+    }
+}
