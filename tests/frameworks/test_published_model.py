@@ -231,6 +231,16 @@ def test_every_reference_sentence_transformers_follows_out_of_the_model_is_refus
             == "code-elsewhere", shard
     assert verdict({"pytorch_model.bin.index.json": {
         "weight_map": {"w": "pytorch_model-00001-of-00002.bin"}}}) == "accepted"
+    # Tenth attack review: a module's `path` in modules.json, and a `subfolder` in
+    # model_args/tokenizer_args/config_args, are joined onto the model folder too; an
+    # absolute or climbing one loaded a module from an unsigned folder. Each failed on main.
+    for path in ("/tmp/evil-encoder", "../../tmp/evil"):
+        assert verdict({"modules.json": [{**modules[0], "path": path}]}) == "code-elsewhere", path
+    for args in ("model_args", "tokenizer_args", "config_args"):
+        assert verdict({"sentence_bert_config.json": {"max_seq_length": 128,
+                                                      args: {"subfolder": "/tmp/evil"}}}) \
+            == "code-elsewhere", args
+    assert verdict({"modules.json": [{**modules[0], "path": ""}]}) == "accepted"
 
 
 def test_a_model_swapped_inside_the_block_is_refused_not_mixed(signed_copy, tmp_path, keys):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
 import os
 import subprocess
@@ -138,6 +139,19 @@ def test_keyless_sign_then_verify_offline(sigstore, tmp_path, fmt):
 
     (model / "weights.bin").write_bytes(b"tampered")
     expect_refused(verify_keyless(sigstore, model, sig), words=["modified", "mismatch"])
+
+    if fmt == "native":
+        # Tenth attack review (a wrong yes on main): the keyless binding is signed as a
+        # sha256 subject, so `verify-bundle` took a 65-byte file anyone can write (the
+        # binding's preimage) for a signed artifact.
+        root = bytes.fromhex(digests["blake3"])
+        blob = tmp_path / "binding.bin"
+        blob.write_bytes(b"modelseal.dev/keyless-binding/v1\0" + root)
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == digests["sha256"]
+        out = mx("verify-bundle", blob, "--bundle", sig, "--identity", PUBLISHER, "--issuer",
+                 sigstore.issuer, "--trusted-root", sigstore.trusted_root, "--json")
+        assert out.code == 1, out.report("verify-bundle of the binding")
+        assert json.loads(out.out)["error"]["kind"] == "binding-not-artifact", out.out
 
 
 def test_model_signing_verifies_our_oms_keyless_bundles(sigstore, tmp_path):

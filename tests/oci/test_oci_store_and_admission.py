@@ -361,3 +361,32 @@ def test_a_policy_denying_the_manifest_digest_applies_everywhere(world, tmp_path
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_second_attached_signature_does_not_get_around_a_name_deny_rule(world, tmp_path):
+    """Tenth attack review (a wrong yes on main): `verify oci://` and `pull` took the first
+    attached signature the policy accepted, so a trusted signature under a denied name
+    was passed over when the same signer had attached another under an allowed one."""
+    reg, ca, d = world["reg"], world["ca"], world["dir"]
+    local = write_small_model(tmp_path / "twonames")
+    r.push_modelpack(reg, "models/twonames", "v1", local, client="http")
+    ref = f"oci://{reg.host}/models/twonames:v1"
+    for name in ("scraped-web-llm", "llama-ok"):
+        out = ms("sign", ref, "--key", d / "publisher.key", "--name", name,
+                 "--signature", tmp_path / f"{name}.sig", *ca, "-q")
+        assert out.returncode == 0, out.stderr
+    policy = tmp_path / "policy.toml"
+    policy.write_text((d / "policy.toml").read_text().replace(
+        "publisher.key.pub", str(d / "publisher.key.pub")).replace(
+        "builder.key.pub", str(d / "builder.key.pub")).replace(
+        "curator.key.pub", str(d / "curator.key.pub"))
+        + '[models]\ndeny = ["name:scraped-*"]\n')
+    out = ms("verify", ref, "--policy", policy, *ca, "-q", "--json")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert json.loads(out.stdout)["error"]["kind"] == "denied", out.stdout
+    out = ms("pull", ref, tmp_path / "pulled", "--policy", policy, *ca, "-q")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert not (tmp_path / "pulled").exists()
+    # The allowed name alone still verifies: the rule, not the second signature, refuses.
+    out = ms("verify", ref, "--policy", policy, "--signature", tmp_path / "llama-ok.sig", *ca, "-q")
+    assert out.returncode == 0, out.stdout + out.stderr

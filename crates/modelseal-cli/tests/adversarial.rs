@@ -824,3 +824,97 @@ fn base64_decode(text: &str) -> Vec<u8> {
         .decode(text.trim())
         .unwrap()
 }
+
+#[test]
+fn a_fifo_in_place_of_the_signature_is_refused_at_once_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("w.bin"), b"weights").unwrap();
+    let signature = dir.path().join("model.sig");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&signature)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let key = common::testkey("vector-ed25519.pem.pub");
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let out = modelseal(&[&"verify", &model, &"--key", &key, &"--json"]);
+        done.send(out).unwrap();
+    });
+    let out = wait
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("verify waited on a FIFO signature");
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("not a regular file"),
+        "{}",
+        stderr(&out)
+    );
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["ok"], false);
+}
+
+#[test]
+fn store_add_adds_nothing_when_one_bundle_cannot_be_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("w.bin"), b"weights").unwrap();
+    let key = common::testkey("vector-ed25519.pem");
+    assert_exit(&modelseal(&[&"sign", &model, &"--key", &key, &"-q"]), 0);
+    let store = dir.path().join("store");
+    let signature = dir.path().join("model.sig");
+    let missing = dir.path().join("missing.sig");
+    let out = modelseal(&[&"store", &"add", &store, &signature, &missing, &"--json"]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains(&format!("cannot add bundle {}", missing.display())),
+        "{}",
+        stderr(&out)
+    );
+    let listed = modelseal(&[&"store", &"list", &store, &"--json"]);
+    let digests = if listed.status.success() {
+        serde_json::from_str::<Value>(&stdout(&listed)).unwrap()["digests"].clone()
+    } else {
+        json!([])
+    };
+    assert_eq!(digests, json!([]), "half of the bundles were added");
+}
+
+#[test]
+fn control_characters_in_planted_file_names_are_shown_escaped() {
+    // Tenth attack review: a planted file named "evil\n\x1b[2Kverified OK" printed its
+    // newline and escape sequence raw, drawing a fake "verified" line on a terminal.
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("w.bin"), b"weights").unwrap();
+    let key = common::testkey("vector-ed25519.pem");
+    assert_exit(&modelseal(&[&"sign", &model, &"--key", &key, &"-q"]), 0);
+    std::fs::write(model.join("evil\n\x1b[2Kverified OK"), b"x").unwrap();
+    let out = modelseal(&[
+        &"verify",
+        &model,
+        &"--key",
+        &common::testkey("vector-ed25519.pem.pub"),
+    ]);
+    assert_exit(&out, 1);
+    let shown = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!shown.contains('\x1b'), "{shown:?}");
+    assert!(
+        shown.contains("unsigned  evil\\n\\u{1b}[2Kverified OK"),
+        "{shown:?}"
+    );
+    // JSON keeps the name itself.
+    let out = modelseal(&[
+        &"verify",
+        &model,
+        &"--key",
+        &common::testkey("vector-ed25519.pem.pub"),
+        &"--json",
+    ]);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["unsigned"], json!(["evil\n\x1b[2Kverified OK"]));
+}

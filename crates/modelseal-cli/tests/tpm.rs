@@ -40,25 +40,52 @@ impl Tpm {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("state")).unwrap();
-        let port = free_port_pair();
+        // Port pairs are picked, then bound by swtpm: two TPMs starting at once could pick
+        // the same pair, so they start one at a time, and a swtpm that could not bind
+        // (exited) is started again on other ports.
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+        let (port, process) = loop {
+            let port = free_port_pair();
+            let mut process = Self::spawn(dir.path(), port);
+            let mut up = false;
+            for _ in 0..100 {
+                if process.try_wait().unwrap().is_some() {
+                    break;
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    up = true;
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            if up && process.try_wait().unwrap().is_none() {
+                break (port, process);
+            }
+            let _ = process.kill();
+            let _ = process.wait();
+        };
+        let tpm = Self { dir, port, process };
+        tpm.init_keys();
+        tpm
+    }
+
+    fn spawn(dir: &Path, port: u16) -> Child {
         let control = port + 1;
-        let process = Command::new("swtpm")
+        Command::new("swtpm")
             .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
             .arg("--tpmstate")
-            .arg(format!("dir={}", dir.path().join("state").display()))
+            .arg(format!("dir={}", dir.join("state").display()))
             .arg("--server")
             .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
             .arg("--ctrl")
             .arg(format!("type=tcp,port={control},bindaddr=127.0.0.1"))
             .spawn()
-            .expect("swtpm is not installed (Debian: apt-get install -y swtpm tpm2-tools); tests/run.sh installs it");
-        let tpm = Self { dir, port, process };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+            .expect("swtpm is not installed (Debian: apt-get install -y swtpm tpm2-tools); tests/run.sh installs it")
+    }
+
+    fn init_keys(&self) {
+        let tpm = self;
         tpm.tools(&[
             "tpm2_createprimary",
             "-C",
@@ -109,7 +136,6 @@ impl Tpm {
             tpm.tools(&["tpm2_evictcontrol", "-C", "o", "-c", "k.ctx", handle, "-Q"]);
             tpm.tools(&["tpm2_flushcontext", "-t"]);
         }
-        tpm
     }
 
     fn tcti(&self) -> String {

@@ -936,3 +936,21 @@ async fn a_fifo_swapped_in_for_a_signed_file_does_not_stall_the_watch() {
     drop(writer);
     w.wait_for(200, AFTER_EVENT).await;
 }
+
+#[tokio::test]
+async fn a_fifo_swapped_in_for_the_signature_does_not_stall_the_watch() {
+    // The signature was opened blocking: a FIFO in its place hung the checker in open(),
+    // and /readyz stayed 503 after the genuine signature came back.
+    let w = Watcher::start(signed_model(4096), &[]);
+    w.wait_for(200, Duration::from_secs(20)).await;
+    let signature = w.path("model.sig");
+    let kept = std::fs::read(&signature).unwrap();
+    std::fs::remove_file(&signature).unwrap();
+    let made = Command::new("mkfifo").arg(&signature).status().unwrap();
+    assert!(made.success());
+    w.wait_for(503, AFTER_EVENT).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    std::fs::remove_file(&signature).unwrap();
+    std::fs::write(&signature, &kept).unwrap();
+    w.wait_for(200, AFTER_EVENT).await;
+}

@@ -111,7 +111,7 @@ impl Bundle {
 
     /// Reads and parses a bundle file, refusing oversized files before reading them whole.
     pub fn read(path: &Path) -> Result<Self, BundleError> {
-        let file = std::fs::File::open(path).map_err(BundleError::Io)?;
+        let file = crate::open::open_regular(path).map_err(BundleError::Io)?;
         let mut bytes = Vec::new();
         file.take(MAX_BUNDLE_BYTES + 1)
             .read_to_end(&mut bytes)
@@ -136,6 +136,23 @@ mod tests {
             r#"{{"mediaType":"{media_type}","verificationMaterial":{{"publicKey":{{}}}},
             "dsseEnvelope":{{"payload":"e30=","payloadType":"t","signatures":[]}}}}"#
         )
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_the_bundle_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("model.sig");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (done, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || done.send(Bundle::read(&fifo).is_err()).unwrap());
+        let refused = wait
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("Bundle::read blocked on a FIFO");
+        assert!(refused);
     }
 
     #[test]

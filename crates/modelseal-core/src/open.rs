@@ -69,22 +69,28 @@ pub fn open_checked(path: &Path, expected: Option<FileId>) -> io::Result<Result<
 /// directory is the caller's choice) but never blocking on a FIFO. `Ok(None)` when nothing
 /// is there; an error when something other than a regular file is.
 pub fn open_sidecar(path: &Path) -> io::Result<Option<File>> {
-    let opened = std::fs::OpenOptions::new()
+    match open_regular(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens a file someone else may have put there (a signature, a sidecar) for reading,
+/// following links but never blocking: a FIFO or device in its place would otherwise
+/// hang the open, and with it a verifier or a watch, until a writer came.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path);
-    let file = match opened {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
+        .open(path)?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a regular file",
         ));
     }
-    Ok(Some(file))
+    Ok(file)
 }
 
 /// Asks the kernel to start reading `len` bytes of `file` from `start` into the page

@@ -124,6 +124,12 @@ pub enum WalkError {
         /// Where it is.
         path: ManifestPath,
     },
+    /// Directories nested deeper than [`MAX_DIR_DEPTH`].
+    #[error("{path} is nested more than {MAX_DIR_DEPTH} directories deep; no model is")]
+    TooDeep {
+        /// The directory past the limit, model-relative.
+        path: String,
+    },
     /// Nothing left to sign after ignores.
     #[error("model {} holds no files to sign", path.display())]
     Empty {
@@ -147,6 +153,10 @@ pub fn model_name(root: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".to_owned())
 }
+
+/// How deep directories may nest inside a model. Real models nest a few levels; a chain
+/// thousands deep only costs every reader (and a watch, per change) time in path lookups.
+pub const MAX_DIR_DEPTH: usize = 64;
 
 /// Lists every file of the model at `root` (a directory, or a single file whose manifest
 /// path is its own name), in no particular order.
@@ -257,6 +267,11 @@ impl<'a> Walker<'a> {
             }
             let file_type = item.file_type().map_err(io_err(&fs_path))?;
             if file_type.is_dir() {
+                if prefix.matches('/').count() >= MAX_DIR_DEPTH {
+                    return Err(WalkError::TooDeep {
+                        path: path.to_string(),
+                    });
+                }
                 self.walk_dir(&fs_path, &format!("{path}/"), out)?;
             } else if file_type.is_file() {
                 if self.is_excluded(&fs_path) {
@@ -377,6 +392,27 @@ mod tests {
 
     fn p(s: &str) -> ManifestPath {
         ManifestPath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn directories_may_nest_64_deep_and_no_deeper() {
+        // Tenth attack review: a chain thousands deep cost a watch minutes of CPU per
+        // change (path lookups at every level) before the name length refused it.
+        for (depth, ok) in [(MAX_DIR_DEPTH, true), (MAX_DIR_DEPTH + 1, false)] {
+            let root = tempfile::tempdir().unwrap();
+            let mut dir = root.path().to_path_buf();
+            for _ in 0..depth {
+                dir.push("d");
+            }
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join("w.bin"), b"x").unwrap();
+            let walked = walk_model(root.path(), &WalkOptions::default());
+            match walked {
+                Ok(files) => assert!(ok && files.len() == 1, "depth {depth}"),
+                Err(WalkError::TooDeep { .. }) => assert!(!ok, "depth {depth}"),
+                Err(e) => panic!("depth {depth}: {e}"),
+            }
+        }
     }
 
     #[test]

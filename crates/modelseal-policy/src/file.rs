@@ -108,9 +108,58 @@ pub enum Matcher {
     Name(glob::Pattern),
 }
 
+/// A name pattern that could never match, or would match otherwise than it reads, is a
+/// policy error: a deny rule that silently matches nothing weakens the policy.
+fn refuse_dead_pattern(text: &str, pattern: &str) -> Result<(), PolicyError> {
+    let invalid = |why: &str| Err(PolicyError::Invalid(format!("pattern {text:?}: {why}")));
+    if pattern.is_empty() {
+        return invalid("an empty name matches nothing; write name:* for every name");
+    }
+    if pattern.contains(['{', '}']) {
+        return invalid(
+            "braces are not alternation here (only *, ? and [...] are special); write one rule per name",
+        );
+    }
+    // A range inside a character class that runs backwards ([z-a]) matches nothing.
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] != '[' {
+            i += 1;
+            continue;
+        }
+        // The class body: a leading `!` negates, and a `]` right after the opening (or
+        // after `!`) is a literal, as glob reads it.
+        let mut j = i + 1;
+        if chars.get(j) == Some(&'!') {
+            j += 1;
+        }
+        let start = j;
+        if chars.get(j) == Some(&']') {
+            j += 1;
+        }
+        while j < chars.len() && chars[j] != ']' {
+            j += 1;
+        }
+        let body = &chars[start..j.min(chars.len())];
+        for window in body.windows(3) {
+            if let [from, '-', to] = window
+                && from > to
+            {
+                return invalid(&format!(
+                    "the range {from}-{to} runs backwards and matches nothing"
+                ));
+            }
+        }
+        i = j + 1;
+    }
+    Ok(())
+}
+
 impl Matcher {
     fn parse(text: &str) -> Result<Self, PolicyError> {
         if let Some(pattern) = text.strip_prefix("name:") {
+            refuse_dead_pattern(text, pattern)?;
             return glob::Pattern::new(pattern)
                 .map(Self::Name)
                 .map_err(|e| PolicyError::Invalid(format!("pattern {text:?}: {e}")));
@@ -535,6 +584,14 @@ mod tests {
     }
 
     #[test]
+    fn name_patterns_with_dashes_outside_classes_and_forward_ranges_load() {
+        for pattern in ["xyz-abc*", "m[a-z]-v?", "[!a-c]*", "[]z-]*", "model-*-2024"] {
+            let text = format!("[models]\ndeny = [\"name:{pattern}\"]\n");
+            assert!(parse(&text).is_ok(), "{pattern}");
+        }
+    }
+
+    #[test]
     fn mistakes_are_errors() {
         let unknown = parse("max_depht = 3\n").unwrap_err();
         let cause = std::error::Error::source(&unknown).unwrap().to_string();
@@ -581,6 +638,16 @@ mod tests {
             ),
             ("[vsa]\nmax_age = \"soon\"\n", "max_age"),
             ("[datasets]\ndeny = [\"name:[\"]\n", "pattern"),
+            // Tenth attack review: loaded on main, and matched nothing.
+            (
+                "[models]\ndeny = [\"name:\"]\n",
+                "an empty name matches nothing",
+            ),
+            ("[models]\ndeny = [\"name:[z-a]*\"]\n", "runs backwards"),
+            (
+                "[models]\ndeny = [\"name:{model,x}\"]\n",
+                "braces are not alternation",
+            ),
         ] {
             let err = parse(text).unwrap_err();
             assert!(err.to_string().contains(message), "{text}: {err}");

@@ -175,6 +175,13 @@ pub enum KeylessError {
         "the signing certificate names no {0}; a keyless signer is known by identity and issuer"
     )]
     Anonymous(&'static str),
+    /// The digest given is a modelseal keyless binding (`spec/sigstore.md` §4), which the
+    /// signature covers but which names no artifact: anyone can write a file with that
+    /// SHA-256.
+    #[error(
+        "sha256 {0} is the keyless binding of a modelseal model signature, not an artifact; verify the model with `modelseal verify MODEL --identity … --issuer …`"
+    )]
+    BindingNotArtifact(String),
 }
 
 impl KeylessError {
@@ -189,6 +196,7 @@ impl KeylessError {
             Self::Sigstore(E::SignatureInvalid(_)) => "bad-signature",
             Self::Sigstore(E::ArtifactMismatch(_)) | Self::NoSha256Subject => "subject-mismatch",
             Self::Anonymous(_) => "untrusted-certificate",
+            Self::BindingNotArtifact(_) => "binding-not-artifact",
             Self::Sigstore(E::Certificate(_)) => "untrusted-certificate",
             Self::Sigstore(E::TransparencyLog(_)) => "transparency-log",
             Self::Sigstore(E::Timestamp(_)) => "timestamp",
@@ -241,6 +249,7 @@ pub fn verify_keyless_json(
     digest: [u8; 32],
     trust: &KeylessTrust,
 ) -> Result<KeylessSigner, KeylessError> {
+    refuse_binding(json, digest)?;
     let parsed =
         sigstore_verify::types::Bundle::from_json(json).map_err(sigstore_verify::Error::from)?;
     verify_parsed(
@@ -248,6 +257,36 @@ pub fn verify_keyless_json(
         sigstore_verify::types::Sha256Hash::new(digest),
         trust,
     )
+}
+
+/// A modelseal statement's keyless binding is signed as a sha256 subject beside the BLAKE3
+/// root it binds; checked as "the artifact" it would let any 65-byte file pass.
+fn refuse_binding(json: &str, digest: [u8; 32]) -> Result<(), KeylessError> {
+    let Ok(bundle) = Bundle::from_json(json.as_bytes()) else {
+        return Ok(()); // not a DSSE bundle modelseal reads: sigstore-verify judges it
+    };
+    let Ok(statement) = serde_json::from_slice::<serde_json::Value>(&bundle.dsse_envelope.payload)
+    else {
+        return Ok(());
+    };
+    let wanted = hex::encode(digest);
+    for subject in statement["subject"].as_array().into_iter().flatten() {
+        let sha = subject["digest"]["sha256"].as_str();
+        let root = subject["digest"]["blake3"]
+            .as_str()
+            .and_then(|hex| modelseal_core::ArtifactDigest::from_entry("blake3", hex).ok());
+        if let (Some(sha), Some(root)) = (sha, root)
+            && sha.eq_ignore_ascii_case(&wanted)
+        {
+            let binding = modelseal_core::statement::keyless_binding(
+                &modelseal_core::Blake3Digest::from_bytes(*root.as_bytes()),
+            );
+            if binding == digest {
+                return Err(KeylessError::BindingNotArtifact(wanted));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn verify_parsed(
@@ -333,6 +372,7 @@ pub fn verify_key_json(
     spki_der: &[u8],
     root_json: Option<&str>,
 ) -> Result<Option<i64>, KeylessError> {
+    refuse_binding(json, digest)?;
     let parsed =
         sigstore_verify::types::Bundle::from_json(json).map_err(sigstore_verify::Error::from)?;
     let root = match root_json {

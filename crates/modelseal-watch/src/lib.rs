@@ -445,15 +445,19 @@ impl Watch {
     /// pass and the events cover the rest.
     fn model_dirs(&self) -> Vec<PathBuf> {
         let mut dirs = Vec::new();
-        let mut todo = vec![self.shared.config.model.clone()];
-        while let Some(dir) = todo.pop() {
+        let mut todo = vec![(self.shared.config.model.clone(), 0)];
+        while let Some((dir, depth)) = todo.pop() {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
             for entry in entries.flatten() {
                 if entry.file_type().is_ok_and(|t| t.is_dir()) && dirs.len() < MAX_DIRS {
                     dirs.push(entry.path());
-                    todo.push(entry.path());
+                    // Deeper than a model may nest, the walk refuses the model anyway:
+                    // stamping such a chain would only cost time at every poll.
+                    if depth < modelseal_core::walk::MAX_DIR_DEPTH {
+                        todo.push((entry.path(), depth + 1));
+                    }
                 }
             }
         }

@@ -219,14 +219,21 @@ pub struct Predictor {
 pub struct StorageSpec {
     /// `storageUri`.
     pub storage_uri: Option<String>,
+    /// `storage`: KServe's StorageSpec (`key`, `path`, `parameters`), a model whose bucket
+    /// and credentials come from a storage secret; never checkable here.
+    pub storage: Option<serde::de::IgnoredAny>,
 }
 
-/// `storageUris[]`, and a KServe LLMInferenceService's `spec.model`.
+/// `storageUris[]`, a KServe LLMInferenceService's `spec.model`, and a TrainedModel's
+/// `spec.model`.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
 pub struct StorageUri {
     /// `uri`.
     pub uri: Option<String>,
+    /// `storageUri` (a TrainedModel's model).
+    #[serde(rename = "storageUri")]
+    pub storage_uri: Option<String>,
     /// An LLMInferenceService model's LoRA adapters, each a model of its own.
     pub lora: Option<Lora>,
 }
@@ -281,6 +288,11 @@ pub enum NamingError {
         "storage URI {0:?} cannot be checked at admission: serve the model from an OCI registry (oci://) so its signature can be verified"
     )]
     Unverifiable(String),
+    /// A KServe `storage` spec: the model is a path in a bucket a storage secret names.
+    #[error(
+        "a KServe storage spec (storage: key/path) names a model in a bucket from a storage secret, which admission cannot check: serve the model with storageUri: oci://… so its signature can be verified"
+    )]
+    StorageSecret,
 }
 
 /// The models an object names, each once, in the order first named, and the name given
@@ -387,11 +399,19 @@ pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), Na
         if let Some(model) = &spec.model {
             let adapters = model.lora.iter().flat_map(|l| &l.adapters);
             let uris = std::iter::once(model).chain(adapters);
-            for uri in uris.filter_map(|m| m.uri.as_deref()) {
+            let named = uris.flat_map(|m| [m.uri.as_deref(), m.storage_uri.as_deref()]);
+            for uri in named.flatten() {
                 add(storage_model(uri)?)?;
             }
         }
         for predictor in components {
+            if predictor
+                .model
+                .as_ref()
+                .is_some_and(|m| m.storage.is_some())
+            {
+                return Err(NamingError::StorageSecret);
+            }
             let uris = predictor
                 .model
                 .iter()
@@ -682,6 +702,35 @@ mod tests {
             })))
             .unwrap_err();
             assert!(matches!(err, NamingError::Unverifiable(_)), "{err}");
+        }
+        // Tenth attack review (allowed on main): a TrainedModel's spec.model.storageUri
+        // was not read, and a KServe storage spec (key/path from a storage secret) was
+        // not seen at all.
+        let err = named_models(&object(serde_json::json!({
+            "kind": "TrainedModel",
+            "metadata": {"annotations": {MODEL_ANNOTATION: "blake3:00"}},
+            "spec": {"inferenceService": "mms",
+                     "model": {"storageUri": "s3://evil/m", "framework": "sklearn"}}
+        })))
+        .unwrap_err();
+        assert!(matches!(err, NamingError::Unverifiable(_)), "{err}");
+        let (models, _) = named_models(&object(serde_json::json!({
+            "kind": "TrainedModel",
+            "spec": {"model": {"storageUri": "oci://r.io/tm:1", "framework": "sklearn"}}
+        })))
+        .unwrap();
+        assert_eq!(models, ["oci://r.io/tm:1"]);
+        for component in ["model", "sklearn", "pytorch"] {
+            let err = named_models(&object(serde_json::json!({
+                "metadata": {"annotations": {MODEL_ANNOTATION: "blake3:00"}},
+                "spec": {"predictor": {component: {"modelFormat": {"name": "sklearn"},
+                    "storage": {"key": "localMinIO", "path": "evil/model.joblib"}}}}
+            })))
+            .unwrap_err();
+            assert!(
+                matches!(err, NamingError::StorageSecret),
+                "{component}: {err}"
+            );
         }
         // An empty or null list is no reference.
         let (models, _) = named_models(&object(serde_json::json!({

@@ -160,7 +160,7 @@ fn bundles(registry: &Registry, model: &OciModel, signature: Option<&Path>) -> R
 type Candidates = Vec<(String, Vec<u8>)>;
 
 /// The first bundle a trusted signer made about this manifest that the rules accept, or
-/// every reason none is.
+/// every reason none is; a trusted bundle the rules deny denies the artifact.
 fn signed_for(
     model: &OciModel,
     candidates: &Candidates,
@@ -168,16 +168,29 @@ fn signed_for(
 ) -> std::result::Result<(String, SignedOci), Vec<(String, VerifyError)>> {
     let manifest = ArtifactDigest::from(model.digest());
     let mut refused = Vec::new();
+    let mut accepted = None;
+    // Every candidate is checked, not only up to the first that passes: a trusted
+    // signature about this manifest whose name a deny rule meets denies the artifact,
+    // whatever name another signature gives it (spec/policy.md, name rules).
     for (name, json) in candidates {
         let checked = Bundle::from_json(json)
             .map_err(VerifyError::Bundle)
             .and_then(|bundle| verifier.signed_oci(&bundle, manifest));
         match checked {
-            Ok(signed) => return Ok((name.clone(), signed)),
+            Ok(signed) => {
+                accepted.get_or_insert((name.clone(), signed));
+            }
             Err(e) => refused.push((name.clone(), e)),
         }
     }
-    Err(refused)
+    let (denied, others): (Vec<_>, Vec<_>) = refused
+        .into_iter()
+        .partition(|(_, e)| matches!(e, VerifyError::Policy(_)));
+    match accepted {
+        Some(found) if denied.is_empty() => Ok(found),
+        Some(_) => Err(denied),
+        None => Err(denied.into_iter().chain(others).collect()),
+    }
 }
 
 /// `verify oci://…`: a trusted signature about this manifest, then every layer streamed

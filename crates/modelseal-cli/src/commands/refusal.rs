@@ -67,6 +67,24 @@ pub(super) fn error_chain(err: &VerifyError) -> String {
     modelseal_verify::error_chain(err)
 }
 
+/// A file name as a terminal may show it: control characters (a newline, an escape
+/// sequence) in a planted name would otherwise draw lines modelseal never wrote, such as a
+/// fake "verified". They are shown escaped, as `\n` or `\u{1b}`; JSON keeps the name as is.
+pub(super) fn printable(name: &str) -> String {
+    if !name.chars().any(char::is_control) {
+        return name.to_owned();
+    }
+    name.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 pub(super) fn details(err: &VerifyError) -> Vec<String> {
     match err {
         VerifyError::Files(mismatch) => {
@@ -85,14 +103,19 @@ pub(super) fn details(err: &VerifyError) -> Vec<String> {
                 };
                 lines.push(format!(
                     "modified  {}: expected {} {}{}, found {found}",
-                    m.path,
+                    printable(&m.path.to_string()),
                     m.expected.algorithm,
                     m.expected.short(),
                     sized(m.expected_size)
                 ));
             }
-            lines.extend(mismatch.missing.iter().map(|p| format!("missing   {p}")));
-            lines.extend(mismatch.extra.iter().map(|p| format!("unsigned  {p}")));
+            lines.extend(
+                (mismatch.missing.iter())
+                    .map(|p| format!("missing   {}", printable(&p.to_string()))),
+            );
+            lines.extend(
+                (mismatch.extra.iter()).map(|p| format!("unsigned  {}", printable(&p.to_string()))),
+            );
             lines
         }
         VerifyError::UntrustedSigner { trusted, .. }

@@ -20,6 +20,12 @@ pub fn run(command: &StoreCommand) -> Result<Outcome> {
             let store_dir =
                 AttestationStore::at(store, super::registry::registry_options(registry)?)
                     .with_context(|| format!("store {store}"))?;
+            // Every bundle is read first: one that cannot be read must not leave the store
+            // holding the others, half of what was asked.
+            for bundle in bundles {
+                modelseal_core::Bundle::read(bundle)
+                    .with_context(|| format!("cannot add bundle {}", bundle.display()))?;
+            }
             let mut added = Vec::new();
             for bundle in bundles {
                 let keys = store_dir

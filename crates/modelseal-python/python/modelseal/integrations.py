@@ -111,13 +111,16 @@ def verified_model(model_dir, *, signature, key=None, policy=None, expected=None
 #   `audio_tokenizer_name_or_path`, any `*_name_or_path` but transformers' informational
 #   `_name_or_path`; PEFT's `base_model_name_or_path` is a documented gap);
 # - a file named outside the model (an absolute or climbing path) under a key that names
-#   files (`*_file`, `*_files`, `*_dir`, `*_path`, and the shard names of a
-#   `weight_map`): `tokenizer_args`, `config_args` and index files are read that way.
+#   files or folders (`*_file`, `*_files`, `*_dir`, `*_path`, `*_folder`, `path`,
+#   `subfolder`, `folder`, `cache_dir`, and the shard names of a `weight_map`):
+#   `tokenizer_args`, `config_args`, a modules.json entry's `path` and index files are
+#   read that way.
 _REFERENCE_KEYS = {"impl", "type", "types", "tokenizer_class", "activation_function",
                    "activation_fn"}
 _IMPORTED_KEYS = {"type", "types", "tokenizer_class", "activation_function", "activation_fn"}
 _INFORMATIONAL_KEYS = {"_name_or_path", "base_model_name_or_path"}
-_FILE_KEY_ENDINGS = ("_file", "_files", "_dir", "_path")
+_FILE_KEY_ENDINGS = ("_file", "_files", "_dir", "_path", "_folder")
+_FILE_KEYS = {"path", "subfolder", "folder", "cache_dir", "weight_map"}
 
 
 def _names_other_model(key: str, value) -> bool:
@@ -191,7 +194,7 @@ def _refuse_code_elsewhere(path: str, data: bytes, signed=frozenset()) -> None:
                 pending.append((inner, reference or key == "auto_map" or key in _REFERENCE_KEYS,
                                 imported or key in _IMPORTED_KEYS,
                                 names_files or key.endswith(_FILE_KEY_ENDINGS)
-                                or key == "weight_map"))
+                                or key in _FILE_KEYS))
         elif isinstance(value, list):
             pending.extend((inner, reference, imported, names_files) for inner in value)
         elif isinstance(value, str) and names_files and _leaves_model(value):
