@@ -128,16 +128,7 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             "signature": signature,
             "name": verified.name,
             "root": root,
-            "signer": {
-                "algorithm": verified.signer.algorithm.to_string(),
-                "fingerprint": verified.signer.fingerprint.to_string(),
-                "certificate": verified.signer.certificate_subject,
-                "identity": verified.signer.keyless.as_ref().map(|k| &k.identity),
-                "issuer": verified.signer.keyless.as_ref().map(|k| &k.issuer),
-                "signedAt": verified.signer.keyless.as_ref().and_then(|k| k.signed_at)
-                    .or(verified.signer.timestamped_at.and_then(|t| i64::try_from(t).ok())),
-                "logIndex": verified.signer.keyless.as_ref().and_then(|k| k.log_index),
-            },
+            "signer": signer_json(&verified.signer),
             "files": verified.files,
             "bytes": verified.bytes,
             "lineage": lineage.as_ref().map(|r| r.to_json()),
@@ -215,6 +206,22 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
 /// The common slips with a model argument, told as such before anything is hashed: a
 /// model that is not there (not "a missing signature"), and a signature given where the
 /// model goes.
+/// The `signer` object of every verifying report (`verify`, `pull`): one shape.
+pub(super) fn signer_json(signer: &modelseal_verify::Signer) -> serde_json::Value {
+    let keyless = signer.keyless.as_ref();
+    json!({
+        "algorithm": signer.algorithm.to_string(),
+        "fingerprint": signer.fingerprint.to_string(),
+        "certificate": signer.certificate_subject,
+        "identity": keyless.map(|k| &k.identity),
+        "issuer": keyless.map(|k| &k.issuer),
+        "signedAt": keyless
+            .and_then(|k| k.signed_at)
+            .or(signer.timestamped_at.and_then(|t| i64::try_from(t).ok())),
+        "logIndex": keyless.and_then(|k| k.log_index),
+    })
+}
+
 fn check_model_argument(args: &VerifyArgs, signature: &std::path::Path) -> Result<()> {
     super::require_model(&args.model)?;
     if args.signature.is_none() && !signature.exists() && args.model.is_file() {
