@@ -1,15 +1,16 @@
-"""Signing with a key in a device: file key vs SoftHSM2 (PKCS#11) vs swtpm (TPM 2.0), and
-model_signing 1.1.1 with the same SoftHSM2 key, side by side on one 2 GiB model.
+"""Signing with a key in a device: file key vs SoftHSM2 (PKCS#11) vs swtpm (TPM 2.0) vs an
+AWS KMS endpoint (moto on loopback, plain HTTP), and model_signing 1.1.1 with the same
+SoftHSM2 key, side by side on one 2 GiB model.
 
 A device signs once per model (the DSSE envelope), so each device should cost the file-key
 time plus a constant: this script reports the medians and those constants. Runs are
-interleaved (file, pkcs11, tpm, peer, file, ...). The TPM is swtpm on loopback (a
+interleaved (file, pkcs11, tpm, awskms, peer, file, ...). The TPM is swtpm on loopback (a
 software TPM: a hardware TPM's ECDSA takes tens of milliseconds more).
 
     MODELSEAL=target/release/modelseal target/interop-venv/bin/python bench/devices.py
 
 Needs softhsm2, opensc, swtpm, tpm2-tools (tests/run.sh installs them) and a modelseal built
-with `--features modelseal-cli/tpm`. Settings: SHARDS (default 4), SHARD_MIB (512),
+with `--features modelseal-cli/tpm,modelseal-cli/kms`, run from the interop venv (moto, boto3). Settings: SHARDS (default 4), SHARD_MIB (512),
 REPS (5), FORMAT (native or oms; default native), OUT (a JSON results file).
 """
 
@@ -77,8 +78,25 @@ def main() -> int:
                                   "--tpmstate", f"dir={tmp / 'tpm'}",
                                   "--server", f"type=tcp,port={port},bindaddr=127.0.0.1",
                                   "--ctrl", f"type=tcp,port={port + 1},bindaddr=127.0.0.1"])
+        kms_port = free_port_pair()
+        kms = subprocess.Popen([sys.executable, str(REPO / "tests/interop/kms_double.py"), str(kms_port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env.update(AWS_ACCESS_KEY_ID="AKIDBENCH", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1",
+                   AWS_EC2_METADATA_DISABLED="true", AWS_ENDPOINT_URL_KMS=f"http://127.0.0.1:{kms_port}")
         try:
             time.sleep(0.5)
+            import boto3
+            for _ in range(100):
+                try:
+                    client = boto3.client("kms", endpoint_url=env["AWS_ENDPOINT_URL_KMS"], region_name="us-east-1",
+                                          aws_access_key_id="AKIDBENCH", aws_secret_access_key="bench")
+                    key_id = client.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]["KeyId"]
+                    break
+                except Exception:  # the double is still starting
+                    time.sleep(0.2)
+            else:
+                raise SystemExit("the KMS double did not start")
+            client.create_alias(AliasName="alias/bench", TargetKeyId=key_id)
             tenv = dict(env, TPM2TOOLS_TCTI=f"swtpm:host=127.0.0.1,port={port}")
             for cmd in (["tpm2_createprimary", "-C", "o", "-G", "ecc256", "-c", "primary.ctx", "-Q"],
                         ["tpm2_flushcontext", "-t"],
@@ -105,6 +123,7 @@ def main() -> int:
                 "file": [MODELSEAL, "sign", model, "--format", FORMAT, "--key", tmp / "file.key"],
                 "pkcs11": [MODELSEAL, "sign", model, "--format", FORMAT, "--key", pkcs11],
                 "tpm": [MODELSEAL, "sign", model, "--format", FORMAT, "--key", tpm],
+                "awskms": [MODELSEAL, "sign", model, "--format", FORMAT, "--key", "awskms:///alias/bench"],
             }
             peer = [PEER, "sign", "pkcs11-key", "--signature", tmp / "peer.sig",
                     "--pkcs11_uri", f"{pkcs11}&pin-value={PIN}", model]
@@ -119,13 +138,15 @@ def main() -> int:
         finally:
             swtpm.terminate()
             swtpm.wait()
+            kms.terminate()
+            kms.wait()
 
     medians = {name: statistics.median(t) for name, t in times.items()}
     size_gib = SHARDS * SHARD_MIB / 1024
     print(f"signing a {size_gib:.1f} GiB model ({SHARDS} x {SHARD_MIB} MiB), format {FORMAT}, median of {REPS}")
     for name, median in medians.items():
         extra = ""
-        if name in ("pkcs11", "tpm"):
+        if name in ("pkcs11", "tpm", "awskms"):
             extra = f"  (file key + {1000 * (median - medians['file']):.0f} ms)"
         print(f"  {name:22} {median:7.3f} s{extra}")
     print(f"  model_signing pkcs11 / modelseal pkcs11: {medians['model_signing pkcs11'] / medians['pkcs11']:.1f}x")

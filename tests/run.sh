@@ -34,11 +34,14 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y "${need[@]}" >/dev/null 2>&1 \
     || { apt-get update >/dev/null && apt-get install -y "${need[@]}" >/dev/null; }
 fi
-# Every build here, debug and release, has the same features, so nothing is built twice.
+# The debug build (cargo test) has the TPM; lint and the release binary, which the Python
+# suites drive, also have AWS KMS (`kms`): the AWS SDK is slow to build, so it is built
+# once, in release, and tested from Python against moto's KMS (tests/interop/test_kms.py).
 features=(--features modelseal-cli/tpm)
+release_features=(--features modelseal-cli/tpm,modelseal-cli/kms)
 
 step "lint"
-cargo clippy --workspace --all-targets --locked "${features[@]}" -- -D warnings
+cargo clippy --workspace --all-targets --locked "${release_features[@]}" -- -D warnings
 
 step "unit, property, vector and CLI end-to-end tests"
 cargo test --workspace --locked "${features[@]}"
@@ -78,7 +81,7 @@ fi
 cargo check -p modelseal-verify --locked --quiet
 
 step "demo (release build), as the README runs it"
-cargo run --release --locked --quiet "${features[@]}" -- demo
+cargo run --release --locked --quiet "${release_features[@]}" -- demo
 
 step "a local Sigstore instance (@sigstore/mock from npm) for the keyless tests, checked"
 (cd tests/sigstore-local && npm ci --no-audit --no-fund --loglevel=error && npm test --silent)

@@ -134,7 +134,8 @@ pub struct KeygenArgs {
 
 #[derive(Debug, Args)]
 pub struct PublicKeyArgs {
-    /// The signing key: a private key PEM file, or pkcs11:token=…;object=…?module-path=…
+    /// The signing key: a private key PEM file, pkcs11:token=…;object=…?module-path=…,
+    /// tpm:handle=0x81… or awskms://[ENDPOINT]/KEY
     #[arg(value_name = "KEY")]
     pub key: PathBuf,
     /// Write the public key (SPKI PEM) here instead of printing it
@@ -294,9 +295,10 @@ pub struct SignArgs {
 /// Who signs: a private key, or Sigstore keyless (see README, "Keyless signing in CI").
 #[derive(Debug, Args, Clone)]
 pub struct SignerArgs {
-    /// Private key: a PKCS#8 PEM file, or a key in a PKCS#11 token
+    /// Private key: a PKCS#8 PEM file, a key in a PKCS#11 token
     /// (pkcs11:token=…;object=…?module-path=…; PIN from pin-source=file:… or
-    /// MODELSEAL_PKCS11_PIN)
+    /// MODELSEAL_PKCS11_PIN), a TPM key (tpm:handle=0x81…) or an AWS KMS key
+    /// (awskms://[ENDPOINT]/KEY-ID|alias/NAME|ARN)
     #[arg(long, value_name = "KEY", required_unless_present = "keyless")]
     pub key: Option<PathBuf>,
     /// Sign keylessly with Sigstore: an ephemeral key, a Fulcio certificate for your OIDC
@@ -478,8 +480,8 @@ pub struct BomArgs {
     /// the exit status is still 1
     #[arg(long)]
     pub allow_refused: bool,
-    /// Sign the BOM as an in-toto attestation about the model with this private key and
-    /// put it in the store
+    /// Sign the BOM as an in-toto attestation about the model with this private key (a
+    /// file, pkcs11:, tpm: or awskms:// key) and put it in the store
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,
     /// Leave out this path in addition to those the signer recorded; repeatable
@@ -589,7 +591,8 @@ pub struct VerifyArgs {
     /// After a passed lineage check, write a signed SLSA verification summary here
     #[arg(long, value_name = "PATH", requires = "lineage")]
     pub emit_vsa: Option<PathBuf>,
-    /// Private key that signs the verification summary
+    /// Private key that signs the verification summary (a file, pkcs11:, tpm: or
+    /// awskms:// key)
     #[arg(long, value_name = "KEY", requires = "emit_vsa")]
     pub vsa_key: Option<PathBuf>,
     /// Replace the --emit-vsa file if it exists

@@ -1,8 +1,12 @@
 //! Signing keys that never leave their device. A key is named as the command line names
-//! it: a PEM file path (read by the CLI), an RFC 7512 `pkcs11:` URI, or a TPM 2.0 key `tpm:handle=0x81……` (with the `tpm` feature). Whatever
-//! holds the key, the result is a [`KeySigner`] whose public key names the signer in the
-//! bundle, so verification does not change.
+//! it: a PEM file path (read by the CLI), an RFC 7512 `pkcs11:` URI, a TPM 2.0 key
+//! `tpm:handle=0x81……` (with the `tpm` feature) or an AWS KMS key `awskms://…` in cosign's
+//! syntax (with the `kms` feature). Whatever holds the key, the result is a [`KeySigner`]
+//! whose public key names the signer in the bundle, so verification does not change.
 
+#[cfg(feature = "kms")]
+pub mod awskms;
+pub mod awskms_name;
 pub mod pkcs11;
 mod spki;
 #[cfg(feature = "tpm")]
@@ -11,12 +15,13 @@ pub mod uri;
 
 use modelseal_core::{KeyError, KeySigner};
 
+pub use awskms_name::AwsKmsKeyName;
 pub use pkcs11::Pkcs11Signer;
 pub use uri::{Pkcs11Uri, UriError};
 
-/// Whether `name` names a key in a device (and must not be read as a file).
+/// Whether `name` names a key in a device or key service (and must not be read as a file).
 pub fn is_device_key(name: &str) -> bool {
-    Pkcs11Uri::is_pkcs11(name) || is_tpm_name(name)
+    Pkcs11Uri::is_pkcs11(name) || is_tpm_name(name) || awskms_name::is_awskms(name)
 }
 
 fn is_tpm_name(name: &str) -> bool {
@@ -27,6 +32,11 @@ fn is_tpm_name(name: &str) -> bool {
 pub fn open(name: &str) -> Result<Box<dyn KeySigner>, KeyError> {
     if is_tpm_name(name) {
         return open_tpm(name);
+    }
+    if awskms_name::is_awskms(name) {
+        let parsed = AwsKmsKeyName::parse(name)
+            .map_err(|e| KeyError::Device(format!("AWS KMS key name: {e}")))?;
+        return open_awskms(&parsed);
     }
     let uri = Pkcs11Uri::parse(name).map_err(|e| KeyError::Device(format!("PKCS#11 URI: {e}")))?;
     Ok(Box::new(Pkcs11Signer::open(&uri)?))
@@ -43,5 +53,17 @@ fn open_tpm(name: &str) -> Result<Box<dyn KeySigner>, KeyError> {
 fn open_tpm(_: &str) -> Result<Box<dyn KeySigner>, KeyError> {
     Err(KeyError::Device(
         "this modelseal was built without TPM support; build it with `--features modelseal-cli/tpm` (needs libtss2-dev)".into(),
+    ))
+}
+
+#[cfg(feature = "kms")]
+fn open_awskms(name: &AwsKmsKeyName) -> Result<Box<dyn KeySigner>, KeyError> {
+    Ok(Box::new(awskms::AwsKmsSigner::open(name)?))
+}
+
+#[cfg(not(feature = "kms"))]
+fn open_awskms(_: &AwsKmsKeyName) -> Result<Box<dyn KeySigner>, KeyError> {
+    Err(KeyError::Device(
+        "this modelseal was built without AWS KMS support; build it with `--features modelseal-cli/kms`".into(),
     ))
 }
