@@ -13,6 +13,9 @@ MODELSEAL_PKCS11_PIN here.
 
 from __future__ import annotations
 
+import base64
+import datetime
+import json
 import os
 import shutil
 import subprocess
@@ -20,6 +23,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 PIN = "271828"
@@ -114,3 +121,126 @@ def test_model_signing_uris_with_a_pin_value_are_refused_with_the_way_out(token,
     assert "MODELSEAL_PKCS11_PIN" in out.stderr
     assert PIN not in out.stderr
     assert not (tmp_path / "model.sig").exists()
+
+
+# Certificates: model-signing's `sign pkcs11-certificate` takes the token key and a
+# certificate file; modelseal takes the same, or reads the certificate from the token
+# (`--certificate` with a pkcs11: URI, the key's own URI finding the certificate with the
+# same label and id). Either way the chain lands in the bundle; model-signing verifies
+# modelseal's against the root. (The other way is blocked by a model-signing bug; see
+# test_model_signing_pkcs11_certificate_bundles_verify_in_modelseal.)
+
+
+@pytest.fixture(scope="module")
+def certified(token, tmp_path_factory):
+    """A root CA, and for each token key a leaf certificate written into the token too."""
+    home, env = token
+    directory = tmp_path_factory.mktemp("pkcs11-certs")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    root_key = ec.generate_private_key(ec.SECP384R1())
+    root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "modelseal pkcs11 test root")])
+    root = (x509.CertificateBuilder().subject_name(root_name).issuer_name(root_name)
+            .public_key(root_key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False)
+            .sign(root_key, hashes.SHA384()))
+    root_pem = directory / "root.pem"
+    root_pem.write_bytes(root.public_bytes(serialization.Encoding.PEM))
+    leaves = {}
+    for label, key_id in (("p256", "11"), ("p384", "12")):
+        public = directory / f"{label}.pub"
+        _run([_modelseal(), "public-key", _uri(label), "--out", public], env)
+        subject = serialization.load_pem_public_key(public.read_bytes())
+        leaf = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"release signer {label}")]))
+                .issuer_name(root_name).public_key(subject).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=30))
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+                .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
+                .sign(root_key, hashes.SHA384()))
+        pem, der = directory / f"{label}.pem", directory / f"{label}.der"
+        pem.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+        der.write_bytes(leaf.public_bytes(serialization.Encoding.DER))
+        subprocess.run(["pkcs11-tool", "--module", MODULE, "--token-label", "interop", "--login", "--pin", PIN,
+                        "--write-object", str(der), "--type", "cert", "--label", label, "--id", key_id],
+                       env=env, check=True, capture_output=True, timeout=TIMEOUT)
+        leaves[label] = pem
+    return root_pem, leaves
+
+
+def _chain_in(signature: Path) -> list[bytes]:
+    bundle = json.loads(signature.read_text())
+    return [base64.b64decode(c["rawBytes"])
+            for c in bundle["verificationMaterial"]["x509CertificateChain"]["certificates"]]
+
+
+@pytest.mark.parametrize("label", ["p256", "p384"])
+def test_certificates_read_from_the_token_verify_in_model_signing(token, certified, tmp_path, label):
+    _, env = token
+    root, leaves = certified
+    model = _model(tmp_path)
+    signature = tmp_path / "ours.sig"
+    # No PIN in the certificate's URI, and none needed: certificates are public objects.
+    _run([_modelseal(), "sign", model, "--format", "oms", "--key", _uri(label),
+          "--certificate", f"pkcs11:token=interop;object={label};type=cert?module-path={MODULE}",
+          "--signature", signature], env)
+    leaf = x509.load_pem_x509_certificate(leaves[label].read_bytes())
+    assert _chain_in(signature) == [leaf.public_bytes(serialization.Encoding.DER)]
+    _run([_model_signing(), "verify", "certificate", "--signature", signature, "--certificate_chain", root, model], env)
+    _run([_modelseal(), "verify", model, "--signature", signature, "--certificate-root", root], env)
+    # The key's own URI finds the same certificate.
+    again = tmp_path / "again.sig"
+    _run([_modelseal(), "sign", model, "--format", "oms", "--key", _uri(label), "--certificate", _uri(label),
+          "--signature", again], env)
+    assert _chain_in(again) == _chain_in(signature)
+
+
+@pytest.mark.parametrize("label", ["p256", "p384"])
+def test_model_signing_pkcs11_certificate_bundles_verify_in_modelseal(token, certified, tmp_path, label):
+    _, env = token
+    root, leaves = certified
+    model = _model(tmp_path)
+    signature = tmp_path / "theirs.sig"
+    out = subprocess.run([_model_signing(), "sign", "pkcs11-certificate", "--signature", str(signature),
+                          "--pkcs11_uri", _uri(label, pin_value=True), "--signing_certificate", str(leaves[label]),
+                          # model-signing 1.1.1 fails on an empty chain, so the root goes in too.
+                          "--certificate_chain", str(root), str(model)],
+                         env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    if out.returncode != 0:
+        # model-signing 1.1.1's PKCS#11 certificate signer (sign_pkcs11.py) cannot make a
+        # bundle: it hands the certificates' DER to a field that takes base64 (its file-key
+        # certificate signer encodes it), and leaves out tlog_entries (its other signers
+        # pass []); pydantic refuses one or the other, depending on the DER's bytes. Any
+        # other failure is a real one; once the peer is fixed this test checks its bundles.
+        assert "X509Certificate" in out.stderr or "tlogEntries" in out.stderr, out.stderr
+        pytest.xfail("model-signing 1.1.1 `sign pkcs11-certificate` makes no bundle (DER not base64, no tlog_entries)")
+    _run([_modelseal(), "verify", model, "--signature", signature, "--certificate-root", root], env)
+    (model / "config.json").write_text('{"hidden": 65}\n')
+    _run([_modelseal(), "verify", model, "--signature", signature, "--certificate-root", root], env, expect=1)
+
+
+@pytest.mark.parametrize("certificate,words", [
+    # Another key's certificate from the same token: refused before anything is hashed or written.
+    ("pkcs11:token=interop;object=p384;type=cert", ["certificate"]),
+    ("pkcs11:token=interop;object=nope;type=cert", ["no such X.509 certificate", "nope"]),
+    ("pkcs11:token=interop;object=p256;type=private", ["type=private"]),
+    ("pkcs11:token=interop;object=p256;type=cert?pin-value=1", ["pin-value"]),
+])
+def test_wrong_token_certificates_are_refused(token, certified, tmp_path, certificate, words):
+    _, env = token
+    model = _model(tmp_path)
+    signature = tmp_path / "refused.sig"
+    if "module-path" not in certificate and "?" not in certificate:
+        certificate += f"?module-path={MODULE}"
+    elif "module-path" not in certificate:
+        certificate += f"&module-path={MODULE}"
+    out = _run([_modelseal(), "sign", model, "--format", "oms", "--key", _uri("p256"), "--certificate", certificate,
+                "--signature", signature], env, expect=2)
+    for word in words:
+        assert word in out.stderr, out.stderr
+    assert PIN not in out.stderr
+    assert not signature.exists()

@@ -260,10 +260,12 @@ pub struct SignArgs {
     /// OMS: shard size in bytes, with --method shards [default: 1000000000]
     #[arg(long, value_name = "BYTES")]
     pub shard_size: Option<u64>,
-    /// OMS: sign with this X.509 certificate (PEM) for the key; carried in the bundle
+    /// OMS: sign with this X.509 certificate for the key, carried in the bundle: a PEM
+    /// file, or a pkcs11: URI naming the certificate on the token (the key's own URI
+    /// finds the certificate with the same label and id)
     #[arg(
         long,
-        value_name = "LEAF_PEM",
+        value_name = "LEAF",
         requires = "key",
         conflicts_with = "keyless"
     )]

@@ -619,13 +619,26 @@ pub fn certificate_chain(
     chain_pems: &[String],
     key: &dyn KeySigner,
 ) -> Result<Vec<Vec<u8>>, KeyError> {
+    certificate_chain_from_der(certificates_from_pem(leaf_pem)?, chain_pems, key)
+}
+
+/// As [`certificate_chain`], with the leaf (and any certificates after it) already DER,
+/// as a token holds it.
+pub fn certificate_chain_from_der(
+    leading: Vec<Vec<u8>>,
+    chain_pems: &[String],
+    key: &dyn KeySigner,
+) -> Result<Vec<Vec<u8>>, KeyError> {
     use pkcs8::der::{Decode, Encode};
-    let mut certs = Vec::new();
-    for pem in std::iter::once(leaf_pem).chain(chain_pems.iter().map(String::as_str)) {
+    let mut certs = leading;
+    for pem in chain_pems {
         certs.extend(certificates_from_pem(pem)?);
     }
-    let leaf = x509_cert::Certificate::from_der(&certs[0])
-        .map_err(|e| KeyError::Certificate(e.to_string()))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| KeyError::Certificate("no certificate".into()))?;
+    let leaf =
+        x509_cert::Certificate::from_der(leaf).map_err(|e| KeyError::Certificate(e.to_string()))?;
     let leaf_spki = leaf
         .tbs_certificate()
         .subject_public_key_info()

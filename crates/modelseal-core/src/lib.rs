@@ -52,7 +52,7 @@ pub use digest::{
 };
 pub use keys::{
     KeyAlgorithm, KeyError, KeyFingerprint, KeySigner, SigningKey, VerifyingKey, certificate_chain,
-    certificates_from_pem, sign_checked,
+    certificate_chain_from_der, certificates_from_pem, sign_checked,
 };
 pub use manifest::{Manifest, ManifestEntry, ManifestError};
 pub use model::{

@@ -9,7 +9,9 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
-use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{
+    Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle,
+};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
@@ -17,7 +19,7 @@ use modelseal_core::{KeyAlgorithm, KeyError, KeySigner, VerifyingKey};
 use sha2::Digest as _;
 use zeroize::Zeroizing;
 
-use crate::uri::Pkcs11Uri;
+use crate::uri::{ObjectType, Pkcs11Uri};
 
 /// The environment variable a PIN may come from (never the command line).
 pub const PIN_ENV: &str = "MODELSEAL_PKCS11_PIN";
@@ -39,37 +41,16 @@ impl Pkcs11Signer {
     /// Loads the module, finds the one token and the one private key the URI names, logs
     /// in with the PIN from `pin-source` or [`PIN_ENV`], and reads the public key.
     pub fn open(uri: &Pkcs11Uri) -> Result<Self, KeyError> {
-        let module = module_path(uri)?;
-        let token_name = uri
-            .token
-            .as_deref()
-            .map(|t| format!("PKCS#11 token {t:?}"))
-            .unwrap_or_else(|| "PKCS#11 token".to_owned());
+        let token_name = token_name(uri);
         let described = format!("{} on {token_name}", uri.key_name());
-        let fail = |what: &str, e: CkError| device(&described, what, e);
-
-        let pkcs11 = Pkcs11::new(&module).map_err(|_| {
-            KeyError::Device(format!(
-                "cannot load the PKCS#11 module {} (is it installed, and a PKCS#11 library?)",
-                module.display()
-            ))
-        })?;
-        match pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-            Err(e) => return Err(fail("cannot initialise the module", e)),
+        if uri.object_type == Some(ObjectType::Cert) {
+            return Err(KeyError::Device(format!(
+                "{described}: the URI says type=cert; a signing key is type=private (or no type)"
+            )));
         }
-        let slot = find_slot(&pkcs11, uri, &token_name)?;
-        let session = pkcs11
-            .open_ro_session(slot)
-            .map_err(|e| fail("cannot open a session", e))?;
         let pin = read_pin(uri, &token_name)?;
-        session
-            .login(UserType::User, Some(&AuthPin::new(pin.as_str().into())))
-            .or_else(|e| match e {
-                CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _) => Ok(()),
-                e => Err(e),
-            })
-            .map_err(|e| fail("cannot log in", e))?;
+        let session = open_session(uri, &token_name, &described, Some(&pin))?;
+        let fail = |what: &str, e: CkError| device(&described, what, e);
 
         let mut template = vec![Attribute::Class(ObjectClass::PRIVATE_KEY)];
         if let Some(label) = &uri.object {
@@ -194,6 +175,108 @@ pub(crate) fn der_from_r_s(
         _ => p521::ecdsa::Signature::from_slice(&fixed).map(|s| s.to_der().as_bytes().to_vec()),
     };
     der.map_err(|_| refused())
+}
+
+/// Reads the X.509 certificate (DER) the URI names: the one CKO_CERTIFICATE object with its
+/// `object` label and/or `id`, so `--certificate` can take the key's own URI. Certificates
+/// are usually public objects; the session logs in only when a PIN is at hand.
+pub fn read_certificate(uri: &Pkcs11Uri) -> Result<Vec<u8>, KeyError> {
+    let token_name = token_name(uri);
+    let described = format!(
+        "{} on {token_name}",
+        uri.key_name().replacen("key", "certificate", 1)
+    );
+    if uri.object_type == Some(ObjectType::Private) {
+        return Err(KeyError::Device(format!(
+            "{described}: the URI says type=private; a certificate is type=cert (or no type)"
+        )));
+    }
+    let pin = match (&uri.pin_source, std::env::var(PIN_ENV)) {
+        (Some(path), _) => Some(read_pin_file(path, &token_name)?),
+        (None, Ok(pin)) => Some(Zeroizing::new(pin)),
+        (None, Err(_)) => None,
+    };
+    let session = open_session(uri, &token_name, &described, pin.as_ref())?;
+    let fail = |what: &str, e: CkError| device(&described, what, e);
+    let mut template = vec![
+        Attribute::Class(ObjectClass::CERTIFICATE),
+        Attribute::CertificateType(CertificateType::X_509),
+    ];
+    if let Some(label) = &uri.object {
+        template.push(Attribute::Label(label.as_bytes().to_vec()));
+    }
+    if let Some(id) = &uri.id {
+        template.push(Attribute::Id(id.clone()));
+    }
+    let found = session
+        .find_objects(&template)
+        .map_err(|e| fail("cannot search for the certificate", e))?;
+    let certificate = match found.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(KeyError::Device(format!(
+                "{described}: no such X.509 certificate (check object= or id=; `pkcs11-tool --list-objects --type cert` lists them)"
+            )));
+        }
+        more => {
+            return Err(KeyError::Device(format!(
+                "{described}: {} certificates match; add id= or object= so the URI names one",
+                more.len()
+            )));
+        }
+    };
+    let value = session
+        .get_attributes(certificate, &[AttributeType::Value])
+        .map_err(|e| fail("cannot read the certificate", e))?;
+    match value.as_slice() {
+        [Attribute::Value(der)] if !der.is_empty() => Ok(der.clone()),
+        _ => Err(KeyError::Device(format!(
+            "{described}: the certificate object has no value"
+        ))),
+    }
+}
+
+fn token_name(uri: &Pkcs11Uri) -> String {
+    uri.token
+        .as_deref()
+        .map(|t| format!("PKCS#11 token {t:?}"))
+        .unwrap_or_else(|| "PKCS#11 token".to_owned())
+}
+
+/// Loads the module, finds the one matching token and opens a read-only session on it,
+/// logged in as the user when a PIN is given.
+fn open_session(
+    uri: &Pkcs11Uri,
+    token_name: &str,
+    described: &str,
+    pin: Option<&Zeroizing<String>>,
+) -> Result<Session, KeyError> {
+    let module = module_path(uri)?;
+    let fail = |what: &str, e: CkError| device(described, what, e);
+    let pkcs11 = Pkcs11::new(&module).map_err(|_| {
+        KeyError::Device(format!(
+            "cannot load the PKCS#11 module {} (is it installed, and a PKCS#11 library?)",
+            module.display()
+        ))
+    })?;
+    match pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => return Err(fail("cannot initialise the module", e)),
+    }
+    let slot = find_slot(&pkcs11, uri, token_name)?;
+    let session = pkcs11
+        .open_ro_session(slot)
+        .map_err(|e| fail("cannot open a session", e))?;
+    if let Some(pin) = pin {
+        session
+            .login(UserType::User, Some(&AuthPin::new(pin.as_str().into())))
+            .or_else(|e| match e {
+                CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _) => Ok(()),
+                e => Err(e),
+            })
+            .map_err(|e| fail("cannot log in", e))?;
+    }
+    Ok(session)
 }
 
 fn module_path(uri: &Pkcs11Uri) -> Result<PathBuf, KeyError> {

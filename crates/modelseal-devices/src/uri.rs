@@ -28,6 +28,17 @@ pub struct Pkcs11Uri {
     pub module_path: Option<PathBuf>,
     /// `pin-source`: a file holding the PIN (`file:PATH` or a path).
     pub pin_source: Option<PathBuf>,
+    /// `type`: which kind of object the URI names, when it says.
+    pub object_type: Option<ObjectType>,
+}
+
+/// The `type` attribute values modelseal reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectType {
+    /// `type=private`: a private key (what `--key` needs).
+    Private,
+    /// `type=cert`: an X.509 certificate (what `--certificate` can name).
+    Cert,
 }
 
 /// Why a `pkcs11:` URI was refused.
@@ -53,8 +64,8 @@ pub enum UriError {
     /// `slot-id` that is not a number.
     #[error("slot-id {0:?} is not a number")]
     SlotId(String),
-    /// `type` other than `private`.
-    #[error("type={0} names no private key; a signing key is type=private")]
+    /// `type` other than `private` or `cert`.
+    #[error("type={0} is neither private (a signing key) nor cert (its certificate)")]
     Type(String),
     /// A PIN inside the URI would land in shell history, process lists and logs.
     #[error(
@@ -121,10 +132,11 @@ impl Pkcs11Uri {
                     uri.slot_id = Some(v.parse().map_err(|_| UriError::SlotId(v.clone()))?);
                 }
                 ("type", false) => {
-                    let v = text()?;
-                    if v != "private" {
-                        return Err(UriError::Type(v));
-                    }
+                    uri.object_type = Some(match text()?.as_str() {
+                        "private" => ObjectType::Private,
+                        "cert" => ObjectType::Cert,
+                        other => return Err(UriError::Type(other.to_owned())),
+                    });
                 }
                 ("module-path", true) => uri.module_path = Some(PathBuf::from(text()?)),
                 ("pin-value", true) => return Err(UriError::PinValue),
@@ -181,6 +193,9 @@ mod tests {
             Some(std::path::Path::new("/run/pin"))
         );
         assert_eq!(uri.key_name(), "key \"model-signer\"");
+        assert_eq!(uri.object_type, Some(ObjectType::Private));
+        let cert = Pkcs11Uri::parse("pkcs11:object=model-signer;type=cert").unwrap();
+        assert_eq!(cert.object_type, Some(ObjectType::Cert));
     }
 
     #[test]
@@ -201,7 +216,14 @@ mod tests {
                 UriError::Unknown("label".into()),
             ),
             ("pkcs11:object=k?token=b", UriError::Unknown("token".into())),
-            ("pkcs11:object=k;type=cert", UriError::Type("cert".into())),
+            (
+                "pkcs11:object=k;type=public",
+                UriError::Type("public".into()),
+            ),
+            (
+                "pkcs11:object=k;type=secret-key",
+                UriError::Type("secret-key".into()),
+            ),
             ("pkcs11:object", UriError::NoValue("object".into())),
             ("pkcs11:object=%ff", UriError::Encoding("object".into())),
             (

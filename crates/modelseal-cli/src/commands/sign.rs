@@ -171,16 +171,28 @@ fn sign_oms(
 ) -> Result<(Summary, Issued)> {
     let certificate_chain = match (&args.certificate, signer.key()) {
         (Some(leaf), Some(key)) => {
-            let leaf_pem = super::read_text(leaf, "certificate")?;
             let chain = args
                 .certificate_chain
                 .iter()
                 .map(|p| super::read_text(p, "certificate chain"))
                 .collect::<Result<Vec<_>>>()?;
-            Some(
-                modelseal_core::certificate_chain(&leaf_pem, &chain, key)
-                    .with_context(|| format!("certificate {}", leaf.display()))?,
-            )
+            let on_token = leaf
+                .to_str()
+                .filter(|text| modelseal_devices::Pkcs11Uri::is_pkcs11(text));
+            let certs = match on_token {
+                // The certificate on the token, named by a URI (often the key's own).
+                Some(uri) => {
+                    let uri = modelseal_devices::Pkcs11Uri::parse(uri)
+                        .map_err(|e| anyhow::anyhow!("--certificate: PKCS#11 URI: {e}"))?;
+                    let der = modelseal_devices::pkcs11::read_certificate(&uri)?;
+                    modelseal_core::certificate_chain_from_der(vec![der], &chain, key)
+                }
+                None => {
+                    let leaf_pem = super::read_text(leaf, "certificate")?;
+                    modelseal_core::certificate_chain(&leaf_pem, &chain, key)
+                }
+            };
+            Some(certs.with_context(|| format!("certificate {}", leaf.display()))?)
         }
         _ => None,
     };
