@@ -241,6 +241,20 @@ def test_every_reference_sentence_transformers_follows_out_of_the_model_is_refus
                                                       args: {"subfolder": "/tmp/evil"}}}) \
             == "code-elsewhere", args
     assert verdict({"modules.json": [{**modules[0], "path": ""}]}) == "accepted"
+    # Eleventh attack review: a relative file name forwarded to a loader (transformers
+    # opens a caller's `tokenizer_file` against the working directory), and `.` as the
+    # tokenizer's model (the working directory, read whole). Each failed on main.
+    for args in ("tokenizer_args", "model_args", "config_args", "processor_kwargs"):
+        assert verdict({"sentence_bert_config.json": {"max_seq_length": 128,
+                                                      args: {"tokenizer_file": "tokenizer.json"}}}) \
+            == "code-elsewhere", args
+    assert verdict({"sentence_bert_config.json": {"max_seq_length": 128,
+                                                  "tokenizer_name_or_path": "."}}) \
+        == "code-elsewhere"
+    assert verdict({"sentence_bert_config.json": {"max_seq_length": 128,
+                                                  "model_args": {"subfolder": "inner",
+                                                                 "torch_dtype": "float32"}}}) \
+        == "accepted"
 
 
 def test_a_model_swapped_inside_the_block_is_refused_not_mixed(signed_copy, tmp_path, keys):

@@ -114,18 +114,25 @@ def verified_model(model_dir, *, signature, key=None, policy=None, expected=None
 #   files or folders (`*_file`, `*_files`, `*_dir`, `*_path`, `*_folder`, `path`,
 #   `subfolder`, `folder`, `cache_dir`, and the shard names of a `weight_map`):
 #   `tokenizer_args`, `config_args`, a modules.json entry's `path` and index files are
-#   read that way.
+#   read that way;
+# - any file named inside keyword arguments sentence-transformers forwards to a loader
+#   (`tokenizer_args`, `model_args`, `config_args`, `processor_kwargs`, `model_kwargs`,
+#   `config_kwargs`, `tokenizer_kwargs`), relative or not, but a `subfolder`: transformers
+#   opens a file its caller names as given, against the working directory, not the model.
+#   And `.` as another model (`*_name_or_path`): loaders read it as the working directory.
 _REFERENCE_KEYS = {"impl", "type", "types", "tokenizer_class", "activation_function",
                    "activation_fn"}
 _IMPORTED_KEYS = {"type", "types", "tokenizer_class", "activation_function", "activation_fn"}
 _INFORMATIONAL_KEYS = {"_name_or_path", "base_model_name_or_path"}
 _FILE_KEY_ENDINGS = ("_file", "_files", "_dir", "_path", "_folder")
 _FILE_KEYS = {"path", "subfolder", "folder", "cache_dir", "weight_map"}
+_FORWARDED_KWARGS = {"tokenizer_args", "model_args", "config_args", "processor_kwargs",
+                     "model_kwargs", "config_kwargs", "tokenizer_kwargs"}
 
 
 def _names_other_model(key: str, value) -> bool:
     return (key.endswith("_name_or_path") and key not in _INFORMATIONAL_KEYS
-            and value not in (None, "", "."))
+            and value not in (None, ""))
 
 
 def _leaves_model(value: str) -> bool:
@@ -182,21 +189,29 @@ def _refuse_code_elsewhere(path: str, data: bytes, signed=frozenset()) -> None:
         document = json.loads(data)
     except ValueError:
         return
-    pending = [(document, False, False, False)]
+    # (value, read as a class reference, imported, names files, forwarded to a loader)
+    pending = [(document, False, False, False, False)]
     while pending:
-        value, reference, imported, names_files = pending.pop()
+        value, reference, imported, names_files, forwarded = pending.pop()
         if isinstance(value, dict):
             for key, inner in value.items():
                 if _names_other_model(key, inner):
                     raise VerificationError(
                         f"{path}: {key} names another model or folder ({inner!r}), which "
                         "the loader would read unverified", "code-elsewhere")
+                file_key = key.endswith(_FILE_KEY_ENDINGS) or key in _FILE_KEYS
+                if (forwarded and file_key and key != "subfolder"
+                        and isinstance(inner, str) and inner):
+                    raise VerificationError(
+                        f"{path}: {key} passes a file name to the loader ({inner!r}), which "
+                        "it opens from the working directory, unsigned", "code-elsewhere")
                 pending.append((inner, reference or key == "auto_map" or key in _REFERENCE_KEYS,
                                 imported or key in _IMPORTED_KEYS,
-                                names_files or key.endswith(_FILE_KEY_ENDINGS)
-                                or key in _FILE_KEYS))
+                                names_files or file_key,
+                                forwarded or key in _FORWARDED_KWARGS))
         elif isinstance(value, list):
-            pending.extend((inner, reference, imported, names_files) for inner in value)
+            pending.extend((inner, reference, imported, names_files, forwarded)
+                           for inner in value)
         elif isinstance(value, str) and names_files and _leaves_model(value):
             raise VerificationError(
                 f"{path}: names a file outside the model ({value!r}), which the loader "
