@@ -506,3 +506,29 @@ pub fn changed_file_reads(data: &[u8]) {
         }
     }
 }
+
+/// Device key names and TPM key files: the bytes as a `pkcs11:`, `tpm:` and `awskms://`
+/// name (each parser strict, so mostly refusals), and as a TSS2 key file, PEM or DER. A
+/// TSS2 key that parses must have non-empty public and private parts and a parent the
+/// loader accepts.
+pub fn device_names(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        for prefix in ["", "pkcs11:", "awskms://"] {
+            let name = format!("{prefix}{text}");
+            let _ = modelseal_devices::Pkcs11Uri::parse(&name);
+            if let Ok(parsed) = modelseal_devices::AwsKmsKeyName::parse(&name) {
+                assert!(!parsed.key_id.is_empty());
+            }
+        }
+    }
+    for parsed in [
+        modelseal_devices::tss2_key::Tss2Key::from_pem(data),
+        modelseal_devices::tss2_key::Tss2Key::from_der(data),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        assert!(!parsed.public.is_empty() && !parsed.private.is_empty());
+        assert!(parsed.parent >> 24 == 0x81 || parsed.parent == modelseal_devices::tss2_key::OWNER);
+    }
+}

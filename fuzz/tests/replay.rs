@@ -24,6 +24,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("oci_layer", modelseal_fuzz::oci_layer),
     ("changed_file_reads", modelseal_fuzz::changed_file_reads),
     ("json_keys", modelseal_fuzz::json_keys),
+    ("device_names", modelseal_fuzz::device_names),
 ];
 
 #[test]

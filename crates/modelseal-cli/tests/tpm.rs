@@ -332,3 +332,266 @@ fn bad_handles_auth_and_tctis_are_named_and_leave_no_output() {
         assert!(!signature.exists(), "{key} left a signature");
     }
 }
+
+impl Tpm {
+    /// Key files as tpm2-tools writes them (`tpm2_encodeobject`): a P-256 key under the
+    /// owner hierarchy's default ECC primary (recorded as parent 0x40000001), and a P-384
+    /// key with the authorization value `s3cret` under that primary made persistent at
+    /// 0x81000001. Returns (owner.pem, persistent.pem) and each key's public PEM as
+    /// tpm2-tools reads it once loaded.
+    fn key_files(&self) -> [(PathBuf, PathBuf); 2] {
+        let tpm = self;
+        let path = |name: &str| tpm.dir.path().join(name);
+        tpm.tools(&["tpm2_flushcontext", "-t"]);
+        tpm.tools(&[
+            "tpm2_create",
+            "-C",
+            "primary.ctx",
+            "-G",
+            "ecc256:ecdsa-sha256",
+            "-u",
+            "f1.pub",
+            "-r",
+            "f1.priv",
+            "-Q",
+        ]);
+        tpm.tools(&["tpm2_flushcontext", "-t"]);
+        tpm.tools(&[
+            "tpm2_encodeobject",
+            "-C",
+            "primary.ctx",
+            "-u",
+            "f1.pub",
+            "-r",
+            "f1.priv",
+            "-o",
+            "owner.pem",
+        ]);
+        tpm.tools(&["tpm2_flushcontext", "-t"]);
+        tpm.tools(&[
+            "tpm2_evictcontrol",
+            "-C",
+            "o",
+            "-c",
+            "primary.ctx",
+            "0x81000001",
+            "-Q",
+        ]);
+        tpm.tools(&["tpm2_flushcontext", "-t"]);
+        tpm.tools(&[
+            "tpm2_create",
+            "-C",
+            "0x81000001",
+            "-G",
+            "ecc384:ecdsa-sha384",
+            "-p",
+            "s3cret",
+            "-u",
+            "f2.pub",
+            "-r",
+            "f2.priv",
+            "-Q",
+        ]);
+        tpm.tools(&["tpm2_flushcontext", "-t"]);
+        tpm.tools(&[
+            "tpm2_encodeobject",
+            "-C",
+            "0x81000001",
+            "-u",
+            "f2.pub",
+            "-r",
+            "f2.priv",
+            "-p",
+            "-o",
+            "persistent.pem",
+        ]);
+        let mut publics = Vec::new();
+        for (parent, stem) in [("0x81000001", "f1"), ("0x81000001", "f2")] {
+            tpm.tools(&["tpm2_flushcontext", "-t"]);
+            tpm.tools(&[
+                "tpm2_load",
+                "-C",
+                parent,
+                "-u",
+                &format!("{stem}.pub"),
+                "-r",
+                &format!("{stem}.priv"),
+                "-c",
+                &format!("{stem}.ctx"),
+                "-Q",
+            ]);
+            tpm.tools(&[
+                "tpm2_readpublic",
+                "-c",
+                &format!("{stem}.ctx"),
+                "-f",
+                "pem",
+                "-o",
+                &format!("{stem}-public.pem"),
+                "-Q",
+            ]);
+            tpm.tools(&["tpm2_flushcontext", "-t"]);
+            publics.push(path(&format!("{stem}-public.pem")));
+        }
+        [
+            (path("owner.pem"), publics[0].clone()),
+            (path("persistent.pem"), publics[1].clone()),
+        ]
+    }
+
+    /// The transient objects in the TPM: modelseal must leave none behind.
+    fn transient_handles(&self) -> String {
+        common::stdout(&self.tools(&["tpm2_getcap", "handles-transient"]))
+    }
+}
+
+#[test]
+fn tpm_key_files_load_under_their_parent_sign_and_leave_the_tpm_clean() {
+    let tpm = Tpm::start();
+    let model = model(tpm.dir.path());
+    let [(owner, owner_public), (persistent, persistent_public)] = tpm.key_files();
+    let tcti = tpm.tcti();
+    let by_env = [("TPM2TOOLS_TCTI", tcti.as_str())];
+    let with_auth = [
+        ("TPM2TOOLS_TCTI", tcti.as_str()),
+        ("MODELSEAL_TPM_AUTH", "s3cret"),
+    ];
+    let in_name = format!("tpm:file={}?tcti={tcti}", persistent.display());
+    type FileCase<'a> = (
+        &'a dyn AsRef<std::ffi::OsStr>,
+        &'a [(&'a str, &'a str)],
+        &'a PathBuf,
+    );
+    let cases: [FileCase; 3] = [
+        // A key file given as a plain --key path is recognised by its PEM label.
+        (&owner, &by_env, &owner_public),
+        (&persistent, &with_auth, &persistent_public),
+        (&in_name, &with_auth[1..], &persistent_public),
+    ];
+    for (n, (key, env, public)) in cases.into_iter().enumerate() {
+        let out = tpm.modelseal(&[&"public-key", key], env);
+        common::assert_exit(&out, 0);
+        assert_eq!(
+            common::stdout(&out),
+            std::fs::read_to_string(public).unwrap()
+        );
+        for format in ["native", "oms"] {
+            let signature = tpm.dir.path().join(format!("file-{n}-{format}.sig"));
+            let out = tpm.modelseal(
+                &[
+                    &"sign",
+                    &model,
+                    &"--format",
+                    &format,
+                    &"--key",
+                    key,
+                    &"--signature",
+                    &signature,
+                ],
+                env,
+            );
+            common::assert_exit(&out, 0);
+            assert!(
+                common::stdout(&out).contains("(tpm)"),
+                "{}",
+                common::stdout(&out)
+            );
+            let out = tpm.modelseal(
+                &[
+                    &"verify",
+                    &model,
+                    &"--signature",
+                    &signature,
+                    &"--key",
+                    public,
+                ],
+                &[],
+            );
+            common::assert_exit(&out, 0);
+        }
+    }
+    assert_eq!(
+        tpm.transient_handles().trim(),
+        "",
+        "modelseal left objects loaded"
+    );
+}
+
+#[test]
+fn broken_and_foreign_tpm_key_files_are_named_and_leave_no_output() {
+    let tpm = Tpm::start();
+    let model = model(tpm.dir.path());
+    let [(owner, _), (persistent, _)] = tpm.key_files();
+    let tcti = tpm.tcti();
+    let by_env = [("TPM2TOOLS_TCTI", tcti.as_str())];
+
+    // The wrapped private part altered by one bit: the TPM's integrity check refuses it.
+    let pem = std::fs::read_to_string(&owner).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    use base64::Engine as _;
+    let mut der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap();
+    *der.last_mut().unwrap() ^= 1;
+    let tampered = tpm.dir.path().join("tampered.pem");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&der);
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    std::fs::write(
+        &tampered,
+        format!(
+            "-----BEGIN TSS2 PRIVATE KEY-----\n{}\n-----END TSS2 PRIVATE KEY-----\n",
+            lines.join("\n")
+        ),
+    )
+    .unwrap();
+    let not_tpm = tpm.dir.path().join("not-tpm.pem");
+    std::fs::copy(common::testkey("other-ed25519.pem"), &not_tpm).unwrap();
+
+    let cases: Vec<Case> = vec![
+        (
+            tampered.display().to_string(),
+            by_env.to_vec(),
+            "tampered.pem: cannot load the key under its parent",
+        ),
+        (
+            format!("tpm:file={}", not_tpm.display()),
+            by_env.to_vec(),
+            "not a usable TPM key file: a PEM \"PRIVATE KEY\" block",
+        ),
+        (
+            format!("tpm:file={}", tpm.dir.path().join("absent.pem").display()),
+            by_env.to_vec(),
+            "absent.pem: cannot read it (no such file)",
+        ),
+        (
+            persistent.display().to_string(),
+            by_env.to_vec(),
+            "persistent.pem: cannot sign: wrong authorization value",
+        ),
+        (
+            owner.display().to_string(),
+            vec![],
+            "no TPM named; add ?tcti=",
+        ),
+    ];
+    for (key, env, expected) in &cases {
+        let signature = tpm.dir.path().join("out.sig");
+        let out = tpm.modelseal(
+            &[&"sign", &model, &"--key", key, &"--signature", &signature],
+            env,
+        );
+        common::assert_exit(&out, 2);
+        let stderr = common::stderr(&out);
+        assert!(stderr.contains(expected), "{key}: {stderr}");
+        assert!(!signature.exists(), "{key} left a signature");
+    }
+    assert_eq!(
+        tpm.transient_handles().trim(),
+        "",
+        "modelseal left objects loaded"
+    );
+}

@@ -11,6 +11,7 @@ pub mod pkcs11;
 mod spki;
 #[cfg(feature = "tpm")]
 pub mod tpm;
+pub mod tss2_key;
 pub mod uri;
 
 use modelseal_core::{KeyError, KeySigner};
@@ -42,15 +43,48 @@ pub fn open(name: &str) -> Result<Box<dyn KeySigner>, KeyError> {
     Ok(Box::new(Pkcs11Signer::open(&uri)?))
 }
 
-#[cfg(feature = "tpm")]
+/// Whether the file at `path` is a TPM key file (`TSS2 PRIVATE KEY` PEM), which names a
+/// key to load into the TPM rather than a key to read.
+pub fn is_tpm_key_file(path: &std::path::Path) -> bool {
+    use std::io::Read as _;
+    let mut start = [0u8; 256];
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let read = file.take(256).read(&mut start).unwrap_or(0);
+    tss2_key::Tss2Key::is_key_file(&start[..read])
+}
+
+/// Opens a TPM key file, with the TPM named by the environment's TCTI (as `tpm:file=PATH`
+/// does).
+pub fn open_tpm_key_file(path: &std::path::Path) -> Result<Box<dyn KeySigner>, KeyError> {
+    open_tpm_name(TpmName::File(path))
+}
+
+enum TpmName<'a> {
+    Text(&'a str),
+    File(&'a std::path::Path),
+}
+
 fn open_tpm(name: &str) -> Result<Box<dyn KeySigner>, KeyError> {
-    let parsed =
-        tpm::TpmKeyName::parse(name).map_err(|e| KeyError::Device(format!("TPM key name: {e}")))?;
+    open_tpm_name(TpmName::Text(name))
+}
+
+#[cfg(feature = "tpm")]
+fn open_tpm_name(name: TpmName) -> Result<Box<dyn KeySigner>, KeyError> {
+    let parsed = match name {
+        TpmName::Text(text) => tpm::TpmKeyName::parse(text)
+            .map_err(|e| KeyError::Device(format!("TPM key name: {e}")))?,
+        TpmName::File(path) => tpm::TpmKeyName {
+            key: tpm::TpmKey::File(path.to_owned()),
+            tcti: None,
+        },
+    };
     Ok(Box::new(tpm::TpmSigner::open(&parsed)?))
 }
 
 #[cfg(not(feature = "tpm"))]
-fn open_tpm(_: &str) -> Result<Box<dyn KeySigner>, KeyError> {
+fn open_tpm_name(_: TpmName) -> Result<Box<dyn KeySigner>, KeyError> {
     Err(KeyError::Device(
         "this modelseal was built without TPM support; build it with `--features modelseal-cli/tpm` (needs libtss2-dev)".into(),
     ))

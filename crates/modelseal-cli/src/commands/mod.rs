@@ -145,13 +145,17 @@ pub(super) fn load_public_key(path: &Path) -> Result<VerifyingKey> {
     VerifyingKey::from_pem(&pem).with_context(|| format!("public key {}", path.display()))
 }
 
-/// The signing key `--key` (or `--vsa-key`, `--sign-key`) names: a PEM file, or a key
-/// in a device (`pkcs11:` URI), which signs without ever leaving it.
+/// The signing key `--key` (or `--vsa-key`, `--sign-key`) names: a PEM file, a key in a
+/// device (`pkcs11:`, `tpm:`, `awskms://`), or a TPM key file, whose key signs without
+/// ever leaving the device.
 pub(crate) fn load_signer(name: &Path) -> Result<Box<dyn modelseal_core::KeySigner>> {
     if let Some(text) = name.to_str()
         && modelseal_devices::is_device_key(text)
     {
         return Ok(modelseal_devices::open(text)?);
+    }
+    if modelseal_devices::is_tpm_key_file(name) {
+        return Ok(modelseal_devices::open_tpm_key_file(name)?);
     }
     Ok(Box::new(load_signing_key(name)?))
 }
