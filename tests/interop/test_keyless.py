@@ -152,6 +152,24 @@ def test_keyless_sign_then_verify_offline(sigstore, tmp_path, fmt):
                  sigstore.issuer, "--trusted-root", sigstore.trusted_root, "--json")
         assert out.code == 1, out.report("verify-bundle of the binding")
         assert json.loads(out.out)["error"]["kind"] == "binding-not-artifact", out.out
+        # Eleventh attack review (a wrong yes on main): one unknown field in the unsigned
+        # bundle JSON made modelseal's strict reader give up and skip the check.
+        extra = edited(sig, tmp_path / "extra.sig", lambda b: b.update(x=1))
+        out = mx("verify-bundle", blob, "--bundle", extra, "--identity", PUBLISHER, "--issuer",
+                 sigstore.issuer, "--trusted-root", sigstore.trusted_root, "--json")
+        assert out.code == 1, out.report("verify-bundle of the binding, unknown field")
+        assert json.loads(out.out)["error"]["kind"] == "binding-not-artifact", out.out
+    else:
+        # Eleventh attack review (a wrong yes on main): an OMS subject is a digest of the
+        # files' digests, so a file holding them verified as a signed artifact.
+        resources = statement["predicate"]["resources"]
+        blob = tmp_path / "digests.bin"
+        blob.write_bytes(b"".join(bytes.fromhex(r["digest"]) for r in resources))
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == digests["sha256"]
+        out = mx("verify-bundle", blob, "--bundle", sig, "--identity", PUBLISHER, "--issuer",
+                 sigstore.issuer, "--trusted-root", sigstore.trusted_root, "--json")
+        assert out.code == 1, out.report("verify-bundle of the OMS subject")
+        assert json.loads(out.out)["error"]["kind"] == "model-not-artifact", out.out
 
 
 def test_model_signing_verifies_our_oms_keyless_bundles(sigstore, tmp_path):

@@ -881,6 +881,35 @@ fn store_add_adds_nothing_when_one_bundle_cannot_be_read() {
         json!([])
     };
     assert_eq!(digests, json!([]), "half of the bundles were added");
+
+    // Eleventh attack review (half-applied on main): a well-formed bundle whose statement
+    // names no subject passed the first reading, and failed after the first was filed.
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut bundle: Value = serde_json::from_slice(&std::fs::read(&signature).unwrap()).unwrap();
+    let payload = engine
+        .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
+        .unwrap();
+    let mut statement: Value = serde_json::from_slice(&payload).unwrap();
+    statement["subject"] = json!([]);
+    bundle["dsseEnvelope"]["payload"] =
+        json!(engine.encode(serde_json::to_vec(&statement).unwrap()));
+    let no_subject = dir.path().join("no-subject.sig");
+    std::fs::write(&no_subject, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    let out = modelseal(&[&"store", &"add", &store, &signature, &no_subject]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("no-subject.sig"), "{}", stderr(&out));
+    let listed = modelseal(&[&"store", &"list", &store, &"--json"]);
+    let digests = if listed.status.success() {
+        serde_json::from_str::<Value>(&stdout(&listed)).unwrap()["digests"].clone()
+    } else {
+        json!([])
+    };
+    assert_eq!(
+        digests,
+        json!([]),
+        "the first bundle was filed before the second failed"
+    );
 }
 
 #[test]
@@ -917,4 +946,68 @@ fn control_characters_in_planted_file_names_are_shown_escaped() {
     ]);
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(report["unsigned"], json!(["evil\n\x1b[2Kverified OK"]));
+}
+
+#[test]
+fn outboards_are_all_or_nothing_and_never_inside_the_model() {
+    // Eleventh attack review: `outboard` stopped by a changed file left a half-filled
+    // outboard directory; `sign --outboard` with the signature inside the model put the
+    // outboard directory in the model, which then failed its own verification.
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("a.bin"), vec![1u8; 300_000]).unwrap();
+    std::fs::write(model.join("b.bin"), vec![2u8; 300_000]).unwrap();
+    let key = common::testkey("vector-ed25519.pem");
+    let inside = model.join("model.sig");
+    let out = modelseal(&[
+        &"sign",
+        &model,
+        &"--key",
+        &key,
+        &"--signature",
+        &inside,
+        &"--outboard",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("inside the model"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!inside.exists() && !model.join("model.sig.outboard").exists());
+
+    let signature = dir.path().join("model.sig");
+    assert_exit(&modelseal(&[&"sign", &model, &"--key", &key, &"-q"]), 0);
+    std::fs::write(model.join("b.bin"), vec![3u8; 300_000]).unwrap();
+    let out = modelseal(&[&"outboard", &model, &"--signature", &signature]);
+    assert_exit(&out, 2);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("outboard"))
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+
+    // Staged and renamed, the outboards of an unchanged model still land beside the
+    // signature, and the model verifies.
+    std::fs::write(model.join("b.bin"), vec![2u8; 300_000]).unwrap();
+    let out = modelseal(&[
+        &"sign",
+        &model,
+        &"--key",
+        &key,
+        &"--outboard",
+        &"--force",
+        &"-q",
+    ]);
+    assert_exit(&out, 0);
+    assert!(dir.path().join("model.sig.outboard").is_dir());
+    let out = modelseal(&[
+        &"verify",
+        &model,
+        &"--key",
+        &common::testkey("vector-ed25519.pem.pub"),
+    ]);
+    assert_exit(&out, 0);
 }

@@ -954,3 +954,58 @@ async fn a_fifo_swapped_in_for_the_signature_does_not_stall_the_watch() {
     std::fs::write(&signature, &kept).unwrap();
     w.wait_for(200, AFTER_EVENT).await;
 }
+
+#[tokio::test]
+async fn bytes_written_to_an_accepted_empty_file_are_seen_through_any_name() {
+    // An OMS `shards` signature cannot list an empty file; --allow-unsigned-empty-files
+    // accepts one. Code written into it through a hard link made beforehand (so no event
+    // names the model), with events on and with events off, must turn the watch unready
+    // as `verify` would refuse it (eleventh attack review; both stayed ready on main).
+    for flags in [
+        &["--allow-unsigned-empty-files"][..],
+        &[
+            "--allow-unsigned-empty-files",
+            "--no-events",
+            "--stat-interval",
+            "300ms",
+        ][..],
+    ] {
+        let dir = signed_model(3 << 20);
+        let d = dir.path();
+        std::fs::create_dir(d.join("model/pkg")).unwrap();
+        std::fs::write(d.join("model/pkg/__init__.py"), b"").unwrap();
+        run(
+            d,
+            &[
+                "keygen",
+                "--out",
+                "publisher.key",
+                "--algorithm",
+                "ecdsa-p256",
+                "--force",
+            ],
+        );
+        run(
+            d,
+            &[
+                "sign",
+                "model",
+                "--force",
+                "--key",
+                "publisher.key",
+                "--format",
+                "oms",
+                "--method",
+                "shards",
+            ],
+        );
+        let outside = d.join("elsewhere.py");
+        std::fs::hard_link(d.join("model/pkg/__init__.py"), &outside).unwrap();
+        let w = Watcher::start(dir, flags);
+        w.wait_for(200, Duration::from_secs(20)).await;
+        std::fs::write(&outside, b"import os; os.system('id')\n").unwrap();
+        let (took, body) = w.wait_for_failure_within(AFTER_EVENT).await;
+        eprintln!("{flags:?}: a write to an accepted empty file seen after {took:?}");
+        assert!(body.to_string().contains("__init__.py"), "{body}");
+    }
+}

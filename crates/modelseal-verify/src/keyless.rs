@@ -182,6 +182,12 @@ pub enum KeylessError {
         "sha256 {0} is the keyless binding of a modelseal model signature, not an artifact; verify the model with `modelseal verify MODEL --identity … --issuer …`"
     )]
     BindingNotArtifact(String),
+    /// The digest given is the subject of a model signature (an OMS root, a hash of the
+    /// files' hashes): it names a model directory, not a file.
+    #[error(
+        "sha256 {0} is the subject of a model signature (a digest of the model's file digests), not an artifact; verify the model with `modelseal verify MODEL`"
+    )]
+    ModelNotArtifact(String),
 }
 
 impl KeylessError {
@@ -197,6 +203,7 @@ impl KeylessError {
             Self::Sigstore(E::ArtifactMismatch(_)) | Self::NoSha256Subject => "subject-mismatch",
             Self::Anonymous(_) => "untrusted-certificate",
             Self::BindingNotArtifact(_) => "binding-not-artifact",
+            Self::ModelNotArtifact(_) => "model-not-artifact",
             Self::Sigstore(E::Certificate(_)) => "untrusted-certificate",
             Self::Sigstore(E::TransparencyLog(_)) => "transparency-log",
             Self::Sigstore(E::Timestamp(_)) => "timestamp",
@@ -249,9 +256,9 @@ pub fn verify_keyless_json(
     digest: [u8; 32],
     trust: &KeylessTrust,
 ) -> Result<KeylessSigner, KeylessError> {
-    refuse_binding(json, digest)?;
     let parsed =
         sigstore_verify::types::Bundle::from_json(json).map_err(sigstore_verify::Error::from)?;
+    refuse_non_artifacts(&parsed, digest)?;
     verify_parsed(
         &parsed,
         sigstore_verify::types::Sha256Hash::new(digest),
@@ -259,31 +266,51 @@ pub fn verify_keyless_json(
     )
 }
 
-/// A modelseal statement's keyless binding is signed as a sha256 subject beside the BLAKE3
-/// root it binds; checked as "the artifact" it would let any 65-byte file pass.
-fn refuse_binding(json: &str, digest: [u8; 32]) -> Result<(), KeylessError> {
-    let Ok(bundle) = Bundle::from_json(json.as_bytes()) else {
-        return Ok(()); // not a DSSE bundle modelseal reads: sigstore-verify judges it
+/// A model signature's subjects name a model, not a file: its keyless binding (signed as
+/// a sha256 subject beside the BLAKE3 root it binds, `spec/sigstore.md` §4) and an OMS
+/// root (a hash of the files' hashes) are both bytes anyone can write into a file. Read
+/// with the same parser that verifies, so a bundle modelseal's stricter reader would
+/// refuse (an unknown field) cannot skip this check.
+fn refuse_non_artifacts(
+    bundle: &sigstore_verify::types::Bundle,
+    digest: [u8; 32],
+) -> Result<(), KeylessError> {
+    let sigstore_verify::types::SignatureContent::DsseEnvelope(envelope) = &bundle.content else {
+        return Ok(()); // a message signature signs the artifact's own digest
     };
-    let Ok(statement) = serde_json::from_slice::<serde_json::Value>(&bundle.dsse_envelope.payload)
+    let Ok(statement) = serde_json::from_slice::<serde_json::Value>(envelope.payload.as_bytes())
     else {
-        return Ok(());
+        return Ok(()); // not an in-toto statement: sigstore-verify refuses it
     };
     let wanted = hex::encode(digest);
+    let model_types = [
+        modelseal_core::statement::MANIFEST_PREDICATE_TYPE,
+        modelseal_core::oms::OMS_PREDICATE_TYPE,
+        modelseal_core::oms::OMS_LEGACY_PREDICATE_TYPE,
+    ];
+    let names_model = statement["predicateType"]
+        .as_str()
+        .is_some_and(|t| model_types.contains(&t));
     for subject in statement["subject"].as_array().into_iter().flatten() {
-        let sha = subject["digest"]["sha256"].as_str();
+        let Some(sha) = subject["digest"]["sha256"].as_str() else {
+            continue;
+        };
+        if !sha.eq_ignore_ascii_case(&wanted) {
+            continue;
+        }
         let root = subject["digest"]["blake3"]
             .as_str()
             .and_then(|hex| modelseal_core::ArtifactDigest::from_entry("blake3", hex).ok());
-        if let (Some(sha), Some(root)) = (sha, root)
-            && sha.eq_ignore_ascii_case(&wanted)
-        {
+        if let Some(root) = root {
             let binding = modelseal_core::statement::keyless_binding(
                 &modelseal_core::Blake3Digest::from_bytes(*root.as_bytes()),
             );
             if binding == digest {
                 return Err(KeylessError::BindingNotArtifact(wanted));
             }
+        }
+        if names_model {
+            return Err(KeylessError::ModelNotArtifact(wanted));
         }
     }
     Ok(())
@@ -372,9 +399,9 @@ pub fn verify_key_json(
     spki_der: &[u8],
     root_json: Option<&str>,
 ) -> Result<Option<i64>, KeylessError> {
-    refuse_binding(json, digest)?;
     let parsed =
         sigstore_verify::types::Bundle::from_json(json).map_err(sigstore_verify::Error::from)?;
+    refuse_non_artifacts(&parsed, digest)?;
     let root = match root_json {
         Some(json) => TrustedRoot::from_json(json).map_err(sigstore_verify::Error::from)?,
         None => TrustedRoot::from_json(SIGSTORE_PRODUCTION_TRUSTED_ROOT)

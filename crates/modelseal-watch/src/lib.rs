@@ -292,12 +292,12 @@ impl Watch {
     /// verdict. Returns the reader for the files' checks when it passes.
     fn check_model(&self, trigger: Trigger) -> Option<ModelReader> {
         let generation = self.tracker().generation(MODEL);
-        let known_dirs = self.model_dirs();
+        let known_paths = self.model_paths();
         let config = &self.shared.config;
         let mut stamped = stamps::stamp(
             [config.model.clone(), config.signature.clone()]
                 .into_iter()
-                .chain(known_dirs),
+                .chain(known_paths),
         );
         let result = self.open_model();
         self.shared.metrics.check(trigger.name());
@@ -312,17 +312,20 @@ impl Watch {
         }
         let recorded = tracker.record(MODEL, generation, verdict.clone());
         if recorded != Recorded::Stale {
-            // Directories first seen in this walk are stamped just after it, and the
-            // model is checked again with them stamped first: a file put in one between
-            // the walk and its stamp would otherwise go unseen. Stamps are stored under
-            // the tracker's lock, with the verdict they belong to.
-            let new_dirs: Vec<PathBuf> = self
-                .model_dirs()
+            // Directories and empty files first seen in this walk are stamped just
+            // after it, and the model is checked again with them stamped first: a file
+            // put in such a directory, or bytes written to such a file, between the walk
+            // and its stamp would otherwise go unseen. Stamps are stored under the
+            // tracker's lock, with the verdict they belong to.
+            let known: std::collections::HashSet<&PathBuf> =
+                stamped.iter().map(|(p, _)| p).collect();
+            let new_paths: Vec<PathBuf> = self
+                .model_paths()
                 .into_iter()
-                .filter(|d| !stamped.iter().any(|(p, _)| p == d))
+                .filter(|d| !known.contains(d))
                 .collect();
-            again = !new_dirs.is_empty();
-            stamped.extend(stamps::stamp(new_dirs));
+            again = !new_paths.is_empty();
+            stamped.extend(stamps::stamp(new_paths));
             self.shared.stamps.set(MODEL, stamped);
             if let Some(reader) = &reader {
                 let signed: std::collections::HashSet<&str> =
@@ -441,27 +444,40 @@ impl Watch {
 
     /// Every directory under the model (not following links), the model's own excluded:
     /// a name added, removed or renamed in any of them, or a filesystem mounted on one,
-    /// moves its stamp. At most [`MAX_DIRS`]; past that the walk stops, and the periodic
-    /// pass and the events cover the rest.
-    fn model_dirs(&self) -> Vec<PathBuf> {
+    /// moves its stamp. And every empty regular file: an unsigned one is accepted only
+    /// while empty (`--allow-unsigned-empty-files`), and a write to it through another
+    /// name, or with events off, moves nothing else. At most [`MAX_DIRS`] of each; past
+    /// that the walk stops, and the periodic pass and the events cover the rest.
+    fn model_paths(&self) -> Vec<PathBuf> {
         let mut dirs = Vec::new();
+        let mut empty = Vec::new();
         let mut todo = vec![(self.shared.config.model.clone(), 0)];
         while let Some((dir, depth)) = todo.pop() {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
             for entry in entries.flatten() {
-                if entry.file_type().is_ok_and(|t| t.is_dir()) && dirs.len() < MAX_DIRS {
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                if kind.is_dir() && dirs.len() < MAX_DIRS {
                     dirs.push(entry.path());
                     // Deeper than a model may nest, the walk refuses the model anyway:
                     // stamping such a chain would only cost time at every poll.
                     if depth < modelseal_core::walk::MAX_DIR_DEPTH {
                         todo.push((entry.path(), depth + 1));
                     }
+                } else if kind.is_file()
+                    && empty.len() < MAX_DIRS
+                    && entry.metadata().is_ok_and(|m| m.len() == 0)
+                {
+                    empty.push(entry.path());
                 }
             }
         }
         dirs.sort();
+        empty.sort();
+        dirs.extend(empty);
         dirs
     }
 

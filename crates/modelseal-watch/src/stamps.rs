@@ -51,9 +51,11 @@ pub type Stamped = Vec<(PathBuf, Option<Stamp>)>;
 
 /// Stamps `paths` now.
 pub fn stamp(paths: impl IntoIterator<Item = PathBuf>) -> Stamped {
+    // A set, not a scan of `out`: a model may hold tens of thousands of directories.
+    let mut seen = std::collections::HashSet::new();
     let mut out: Stamped = vec![];
     for path in paths {
-        if !out.iter().any(|(p, _)| *p == path) {
+        if seen.insert(path.clone()) {
             let stamp = Stamp::of(&path);
             out.push((path, stamp));
         }

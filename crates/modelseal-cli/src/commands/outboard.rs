@@ -7,6 +7,7 @@ use modelseal_core::{Bundle, Manifest, outboard};
 use crate::Outcome;
 use crate::cli::OutboardArgs;
 use crate::output::out;
+use crate::usage;
 
 pub fn run(args: &OutboardArgs) -> Result<Outcome> {
     let signature = args
@@ -15,11 +16,9 @@ pub fn run(args: &OutboardArgs) -> Result<Outcome> {
         .unwrap_or_else(|| super::default_signature_path(&args.model));
     let bundle = Bundle::read(&signature)
         .with_context(|| format!("cannot read signature {}", signature.display()))?;
-    crate::output::check_new(
-        &outboard::outboard_dir(&signature),
-        "outboard directory",
-        args.force,
-    )?;
+    let dir = outboard::outboard_dir(&signature);
+    crate::output::check_new(&dir, "outboard directory", args.force)?;
+    refuse_inside(&args.model, &dir)?;
     // The manifest is taken unverified: each outboard is checked against it here, and
     // every read checks the outboard against the manifest the loader verified. The
     // predicate type first, so that another kind of signature is named as such.
@@ -64,8 +63,20 @@ pub fn write(
     signature: &std::path::Path,
 ) -> Result<Outboards> {
     let dir = outboard::outboard_dir(signature);
-    let written = outboard::write_all(model, manifest, &dir)
+    // Written to a fresh directory beside the target and renamed into place: a failure
+    // (a file changed since signing, a full disk) leaves nothing half-written behind.
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let staging = tempfile::Builder::new()
+        .prefix(".modelseal-outboard-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("cannot write outboards in {}", parent.display()))?;
+    let written = outboard::write_all(model, manifest, staging.path())
         .with_context(|| format!("cannot write outboards for {}", model.display()))?;
+    replace_dir(staging, &dir)
+        .with_context(|| format!("cannot put the outboards at {}", dir.display()))?;
     let data: u64 = manifest
         .entries()
         .iter()
@@ -84,4 +95,46 @@ pub fn write(
         dir.display()
     );
     Ok(Outboards { dir, text })
+}
+
+/// An outboard directory inside the model would be files the signature does not list,
+/// and the model would fail its own verification.
+pub fn refuse_inside(model: &std::path::Path, dir: &std::path::Path) -> Result<()> {
+    let (Ok(model), Some(parent)) = (std::fs::canonicalize(model), dir.parent()) else {
+        return Ok(());
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        parent
+    };
+    if std::fs::canonicalize(parent).is_ok_and(|p| p.starts_with(&model)) {
+        usage!(
+            "the outboard directory {} would lie inside the model, unsigned; put the signature outside the model (--signature PATH)",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Moves the finished `staging` directory to `dir`, replacing what is there (an existing
+/// one only under `--force`, checked before any work).
+fn replace_dir(staging: tempfile::TempDir, dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.symlink_metadata().is_ok() {
+        let old = tempfile::Builder::new()
+            .prefix(".modelseal-outboard-old-")
+            .tempdir_in(staging.path().parent().unwrap_or(std::path::Path::new(".")))?;
+        let aside = old.path().join("previous");
+        std::fs::rename(dir, &aside)?;
+        if let Err(e) = std::fs::rename(staging.path(), dir) {
+            let _ = std::fs::rename(&aside, dir);
+            return Err(e);
+        }
+        let _ = staging.keep();
+        drop(old); // removes the previous outboards
+        return Ok(());
+    }
+    std::fs::rename(staging.path(), dir)?;
+    let _ = staging.keep();
+    Ok(())
 }

@@ -29,11 +29,9 @@ pub fn run(args: &SignArgs) -> Result<Outcome> {
         .unwrap_or_else(|| super::default_signature_path(&args.model));
     crate::output::check_new(&signature, "signature", args.force)?;
     if args.outboard {
-        crate::output::check_new(
-            &modelseal_core::outboard::outboard_dir(&signature),
-            "outboard directory",
-            args.force,
-        )?;
+        let dir = modelseal_core::outboard::outboard_dir(&signature);
+        crate::output::check_new(&dir, "outboard directory", args.force)?;
+        super::outboard::refuse_inside(&args.model, &dir)?;
     }
     // The key (or the identity token) first: a wrong passphrase or a missing token
     // should not cost a full hash of the model.
@@ -45,11 +43,13 @@ pub fn run(args: &SignArgs) -> Result<Outcome> {
         Format::Oms => sign_oms(args, &signer, walk, &bar)?,
     };
     bar.finish();
-    super::write_signature(&signature, &issued.bundle)?;
+    // Outboards before the signature: a file changed since it was hashed stops the
+    // command with neither written.
     let outboards = match (&summary.manifest, args.outboard) {
         (Some(manifest), true) => Some(super::outboard::write(&args.model, manifest, &signature)?),
         _ => None,
     };
+    super::write_signature(&signature, &issued.bundle)?;
     if args.json {
         let mut report = summary.json;
         report["model"] = args.model.display().to_string().into();

@@ -20,16 +20,19 @@ pub fn run(command: &StoreCommand) -> Result<Outcome> {
             let store_dir =
                 AttestationStore::at(store, super::registry::registry_options(registry)?)
                     .with_context(|| format!("store {store}"))?;
-            // Every bundle is read first: one that cannot be read must not leave the store
-            // holding the others, half of what was asked.
-            for bundle in bundles {
-                modelseal_core::Bundle::read(bundle)
-                    .with_context(|| format!("cannot add bundle {}", bundle.display()))?;
-            }
+            // Every bundle is read and indexed first (its bytes kept): one that cannot be
+            // added must not leave the store holding the others, half of what was asked.
+            let prepared = bundles
+                .iter()
+                .map(|bundle| {
+                    AttestationStore::prepare(bundle)
+                        .with_context(|| format!("cannot add bundle {}", bundle.display()))
+                })
+                .collect::<Result<Vec<_>>>()?;
             let mut added = Vec::new();
-            for bundle in bundles {
+            for (bundle, ready) in bundles.iter().zip(&prepared) {
                 let keys = store_dir
-                    .add(bundle)
+                    .add_prepared(ready)
                     .with_context(|| format!("cannot add {}", bundle.display()))?;
                 let keys: Vec<String> = keys.iter().map(ArtifactDigest::to_string).collect();
                 if !json {

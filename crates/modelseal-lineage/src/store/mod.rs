@@ -85,6 +85,14 @@ pub trait StoreBackend: std::fmt::Debug + Send + Sync {
     }
 }
 
+/// A bundle read and indexed, ready to be filed by [`AttestationStore::add_prepared`].
+#[derive(Debug, Clone)]
+pub struct PreparedBundle {
+    bytes: Vec<u8>,
+    keys: Vec<ArtifactDigest>,
+    predicate_type: String,
+}
+
 /// An attestation store: a backend, read within limits.
 #[derive(Debug, Clone)]
 pub struct AttestationStore {
@@ -245,6 +253,13 @@ impl AttestationStore {
     /// Adds a bundle file under each of its subject digests; returns the digests it
     /// was stored under. The bundle is parsed, not verified.
     pub fn add(&self, file: &Path) -> Result<Vec<ArtifactDigest>, StoreError> {
+        self.add_prepared(&Self::prepare(file)?)
+    }
+
+    /// Reads a bundle file and works out everything [`add`](Self::add) needs, writing
+    /// nothing: so a caller adding several can find the one that cannot be added before
+    /// any is.
+    pub fn prepare(file: &Path) -> Result<PreparedBundle, StoreError> {
         let bytes = std::fs::read(file).map_err(|source| StoreError::Io {
             path: file.into(),
             source,
@@ -260,8 +275,19 @@ impl AttestationStore {
         let predicate_type = serde_json::from_slice::<Statement>(&bundle.dsse_envelope.payload)
             .map(|s| s.predicate_type)
             .unwrap_or_default();
-        self.backend.add(&bytes, &keys, &predicate_type)?;
-        Ok(keys)
+        Ok(PreparedBundle {
+            bytes,
+            keys,
+            predicate_type,
+        })
+    }
+
+    /// Files a prepared bundle (the bytes read then, not the file as it is now); returns
+    /// the digests it was stored under.
+    pub fn add_prepared(&self, bundle: &PreparedBundle) -> Result<Vec<ArtifactDigest>, StoreError> {
+        self.backend
+            .add(&bundle.bytes, &bundle.keys, &bundle.predicate_type)?;
+        Ok(bundle.keys.clone())
     }
 
     /// The bundles stored under `digest`, in name order, and the files skipped. Only
