@@ -255,6 +255,10 @@ def test_every_reference_sentence_transformers_follows_out_of_the_model_is_refus
                                                   "model_args": {"subfolder": "inner",
                                                                  "torch_dtype": "float32"}}}) \
         == "accepted"
+    # An attention kernel named by Hub repository: transformers fetches its code.
+    assert verdict({"config.json": {**config, "attn_implementation": "kernels-community/flash-attn"}}) \
+        == "code-elsewhere"
+    assert verdict({"config.json": {**config, "attn_implementation": "sdpa"}}) == "accepted"
 
 
 def test_a_model_swapped_inside_the_block_is_refused_not_mixed(signed_copy, tmp_path, keys):

@@ -11,7 +11,33 @@ use serde_json::{Value, json};
 /// Writes `text` and a newline to stdout, ignoring a closed pipe.
 pub fn out(text: &str) {
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{text}");
+    let _ = writeln!(stdout, "{}", terminal_safe(text));
+}
+
+/// `text` with every character that could move the cursor, recolour or reorder what a
+/// terminal shows escaped (`\u{1b}`): controls other than newline and tab, and Unicode
+/// bidirectional overrides. Much of what modelseal prints comes from unverified files (a
+/// bundle's names and hints, planted file names), and none of it may draw a fake line.
+/// JSON is unaffected: serde_json already escapes control characters in strings.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if unsafe_char(c) {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 /// Writes a command's JSON report, pretty-printed, to stdout, with `ok` set: true when
@@ -118,9 +144,9 @@ pub fn print_error(err: &anyhow::Error, report: &ErrorReport) {
     let message = modelseal_verify::error_chain(err.as_ref());
     let hints = hints(err);
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "error: {message}");
+    let _ = writeln!(stderr, "error: {}", terminal_safe(&message));
     for hint in &hints {
-        let _ = writeln!(stderr, "hint: {hint}");
+        let _ = writeln!(stderr, "hint: {}", terminal_safe(hint));
     }
     drop(stderr);
     if report.json {

@@ -1011,3 +1011,50 @@ fn outboards_are_all_or_nothing_and_never_inside_the_model() {
     ]);
     assert_exit(&out, 0);
 }
+
+#[test]
+fn text_from_an_unverified_bundle_cannot_draw_on_the_terminal() {
+    // Eleventh attack review: `inspect` printed a bundle's subject name raw, so escape
+    // sequences in a forged bundle could paint a fake "verified" screen.
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("w.bin"), b"weights").unwrap();
+    let key = common::testkey("vector-ed25519.pem");
+    let signature = dir.path().join("model.sig");
+    assert_exit(&modelseal(&[&"sign", &model, &"--key", &key, &"-q"]), 0);
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut bundle: Value = serde_json::from_slice(&std::fs::read(&signature).unwrap()).unwrap();
+    let payload = engine
+        .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
+        .unwrap();
+    let mut statement: Value = serde_json::from_slice(&payload).unwrap();
+    statement["subject"][0]["name"] = json!("m\r\x1b[2K\x1b[32mverified OK\u{202e}");
+    bundle["dsseEnvelope"]["payload"] =
+        json!(engine.encode(serde_json::to_vec(&statement).unwrap()));
+    let forged = dir.path().join("forged.sig");
+    std::fs::write(&forged, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    let inspected = modelseal(&[&"inspect", &forged]);
+    let verified = modelseal(&[
+        &"verify",
+        &model,
+        &"--signature",
+        &forged,
+        &"--key",
+        &common::testkey("vector-ed25519.pem.pub"),
+    ]);
+    assert_exit(&verified, 1);
+    for out in [&inspected, &verified] {
+        let shown = format!("{}{}", stdout(out), stderr(out));
+        assert!(
+            !shown.contains('\x1b') && !shown.contains('\r') && !shown.contains('\u{202e}'),
+            "{shown:?}"
+        );
+    }
+    assert!(
+        stdout(&inspected).contains("\\u{1b}"),
+        "{}",
+        stdout(&inspected)
+    );
+}

@@ -219,11 +219,12 @@ fn lineage_refused_json(
 }
 
 fn refused(args: &BomArgs, signature: &std::path::Path, err: &VerifyError) -> Result<Outcome> {
-    eprintln!(
+    let line = format!(
         "error: {}: {}",
         signature.display(),
         modelseal_verify::error_chain(err)
     );
+    eprintln!("{}", crate::output::terminal_safe(&line));
     if args.json {
         crate::output::out_report(
             false,

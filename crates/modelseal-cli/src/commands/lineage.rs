@@ -112,11 +112,12 @@ pub fn report_text(report: &LineageReport) -> String {
 
 pub fn report_failure(report: &LineageReport) {
     if let Some((hop, failure)) = report.first_failure() {
-        eprintln!(
+        let line = format!(
             "error: lineage refused at {} {}: {failure}",
             hop.display_name(),
             hop.digest_text()
         );
+        eprintln!("{}", crate::output::terminal_safe(&line));
     }
 }
 

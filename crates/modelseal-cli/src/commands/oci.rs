@@ -147,7 +147,10 @@ fn bundles(registry: &Registry, model: &OciModel, signature: Option<&Path>) -> R
     let found = referrers::find_bundles(registry, &model.reference, model.digest())
         .with_context(|| format!("cannot list the signatures attached to {}", model.reference))?;
     for skipped in &found.skipped {
-        eprintln!("note: passed over a referrer: {skipped}");
+        eprintln!(
+            "{}",
+            crate::output::terminal_safe(&format!("note: passed over a referrer: {skipped}"))
+        );
     }
     Ok(found
         .bundles

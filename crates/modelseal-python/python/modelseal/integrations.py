@@ -119,7 +119,9 @@ def verified_model(model_dir, *, signature, key=None, policy=None, expected=None
 #   (`tokenizer_args`, `model_args`, `config_args`, `processor_kwargs`, `model_kwargs`,
 #   `config_kwargs`, `tokenizer_kwargs`), relative or not, but a `subfolder`: transformers
 #   opens a file its caller names as given, against the working directory, not the model.
-#   And `.` as another model (`*_name_or_path`): loaders read it as the working directory.
+#   And `.` as another model (`*_name_or_path`): loaders read it as the working directory;
+# - an attention implementation named as a Hub repository (`attn_implementation`, with a
+#   `/`): transformers fetches that kernel code from the Hub (the `kernels` package).
 _REFERENCE_KEYS = {"impl", "type", "types", "tokenizer_class", "activation_function",
                    "activation_fn"}
 _IMPORTED_KEYS = {"type", "types", "tokenizer_class", "activation_function", "activation_fn"}
@@ -130,7 +132,12 @@ _FORWARDED_KWARGS = {"tokenizer_args", "model_args", "config_args", "processor_k
                      "model_kwargs", "config_kwargs", "tokenizer_kwargs"}
 
 
+_KERNEL_KEYS = {"attn_implementation", "_attn_implementation"}
+
+
 def _names_other_model(key: str, value) -> bool:
+    if key in _KERNEL_KEYS:
+        return isinstance(value, str) and "/" in value
     return (key.endswith("_name_or_path") and key not in _INFORMATIONAL_KEYS
             and value not in (None, ""))
 
