@@ -253,12 +253,13 @@ fn log_index(bundle: &sigstore_verify::types::Bundle) -> Option<u64> {
 /// for an artifact given as its SHA-256 digest.
 pub fn verify_keyless_json(
     json: &str,
-    digest: [u8; 32],
+    artifact: Artifact,
     trust: &KeylessTrust,
 ) -> Result<KeylessSigner, KeylessError> {
+    let digest = artifact.digest();
     let parsed =
         sigstore_verify::types::Bundle::from_json(json).map_err(sigstore_verify::Error::from)?;
-    refuse_non_artifacts(&parsed, digest)?;
+    refuse_non_artifacts(&parsed, artifact)?;
     verify_parsed(
         &parsed,
         sigstore_verify::types::Sha256Hash::new(digest),
@@ -266,15 +267,36 @@ pub fn verify_keyless_json(
     )
 }
 
+/// What `verify-bundle` is asked about: a file (by its SHA-256) or a digest given as such.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Artifact {
+    /// The SHA-256 of a file's bytes.
+    File([u8; 32]),
+    /// A SHA-256 digest the caller names (`sha256:HEX`), such as an OMS model root.
+    Digest([u8; 32]),
+}
+
+impl Artifact {
+    /// The SHA-256 either way.
+    pub fn digest(self) -> [u8; 32] {
+        match self {
+            Self::File(d) | Self::Digest(d) => d,
+        }
+    }
+}
+
 /// A model signature's subjects name a model, not a file: its keyless binding (signed as
-/// a sha256 subject beside the BLAKE3 root it binds, `spec/sigstore.md` §4) and an OMS
-/// root (a hash of the files' hashes) are both bytes anyone can write into a file. Read
-/// with the same parser that verifies, so a bundle modelseal's stricter reader would
-/// refuse (an unknown field) cannot skip this check.
+/// a sha256 subject beside the BLAKE3 root it binds, `spec/sigstore.md` §4) names nothing
+/// at all, and an OMS root (a hash of the files' hashes) is bytes anyone can write into a
+/// file. The binding is refused however it is given; a model root only as a file (asked
+/// as a digest, "is this model root signed" is a fair question). Read with the same
+/// parser that verifies, so a bundle modelseal's stricter reader would refuse (an unknown
+/// field) cannot skip this check.
 fn refuse_non_artifacts(
     bundle: &sigstore_verify::types::Bundle,
-    digest: [u8; 32],
+    artifact: Artifact,
 ) -> Result<(), KeylessError> {
+    let digest = artifact.digest();
     let sigstore_verify::types::SignatureContent::DsseEnvelope(envelope) = &bundle.content else {
         return Ok(()); // a message signature signs the artifact's own digest
     };
@@ -309,7 +331,7 @@ fn refuse_non_artifacts(
                 return Err(KeylessError::BindingNotArtifact(wanted));
             }
         }
-        if names_model {
+        if names_model && matches!(artifact, Artifact::File(_)) {
             return Err(KeylessError::ModelNotArtifact(wanted));
         }
     }
@@ -395,13 +417,14 @@ pub fn check_issued(
 /// Sigstore clients require for keys too) over an artifact given as its SHA-256.
 pub fn verify_key_json(
     json: &str,
-    digest: [u8; 32],
+    artifact: Artifact,
     spki_der: &[u8],
     root_json: Option<&str>,
 ) -> Result<Option<i64>, KeylessError> {
+    let digest = artifact.digest();
     let parsed =
         sigstore_verify::types::Bundle::from_json(json).map_err(sigstore_verify::Error::from)?;
-    refuse_non_artifacts(&parsed, digest)?;
+    refuse_non_artifacts(&parsed, artifact)?;
     let root = match root_json {
         Some(json) => TrustedRoot::from_json(json).map_err(sigstore_verify::Error::from)?,
         None => TrustedRoot::from_json(SIGSTORE_PRODUCTION_TRUSTED_ROOT)

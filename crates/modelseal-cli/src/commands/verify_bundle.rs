@@ -11,7 +11,8 @@ use crate::cli::VerifyBundleArgs;
 use crate::output::{out, out_report};
 
 pub fn run(args: &VerifyBundleArgs) -> Result<Outcome> {
-    let digest = artifact_digest(&args.artifact)?;
+    let artifact = artifact_digest(&args.artifact)?;
+    let digest = artifact.digest();
     let json = super::read_text(&args.bundle, "bundle")?;
     if args.key.is_some() && !carries_log_entry(&json) {
         let message = format!(
@@ -38,13 +39,13 @@ pub fn run(args: &VerifyBundleArgs) -> Result<Outcome> {
                 Some(p) => Some(super::read_text(p, "trusted root")?),
                 None => None,
             };
-            keyless::verify_key_json(&json, digest, key.spki_der(), root.as_deref())
+            keyless::verify_key_json(&json, artifact, key.spki_der(), root.as_deref())
                 .map(|time| (format!("key {}", key.fingerprint()), None, time))
         }
         None => {
             let trust = super::keyless_trust(&args.keyless)?
                 .context("give --key, or --identity and --issuer")?;
-            keyless::verify_keyless_json(&json, digest, &trust).map(|s| {
+            keyless::verify_keyless_json(&json, artifact, &trust).map(|s| {
                 (
                     format!("{} from {}", s.identity, s.issuer),
                     Some(s.identity),
@@ -101,13 +102,15 @@ fn carries_log_entry(json: &str) -> bool {
 }
 
 /// `sha256:HEX`, or the SHA-256 of the named file.
-fn artifact_digest(artifact: &str) -> Result<[u8; 32]> {
+fn artifact_digest(artifact: &str) -> Result<keyless::Artifact> {
     if let Some(hex) = artifact.strip_prefix("sha256:") {
         let bytes = hex::decode(hex).ok().filter(|b| b.len() == 32);
         let Some(bytes) = bytes else {
             bail!("{artifact:?} is not sha256: followed by 64 hex digits");
         };
-        return Ok(bytes.try_into().expect("length checked"));
+        return Ok(keyless::Artifact::Digest(
+            bytes.try_into().expect("length checked"),
+        ));
     }
     // The user named this path: a link they name is followed, once, here.
     let path = std::fs::canonicalize(artifact)
@@ -124,5 +127,7 @@ fn artifact_digest(artifact: &str) -> Result<[u8; 32]> {
     };
     let digest = hash_ranges(&[job], DigestAlgorithm::Sha256, &NoProgress)
         .with_context(|| format!("cannot hash artifact {artifact}"))?;
-    Ok(digest[0].clone().try_into().expect("SHA-256 is 32 bytes"))
+    Ok(keyless::Artifact::File(
+        digest[0].clone().try_into().expect("SHA-256 is 32 bytes"),
+    ))
 }
