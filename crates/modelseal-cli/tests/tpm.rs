@@ -595,3 +595,82 @@ fn broken_and_foreign_tpm_key_files_are_named_and_leave_no_output() {
         "modelseal left objects loaded"
     );
 }
+
+#[test]
+fn a_tpm_gone_between_opening_the_key_and_signing_is_named_and_leaves_no_output() {
+    // The device removed mid-sign: the key opens (before hashing), the TPM goes away
+    // while a large model is hashed, and the one TPM2_Sign at the end fails.
+    let mut tpm = Tpm::start();
+    let model = tpm.dir.path().join("large");
+    std::fs::create_dir(&model).unwrap();
+    // Sparse: no disk, and seconds of hashing on two cores.
+    std::fs::File::create(model.join("weights.bin"))
+        .unwrap()
+        .set_len(8 << 30)
+        .unwrap();
+    let signature = tpm.dir.path().join("large.sig");
+    let child = Command::new(env!("CARGO_BIN_EXE_modelseal"))
+        .args(["sign", "large", "--key", &tpm.key("0x81000010"), "-q"])
+        .arg("--signature")
+        .arg(&signature)
+        .env_remove("TPM2TOOLS_TCTI")
+        .current_dir(tpm.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    tpm.process.kill().unwrap();
+    tpm.process.wait().unwrap();
+    let out = child.wait_with_output().unwrap();
+    common::assert_exit(&out, 2);
+    let stderr = common::stderr(&out);
+    assert!(
+        stderr.contains("TPM key 0x81000010: cannot sign"),
+        "{stderr}"
+    );
+    assert!(
+        !signature.exists(),
+        "a signature was written without the TPM"
+    );
+}
+
+#[test]
+fn a_tpm_locked_out_by_wrong_authorization_values_says_so() {
+    // A locked device: swtpm allows 3 authorization failures (TPM2_PT_MAX_AUTH_FAIL)
+    // before dictionary-attack lockout; then even the right value is refused, by name.
+    let tpm = Tpm::start();
+    let model = model(tpm.dir.path());
+    let signature = tpm.dir.path().join("locked.sig");
+    let sign = |auth: &str| {
+        tpm.modelseal(
+            &[
+                &"sign",
+                &model,
+                &"--key",
+                &tpm.key("0x81000012"),
+                &"--signature",
+                &signature,
+            ],
+            &[("MODELSEAL_TPM_AUTH", auth)],
+        )
+    };
+    let mut locked = false;
+    for _ in 0..6 {
+        let out = sign("wrong");
+        common::assert_exit(&out, 2);
+        if common::stderr(&out).contains("dictionary-attack lockout") {
+            locked = true;
+            break;
+        }
+    }
+    assert!(locked, "no lockout after 6 wrong authorization values");
+    let out = sign("s3cret");
+    common::assert_exit(&out, 2);
+    let stderr = common::stderr(&out);
+    assert!(
+        stderr.contains("TPM key 0x81000012: cannot sign: the TPM is in dictionary-attack lockout"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret") && !signature.exists());
+}
