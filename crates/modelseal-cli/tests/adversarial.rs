@@ -1058,3 +1058,76 @@ fn text_from_an_unverified_bundle_cannot_draw_on_the_terminal() {
         stdout(&inspected)
     );
 }
+
+#[test]
+fn a_model_denied_by_its_blake3_root_is_denied_under_an_oms_signature_too() {
+    // Eleventh attack review (a wrong yes on main): `[models] deny = ["blake3:ROOT"]`
+    // (the root `modelseal hash` prints) refused the native signature and let the same
+    // files through under an OMS signature by the same trusted publisher.
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    std::fs::create_dir(p("model")).unwrap();
+    std::fs::write(p("model/w.bin"), vec![7u8; 100_000]).unwrap();
+    std::fs::write(p("model/config.json"), b"{}").unwrap();
+    let key = common::testkey("ec-p256.priv.pem");
+    std::fs::copy(common::testkey("ec-p256.pub.pem"), p("publisher.pub")).unwrap();
+    for (format, sig) in [("native", "native.sig"), ("oms", "oms.sig")] {
+        let out = modelseal(&[
+            &"sign",
+            &p("model"),
+            &"--key",
+            &key,
+            &"--format",
+            &format,
+            &"--signature",
+            &p(sig),
+            &"-q",
+        ]);
+        assert_exit(&out, 0);
+    }
+    let hashed = modelseal(&[&"hash", &p("model")]);
+    let root = stdout(&hashed)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let policy = p("policy.toml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &policy,
+            format!(
+                "max_depth = 1\n{extra}\n[[signer]]\nname = \"release\"\nroles = [\"model-publisher\"]\nkey = \"publisher.pub\"\n"
+            ),
+        )
+        .unwrap();
+    };
+    write("");
+    for sig in ["native.sig", "oms.sig"] {
+        let out = modelseal(&[
+            &"verify",
+            &p("model"),
+            &"--signature",
+            &p(sig),
+            &"--policy",
+            &policy,
+        ]);
+        assert_exit(&out, 0);
+    }
+    write(&format!("[models]\ndeny = [\"{root}\"]\n"));
+    for sig in ["native.sig", "oms.sig"] {
+        let out = modelseal(&[
+            &"verify",
+            &p("model"),
+            &"--signature",
+            &p(sig),
+            &"--policy",
+            &policy,
+        ]);
+        assert_exit(&out, 1);
+        assert!(
+            stderr(&out).contains(&format!("denied by policy rule {root}")),
+            "{sig}: {}",
+            stderr(&out)
+        );
+    }
+}

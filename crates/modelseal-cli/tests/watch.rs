@@ -67,15 +67,15 @@ impl Watcher {
         if let Some(uid) = uid {
             command.uid(uid);
         }
+        // A policy names the signers itself; otherwise the publisher's key is trusted.
+        let key: &[&str] = if flags.contains(&"--policy") {
+            &[]
+        } else {
+            &["--key", "publisher.key.pub"]
+        };
         let child = command
-            .args([
-                "watch",
-                model,
-                "--key",
-                "publisher.key.pub",
-                "--listen",
-                "127.0.0.1:0",
-            ])
+            .args(["watch", model, "--listen", "127.0.0.1:0"])
+            .args(key)
             .args(flags)
             .current_dir(d)
             .stdin(Stdio::null())
@@ -1008,4 +1008,90 @@ async fn bytes_written_to_an_accepted_empty_file_are_seen_through_any_name() {
         eprintln!("{flags:?}: a write to an accepted empty file seen after {took:?}");
         assert!(body.to_string().contains("__init__.py"), "{body}");
     }
+}
+
+#[tokio::test]
+async fn a_policy_edited_or_a_key_file_removed_after_start_is_followed() {
+    // Eleventh attack review: `watch --policy` read its policy once, so a model denied
+    // later, or a publisher key revoked by removing its file, stayed ready (as `serve`
+    // would not let it).
+    let dir = signed_model(4096);
+    let d = dir.path();
+    let root = run(d, &["hash", "model"]);
+    let root = root.split_whitespace().next().unwrap().to_owned();
+    let policy = |extra: &str| {
+        format!(
+            "max_depth = 1\n{extra}\n[[signer]]\nname = \"release\"\nroles = [\"model-publisher\"]\nkey = \"publisher.key.pub\"\n"
+        )
+    };
+    std::fs::write(d.join("policy.toml"), policy("")).unwrap();
+    let w = Watcher::start(dir, &["--policy", "policy.toml"]);
+    w.wait_for(200, Duration::from_secs(20)).await;
+
+    std::fs::write(
+        w.path("policy.toml"),
+        policy(&format!("[models]\ndeny = [\"{root}\"]\n")),
+    )
+    .unwrap();
+    let (took, body) = w.wait_for_failure_within(AFTER_EVENT).await;
+    eprintln!("a deny rule added was in force after {took:?}");
+    assert!(body.to_string().contains("denied"), "{body}");
+
+    std::fs::write(w.path("policy.toml"), policy("")).unwrap();
+    w.wait_for(200, AFTER_EVENT).await;
+
+    // The key file removed: the policy no longer loads, and the model is not judged by
+    // the old rules meanwhile.
+    std::fs::rename(w.path("publisher.key.pub"), w.path("revoked.pub")).unwrap();
+    let (_, body) = w.wait_for_failure_within(AFTER_EVENT).await;
+    assert!(
+        body.to_string().contains("policy cannot be loaded"),
+        "{body}"
+    );
+    std::fs::rename(w.path("revoked.pub"), w.path("publisher.key.pub")).unwrap();
+    w.wait_for(200, AFTER_EVENT).await;
+}
+
+#[tokio::test]
+async fn an_oms_model_under_rules_naming_blake3_roots_is_refused_not_misjudged() {
+    // The reader does not hash up front, so it cannot learn an OMS-signed model's BLAKE3
+    // root: under a policy that denies by BLAKE3 root the model is refused, never judged
+    // by a digest the rule does not name (eleventh attack review; ready on main).
+    let dir = signed_model(4096);
+    let d = dir.path();
+    run(
+        d,
+        &[
+            "keygen",
+            "--out",
+            "publisher.key",
+            "--algorithm",
+            "ecdsa-p256",
+            "--force",
+        ],
+    );
+    run(
+        d,
+        &[
+            "sign",
+            "model",
+            "--force",
+            "--key",
+            "publisher.key",
+            "--format",
+            "oms",
+        ],
+    );
+    let root = run(d, &["hash", "model"]);
+    let root = root.split_whitespace().next().unwrap().to_owned();
+    std::fs::write(
+        d.join("policy.toml"),
+        format!(
+            "max_depth = 1\n[models]\ndeny = [\"{root}\"]\n[[signer]]\nname = \"release\"\nroles = [\"model-publisher\"]\nkey = \"publisher.key.pub\"\n"
+        ),
+    )
+    .unwrap();
+    let w = Watcher::start(dir, &["--policy", "policy.toml"]);
+    let (_, body) = w.wait_for_failure_within(Duration::from_secs(20)).await;
+    assert!(body.to_string().contains("BLAKE3 root"), "{body}");
 }

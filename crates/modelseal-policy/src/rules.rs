@@ -90,6 +90,16 @@ impl ArtifactRules for LineagePolicy {
             message: failure.to_string(),
         })
     }
+
+    fn names_blake3_roots(&self, kind: ArtifactKind) -> bool {
+        let rules = match kind {
+            ArtifactKind::Dataset => &self.datasets,
+            _ => &self.models,
+        };
+        rules.deny.iter().chain(&rules.allow).any(|rule| {
+            matches!(rule, Matcher::Digest(d) if d.algorithm() == modelseal_core::DigestAlgorithm::Blake3)
+        })
+    }
 }
 
 impl LineagePolicy {

@@ -25,8 +25,8 @@ use modelseal_core::{ArtifactDigest, ArtifactKind, Bundle, ManifestEntry};
 
 use crate::loader::{ModelReader, VerifiedBytes, verify_bytes};
 use crate::{
-    SignedManifest, SignedModel, SubjectProblem, TrustPolicy, VerifiedModel, VerifyError,
-    VerifyOptions, check_entries, read_signature, verify_model,
+    SignatureFormat, SignedManifest, SignedModel, SubjectProblem, TrustPolicy, VerifiedModel,
+    VerifyError, VerifyOptions, check_entries, read_signature, verify_model,
 };
 
 /// A policy's rules about an artifact itself: allow and deny lists by digest and by the
@@ -40,6 +40,15 @@ pub trait ArtifactRules: Send + Sync {
         name: Option<&str>,
         digests: &[ArtifactDigest],
     ) -> Result<(), RuleRefusal>;
+
+    /// Whether a rule for `kind` names an artifact by BLAKE3 root: then a model signed in
+    /// another format (OMS) must be judged by its BLAKE3 root too, which the verifier
+    /// computes from the files, or the rule could be stepped around by signing the same
+    /// files otherwise.
+    fn names_blake3_roots(&self, kind: ArtifactKind) -> bool {
+        let _ = kind;
+        false
+    }
 }
 
 /// Why a policy's rules refused an artifact.
@@ -111,7 +120,24 @@ impl Verifier {
         progress: &dyn Progress,
     ) -> Result<VerifiedModel, VerifyError> {
         let verified = verify_model(root, bundle, &self.trust, &self.options, progress)?;
-        self.judge(verified.name.as_deref(), &verified.digests())?;
+        let mut digests = verified.digests();
+        if verified.format != SignatureFormat::Native && self.needs_blake3_root() {
+            // The files' BLAKE3 root, as `modelseal hash` prints it: the identity a
+            // digest rule names whatever format the signature is in.
+            let manifest = modelseal_core::hash_model(root, &self.options.walk, progress).map_err(
+                |e| match e {
+                    modelseal_core::ModelError::Walk(e) => VerifyError::Walk(e),
+                    modelseal_core::ModelError::Hash(e) => VerifyError::Hash(e),
+                    modelseal_core::ModelError::Manifest(e) => VerifyError::InvalidManifest(e),
+                    other => VerifyError::Policy(RuleRefusal {
+                        kind: "denied",
+                        message: format!("cannot compute the model's BLAKE3 root: {other}"),
+                    }),
+                },
+            )?;
+            digests.push(ArtifactDigest::blake3(&manifest.root()));
+        }
+        self.judge(verified.name.as_deref(), &digests)?;
         Ok(verified)
     }
 
@@ -124,6 +150,7 @@ impl Verifier {
         outboards: Option<&Path>,
     ) -> Result<ModelReader, VerifyError> {
         let reader = ModelReader::open(root, bundle, &self.trust, &self.options, outboards)?;
+        self.refuse_unjudgeable(reader.format() == SignatureFormat::Native)?;
         self.judge(reader.name(), &reader.digests())?;
         Ok(reader)
     }
@@ -137,6 +164,9 @@ impl Verifier {
         data: &[u8],
     ) -> Result<VerifiedBytes, VerifyError> {
         let verified = verify_bytes(bundle, &self.trust, &self.options, path, data)?;
+        self.refuse_unjudgeable(
+            verified.root.algorithm() == modelseal_core::DigestAlgorithm::Blake3,
+        )?;
         self.judge(verified.name.as_deref(), &verified.digests())?;
         Ok(verified)
     }
@@ -189,6 +219,27 @@ impl Verifier {
     ) -> Result<VerifiedModel, VerifyError> {
         check_entries(&signed.signed, found)?;
         Ok(signed.model)
+    }
+
+    /// Whether the rules name the artifact's kind by BLAKE3 root.
+    fn needs_blake3_root(&self) -> bool {
+        let kind = self.options.kind.unwrap_or(ArtifactKind::Model);
+        self.rules
+            .as_ref()
+            .is_some_and(|rules| rules.names_blake3_roots(kind))
+    }
+
+    /// The lazy doors (a reader, checked bytes) do not hash a model up front, so they
+    /// cannot learn an OMS-signed model's BLAKE3 root: under rules that name BLAKE3
+    /// roots such a model is refused rather than judged by a digest the rule never names.
+    fn refuse_unjudgeable(&self, native: bool) -> Result<(), VerifyError> {
+        if native || !self.needs_blake3_root() {
+            return Ok(());
+        }
+        Err(VerifyError::Policy(RuleRefusal {
+            kind: "unjudgeable",
+            message: "the policy names models by BLAKE3 root, which an OMS signature does not carry and this reader does not compute; verify the model in full (`modelseal verify --policy`) or sign it natively".into(),
+        }))
     }
 
     /// The rules alone.

@@ -67,6 +67,29 @@ pub struct Config {
     pub leases: bool,
     /// Where the event log goes.
     pub log: LogSink,
+    /// Where the verifier comes from when it can change (a policy file and the key files
+    /// it names); `None`: `verifier` holds for good (keys given as flags).
+    pub trust_source: Option<TrustSource>,
+}
+
+/// A policy the watch follows: the files its verifier is built from, and how to build it
+/// again. Any change to one of the files (seen by the stat poll, or at the next pass)
+/// loads it anew before the model is checked again; while it cannot be loaded the model
+/// is unready, never judged by the old rules.
+pub struct TrustSource {
+    /// Builds the verifier, and says which files it was built from (the policy first).
+    pub load: TrustLoader,
+}
+
+/// Builds a verifier and names the files it read, or says why it cannot.
+pub type TrustLoader = Box<dyn Fn() -> Result<(Verifier, Vec<PathBuf>), String> + Send + Sync>;
+
+/// The verifier in force, and what it was built from.
+struct TrustState {
+    /// `Ok(None)`: the configuration's own verifier (no trust source).
+    verifier: Result<Option<Arc<Verifier>>, String>,
+    /// The files and their stamps when they were read (taken before reading).
+    seen: stamps::Stamped,
 }
 
 impl Config {
@@ -83,6 +106,7 @@ impl Config {
             stat_interval: Some(Duration::from_secs(1)),
             leases: true,
             log: Box::new(|line| println!("{line}")),
+            trust_source: None,
         }
     }
 }
@@ -133,6 +157,8 @@ pub(crate) struct Shared {
     rearm: OnceLock<events::Rearm>,
     /// The signed files' leases (`None`: leases off).
     leases: Option<leases::Leases>,
+    /// The verifier in force, reloaded when its policy changes.
+    trust: Mutex<TrustState>,
 }
 
 /// A running watch: cheap to clone, shared by the checkers and the server.
@@ -190,6 +216,13 @@ impl Watch {
             metrics: Metrics::new(),
             stamps: Stamps::default(),
             rearm: OnceLock::new(),
+            // With a trust source the policy is read afresh before the first check: the
+            // empty stamps differ from any file, and stamps taken before that read pin
+            // exactly what it read.
+            trust: Mutex::new(TrustState {
+                verifier: Ok(None),
+                seen: Vec::new(),
+            }),
             config,
         });
         let watch = Self { shared };
@@ -292,11 +325,13 @@ impl Watch {
     /// verdict. Returns the reader for the files' checks when it passes.
     fn check_model(&self, trigger: Trigger) -> Option<ModelReader> {
         let generation = self.tracker().generation(MODEL);
+        let trust_files = self.refresh_trust();
         let known_paths = self.model_paths();
         let config = &self.shared.config;
         let mut stamped = stamps::stamp(
             [config.model.clone(), config.signature.clone()]
                 .into_iter()
+                .chain(trust_files)
                 .chain(known_paths),
         );
         let result = self.open_model();
@@ -355,8 +390,9 @@ impl Watch {
                 error_chain(&e)
             )
         })?;
-        let reader = config
-            .verifier
+        let verifier = self.verifier()?;
+        let verifier = verifier.as_deref().unwrap_or(&config.verifier);
+        let reader = verifier
             .open(&config.model, &bundle, None)
             .map_err(|e| model_reason(&e))?;
         let root = reader.root();
@@ -440,6 +476,69 @@ impl Watch {
         }
         drop(tracker);
         self.after_record(trigger, path, &verdict, recorded);
+    }
+
+    /// Loads the policy again if one of its files changed since it was read (or it was
+    /// never read); returns the files, which the model's stamps then include so that the
+    /// stat poll sees the next change.
+    fn refresh_trust(&self) -> Vec<PathBuf> {
+        let Some(source) = &self.shared.config.trust_source else {
+            return Vec::new();
+        };
+        let mut state = self
+            .shared
+            .trust
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let files: Vec<PathBuf> = state.seen.iter().map(|(p, _)| p.clone()).collect();
+        let fresh = !state.seen.is_empty()
+            && state.verifier.is_ok()
+            && stamps::first_difference(&state.seen).is_none();
+        if fresh {
+            return files;
+        }
+        let first = state.seen.is_empty();
+        // Stamped before reading: a file changed while it is read shows as changed again.
+        let before = stamps::stamp(files.clone());
+        match (source.load)() {
+            Ok((verifier, read)) => {
+                // A policy naming other key files: those are stamped now, and if any
+                // changed meanwhile the next check loads once more (harmless).
+                state.seen = if read == files {
+                    before
+                } else {
+                    stamps::stamp(read.clone())
+                };
+                state.verifier = Ok(Some(Arc::new(verifier)));
+                if !first {
+                    self.log(json!({"event": "policy-reloaded"}));
+                }
+                read
+            }
+            Err(reason) => {
+                if state.verifier.as_ref().err() != Some(&reason) {
+                    self.log(json!({"event": "error", "reason": format!("the policy cannot be loaded: {reason}")}));
+                }
+                // Keep watching the same files (or, never loaded, nothing: every check
+                // then tries again).
+                state.seen = before;
+                state.verifier = Err(reason);
+                files
+            }
+        }
+    }
+
+    /// The verifier in force: `Ok(None)` for the configuration's own.
+    fn verifier(&self) -> Result<Option<Arc<Verifier>>, String> {
+        let state = self
+            .shared
+            .trust
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state
+            .verifier
+            .clone()
+            .map_err(|reason| format!("the policy cannot be loaded: {reason}"))
     }
 
     /// Every directory under the model (not following links), the model's own excluded:

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use modelseal_core::walk::WalkOptions;
 use modelseal_verify::VerifyOptions;
-use modelseal_watch::{Config, Watch};
+use modelseal_watch::{Config, TrustSource, Watch};
 use tokio::signal::unix::SignalKind;
 
 use crate::Outcome;
@@ -37,8 +37,30 @@ pub fn run(args: &WatchArgs) -> Result<Outcome> {
     options.ignore_unsigned_files = args.ignore_unsigned_files;
     options.allow_unlisted_empty_files = args.allow_unsigned_empty_files;
     options.expected = args.expect;
-    let verifier = super::trust::verifier(trust, policy.as_ref(), options);
+    let verifier = super::trust::verifier(trust, policy.as_ref(), options.clone());
     let mut config = Config::new(args.model.clone(), signature, verifier);
+    // A policy is followed: edited, or a key file it names replaced or removed, it is
+    // loaded again (and while it cannot be, the model is unready), as `serve` does.
+    if let Some(path) = args.policy.clone() {
+        let keyless = args.keyless.clone();
+        config.trust_source = Some(TrustSource {
+            load: Box::new(move || {
+                let (trust, policy) = super::trust::trust_from(
+                    modelseal_lineage::policy::Role::ModelPublisher,
+                    &[],
+                    &[],
+                    Some(path.as_path()),
+                    &keyless,
+                    false,
+                )
+                .map_err(|e| modelseal_verify::error_chain(e.as_ref()))?;
+                let mut files = vec![path.clone()];
+                files.extend(policy.iter().flat_map(|p| p.key_files.iter().cloned()));
+                let verifier = super::trust::verifier(trust, policy.as_ref(), options.clone());
+                Ok((verifier, files))
+            }),
+        });
+    }
     config.interval = args.interval;
     config.max_read_rate = Some(args.max_read_rate).filter(|r| *r > 0);
     config.debounce = args.debounce;
