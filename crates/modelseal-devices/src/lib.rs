@@ -61,6 +61,8 @@ pub fn open_tpm_key_file(path: &std::path::Path) -> Result<Box<dyn KeySigner>, K
     open_tpm_name(TpmName::File(path))
 }
 
+// Without the `tpm` feature the names are refused unread.
+#[cfg_attr(not(feature = "tpm"), allow(dead_code))]
 enum TpmName<'a> {
     Text(&'a str),
     File(&'a std::path::Path),
