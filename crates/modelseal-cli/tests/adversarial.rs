@@ -1131,3 +1131,48 @@ fn a_model_denied_by_its_blake3_root_is_denied_under_an_oms_signature_too() {
         );
     }
 }
+
+#[test]
+fn a_key_path_with_a_multibyte_character_is_read_as_a_file_not_a_panic() {
+    // Found by the device_names fuzzer (a panic on main): the device-name check sliced
+    // the key name at a byte inside a character.
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("w.bin"), b"weights").unwrap();
+    for name in [
+        "abcdef\u{e9}.pem",
+        "ab\u{e9}\u{e9}.pem",
+        "awskms\u{e9}\u{e9}.pem",
+    ] {
+        let key = dir.path().join(name);
+        std::fs::copy(common::testkey("vector-ed25519.pem"), &key).unwrap();
+        let out = modelseal(&[
+            &"sign",
+            &model,
+            &"--key",
+            &name,
+            &"--signature",
+            &dir.path().join("m.sig"),
+            &"--force",
+            &"-q",
+        ]);
+        assert!(
+            !stderr(&out).contains("panicked"),
+            "{name}: {}",
+            stderr(&out)
+        );
+        assert_exit(&out, 2); // a relative name from another directory: not found, said so
+        let out = modelseal(&[
+            &"sign",
+            &model,
+            &"--key",
+            &key,
+            &"--signature",
+            &dir.path().join("m.sig"),
+            &"--force",
+            &"-q",
+        ]);
+        assert_exit(&out, 0);
+    }
+}

@@ -21,7 +21,7 @@ const PARTITIONS: [&str; 3] = ["aws", "aws-us-gov", "aws-cn"];
 
 /// Whether `text` is meant as an AWS KMS key (and must not be read as a file name).
 pub fn is_awskms(text: &str) -> bool {
-    text.len() >= SCHEME.len() && text[..SCHEME.len()].eq_ignore_ascii_case(SCHEME)
+    crate::has_scheme(text, SCHEME)
 }
 
 impl AwsKmsKeyName {

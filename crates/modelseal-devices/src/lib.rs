@@ -25,8 +25,16 @@ pub fn is_device_key(name: &str) -> bool {
     Pkcs11Uri::is_pkcs11(name) || is_tpm_name(name) || awskms_name::is_awskms(name)
 }
 
+/// Whether `text` starts with the ASCII `scheme`, in any case. Compared as bytes: a key
+/// path may hold any character at any byte, and slicing the text there could split one.
+pub(crate) fn has_scheme(text: &str, scheme: &str) -> bool {
+    text.as_bytes()
+        .get(..scheme.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(scheme.as_bytes()))
+}
+
 fn is_tpm_name(name: &str) -> bool {
-    name.len() >= 4 && name[..4].eq_ignore_ascii_case("tpm:")
+    has_scheme(name, "tpm:")
 }
 
 /// Opens the device key `name` names.
@@ -102,4 +110,24 @@ fn open_awskms(_: &AwsKmsKeyName) -> Result<Box<dyn KeySigner>, KeyError> {
     Err(KeyError::Device(
         "this modelseal was built without AWS KMS support; build it with `--features modelseal-cli/kms`".into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_with_multibyte_characters_where_a_scheme_would_end_are_files() {
+        // Found by the device_names fuzzer: a key path with a character across byte 7
+        // (or 4, or 9) made the scheme check slice inside it and panic.
+        for name in [
+            "s:s:/a\u{462}150b",
+            "abcdef\u{e9}.pem",
+            "ab\u{e9}\u{e9}x",
+            "awskms:\u{e9}/",
+        ] {
+            assert!(!super::is_device_key(name), "{name}");
+        }
+        assert!(super::is_device_key("PKCS11:object=k"));
+        assert!(super::is_device_key("Tpm:handle=0x81000001"));
+        assert!(super::is_device_key("AWSKMS:///alias/a"));
+    }
 }

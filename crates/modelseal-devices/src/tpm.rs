@@ -35,7 +35,7 @@ pub const AUTH_ENV: &str = "MODELSEAL_TPM_AUTH";
 
 /// Whether `name` is meant as a TPM key.
 fn is_tpm(name: &str) -> bool {
-    name.len() >= 4 && name[..4].eq_ignore_ascii_case("tpm:")
+    crate::has_scheme(name, "tpm:")
 }
 
 /// A parsed `tpm:` key name.

@@ -84,7 +84,7 @@ impl Pkcs11Uri {
     /// Whether `text` is meant as a PKCS#11 URI (and should be parsed as one, not read as
     /// a file name).
     pub fn is_pkcs11(text: &str) -> bool {
-        text.len() >= 7 && text[..7].eq_ignore_ascii_case("pkcs11:")
+        crate::has_scheme(text, "pkcs11:")
     }
 
     /// Parses `text`.
