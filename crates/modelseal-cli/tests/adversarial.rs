@@ -818,6 +818,29 @@ fn sizes_that_overflow_are_not_a_crash() {
     assert_exit(&out, 1);
 }
 
+/// Writes `bundle` to `out` with its (unsigned-for-this-purpose) statement changed by
+/// `change`: a forged bundle whose signature no longer matches.
+fn with_statement(bundle: &Path, out: &Path, change: impl FnOnce(&mut Value)) {
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut json: Value = serde_json::from_slice(&std::fs::read(bundle).unwrap()).unwrap();
+    let payload = base64_decode(json["dsseEnvelope"]["payload"].as_str().unwrap());
+    let mut statement: Value = serde_json::from_slice(&payload).unwrap();
+    change(&mut statement);
+    json["dsseEnvelope"]["payload"] = json!(engine.encode(serde_json::to_vec(&statement).unwrap()));
+    std::fs::write(out, serde_json::to_vec(&json).unwrap()).unwrap();
+}
+
+/// The digests `store list` shows (none when the store does not exist).
+fn stored_digests(store: &Path) -> Value {
+    let listed = modelseal(&[&"store", &"list", &store, &"--json"]);
+    if listed.status.success() {
+        serde_json::from_str::<Value>(&stdout(&listed)).unwrap()["digests"].clone()
+    } else {
+        json!([])
+    }
+}
+
 fn base64_decode(text: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD
@@ -874,37 +897,19 @@ fn store_add_adds_nothing_when_one_bundle_cannot_be_read() {
         "{}",
         stderr(&out)
     );
-    let listed = modelseal(&[&"store", &"list", &store, &"--json"]);
-    let digests = if listed.status.success() {
-        serde_json::from_str::<Value>(&stdout(&listed)).unwrap()["digests"].clone()
-    } else {
-        json!([])
-    };
+    let digests = stored_digests(&store);
     assert_eq!(digests, json!([]), "half of the bundles were added");
 
     // Eleventh attack review (half-applied on main): a well-formed bundle whose statement
     // names no subject passed the first reading, and failed after the first was filed.
-    use base64::Engine as _;
-    let engine = base64::engine::general_purpose::STANDARD;
-    let mut bundle: Value = serde_json::from_slice(&std::fs::read(&signature).unwrap()).unwrap();
-    let payload = engine
-        .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
-        .unwrap();
-    let mut statement: Value = serde_json::from_slice(&payload).unwrap();
-    statement["subject"] = json!([]);
-    bundle["dsseEnvelope"]["payload"] =
-        json!(engine.encode(serde_json::to_vec(&statement).unwrap()));
     let no_subject = dir.path().join("no-subject.sig");
-    std::fs::write(&no_subject, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    with_statement(&signature, &no_subject, |statement| {
+        statement["subject"] = json!([])
+    });
     let out = modelseal(&[&"store", &"add", &store, &signature, &no_subject]);
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("no-subject.sig"), "{}", stderr(&out));
-    let listed = modelseal(&[&"store", &"list", &store, &"--json"]);
-    let digests = if listed.status.success() {
-        serde_json::from_str::<Value>(&stdout(&listed)).unwrap()["digests"].clone()
-    } else {
-        json!([])
-    };
+    let digests = stored_digests(&store);
     assert_eq!(
         digests,
         json!([]),
@@ -1023,18 +1028,10 @@ fn text_from_an_unverified_bundle_cannot_draw_on_the_terminal() {
     let key = common::testkey("vector-ed25519.pem");
     let signature = dir.path().join("model.sig");
     assert_exit(&modelseal(&[&"sign", &model, &"--key", &key, &"-q"]), 0);
-    use base64::Engine as _;
-    let engine = base64::engine::general_purpose::STANDARD;
-    let mut bundle: Value = serde_json::from_slice(&std::fs::read(&signature).unwrap()).unwrap();
-    let payload = engine
-        .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
-        .unwrap();
-    let mut statement: Value = serde_json::from_slice(&payload).unwrap();
-    statement["subject"][0]["name"] = json!("m\r\x1b[2K\x1b[32mverified OK\u{202e}");
-    bundle["dsseEnvelope"]["payload"] =
-        json!(engine.encode(serde_json::to_vec(&statement).unwrap()));
     let forged = dir.path().join("forged.sig");
-    std::fs::write(&forged, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    with_statement(&signature, &forged, |statement| {
+        statement["subject"][0]["name"] = json!("m\r\x1b[2K\x1b[32mverified OK\u{202e}");
+    });
     let inspected = modelseal(&[&"inspect", &forged]);
     let verified = modelseal(&[
         &"verify",

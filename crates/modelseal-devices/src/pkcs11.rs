@@ -50,32 +50,18 @@ impl Pkcs11Signer {
         }
         let pin = read_pin(uri, &token_name)?;
         let session = open_session(uri, &token_name, &described, Some(&pin))?;
-        let fail = |what: &str, e: CkError| device(&described, what, e);
-
-        let mut template = vec![Attribute::Class(ObjectClass::PRIVATE_KEY)];
-        if let Some(label) = &uri.object {
-            template.push(Attribute::Label(label.as_bytes().to_vec()));
-        }
-        if let Some(id) = &uri.id {
-            template.push(Attribute::Id(id.clone()));
-        }
-        let keys = session
-            .find_objects(&template)
-            .map_err(|e| fail("cannot search for the key", e))?;
-        let key = match keys.as_slice() {
-            [key] => *key,
-            [] => {
-                return Err(KeyError::Device(format!(
-                    "{described}: no such private key (check object= or id=; `pkcs11-tool --list-objects` lists them)"
-                )));
-            }
-            more => {
-                return Err(KeyError::Device(format!(
-                    "{described}: {} private keys match; add id= or object= so the URI names one",
-                    more.len()
-                )));
-            }
-        };
+        let key = find_one(
+            &session,
+            uri,
+            vec![Attribute::Class(ObjectClass::PRIVATE_KEY)],
+            &described,
+            &Sought {
+                one: "private key",
+                many: "private keys",
+                searching: "the key",
+                lister: "pkcs11-tool --list-objects",
+            },
+        )?;
         let public = public_key(&session, key, &described)?;
         Ok(Self {
             session: Mutex::new(session),
@@ -198,33 +184,21 @@ pub fn read_certificate(uri: &Pkcs11Uri) -> Result<Vec<u8>, KeyError> {
     };
     let session = open_session(uri, &token_name, &described, pin.as_ref())?;
     let fail = |what: &str, e: CkError| device(&described, what, e);
-    let mut template = vec![
-        Attribute::Class(ObjectClass::CERTIFICATE),
-        Attribute::CertificateType(CertificateType::X_509),
-    ];
-    if let Some(label) = &uri.object {
-        template.push(Attribute::Label(label.as_bytes().to_vec()));
-    }
-    if let Some(id) = &uri.id {
-        template.push(Attribute::Id(id.clone()));
-    }
-    let found = session
-        .find_objects(&template)
-        .map_err(|e| fail("cannot search for the certificate", e))?;
-    let certificate = match found.as_slice() {
-        [one] => *one,
-        [] => {
-            return Err(KeyError::Device(format!(
-                "{described}: no such X.509 certificate (check object= or id=; `pkcs11-tool --list-objects --type cert` lists them)"
-            )));
-        }
-        more => {
-            return Err(KeyError::Device(format!(
-                "{described}: {} certificates match; add id= or object= so the URI names one",
-                more.len()
-            )));
-        }
-    };
+    let certificate = find_one(
+        &session,
+        uri,
+        vec![
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::CertificateType(CertificateType::X_509),
+        ],
+        &described,
+        &Sought {
+            one: "X.509 certificate",
+            many: "certificates",
+            searching: "the certificate",
+            lister: "pkcs11-tool --list-objects --type cert",
+        },
+    )?;
     let value = session
         .get_attributes(certificate, &[AttributeType::Value])
         .map_err(|e| fail("cannot read the certificate", e))?;
@@ -232,6 +206,50 @@ pub fn read_certificate(uri: &Pkcs11Uri) -> Result<Vec<u8>, KeyError> {
         [Attribute::Value(der)] if !der.is_empty() => Ok(der.clone()),
         _ => Err(KeyError::Device(format!(
             "{described}: the certificate object has no value"
+        ))),
+    }
+}
+
+/// How messages speak of the object a URI names.
+struct Sought {
+    one: &'static str,
+    many: &'static str,
+    searching: &'static str,
+    lister: &'static str,
+}
+
+/// The one object matching `template` and the URI's `object` label and `id`; none, or
+/// several, is an error naming how to list them.
+fn find_one(
+    session: &Session,
+    uri: &Pkcs11Uri,
+    mut template: Vec<Attribute>,
+    described: &str,
+    sought: &Sought,
+) -> Result<ObjectHandle, KeyError> {
+    if let Some(label) = &uri.object {
+        template.push(Attribute::Label(label.as_bytes().to_vec()));
+    }
+    if let Some(id) = &uri.id {
+        template.push(Attribute::Id(id.clone()));
+    }
+    let found = session.find_objects(&template).map_err(|e| {
+        device(
+            described,
+            &format!("cannot search for {}", sought.searching),
+            e,
+        )
+    })?;
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(KeyError::Device(format!(
+            "{described}: no such {} (check object= or id=; `{}` lists them)",
+            sought.one, sought.lister
+        ))),
+        more => Err(KeyError::Device(format!(
+            "{described}: {} {} match; add id= or object= so the URI names one",
+            more.len(),
+            sought.many
         ))),
     }
 }
