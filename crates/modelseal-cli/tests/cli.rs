@@ -225,7 +225,8 @@ fn wrong_key_and_wrong_key_types() {
     let out = modelseal(&[&"verify", &f.model(), &"--key", &testkey("rsa2048.pub.pem")]);
     assert_exit(&out, 2);
     assert!(
-        stderr(&out).contains("rsa keys are not supported; use ed25519 or ecdsa-p256/p384/p521"),
+        stderr(&out)
+            .contains("rsa keys are not supported; use ed25519, ecdsa-p256/p384/p521 or ml-dsa-65"),
         "{}",
         stderr(&out)
     );

@@ -1,5 +1,6 @@
-//! Key files: Ed25519 PKCS#8 private keys (optionally passphrase-encrypted) and SPKI
-//! public keys, in PEM. Other algorithms are recognised so errors can name them.
+//! Key files: Ed25519, ECDSA and ML-DSA-65 PKCS#8 private keys (optionally
+//! passphrase-encrypted) and SPKI public keys, in PEM. Other algorithms are recognised so
+//! errors can name them.
 
 use std::fmt;
 
@@ -14,6 +15,12 @@ const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1
 const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
+/// id-ml-dsa-65 (NIST CSOR, FIPS 204; RFC 9881 for X.509): no parameters.
+const OID_ML_DSA_65: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.18");
+/// An ML-DSA-65 public key (FIPS 204 table 2).
+const ML_DSA_65_PUBLIC_KEY_LEN: usize = 1952;
+/// An ML-DSA-65 signature (FIPS 204 table 2).
+pub const ML_DSA_65_SIGNATURE_LEN: usize = 3309;
 
 /// A signature algorithm, as key files and messages name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +34,8 @@ pub enum KeyAlgorithm {
     EcdsaP384,
     /// ECDSA over NIST P-521.
     EcdsaP521,
+    /// ML-DSA-65 (FIPS 204), pure mode with an empty context: post-quantum.
+    MlDsa65,
     /// RSA of any size.
     Rsa,
     /// Anything else, by OID.
@@ -40,6 +49,7 @@ impl fmt::Display for KeyAlgorithm {
             Self::EcdsaP256 => f.write_str("ecdsa-p256"),
             Self::EcdsaP384 => f.write_str("ecdsa-p384"),
             Self::EcdsaP521 => f.write_str("ecdsa-p521"),
+            Self::MlDsa65 => f.write_str("ml-dsa-65"),
             Self::Rsa => f.write_str("rsa"),
             Self::Other(oid) => write!(f, "unknown algorithm (OID {oid})"),
         }
@@ -49,6 +59,7 @@ impl fmt::Display for KeyAlgorithm {
 fn algorithm_of(oid: ObjectIdentifier, curve: Option<ObjectIdentifier>) -> KeyAlgorithm {
     match (oid, curve) {
         (OID_ED25519, _) => KeyAlgorithm::Ed25519,
+        (OID_ML_DSA_65, _) => KeyAlgorithm::MlDsa65,
         (OID_EC_PUBLIC_KEY, Some(OID_P256)) => KeyAlgorithm::EcdsaP256,
         (OID_EC_PUBLIC_KEY, Some(OID_P384)) => KeyAlgorithm::EcdsaP384,
         (OID_EC_PUBLIC_KEY, Some(OID_P521)) => KeyAlgorithm::EcdsaP521,
@@ -82,7 +93,7 @@ pub enum KeyError {
         detail: String,
     },
     /// A well-formed key of an algorithm this operation does not support.
-    #[error("{found} keys are not supported; use ed25519 or ecdsa-p256/p384/p521")]
+    #[error("{found} keys are not supported; use ed25519, ecdsa-p256/p384/p521 or ml-dsa-65")]
     UnsupportedAlgorithm {
         /// The algorithm found.
         found: KeyAlgorithm,
@@ -193,6 +204,8 @@ enum PublicKey {
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
     P521(p521::ecdsa::VerifyingKey),
+    /// The raw FIPS 204 public key (1952 bytes).
+    MlDsa65(Vec<u8>),
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -248,6 +261,7 @@ impl VerifyingKey {
             KeyAlgorithm::EcdsaP521 => p521::ecdsa::VerifyingKey::from_public_key_der(der)
                 .map(PublicKey::P521)
                 .map_err(|x| bad_key("ecdsa-p521 public key")(e(x)))?,
+            KeyAlgorithm::MlDsa65 => PublicKey::MlDsa65(ml_dsa_65_public_key(&spki)?),
             found => return Err(KeyError::UnsupportedAlgorithm { found }),
         };
         Ok(Self {
@@ -276,6 +290,7 @@ impl VerifyingKey {
             PublicKey::P256(_) => KeyAlgorithm::EcdsaP256,
             PublicKey::P384(_) => KeyAlgorithm::EcdsaP384,
             PublicKey::P521(_) => KeyAlgorithm::EcdsaP521,
+            PublicKey::MlDsa65(_) => KeyAlgorithm::MlDsa65,
         }
     }
 
@@ -297,7 +312,9 @@ impl VerifyingKey {
 
     /// Checks `signature` over `message`. Ed25519 signatures are 64 raw bytes, checked
     /// in the strict form (no malleable or small-order encodings); ECDSA signatures are
-    /// DER, over SHA-256 (P-256), SHA-384 (P-384) or SHA-512 (P-521) of the message.
+    /// DER, over SHA-256 (P-256), SHA-384 (P-384) or SHA-512 (P-521) of the message;
+    /// ML-DSA-65 signatures are the 3309 bytes of FIPS 204, over the message itself
+    /// (pure ML-DSA, empty context).
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         use ecdsa::signature::Verifier;
         match &self.key {
@@ -309,8 +326,39 @@ impl VerifyingKey {
                 .is_ok_and(|sig| key.verify(message, &sig).is_ok()),
             PublicKey::P521(key) => p521::ecdsa::Signature::from_der(signature)
                 .is_ok_and(|sig| key.verify(message, &sig).is_ok()),
+            PublicKey::MlDsa65(raw) => {
+                signature.len() == ML_DSA_65_SIGNATURE_LEN
+                    && aws_lc_rs::signature::UnparsedPublicKey::new(
+                        &aws_lc_rs::signature::ML_DSA_65,
+                        raw,
+                    )
+                    .verify(message, signature)
+                    .is_ok()
+            }
         }
     }
+}
+
+/// The raw key of an ML-DSA-65 SubjectPublicKeyInfo, after the checks RFC 9881 asks of
+/// one: no algorithm parameters, and a key of exactly the FIPS 204 length.
+fn ml_dsa_65_public_key(spki: &pkcs8::SubjectPublicKeyInfoRef<'_>) -> Result<Vec<u8>, KeyError> {
+    let bad = |detail: String| bad_key("ml-dsa-65 public key")(detail);
+    if spki.algorithm.parameters.is_some() {
+        return Err(bad(
+            "the algorithm identifier has parameters; ML-DSA has none".into(),
+        ));
+    }
+    let raw = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| bad("the key's bit string is not whole bytes".into()))?;
+    if raw.len() != ML_DSA_65_PUBLIC_KEY_LEN {
+        return Err(bad(format!(
+            "{} bytes; an ML-DSA-65 public key is {ML_DSA_65_PUBLIC_KEY_LEN}",
+            raw.len()
+        )));
+    }
+    Ok(raw.to_vec())
 }
 
 impl VerifyingKey {
@@ -328,6 +376,7 @@ impl VerifyingKey {
                 .is_ok_and(|sig| key.verify_prehash(&prehash, &sig).is_ok()),
             PublicKey::P521(key) => p521::ecdsa::Signature::from_der(signature)
                 .is_ok_and(|sig| key.verify_prehash(&prehash, &sig).is_ok()),
+            PublicKey::MlDsa65(_) => false,
         }
     }
 }
@@ -342,6 +391,8 @@ enum PrivateKey {
     P256(p256::ecdsa::SigningKey),
     P384(p384::ecdsa::SigningKey),
     P521(p521::ecdsa::SigningKey),
+    /// AWS-LC's key pair; it keeps the FIPS 204 seed, which is what PKCS#8 holds.
+    MlDsa65(Box<aws_lc_rs::signature::PqdsaKeyPair>),
 }
 
 impl fmt::Debug for SigningKey {
@@ -396,6 +447,12 @@ impl SigningKey {
             KeyAlgorithm::EcdsaP521 => PrivateKey::P521(random_scalar(66, 0x01, |b| {
                 p521::ecdsa::SigningKey::from_slice(b).ok()
             })?),
+            KeyAlgorithm::MlDsa65 => PrivateKey::MlDsa65(Box::new(
+                aws_lc_rs::signature::PqdsaKeyPair::generate(
+                    &aws_lc_rs::signature::ML_DSA_65_SIGNING,
+                )
+                .map_err(|_| KeyError::Random("ML-DSA-65 key generation failed".into()))?,
+            )),
             found => return Err(KeyError::UnsupportedAlgorithm { found }),
         };
         Ok(Self { key })
@@ -451,6 +508,21 @@ impl SigningKey {
             KeyAlgorithm::EcdsaP521 => p521::ecdsa::SigningKey::from_pkcs8_der(der)
                 .map(PrivateKey::P521)
                 .map_err(|x| bad_key("ecdsa-p521 private key")(e(x)))?,
+            KeyAlgorithm::MlDsa65 => {
+                if info.algorithm.parameters.is_some() {
+                    return Err(bad_key("ml-dsa-65 private key")(
+                        "the algorithm identifier has parameters; ML-DSA has none".into(),
+                    ));
+                }
+                // AWS-LC reads every RFC 9881 form (seed, expanded key, or both, which it
+                // checks agree) and refuses anything else.
+                aws_lc_rs::signature::PqdsaKeyPair::from_pkcs8(
+                    &aws_lc_rs::signature::ML_DSA_65_SIGNING,
+                    der,
+                )
+                .map(|k| PrivateKey::MlDsa65(Box::new(k)))
+                .map_err(|x| bad_key("ml-dsa-65 private key")(x.to_string()))?
+            }
             found => return Err(KeyError::UnsupportedAlgorithm { found }),
         };
         Ok(Self { key })
@@ -488,7 +560,7 @@ impl SigningKey {
                     .is_ok_and(|p| p == *k.verifying_key()),
                 PrivateKey::P521(k) => p521::ecdsa::VerifyingKey::from_sec1_bytes(embedded)
                     .is_ok_and(|p| p == p521::ecdsa::VerifyingKey::from(k)),
-                PrivateKey::Ed25519(_) => false,
+                PrivateKey::Ed25519(_) | PrivateKey::MlDsa65(_) => false,
             };
             if !matches {
                 return Err(bad_key("SEC1 private key")(
@@ -517,6 +589,14 @@ impl SigningKey {
             PrivateKey::P256(k) => k.to_pkcs8_der(),
             PrivateKey::P384(k) => k.to_pkcs8_der(),
             PrivateKey::P521(k) => k.to_pkcs8_der(),
+            // The seed form (RFC 9881 `seed [0]`): what OpenSSL 3.5 and pyca/cryptography
+            // write by default, and all a key needs.
+            PrivateKey::MlDsa65(k) => {
+                let document = k
+                    .to_pkcs8v1()
+                    .map_err(|_| KeyError::Encode("ML-DSA-65 key has no seed".into()))?;
+                SecretDocument::try_from(document.as_ref()).map_err(pkcs8::Error::from)
+            }
         }
         .map_err(|e| KeyError::Encode(e.to_string()))?;
         let pem = match passphrase {
@@ -552,6 +632,15 @@ impl SigningKey {
                 PublicKey::P521(*k.verifying_key()),
                 k.verifying_key().to_public_key_der(),
             ),
+            PrivateKey::MlDsa65(k) => {
+                use aws_lc_rs::signature::KeyPair as _;
+                let raw = k.public_key().as_ref().to_vec();
+                let spki = ml_dsa_65_spki(&raw);
+                return VerifyingKey {
+                    key: PublicKey::MlDsa65(raw),
+                    spki_der: spki,
+                };
+            }
         };
         let spki_der = der.expect("a valid public key always encodes").into_vec();
         VerifyingKey { key, spki_der }
@@ -575,8 +664,33 @@ impl SigningKey {
                 .to_der()
                 .as_bytes()
                 .to_vec(),
+            PrivateKey::MlDsa65(k) => {
+                // Hedged signing (FIPS 204's default): fresh randomness with the key's own.
+                let mut signature = vec![0u8; ML_DSA_65_SIGNATURE_LEN];
+                let written = k
+                    .sign(message, &mut signature)
+                    .expect("ML-DSA-65 signing into a buffer of the signature's size");
+                signature.truncate(written);
+                signature
+            }
         }
     }
+}
+
+/// SubjectPublicKeyInfo DER of a raw ML-DSA-65 public key: the algorithm identifier
+/// without parameters (RFC 9881), then the key as the bit string.
+fn ml_dsa_65_spki(raw: &[u8]) -> Vec<u8> {
+    use pkcs8::der::Encode;
+    pkcs8::SubjectPublicKeyInfoRef {
+        algorithm: pkcs8::AlgorithmIdentifierRef {
+            oid: OID_ML_DSA_65,
+            parameters: None,
+        },
+        subject_public_key: pkcs8::der::asn1::BitStringRef::from_bytes(raw)
+            .expect("whole bytes always form a bit string"),
+    }
+    .to_der()
+    .expect("an SPKI of a fixed-size key always encodes")
 }
 
 /// Reads every certificate of a PEM file into DER; a file with none is an error. Each
@@ -793,6 +907,83 @@ mod ecdsa_tests {
         std::fs::read_to_string(path).unwrap()
     }
 
+    /// Keys and a signature made by pyca/cryptography 50 (OpenSSL 3.5's ML-DSA), an
+    /// implementation independent of AWS-LC: each side reads the other's encodings.
+    #[test]
+    fn ml_dsa_65_keys_and_signatures_from_pyca_cryptography() {
+        let public = VerifyingKey::from_pem(&testdata("mldsa65-pyca.pub")).unwrap();
+        assert_eq!(public.algorithm(), KeyAlgorithm::MlDsa65);
+        let signature = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../testdata/keys/mldsa65-pyca.sig"),
+        )
+        .unwrap();
+        assert!(public.verify(b"modelseal test message", &signature));
+        assert!(!public.verify(b"modelseal test messagf", &signature));
+        // A signature cut or padded is refused before it reaches AWS-LC.
+        assert!(!public.verify(b"modelseal test message", &signature[..3308]));
+        let mut padded = signature.clone();
+        padded.push(0);
+        assert!(!public.verify(b"modelseal test message", &padded));
+        for (file, passphrase) in [
+            ("mldsa65-pyca.pem", None),
+            ("mldsa65-pyca-encrypted.pem", Some(&b"correct horse"[..])),
+        ] {
+            let private = SigningKey::from_pem(&testdata(file), passphrase).unwrap();
+            assert_eq!(private.verifying_key(), public, "{file}");
+            // The seed form written back is byte for byte the one pyca wrote.
+            if passphrase.is_none() {
+                assert_eq!(*private.to_pem(None).unwrap(), testdata(file));
+            }
+            assert!(public.verify(b"m", &private.sign(b"m")));
+        }
+    }
+
+    /// An ML-DSA key is not read as another algorithm's, and a malformed one is named.
+    #[test]
+    fn ml_dsa_65_encodings_are_strict() {
+        use pkcs8::der::Encode;
+        let public = SigningKey::generate(KeyAlgorithm::MlDsa65)
+            .unwrap()
+            .verifying_key();
+        let spki = pkcs8::SubjectPublicKeyInfoRef::from_der(public.spki_der()).unwrap();
+        let raw = spki.subject_public_key.as_bytes().unwrap();
+        let encode = |oid: ObjectIdentifier, key: &[u8], params: bool| {
+            let null = pkcs8::der::asn1::AnyRef::from(pkcs8::der::asn1::Null);
+            pkcs8::SubjectPublicKeyInfoRef {
+                algorithm: pkcs8::AlgorithmIdentifierRef {
+                    oid,
+                    parameters: params.then_some(null),
+                },
+                subject_public_key: pkcs8::der::asn1::BitStringRef::from_bytes(key).unwrap(),
+            }
+            .to_der()
+            .unwrap()
+        };
+        let short = encode(OID_ML_DSA_65, &raw[..1951], false);
+        assert!(
+            VerifyingKey::from_spki_der(&short)
+                .unwrap_err()
+                .to_string()
+                .contains("1951 bytes")
+        );
+        let with_params = encode(OID_ML_DSA_65, raw, true);
+        assert!(
+            VerifyingKey::from_spki_der(&with_params)
+                .unwrap_err()
+                .to_string()
+                .contains("parameters")
+        );
+        // ML-DSA-44 and -87 are other algorithms, not this one under another size.
+        let mldsa87 = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.19");
+        assert!(matches!(
+            VerifyingKey::from_spki_der(&encode(mldsa87, raw, false)),
+            Err(KeyError::UnsupportedAlgorithm { .. })
+        ));
+        // The ML-DSA key's bytes under the Ed25519 OID are not a key.
+        assert!(VerifyingKey::from_spki_der(&encode(OID_ED25519, raw, false)).is_err());
+    }
+
     #[test]
     fn every_algorithm_generates_signs_and_round_trips() {
         for algorithm in [
@@ -800,6 +991,7 @@ mod ecdsa_tests {
             KeyAlgorithm::EcdsaP256,
             KeyAlgorithm::EcdsaP384,
             KeyAlgorithm::EcdsaP521,
+            KeyAlgorithm::MlDsa65,
         ] {
             let key = SigningKey::generate(algorithm.clone()).unwrap();
             assert_eq!(key.algorithm(), algorithm);
@@ -856,7 +1048,7 @@ mod ecdsa_tests {
         let err = VerifyingKey::from_pem(&testdata("rsa2048.pub.pem")).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "rsa keys are not supported; use ed25519 or ecdsa-p256/p384/p521"
+            "rsa keys are not supported; use ed25519, ecdsa-p256/p384/p521 or ml-dsa-65"
         );
     }
 }

@@ -329,9 +329,13 @@ pub fn sign_model_oms(
     key: &dyn KeySigner,
     progress: &dyn Progress,
 ) -> Result<SignedOmsModel, ModelError> {
-    if key.verifying_key().algorithm() == crate::KeyAlgorithm::Ed25519 {
+    use crate::KeyAlgorithm::{EcdsaP256, EcdsaP384, EcdsaP521};
+    if !matches!(
+        key.verifying_key().algorithm(),
+        EcdsaP256 | EcdsaP384 | EcdsaP521
+    ) {
         return Err(ModelError::UnsupportedOms(
-            "model-signing verifies ECDSA P-256/P-384/P-521 keys only; make one with `modelseal keygen --algorithm ecdsa-p256`",
+            "model-signing verifies ECDSA P-256/P-384/P-521 keys only (Ed25519 and ML-DSA-65 sign the native format); make one with `modelseal keygen --algorithm ecdsa-p256`",
         ));
     }
     let stated = state_model_oms(root, options, progress)?;
