@@ -152,6 +152,9 @@ pub enum Algorithm {
     EcdsaP256,
     EcdsaP384,
     EcdsaP521,
+    /// ML-DSA-65 (FIPS 204), post-quantum; native signatures only
+    #[value(name = "ml-dsa-65")]
+    MlDsa65,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -559,10 +562,11 @@ impl From<Kind> for modelseal_core::ArtifactKind {
 pub struct VerifyArgs {
     /// Model directory, single file, or oci://REGISTRY/REPOSITORY[:TAG|@sha256:HEX]
     pub model: PathBuf,
-    /// The bundle to check [default: MODEL.sig beside the model; for oci://, the
-    /// bundles attached to the model as referrers]
+    /// A bundle to check; repeat for co-signatures (each a whole signature by one
+    /// signer) [default: MODEL.sig and every MODEL.*.sig beside the model; for oci://,
+    /// the bundles attached to the model as referrers]
     #[arg(long, value_name = "PATH")]
-    pub signature: Option<PathBuf>,
+    pub signature: Vec<PathBuf>,
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// Trusted public key (SPKI PEM); repeat to trust several

@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use modelseal_core::{ArtifactDigest, VerifyingKey};
+use modelseal_core::{ArtifactDigest, KeyAlgorithm, VerifyingKey};
 use modelseal_verify::keyless::{IdentityRule, KeylessTrust, timestamp_authorities};
 use modelseal_verify::sigstore_verify::types::TsaAuthority;
-use modelseal_verify::{Signer, TrustPolicy, error_chain};
+use modelseal_verify::{Signer, SignerCount, TrustPolicy, error_chain};
 use sha2::Digest as _;
 
 /// What a signer is trusted to sign.
@@ -43,6 +43,32 @@ struct PolicyFile {
     vsa: VsaFile,
     #[serde(default)]
     sigstore: SigstoreFile,
+    #[serde(default)]
+    roles: RolesFile,
+}
+
+/// `[roles.ROLE]`: how many of the role's signers must sign.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RolesFile {
+    model_publisher: Option<ThresholdFile>,
+    dataset_curator: Option<ThresholdFile>,
+    training_builder: Option<ThresholdFile>,
+    verifier: Option<ThresholdFile>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThresholdFile {
+    threshold: ThresholdCount,
+    signers: Option<Vec<String>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum ThresholdCount {
+    Count(i64),
+    Word(String),
 }
 
 /// `[sigstore]`: the instance keyless signers are certified by, and whose timestamp
@@ -65,6 +91,8 @@ struct SignerEntry {
     name: String,
     roles: Vec<Role>,
     key: Option<PathBuf>,
+    keys: Option<Vec<PathBuf>>,
+    algorithms: Option<Vec<String>>,
     identity: Option<String>,
     identity_regex: Option<String>,
     issuer: Option<String>,
@@ -216,14 +244,30 @@ pub struct PolicySigner {
     pub roles: Vec<Role>,
     /// How its signatures are recognised.
     pub id: SignerId,
+    /// The algorithms it must sign with, one signature each, for its signature to count
+    /// (a hybrid signer: classical and post-quantum). Empty: any one of its keys.
+    pub algorithms: Vec<KeyAlgorithm>,
+}
+
+/// `[roles.ROLE]`: a role whose artifacts need `threshold` of the named signers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RoleThreshold {
+    /// The role.
+    pub role: Role,
+    /// How many distinct signers of `signers` must sign.
+    pub threshold: usize,
+    /// The signers that count, by name, in the policy's order.
+    pub signers: Vec<String>,
 }
 
 /// How a policy recognises a signer.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum SignerId {
-    /// By its public key.
-    Key(VerifyingKey),
+    /// By its public keys (one, or several: a hybrid signer's classical and
+    /// post-quantum keys, or a key and its successor).
+    Keys(Vec<VerifyingKey>),
     /// Sigstore keyless: by the identity (SAN) and OIDC issuer its Fulcio certificate
     /// records, on the policy's Sigstore instance.
     Keyless {
@@ -235,18 +279,21 @@ pub enum SignerId {
 }
 
 impl SignerId {
-    /// One line for messages and summaries: the key's fingerprint, or
+    /// One line per key for messages and summaries: each key's fingerprint, or
     /// `keyless IDENTITY from ISSUER`.
-    pub fn describe(&self) -> String {
+    pub fn describe(&self) -> Vec<String> {
         match self {
-            Self::Key(key) => key.fingerprint().to_string(),
-            Self::Keyless { identity, issuer } => format!("keyless {identity} from {issuer}"),
+            Self::Keys(keys) => keys.iter().map(|k| k.fingerprint().to_string()).collect(),
+            Self::Keyless { identity, issuer } => {
+                vec![format!("keyless {identity} from {issuer}")]
+            }
         }
     }
 
-    fn recognises(&self, signer: &Signer) -> bool {
+    /// Whether a verified signature's signer is this one.
+    pub fn recognises(&self, signer: &Signer) -> bool {
         match (self, &signer.keyless) {
-            (Self::Key(key), None) => key.fingerprint() == signer.fingerprint,
+            (Self::Keys(keys), None) => keys.iter().any(|k| k.fingerprint() == signer.fingerprint),
             (Self::Keyless { identity, issuer }, Some(found)) => {
                 *issuer == found.issuer && identity.matches(&found.identity)
             }
@@ -286,6 +333,8 @@ pub struct LineagePolicy {
     keyless_root: KeylessTrust,
     /// The timestamp authorities that date key and certificate signatures.
     timestamp_authorities: Vec<TsaAuthority>,
+    /// `[roles.…]` thresholds; a role without one needs one signer of the role.
+    pub thresholds: Vec<RoleThreshold>,
 }
 
 /// A `[[signer]]` entry's key (read from its file) or keyless identity.
@@ -296,7 +345,16 @@ fn signer_id(
 ) -> Result<SignerId, PolicyError> {
     let invalid = |why: &str| PolicyError::Invalid(format!("signer {:?}: {why}", entry.name));
     let keyless = entry.identity.is_some() || entry.identity_regex.is_some();
-    match (&entry.key, keyless) {
+    let key_paths: Option<Vec<PathBuf>> = match (&entry.key, &entry.keys) {
+        (Some(_), Some(_)) => return Err(invalid("give key or keys, not both")),
+        (Some(one), None) => Some(vec![one.clone()]),
+        (None, Some(many)) if many.is_empty() => {
+            return Err(invalid("an empty keys list names no key"));
+        }
+        (None, Some(many)) => Some(many.clone()),
+        (None, None) => None,
+    };
+    match (&key_paths, keyless) {
         (Some(_), true) => Err(invalid("give a key or an identity, not both")),
         (None, false) if entry.issuer.is_some() => {
             Err(invalid("an issuer needs an identity or identity_regex"))
@@ -305,19 +363,26 @@ fn signer_id(
         (Some(_), false) if entry.issuer.is_some() => {
             Err(invalid("an issuer belongs to keyless signers, not keys"))
         }
-        (Some(rel), false) => {
-            let path = base.join(rel);
-            key_files.push(path.clone());
-            let pem = std::fs::read_to_string(&path).map_err(|source| PolicyError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let key = VerifyingKey::from_pem(&pem).map_err(|source| PolicyError::Key {
-                name: entry.name.clone(),
-                path,
-                source,
-            })?;
-            Ok(SignerId::Key(key))
+        (Some(paths), false) => {
+            let mut keys: Vec<VerifyingKey> = Vec::new();
+            for rel in paths {
+                let path = base.join(rel);
+                key_files.push(path.clone());
+                let pem = std::fs::read_to_string(&path).map_err(|source| PolicyError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                let key = VerifyingKey::from_pem(&pem).map_err(|source| PolicyError::Key {
+                    name: entry.name.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+                if keys.contains(&key) {
+                    return Err(invalid(&format!("key {} is listed twice", path.display())));
+                }
+                keys.push(key);
+            }
+            Ok(SignerId::Keys(keys))
         }
         (None, true) => {
             let issuer = entry
@@ -340,6 +405,175 @@ fn signer_id(
             Ok(SignerId::Keyless { identity, issuer })
         }
     }
+}
+
+/// The names `algorithms = [...]` accepts, as keys and reports spell them.
+const ALGORITHM_NAMES: [(&str, KeyAlgorithm); 5] = [
+    ("ed25519", KeyAlgorithm::Ed25519),
+    ("ecdsa-p256", KeyAlgorithm::EcdsaP256),
+    ("ecdsa-p384", KeyAlgorithm::EcdsaP384),
+    ("ecdsa-p521", KeyAlgorithm::EcdsaP521),
+    ("ml-dsa-65", KeyAlgorithm::MlDsa65),
+];
+
+/// A signer's `algorithms`: each a known name, once, held by one of its keys (a rule no
+/// key could meet would refuse every signature of the signer, silently).
+fn signer_algorithms(entry: &SignerEntry, id: &SignerId) -> Result<Vec<KeyAlgorithm>, PolicyError> {
+    let invalid = |why: String| PolicyError::Invalid(format!("signer {:?}: {why}", entry.name));
+    let Some(names) = &entry.algorithms else {
+        return Ok(Vec::new());
+    };
+    let SignerId::Keys(keys) = id else {
+        return Err(invalid(
+            "algorithms apply to key signers; a keyless signer's certificate key is chosen by its Sigstore instance".into(),
+        ));
+    };
+    if names.is_empty() {
+        return Err(invalid(
+            "an empty algorithms list asks for nothing; leave it out for any one key".into(),
+        ));
+    }
+    let mut algorithms = Vec::new();
+    for name in names {
+        let algorithm = ALGORITHM_NAMES
+            .iter()
+            .find(|(known, _)| known == name)
+            .map(|(_, a)| a.clone())
+            .ok_or_else(|| {
+                let known: Vec<&str> = ALGORITHM_NAMES.iter().map(|(n, _)| *n).collect();
+                invalid(format!(
+                    "unknown algorithm {name:?} (known: {})",
+                    known.join(", ")
+                ))
+            })?;
+        if algorithms.contains(&algorithm) {
+            return Err(invalid(format!("algorithm {name} is listed twice")));
+        }
+        if !keys.iter().any(|k| k.algorithm() == algorithm) {
+            return Err(invalid(format!(
+                "must sign with {name}, and none of its keys is an {name} key"
+            )));
+        }
+        algorithms.push(algorithm);
+    }
+    Ok(algorithms)
+}
+
+/// One key (or one exact keyless identity) under two names in one role would let one
+/// signer count twice toward a threshold, so it is a policy error.
+fn refuse_one_signer_under_two_names(signers: &[PolicySigner]) -> Result<(), PolicyError> {
+    for (i, a) in signers.iter().enumerate() {
+        for b in &signers[i + 1..] {
+            let Some(role) = a.roles.iter().find(|r| b.roles.contains(r)) else {
+                continue;
+            };
+            let shared = match (&a.id, &b.id) {
+                (SignerId::Keys(x), SignerId::Keys(y)) => x
+                    .iter()
+                    .find(|k| y.contains(k))
+                    .map(|k| format!("key {}", k.fingerprint())),
+                (
+                    SignerId::Keyless {
+                        identity: ia,
+                        issuer: sa,
+                    },
+                    SignerId::Keyless {
+                        identity: ib,
+                        issuer: sb,
+                    },
+                ) => (sa == sb && ia.to_string() == ib.to_string())
+                    .then(|| format!("identity {ia} from {sa}")),
+                _ => None,
+            };
+            if let Some(shared) = shared {
+                return Err(PolicyError::Invalid(format!(
+                    "signers {:?} and {:?} both hold the role {} with {shared}: one signer under two names would count twice",
+                    a.name,
+                    b.name,
+                    role_name(*role)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `[roles.…]`, checked against the signers: every name a signer of that role, the
+/// threshold between 1 and the number of signers named.
+fn role_thresholds(
+    file: RolesFile,
+    signers: &[PolicySigner],
+) -> Result<Vec<RoleThreshold>, PolicyError> {
+    let mut thresholds = Vec::new();
+    for (role, entry) in [
+        (Role::ModelPublisher, file.model_publisher),
+        (Role::DatasetCurator, file.dataset_curator),
+        (Role::TrainingBuilder, file.training_builder),
+        (Role::Verifier, file.verifier),
+    ] {
+        let Some(entry) = entry else { continue };
+        let name = role_name(role);
+        let invalid = |why: String| PolicyError::Invalid(format!("[roles.{name}]: {why}"));
+        if matches!(role, Role::TrainingBuilder | Role::Verifier) {
+            return Err(invalid(
+                "thresholds apply to model-publisher and dataset-curator signatures; provenance and summaries count one trusted signer".into(),
+            ));
+        }
+        let names: Vec<String> = match entry.signers {
+            Some(names) => {
+                for (i, n) in names.iter().enumerate() {
+                    if names[..i].contains(n) {
+                        return Err(invalid(format!("signer {n:?} is listed twice")));
+                    }
+                    match signers.iter().find(|s| s.name == *n) {
+                        None => return Err(invalid(format!("no [[signer]] is named {n:?}"))),
+                        Some(s) if !s.roles.contains(&role) => {
+                            return Err(invalid(format!(
+                                "signer {n:?} does not hold the role {name}"
+                            )));
+                        }
+                        Some(_) => {}
+                    }
+                }
+                names
+            }
+            None => signers
+                .iter()
+                .filter(|s| s.roles.contains(&role))
+                .map(|s| s.name.clone())
+                .collect(),
+        };
+        if names.is_empty() {
+            return Err(invalid("no signer holds this role".into()));
+        }
+        let threshold = match entry.threshold {
+            ThresholdCount::Word(word) if word == "all" => names.len(),
+            ThresholdCount::Word(word) => {
+                return Err(invalid(format!(
+                    "threshold {word:?} is neither a number nor \"all\""
+                )));
+            }
+            ThresholdCount::Count(n) if n < 1 => {
+                return Err(invalid(format!(
+                    "threshold {n} would accept no signature at all"
+                )));
+            }
+            ThresholdCount::Count(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        if threshold > names.len() {
+            return Err(invalid(format!(
+                "threshold {threshold} can never be met by the {} signer{} named",
+                names.len(),
+                if names.len() == 1 { "" } else { "s" }
+            )));
+        }
+        thresholds.push(RoleThreshold {
+            role,
+            threshold,
+            signers: names,
+        });
+    }
+    Ok(thresholds)
 }
 
 /// Why a policy file was refused.
@@ -421,12 +655,16 @@ impl LineagePolicy {
                 )));
             }
             let id = signer_id(&entry, base, &mut key_files)?;
+            let algorithms = signer_algorithms(&entry, &id)?;
             signers.push(PolicySigner {
                 name: entry.name,
                 roles: entry.roles,
                 id,
+                algorithms,
             });
         }
+        refuse_one_signer_under_two_names(&signers)?;
+        let thresholds = role_thresholds(file.roles, &signers)?;
         let rules = |file: RulesFile, default: &[&str]| -> Result<Rules, PolicyError> {
             Ok(Rules {
                 require: file
@@ -477,6 +715,7 @@ impl LineagePolicy {
             vsa_max_age,
             sha256,
             key_files,
+            thresholds,
         })
     }
 
@@ -487,7 +726,7 @@ impl LineagePolicy {
         let mut any_keyless = false;
         for signer in self.signers.iter().filter(|s| s.roles.contains(&role)) {
             match &signer.id {
-                SignerId::Key(key) => keys.push(key.clone()),
+                SignerId::Keys(list) => keys.extend(list.iter().cloned()),
                 SignerId::Keyless { identity, issuer } => {
                     keyless = keyless.with_signer(identity.clone(), issuer);
                     any_keyless = true;
@@ -524,9 +763,11 @@ impl LineagePolicy {
             .signers
             .iter()
             .flat_map(|s| {
-                s.roles
-                    .iter()
-                    .map(move |r| format!("{} {}", role_name(*r), s.id.describe()))
+                s.roles.iter().flat_map(move |r| {
+                    s.id.describe()
+                        .into_iter()
+                        .map(move |id| format!("{} {id}", role_name(*r)))
+                })
             })
             .collect();
         // The root certifies keyless signers and supplies the timestamp authorities
@@ -547,6 +788,68 @@ impl LineagePolicy {
             hasher.update(line.as_bytes());
         }
         hex::encode(hasher.finalize())
+    }
+}
+
+impl LineagePolicy {
+    /// The role's threshold: its `[roles.…]` entry, or one of every signer holding it.
+    pub fn threshold_for(&self, role: Role) -> RoleThreshold {
+        self.thresholds
+            .iter()
+            .find(|t| t.role == role)
+            .cloned()
+            .unwrap_or_else(|| RoleThreshold {
+                role,
+                threshold: 1,
+                signers: self
+                    .signers
+                    .iter()
+                    .filter(|s| s.roles.contains(&role))
+                    .map(|s| s.name.clone())
+                    .collect(),
+            })
+    }
+
+    /// Counts the distinct trusted `signers` of one artifact signed in `role`: each named
+    /// signer of the role's threshold counts once, when its signatures cover every
+    /// algorithm it must sign with; a signature counts for one named signer at most.
+    pub fn count_signers(&self, role: Role, signers: &[Signer]) -> SignerCount {
+        let wanted = self.threshold_for(role);
+        let mut claimed = vec![false; signers.len()];
+        let mut count = SignerCount::default();
+        count.threshold = wanted.threshold;
+        for name in &wanted.signers {
+            let Some(entry) = self
+                .signers
+                .iter()
+                .find(|s| s.name == *name && s.roles.contains(&role))
+            else {
+                continue;
+            };
+            let mine: Vec<usize> = (0..signers.len())
+                .filter(|&i| !claimed[i] && entry.id.recognises(&signers[i]))
+                .collect();
+            let lacking: Vec<String> = entry
+                .algorithms
+                .iter()
+                .filter(|a| !mine.iter().any(|&i| signers[i].algorithm == **a))
+                .map(|a| a.to_string())
+                .collect();
+            if mine.is_empty() {
+                count.missing.push((name.clone(), "no signature".into()));
+            } else if !lacking.is_empty() {
+                count.missing.push((
+                    name.clone(),
+                    format!("no {} signature", lacking.join(" or ")),
+                ));
+            } else {
+                for i in mine {
+                    claimed[i] = true;
+                }
+                count.counted.push(name.clone());
+            }
+        }
+        count
     }
 }
 

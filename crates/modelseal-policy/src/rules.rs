@@ -2,7 +2,7 @@
 //! trusted signers gave it (`spec/policy.md`).
 
 use modelseal_core::{ArtifactDigest, ArtifactKind};
-use modelseal_verify::{ArtifactRules, RuleRefusal, Verifier, VerifyOptions};
+use modelseal_verify::{ArtifactRules, RuleRefusal, SignerCount, Verifier, VerifyOptions};
 
 use crate::{LineagePolicy, Matcher, Role, Rules};
 
@@ -99,6 +99,30 @@ impl ArtifactRules for LineagePolicy {
         rules.deny.iter().chain(&rules.allow).any(|rule| {
             matches!(rule, Matcher::Digest(d) if d.algorithm() == modelseal_core::DigestAlgorithm::Blake3)
         })
+    }
+
+    fn count_signers(
+        &self,
+        kind: ArtifactKind,
+        signers: &[modelseal_verify::Signer],
+    ) -> Result<Option<SignerCount>, RuleRefusal> {
+        let role = match kind {
+            ArtifactKind::Dataset => Role::DatasetCurator,
+            _ => Role::ModelPublisher,
+        };
+        let count = LineagePolicy::count_signers(self, role, signers);
+        if count.met() {
+            Ok(Some(count))
+        } else {
+            Err(RuleRefusal {
+                kind: "signers-missing",
+                message: format!(
+                    "not enough {} signatures: {}",
+                    crate::role_name(role),
+                    count.describe()
+                ),
+            })
+        }
     }
 }
 

@@ -38,6 +38,7 @@ pub mod keyless;
 pub mod loader;
 pub mod oms;
 mod policy;
+mod quorum;
 pub mod safetensors;
 mod signed;
 #[cfg(feature = "sigstore")]
@@ -62,6 +63,7 @@ pub use error::{
 pub use files::{SignedManifest, check_entries, check_files, signed_manifest};
 pub use gate::{Attestation, GateError, attestation_of, verify_attestation};
 pub use policy::{CertificateTime, TrustPolicy};
+pub use quorum::{SignerCount, distinct_signers, same_signer};
 pub use signed::{SignedModel, read_signature};
 pub use verifier::{ArtifactRules, RuleRefusal, SignedOci, Verifier};
 
@@ -202,6 +204,12 @@ pub struct VerifiedModel {
     /// verified there; as signed for a directory pulled from one): a second digest the
     /// model is known by.
     pub oci_manifest: Option<ArtifactDigest>,
+    /// Every distinct signer whose signature of these files counted, `signer` first
+    /// (more than one when several signatures were given: co-signers).
+    pub signers: Vec<Signer>,
+    /// What the policy decided about them (its threshold, who counted, who is missing),
+    /// when a policy judged the model.
+    pub signer_count: Option<SignerCount>,
 }
 
 impl VerifiedModel {
@@ -209,6 +217,8 @@ impl VerifiedModel {
     /// (an OCI artifact's layers, with [`check_entries`]).
     pub fn native(signer: Signer, signed: &SignedManifest) -> Self {
         Self {
+            signers: vec![signer.clone()],
+            signer_count: None,
             signer,
             format: SignatureFormat::Native,
             name: signed.name.clone(),
@@ -242,6 +252,8 @@ pub fn verify_model(
         SignedModel::Oms { signer, statement } => {
             oms::check_oms_files(root, &statement, options, progress)?;
             return Ok(VerifiedModel {
+                signers: vec![signer.clone()],
+                signer_count: None,
                 signer,
                 format: if statement.legacy {
                     SignatureFormat::OmsLegacy
@@ -266,6 +278,8 @@ pub fn verify_model(
         progress,
     )?;
     Ok(VerifiedModel {
+        signers: vec![signer.clone()],
+        signer_count: None,
         signer,
         format: SignatureFormat::Native,
         name: signed.name,

@@ -25,8 +25,9 @@ use modelseal_core::{ArtifactDigest, ArtifactKind, Bundle, ManifestEntry};
 
 use crate::loader::{ModelReader, VerifiedBytes, verify_bytes};
 use crate::{
-    SignatureFormat, SignedManifest, SignedModel, SubjectProblem, TrustPolicy, VerifiedModel,
-    VerifyError, VerifyOptions, check_entries, read_signature, verify_model,
+    SignatureFormat, SignedManifest, SignedModel, Signer, SignerCount, SubjectProblem, TrustPolicy,
+    VerifiedModel, VerifyError, VerifyOptions, check_entries, check_scope, distinct_signers,
+    read_signature, verify_model,
 };
 
 /// A policy's rules about an artifact itself: allow and deny lists by digest and by the
@@ -48,6 +49,19 @@ pub trait ArtifactRules: Send + Sync {
     fn names_blake3_roots(&self, kind: ArtifactKind) -> bool {
         let _ = kind;
         false
+    }
+
+    /// Whether the distinct trusted `signers` of one artifact of `kind` (each of whose
+    /// signatures was checked against its files) are enough: the policy's threshold of
+    /// named signers, each counted once and only with every algorithm it must use. The
+    /// default asks for one trusted signer, which a verified signature already is.
+    fn count_signers(
+        &self,
+        kind: ArtifactKind,
+        signers: &[Signer],
+    ) -> Result<Option<SignerCount>, RuleRefusal> {
+        let _ = (kind, signers);
+        Ok(None)
     }
 }
 
@@ -119,26 +133,122 @@ impl Verifier {
         bundle: &Bundle,
         progress: &dyn Progress,
     ) -> Result<VerifiedModel, VerifyError> {
-        let verified = verify_model(root, bundle, &self.trust, &self.options, progress)?;
-        let mut digests = verified.digests();
-        if verified.format != SignatureFormat::Native && self.needs_blake3_root() {
-            // The files' BLAKE3 root, as `modelseal hash` prints it: the identity a
-            // digest rule names whatever format the signature is in.
-            let manifest = modelseal_core::hash_model(root, &self.options.walk, progress).map_err(
-                |e| match e {
-                    modelseal_core::ModelError::Walk(e) => VerifyError::Walk(e),
-                    modelseal_core::ModelError::Hash(e) => VerifyError::Hash(e),
-                    modelseal_core::ModelError::Manifest(e) => VerifyError::InvalidManifest(e),
-                    other => VerifyError::Policy(RuleRefusal {
-                        kind: "denied",
-                        message: format!("cannot compute the model's BLAKE3 root: {other}"),
-                    }),
-                },
-            )?;
-            digests.push(ArtifactDigest::blake3(&manifest.root()));
+        self.verify_all(root, std::slice::from_ref(bundle), progress)
+            .map(|cosigned| cosigned.model)
+    }
+
+    /// Verifies the model at `root` against every one of `bundles` (co-signatures: one
+    /// signer each), then counts their signers as the policy asks and applies the rules
+    /// to each. A bundle that is not a trusted signature of these files does not count
+    /// and is reported in [`CoSigned::uncounted`]; when none counts, the first one's error
+    /// is the answer. A signature whose signed root equals one already compared with the
+    /// files (same format) covers the same files, so the files are read once per
+    /// distinct root.
+    pub fn verify_all(
+        &self,
+        root: &Path,
+        bundles: &[Bundle],
+        progress: &dyn Progress,
+    ) -> Result<CoSigned, VerifyError> {
+        let mut verified: Vec<VerifiedModel> = Vec::new();
+        let mut uncounted = Vec::new();
+        for (index, bundle) in bundles.iter().enumerate() {
+            match self.verify_one(root, bundle, &verified, progress) {
+                Ok(model) => verified.push(model),
+                Err(error) => uncounted.push((index, error)),
+            }
         }
-        self.judge(verified.name.as_deref(), &digests)?;
-        Ok(verified)
+        if verified.is_empty() {
+            return Err(match uncounted.into_iter().next() {
+                Some((_, error)) => error,
+                None => VerifyError::NoSignatures,
+            });
+        }
+        let mut blake3_root = None;
+        for model in &verified {
+            let mut digests = model.digests();
+            if model.format != SignatureFormat::Native && self.needs_blake3_root() {
+                // The files' BLAKE3 root, as `modelseal hash` prints it: the identity a
+                // digest rule names whatever format the signature is in.
+                if blake3_root.is_none() {
+                    blake3_root = Some(self.files_blake3_root(root, progress)?);
+                }
+                digests.extend(blake3_root);
+            }
+            self.judge(model.name.as_deref(), &digests)?;
+        }
+        let signers: Vec<Signer> = verified.iter().map(|m| m.signer.clone()).collect();
+        let mut model = verified.swap_remove(0);
+        model.signer_count = self.count(&signers)?;
+        model.signers = distinct_signers(&signers);
+        Ok(CoSigned { model, uncounted })
+    }
+
+    /// One of several signatures: compared with the files, unless one already compared
+    /// signed the same root in the same format.
+    fn verify_one(
+        &self,
+        root: &Path,
+        bundle: &Bundle,
+        verified: &[VerifiedModel],
+        progress: &dyn Progress,
+    ) -> Result<VerifiedModel, VerifyError> {
+        if !verified.is_empty() {
+            let signed = self.read_signature(bundle)?;
+            let same = |format: SignatureFormat, digest: ArtifactDigest| {
+                verified
+                    .iter()
+                    .find(|m| m.format == format && m.root == digest)
+            };
+            match &signed {
+                SignedModel::Native { signer, manifest } => {
+                    if same(
+                        SignatureFormat::Native,
+                        ArtifactDigest::blake3(&manifest.root),
+                    )
+                    .is_some()
+                    {
+                        check_scope(manifest, root)?;
+                        return Ok(VerifiedModel::native(signer.clone(), manifest));
+                    }
+                }
+                SignedModel::Oms { signer, statement } => {
+                    let format = if statement.legacy {
+                        SignatureFormat::OmsLegacy
+                    } else {
+                        SignatureFormat::Oms
+                    };
+                    if let Some(model) = same(format, statement.root) {
+                        let mut model = model.clone();
+                        model.signer = signer.clone();
+                        model.signers = vec![signer.clone()];
+                        model.name = statement.name.clone();
+                        return Ok(model);
+                    }
+                }
+            }
+        }
+        verify_model(root, bundle, &self.trust, &self.options, progress)
+    }
+
+    /// The files' BLAKE3 root, hashed as `modelseal hash` does with the same walk.
+    fn files_blake3_root(
+        &self,
+        root: &Path,
+        progress: &dyn Progress,
+    ) -> Result<ArtifactDigest, VerifyError> {
+        let manifest = modelseal_core::hash_model(root, &self.options.walk, progress).map_err(
+            |e| match e {
+                modelseal_core::ModelError::Walk(e) => VerifyError::Walk(e),
+                modelseal_core::ModelError::Hash(e) => VerifyError::Hash(e),
+                modelseal_core::ModelError::Manifest(e) => VerifyError::InvalidManifest(e),
+                other => VerifyError::Policy(RuleRefusal {
+                    kind: "denied",
+                    message: format!("cannot compute the model's BLAKE3 root: {other}"),
+                }),
+            },
+        )?;
+        Ok(ArtifactDigest::blake3(&manifest.root()))
     }
 
     /// Opens the model at `root` for reading checked bytes only (see [`ModelReader`]),
@@ -152,6 +262,7 @@ impl Verifier {
         let reader = ModelReader::open(root, bundle, &self.trust, &self.options, outboards)?;
         self.refuse_unjudgeable(reader.format() == SignatureFormat::Native)?;
         self.judge(reader.name(), &reader.digests())?;
+        self.count(std::slice::from_ref(reader.signer()))?;
         Ok(reader)
     }
 
@@ -168,6 +279,7 @@ impl Verifier {
             verified.root.algorithm() == modelseal_core::DigestAlgorithm::Blake3,
         )?;
         self.judge(verified.name.as_deref(), &verified.digests())?;
+        self.count(std::slice::from_ref(&verified.signer))?;
         Ok(verified)
     }
 
@@ -205,8 +317,9 @@ impl Verifier {
                 found: manifest,
             }));
         }
-        let model = VerifiedModel::native(signer, &signed);
+        let mut model = VerifiedModel::native(signer, &signed);
         self.judge(model.name.as_deref(), &model.digests())?;
+        model.signer_count = self.count(std::slice::from_ref(&model.signer))?;
         Ok(SignedOci { model, signed })
     }
 
@@ -242,6 +355,18 @@ impl Verifier {
         }))
     }
 
+    /// The policy's count of `signers` (distinct or not: it counts each once), refused
+    /// when short of its threshold.
+    fn count(&self, signers: &[Signer]) -> Result<Option<SignerCount>, VerifyError> {
+        let Some(rules) = &self.rules else {
+            return Ok(None);
+        };
+        let kind = self.options.kind.unwrap_or(ArtifactKind::Model);
+        rules
+            .count_signers(kind, &distinct_signers(signers))
+            .map_err(VerifyError::Policy)
+    }
+
     /// The rules alone.
     pub(crate) fn judge(
         &self,
@@ -256,6 +381,17 @@ impl Verifier {
             .check(kind, name, digests)
             .map_err(VerifyError::Policy)
     }
+}
+
+/// A model verified against several signatures: the model as the first that counted
+/// describes it, with every counted signer, and the signatures that did not count.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct CoSigned {
+    /// The verified model; [`VerifiedModel::signers`] lists every counted signer.
+    pub model: VerifiedModel,
+    /// Each bundle that did not count, by its index among those given, with why.
+    pub uncounted: Vec<(usize, VerifyError)>,
 }
 
 /// A trusted signature about one OCI manifest that the rules accept, from

@@ -12,6 +12,7 @@ pub fn run(args: &KeygenArgs) -> Result<Outcome> {
         Algorithm::EcdsaP256 => KeyAlgorithm::EcdsaP256,
         Algorithm::EcdsaP384 => KeyAlgorithm::EcdsaP384,
         Algorithm::EcdsaP521 => KeyAlgorithm::EcdsaP521,
+        Algorithm::MlDsa65 => KeyAlgorithm::MlDsa65,
     })?;
     let passphrase = if args.encrypt {
         Some(super::new_passphrase()?)

@@ -210,7 +210,11 @@ pub fn verify(args: &VerifyArgs, verifier: &Verifier) -> Result<Option<(Verified
             return Ok(None);
         }
     };
-    let candidates = bundles(&registry, &model, args.signature.as_deref())?;
+    let candidates = bundles(
+        &registry,
+        &model,
+        args.signature.first().map(|p| p.as_path()),
+    )?;
     let checked = checked_model(
         &registry,
         &model,

@@ -171,7 +171,7 @@ fn policy_hint(path: &std::path::Path, hint: &str, role: Role) -> String {
         );
     };
     let other_role = policy.signers.iter().find(|s| match &s.id {
-        SignerId::Key(key) => key.matches_hint(hint),
+        SignerId::Keys(keys) => keys.iter().any(|key| key.matches_hint(hint)),
         _ => false,
     });
     match other_role {

@@ -48,18 +48,22 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
     let mut options = VerifyOptions::default();
     options.expected = args.expect;
     options.kind = Some(args.kind.into());
+    let mut uncounted: Vec<(String, VerifyError)> = Vec::new();
     let (verified, signature) = if modelseal_oci::Reference::is_oci(&model_text) {
+        if args.signature.len() > 1 {
+            usage!(
+                "co-signatures of an oci:// model are read from its referrers; give at most one --signature";
+                hint = "attach each signer's bundle with `modelseal sign oci://…` and leave out --signature"
+            );
+        }
         let verifier = super::trust::verifier(policy, lineage_policy.as_ref(), options);
         match super::oci::verify(args, &verifier)? {
             Some(found) => found,
             None => return Ok(Outcome::Refused),
         }
     } else {
-        let signature = args
-            .signature
-            .clone()
-            .unwrap_or_else(|| super::default_signature_path(&args.model));
-        check_model_argument(args, &signature)?;
+        let signatures = signature_paths(args);
+        check_model_argument(args, &signatures[0])?;
         let ignore = args
             .ignore
             .iter()
@@ -67,31 +71,62 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             .collect::<Result<_>>()?;
         options.walk = WalkOptions {
             ignore,
-            exclude_files: vec![signature.clone()],
+            exclude_files: signatures.clone(),
             ..WalkOptions::default()
         };
         options.ignore_unsigned_files = args.ignore_unsigned_files;
         options.allow_unlisted_empty_files = args.allow_unsigned_empty_files;
         let verifier = super::trust::verifier(policy, lineage_policy.as_ref(), options);
-        let bar = Bar::new(args.quiet || args.json);
-        let result = match Bundle::read(&signature) {
-            Err(BundleError::Io(e)) => {
-                return Err(e)
-                    .with_context(|| format!("cannot read signature {}", signature.display()));
+        // Every bundle is read before any file is hashed; one that is not a bundle at
+        // all is simply one that does not count.
+        let mut bundles = Vec::new();
+        let mut named = Vec::new();
+        for path in &signatures {
+            match Bundle::read(path) {
+                Err(BundleError::Io(e)) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot read signature {}", path.display()));
+                }
+                Err(e) => uncounted.push((path.display().to_string(), VerifyError::Bundle(e))),
+                Ok(bundle) => {
+                    bundles.push(bundle);
+                    named.push(path.display().to_string());
+                }
             }
-            Err(e) => Err(VerifyError::Bundle(e)),
-            Ok(bundle) => verifier.verify(&args.model, &bundle, &bar),
+        }
+        let all_names = signatures
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let bar = Bar::new(args.quiet || args.json);
+        let result = if bundles.is_empty() {
+            Err(uncounted.remove(0).1)
+        } else {
+            verifier.verify_all(&args.model, &bundles, &bar)
         };
         bar.finish();
-        let signature = signature.display().to_string();
         match result {
-            Ok(verified) => (verified, signature),
+            Ok(cosigned) => {
+                uncounted.extend(
+                    cosigned
+                        .uncounted
+                        .into_iter()
+                        .map(|(i, e)| (named[i].clone(), e)),
+                );
+                (cosigned.model, all_names)
+            }
             Err(err) if !err.is_refusal() => {
                 return Err(err)
                     .with_context(|| format!("cannot verify model {}", args.model.display()));
             }
             Err(err) => {
-                super::refusal::report_refusal(args, &signature, &err);
+                let shown = if signatures.len() == 1 {
+                    all_names
+                } else {
+                    named.first().cloned().unwrap_or(all_names)
+                };
+                super::refusal::report_refusal(args, &shown, &err);
                 return Ok(Outcome::Refused);
             }
         }
@@ -129,6 +164,13 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             "name": verified.name,
             "root": root,
             "signer": signer_json(&verified.signer),
+            "signers": verified.signers.iter().map(signer_json).collect::<Vec<_>>(),
+            "signerCount": verified.signer_count.as_ref().map(signer_count_json),
+            "uncounted": uncounted.iter().map(|(path, err)| json!({
+                "signature": path,
+                "kind": err.kind(),
+                "message": modelseal_verify::error_chain(err),
+            })).collect::<Vec<_>>(),
             "files": verified.files,
             "bytes": verified.bytes,
             "lineage": lineage.as_ref().map(|r| r.to_json()),
@@ -183,6 +225,22 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             verified.signer.algorithm,
             verified.signer.fingerprint,
         ));
+        if verified.signers.len() > 1 {
+            let others: Vec<String> = verified.signers[1..]
+                .iter()
+                .map(|s| format!("  co-signer {} {}", s.algorithm, s.fingerprint))
+                .collect();
+            out(&others.join("\n"));
+        }
+        if let Some(count) = &verified.signer_count {
+            out(&format!("  signers {}", count.describe()));
+        }
+        for (path, err) in &uncounted {
+            out(&format!(
+                "  not counted {path}: {}",
+                modelseal_verify::error_chain(err)
+            ));
+        }
         if let Some(report) = &lineage {
             out(&super::lineage::report_text(report));
         }
@@ -222,9 +280,54 @@ pub(super) fn signer_json(signer: &modelseal_verify::Signer) -> serde_json::Valu
     })
 }
 
+/// The `signerCount` object of a report: the policy's threshold, who counted, who did not.
+pub(super) fn signer_count_json(count: &modelseal_verify::SignerCount) -> serde_json::Value {
+    json!({
+        "threshold": count.threshold,
+        "counted": count.counted,
+        "missing": count.missing.iter().map(|(name, why)| json!({"name": name, "why": why})).collect::<Vec<_>>(),
+    })
+}
+
+/// The signatures to check: those named, else `MODEL.sig` and every `MODEL.NAME.sig`
+/// beside the model (co-signatures, one signer each), in name order. `MODEL.sig` leads
+/// even when missing and nothing else is there, so its absence is what is reported.
+fn signature_paths(args: &VerifyArgs) -> Vec<std::path::PathBuf> {
+    if !args.signature.is_empty() {
+        return args.signature.clone();
+    }
+    let primary = super::default_signature_path(&args.model);
+    let mut found = Vec::new();
+    if let (Some(dir), Some(model_name)) = (primary.parent(), args.model.file_name()) {
+        let dir = if dir.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            dir
+        };
+        let prefix = format!("{}.", model_name.to_string_lossy());
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let is_cosignature = name.len() > prefix.len() + ".sig".len()
+                    && name.starts_with(&prefix)
+                    && name.ends_with(".sig")
+                    && entry.file_type().is_ok_and(|t| t.is_file());
+                if is_cosignature {
+                    found.push(primary.with_file_name(&name));
+                }
+            }
+        }
+    }
+    found.sort();
+    if primary.exists() || found.is_empty() {
+        found.insert(0, primary);
+    }
+    found
+}
+
 fn check_model_argument(args: &VerifyArgs, signature: &std::path::Path) -> Result<()> {
     super::require_model(&args.model)?;
-    if args.signature.is_none() && !signature.exists() && args.model.is_file() {
+    if args.signature.is_empty() && !signature.exists() && args.model.is_file() {
         let bundle = std::fs::File::open(&args.model)
             .ok()
             .and_then(|f| {

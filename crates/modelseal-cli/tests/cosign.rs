@@ -1,0 +1,393 @@
+//! Co-signatures, thresholds and hybrid (classical and post-quantum) signers: each test
+//! tries to make a policy's "k of n" or "both algorithms" say yes with fewer real
+//! signers than it asks for (spec/policy.md, "Thresholds").
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{assert_exit, modelseal, stderr, stdout};
+use serde_json::Value;
+
+/// A model, three publishers (alice's key is a hybrid pair: ECDSA P-256 and ML-DSA-65),
+/// a training builder, and a second model.
+struct Release {
+    dir: tempfile::TempDir,
+}
+
+impl Release {
+    fn new() -> Self {
+        let r = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for (name, algorithm) in [
+            ("alice-ec", "ecdsa-p256"),
+            ("alice-pq", "ml-dsa-65"),
+            ("bob", "ed25519"),
+            ("carol", "ml-dsa-65"),
+            ("builder", "ed25519"),
+        ] {
+            assert_exit(
+                &modelseal(&[&"keygen", &"--algorithm", &algorithm, &"--out", &r.p(name)]),
+                0,
+            );
+        }
+        for model in ["model", "other"] {
+            std::fs::create_dir(r.p(model)).unwrap();
+            std::fs::write(r.p(&format!("{model}/weights.bin")), model.repeat(999)).unwrap();
+            std::fs::write(r.p(&format!("{model}/config.json")), b"{}").unwrap();
+        }
+        r
+    }
+
+    fn p(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Signs `model` with `key` into `model.<as_name>.sig`.
+    fn sign(&self, model: &str, key: &str, as_name: &str) -> PathBuf {
+        let sig = self.p(&format!("{model}.{as_name}.sig"));
+        assert_exit(
+            &modelseal(&[
+                &"sign",
+                &self.p(model),
+                &"--key",
+                &self.p(key),
+                &"--signature",
+                &sig,
+            ]),
+            0,
+        );
+        sig
+    }
+
+    fn policy(&self, text: &str) -> PathBuf {
+        let path = self.p("policy.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The 2-of-3 policy of the tests: alice (hybrid), bob and carol publish; builder
+    /// builds.
+    fn two_of_three(&self) -> PathBuf {
+        self.policy(
+            r#"
+[[signer]]
+name = "alice"
+roles = ["model-publisher"]
+keys = ["alice-ec.pub", "alice-pq.pub"]
+algorithms = ["ecdsa-p256", "ml-dsa-65"]
+
+[[signer]]
+name = "bob"
+roles = ["model-publisher"]
+key = "bob.pub"
+
+[[signer]]
+name = "carol"
+roles = ["model-publisher"]
+key = "carol.pub"
+
+[[signer]]
+name = "builder"
+roles = ["training-builder"]
+key = "builder.pub"
+
+[roles.model-publisher]
+threshold = 2
+signers = ["alice", "bob", "carol"]
+"#,
+        )
+    }
+
+    /// `verify --json` of `model` with exactly these signatures.
+    fn verify(&self, policy: &std::path::Path, signatures: &[&PathBuf]) -> (i32, Value) {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"verify", &"--json", &"--policy", &policy];
+        for sig in signatures {
+            args.push(&"--signature");
+            args.push(*sig);
+        }
+        let model = self.p("model");
+        args.push(&model);
+        let out = modelseal(&args);
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&out), stderr(&out)));
+        (out.status.code().unwrap(), report)
+    }
+}
+
+fn counted(report: &Value) -> Vec<String> {
+    report["signerCount"]["counted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn two_of_three_counts_distinct_named_signers() {
+    let r = Release::new();
+    let policy = r.two_of_three();
+    let bob = r.sign("model", "bob", "bob");
+    let carol = r.sign("model", "carol", "carol");
+    let (code, report) = r.verify(&policy, &[&bob]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["error"]["kind"], "signers-missing");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("2 signers needed, 1 counted (bob)"),
+        "{message}"
+    );
+    assert!(message.contains("carol: no signature"), "{message}");
+    let (code, report) = r.verify(&policy, &[&bob, &carol]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(counted(&report), ["bob", "carol"]);
+    assert_eq!(report["signers"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn the_same_signature_twice_or_two_signatures_by_one_key_count_once() {
+    let r = Release::new();
+    let policy = r.two_of_three();
+    let bob = r.sign("model", "bob", "bob");
+    let copy = r.p("model.bob-again.sig");
+    std::fs::copy(&bob, &copy).unwrap();
+    let (code, report) = r.verify(&policy, &[&bob, &copy]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["error"]["kind"], "signers-missing");
+    // A second, fresh signature by the same key (ML-DSA signing is randomised, so the
+    // bytes differ) is still one signer.
+    let carol = r.sign("model", "carol", "carol");
+    let carol_again = r.sign("model", "carol", "carol2");
+    assert_ne!(
+        std::fs::read(&carol).unwrap(),
+        std::fs::read(&carol_again).unwrap()
+    );
+    let (code, report) = r.verify(&policy, &[&carol, &carol_again]);
+    assert_eq!(code, 1, "{report}");
+}
+
+#[test]
+fn one_key_under_two_names_is_a_policy_error() {
+    let r = Release::new();
+    let policy = r.policy(
+        r#"
+[[signer]]
+name = "bob"
+roles = ["model-publisher"]
+key = "bob.pub"
+
+[[signer]]
+name = "robert"
+roles = ["model-publisher"]
+key = "bob.pub"
+
+[roles.model-publisher]
+threshold = 2
+"#,
+    );
+    let bob = r.sign("model", "bob", "bob");
+    let out = modelseal(&[
+        &"verify",
+        &r.p("model"),
+        &"--policy",
+        &policy,
+        &"--signature",
+        &bob,
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("one signer under two names would count twice"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_signature_of_another_model_does_not_count() {
+    let r = Release::new();
+    let policy = r.two_of_three();
+    let bob = r.sign("model", "bob", "bob");
+    // carol signed the other model; her bundle is copied beside this one.
+    let carol_other = r.sign("other", "carol", "carol");
+    let (code, report) = r.verify(&policy, &[&bob, &carol_other]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["error"]["kind"], "signers-missing");
+    // Given first, the copied bundle is the one refused, and bob's still counts alone.
+    let (code, report) = r.verify(&policy, &[&carol_other, &bob]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["error"]["kind"], "signers-missing");
+}
+
+#[test]
+fn a_signer_trusted_only_in_another_role_does_not_count() {
+    let r = Release::new();
+    let policy = r.two_of_three();
+    let bob = r.sign("model", "bob", "bob");
+    let builder = r.sign("model", "builder", "builder");
+    let (code, report) = r.verify(&policy, &[&bob, &builder]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["error"]["kind"], "signers-missing");
+}
+
+#[test]
+fn a_hybrid_signer_counts_only_with_both_algorithms() {
+    let r = Release::new();
+    let policy = r.two_of_three();
+    let bob = r.sign("model", "bob", "bob");
+    let alice_ec = r.sign("model", "alice-ec", "alice-ec");
+    let alice_pq = r.sign("model", "alice-pq", "alice-pq");
+    let (code, report) = r.verify(&policy, &[&bob, &alice_ec, &alice_pq]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(counted(&report), ["alice", "bob"]);
+    // The downgrade: the post-quantum bundle removed.
+    let (code, report) = r.verify(&policy, &[&bob, &alice_ec]);
+    assert_eq!(code, 1, "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("alice: no ml-dsa-65 signature"),
+        "{message}"
+    );
+    // The classical one removed instead.
+    let (code, report) = r.verify(&policy, &[&bob, &alice_pq]);
+    assert_eq!(code, 1, "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("alice: no ecdsa-p256 signature"),
+        "{message}"
+    );
+    // The classical signature twice is not a post-quantum one.
+    let copy = r.p("model.alice-ec2.sig");
+    std::fs::copy(&alice_ec, &copy).unwrap();
+    let (code, _) = r.verify(&policy, &[&bob, &alice_ec, &copy]);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn a_hybrid_rule_no_key_could_meet_is_a_policy_error() {
+    let r = Release::new();
+    for (text, message) in [
+        (
+            "[[signer]]\nname = \"a\"\nroles = [\"model-publisher\"]\nkey = \"alice-ec.pub\"\nalgorithms = [\"ecdsa-p256\", \"ml-dsa-65\"]\n",
+            "none of its keys is an ml-dsa-65 key",
+        ),
+        (
+            "[[signer]]\nname = \"a\"\nroles = [\"model-publisher\"]\nkey = \"alice-pq.pub\"\nalgorithms = [\"ml-dsa-44\"]\n",
+            "unknown algorithm",
+        ),
+        (
+            "[[signer]]\nname = \"a\"\nroles = [\"model-publisher\"]\nkey = \"bob.pub\"\n[roles.model-publisher]\nthreshold = 2\n",
+            "can never be met",
+        ),
+        (
+            "[[signer]]\nname = \"a\"\nroles = [\"model-publisher\"]\nkey = \"bob.pub\"\n[roles.model-publisher]\nthreshold = 0\n",
+            "would accept no signature",
+        ),
+        (
+            "[[signer]]\nname = \"a\"\nroles = [\"model-publisher\"]\nkey = \"bob.pub\"\n[[signer]]\nname = \"b\"\nroles = [\"training-builder\"]\nkey = \"builder.pub\"\n[roles.model-publisher]\nthreshold = 1\nsigners = [\"a\", \"b\"]\n",
+            "does not hold the role model-publisher",
+        ),
+        (
+            "[[signer]]\nname = \"a\"\nroles = [\"model-publisher\"]\nkey = \"bob.pub\"\n[roles.model-publisher]\nthreshold = \"most\"\n",
+            "neither a number nor",
+        ),
+    ] {
+        let policy = r.policy(text);
+        let out = modelseal(&[&"verify", &r.p("model"), &"--policy", &policy]);
+        assert_exit(&out, 2);
+        assert!(stderr(&out).contains(message), "{text}\n{}", stderr(&out));
+    }
+}
+
+#[test]
+fn an_ml_dsa_signature_checks_only_under_its_own_key() {
+    let r = Release::new();
+    let carol = r.sign("model", "carol", "carol");
+    // carol's ML-DSA bundle, checked against bob's Ed25519 key and alice's ML-DSA key.
+    for other in ["bob.pub", "alice-pq.pub"] {
+        let out = modelseal(&[
+            &"verify",
+            &r.p("model"),
+            &"--key",
+            &r.p(other),
+            &"--signature",
+            &carol,
+        ]);
+        assert_exit(&out, 1);
+    }
+    let out = modelseal(&[
+        &"verify",
+        &r.p("model"),
+        &"--key",
+        &r.p("carol.pub"),
+        &"--signature",
+        &carol,
+    ]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("ml-dsa-65"), "{}", stdout(&out));
+    // The OMS format is for model-signing's verifiers, which read no ML-DSA key.
+    let out = modelseal(&[
+        &"sign",
+        &r.p("model"),
+        &"--format",
+        &"oms",
+        &"--key",
+        &r.p("carol"),
+        &"--signature",
+        &r.p("oms.sig"),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("ML-DSA-65 sign the native format"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!r.p("oms.sig").exists());
+}
+
+#[test]
+fn co_signatures_beside_the_model_are_found_without_naming_them() {
+    let r = Release::new();
+    let policy = r.two_of_three();
+    r.sign("model", "bob", "bob");
+    r.sign("model", "carol", "carol");
+    // A stray file that is not a bundle does not count and does not stop the others.
+    std::fs::write(r.p("model.notes.sig"), b"not a bundle").unwrap();
+    let out = modelseal(&[&"verify", &r.p("model"), &"--policy", &policy, &"--json"]);
+    assert_exit(&out, 0);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(counted(&report), ["bob", "carol"]);
+    let uncounted = report["uncounted"].as_array().unwrap();
+    assert_eq!(uncounted.len(), 1, "{report}");
+    assert!(
+        uncounted[0]["signature"]
+            .as_str()
+            .unwrap()
+            .ends_with("model.notes.sig")
+    );
+    // Human output names the threshold and who counted.
+    let out = modelseal(&[&"verify", &r.p("model"), &"--policy", &policy]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("signers 2 signers needed, 2 counted (bob, carol)"),
+        "{}",
+        stdout(&out)
+    );
+    // Without the policy's threshold, keys alone: every co-signer is listed.
+    let out = modelseal(&[
+        &"verify",
+        &r.p("model"),
+        &"--key",
+        &r.p("bob.pub"),
+        &"--key",
+        &r.p("carol.pub"),
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("co-signer ml-dsa-65"),
+        "{}",
+        stdout(&out)
+    );
+}
