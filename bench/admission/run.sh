@@ -3,7 +3,8 @@
 # under sustained load, with IDLE TLS connections held open the whole time and every
 # uncached decision delayed by STORE_LATENCY_MS before it reads the store. Two phases:
 # cached (every request a cache hit) and uncached (cache off: every request reads the
-# store). Reports requests/s, client-side p50/p99/p99.9, server-time p50/p99/p99.9 (from
+# store), and uncached-2of3 (as uncached, under a policy needing 2 of 3 co-signing publishers,
+# every publisher's signature in the store). Reports requests/s, client-side p50/p99/p99.9, server-time p50/p99/p99.9 (from
 # the server's own histogram: the upper bound of the bucket), failures (requests not
 # answered 200), and the server's peak RSS. See bench/README.md.
 #
@@ -45,7 +46,10 @@ head -c 1000000 /dev/urandom > model/weights.bin
 "$MODELSEAL" sign corpus --kind dataset --key curator.key >/dev/null
 "$MODELSEAL" sign model --key publisher.key >/dev/null
 "$MODELSEAL" attest training --model model --key builder.key --dataset corpus --builder-id https://ci.example.com/trainer >/dev/null
-"$MODELSEAL" store add store corpus.sig model.sig model.provenance.sig >/dev/null
+for k in second third; do "$MODELSEAL" keygen --out "$k.key" >/dev/null; done
+"$MODELSEAL" sign model --key second.key --signature model.second.sig >/dev/null
+"$MODELSEAL" sign model --key third.key --signature model.third.sig >/dev/null
+"$MODELSEAL" store add store corpus.sig model.sig model.provenance.sig model.second.sig model.third.sig >/dev/null
 MODEL=$("$MODELSEAL" hash model | cut -d' ' -f1)
 cat > policy.toml <<POLICY
 [[signer]]
@@ -61,6 +65,19 @@ name = "data"
 roles = ["dataset-curator"]
 key = "curator.key.pub"
 POLICY
+{ cat policy.toml; cat <<POLICY
+[[signer]]
+name = "second"
+roles = ["model-publisher"]
+key = "second.key.pub"
+[[signer]]
+name = "third"
+roles = ["model-publisher"]
+key = "third.key.pub"
+[roles.model-publisher]
+threshold = 2
+POLICY
+} > policy-2of3.toml
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem \
   -days 2 -subj /CN=bench-ca 2>/dev/null
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout tls.key -out tls.csr \
@@ -69,13 +86,13 @@ printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > ext.cnf
 openssl x509 -req -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out tls.pem -days 2 \
   -extfile ext.cnf 2>/dev/null
 
-phase() {  # NAME CACHE-SETTINGS: one server, one load run; prints the phase's JSON
-  local name=$1 cache=$2
+phase() {  # NAME CACHE-SETTINGS [POLICY]: one server, one load run; prints the phase's JSON
+  local name=$1 cache=$2 policy=${3:-policy.toml}
   cat > "$name.toml" <<CONFIG
 listen = "127.0.0.1:0"
 tls_cert = "tls.pem"
 tls_key = "tls.key"
-policy = "policy.toml"
+policy = "$policy"
 store = "store"
 $cache
 [limits]
@@ -112,6 +129,8 @@ for _ in $(seq 1 "$REPS"); do
 cache_ttl_seconds = 600"
   phase uncached "cache_entries = 0
 cache_ttl_seconds = 0"
+  phase uncached-2of3 "cache_entries = 0
+cache_ttl_seconds = 0" policy-2of3.toml
 done > "$W/results.jsonl"
 python3 - "$W/results.jsonl" "$OUT" "$(nproc)" "$STORE_LATENCY_MS" <<'PY'
 import json, platform, statistics, sys

@@ -128,6 +128,17 @@ def write_policy(d: Path):
         '[[signer]]\nname = "data"\nroles = ["dataset-curator"]\nkey = "curator.pem.pub"\n')
 
 
+def setup_cosign(d: Path):
+    make_model(d / "my-model", seed=7)
+    ms(d, "keygen", "--out", "alice-ec", "--algorithm", "ecdsa-p256")
+    ms(d, "keygen", "--out", "bob")
+    (d / "policy.toml").write_text(
+        '[[signer]]\nname = "alice"\nroles = ["model-publisher"]\n'
+        'keys = ["alice-ec.pub", "alice-pq.pub"]\nalgorithms = ["ecdsa-p256", "ml-dsa-65"]\n\n'
+        '[[signer]]\nname = "bob"\nroles = ["model-publisher"]\nkey = "bob.pub"\n\n'
+        '[roles.model-publisher]\nthreshold = 2\n')
+
+
 def setup_watch(d: Path):
     make_model(d / "model", seed=6)
     ms(d, "keygen", "--out", "release.key")

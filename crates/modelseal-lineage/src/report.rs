@@ -67,6 +67,16 @@ pub enum HopFailure {
         /// The name the parent's provenance gives it.
         claimed: String,
     },
+    /// Trusted signatures of the hop's own kind are stored, from fewer distinct named
+    /// signers than the policy's threshold for the role (or without every algorithm a
+    /// hybrid signer must use).
+    #[error("not enough {role} signatures: {detail}")]
+    SignersMissing {
+        /// The role counted.
+        role: &'static str,
+        /// The count: threshold, who counted, who is missing.
+        detail: String,
+    },
     /// A name rule applies to this kind of hop, and the hop has no signed name.
     #[error("policy rule {0} matches names, and no trusted signer named this artifact")]
     Unnamed(String),
@@ -138,6 +148,7 @@ impl HopFailure {
             Self::Untrusted { .. } => "untrusted-signer",
             Self::Mismatch { .. } => "digest-mismatch",
             Self::NameMismatch { .. } => "name-mismatch",
+            Self::SignersMissing { .. } => "signers-missing",
             Self::Unnamed(_) => "unnamed",
             Self::BuildType(_) => "unknown-build-type",
             Self::Builder(_) => "untrusted-builder",

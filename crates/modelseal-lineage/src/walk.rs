@@ -334,6 +334,7 @@ impl<'a> Walk<'a> {
         let mut other_kind = None;
         let mut counted = 0;
         let mut manifests = Vec::new();
+        let mut signers = Vec::new();
         for (attestation, signer, sha256) in signed {
             let kind = attestation.predicate::<ManifestPredicate>().map(|p| p.kind);
             if kind.as_ref().ok() != Some(&expected) {
@@ -344,6 +345,7 @@ impl<'a> Walk<'a> {
                 continue;
             }
             counted += 1;
+            signers.push(attestation.signer.clone());
             manifests.extend(attestation.oci_manifest);
             if let Some(name) = &attestation.subject_name {
                 if !names.contains(name) {
@@ -360,6 +362,17 @@ impl<'a> Walk<'a> {
                 predicate_type: MANIFEST_PREDICATE_TYPE.into(),
                 expected: hop.kind.name(),
                 found: other_kind.unwrap_or_default(),
+            });
+        }
+        // Every stored signature of the hop's kind counted above is by a distinct or a
+        // repeated signer: the policy counts each named signer once.
+        let count = self
+            .policy
+            .count_signers(role, &modelseal_verify::distinct_signers(&signers));
+        if !count.met() {
+            return Err(HopFailure::SignersMissing {
+                role: role_name(role),
+                detail: count.describe(),
             });
         }
         let mismatch = match &hop.claimed_name {

@@ -702,3 +702,63 @@ fn a_rule_on_the_oci_manifest_a_pulled_directory_was_signed_from_applies_by_its_
     ));
     assert!(chain.check(&store, &other).passed());
 }
+
+#[test]
+fn a_threshold_of_publishers_holds_at_every_model_hop_and_at_admission() {
+    let mut chain = build();
+    std::fs::write(
+        chain.path("second.pub"),
+        chain.keys.rogue.verifying_key().to_pem(),
+    )
+    .unwrap();
+    let two_of_two = r#"
+[[signer]]
+name = "second"
+roles = ["model-publisher"]
+key = "second.pub"
+
+[roles.model-publisher]
+threshold = "all"
+"#;
+    // One publisher signed each model: the hops below the top, and the top decided by
+    // digest alone (admission), are short of the threshold.
+    let store = chain.store(&[]);
+    let policy = chain.policy(two_of_two);
+    let (hop, failure) = failure_of(&chain.check(&store, &policy));
+    assert_eq!(hop, "fine-tuned");
+    assert!(
+        matches!(&failure, HopFailure::SignersMissing { detail, .. } if detail.contains("second: no signature")),
+        "{failure}"
+    );
+    let quantized = chain.digest("quantized").parse().unwrap();
+    let by_digest = modelseal_lineage::verify_digest(&quantized, &policy, &store);
+    let (_, failure) = failure_of(&by_digest);
+    assert_eq!(failure.kind(), "signers-missing", "{failure}");
+    // The same signature filed twice is still one signer.
+    let again = chain.path("quantized.sig.json");
+    let copy = chain.path("quantized-copy.sig.json");
+    std::fs::copy(&again, &copy).unwrap();
+    chain.bundles.push(("quantized", copy));
+    let store = chain.store(&[]);
+    let by_digest = modelseal_lineage::verify_digest(&quantized, &policy, &store);
+    assert_eq!(failure_of(&by_digest).1.kind(), "signers-missing");
+    // The second publisher co-signs every model: the whole chain passes.
+    for name in ["base", "fine-tuned", "quantized"] {
+        let signed = sign_model(
+            &chain.path(name),
+            &SignOptions::default(),
+            &chain.keys.rogue,
+            &NoProgress,
+        )
+        .unwrap();
+        chain.save(name, "second-sig", &signed.bundle);
+    }
+    let store = chain.store(&[]);
+    let report = chain.check(&store, &policy);
+    assert!(report.passed(), "{:?}", report.first_failure());
+    let by_digest = modelseal_lineage::verify_digest(&quantized, &policy, &store);
+    assert!(by_digest.passed(), "{:?}", by_digest.first_failure());
+    for name in ["release", "second"] {
+        assert!(by_digest.root.signers.iter().any(|s| s == name), "{name}");
+    }
+}

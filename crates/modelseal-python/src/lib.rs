@@ -91,8 +91,25 @@ fn verifier(
     expected: Option<String>,
     links_within: Option<PathBuf>,
 ) -> PyResult<Verifier> {
+    verifier_for(
+        key,
+        policy,
+        std::slice::from_ref(&signature.to_path_buf()),
+        expected,
+        links_within,
+    )
+}
+
+/// [`verifier`] for several signature files, all left out of the walk.
+fn verifier_for(
+    key: Option<&Bound<'_, PyAny>>,
+    policy: Option<PathBuf>,
+    signatures: &[PathBuf],
+    expected: Option<String>,
+    links_within: Option<PathBuf>,
+) -> PyResult<Verifier> {
     let mut options = VerifyOptions::default();
-    options.walk.exclude_files = vec![signature.to_path_buf()];
+    options.walk.exclude_files = signatures.to_vec();
     options.walk.links_within = links_within;
     options.expected = expected_digest(expected)?;
     trusting(key, policy, options)
@@ -165,25 +182,45 @@ fn read_bundle(signature: &Path) -> PyResult<Bundle> {
     })
 }
 
-/// Verifies every byte of `model` against `signature`; returns what was verified, or
-/// raises `VerificationError` (with `.args[1]` the failure kind).
+/// Verifies every byte of `model` against `signatures` (one, or co-signatures whose
+/// signers a policy counts); returns what was verified, or raises `VerificationError`
+/// (with `.args[1]` the failure kind).
 #[pyfunction]
-#[pyo3(signature = (model, signature, key=None, policy=None, expected=None, links_within=None))]
+#[pyo3(signature = (model, signatures, key=None, policy=None, expected=None, links_within=None))]
 fn verify<'py>(
     py: Python<'py>,
     model: PathBuf,
-    signature: PathBuf,
+    signatures: Vec<PathBuf>,
     key: Option<&Bound<'py, PyAny>>,
     policy: Option<PathBuf>,
     expected: Option<String>,
     links_within: Option<PathBuf>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let verifier = verifier(key, policy, &signature, expected, links_within)?;
-    let bundle = read_bundle(&signature)?;
+    if signatures.is_empty() {
+        return Err(PyValueError::new_err("no signature given"));
+    }
+    let verifier = verifier_for(key, policy, &signatures, expected, links_within)?;
+    let bundles = signatures
+        .iter()
+        .map(|path| read_bundle(path))
+        .collect::<PyResult<Vec<_>>>()?;
     let verified = py
-        .detach(|| verifier.verify(&model, &bundle, &NoProgress))
-        .map_err(verify_error)?;
+        .detach(|| verifier.verify_all(&model, &bundles, &NoProgress))
+        .map_err(verify_error)?
+        .model;
     let out = PyDict::new(py);
+    out.set_item(
+        "signers",
+        verified
+            .signers
+            .iter()
+            .map(|s| s.fingerprint.to_string())
+            .collect::<Vec<_>>(),
+    )?;
+    if let Some(count) = &verified.signer_count {
+        out.set_item("counted", count.counted.clone())?;
+        out.set_item("threshold", count.threshold)?;
+    }
     out.set_item("name", verified.name)?;
     out.set_item("root", verified.root.to_string())?;
     out.set_item("signer", verified.signer.fingerprint.to_string())?;

@@ -251,3 +251,29 @@ def test_keyless_signers_named_by_a_policy(signed, sigstore, tmp_path):
         assert err.value.args[1] == "identity-mismatch", err.value.args
         with pytest.raises(modelseal.VerificationError):
             modelseal.safe_open(model / "model.safetensors", signature=sig, policy=bad)
+
+
+def test_co_signatures_meet_a_threshold_and_the_lazy_doors_refuse_short_of_it(signed, tmp_path):
+    """A 2-of-2 policy: `verify` counts the signers of a list of signatures; a door that
+    takes one signature (safe_open) refuses rather than count one signer as two."""
+    model, sig, pub, _ = signed
+    run("keygen", "--algorithm", "ml-dsa-65", "--out", tmp_path / "second")
+    second = tmp_path / "model.second.sig"
+    run("sign", model, "--key", tmp_path / "second", "--signature", second)
+    policy = tmp_path / "two.toml"
+    policy.write_text(
+        '[[signer]]\nname = "first"\nroles = ["model-publisher"]\nkey = "key.pub"\n'
+        '[[signer]]\nname = "second"\nroles = ["model-publisher"]\nkey = "second.pub"\n'
+        '[roles.model-publisher]\nthreshold = "all"\n'
+    )
+    result = modelseal.verify(model, [sig, second], policy=policy)
+    assert result["counted"] == ["first", "second"]
+    assert result["threshold"] == 2
+    assert len(result["signers"]) == 2
+    for given in ([sig], [sig, sig], [second, second]):
+        with pytest.raises(modelseal.VerificationError) as err:
+            modelseal.verify(model, given, policy=policy)
+        assert err.value.args[1] == "signers-missing", err.value.args
+    with pytest.raises(modelseal.VerificationError) as err:
+        modelseal.safe_open(model / "model.safetensors", signature=sig, policy=policy)
+    assert err.value.args[1] == "signers-missing"

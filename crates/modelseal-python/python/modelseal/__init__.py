@@ -45,17 +45,23 @@ def _keys(key: Keys):
     return [os.fspath(k) for k in key]
 
 
-def verify(model: PathLike, signature: PathLike, key: Keys = None, policy: Optional[PathLike] = None,
-           expected: Optional[str] = None, links_within: Optional[PathLike] = None) -> dict:
+def verify(model: PathLike, signature: Union[PathLike, Iterable[PathLike]], key: Keys = None,
+           policy: Optional[PathLike] = None, expected: Optional[str] = None,
+           links_within: Optional[PathLike] = None) -> dict:
     """Verify every file of ``model`` against ``signature`` (by ``key``, a public key
-    file or a list of them, or by the model publishers of a ``policy`` file). With
+    file or a list of them, or by the model publishers of a ``policy`` file). A list of
+    signatures gives co-signatures: a policy's threshold counts their signers, and the
+    result's ``counted`` names who counted. With
     ``expected="blake3:HEX"`` the signature must be about exactly that model. Links in
     the model are followed only if they resolve inside ``links_within``.
 
     Returns what was verified; raises VerificationError (``err.args[1]`` is the failure
     kind, e.g. ``"files-mismatch"``) when the model is refused.
     """
-    return _verify(os.fspath(model), os.fspath(signature), _keys(key),
+    signatures = _keys(signature)
+    if isinstance(signatures, str):
+        signatures = [signatures]
+    return _verify(os.fspath(model), signatures, _keys(key),
                    os.fspath(policy) if policy is not None else None, expected,
                    os.fspath(links_within) if links_within is not None else None)
 
