@@ -416,3 +416,38 @@ def test_a_manifest_whose_keys_go_reads_differently_is_refused(reg, tmp_path):
         reg.put_manifest("amb/m", f"v{i + 2}", variant.encode(), manifest["mediaType"])
         out = ms("verify", oci(reg, "amb/m", f"v{i + 2}"), "--key", PUB, *ca(reg), "-q")
         assert out.returncode != 0 and want in out.stderr, out.stderr
+
+
+def test_co_signatures_attached_as_referrers_are_counted_by_a_threshold(reg, model_dir, tmp_path):
+    """Two publishers sign one image, each attaching their own referrer; a 2-of-2 policy
+    counts both, and refuses while only one is attached or when one signer attaches twice."""
+    r.push_modelpack(reg, "cosign/m", "v1", model_dir, client="http")
+    ref = oci(reg, "cosign/m", "v1")
+    out = ms("keygen", "--algorithm", "ml-dsa-65", "--out", tmp_path / "second")
+    assert out.returncode == 0, out.stderr
+    policy = tmp_path / "policy.toml"
+    shutil.copy(PUB, tmp_path / "first.pub")
+    policy.write_text(
+        '[[signer]]\nname = "first"\nroles = ["model-publisher"]\nkey = "first.pub"\n'
+        '[[signer]]\nname = "second"\nroles = ["model-publisher"]\nkey = "second.pub"\n'
+        '[roles.model-publisher]\nthreshold = "all"\n'
+    )
+
+    def verify_policy():
+        out = ms("verify", ref, "--policy", policy, *ca(reg), "-q", "--json")
+        return out.returncode, json.loads(out.stdout)
+
+    sign(reg, ref)
+    sign(reg, ref)  # the first signer again: still one signer
+    code, report = verify_policy()
+    assert code == 1, report
+    assert report["error"]["kind"] == "signers-missing", report
+    assert "second: no signature" in report["error"]["message"]
+    out = ms("sign", ref, "--key", tmp_path / "second", *ca(reg), "-q")
+    assert out.returncode == 0, out.stderr
+    code, report = verify_policy()
+    assert code == 0, report
+    assert report["signerCount"]["counted"] == ["first", "second"]
+    # A pull under the same policy counts the same referrers.
+    out = ms("pull", ref, tmp_path / "pulled", "--policy", policy, *ca(reg), "-q")
+    assert out.returncode == 0, out.stderr

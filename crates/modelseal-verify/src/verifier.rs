@@ -300,6 +300,67 @@ impl Verifier {
         bundle: &Bundle,
         manifest: ArtifactDigest,
     ) -> Result<SignedOci, VerifyError> {
+        let mut signed = self.signed_oci_uncounted(bundle, manifest)?;
+        signed.model.signer_count = self.count(std::slice::from_ref(&signed.model.signer))?;
+        Ok(signed)
+    }
+
+    /// [`Verifier::signed_oci`] for every bundle attached to one manifest (co-signatures
+    /// are referrers of their own): each trusted one that the rules accept and that signs
+    /// the same files as the first counts, and the policy counts their signers. A trusted
+    /// bundle the rules refuse refuses the artifact. Err lists why each bundle failed (by
+    /// index), or holds one entry (index `bundles.len()`) when the signers fall short.
+    #[allow(clippy::type_complexity)]
+    pub fn signed_oci_all(
+        &self,
+        bundles: &[Bundle],
+        manifest: ArtifactDigest,
+    ) -> Result<(usize, SignedOci, Vec<(usize, VerifyError)>), Vec<(usize, VerifyError)>> {
+        let mut accepted: Vec<(usize, SignedOci)> = Vec::new();
+        let mut refused = Vec::new();
+        for (index, bundle) in bundles.iter().enumerate() {
+            match self.signed_oci_uncounted(bundle, manifest) {
+                Ok(signed) => match accepted.first() {
+                    // Another root under the same manifest: not the files the first signs,
+                    // so not a co-signature of what will be compared.
+                    Some((_, first)) if first.signed.root != signed.signed.root => refused.push((
+                        index,
+                        VerifyError::Subject(SubjectProblem::OtherArtifact {
+                            expected: ArtifactDigest::blake3(&first.signed.root),
+                        }),
+                    )),
+                    _ => accepted.push((index, signed)),
+                },
+                Err(e) => refused.push((index, e)),
+            }
+        }
+        // A trusted signature about this manifest whose name or root a rule refuses
+        // denies the artifact, whatever another signature says of it.
+        if refused
+            .iter()
+            .any(|(_, e)| matches!(e, VerifyError::Policy(_)))
+        {
+            refused.retain(|(_, e)| matches!(e, VerifyError::Policy(_)));
+            return Err(refused);
+        }
+        if accepted.is_empty() {
+            return Err(refused);
+        }
+        let signers: Vec<Signer> = accepted
+            .iter()
+            .map(|(_, s)| s.model.signer.clone())
+            .collect();
+        let (index, mut first) = accepted.swap_remove(0);
+        first.model.signer_count = self.count(&signers).map_err(|e| vec![(bundles.len(), e)])?;
+        first.model.signers = distinct_signers(&signers);
+        Ok((index, first, refused))
+    }
+
+    fn signed_oci_uncounted(
+        &self,
+        bundle: &Bundle,
+        manifest: ArtifactDigest,
+    ) -> Result<SignedOci, VerifyError> {
         let (signer, signed) = match self.read_signature(bundle)? {
             SignedModel::Native { signer, manifest } => (signer, manifest),
             SignedModel::Oms { .. } => {
@@ -317,9 +378,8 @@ impl Verifier {
                 found: manifest,
             }));
         }
-        let mut model = VerifiedModel::native(signer, &signed);
+        let model = VerifiedModel::native(signer, &signed);
         self.judge(model.name.as_deref(), &model.digests())?;
-        model.signer_count = self.count(std::slice::from_ref(&model.signer))?;
         Ok(SignedOci { model, signed })
     }
 

@@ -162,37 +162,48 @@ fn bundles(registry: &Registry, model: &OciModel, signature: Option<&Path>) -> R
 /// Bundles to try, each named for messages (a file, or `referrer sha256:…`), as JSON.
 type Candidates = Vec<(String, Vec<u8>)>;
 
-/// The first bundle a trusted signer made about this manifest that the rules accept, or
-/// every reason none is; a trusted bundle the rules deny denies the artifact.
+/// The trusted bundles about this manifest that the rules accept, counted as the policy
+/// asks (co-signatures are referrers of their own), named by the first; or every reason
+/// none counts. A trusted bundle the rules deny denies the artifact.
 fn signed_for(
     model: &OciModel,
     candidates: &Candidates,
     verifier: &Verifier,
 ) -> std::result::Result<(String, SignedOci), Vec<(String, VerifyError)>> {
     let manifest = ArtifactDigest::from(model.digest());
+    let mut parsed = Vec::new();
+    let mut names = Vec::new();
     let mut refused = Vec::new();
-    let mut accepted = None;
-    // Every candidate is checked, not only up to the first that passes: a trusted
-    // signature about this manifest whose name a deny rule meets denies the artifact,
-    // whatever name another signature gives it (spec/policy.md, name rules).
     for (name, json) in candidates {
-        let checked = Bundle::from_json(json)
-            .map_err(VerifyError::Bundle)
-            .and_then(|bundle| verifier.signed_oci(&bundle, manifest));
-        match checked {
-            Ok(signed) => {
-                accepted.get_or_insert((name.clone(), signed));
+        match Bundle::from_json(json) {
+            Ok(bundle) => {
+                parsed.push(bundle);
+                names.push(name.clone());
             }
-            Err(e) => refused.push((name.clone(), e)),
+            Err(e) => refused.push((name.clone(), VerifyError::Bundle(e))),
         }
     }
-    let (denied, others): (Vec<_>, Vec<_>) = refused
-        .into_iter()
-        .partition(|(_, e)| matches!(e, VerifyError::Policy(_)));
-    match accepted {
-        Some(found) if denied.is_empty() => Ok(found),
-        Some(_) => Err(denied),
-        None => Err(denied.into_iter().chain(others).collect()),
+    let name_of = |index: usize| {
+        names
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| format!("the signatures attached to {}", model.reference))
+    };
+    match verifier.signed_oci_all(&parsed, manifest) {
+        Ok((index, signed, _uncounted)) => Ok((name_of(index), signed)),
+        Err(errors) => {
+            let errors: Vec<(String, VerifyError)> =
+                errors.into_iter().map(|(i, e)| (name_of(i), e)).collect();
+            // A policy refusal among them is the answer; otherwise every reason.
+            if errors
+                .iter()
+                .any(|(_, e)| matches!(e, VerifyError::Policy(_)))
+            {
+                Err(errors)
+            } else {
+                Err(refused.into_iter().chain(errors).collect())
+            }
+        }
     }
 }
 
