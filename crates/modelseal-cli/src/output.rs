@@ -8,6 +8,15 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+/// `eprintln!` whose text passes [`terminal_safe`] first: diagnostics quote bundles,
+/// paths and registry answers nobody vouched for.
+#[macro_export]
+macro_rules! eprintln_safe {
+    ($($arg:tt)*) => {
+        eprintln!("{}", $crate::output::terminal_safe(&format!($($arg)*)))
+    };
+}
+
 /// Writes `text` and a newline to stdout, ignoring a closed pipe.
 pub fn out(text: &str) {
     let mut stdout = std::io::stdout().lock();

@@ -1173,3 +1173,190 @@ fn a_key_path_with_a_multibyte_character_is_read_as_a_file_not_a_panic() {
         assert_exit(&out, 0);
     }
 }
+
+#[test]
+fn an_oms_model_denied_by_blake3_root_stays_denied_whatever_oms_leaves_out() {
+    // Twelfth attack review (wrong yeses on main): the BLAKE3 root judged for an OMS
+    // model was the native walk's, so a file OMS does not cover moved the model out of a
+    // `blake3:` deny rule: a `.gitattributes` added or edited, an extra file under
+    // --ignore-unsigned-files, or (with the signature inside the model, as model-signing
+    // lays it out) the rule written from `modelseal hash MODEL`, which counts model.sig.
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    std::fs::create_dir(p("model")).unwrap();
+    std::fs::write(p("model/w.bin"), vec![9u8; 50_000]).unwrap();
+    std::fs::write(p("model/config.json"), b"{}").unwrap();
+    std::fs::write(p("model/.gitattributes"), b"*.bin filter=lfs\n").unwrap();
+    let key = common::testkey("ec-p256.priv.pem");
+    std::fs::copy(common::testkey("ec-p256.pub.pem"), p("publisher.pub")).unwrap();
+    let sig = p("model/model.sig");
+    let out = modelseal(&[
+        &"sign",
+        &p("model"),
+        &"--key",
+        &key,
+        &"--format",
+        &"oms",
+        &"--signature",
+        &sig,
+        &"-q",
+    ]);
+    assert_exit(&out, 0);
+    let root_of = |extra: &[&str]| {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"hash"];
+        let model = p("model");
+        args.push(&model);
+        for e in extra {
+            args.push(e);
+        }
+        let out = modelseal(&args);
+        assert_exit(&out, 0);
+        stdout(&out).split_whitespace().next().unwrap().to_owned()
+    };
+    // The rule as a user would write it, three ways: from `hash MODEL`, leaving the
+    // signature out, and leaving out what OMS leaves out.
+    let rules = [
+        root_of(&[]),
+        root_of(&["--ignore", "model.sig"]),
+        root_of(&["--ignore", "model.sig", "--ignore", ".gitattributes"]),
+    ];
+    let policy = p("policy.toml");
+    let verify = |rule: &str, extra: &[&str]| {
+        std::fs::write(
+            &policy,
+            format!(
+                "[models]\ndeny = [\"{rule}\"]\n[[signer]]\nname = \"release\"\nroles = [\"model-publisher\"]\nkey = \"publisher.pub\"\n"
+            ),
+        )
+        .unwrap();
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"verify", &"--signature", &sig, &"--policy", &policy];
+        for e in extra {
+            args.push(e);
+        }
+        let model = p("model");
+        args.push(&model);
+        modelseal(&args)
+    };
+    for (i, rule) in rules.iter().enumerate() {
+        let out = verify(rule, &[]);
+        assert_exit(&out, 1);
+        assert!(
+            stderr(&out).contains("denied by policy rule"),
+            "rule {i}: {}",
+            stderr(&out)
+        );
+    }
+    // .gitattributes edited: OMS does not cover it, so the signed files are unchanged and
+    // a rule naming them still denies. (A rule that also named the old .gitattributes
+    // names bytes nobody signed; SECURITY.md, known gaps.)
+    std::fs::write(
+        p("model/.gitattributes"),
+        b"*.bin filter=lfs\n*.pt filter=lfs\n",
+    )
+    .unwrap();
+    for rule in &rules[2..] {
+        let out = verify(rule, &[]);
+        assert_exit(&out, 1);
+        assert!(
+            stderr(&out).contains("denied by policy rule"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // An extra unsigned file let through by --ignore-unsigned-files.
+    std::fs::write(p("model/extra.txt"), b"hello").unwrap();
+    let out = verify(&rules[2], &["--ignore-unsigned-files"]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("denied by policy rule"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn refusals_never_print_a_bundles_text_raw_to_the_terminal() {
+    // Twelfth attack review: a refusal's message quoted untrusted text raw (an unknown
+    // bundle key through serde, a bundle's mediaType through verify-bundle), so a crafted
+    // bundle could erase the refusal and draw a green "verified" block over it.
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    std::fs::create_dir(p("m")).unwrap();
+    std::fs::write(p("m/a.bin"), b"weights").unwrap();
+    assert_exit(&modelseal(&[&"keygen", &"--out", &p("k")]), 0);
+    assert_exit(&modelseal(&[&"sign", &p("m"), &"--key", &p("k"), &"-q"]), 0);
+    let spoof = "\r\u{1b}[2K\u{1b}[32mverified m (native, 1 file)\u{1b}[0m\u{202e}";
+    let mut bundle: Value = serde_json::from_slice(&std::fs::read(p("m.sig")).unwrap()).unwrap();
+    bundle[spoof] = json!(1);
+    std::fs::write(p("key.sig"), bundle.to_string()).unwrap();
+    let mut bundle: Value = serde_json::from_slice(&std::fs::read(p("m.sig")).unwrap()).unwrap();
+    bundle["mediaType"] = json!(spoof);
+    std::fs::write(p("media.sig"), bundle.to_string()).unwrap();
+    for out in [
+        modelseal(&[
+            &"verify",
+            &p("m"),
+            &"--signature",
+            &p("key.sig"),
+            &"--key",
+            &p("k.pub"),
+        ]),
+        modelseal(&[
+            &"verify-bundle",
+            &p("m/a.bin"),
+            &"--bundle",
+            &p("media.sig"),
+            &"--identity",
+            &"x",
+            &"--issuer",
+            &"y",
+        ]),
+    ] {
+        assert_ne!(out.status.code(), Some(0));
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\r') && !text.contains('\u{202e}'),
+            "{text:?}"
+        );
+    }
+}
+
+#[test]
+fn a_fifo_given_as_a_key_or_policy_is_refused_not_waited_on() {
+    // Twelfth attack review: `verify --key FIFO` and `--policy FIFO` hung until a writer
+    // came.
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    std::fs::create_dir(p("m")).unwrap();
+    std::fs::write(p("m/a.bin"), b"weights").unwrap();
+    assert_exit(&modelseal(&[&"keygen", &"--out", &p("k")]), 0);
+    assert_exit(&modelseal(&[&"sign", &p("m"), &"--key", &p("k"), &"-q"]), 0);
+    let fifo = p("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for flag in ["--key", "--policy"] {
+        let out = std::process::Command::new("timeout")
+            .arg("20")
+            .arg(env!("CARGO_BIN_EXE_modelseal"))
+            .args([
+                "verify".as_ref(),
+                p("m").as_os_str(),
+                flag.as_ref(),
+                fifo.as_os_str(),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("not a regular file"),
+            "{flag}: {}",
+            stderr(&out)
+        );
+    }
+}

@@ -93,6 +93,23 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Reads a whole text file someone else may have put there (a key, a policy, a trusted
+/// root) as [`open_regular`] opens it: a FIFO in its place is refused, not waited on.
+pub fn read_regular_to_string(path: &Path) -> io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    open_regular(path)?.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// [`read_regular_to_string`] for bytes.
+pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    open_regular(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Asks the kernel to start reading `len` bytes of `file` from `start` into the page
 /// cache (`POSIX_FADV_WILLNEED`): a large read cut into pieces for several cores then
 /// streams from a cold disk instead of seeking between the pieces. Only a hint: a

@@ -87,6 +87,15 @@ pub fn write_all(model: &Path, manifest: &Manifest, dir: &Path) -> Result<usize,
             path: file.clone(),
             source,
         };
+        // The size comes from the signature and is only a claim until the file agrees:
+        // the tree is sized from it, so a file of another size is refused before any
+        // memory is reserved for it.
+        let size = std::fs::metadata(&file).map_err(io_err)?.len();
+        if size != entry.size {
+            return Err(OutboardError::Changed {
+                path: entry.path.clone(),
+            });
+        }
         let (root, data) = create(&file, entry.size).map_err(io_err)?;
         if root.as_bytes() != entry.blake3.as_bytes() {
             return Err(OutboardError::Changed {
@@ -114,6 +123,28 @@ pub fn write_all(model: &Path, manifest: &Manifest, dir: &Path) -> Result<usize,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Twelfth attack review: an unverified bundle claiming 2^62 bytes for a file made
+    /// `outboard` reserve the tree for that size and abort.
+    #[test]
+    fn a_claimed_size_the_file_does_not_have_is_refused_before_any_allocation() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.bin"), vec![1u8; 100_000]).unwrap();
+        let real = crate::hash_model(
+            dir.path(),
+            &crate::WalkOptions::default(),
+            &crate::hash::NoProgress,
+        )
+        .unwrap();
+        let mut entry = real.entries()[0].clone();
+        entry.size = 1 << 62;
+        let claimed = Manifest::from_unsorted(vec![entry]).unwrap();
+        let out = dir.path().join("out");
+        assert!(matches!(
+            write_all(dir.path(), &claimed, &out),
+            Err(OutboardError::Changed { .. })
+        ));
+    }
 
     /// The outboard's root is the plain BLAKE3 of the file (what `b3sum` prints) for
     /// every size, including the empty file and each chunk and group boundary.

@@ -368,10 +368,13 @@ fn signer_id(
             for rel in paths {
                 let path = base.join(rel);
                 key_files.push(path.clone());
-                let pem = std::fs::read_to_string(&path).map_err(|source| PolicyError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
+                let pem =
+                    modelseal_core::open::read_regular_to_string(&path).map_err(|source| {
+                        PolicyError::Io {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
                 let key = VerifyingKey::from_pem(&pem).map_err(|source| PolicyError::Key {
                     name: entry.name.clone(),
                     path: path.clone(),
@@ -611,12 +614,16 @@ pub enum PolicyError {
 impl LineagePolicy {
     /// Reads a policy file; key paths are relative to its directory.
     pub fn read(path: &Path) -> Result<Self, PolicyError> {
-        let bytes = std::fs::read(path).map_err(|source| PolicyError::Io {
-            path: path.into(),
-            source,
+        let text = modelseal_core::open::read_regular_to_string(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::InvalidData {
+                PolicyError::Invalid("not UTF-8".into())
+            } else {
+                PolicyError::Io {
+                    path: path.into(),
+                    source,
+                }
+            }
         })?;
-        let text = String::from_utf8(bytes.clone())
-            .map_err(|_| PolicyError::Invalid("not UTF-8".into()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::from_toml(&text, base)
     }
@@ -631,10 +638,13 @@ impl LineagePolicy {
         let (sigstore_root, root_path) = match &file.sigstore.trusted_root {
             Some(rel) => {
                 let path = base.join(rel);
-                let json = std::fs::read_to_string(&path).map_err(|source| PolicyError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
+                let json =
+                    modelseal_core::open::read_regular_to_string(&path).map_err(|source| {
+                        PolicyError::Io {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
                 (Some(json), Some(path))
             }
             None => (None, None),

@@ -150,11 +150,12 @@ impl Verifier {
         bundles: &[Bundle],
         progress: &dyn Progress,
     ) -> Result<CoSigned, VerifyError> {
-        let mut verified: Vec<VerifiedModel> = Vec::new();
+        let mut verified: Vec<(usize, VerifiedModel)> = Vec::new();
         let mut uncounted = Vec::new();
         for (index, bundle) in bundles.iter().enumerate() {
-            match self.verify_one(root, bundle, &verified, progress) {
-                Ok(model) => verified.push(model),
+            let models: Vec<VerifiedModel> = verified.iter().map(|(_, m)| m.clone()).collect();
+            match self.verify_one(root, bundle, &models, progress) {
+                Ok(model) => verified.push((index, model)),
                 Err(error) => uncounted.push((index, error)),
             }
         }
@@ -164,21 +165,25 @@ impl Verifier {
                 None => VerifyError::NoSignatures,
             });
         }
-        let mut blake3_root = None;
-        for model in &verified {
+        let mut walked_root = None;
+        for (index, model) in &verified {
             let mut digests = model.digests();
             if model.format != SignatureFormat::Native && self.needs_blake3_root() {
-                // The files' BLAKE3 root, as `modelseal hash` prints it: the identity a
-                // digest rule names whatever format the signature is in.
-                if blake3_root.is_none() {
-                    blake3_root = Some(self.files_blake3_root(root, progress)?);
+                // A digest rule names files by BLAKE3 root whatever the signature's
+                // format: the root of exactly the files this OMS signature covers, and
+                // the root of every file the walk finds (what `modelseal hash` prints,
+                // without the signatures), so neither a file OMS leaves out (.gitattributes)
+                // nor one the caller lets pass unsigned moves the model out of a rule.
+                digests.push(self.oms_files_blake3_root(root, &bundles[*index], progress)?);
+                if walked_root.is_none() {
+                    walked_root = Some(self.walked_blake3_roots(root, progress)?);
                 }
-                digests.extend(blake3_root);
+                digests.extend(walked_root.iter().flatten());
             }
             self.judge(model.name.as_deref(), &digests)?;
         }
-        let signers: Vec<Signer> = verified.iter().map(|m| m.signer.clone()).collect();
-        let mut model = verified.swap_remove(0);
+        let signers: Vec<Signer> = verified.iter().map(|(_, m)| m.signer.clone()).collect();
+        let (_, mut model) = verified.swap_remove(0);
         model.signer_count = self.count(&signers)?;
         model.signers = distinct_signers(&signers);
         Ok(CoSigned { model, uncounted })
@@ -231,24 +236,127 @@ impl Verifier {
         verify_model(root, bundle, &self.trust, &self.options, progress)
     }
 
+    /// The BLAKE3 root of exactly the files an OMS signature names (each file once,
+    /// whatever its shards), as `modelseal hash` prints it for those files alone.
+    fn oms_files_blake3_root(
+        &self,
+        root: &Path,
+        bundle: &Bundle,
+        progress: &dyn Progress,
+    ) -> Result<ArtifactDigest, VerifyError> {
+        let SignedModel::Oms { statement, .. } = self.read_signature(bundle)? else {
+            return self.files_blake3_root(root, progress);
+        };
+        let paths = statement.paths();
+        if paths.is_empty() {
+            // A single file: the walk of the file is exactly it.
+            return self.files_blake3_root(root, progress);
+        }
+        self.blake3_root_of(root, &paths, progress)
+    }
+
+    /// The BLAKE3 root of the files at `paths` under `root`.
+    fn blake3_root_of(
+        &self,
+        root: &Path,
+        paths: &[modelseal_core::ManifestPath],
+        progress: &dyn Progress,
+    ) -> Result<ArtifactDigest, VerifyError> {
+        let found = modelseal_core::walk::lookup_files(root, paths, &self.options.walk)
+            .map_err(VerifyError::Walk)?;
+        let files: Vec<modelseal_core::walk::ModelFile> = found
+            .into_iter()
+            .zip(paths)
+            .map(|(file, path)| {
+                file.ok_or_else(|| {
+                    VerifyError::Policy(RuleRefusal {
+                        kind: "denied",
+                        message: format!(
+                            "cannot compute the model's BLAKE3 root: {path} is gone since it was checked"
+                        ),
+                    })
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let hashes =
+            modelseal_core::hash::hash_files(&files, progress).map_err(VerifyError::Hash)?;
+        let entries = files
+            .into_iter()
+            .zip(hashes)
+            .map(|(file, hash)| ManifestEntry {
+                path: file.path,
+                size: hash.size,
+                blake3: hash.blake3,
+            })
+            .collect();
+        let manifest = modelseal_core::Manifest::from_unsorted(entries)
+            .map_err(VerifyError::InvalidManifest)?;
+        Ok(ArtifactDigest::blake3(&manifest.root()))
+    }
+
+    /// The roots of every file the walk finds: without the signature files (as verified)
+    /// and, when a signature lies inside the model, with them too (what `modelseal hash
+    /// MODEL` prints for a model that carries its signature, as model-signing lays it
+    /// out). Only the small signature files are hashed a second time.
+    fn walked_blake3_roots(
+        &self,
+        root: &Path,
+        progress: &dyn Progress,
+    ) -> Result<Vec<ArtifactDigest>, VerifyError> {
+        let manifest = self.walked_manifest(root, progress)?;
+        let mut roots = vec![ArtifactDigest::blake3(&manifest.root())];
+        let mut entries = manifest.entries().to_vec();
+        let mut added = false;
+        for signature in &self.options.walk.exclude_files {
+            let Some(path) = modelseal_core::relative_inside(root, signature) else {
+                continue;
+            };
+            if !std::fs::symlink_metadata(signature).is_ok_and(|m| m.is_file()) {
+                continue;
+            }
+            let hash =
+                modelseal_core::hash::hash_file(signature, progress).map_err(VerifyError::Hash)?;
+            entries.push(ManifestEntry {
+                path,
+                size: hash.size,
+                blake3: hash.blake3,
+            });
+            added = true;
+        }
+        if added {
+            let with = modelseal_core::Manifest::from_unsorted(entries)
+                .map_err(VerifyError::InvalidManifest)?;
+            roots.push(ArtifactDigest::blake3(&with.root()));
+        }
+        Ok(roots)
+    }
+
     /// The files' BLAKE3 root, hashed as `modelseal hash` does with the same walk.
     fn files_blake3_root(
         &self,
         root: &Path,
         progress: &dyn Progress,
     ) -> Result<ArtifactDigest, VerifyError> {
-        let manifest = modelseal_core::hash_model(root, &self.options.walk, progress).map_err(
-            |e| match e {
-                modelseal_core::ModelError::Walk(e) => VerifyError::Walk(e),
-                modelseal_core::ModelError::Hash(e) => VerifyError::Hash(e),
-                modelseal_core::ModelError::Manifest(e) => VerifyError::InvalidManifest(e),
-                other => VerifyError::Policy(RuleRefusal {
-                    kind: "denied",
-                    message: format!("cannot compute the model's BLAKE3 root: {other}"),
-                }),
-            },
-        )?;
-        Ok(ArtifactDigest::blake3(&manifest.root()))
+        Ok(ArtifactDigest::blake3(
+            &self.walked_manifest(root, progress)?.root(),
+        ))
+    }
+
+    /// Every file the walk finds, hashed as `modelseal hash` does.
+    fn walked_manifest(
+        &self,
+        root: &Path,
+        progress: &dyn Progress,
+    ) -> Result<modelseal_core::Manifest, VerifyError> {
+        modelseal_core::hash_model(root, &self.options.walk, progress).map_err(|e| match e {
+            modelseal_core::ModelError::Walk(e) => VerifyError::Walk(e),
+            modelseal_core::ModelError::Hash(e) => VerifyError::Hash(e),
+            modelseal_core::ModelError::Manifest(e) => VerifyError::InvalidManifest(e),
+            other => VerifyError::Policy(RuleRefusal {
+                kind: "denied",
+                message: format!("cannot compute the model's BLAKE3 root: {other}"),
+            }),
+        })
     }
 
     /// Opens the model at `root` for reading checked bytes only (see [`ModelReader`]),

@@ -92,7 +92,9 @@ pub fn run(args: &BomArgs) -> Result<Outcome> {
     let report = super::lineage::walk(&args.store, &args.registry, &policy, &verified)?;
     if !report.passed() && !args.allow_refused {
         super::lineage::report_failure(&report);
-        eprintln!("hint: --allow-refused writes the BOM with the refused hops marked so");
+        crate::eprintln_safe!(
+            "hint: --allow-refused writes the BOM with the refused hops marked so"
+        );
         if args.json {
             crate::output::out_report(false, lineage_refused_json(args, &report));
         }
@@ -158,7 +160,7 @@ pub fn run(args: &BomArgs) -> Result<Outcome> {
             write_atomic(path, text.as_bytes(), Visibility::Public, Overwrite::Allow)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             if !args.json {
-                eprintln!("wrote {}", path.display());
+                crate::eprintln_safe!("wrote {}", path.display());
             }
         }
         None => out(text.trim_end()),
@@ -224,7 +226,7 @@ fn refused(args: &BomArgs, signature: &std::path::Path, err: &VerifyError) -> Re
         signature.display(),
         modelseal_verify::error_chain(err)
     );
-    eprintln!("{}", crate::output::terminal_safe(&line));
+    crate::eprintln_safe!("{}", crate::output::terminal_safe(&line));
     if args.json {
         crate::output::out_report(
             false,
@@ -260,7 +262,7 @@ fn model_card(
         if asked {
             bail!("{why}");
         }
-        eprintln!("warning: no model card in the BOM: {why}");
+        crate::eprintln_safe!("warning: no model card in the BOM: {why}");
         Ok(None)
     };
     if file.size > MAX_CARD_BYTES {
@@ -307,9 +309,10 @@ fn sign_into_store(
         .add(&path)
         .with_context(|| format!("cannot add the signed BOM to {}", args.store))?;
     if !args.json {
-        eprintln!(
+        crate::eprintln_safe!(
             "signed the BOM ({predicate_type}) and added it to {}\n  signer  {}",
-            args.store, issued.signer_text
+            args.store,
+            issued.signer_text
         );
     }
     Ok(issued.signer_json)

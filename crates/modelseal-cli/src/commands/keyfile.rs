@@ -36,7 +36,8 @@ pub(super) fn read(path: &Path, wanted: Wanted) -> Result<zeroize::Zeroizing<Str
         Wanted::Private => "private key",
     };
     let bytes = zeroize::Zeroizing::new(
-        std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))?,
+        modelseal_core::open::read_regular(path)
+            .with_context(|| format!("cannot read {what} {}", path.display()))?,
     );
     if let Some((found, hint)) = foreign(&bytes, wanted, path) {
         return Err(KeyFileError {

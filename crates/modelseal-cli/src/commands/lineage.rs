@@ -117,7 +117,7 @@ pub fn report_failure(report: &LineageReport) {
             hop.display_name(),
             hop.digest_text()
         );
-        eprintln!("{}", crate::output::terminal_safe(&line));
+        crate::eprintln_safe!("{}", crate::output::terminal_safe(&line));
     }
 }
 

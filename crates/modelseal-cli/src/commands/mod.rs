@@ -135,7 +135,8 @@ fn refuse_key_with_identity(keys: &[PathBuf], keyless: &KeylessArgs) -> Result<(
 }
 
 pub(super) fn read_text(path: &Path, what: &str) -> Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
+    modelseal_core::open::read_regular_to_string(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
 pub use keyfile::KeyFileError;

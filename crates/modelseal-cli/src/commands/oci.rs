@@ -36,7 +36,7 @@ fn open_checked(
     match model::open(registry, &reference) {
         Ok(model) => {
             if reference.digest().is_none() {
-                eprintln!("resolved {reference} to {}", model.digest());
+                crate::eprintln_safe!("resolved {reference} to {}", model.digest());
             }
             Ok(Ok(model))
         }
@@ -147,7 +147,7 @@ fn bundles(registry: &Registry, model: &OciModel, signature: Option<&Path>) -> R
     let found = referrers::find_bundles(registry, &model.reference, model.digest())
         .with_context(|| format!("cannot list the signatures attached to {}", model.reference))?;
     for skipped in &found.skipped {
-        eprintln!(
+        crate::eprintln_safe!(
             "{}",
             crate::output::terminal_safe(&format!("note: passed over a referrer: {skipped}"))
         );
@@ -278,7 +278,7 @@ impl Refusal {
                 }
             }
             Self::Content(err) => {
-                eprintln!(
+                crate::eprintln_safe!(
                     "error: {}: refused: {}",
                     args.model.display(),
                     modelseal_verify::error_chain(err)
@@ -467,7 +467,7 @@ pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
 
 /// A pull refused (exit 1): on stderr, and under `--json` as the one object.
 fn pull_refused(args: &PullArgs, kind: &str, reference: &str, message: &str) -> crate::Outcome {
-    eprintln!("error: {reference}: refused, nothing written: {message}");
+    crate::eprintln_safe!("error: {reference}: refused, nothing written: {message}");
     if args.json {
         out_report(
             false,

@@ -24,7 +24,7 @@ pub(super) fn report_stderr(args: &VerifyArgs, signature: &str, err: &VerifyErro
             .into_iter()
             .map(|hint| format!("hint: {hint}")),
     );
-    eprintln!("{}", stderr_lines.join("\n"));
+    crate::eprintln_safe!("{}", stderr_lines.join("\n"));
 }
 
 /// The `--json` report of a refusal (spec/cli.md).

@@ -15,7 +15,7 @@ pub fn registry_options(args: &RegistryArgs) -> Result<RegistryOptions> {
     let mut options = RegistryOptions::default();
     for path in &args.registry_ca {
         options.ca_pem.push(
-            std::fs::read(path)
+            modelseal_core::open::read_regular(path)
                 .with_context(|| format!("cannot read registry CA {}", path.display()))?,
         );
     }

@@ -268,7 +268,7 @@ fn warn_unlistable_empty_files(model: &std::path::Path, walk: &modelseal_core::W
         return;
     }
     empty.sort();
-    eprintln!(
+    crate::eprintln_safe!(
         "warning: the shards method cannot list empty files, so these are not signed: {}\n\
          hint: verifiers refuse them unless given --allow-unsigned-empty-files; --method files signs them",
         empty.join(", ")

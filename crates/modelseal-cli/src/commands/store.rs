@@ -71,14 +71,14 @@ pub fn run(command: &StoreCommand) -> Result<Outcome> {
                         .with_context(|| format!("digest {digest:?}"))?;
                     let lookup = store_dir.bundles_for(&digest)?;
                     for skipped in &lookup.skipped {
-                        eprintln!(
+                        crate::eprintln_safe!(
                             "warning: skipped {}: {}",
                             skipped.path.display(),
                             skipped.reason
                         );
                     }
                     if let Some(reason) = &lookup.incomplete {
-                        eprintln!(
+                        crate::eprintln_safe!(
                             "warning: not every file under {digest} was considered ({reason}); \
                              a lineage check fails this hop until the store is pruned or the limits raised"
                         );

@@ -20,7 +20,7 @@ pub fn run(args: &VerifyBundleArgs) -> Result<Outcome> {
             args.bundle.display()
         );
         let hint = "a modelseal or model-signing signature made with a key is checked with `modelseal verify MODEL --signature BUNDLE --key PUB`";
-        eprintln!("error: {message}\nhint: {hint}");
+        crate::eprintln_safe!("error: {message}\nhint: {hint}");
         if args.json {
             out_report(
                 false,
@@ -73,7 +73,7 @@ pub fn run(args: &VerifyBundleArgs) -> Result<Outcome> {
             Ok(Outcome::Success)
         }
         Err(err) => {
-            eprintln!("error: {}: {}", args.bundle.display(), error_chain(&err));
+            crate::eprintln_safe!("error: {}: {}", args.bundle.display(), error_chain(&err));
             if args.json {
                 out_report(
                     false,

@@ -51,10 +51,33 @@ impl StoreBackend for DirectoryStore {
         let name = format!("{}.json", hex::encode(sha2::Sha256::digest(bytes)));
         for digest in keys {
             let dir = self.dir_of(digest);
-            std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
-                path: dir.clone(),
+            std::fs::create_dir_all(&self.root).map_err(|source| StoreError::Io {
+                path: self.root.clone(),
                 source,
             })?;
+            // As lookup does: the algorithm and digest directories must be real
+            // directories, each made or checked before anything goes below it, or a link
+            // planted in the store would take the bundle elsewhere.
+            for d in [dir.parent().unwrap_or(&self.root), dir.as_path()] {
+                match std::fs::create_dir(d) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(source) => {
+                        return Err(StoreError::Io {
+                            path: d.to_path_buf(),
+                            source,
+                        });
+                    }
+                }
+                if !std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()) {
+                    return Err(StoreError::Io {
+                        path: d.to_path_buf(),
+                        source: std::io::Error::other(
+                            "not a directory (a link or a file where a directory should be)",
+                        ),
+                    });
+                }
+            }
             let target = dir.join(&name);
             write_atomic(&target, bytes, Visibility::Public, Overwrite::Allow).map_err(
                 |source| StoreError::Io {

@@ -378,6 +378,48 @@ mod tests {
     }
 
     #[test]
+    fn add_does_not_follow_a_linked_algorithm_or_digest_directory() {
+        // Twelfth attack review: lookup refused the links, add followed them and wrote
+        // the bundle outside the store, reporting success.
+        let tmp = tempfile::tempdir().unwrap();
+        let bundle = tmp.path().join("m.sig");
+        let key =
+            modelseal_core::SigningKey::generate(modelseal_core::KeyAlgorithm::Ed25519).unwrap();
+        std::fs::create_dir(tmp.path().join("m")).unwrap();
+        std::fs::write(tmp.path().join("m/w.bin"), b"w").unwrap();
+        let signed = modelseal_core::sign_model(
+            &tmp.path().join("m"),
+            &modelseal_core::SignOptions::default(),
+            &key,
+            &modelseal_core::hash::NoProgress,
+        )
+        .unwrap();
+        std::fs::write(&bundle, signed.bundle.to_json()).unwrap();
+        for linked in ["algorithm", "digest"] {
+            let elsewhere = tmp.path().join(format!("elsewhere-{linked}"));
+            std::fs::create_dir(&elsewhere).unwrap();
+            let store = AttestationStore::open(&tmp.path().join(format!("store-{linked}")));
+            let digest = ArtifactDigest::blake3(&signed.root);
+            let dir = DirectoryStore::new(store.root()).dir_of(&digest);
+            if linked == "algorithm" {
+                std::fs::create_dir_all(store.root()).unwrap();
+                std::os::unix::fs::symlink(&elsewhere, dir.parent().unwrap()).unwrap();
+            } else {
+                std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+                std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
+            }
+            let err = store.add(&bundle).unwrap_err();
+            assert!(
+                std::error::Error::source(&err)
+                    .is_some_and(|e| e.to_string().contains("not a directory")),
+                "{linked}: {err}"
+            );
+            let written: Vec<_> = std::fs::read_dir(&elsewhere).unwrap().flatten().collect();
+            assert!(written.is_empty(), "{linked}: made {written:?}");
+        }
+    }
+
+    #[test]
     fn a_flooded_digest_costs_bounded_work() {
         let tmp = tempfile::tempdir().unwrap();
         let store = AttestationStore::open(tmp.path());
