@@ -532,3 +532,19 @@ pub fn device_names(data: &[u8]) {
         assert!(parsed.parent >> 24 == 0x81 || parsed.parent == modelseal_devices::tss2_key::OWNER);
     }
 }
+
+/// A public key as SPKI DER (how a certificate or a key file carries it) and a private key
+/// as PEM: every algorithm, ML-DSA-65 included, parsed strictly. A key that parses checks
+/// an arbitrary signature without panicking, and an ML-DSA key keeps the FIPS 204 length.
+pub fn public_keys(data: &[u8]) {
+    if let Ok(key) = modelseal_core::VerifyingKey::from_spki_der(data) {
+        let (message, signature) = data.split_at(data.len() / 2);
+        let _ = key.verify(message, signature);
+        if key.algorithm() == modelseal_core::KeyAlgorithm::MlDsa65 {
+            assert!(key.spki_der().len() > 1952);
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = modelseal_core::SigningKey::from_pem(text, Some(b"passphrase"));
+    }
+}

@@ -25,6 +25,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("changed_file_reads", modelseal_fuzz::changed_file_reads),
     ("json_keys", modelseal_fuzz::json_keys),
     ("device_names", modelseal_fuzz::device_names),
+    ("public_keys", modelseal_fuzz::public_keys),
 ];
 
 #[test]
