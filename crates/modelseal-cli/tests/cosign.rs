@@ -391,3 +391,114 @@ fn co_signatures_beside_the_model_are_found_without_naming_them() {
         stdout(&out)
     );
 }
+
+/// Thirteenth attack review: the co-signature shortcut ("same root, already compared")
+/// counted a signature without its own checks. The root names the files, not the
+/// signer's ignore paths (native) or the files' names at all (OMS).
+#[test]
+fn a_co_signature_is_checked_under_its_own_settings_not_counted_by_its_root() {
+    let r = Release::new();
+    let policy = r.policy(
+        "[[signer]]\nname = \"alice\"\nroles = [\"model-publisher\"]\nkey = \"alice-ec.pub\"\n\
+         [[signer]]\nname = \"bob\"\nroles = [\"model-publisher\"]\nkey = \"bob.pub\"\n\
+         [roles.model-publisher]\nthreshold = \"all\"\n",
+    );
+    let bob = r.sign("model", "bob", "bob");
+    // alice's key (held by the attacker) signs the same files, leaving out a path.
+    let alice = r.p("model.alice.sig");
+    assert_exit(
+        &modelseal(&[
+            &"sign",
+            &r.p("model"),
+            &"--key",
+            &r.p("alice-ec"),
+            &"--ignore",
+            &"modeling_evil.py",
+            &"--signature",
+            &alice,
+        ]),
+        0,
+    );
+    std::fs::write(r.p("model/modeling_evil.py"), b"import os\n").unwrap();
+    let (code, report) = r.verify(&policy, &[&alice, &bob]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["error"]["kind"], "signers-missing", "{report}");
+}
+
+#[test]
+fn an_oms_co_signature_counts_only_for_the_file_names_it_signed() {
+    let r = Release::new();
+    assert_exit(
+        &modelseal(&[
+            &"keygen",
+            &"--algorithm",
+            &"ecdsa-p256",
+            &"--out",
+            &r.p("bob-ec"),
+        ]),
+        0,
+    );
+    let policy = r.policy(
+        "[[signer]]\nname = \"alice\"\nroles = [\"model-publisher\"]\nkey = \"alice-ec.pub\"\n\
+         [[signer]]\nname = \"bob\"\nroles = [\"model-publisher\"]\nkey = \"bob-ec.pub\"\n\
+         [roles.model-publisher]\nthreshold = \"all\"\n",
+    );
+    std::fs::write(r.p("model/notes.txt"), b"print('hi')\n").unwrap();
+    let oms = |key: &str, sig: &str| {
+        let path = r.p(sig);
+        assert_exit(
+            &modelseal(&[
+                &"sign",
+                &r.p("model"),
+                &"--format",
+                &"oms",
+                &"--key",
+                &r.p(key),
+                &"--signature",
+                &path,
+            ]),
+            0,
+        );
+        path
+    };
+    let bob = oms("bob-ec", "model.bob.sig");
+    // The data file renamed into code; the attacker signs the renamed directory.
+    std::fs::rename(r.p("model/notes.txt"), r.p("model/__init__.py")).unwrap();
+    let alice = oms("alice-ec", "model.alice.sig");
+    let (code, report) = r.verify(&policy, &[&alice, &bob]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["error"]["kind"], "signers-missing", "{report}");
+}
+
+#[test]
+fn co_signatures_of_different_files_never_add_up() {
+    // Alice signed one model, bob another; a directory holding both files, checked with
+    // --ignore-unsigned-files, is not "signed by both".
+    let r = Release::new();
+    let policy = r.two_of_three();
+    let bob = r.sign("model", "bob", "bob");
+    let carol_other = r.sign("other", "carol", "carol");
+    for entry in std::fs::read_dir(r.p("other")).unwrap().flatten() {
+        let name = entry.file_name();
+        std::fs::copy(
+            entry.path(),
+            r.p("model").join(format!("o-{}", name.to_string_lossy())),
+        )
+        .unwrap();
+    }
+    let out = modelseal(&[
+        &"verify",
+        &"--json",
+        &"--ignore-unsigned-files",
+        &"--policy",
+        &policy,
+        &"--signature",
+        &bob,
+        &"--signature",
+        &carol_other,
+        &r.p("model"),
+    ]);
+    assert_exit(&out, 1);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["error"]["kind"], "signers-missing", "{report}");
+}

@@ -152,10 +152,23 @@ impl Verifier {
     ) -> Result<CoSigned, VerifyError> {
         let mut verified: Vec<(usize, VerifiedModel)> = Vec::new();
         let mut uncounted = Vec::new();
+        // The first signature that matches the files sets what every other one must sign:
+        // the same format and root, so all counted signatures vouch for one state of the
+        // files (a different root is never compared, so planted signatures of other
+        // releases cost no read).
+        let mut first: Option<SignedModel> = None;
         for (index, bundle) in bundles.iter().enumerate() {
-            let models: Vec<VerifiedModel> = verified.iter().map(|(_, m)| m.clone()).collect();
-            match self.verify_one(root, bundle, &models, progress) {
-                Ok(model) => verified.push((index, model)),
+            let outcome = match &first {
+                None => verify_model(root, bundle, &self.trust, &self.options, progress),
+                Some(first) => self.co_signature(root, bundle, first, progress),
+            };
+            match outcome {
+                Ok(model) => {
+                    if first.is_none() {
+                        first = Some(self.read_signature(bundle)?);
+                    }
+                    verified.push((index, model));
+                }
                 Err(error) => uncounted.push((index, error)),
             }
         }
@@ -189,51 +202,64 @@ impl Verifier {
         Ok(CoSigned { model, uncounted })
     }
 
-    /// One of several signatures: compared with the files, unless one already compared
-    /// signed the same root in the same format.
-    fn verify_one(
+    /// A co-signature of the model `first` already matched with the files: it counts only
+    /// when it signs the same root in the same format. When it also signs the same file
+    /// list with the same settings (native: the whole predicate; OMS: serialization and
+    /// every resource's name and digest), the files already compared are its files;
+    /// otherwise it is compared with the files itself, so a scope, an ignore path or a
+    /// resource name it does not share is checked as it signed it.
+    fn co_signature(
         &self,
         root: &Path,
         bundle: &Bundle,
-        verified: &[VerifiedModel],
+        first: &SignedModel,
         progress: &dyn Progress,
     ) -> Result<VerifiedModel, VerifyError> {
-        if !verified.is_empty() {
-            let signed = self.read_signature(bundle)?;
-            let same = |format: SignatureFormat, digest: ArtifactDigest| {
-                verified
-                    .iter()
-                    .find(|m| m.format == format && m.root == digest)
-            };
-            match &signed {
-                SignedModel::Native { signer, manifest } => {
-                    if same(
-                        SignatureFormat::Native,
-                        ArtifactDigest::blake3(&manifest.root),
-                    )
-                    .is_some()
-                    {
-                        check_scope(manifest, root)?;
-                        return Ok(VerifiedModel::native(signer.clone(), manifest));
-                    }
+        let signed = self.read_signature(bundle)?;
+        let other_model = || {
+            VerifyError::Subject(SubjectProblem::OtherArtifact {
+                expected: first.digests()[0],
+            })
+        };
+        let same_files = match (first, &signed) {
+            (SignedModel::Native { manifest: a, .. }, SignedModel::Native { manifest: b, .. }) => {
+                if a.root != b.root {
+                    return Err(other_model());
                 }
-                SignedModel::Oms { signer, statement } => {
-                    let format = if statement.legacy {
-                        SignatureFormat::OmsLegacy
-                    } else {
-                        SignatureFormat::Oms
-                    };
-                    if let Some(model) = same(format, statement.root) {
-                        let mut model = model.clone();
-                        model.signer = signer.clone();
-                        model.signers = vec![signer.clone()];
-                        model.name = statement.name.clone();
-                        return Ok(model);
-                    }
-                }
+                a.predicate == b.predicate
             }
+            (SignedModel::Oms { statement: a, .. }, SignedModel::Oms { statement: b, .. }) => {
+                if a.root != b.root || a.legacy != b.legacy {
+                    return Err(other_model());
+                }
+                a.serialization == b.serialization && a.resources == b.resources
+            }
+            _ => return Err(other_model()),
+        };
+        if !same_files {
+            return verify_model(root, bundle, &self.trust, &self.options, progress);
         }
-        verify_model(root, bundle, &self.trust, &self.options, progress)
+        Ok(match signed {
+            SignedModel::Native { signer, manifest } => {
+                check_scope(&manifest, root)?;
+                VerifiedModel::native(signer, &manifest)
+            }
+            SignedModel::Oms { signer, statement } => VerifiedModel {
+                signers: vec![signer.clone()],
+                signer_count: None,
+                signer,
+                format: if statement.legacy {
+                    SignatureFormat::OmsLegacy
+                } else {
+                    SignatureFormat::Oms
+                },
+                name: statement.name,
+                root: statement.root,
+                files: statement.resources.len(),
+                bytes: None,
+                oci_manifest: None,
+            },
+        })
     }
 
     /// The BLAKE3 root of exactly the files an OMS signature names (each file once,
