@@ -268,6 +268,15 @@ fn a_hybrid_signer_counts_only_with_both_algorithms() {
 #[test]
 fn a_hybrid_rule_no_key_could_meet_is_a_policy_error() {
     let r = Release::new();
+    // alice's P-256 key with its point compressed: another SPKI, the same key.
+    let compressed = std::process::Command::new("openssl")
+        .args(["ec", "-pubin", "-conv_form", "compressed", "-pubout", "-in"])
+        .arg(r.p("alice-ec.pub"))
+        .arg("-out")
+        .arg(r.p("alice-ec-compressed.pub"))
+        .output()
+        .unwrap();
+    assert!(compressed.status.success());
     for (text, message) in [
         (
             "[[signer]]\nname = \"a\"\nroles = [\"model-publisher\"]\nkey = \"alice-ec.pub\"\nalgorithms = [\"ecdsa-p256\", \"ml-dsa-65\"]\n",
@@ -292,6 +301,28 @@ fn a_hybrid_rule_no_key_could_meet_is_a_policy_error() {
         (
             "[[signer]]\nname = \"a\"\nroles = [\"model-publisher\"]\nkey = \"bob.pub\"\n[roles.model-publisher]\nthreshold = \"most\"\n",
             "neither a number nor",
+        ),
+        // Thirteenth attack review: each of these loaded on main and took no effect, or
+        // said so in serde's words.
+        (
+            "[[signer]]\nname = \"a\"\nroles = [\"model-publisher\"]\nkey = \"bob.pub\"\n[roles.model-publisher]\nthreshold = 1.5\n",
+            "a whole number of signers",
+        ),
+        (
+            "[[signer]]\nname = \"a\"\nroles = [\"dataset-curator\"]\nkey = \"bob.pub\"\n[roles.dataset-curator]\nthreshold = 1\n[datasets]\nrequire = []\n",
+            "require leaves out",
+        ),
+        (
+            "[[signer]]\nname = \"b\"\nroles = [\"training-builder\"]\nkeys = [\"alice-ec.pub\", \"alice-pq.pub\"]\nalgorithms = [\"ecdsa-p256\", \"ml-dsa-65\"]\n",
+            "algorithms apply to model-publisher and dataset-curator",
+        ),
+        (
+            "[[signer]]\nname = \"a\"\nroles = [\"model-publisher\"]\nkey = \"bob.pub\"\n[[signer]]\nname = \"a\"\nroles = [\"model-publisher\"]\nkey = \"carol.pub\"\n",
+            "two [[signer]] entries are named",
+        ),
+        (
+            "[[signer]]\nname = \"a\"\nroles = [\"model-publisher\"]\nkey = \"alice-ec.pub\"\n[[signer]]\nname = \"b\"\nroles = [\"model-publisher\"]\nkey = \"alice-ec-compressed.pub\"\n",
+            "one signer under two names",
         ),
     ] {
         let policy = r.policy(text);
@@ -501,4 +532,31 @@ fn co_signatures_of_different_files_never_add_up() {
     assert_exit(&out, 1);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["error"]["kind"], "signers-missing", "{report}");
+}
+
+#[test]
+fn signatures_found_beside_a_model_are_bounded_before_any_is_read() {
+    // Thirteenth attack review: every MODEL.*.sig was read and held, without limit.
+    let r = Release::new();
+    let bob = r.sign("model", "bob", "bob");
+    for i in 0..33 {
+        std::fs::hard_link(&bob, r.p(&format!("model.copy{i}.sig"))).unwrap();
+    }
+    let out = modelseal(&[&"verify", &r.p("model"), &"--key", &r.p("bob.pub")]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("name the signatures to check with --signature"),
+        "{}",
+        stderr(&out)
+    );
+    // Named, they are read.
+    let out = modelseal(&[
+        &"verify",
+        &r.p("model"),
+        &"--key",
+        &r.p("bob.pub"),
+        &"--signature",
+        &bob,
+    ]);
+    assert_exit(&out, 0);
 }

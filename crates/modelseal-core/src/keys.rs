@@ -294,6 +294,12 @@ impl VerifyingKey {
         }
     }
 
+    /// Whether `other` is the same public key, whatever its encoding (an EC point
+    /// compressed or not has two SPKI forms, and two fingerprints).
+    pub fn same_key(&self, other: &VerifyingKey) -> bool {
+        self.key == other.key
+    }
+
     /// SHA-256 of the SPKI DER: modelseal's name for a key.
     pub fn fingerprint(&self) -> KeyFingerprint {
         KeyFingerprint(hex::encode(sha2::Sha256::digest(&self.spki_der)))
@@ -521,7 +527,11 @@ impl SigningKey {
                     der,
                 )
                 .map(|k| PrivateKey::MlDsa65(Box::new(k)))
-                .map_err(|x| bad_key("ml-dsa-65 private key")(x.to_string()))?
+                .map_err(|_| {
+                    bad_key("ml-dsa-65 private key")(
+                        "neither a 32-byte seed nor an expanded key that FIPS 204 accepts, or the two disagree".into(),
+                    )
+                })?
             }
             found => return Err(KeyError::UnsupportedAlgorithm { found }),
         };

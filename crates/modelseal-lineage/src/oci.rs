@@ -42,6 +42,16 @@ pub enum BindingError {
         /// The roots named, comma-separated.
         roots: String,
     },
+    /// Trusted bindings name the manifest, from fewer signers than the policy's
+    /// model-publisher threshold: the image is bound by what enough signers said of it,
+    /// never by one signer's word plus others' signatures of the files alone.
+    #[error("OCI manifest {digest} is bound to its model by too few signers: {detail}")]
+    SignersMissing {
+        /// The manifest digest.
+        digest: String,
+        /// The count: threshold, who counted, who is missing.
+        detail: String,
+    },
     /// The lookup was cut short (limits or time): a missing binding could be unread.
     #[error("the store lookup for OCI manifest {digest} was incomplete: {reason}")]
     Incomplete {
@@ -98,12 +108,16 @@ pub fn model_of_manifest(
     let verifier = policy.verifier(VerifyOptions::default());
     let mut refused = Vec::new();
     let mut roots: Vec<Blake3Digest> = Vec::new();
+    let mut signers = Vec::new();
     for stored in &lookup.bundles {
         match verifier.read_signature(&stored.bundle) {
-            Ok(SignedModel::Native { manifest, .. }) if manifest.oci_manifest == Some(digest) => {
+            Ok(SignedModel::Native { manifest, signer })
+                if manifest.oci_manifest == Some(digest) =>
+            {
                 if !roots.contains(&manifest.root) {
                     roots.push(manifest.root);
                 }
+                signers.push(signer);
             }
             Ok(_) => refused.push(format!("{}: names another manifest or none", stored.sha256)),
             Err(e) => refused.push(format!("{}: {}", stored.sha256, e.kind())),
@@ -116,10 +130,23 @@ pub fn model_of_manifest(
         });
     }
     match roots.as_slice() {
-        [root] => Ok(ManifestBinding {
-            root: *root,
-            unusable_files: lookup.skipped.iter().filter(|s| s.unusable).count(),
-        }),
+        [_] => {
+            // The binding itself must meet the threshold: those signers named this image.
+            let count = policy.count_signers(
+                crate::policy::Role::ModelPublisher,
+                &modelseal_verify::distinct_signers(&signers),
+            );
+            if !count.met() {
+                return Err(BindingError::SignersMissing {
+                    digest: digest.to_string(),
+                    detail: count.describe(),
+                });
+            }
+            Ok(ManifestBinding {
+                root: roots[0],
+                unusable_files: lookup.skipped.iter().filter(|s| s.unusable).count(),
+            })
+        }
         [] => Err(BindingError::Unsigned {
             digest: digest.to_string(),
             refused,

@@ -197,8 +197,10 @@ impl<'a> Walk<'a> {
         if is_top {
             digests.extend(self.top_known_as.iter().copied());
         }
+        let mut others = Named::default();
         if require_manifest {
-            digests.extend(self.check_manifest(hop, &lookup, &digest)?);
+            others = self.check_manifest(hop, &lookup, &digest)?;
+            digests.append(&mut others.manifests);
         } else {
             digests.extend(self.add_signed_names(hop, &lookup, &digest));
         }
@@ -208,7 +210,13 @@ impl<'a> Walk<'a> {
             .chain(&hop.aliases)
             .map(String::as_str)
             .collect();
-        modelseal_policy::check_lists(rules, &names, &digests, is_top)?;
+        let other_names: Vec<&str> = others.other_names.iter().map(String::as_str).collect();
+        modelseal_policy::check_lists_with(
+            rules,
+            (&names, &digests),
+            (&other_names, &others.other_manifests),
+            is_top,
+        )?;
         if self.policy.accept_vsa
             && hop.kind == HopKind::Model
             && self.accepted_vsa(hop, &lookup, &digest, depth)?
@@ -321,20 +329,18 @@ impl<'a> Walk<'a> {
     /// image). A trusted signature of another kind is not counted (filing one cannot
     /// deny the hop); at least one of the right kind must pass. The name its parent's
     /// provenance used must be one of the signed names.
-    /// Returns the OCI manifests the counted signatures name.
+    /// Only signatures that count toward the role's threshold name the hop (for allow
+    /// rules and the parent's name); the others can still deny it.
     fn check_manifest(
         &mut self,
         hop: &mut Hop,
         lookup: &Lookup,
         digest: &ArtifactDigest,
-    ) -> Result<Vec<ArtifactDigest>, HopFailure> {
+    ) -> Result<Named, HopFailure> {
         let (role, expected) = own_signer(hop.kind);
         let signed = self.trusted(hop, lookup, digest, MANIFEST_PREDICATE_TYPE, role, true)?;
-        let mut names: Vec<String> = Vec::new();
         let mut other_kind = None;
-        let mut counted = 0;
-        let mut manifests = Vec::new();
-        let mut signers = Vec::new();
+        let mut of_kind = Vec::new();
         for (attestation, signer, sha256) in signed {
             let kind = attestation.predicate::<ManifestPredicate>().map(|p| p.kind);
             if kind.as_ref().ok() != Some(&expected) {
@@ -344,9 +350,41 @@ impl<'a> Walk<'a> {
                 });
                 continue;
             }
-            counted += 1;
-            signers.push(attestation.signer.clone());
-            manifests.extend(attestation.oci_manifest);
+            of_kind.push((attestation, signer, sha256));
+        }
+        if of_kind.is_empty() {
+            return Err(HopFailure::Mismatch {
+                predicate_type: MANIFEST_PREDICATE_TYPE.into(),
+                expected: hop.kind.name(),
+                found: other_kind.unwrap_or_default(),
+            });
+        }
+        // Each named signer counts once, however many of its signatures are stored.
+        let all: Vec<modelseal_verify::Signer> =
+            of_kind.iter().map(|(a, ..)| a.signer.clone()).collect();
+        let distinct = modelseal_verify::distinct_signers(&all);
+        let count = self.policy.count_signers(role, &distinct);
+        if !count.met() {
+            return Err(HopFailure::SignersMissing {
+                role: role_name(role),
+                detail: count.describe(),
+            });
+        }
+        let counts = |signer: &modelseal_verify::Signer| {
+            count
+                .claimed
+                .iter()
+                .any(|&i| modelseal_verify::same_signer(&distinct[i], signer))
+        };
+        let mut names: Vec<String> = Vec::new();
+        let mut named = Named::default();
+        for (attestation, signer, sha256) in of_kind {
+            if !counts(&attestation.signer) {
+                named.other_manifests.extend(attestation.oci_manifest);
+                named.other_names.extend(attestation.subject_name.clone());
+                continue;
+            }
+            named.manifests.extend(attestation.oci_manifest);
             if let Some(name) = &attestation.subject_name {
                 if !names.contains(name) {
                     names.push(name.clone());
@@ -356,24 +394,6 @@ impl<'a> Walk<'a> {
             if !hop.signers.contains(&signer) {
                 hop.signers.push(signer);
             }
-        }
-        if counted == 0 {
-            return Err(HopFailure::Mismatch {
-                predicate_type: MANIFEST_PREDICATE_TYPE.into(),
-                expected: hop.kind.name(),
-                found: other_kind.unwrap_or_default(),
-            });
-        }
-        // Every stored signature of the hop's kind counted above is by a distinct or a
-        // repeated signer: the policy counts each named signer once.
-        let count = self
-            .policy
-            .count_signers(role, &modelseal_verify::distinct_signers(&signers));
-        if !count.met() {
-            return Err(HopFailure::SignersMissing {
-                role: role_name(role),
-                detail: count.describe(),
-            });
         }
         let mismatch = match &hop.claimed_name {
             Some(claimed) if !names.contains(claimed) => Some(HopFailure::NameMismatch {
@@ -391,7 +411,7 @@ impl<'a> Walk<'a> {
         let mut names = names.into_iter();
         hop.name = names.next();
         hop.aliases = names.collect();
-        mismatch.map_or(Ok(manifests), Err)
+        mismatch.map_or(Ok(named), Err)
     }
 
     /// Adds to `hop.aliases` the names that trusted signatures of the hop's own kind in
@@ -539,6 +559,15 @@ fn material(dependency: &modelseal_core::statement::ResourceDescriptor) -> Strin
         .map(|(a, h)| format!("{a}:{h}"))
         .collect();
     format!("{label} {}", digests.join(" "))
+}
+
+/// What a hop's own signatures name it by: the OCI manifests of those that count, and the
+/// names and manifests of trusted ones that do not (which can deny, never allow).
+#[derive(Default)]
+struct Named {
+    manifests: Vec<ArtifactDigest>,
+    other_names: Vec<String>,
+    other_manifests: Vec<ArtifactDigest>,
 }
 
 fn predicate_type_of(payload: &[u8]) -> Option<String> {

@@ -762,3 +762,137 @@ threshold = "all"
         assert!(by_digest.root.signers.iter().any(|s| s == name), "{name}");
     }
 }
+
+/// A native statement binding `manifest_hex` (an OCI manifest) to `model`'s files.
+fn oci_binding(
+    chain: &Chain,
+    model: &str,
+    manifest_hex: &str,
+    key: &SigningKey,
+) -> modelseal_core::Bundle {
+    let manifest = modelseal_core::hash_model(
+        &chain.path(model),
+        &modelseal_core::WalkOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    let predicate = modelseal_core::ManifestPredicate {
+        kind: ArtifactKind::Model,
+        ignore_paths: Vec::new(),
+        allow_symlinks: false,
+        scope: Some(modelseal_core::statement::Scope::Directory),
+        files: manifest.entries().to_vec(),
+    };
+    let mut statement = modelseal_core::Statement::for_manifest(
+        "registry.example.com/evil",
+        &manifest.root(),
+        predicate,
+    );
+    statement
+        .subject
+        .push(modelseal_core::statement::ResourceDescriptor {
+            name: Some("registry.example.com/evil".into()),
+            uri: None,
+            digest: [("sha256".to_owned(), manifest_hex.to_owned())].into(),
+            annotations: None,
+        });
+    sign_statement(&statement, key)
+}
+
+#[test]
+fn an_oci_binding_by_fewer_signers_than_the_threshold_binds_nothing() {
+    // Thirteenth attack review (a wrong yes on main): admission bound an image to a model
+    // on one publisher's word, then counted every signature of the model's files, so one
+    // key met a 2-of-2 threshold for an image the other signer never named.
+    let mut chain = build();
+    std::fs::write(
+        chain.path("second.pub"),
+        chain.keys.rogue.verifying_key().to_pem(),
+    )
+    .unwrap();
+    let policy = chain.policy(
+        "[[signer]]\nname = \"second\"\nroles = [\"model-publisher\"]\nkey = \"second.pub\"\n\n[roles.model-publisher]\nthreshold = \"all\"\n",
+    );
+    // Both publishers signed the files; only the second named the image.
+    let signed = sign_model(
+        &chain.path("base"),
+        &SignOptions::default(),
+        &chain.keys.rogue,
+        &NoProgress,
+    )
+    .unwrap();
+    chain.save("base", "second-sig", &signed.bundle);
+    let evil = "ee".repeat(32);
+    let binding = oci_binding(&chain, "base", &evil, &chain.keys.rogue);
+    chain.save("base", "binding", &binding);
+    let store = chain.store(&[]);
+    let manifest: modelseal_oci::OciDigest = format!("sha256:{evil}").parse().unwrap();
+    let err = modelseal_lineage::oci::model_of_manifest(
+        manifest,
+        &policy,
+        &store,
+        &modelseal_lineage::Stop::never(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            modelseal_lineage::oci::BindingError::SignersMissing { .. }
+        ),
+        "{err}"
+    );
+    // The first publisher names the image too: now it is bound.
+    let binding = oci_binding(&chain, "base", &evil, &chain.keys.publisher);
+    chain.save("base", "binding-2", &binding);
+    let store = chain.store(&[]);
+    let bound = modelseal_lineage::oci::model_of_manifest(
+        manifest,
+        &policy,
+        &store,
+        &modelseal_lineage::Stop::never(),
+    )
+    .unwrap();
+    assert_eq!(format!("blake3:{}", bound.root), chain.digest("base"));
+}
+
+#[test]
+fn a_name_given_by_a_signature_that_does_not_count_never_meets_an_allow_rule() {
+    // Thirteenth attack review (a wrong yes on main): names were taken from every trusted
+    // signature, so a role holder outside the threshold's signers (or a hybrid signer's
+    // classical half alone) renamed a dataset into the allow list.
+    let mut chain = build();
+    let intern = key();
+    std::fs::write(chain.path("intern.pub"), intern.verifying_key().to_pem()).unwrap();
+    let options = SignOptions {
+        kind: ArtifactKind::Dataset,
+        name: Some("approved-scrape".into()),
+        ..SignOptions::default()
+    };
+    let signed = sign_model(&chain.path("corpus-a"), &options, &intern, &NoProgress).unwrap();
+    chain.save("corpus-a", "intern-sig", &signed.bundle);
+    let store = chain.store(&[]);
+    let policy = |counted: &str| {
+        chain.policy(&format!(
+            "[[signer]]\nname = \"intern\"\nroles = [\"dataset-curator\"]\nkey = \"intern.pub\"\n\n\
+             [roles.dataset-curator]\nthreshold = 1\nsigners = [{counted}]\n\n\
+             [datasets]\nallow = [\"name:approved-*\", \"name:corpus-b\"]\n"
+        ))
+    };
+    let report = chain.check(&store, &policy("\"data-team\""));
+    let (name, failure) = failure_of(&report);
+    assert_eq!(name, "corpus-a");
+    assert!(matches!(failure, HopFailure::NotAllowed), "{failure}");
+    // Counted, the intern's name is the dataset's too, and meets the allow rule.
+    let report = chain.check(&store, &policy("\"data-team\", \"intern\""));
+    assert!(report.passed(), "{:?}", report.first_failure());
+    // A deny rule still meets a name from a signature that does not count.
+    let report = chain.check(
+        &store,
+        &chain.policy(
+            "[[signer]]\nname = \"intern\"\nroles = [\"dataset-curator\"]\nkey = \"intern.pub\"\n\n\
+             [roles.dataset-curator]\nthreshold = 1\nsigners = [\"data-team\"]\n\n\
+             [datasets]\ndeny = [\"name:approved-*\"]\n",
+        ),
+    );
+    assert!(matches!(failure_of(&report).1, HopFailure::Denied(_)));
+}

@@ -323,10 +323,10 @@ fn bundle_of(
         ));
     }
     if manifest.artifact_type.as_deref() != Some(BUNDLE_ARTIFACT_TYPE) {
-        return Err(OciError::Unsupported(format!(
-            "artifact type {:?} is not a Sigstore bundle",
-            manifest.artifact_type
-        )));
+        return Err(OciError::Unsupported(match &manifest.artifact_type {
+            Some(found) => format!("artifact type \"{found}\" is not a Sigstore bundle"),
+            None => "it has no artifact type, so it is not a Sigstore bundle".into(),
+        }));
     }
     let layer = match manifest.layers.as_slice() {
         [one]

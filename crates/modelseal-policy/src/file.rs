@@ -64,11 +64,32 @@ struct ThresholdFile {
     signers: Option<Vec<String>>,
 }
 
-#[derive(Debug, serde::Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 enum ThresholdCount {
     Count(i64),
     Word(String),
+}
+
+impl<'de> serde::Deserialize<'de> for ThresholdCount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ThresholdCount;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a whole number of signers, or \"all\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(ThresholdCount::Count(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(ThresholdCount::Count(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(ThresholdCount::Word(v.to_owned()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// `[sigstore]`: the instance keyless signers are certified by, and whose timestamp
@@ -380,7 +401,7 @@ fn signer_id(
                     path: path.clone(),
                     source,
                 })?;
-                if keys.contains(&key) {
+                if keys.iter().any(|k| k.same_key(&key)) {
                     return Err(invalid(&format!("key {} is listed twice", path.display())));
                 }
                 keys.push(key);
@@ -473,7 +494,7 @@ fn refuse_one_signer_under_two_names(signers: &[PolicySigner]) -> Result<(), Pol
             let shared = match (&a.id, &b.id) {
                 (SignerId::Keys(x), SignerId::Keys(y)) => x
                     .iter()
-                    .find(|k| y.contains(k))
+                    .find(|k| y.iter().any(|other| other.same_key(k)))
                     .map(|k| format!("key {}", k.fingerprint())),
                 (
                     SignerId::Keyless {
@@ -673,6 +694,24 @@ impl LineagePolicy {
                 algorithms,
             });
         }
+        for (i, a) in signers.iter().enumerate() {
+            if signers[..i].iter().any(|b| b.name == a.name) {
+                return Err(PolicyError::Invalid(format!(
+                    "two [[signer]] entries are named {:?}; a name is one signer",
+                    a.name
+                )));
+            }
+            if !a.algorithms.is_empty()
+                && a.roles
+                    .iter()
+                    .any(|r| matches!(r, Role::TrainingBuilder | Role::Verifier))
+            {
+                return Err(PolicyError::Invalid(format!(
+                    "signer {:?}: algorithms apply to model-publisher and dataset-curator signatures; provenance and summaries count one trusted signature",
+                    a.name
+                )));
+            }
+        }
         refuse_one_signer_under_two_names(&signers)?;
         let thresholds = role_thresholds(file.roles, &signers)?;
         let rules = |file: RulesFile, default: &[&str]| -> Result<Rules, PolicyError> {
@@ -699,6 +738,18 @@ impl LineagePolicy {
             &[MANIFEST_PREDICATE_TYPE, SLSA_PROVENANCE_TYPE],
         )?;
         let datasets = rules(file.datasets, &[MANIFEST_PREDICATE_TYPE])?;
+        for t in &thresholds {
+            let (rules, table) = match t.role {
+                Role::DatasetCurator => (&datasets, "[datasets]"),
+                _ => (&models, "[models]"),
+            };
+            if !rules.require.iter().any(|r| r == MANIFEST_PREDICATE_TYPE) {
+                return Err(PolicyError::Invalid(format!(
+                    "[roles.{}] sets a threshold, but {table} require leaves out {MANIFEST_PREDICATE_TYPE}, so the signatures it counts are never asked for below the top",
+                    role_name(t.role)
+                )));
+            }
+        }
         for required in models.require.iter().chain(&datasets.require) {
             if required != MANIFEST_PREDICATE_TYPE && required != SLSA_PROVENANCE_TYPE {
                 return Err(PolicyError::Invalid(format!(
@@ -855,6 +906,7 @@ impl LineagePolicy {
             } else {
                 for i in mine {
                     claimed[i] = true;
+                    count.claimed.push(i);
                 }
                 count.counted.push(name.clone());
             }

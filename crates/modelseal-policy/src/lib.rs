@@ -24,4 +24,4 @@ mod file;
 mod rules;
 
 pub use file::*;
-pub use rules::{RuleFailure, check_artifact, check_lists};
+pub use rules::{RuleFailure, check_artifact, check_lists, check_lists_with};

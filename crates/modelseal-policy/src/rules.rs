@@ -40,12 +40,30 @@ pub fn check_lists(
     digests: &[ArtifactDigest],
     is_top: bool,
 ) -> Result<(), RuleFailure> {
-    let matches = |rule: &Matcher| {
+    check_lists_with(rules, (names, digests), (&[], &[]), is_top)
+}
+
+/// [`check_lists`] where some names and digests come from trusted signatures that did not
+/// count toward the role's threshold (`also`): those can deny, never allow, so a
+/// signature that counts for nothing cannot rename an artifact into an allow list.
+pub fn check_lists_with(
+    rules: &Rules,
+    (names, digests): (&[&str], &[ArtifactDigest]),
+    (also_names, also_digests): (&[&str], &[ArtifactDigest]),
+    is_top: bool,
+) -> Result<(), RuleFailure> {
+    let meets = |rule: &Matcher, names: &[&str], digests: &[ArtifactDigest]| {
         digests.iter().any(|digest| {
             rule.matches(digest, None) || names.iter().any(|n| rule.matches(digest, Some(n)))
         })
     };
-    if let Some(rule) = rules.deny.iter().find(|m| matches(m)) {
+    let all_names: Vec<&str> = names.iter().chain(also_names).copied().collect();
+    let all_digests: Vec<ArtifactDigest> = digests.iter().chain(also_digests).copied().collect();
+    if let Some(rule) = rules
+        .deny
+        .iter()
+        .find(|m| meets(m, &all_names, &all_digests))
+    {
         return Err(RuleFailure::Denied(rule.text()));
     }
     if names.is_empty() {
@@ -53,7 +71,7 @@ pub fn check_lists(
             return Err(RuleFailure::Unnamed(rule.text()));
         }
     }
-    if !is_top && !rules.allow.is_empty() && !rules.allow.iter().any(matches) {
+    if !is_top && !rules.allow.is_empty() && !rules.allow.iter().any(|m| meets(m, names, digests)) {
         return Err(RuleFailure::NotAllowed);
     }
     Ok(())

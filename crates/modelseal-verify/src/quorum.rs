@@ -15,6 +15,9 @@ pub struct SignerCount {
     /// The named signers that could have counted and did not, each with why (no
     /// signature, or not with every algorithm it must sign with).
     pub missing: Vec<(String, String)>,
+    /// Which of the signers counted (indices into those given to the count): only
+    /// their signatures may name the artifact for an allow rule.
+    pub claimed: Vec<usize>,
 }
 
 impl SignerCount {

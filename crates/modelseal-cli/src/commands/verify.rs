@@ -62,7 +62,7 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             None => return Ok(Outcome::Refused),
         }
     } else {
-        let signatures = signature_paths(args);
+        let signatures = signature_paths(args)?;
         check_model_argument(args, &signatures[0])?;
         let ignore = args
             .ignore
@@ -292,9 +292,9 @@ pub(super) fn signer_count_json(count: &modelseal_verify::SignerCount) -> serde_
 /// The signatures to check: those named, else `MODEL.sig` and every `MODEL.NAME.sig`
 /// beside the model (co-signatures, one signer each), in name order. `MODEL.sig` leads
 /// even when missing and nothing else is there, so its absence is what is reported.
-fn signature_paths(args: &VerifyArgs) -> Vec<std::path::PathBuf> {
+fn signature_paths(args: &VerifyArgs) -> Result<Vec<std::path::PathBuf>> {
     if !args.signature.is_empty() {
-        return args.signature.clone();
+        return Ok(args.signature.clone());
     }
     let primary = super::default_signature_path(&args.model);
     let mut found = Vec::new();
@@ -304,13 +304,16 @@ fn signature_paths(args: &VerifyArgs) -> Vec<std::path::PathBuf> {
         } else {
             dir
         };
-        let prefix = format!("{}.", model_name.to_string_lossy());
+        use std::os::unix::ffi::OsStrExt as _;
+        let mut prefix = model_name.as_bytes().to_vec();
+        prefix.push(b'.');
         if let Ok(entries) = std::fs::read_dir(dir) {
             for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let is_cosignature = name.len() > prefix.len() + ".sig".len()
-                    && name.starts_with(&prefix)
-                    && name.ends_with(".sig")
+                let name = entry.file_name();
+                let bytes = name.as_bytes();
+                let is_cosignature = bytes.len() > prefix.len() + ".sig".len()
+                    && bytes.starts_with(&prefix)
+                    && bytes.ends_with(b".sig")
                     && entry.file_type().is_ok_and(|t| t.is_file());
                 if is_cosignature {
                     found.push(primary.with_file_name(&name));
@@ -322,8 +325,32 @@ fn signature_paths(args: &VerifyArgs) -> Vec<std::path::PathBuf> {
     if primary.exists() || found.is_empty() {
         found.insert(0, primary);
     }
-    found
+    // Whoever can write beside the model decides how many files are found: their number
+    // and size are bounded before any is read, as every bundle is held while hashing.
+    let bytes: u64 = found
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    if found.len() > MAX_DISCOVERED_SIGNATURES || bytes > MAX_DISCOVERED_BYTES {
+        usage!(
+            format!(
+                "{} signature files ({} bytes) beside {}: more than the {MAX_DISCOVERED_SIGNATURES} files and {} MiB read without being named",
+                found.len(),
+                bytes,
+                args.model.display(),
+                MAX_DISCOVERED_BYTES >> 20
+            );
+            hint = "name the signatures to check with --signature (repeatable)"
+        );
+    }
+    Ok(found)
 }
+
+/// At most this many `MODEL.sig`/`MODEL.*.sig` files are read when none is named.
+const MAX_DISCOVERED_SIGNATURES: usize = 32;
+/// And at most this many bytes of them together.
+const MAX_DISCOVERED_BYTES: u64 = 256 << 20;
 
 fn check_model_argument(args: &VerifyArgs, signature: &std::path::Path) -> Result<()> {
     super::require_model(&args.model)?;
