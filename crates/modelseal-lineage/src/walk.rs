@@ -370,29 +370,68 @@ impl<'a> Walk<'a> {
                 detail: count.describe(),
             });
         }
-        let counts = |signer: &modelseal_verify::Signer| {
+        // Which named signer each signature counted for (none: it did not count).
+        let member_of = |signer: &modelseal_verify::Signer| {
             count
                 .claimed
                 .iter()
-                .any(|&i| modelseal_verify::same_signer(&distinct[i], signer))
+                .zip(&count.claimed_for)
+                .find(|(i, _)| modelseal_verify::same_signer(&distinct[**i], signer))
+                .map(|(_, m)| *m)
+        };
+        // A hybrid signer vouches for a name (or an OCI manifest) only when a signature of
+        // every algorithm it must use gives it: one half alone states nothing.
+        let algorithms_of = |member: usize| {
+            self.policy
+                .signers
+                .iter()
+                .find(|s| s.name == count.counted[member] && s.roles.contains(&role))
+                .map(|s| s.algorithms.clone())
+                .unwrap_or_default()
+        };
+        let members: Vec<Option<usize>> =
+            of_kind.iter().map(|(a, ..)| member_of(&a.signer)).collect();
+        let vouched = |member: usize, fact: &dyn Fn(&Attestation) -> bool| {
+            let algorithms = algorithms_of(member);
+            let theirs = || {
+                of_kind
+                    .iter()
+                    .zip(&members)
+                    .filter(move |(_, m)| **m == Some(member))
+                    .map(|((a, ..), _)| a)
+            };
+            algorithms
+                .iter()
+                .all(|alg| theirs().any(|a| a.signer.algorithm == *alg && fact(a)))
         };
         let mut names: Vec<String> = Vec::new();
         let mut named = Named::default();
-        for (attestation, signer, sha256) in of_kind {
-            if !counts(&attestation.signer) {
+        for ((attestation, signer, sha256), member) in of_kind.iter().zip(&members) {
+            let Some(member) = *member else {
                 named.other_manifests.extend(attestation.oci_manifest);
                 named.other_names.extend(attestation.subject_name.clone());
                 continue;
+            };
+            match attestation.oci_manifest {
+                Some(m) if vouched(member, &|a: &Attestation| a.oci_manifest == Some(m)) => {
+                    named.manifests.push(m);
+                }
+                Some(m) => named.other_manifests.push(m),
+                None => {}
             }
-            named.manifests.extend(attestation.oci_manifest);
             if let Some(name) = &attestation.subject_name {
-                if !names.contains(name) {
+                let name_vouched = vouched(member, &|a: &Attestation| {
+                    a.subject_name.as_ref() == Some(name)
+                });
+                if !name_vouched {
+                    named.other_names.push(name.clone());
+                } else if !names.contains(name) {
                     names.push(name.clone());
                 }
             }
-            record(hop, &attestation, role, &signer, sha256);
-            if !hop.signers.contains(&signer) {
-                hop.signers.push(signer);
+            record(hop, attestation, role, signer, sha256.clone());
+            if !hop.signers.contains(signer) {
+                hop.signers.push(signer.clone());
             }
         }
         let mismatch = match &hop.claimed_name {

@@ -896,3 +896,44 @@ fn a_name_given_by_a_signature_that_does_not_count_never_meets_an_allow_rule() {
     );
     assert!(matches!(failure_of(&report).1, HopFailure::Denied(_)));
 }
+
+#[test]
+fn a_hybrid_signers_half_alone_names_nothing() {
+    // Re-run of the thirteenth attack review's script: a hybrid curator's classical key
+    // alone (the half the rule exists to survive) named a dataset into the allow list.
+    let mut chain = build();
+    let ec = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let pq = SigningKey::generate(KeyAlgorithm::MlDsa65).unwrap();
+    std::fs::write(chain.path("hyb-ec.pub"), ec.verifying_key().to_pem()).unwrap();
+    std::fs::write(chain.path("hyb-pq.pub"), pq.verifying_key().to_pem()).unwrap();
+    let sign_as =
+        |chain: &mut Chain, dataset: &'static str, name: &str, key: &SigningKey, tag: &str| {
+            let options = SignOptions {
+                kind: ArtifactKind::Dataset,
+                name: Some(name.into()),
+                ..SignOptions::default()
+            };
+            let signed = sign_model(&chain.path(dataset), &options, key, &NoProgress).unwrap();
+            let leaked: &'static str = Box::leak(format!("{tag}-sig").into_boxed_str());
+            chain.save(dataset, leaked, &signed.bundle);
+        };
+    for dataset in ["corpus-a", "corpus-b"] {
+        sign_as(&mut chain, dataset, dataset, &ec, "hyb-ec");
+        sign_as(&mut chain, dataset, dataset, &pq, "hyb-pq");
+    }
+    sign_as(&mut chain, "corpus-a", "approved-scrape", &ec, "evil-ec");
+    let policy = chain.policy(
+        "[[signer]]\nname = \"hybrid\"\nroles = [\"dataset-curator\"]\nkeys = [\"hyb-ec.pub\", \"hyb-pq.pub\"]\nalgorithms = [\"ecdsa-p256\", \"ml-dsa-65\"]\n\n\
+         [roles.dataset-curator]\nthreshold = 1\nsigners = [\"hybrid\"]\n\n\
+         [datasets]\nallow = [\"name:approved-*\", \"name:corpus-b\"]\n",
+    );
+    let store = chain.store(&[]);
+    let (name, failure) = failure_of(&chain.check(&store, &policy));
+    assert_eq!(name, "corpus-a");
+    assert!(matches!(failure, HopFailure::NotAllowed), "{failure}");
+    // Both halves give the name: it is the dataset's.
+    sign_as(&mut chain, "corpus-a", "approved-scrape", &pq, "good-pq");
+    let store = chain.store(&[]);
+    let report = chain.check(&store, &policy);
+    assert!(report.passed(), "{:?}", report.first_failure());
+}

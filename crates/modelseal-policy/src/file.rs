@@ -907,6 +907,7 @@ impl LineagePolicy {
                 for i in mine {
                     claimed[i] = true;
                     count.claimed.push(i);
+                    count.claimed_for.push(count.counted.len());
                 }
                 count.counted.push(name.clone());
             }

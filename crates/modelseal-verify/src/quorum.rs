@@ -18,6 +18,8 @@ pub struct SignerCount {
     /// Which of the signers counted (indices into those given to the count): only
     /// their signatures may name the artifact for an allow rule.
     pub claimed: Vec<usize>,
+    /// For each of `claimed`, the index in `counted` of the named signer it counted for.
+    pub claimed_for: Vec<usize>,
 }
 
 impl SignerCount {
