@@ -18,6 +18,7 @@ const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
 /// id-ml-dsa-65 (NIST CSOR, FIPS 204; RFC 9881 for X.509): no parameters.
 const OID_ML_DSA_65: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.18");
 /// An ML-DSA-65 public key (FIPS 204 table 2).
+#[cfg(feature = "ml-dsa")]
 const ML_DSA_65_PUBLIC_KEY_LEN: usize = 1952;
 /// An ML-DSA-65 signature (FIPS 204 table 2).
 pub const ML_DSA_65_SIGNATURE_LEN: usize = 3309;
@@ -204,6 +205,7 @@ enum PublicKey {
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
     P521(p521::ecdsa::VerifyingKey),
+    #[cfg(feature = "ml-dsa")]
     /// The raw FIPS 204 public key (1952 bytes).
     MlDsa65(Vec<u8>),
 }
@@ -221,6 +223,15 @@ impl fmt::Debug for VerifyingKey {
 
 fn curve_of(parameters: Option<pkcs8::der::asn1::AnyRef<'_>>) -> Option<ObjectIdentifier> {
     parameters.and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+}
+
+/// An ML-DSA key met by a build without the `ml-dsa` feature.
+#[cfg(not(feature = "ml-dsa"))]
+fn no_ml_dsa() -> KeyError {
+    KeyError::Malformed {
+        what: "ml-dsa-65 key",
+        detail: "this build has no ML-DSA (the modelseal-core `ml-dsa` cargo feature)".into(),
+    }
 }
 
 fn bad_key(what: &'static str) -> impl FnOnce(String) -> KeyError {
@@ -261,7 +272,10 @@ impl VerifyingKey {
             KeyAlgorithm::EcdsaP521 => p521::ecdsa::VerifyingKey::from_public_key_der(der)
                 .map(PublicKey::P521)
                 .map_err(|x| bad_key("ecdsa-p521 public key")(e(x)))?,
+            #[cfg(feature = "ml-dsa")]
             KeyAlgorithm::MlDsa65 => PublicKey::MlDsa65(ml_dsa_65_public_key(&spki)?),
+            #[cfg(not(feature = "ml-dsa"))]
+            KeyAlgorithm::MlDsa65 => return Err(no_ml_dsa()),
             found => return Err(KeyError::UnsupportedAlgorithm { found }),
         };
         Ok(Self {
@@ -290,6 +304,7 @@ impl VerifyingKey {
             PublicKey::P256(_) => KeyAlgorithm::EcdsaP256,
             PublicKey::P384(_) => KeyAlgorithm::EcdsaP384,
             PublicKey::P521(_) => KeyAlgorithm::EcdsaP521,
+            #[cfg(feature = "ml-dsa")]
             PublicKey::MlDsa65(_) => KeyAlgorithm::MlDsa65,
         }
     }
@@ -332,6 +347,7 @@ impl VerifyingKey {
                 .is_ok_and(|sig| key.verify(message, &sig).is_ok()),
             PublicKey::P521(key) => p521::ecdsa::Signature::from_der(signature)
                 .is_ok_and(|sig| key.verify(message, &sig).is_ok()),
+            #[cfg(feature = "ml-dsa")]
             PublicKey::MlDsa65(raw) => {
                 signature.len() == ML_DSA_65_SIGNATURE_LEN
                     && aws_lc_rs::signature::UnparsedPublicKey::new(
@@ -347,6 +363,7 @@ impl VerifyingKey {
 
 /// The raw key of an ML-DSA-65 SubjectPublicKeyInfo, after the checks RFC 9881 asks of
 /// one: no algorithm parameters, and a key of exactly the FIPS 204 length.
+#[cfg(feature = "ml-dsa")]
 fn ml_dsa_65_public_key(spki: &pkcs8::SubjectPublicKeyInfoRef<'_>) -> Result<Vec<u8>, KeyError> {
     let bad = |detail: String| bad_key("ml-dsa-65 public key")(detail);
     if spki.algorithm.parameters.is_some() {
@@ -382,6 +399,7 @@ impl VerifyingKey {
                 .is_ok_and(|sig| key.verify_prehash(&prehash, &sig).is_ok()),
             PublicKey::P521(key) => p521::ecdsa::Signature::from_der(signature)
                 .is_ok_and(|sig| key.verify_prehash(&prehash, &sig).is_ok()),
+            #[cfg(feature = "ml-dsa")]
             PublicKey::MlDsa65(_) => false,
         }
     }
@@ -397,6 +415,7 @@ enum PrivateKey {
     P256(p256::ecdsa::SigningKey),
     P384(p384::ecdsa::SigningKey),
     P521(p521::ecdsa::SigningKey),
+    #[cfg(feature = "ml-dsa")]
     /// AWS-LC's key pair; it keeps the FIPS 204 seed, which is what PKCS#8 holds.
     MlDsa65(Box<aws_lc_rs::signature::PqdsaKeyPair>),
 }
@@ -453,12 +472,15 @@ impl SigningKey {
             KeyAlgorithm::EcdsaP521 => PrivateKey::P521(random_scalar(66, 0x01, |b| {
                 p521::ecdsa::SigningKey::from_slice(b).ok()
             })?),
+            #[cfg(feature = "ml-dsa")]
             KeyAlgorithm::MlDsa65 => PrivateKey::MlDsa65(Box::new(
                 aws_lc_rs::signature::PqdsaKeyPair::generate(
                     &aws_lc_rs::signature::ML_DSA_65_SIGNING,
                 )
                 .map_err(|_| KeyError::Random("ML-DSA-65 key generation failed".into()))?,
             )),
+            #[cfg(not(feature = "ml-dsa"))]
+            KeyAlgorithm::MlDsa65 => return Err(no_ml_dsa()),
             found => return Err(KeyError::UnsupportedAlgorithm { found }),
         };
         Ok(Self { key })
@@ -514,6 +536,7 @@ impl SigningKey {
             KeyAlgorithm::EcdsaP521 => p521::ecdsa::SigningKey::from_pkcs8_der(der)
                 .map(PrivateKey::P521)
                 .map_err(|x| bad_key("ecdsa-p521 private key")(e(x)))?,
+            #[cfg(feature = "ml-dsa")]
             KeyAlgorithm::MlDsa65 => {
                 if info.algorithm.parameters.is_some() {
                     return Err(bad_key("ml-dsa-65 private key")(
@@ -533,6 +556,8 @@ impl SigningKey {
                     )
                 })?
             }
+            #[cfg(not(feature = "ml-dsa"))]
+            KeyAlgorithm::MlDsa65 => return Err(no_ml_dsa()),
             found => return Err(KeyError::UnsupportedAlgorithm { found }),
         };
         Ok(Self { key })
@@ -570,7 +595,9 @@ impl SigningKey {
                     .is_ok_and(|p| p == *k.verifying_key()),
                 PrivateKey::P521(k) => p521::ecdsa::VerifyingKey::from_sec1_bytes(embedded)
                     .is_ok_and(|p| p == p521::ecdsa::VerifyingKey::from(k)),
-                PrivateKey::Ed25519(_) | PrivateKey::MlDsa65(_) => false,
+                PrivateKey::Ed25519(_) => false,
+                #[cfg(feature = "ml-dsa")]
+                PrivateKey::MlDsa65(_) => false,
             };
             if !matches {
                 return Err(bad_key("SEC1 private key")(
@@ -601,6 +628,7 @@ impl SigningKey {
             PrivateKey::P521(k) => k.to_pkcs8_der(),
             // The seed form (RFC 9881 `seed [0]`): what OpenSSL 3.5 and pyca/cryptography
             // write by default, and all a key needs.
+            #[cfg(feature = "ml-dsa")]
             PrivateKey::MlDsa65(k) => {
                 let document = k
                     .to_pkcs8v1()
@@ -642,6 +670,7 @@ impl SigningKey {
                 PublicKey::P521(*k.verifying_key()),
                 k.verifying_key().to_public_key_der(),
             ),
+            #[cfg(feature = "ml-dsa")]
             PrivateKey::MlDsa65(k) => {
                 use aws_lc_rs::signature::KeyPair as _;
                 let raw = k.public_key().as_ref().to_vec();
@@ -674,6 +703,7 @@ impl SigningKey {
                 .to_der()
                 .as_bytes()
                 .to_vec(),
+            #[cfg(feature = "ml-dsa")]
             PrivateKey::MlDsa65(k) => {
                 // Hedged signing (FIPS 204's default): fresh randomness with the key's own.
                 let mut signature = vec![0u8; ML_DSA_65_SIGNATURE_LEN];
@@ -689,6 +719,7 @@ impl SigningKey {
 
 /// SubjectPublicKeyInfo DER of a raw ML-DSA-65 public key: the algorithm identifier
 /// without parameters (RFC 9881), then the key as the bit string.
+#[cfg(feature = "ml-dsa")]
 fn ml_dsa_65_spki(raw: &[u8]) -> Vec<u8> {
     use pkcs8::der::Encode;
     pkcs8::SubjectPublicKeyInfoRef {
@@ -919,6 +950,7 @@ mod ecdsa_tests {
 
     /// Keys and a signature made by pyca/cryptography 50 (OpenSSL 3.5's ML-DSA), an
     /// implementation independent of AWS-LC: each side reads the other's encodings.
+    #[cfg(feature = "ml-dsa")]
     #[test]
     fn ml_dsa_65_keys_and_signatures_from_pyca_cryptography() {
         let public = VerifyingKey::from_pem(&testdata("mldsa65-pyca.pub")).unwrap();
@@ -950,6 +982,7 @@ mod ecdsa_tests {
     }
 
     /// An ML-DSA key is not read as another algorithm's, and a malformed one is named.
+    #[cfg(feature = "ml-dsa")]
     #[test]
     fn ml_dsa_65_encodings_are_strict() {
         use pkcs8::der::Encode;
@@ -1001,6 +1034,7 @@ mod ecdsa_tests {
             KeyAlgorithm::EcdsaP256,
             KeyAlgorithm::EcdsaP384,
             KeyAlgorithm::EcdsaP521,
+            #[cfg(feature = "ml-dsa")]
             KeyAlgorithm::MlDsa65,
         ] {
             let key = SigningKey::generate(algorithm.clone()).unwrap();
