@@ -640,3 +640,42 @@ accept = true
             assert decision["allowed"] == with_summary, decision
         finally:
             server.close()
+
+
+def test_verify_bundle_names_the_statement_and_type_narrows_it(sigstore, tmp_path):
+    """Fourteenth attack review: verify-bundle passed a DSSE bundle of any predicate about
+    the artifact (a summary recording FAILED) without saying which. It now reports the
+    signed predicate type, and --type requires one."""
+    import hashlib
+
+    from sigstore.dsse import StatementBuilder, Subject
+    from sigstore.models import ClientTrustConfig
+    from sigstore.oidc import IdentityToken
+    from sigstore.sign import SigningContext
+
+    artifact = tmp_path / "artifact.bin"
+    artifact.write_bytes(os.urandom(100))
+    ctx = SigningContext.from_trust_config(ClientTrustConfig.from_json(sigstore.trust_config.read_text()))
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    vsa_type = "https://slsa.dev/verification_summary/v1"
+    statement = (
+        StatementBuilder()
+        .subjects([Subject(name="artifact.bin", digest={"sha256": digest})])
+        .predicate_type(vsa_type)
+        .predicate({"verificationResult": "FAILED", "verifier": {"id": "https://ci.example/v"}})
+        .build()
+    )
+    with ctx.signer(IdentityToken(sigstore.token(PUBLISHER))) as signer:
+        bundle = tmp_path / "vsa.json"
+        bundle.write_text(signer.sign_dsse(statement).to_json())
+    base = ("verify-bundle", artifact, "--bundle", bundle, "--identity", PUBLISHER, "--issuer",
+            sigstore.issuer, "--trusted-root", sigstore.trusted_root)
+    out = mx(*base, "--json")
+    assert out.code == 0, out.report("verify-bundle of a summary")
+    assert json.loads(out.out)["predicateType"] == vsa_type
+    out = mx(*base, "--type", "https://slsa.dev/provenance/v1", "--json")
+    assert out.code == 1, out.report("verify-bundle --type of another predicate")
+    assert json.loads(out.out)["error"]["kind"] == "wrong-predicate-type"
+    out = mx(*base, "--type", vsa_type)
+    assert out.code == 0, out.report("verify-bundle --type of its predicate")
+    assert f"statement {vsa_type}" in out.out

@@ -692,6 +692,11 @@ pub struct VerifyBundleArgs {
     pub key: Option<PathBuf>,
     #[command(flatten)]
     pub keyless: KeylessArgs,
+    /// Require a DSSE bundle whose in-toto statement has this predicate type (as
+    /// `cosign verify-blob-attestation --type` does); without it any statement about the
+    /// artifact passes, and its type is reported
+    #[arg(long = "type", value_name = "PREDICATE_TYPE")]
+    pub predicate_type: Option<String>,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,

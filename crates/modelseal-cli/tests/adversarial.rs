@@ -1360,3 +1360,51 @@ fn a_fifo_given_as_a_key_or_policy_is_refused_not_waited_on() {
         );
     }
 }
+
+#[test]
+fn an_oms_shards_file_of_another_length_is_refused_unread() {
+    // Fourteenth attack review: a file made sparse and terabytes long was cut into shards
+    // in memory and hashed whole before its length was compared with the signed shards.
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    std::fs::create_dir(p("m")).unwrap();
+    std::fs::write(p("m/w.bin"), vec![3u8; 300_000]).unwrap();
+    let key = common::testkey("ec-p256.priv.pem");
+    assert_exit(
+        &modelseal(&[
+            &"sign",
+            &p("m"),
+            &"--key",
+            &key,
+            &"--format",
+            &"oms",
+            &"--method",
+            &"shards",
+            &"--shard-size",
+            &"65536",
+            &"-q",
+        ]),
+        0,
+    );
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(p("m/w.bin"))
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let out = std::process::Command::new("timeout")
+        .arg("30")
+        .arg(env!("CARGO_BIN_EXE_modelseal"))
+        .args([
+            "verify".as_ref(),
+            p("m").as_os_str(),
+            "--key".as_ref(),
+            common::testkey("ec-p256.pub.pem").as_os_str(),
+            "--json".as_ref(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["error"]["kind"], "files-mismatch", "{report}");
+}

@@ -197,13 +197,12 @@ impl<'a> Walk<'a> {
         if is_top {
             digests.extend(self.top_known_as.iter().copied());
         }
-        let mut others = Named::default();
-        if require_manifest {
-            others = self.check_manifest(hop, &lookup, &digest)?;
-            digests.append(&mut others.manifests);
+        let mut others = if require_manifest {
+            self.check_manifest(hop, &lookup, &digest)?
         } else {
-            digests.extend(self.add_signed_names(hop, &lookup, &digest));
-        }
+            self.add_signed_names(hop, &lookup, &digest)
+        };
+        digests.append(&mut others.manifests);
         let names: Vec<&str> = hop
             .name
             .iter()
@@ -370,68 +369,13 @@ impl<'a> Walk<'a> {
                 detail: count.describe(),
             });
         }
-        // Which named signer each signature counted for (none: it did not count).
-        let member_of = |signer: &modelseal_verify::Signer| {
-            count
-                .claimed
-                .iter()
-                .zip(&count.claimed_for)
-                .find(|(i, _)| modelseal_verify::same_signer(&distinct[**i], signer))
-                .map(|(_, m)| *m)
-        };
-        // A hybrid signer vouches for a name (or an OCI manifest) only when a signature of
-        // every algorithm it must use gives it: one half alone states nothing.
-        let algorithms_of = |member: usize| {
-            self.policy
-                .signers
-                .iter()
-                .find(|s| s.name == count.counted[member] && s.roles.contains(&role))
-                .map(|s| s.algorithms.clone())
-                .unwrap_or_default()
-        };
-        let members: Vec<Option<usize>> =
-            of_kind.iter().map(|(a, ..)| member_of(&a.signer)).collect();
-        let vouched = |member: usize, fact: &dyn Fn(&Attestation) -> bool| {
-            let algorithms = algorithms_of(member);
-            let theirs = || {
-                of_kind
-                    .iter()
-                    .zip(&members)
-                    .filter(move |(_, m)| **m == Some(member))
-                    .map(|((a, ..), _)| a)
-            };
-            algorithms
-                .iter()
-                .all(|alg| theirs().any(|a| a.signer.algorithm == *alg && fact(a)))
-        };
-        let mut names: Vec<String> = Vec::new();
-        let mut named = Named::default();
-        for ((attestation, signer, sha256), member) in of_kind.iter().zip(&members) {
-            let Some(member) = *member else {
-                named.other_manifests.extend(attestation.oci_manifest);
-                named.other_names.extend(attestation.subject_name.clone());
-                continue;
-            };
-            match attestation.oci_manifest {
-                Some(m) if vouched(member, &|a: &Attestation| a.oci_manifest == Some(m)) => {
-                    named.manifests.push(m);
+        let (mut names, named) = self.facts(role, &of_kind, &distinct, &count);
+        for ((attestation, signer, sha256), counted) in of_kind.iter().zip(&named.counted) {
+            if *counted {
+                record(hop, attestation, role, signer, sha256.clone());
+                if !hop.signers.contains(signer) {
+                    hop.signers.push(signer.clone());
                 }
-                Some(m) => named.other_manifests.push(m),
-                None => {}
-            }
-            if let Some(name) = &attestation.subject_name {
-                let name_vouched = vouched(member, &|a: &Attestation| {
-                    a.subject_name.as_ref() == Some(name)
-                });
-                if !name_vouched {
-                    named.other_names.push(name.clone());
-                } else if !names.contains(name) {
-                    names.push(name.clone());
-                }
-            }
-            record(hop, attestation, role, signer, sha256.clone());
-            if !hop.signers.contains(signer) {
-                hop.signers.push(signer.clone());
             }
         }
         let mismatch = match &hop.claimed_name {
@@ -461,26 +405,112 @@ impl<'a> Walk<'a> {
         hop: &mut Hop,
         lookup: &Lookup,
         digest: &ArtifactDigest,
-    ) -> Vec<ArtifactDigest> {
+    ) -> Named {
         let (role, expected) = own_signer(hop.kind);
         let Ok(signed) = self.trusted(hop, lookup, digest, MANIFEST_PREDICATE_TYPE, role, false)
         else {
-            return Vec::new();
+            return Named::default();
         };
-        let mut manifests = Vec::new();
-        for (attestation, ..) in signed {
-            let kind = attestation.predicate::<ManifestPredicate>().map(|p| p.kind);
-            if kind.ok() != Some(expected) {
-                continue;
+        let of_kind: Vec<_> = signed
+            .into_iter()
+            .filter(|(a, ..)| {
+                a.predicate::<ManifestPredicate>().map(|p| p.kind).ok() == Some(expected)
+            })
+            .collect();
+        let all: Vec<modelseal_verify::Signer> =
+            of_kind.iter().map(|(a, ..)| a.signer.clone()).collect();
+        let distinct = modelseal_verify::distinct_signers(&all);
+        let count = self.policy.count_signers(role, &distinct);
+        let (names, named) = self.facts(role, &of_kind, &distinct, &count);
+        for name in names {
+            if hop.name.as_ref() != Some(&name) && !hop.aliases.contains(&name) {
+                hop.aliases.push(name);
             }
-            manifests.extend(attestation.oci_manifest);
-            if let Some(name) = attestation.subject_name {
-                if hop.name.as_ref() != Some(&name) && !hop.aliases.contains(&name) {
-                    hop.aliases.push(name);
+        }
+        named
+    }
+
+    /// What a hop's own signatures establish: a name or an OCI manifest counts (for allow
+    /// rules and the parent's name) when at least the role's threshold of counted signers
+    /// vouch for it, a hybrid signer vouching only when a signature of every algorithm it
+    /// must use gives it; anything else a trusted signature says can only deny. Returns
+    /// the names that count, and the rest in [`Named`] with which signatures counted.
+    fn facts(
+        &self,
+        role: Role,
+        of_kind: &[(Attestation, String, String)],
+        distinct: &[modelseal_verify::Signer],
+        count: &modelseal_verify::SignerCount,
+    ) -> (Vec<String>, Named) {
+        let member_of = |signer: &modelseal_verify::Signer| {
+            count
+                .claimed
+                .iter()
+                .zip(&count.claimed_for)
+                .find(|(i, _)| modelseal_verify::same_signer(&distinct[**i], signer))
+                .map(|(_, m)| *m)
+        };
+        let members: Vec<Option<usize>> =
+            of_kind.iter().map(|(a, ..)| member_of(&a.signer)).collect();
+        let algorithms: Vec<Vec<modelseal_core::KeyAlgorithm>> = count
+            .counted
+            .iter()
+            .map(|name| {
+                self.policy
+                    .signers
+                    .iter()
+                    .find(|s| s.name == *name && s.roles.contains(&role))
+                    .map(|s| s.algorithms.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        // Whether counted signer `member` vouches for what `fact` picks out.
+        let vouches = |member: usize, fact: &dyn Fn(&Attestation) -> bool| {
+            let theirs: Vec<&Attestation> = of_kind
+                .iter()
+                .zip(&members)
+                .filter(|(_, m)| **m == Some(member))
+                .map(|((a, ..), _)| a)
+                .collect();
+            if algorithms[member].is_empty() {
+                theirs.iter().any(|a| fact(a))
+            } else {
+                algorithms[member]
+                    .iter()
+                    .all(|alg| theirs.iter().any(|a| a.signer.algorithm == *alg && fact(a)))
+            }
+        };
+        let needed = count.threshold.max(1);
+        let established = |fact: &dyn Fn(&Attestation) -> bool| {
+            (0..count.counted.len())
+                .filter(|&m| vouches(m, fact))
+                .count()
+                >= needed
+        };
+        let mut names: Vec<String> = Vec::new();
+        let mut named = Named::default();
+        for ((attestation, ..), member) in of_kind.iter().zip(&members) {
+            named.counted.push(member.is_some());
+            if let Some(m) = attestation.oci_manifest {
+                if member.is_some() && established(&|a: &Attestation| a.oci_manifest == Some(m)) {
+                    if !named.manifests.contains(&m) {
+                        named.manifests.push(m);
+                    }
+                } else {
+                    named.other_manifests.push(m);
+                }
+            }
+            if let Some(name) = &attestation.subject_name {
+                let holds = member.is_some()
+                    && established(&|a: &Attestation| a.subject_name.as_ref() == Some(name));
+                if !holds {
+                    named.other_names.push(name.clone());
+                } else if !names.contains(name) {
+                    names.push(name.clone());
                 }
             }
         }
-        manifests
+        (names, named)
     }
 
     fn provenances(
@@ -604,6 +634,8 @@ fn material(dependency: &modelseal_core::statement::ResourceDescriptor) -> Strin
 /// names and manifests of trusted ones that do not (which can deny, never allow).
 #[derive(Default)]
 struct Named {
+    /// For each signature given, whether it counted.
+    counted: Vec<bool>,
     manifests: Vec<ArtifactDigest>,
     other_names: Vec<String>,
     other_manifests: Vec<ArtifactDigest>,

@@ -937,3 +937,83 @@ fn a_hybrid_signers_half_alone_names_nothing() {
     let report = chain.check(&store, &policy);
     assert!(report.passed(), "{:?}", report.first_failure());
 }
+
+#[test]
+fn a_name_needs_the_thresholds_signers_and_both_halves_of_a_hybrid_signer() {
+    // Fourteenth attack review (wrong yeses on main): under "2 of 3" one counted curator
+    // renamed a co-signed dataset into the allow list; and where the dataset's manifest
+    // is not required, one half of a hybrid curator named it alone.
+    let mut chain = build();
+    let [alice, bob] = [key(), key()];
+    std::fs::write(chain.path("alice.pub"), alice.verifying_key().to_pem()).unwrap();
+    std::fs::write(chain.path("bob.pub"), bob.verifying_key().to_pem()).unwrap();
+    let sign_as = |chain: &mut Chain, name: &str, key: &SigningKey, tag: &str| {
+        let options = SignOptions {
+            kind: ArtifactKind::Dataset,
+            name: Some(name.into()),
+            ..SignOptions::default()
+        };
+        let signed = sign_model(&chain.path("corpus-a"), &options, key, &NoProgress).unwrap();
+        chain.save("corpus-a", &format!("{tag}-sig"), &signed.bundle);
+    };
+    // data-team (the chain's curator) and bob co-signed corpus-a by its own name; alice
+    // alone calls it approved-corpus.
+    sign_as(&mut chain, "corpus-a", &bob, "bob");
+    sign_as(&mut chain, "approved-corpus", &alice, "alice");
+    // corpus-b meets the threshold too, so what refuses is corpus-a's name.
+    let signed = sign_model(
+        &chain.path("corpus-b"),
+        &SignOptions {
+            kind: ArtifactKind::Dataset,
+            ..SignOptions::default()
+        },
+        &bob,
+        &NoProgress,
+    )
+    .unwrap();
+    chain.save("corpus-b", "bob-sig", &signed.bundle);
+    let store = chain.store(&[]);
+    let policy = chain.policy(
+        "[[signer]]\nname = \"alice\"\nroles = [\"dataset-curator\"]\nkey = \"alice.pub\"\n\n\
+         [[signer]]\nname = \"bob\"\nroles = [\"dataset-curator\"]\nkey = \"bob.pub\"\n\n\
+         [roles.dataset-curator]\nthreshold = 2\nsigners = [\"alice\", \"bob\", \"data-team\"]\n\n\
+         [datasets]\nallow = [\"name:approved-*\", \"name:corpus-b\"]\n",
+    );
+    let (name, failure) = failure_of(&chain.check(&store, &policy));
+    assert_eq!(name, "corpus-a");
+    // corpus-b has one curator only: the threshold fails it first, or corpus-a's name does.
+    assert!(
+        matches!(
+            failure,
+            HopFailure::NotAllowed | HopFailure::SignersMissing { .. }
+        ),
+        "{failure}"
+    );
+    // With bob agreeing on the name, two signers vouch for it: it counts.
+    sign_as(&mut chain, "approved-corpus", &bob, "bob-approves");
+    let store = chain.store(&[]);
+    let report = chain.check(&store, &policy);
+    let corpus_a = find(&report.root, "corpus-a").expect("corpus-a in the tree");
+    assert!(
+        corpus_a.aliases.contains(&"approved-corpus".to_owned())
+            || corpus_a.name.as_deref() == Some("approved-corpus")
+    );
+
+    // Manifest not required: a hybrid curator's classical half alone names nothing.
+    let mut chain = build();
+    let ec = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let pq = SigningKey::generate(KeyAlgorithm::MlDsa65).unwrap();
+    std::fs::write(chain.path("hyb-ec.pub"), ec.verifying_key().to_pem()).unwrap();
+    std::fs::write(chain.path("hyb-pq.pub"), pq.verifying_key().to_pem()).unwrap();
+    sign_as(&mut chain, "approved-corpus", &ec, "half");
+    let store = chain.store(&[]);
+    let policy = chain.policy(
+        "[[signer]]\nname = \"hybrid\"\nroles = [\"dataset-curator\"]\nkeys = [\"hyb-ec.pub\", \"hyb-pq.pub\"]\nalgorithms = [\"ecdsa-p256\", \"ml-dsa-65\"]\n\n\
+         [datasets]\nrequire = []\nallow = [\"name:approved-*\", \"name:corpus-b\"]\n",
+    );
+    let (name, failure) = failure_of(&chain.check(&store, &policy));
+    assert!(
+        matches!(failure, HopFailure::NotAllowed),
+        "{name}: {failure}"
+    );
+}

@@ -274,6 +274,37 @@ pub fn check_oms_files(
             }
         })
         .collect();
+    // Shard names fix each file's length (its last shard's end): a file of another length
+    // is reported as it is, unread, rather than cut into shards and hashed whole (a sparse
+    // file terabytes long costs no disk and would cost hours and memory).
+    let mut signed_len: HashMap<Option<&ManifestPath>, u64> = HashMap::new();
+    for r in &signed.resources {
+        if let Some((_, end)) = r.name.shard {
+            let len = signed_len.entry(r.name.path.as_ref()).or_insert(0);
+            *len = (*len).max(end);
+        }
+    }
+    let (to_hash, wrong_length): (Vec<ModelFile>, Vec<ModelFile>) =
+        to_hash.into_iter().partition(|file| {
+            let key = if single_file { None } else { Some(&file.path) };
+            match signed_len.get(&key) {
+                Some(len) => *len == file.size,
+                None => true,
+            }
+        });
+    for file in &wrong_length {
+        let key = if single_file { None } else { Some(&file.path) };
+        mismatch.modified.push(ModifiedFile {
+            path: file.path.to_string(),
+            expected: FileDigest {
+                algorithm: signed.serialization.resource_algorithm(),
+                hex: String::new(),
+            },
+            found: None,
+            expected_size: signed_len.get(&key).copied(),
+            found_size: Some(file.size),
+        });
+    }
     let actual = oms::hash_resources(&to_hash, single_file, &signed.serialization, progress)?;
     let expected: HashMap<&ResourceName, &OmsResource> =
         signed.resources.iter().map(|r| (&r.name, r)).collect();
@@ -282,6 +313,17 @@ pub fn check_oms_files(
         hex: hex::encode(&r.digest),
     };
     let mut matched = HashSet::new();
+    // The shards of a file of the wrong length were not read: not "missing".
+    for file in &wrong_length {
+        let path = if single_file { None } else { Some(&file.path) };
+        for r in signed
+            .resources
+            .iter()
+            .filter(|r| r.name.path.as_ref() == path)
+        {
+            matched.insert(&r.name);
+        }
+    }
     for resource in &actual {
         match expected.get(&resource.name) {
             None => mismatch.extra.push(resource.name.to_string()),

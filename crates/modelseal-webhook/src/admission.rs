@@ -77,7 +77,16 @@ pub struct Annotations {
     /// [`MODEL_CONTAINERS_ANNOTATION`].
     #[serde(rename = "modelseal.dev/model-containers")]
     pub model_containers: Option<String>,
+    /// [`KSERVE_SOURCE_URI_ANNOTATION`]: KServe's pod mutator turns it into a storage
+    /// initializer (or a modelcar) that fetches and serves this model, so it names a
+    /// model like `storageUri`.
+    #[serde(rename = "internal.serving.kserve.io/storage-initializer-sourceuri")]
+    pub kserve_source_uri: Option<String>,
 }
+
+/// The annotation KServe's pod mutator reads a pod's model from.
+pub const KSERVE_SOURCE_URI_ANNOTATION: &str =
+    "internal.serving.kserve.io/storage-initializer-sourceuri";
 
 /// `spec`, as far as it is read: a Pod's, a workload's (with its pod template), or a
 /// KServe InferenceService's.
@@ -365,6 +374,12 @@ pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), Na
         .flat_map(|list| list.split(',').map(str::trim))
         .filter(|n| !n.is_empty())
         .collect();
+    for uri in annotations
+        .iter()
+        .filter_map(|a| a.kserve_source_uri.as_deref())
+    {
+        add(storage_model(uri)?)?;
+    }
     for spec in levels.iter().filter_map(|(_, spec)| *spec) {
         // A pod spec's own fields, and those KServe embeds in each component.
         let components: Vec<&Predictor> = [&spec.predictor, &spec.transformer, &spec.explainer]
@@ -602,6 +617,22 @@ mod tests {
                 "oci://r.io/e:1"
             ]
         );
+        // Fourteenth attack review (allowed on main): KServe's internal annotation, from
+        // which its pod mutator makes a storage initializer that fetches the model.
+        for (uri, want) in [
+            ("hf://org/model", Err(())),
+            ("oci://r.io/m:1", Ok("oci://r.io/m:1")),
+        ] {
+            let got = named_models(&object(serde_json::json!({
+                "metadata": {"annotations": {KSERVE_SOURCE_URI_ANNOTATION: uri}},
+                "spec": {"containers": [{"name": "c", "image": "r.io/server:1"}]}
+            })))
+            .map(|(m, _)| m);
+            match want {
+                Ok(model) => assert_eq!(got.unwrap(), [model]),
+                Err(()) => assert!(matches!(got, Err(NamingError::Unverifiable(_)))),
+            }
+        }
         // Third attack review (allowed on main): a custom container's STORAGE_URI, which
         // KServe reads as storageUri, and an LLMInferenceService's spec.model.uri.
         let (models, _) = named_models(&object(serde_json::json!({

@@ -57,18 +57,47 @@ pub fn run(args: &VerifyBundleArgs) -> Result<Outcome> {
     let hex = hex::encode(digest);
     match result {
         Ok((signer, identity, signed_at)) => {
+            // Read only now the signature is checked: the payload is what was signed.
+            let predicate_type = signed_predicate_type(&json);
+            if let Some(wanted) = &args.predicate_type {
+                if predicate_type.as_deref() != Some(wanted.as_str()) {
+                    let found = predicate_type
+                        .as_deref()
+                        .unwrap_or("none (a message signature)");
+                    let message =
+                        format!("the bundle's statement has predicate type {found}, not {wanted}");
+                    crate::eprintln_safe!("error: {}: {message}", args.bundle.display());
+                    if args.json {
+                        out_report(
+                            false,
+                            json!({
+                                "verified": false, "artifact": { "sha256": hex },
+                                "predicateType": predicate_type,
+                                "error": { "kind": "wrong-predicate-type", "message": message, "hints": [] },
+                            }),
+                        );
+                    }
+                    return Ok(Outcome::Refused);
+                }
+            }
             if args.json {
                 out_report(
                     true,
                     json!({
                         "verified": true, "artifact": { "sha256": hex }, "signer": signer,
                         "identity": identity, "signedAt": signed_at,
+                        "predicateType": predicate_type,
                     }),
                 );
             } else {
                 let time =
                     signed_at.map_or_else(String::new, |t| format!(", logged at Unix time {t}"));
-                out(&format!("verified sha256:{hex}\n  signer {signer}{time}"));
+                let what = predicate_type
+                    .as_deref()
+                    .map_or_else(String::new, |t| format!("\n  statement {t}"));
+                out(&format!(
+                    "verified sha256:{hex}\n  signer {signer}{time}{what}"
+                ));
             }
             Ok(Outcome::Success)
         }
@@ -86,6 +115,19 @@ pub fn run(args: &VerifyBundleArgs) -> Result<Outcome> {
             Ok(Outcome::Refused)
         }
     }
+}
+
+/// The predicate type of a DSSE bundle's in-toto statement (`None` for a message
+/// signature). Only called once the bundle verified, so the payload is the signed one.
+fn signed_predicate_type(json: &str) -> Option<String> {
+    use base64::Engine as _;
+    let bundle: serde_json::Value = serde_json::from_str(json).ok()?;
+    let payload = bundle["dsseEnvelope"]["payload"].as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(payload)
+        .ok()?;
+    let statement: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    statement["predicateType"].as_str().map(str::to_owned)
 }
 
 /// Whether a bundle's JSON lists at least one transparency-log entry. Only a shortcut to
