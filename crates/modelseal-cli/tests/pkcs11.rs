@@ -375,3 +375,52 @@ fn bad_pins_tokens_and_uris_are_named_and_leave_no_output_and_no_pin_in_messages
     let out = token.modelseal(&[&"sign", &model, &"--key", &uri], None);
     common::assert_exit(&out, 0);
 }
+
+#[test]
+fn public_key_exports_only_a_key_the_token_signs_for() {
+    // Fourteenth attack review (a wrong yes on main): the token's public-key object was
+    // exported unproven, so whoever could write one object swapped in their own key and
+    // every verifier was handed it.
+    let token = Token::new();
+    let attacker =
+        modelseal_core::SigningKey::generate(modelseal_core::KeyAlgorithm::EcdsaP256).unwrap();
+    let der = token.dir.path().join("attacker.pub.der");
+    std::fs::write(&der, attacker.verifying_key().spki_der()).unwrap();
+    let base = [
+        "--module",
+        MODULE,
+        "--token-label",
+        "modelseal",
+        "--login",
+        "--pin",
+        PIN,
+    ];
+    let mut delete = base.to_vec();
+    delete.extend(["--delete-object", "--type", "pubkey", "--id", "01"]);
+    token.tool("pkcs11-tool", &delete);
+    let mut write = base.to_vec();
+    let der_text = der.to_str().unwrap();
+    write.extend([
+        "--write-object",
+        der_text,
+        "--type",
+        "pubkey",
+        "--id",
+        "01",
+        "--label",
+        "p256",
+    ]);
+    token.tool("pkcs11-tool", &write);
+    let out_path = token.dir.path().join("release.pub");
+    let out = token.modelseal(
+        &[&"public-key", &token.uri("p256"), &"--out", &out_path],
+        Some(PIN),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("did not sign for the public key it lists"),
+        "{}",
+        common::stderr(&out)
+    );
+    assert!(!out_path.exists());
+}

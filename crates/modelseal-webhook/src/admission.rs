@@ -368,7 +368,9 @@ pub fn named_models(object: &Object) -> Result<(Vec<String>, Option<String>), Na
             name = a.model_name.as_deref().map(|n| shorten(n, 80).into_owned());
         }
     }
-    let model_containers: Vec<&str> = annotations
+    // A set: a client sends both the list and the containers, so matching them must not
+    // cost their product (a megabyte of each held a core for minutes).
+    let model_containers: std::collections::HashSet<&str> = annotations
         .iter()
         .filter_map(|a| a.model_containers.as_deref())
         .flat_map(|list| list.split(',').map(str::trim))

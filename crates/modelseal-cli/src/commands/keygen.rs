@@ -64,6 +64,17 @@ pub fn public_key(args: &PublicKeyArgs) -> Result<Outcome> {
     }
     let signer = super::load_signer(&args.key)?;
     let public = signer.verifying_key();
+    // The public key a device lists beside a private key is only a claim until the
+    // private key signs for it: verifiers are handed what is printed here.
+    if signer.location() != "file" {
+        modelseal_core::keys::sign_checked(&*signer, b"modelseal public-key: proof of possession")
+            .with_context(|| {
+                format!(
+                    "the {} key did not sign for the public key it lists; nothing exported",
+                    signer.location()
+                )
+            })?;
+    }
     match &args.out {
         Some(path) => {
             let overwrite = if args.force {
