@@ -171,6 +171,20 @@ pub struct WalkArgs {
 pub struct HashArgs {
     /// Model directory or single file
     pub model: PathBuf,
+    /// native: the BLAKE3 Merkle root; oms: the OpenSSF Model Signing subject digest
+    /// (SHA-256 over the resource digests, model-signing's ignore rules), as a bundle
+    /// signed in that format names it
+    #[arg(long, value_enum, default_value = "native")]
+    pub format: Format,
+    /// OMS: per-resource hash
+    #[arg(long, value_enum, default_value = "sha256")]
+    pub hash: OmsHashArg,
+    /// OMS: one resource per file, or per shard of each file
+    #[arg(long, value_enum, default_value = "files")]
+    pub method: OmsMethodArg,
+    /// OMS: shard size in bytes, with --method shards [default: 1000000000]
+    #[arg(long, value_name = "BYTES")]
+    pub shard_size: Option<u64>,
     #[command(flatten)]
     pub walk: WalkArgs,
     /// Print the root and the whole manifest as JSON

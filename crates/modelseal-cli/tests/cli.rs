@@ -1644,3 +1644,49 @@ fn glob_characters_in_ignore_paths_are_refused() {
         stderr(&out)
     );
 }
+
+#[test]
+fn hash_format_oms_prints_the_subject_an_oms_signature_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("w.bin"), vec![5u8; 200_000]).unwrap();
+    std::fs::write(model.join("c.json"), b"{}").unwrap();
+    for method in [
+        &["--method", "files"][..],
+        &["--method", "shards", "--shard-size", "65536"],
+    ] {
+        let sig = dir.path().join("m.sig");
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &"sign",
+            &model,
+            &"--format",
+            &"oms",
+            &"--force",
+            &"-q",
+            &"--signature",
+            &sig,
+        ];
+        let key = testkey("ec-p256.priv.pem");
+        args.push(&"--key");
+        args.push(&key);
+        for m in method {
+            args.push(m);
+        }
+        assert_exit(&modelseal(&args), 0);
+        let inspected = modelseal(&[&"inspect", &sig, &"--json"]);
+        let claims: Value = serde_json::from_slice(&inspected.stdout).unwrap();
+        let signed = claims.to_string();
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"hash", &model, &"--format", &"oms", &"--json"];
+        for m in method {
+            args.push(m);
+        }
+        let hashed = modelseal(&args);
+        assert_exit(&hashed, 0);
+        let root: Value = serde_json::from_slice(&hashed.stdout).unwrap();
+        let hex = root["root"]["sha256"].as_str().unwrap();
+        assert_eq!(hex.len(), 64);
+        assert!(signed.contains(hex), "{method:?}: {hex} not in {signed}");
+    }
+}
