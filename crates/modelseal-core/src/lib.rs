@@ -57,8 +57,9 @@ pub use keys::{
 pub use manifest::{Manifest, ManifestEntry, ManifestError};
 pub use model::{
     ModelError, OmsSignOptions, SignOptions, SignedModel, SignedOmsModel, StatedModel,
-    StatedOmsModel, hash_model, relative_inside, sign_model, sign_model_oms, sign_statement,
-    sign_statement_by, sign_statement_keyed, sign_statement_with, state_model, state_model_oms,
+    StatedOmsModel, hash_model, manifest_of_files, relative_inside, sign_model, sign_model_oms,
+    sign_statement, sign_statement_by, sign_statement_keyed, sign_statement_with, state_model,
+    state_model_oms,
 };
 pub use path::{MAX_PATH_BYTES, ManifestPath, PathError};
 pub use statement::{ArtifactKind, ManifestPredicate, Statement};

@@ -43,6 +43,14 @@ pub fn hash_model(
     progress: &dyn Progress,
 ) -> Result<Manifest, ModelError> {
     let files = walk::walk_model(root, options)?;
+    manifest_of_files(files, progress)
+}
+
+/// Hashes files already found (walked or looked up) into their manifest.
+pub fn manifest_of_files(
+    files: Vec<walk::ModelFile>,
+    progress: &dyn Progress,
+) -> Result<Manifest, ModelError> {
     let hashes = hash::hash_files(&files, progress)?;
     let entries = files
         .into_iter()

@@ -229,6 +229,25 @@ impl VerifiedModel {
         }
     }
 
+    /// The result for an OMS statement whose resources were checked.
+    pub fn oms(signer: Signer, statement: oms::SignedOms) -> Self {
+        Self {
+            signers: vec![signer.clone()],
+            signer_count: None,
+            signer,
+            format: if statement.legacy {
+                SignatureFormat::OmsLegacy
+            } else {
+                SignatureFormat::Oms
+            },
+            files: statement.resources.len(),
+            name: statement.name,
+            root: statement.root,
+            bytes: None,
+            oci_manifest: None,
+        }
+    }
+
     /// Every digest the model is known by: its signed root and, from a registry, the OCI
     /// manifest the signature names. Policy rules by digest apply to each.
     pub fn digests(&self) -> Vec<ArtifactDigest> {
@@ -251,21 +270,7 @@ pub fn verify_model(
     let (signer, signed) = match read_signature(bundle, policy, options)? {
         SignedModel::Oms { signer, statement } => {
             oms::check_oms_files(root, &statement, options, progress)?;
-            return Ok(VerifiedModel {
-                signers: vec![signer.clone()],
-                signer_count: None,
-                signer,
-                format: if statement.legacy {
-                    SignatureFormat::OmsLegacy
-                } else {
-                    SignatureFormat::Oms
-                },
-                name: statement.name,
-                root: statement.root,
-                files: statement.resources.len(),
-                bytes: None,
-                oci_manifest: None,
-            });
+            return Ok(VerifiedModel::oms(signer, statement));
         }
         SignedModel::Native { signer, manifest } => (signer, manifest),
     };

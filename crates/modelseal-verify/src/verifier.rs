@@ -244,21 +244,7 @@ impl Verifier {
                 check_scope(&manifest, root)?;
                 VerifiedModel::native(signer, &manifest)
             }
-            SignedModel::Oms { signer, statement } => VerifiedModel {
-                signers: vec![signer.clone()],
-                signer_count: None,
-                signer,
-                format: if statement.legacy {
-                    SignatureFormat::OmsLegacy
-                } else {
-                    SignatureFormat::Oms
-                },
-                name: statement.name,
-                root: statement.root,
-                files: statement.resources.len(),
-                bytes: None,
-                oci_manifest: None,
-            },
+            SignedModel::Oms { signer, statement } => VerifiedModel::oms(signer, statement),
         })
     }
 
@@ -304,19 +290,7 @@ impl Verifier {
                 })
             })
             .collect::<Result<_, _>>()?;
-        let hashes =
-            modelseal_core::hash::hash_files(&files, progress).map_err(VerifyError::Hash)?;
-        let entries = files
-            .into_iter()
-            .zip(hashes)
-            .map(|(file, hash)| ManifestEntry {
-                path: file.path,
-                size: hash.size,
-                blake3: hash.blake3,
-            })
-            .collect();
-        let manifest = modelseal_core::Manifest::from_unsorted(entries)
-            .map_err(VerifyError::InvalidManifest)?;
+        let manifest = modelseal_core::manifest_of_files(files, progress).map_err(model_error)?;
         Ok(ArtifactDigest::blake3(&manifest.root()))
     }
 
@@ -374,15 +348,7 @@ impl Verifier {
         root: &Path,
         progress: &dyn Progress,
     ) -> Result<modelseal_core::Manifest, VerifyError> {
-        modelseal_core::hash_model(root, &self.options.walk, progress).map_err(|e| match e {
-            modelseal_core::ModelError::Walk(e) => VerifyError::Walk(e),
-            modelseal_core::ModelError::Hash(e) => VerifyError::Hash(e),
-            modelseal_core::ModelError::Manifest(e) => VerifyError::InvalidManifest(e),
-            other => VerifyError::Policy(RuleRefusal {
-                kind: "denied",
-                message: format!("cannot compute the model's BLAKE3 root: {other}"),
-            }),
-        })
+        modelseal_core::hash_model(root, &self.options.walk, progress).map_err(model_error)
     }
 
     /// Opens the model at `root` for reading checked bytes only (see [`ModelReader`]),
@@ -574,6 +540,19 @@ impl Verifier {
         rules
             .check(kind, name, digests)
             .map_err(VerifyError::Policy)
+    }
+}
+
+/// A hashing failure while computing a BLAKE3 root for the rules, as a verification error.
+fn model_error(e: modelseal_core::ModelError) -> VerifyError {
+    match e {
+        modelseal_core::ModelError::Walk(e) => VerifyError::Walk(e),
+        modelseal_core::ModelError::Hash(e) => VerifyError::Hash(e),
+        modelseal_core::ModelError::Manifest(e) => VerifyError::InvalidManifest(e),
+        other => VerifyError::Policy(RuleRefusal {
+            kind: "denied",
+            message: format!("cannot compute the model's BLAKE3 root: {other}"),
+        }),
     }
 }
 

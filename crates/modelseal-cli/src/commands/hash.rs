@@ -37,25 +37,11 @@ pub fn run(args: &HashArgs) -> Result<Outcome> {
 /// `hash --format oms`: the subject digest an OMS signature of this model names, hashed
 /// as `sign --format oms` hashes (model-signing's ignore rules), nothing signed.
 fn oms(args: &HashArgs, walk: modelseal_core::walk::WalkOptions) -> Result<Outcome> {
-    use crate::cli::{OmsHashArg, OmsMethodArg};
-    use modelseal_core::oms::{OmsHash, OmsMethod};
-    let shard_size = args
-        .shard_size
-        .unwrap_or(modelseal_core::oms::DEFAULT_SHARD_SIZE);
-    if shard_size == 0 {
-        crate::usage!("--shard-size must be at least 1");
-    }
+    let (method, hash) = super::sign::oms_flags(args.method, args.hash, args.shard_size)?;
     let options = modelseal_core::OmsSignOptions {
         name: None,
-        method: match args.method {
-            OmsMethodArg::Files => OmsMethod::Files,
-            OmsMethodArg::Shards => OmsMethod::Shards { size: shard_size },
-        },
-        hash: match args.hash {
-            OmsHashArg::Sha256 => OmsHash::Sha256,
-            OmsHashArg::Blake2b => OmsHash::Blake2b,
-            OmsHashArg::Blake3 => OmsHash::Blake3,
-        },
+        method,
+        hash,
         walk,
         certificate_chain: None,
     };

@@ -196,21 +196,11 @@ fn sign_oms(
         }
         _ => None,
     };
-    let shard_size = args.shard_size.unwrap_or(1_000_000_000);
-    if shard_size == 0 {
-        usage!("--shard-size must be at least 1");
-    }
+    let (method, hash) = oms_flags(args.method, args.hash, args.shard_size)?;
     let options = OmsSignOptions {
         name: args.name.clone(),
-        method: match args.method {
-            OmsMethodArg::Files => OmsMethod::Files,
-            OmsMethodArg::Shards => OmsMethod::Shards { size: shard_size },
-        },
-        hash: match args.hash {
-            OmsHashArg::Sha256 => OmsHash::Sha256,
-            OmsHashArg::Blake2b => OmsHash::Blake2b,
-            OmsHashArg::Blake3 => OmsHash::Blake3,
-        },
+        method,
+        hash,
         walk,
         certificate_chain,
     };
@@ -273,4 +263,27 @@ fn warn_unlistable_empty_files(model: &std::path::Path, walk: &modelseal_core::W
          hint: verifiers refuse them unless given --allow-unsigned-empty-files; --method files signs them",
         empty.join(", ")
     );
+}
+
+/// The OMS serialization the `--method`, `--hash` and `--shard-size` flags ask for (`sign`
+/// and `hash --format oms` read them alike).
+pub(super) fn oms_flags(
+    method: OmsMethodArg,
+    hash: OmsHashArg,
+    shard_size: Option<u64>,
+) -> Result<(OmsMethod, OmsHash)> {
+    let shard_size = shard_size.unwrap_or(modelseal_core::oms::DEFAULT_SHARD_SIZE);
+    if shard_size == 0 {
+        usage!("--shard-size must be at least 1");
+    }
+    let method = match method {
+        OmsMethodArg::Files => OmsMethod::Files,
+        OmsMethodArg::Shards => OmsMethod::Shards { size: shard_size },
+    };
+    let hash = match hash {
+        OmsHashArg::Sha256 => OmsHash::Sha256,
+        OmsHashArg::Blake2b => OmsHash::Blake2b,
+        OmsHashArg::Blake3 => OmsHash::Blake3,
+    };
+    Ok((method, hash))
 }
