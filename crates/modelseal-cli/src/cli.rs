@@ -306,6 +306,17 @@ pub struct SignArgs {
     /// Replace the signature (and its outboard trees) if it exists
     #[arg(long)]
     pub force: bool,
+    /// Re-sign from OLD, this model's signature by the same key: a file whose stamp (kept
+    /// in OLD.stamps) is unchanged keeps OLD's digest, every other file is hashed. The
+    /// result is the signature a full `sign` makes [default --signature: OLD]
+    #[arg(long, value_name = "OLD", conflicts_with = "keyless")]
+    pub update: Option<PathBuf>,
+    /// With --update: hash every file anyway (OLD is still checked)
+    #[arg(long, requires = "update")]
+    pub rehash: bool,
+    /// Keep no SIGNATURE.stamps beside the signature (the next --update hashes everything)
+    #[arg(long)]
+    pub no_stamps: bool,
     /// Print the result as one JSON object on stdout, also on failure (spec/cli.md)
     #[arg(long)]
     pub json: bool,

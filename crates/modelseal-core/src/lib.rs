@@ -43,6 +43,7 @@ pub mod open;
 pub mod outboard;
 mod path;
 pub mod provenance;
+pub mod stamps;
 pub mod statement;
 pub mod walk;
 
@@ -56,10 +57,11 @@ pub use keys::{
 };
 pub use manifest::{Manifest, ManifestEntry, ManifestError};
 pub use model::{
-    ModelError, OmsSignOptions, SignOptions, SignedModel, SignedOmsModel, StatedModel,
-    StatedOmsModel, hash_model, manifest_of_files, relative_inside, sign_model, sign_model_oms,
-    sign_statement, sign_statement_by, sign_statement_keyed, sign_statement_with, state_model,
-    state_model_oms,
+    ModelError, OmsSignOptions, Restamped, SignOptions, SignedModel, SignedOmsModel, StatedModel,
+    StatedOmsModel, check_oms_key, hash_model, manifest_of_files, oms_serialization,
+    relative_inside, sign_model, sign_model_oms, sign_stated_oms, sign_statement,
+    sign_statement_by, sign_statement_keyed, sign_statement_with, state_model, state_model_oms,
+    state_model_oms_since, state_model_since,
 };
 pub use path::{MAX_PATH_BYTES, ManifestPath, PathError};
 pub use statement::{ArtifactKind, ManifestPredicate, Statement};

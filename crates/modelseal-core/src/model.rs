@@ -12,6 +12,7 @@ use crate::hash::{self, HashError, Progress};
 use crate::keys::{KeySigner, SigningKey};
 use crate::manifest::{Manifest, ManifestEntry, ManifestError};
 use crate::oms;
+use crate::stamps::{BeforeHashing, KnownDigests, Stamp};
 use crate::statement::{ArtifactKind, IN_TOTO_PAYLOAD_TYPE, ManifestPredicate, Scope, Statement};
 use crate::walk::{self, SymlinkPolicy, WalkError, WalkOptions};
 
@@ -64,13 +65,72 @@ pub fn manifest_of_files(
     Ok(Manifest::from_unsorted(entries)?)
 }
 
-/// Walks and hashes the model at `root` the OMS way.
+/// What hashing a model for signing read, kept and stamped.
+#[derive(Debug, Clone, Default)]
+pub struct Restamped {
+    /// The stamps to record beside the new signature: every kept file's, and every hashed
+    /// file's that did not change while it was read and is not racy.
+    pub stamps: Vec<(crate::ManifestPath, Stamp)>,
+    /// Files that kept a digest from the earlier signature, and their bytes.
+    pub kept: (u64, u64),
+    /// Files hashed, and their bytes.
+    pub hashed: (u64, u64),
+}
+
+impl Restamped {
+    fn count(files: &[walk::ModelFile]) -> (u64, u64) {
+        (files.len() as u64, files.iter().map(|f| f.size).sum())
+    }
+}
+
+/// Hashes the walked files that do not keep a known digest, and puts both into one
+/// manifest: the manifest a full hash of the same files gives, when every kept digest is
+/// still the file's.
+fn manifest_since(
+    files: Vec<walk::ModelFile>,
+    known: &KnownDigests<Blake3Digest>,
+    progress: &dyn Progress,
+) -> Result<(Manifest, Restamped), ModelError> {
+    let split = known.split(files);
+    let before = BeforeHashing::take(&split.to_hash);
+    let hashes = hash::hash_files(&split.to_hash, progress)?;
+    let mut restamped = Restamped {
+        hashed: Restamped::count(&split.to_hash),
+        ..Restamped::default()
+    };
+    restamped.stamps = before.after(&split.to_hash);
+    let mut entries: Vec<ManifestEntry> = split
+        .to_hash
+        .into_iter()
+        .zip(hashes)
+        .map(|(file, hash)| ManifestEntry {
+            path: file.path,
+            size: hash.size,
+            blake3: hash.blake3,
+        })
+        .collect();
+    for (file, stamp, blake3) in split.kept {
+        restamped.kept.0 += 1;
+        restamped.kept.1 += file.size;
+        restamped.stamps.push((file.path.clone(), stamp));
+        entries.push(ManifestEntry {
+            path: file.path,
+            size: file.size,
+            blake3,
+        });
+    }
+    Ok((Manifest::from_unsorted(entries)?, restamped))
+}
+
+/// Walks and hashes the model at `root` the OMS way, keeping the resources of files
+/// whose stamp is unchanged.
 fn hash_model_oms(
     root: &Path,
     serialization: &oms::OmsSerialization,
     base: &WalkOptions,
+    known: &KnownDigests<Vec<oms::OmsResource>>,
     progress: &dyn Progress,
-) -> Result<Vec<oms::OmsResource>, ModelError> {
+) -> Result<(Vec<oms::OmsResource>, Restamped), ModelError> {
     let single_file = std::fs::metadata(root).is_ok_and(|m| m.is_file());
     let options = oms::walk_options(serialization, base);
     let files = match walk::walk_model(root, &options) {
@@ -79,12 +139,27 @@ fn hash_model_oms(
         Err(WalkError::Empty { .. }) => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    Ok(oms::hash_resources(
-        &files,
-        single_file,
-        serialization,
-        progress,
-    )?)
+    // A single-file model's resource has no name to carry a digest under.
+    let split = if single_file {
+        KnownDigests::default().split(files)
+    } else {
+        known.split(files)
+    };
+    let before = BeforeHashing::take(&split.to_hash);
+    let mut resources = oms::hash_resources(&split.to_hash, single_file, serialization, progress)?;
+    let mut restamped = Restamped {
+        hashed: Restamped::count(&split.to_hash),
+        ..Restamped::default()
+    };
+    restamped.stamps = before.after(&split.to_hash);
+    for (file, stamp, kept) in split.kept {
+        restamped.kept.0 += 1;
+        restamped.kept.1 += file.size;
+        restamped.stamps.push((file.path, stamp));
+        resources.extend(kept);
+    }
+    resources.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((resources, restamped))
 }
 
 /// What to sign, besides the files.
@@ -131,8 +206,20 @@ pub fn state_model(
     options: &SignOptions,
     progress: &dyn Progress,
 ) -> Result<StatedModel, ModelError> {
+    state_model_since(root, options, &KnownDigests::default(), progress).map(|(stated, _)| stated)
+}
+
+/// [`state_model`], keeping the digest `known` gives each file whose stamp is unchanged
+/// (`sign --update`), and stamping what it hashes.
+pub fn state_model_since(
+    root: &Path,
+    options: &SignOptions,
+    known: &KnownDigests<Blake3Digest>,
+    progress: &dyn Progress,
+) -> Result<(StatedModel, Restamped), ModelError> {
     crate::manifest::check_ignore_paths(&options.walk.ignore)?;
-    let manifest = hash_model(root, &options.walk, progress)?;
+    let files = walk::walk_model(root, &options.walk)?;
+    let (manifest, restamped) = manifest_since(files, known, progress)?;
     let name = options
         .name
         .clone()
@@ -145,12 +232,13 @@ pub fn state_model(
         files: manifest.entries().to_vec(),
     };
     let digest = manifest.root();
-    Ok(StatedModel {
+    let stated = StatedModel {
         statement: Statement::for_manifest(&name, &digest, predicate),
         manifest,
         root: digest,
         name,
-    })
+    };
+    Ok((stated, restamped))
 }
 
 /// Hashes and signs a model directory (or single file) with the native manifest.
@@ -282,6 +370,16 @@ pub fn state_model_oms(
     options: &OmsSignOptions,
     progress: &dyn Progress,
 ) -> Result<StatedOmsModel, ModelError> {
+    state_model_oms_since(root, options, &KnownDigests::default(), progress)
+        .map(|(stated, _)| stated)
+}
+
+/// The OMS serialization `options` ask for, before any file is read: model-signing's
+/// recorded ignore paths included, and settings it could not verify refused.
+pub fn oms_serialization(
+    root: &Path,
+    options: &OmsSignOptions,
+) -> Result<oms::OmsSerialization, ModelError> {
     // Refuse what model-signing cannot verify, so an "OMS" signature always is one.
     if options.hash == oms::OmsHash::Blake3
         && matches!(options.method, oms::OmsMethod::Shards { .. })
@@ -306,15 +404,26 @@ pub fn state_model_oms(
     ignore_paths.sort();
     ignore_paths.dedup();
     crate::manifest::check_ignore_paths(&ignore_paths)?;
-    let serialization = oms::OmsSerialization {
+    Ok(oms::OmsSerialization {
         method: options.method,
         hash: options.hash,
         allow_symlinks: options.walk.symlinks == SymlinkPolicy::FollowInside,
         ignore_paths,
-    };
+    })
+}
+
+/// [`state_model_oms`], keeping the resources `known` gives each file whose stamp is
+/// unchanged (`sign --update`), and stamping what it hashes.
+pub fn state_model_oms_since(
+    root: &Path,
+    options: &OmsSignOptions,
+    known: &KnownDigests<Vec<oms::OmsResource>>,
+    progress: &dyn Progress,
+) -> Result<(StatedOmsModel, Restamped), ModelError> {
+    let serialization = oms_serialization(root, options)?;
     let mut base = options.walk.clone();
     base.ignore.clear();
-    let resources = hash_model_oms(root, &serialization, &base, progress)?;
+    let (resources, restamped) = hash_model_oms(root, &serialization, &base, known, progress)?;
     if resources.is_empty() {
         return Err(WalkError::Empty { path: root.into() }.into());
     }
@@ -322,12 +431,13 @@ pub fn state_model_oms(
         .name
         .clone()
         .unwrap_or_else(|| walk::model_name(root));
-    Ok(StatedOmsModel {
+    let stated = StatedOmsModel {
         statement: oms::statement(&name, &serialization, &resources),
         root: oms::root_digest(&resources),
         resources,
         name,
-    })
+    };
+    Ok((stated, restamped))
 }
 
 /// Hashes and signs a model in the OMS v1.0 profile, so that model-signing verifies it.
@@ -337,6 +447,13 @@ pub fn sign_model_oms(
     key: &dyn KeySigner,
     progress: &dyn Progress,
 ) -> Result<SignedOmsModel, ModelError> {
+    check_oms_key(key)?;
+    let stated = state_model_oms(root, options, progress)?;
+    sign_stated_oms(stated, options, key)
+}
+
+/// Refuses a key model-signing could not verify, before any file is hashed.
+pub fn check_oms_key(key: &dyn KeySigner) -> Result<(), ModelError> {
     use crate::KeyAlgorithm::{EcdsaP256, EcdsaP384, EcdsaP521};
     if !matches!(
         key.verifying_key().algorithm(),
@@ -346,7 +463,16 @@ pub fn sign_model_oms(
             "model-signing verifies ECDSA P-256/P-384/P-521 keys only (Ed25519 and ML-DSA-65 sign the native format); make one with `modelseal keygen --algorithm ecdsa-p256`",
         ));
     }
-    let stated = state_model_oms(root, options, progress)?;
+    Ok(())
+}
+
+/// Signs an OMS statement already made with `key`, with the certificate chain `options`
+/// name or else model-signing's key hint.
+pub fn sign_stated_oms(
+    stated: StatedOmsModel,
+    options: &OmsSignOptions,
+    key: &dyn KeySigner,
+) -> Result<SignedOmsModel, ModelError> {
     let material = match &options.certificate_chain {
         None => key_material(key.verifying_key().pem_hint()),
         Some(chain) => VerificationMaterial {

@@ -351,6 +351,31 @@ pub fn statement(
     }
 }
 
+/// Whether `resources` are exactly what hashing one file of `file_size` bytes at `path`
+/// under `serialization` lists, digests aside: the right names, shards and algorithm, so a
+/// file's resources from an earlier signature can stand in for hashing it again.
+pub fn resources_fit(
+    resources: &[OmsResource],
+    path: &ManifestPath,
+    file_size: u64,
+    serialization: &OmsSerialization,
+) -> bool {
+    let shards: Vec<Option<(u64, u64)>> = match serialization.method {
+        OmsMethod::Files => vec![None],
+        OmsMethod::Shards { size } => (0..file_size.div_ceil(size))
+            .map(|i| Some((i * size, ((i + 1) * size).min(file_size))))
+            .collect(),
+    };
+    let algorithm = serialization.resource_algorithm();
+    resources.len() == shards.len()
+        && resources.iter().zip(shards).all(|(resource, shard)| {
+            resource.name.path.as_ref() == Some(path)
+                && resource.name.shard == shard
+                && resource.algorithm == algorithm
+                && resource.digest.len() == serialization.hash.digest_len()
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ mod oci;
 mod outboard;
 mod refusal;
 mod registry;
+mod restamp;
 mod serve;
 mod sign;
 mod store;

@@ -1,7 +1,13 @@
 use anyhow::{Context, Result};
 use modelseal_core::oms::{OmsHash, OmsMethod};
-use modelseal_core::{OmsSignOptions, SignOptions, sign_model_oms, state_model, state_model_oms};
+use modelseal_core::{
+    OmsSignOptions, Restamped, SignOptions, check_oms_key, oms_serialization, sign_stated_oms,
+    state_model_oms_since, state_model_since,
+};
 
+use modelseal_core::stamps::KnownDigests;
+
+use super::restamp::Previous;
 use crate::Outcome;
 use crate::cli::{Format, OmsHashArg, OmsMethodArg, SignArgs};
 use crate::output::{out, out_report};
@@ -11,8 +17,10 @@ use crate::usage;
 
 pub fn run(args: &SignArgs) -> Result<Outcome> {
     resolve_flags(args)?;
+    // An update replaces OLD in place unless told otherwise.
+    let replacing = |path: &std::path::Path| args.update.as_deref() == Some(path);
     if let Some(path) = &args.signature {
-        crate::output::check_new(path, "signature", args.force)?;
+        crate::output::check_new(path, "signature", args.force || replacing(path))?;
     }
     if modelseal_oci::Reference::is_oci(&args.model.display().to_string()) {
         let signer = StatementSigner::from_args(&args.signer)?;
@@ -26,8 +34,9 @@ pub fn run(args: &SignArgs) -> Result<Outcome> {
     let signature = args
         .signature
         .clone()
+        .or_else(|| args.update.clone())
         .unwrap_or_else(|| super::default_signature_path(&args.model));
-    crate::output::check_new(&signature, "signature", args.force)?;
+    crate::output::check_new(&signature, "signature", args.force || replacing(&signature))?;
     if args.outboard {
         let dir = modelseal_core::outboard::outboard_dir(&signature);
         crate::output::check_new(&dir, "outboard directory", args.force)?;
@@ -36,13 +45,28 @@ pub fn run(args: &SignArgs) -> Result<Outcome> {
     // The key (or the identity token) first: a wrong passphrase or a missing token
     // should not cost a full hash of the model.
     let signer = StatementSigner::from_args(&args.signer)?;
+    let previous = match (&args.update, signer.key()) {
+        (Some(old), Some(key)) => Some(Previous::read(
+            old,
+            key,
+            &args.model,
+            (args.format == Format::Native).then(|| args.kind.into()),
+            args.rehash,
+        )?),
+        _ => None,
+    };
     let walk = super::walk_options(&args.model, &args.walk, Some(&signature))?;
     let bar = Bar::new(args.quiet);
-    let (summary, issued) = match args.format {
-        Format::Native => sign_native(args, &signer, walk, &bar)?,
-        Format::Oms => sign_oms(args, &signer, walk, &bar)?,
+    let (mut summary, issued, restamped) = match args.format {
+        Format::Native => sign_native(args, &signer, walk, previous.as_ref(), &bar)?,
+        Format::Oms => sign_oms(args, &signer, walk, previous.as_ref(), &bar)?,
     };
     bar.finish();
+    if let Some(previous) = &previous {
+        let (text, json) = update_summary(previous, &restamped);
+        summary.text.push_str(&text);
+        summary.json["update"] = json;
+    }
     // Outboards before the signature: a file changed since it was hashed stops the
     // command with neither written.
     let outboards = match (&summary.manifest, args.outboard) {
@@ -50,17 +74,30 @@ pub fn run(args: &SignArgs) -> Result<Outcome> {
         _ => None,
     };
     super::write_signature(&signature, &issued.bundle)?;
+    let stamps = super::restamp::write_stamps(
+        &signature,
+        &issued.bundle.to_json(),
+        &args.model,
+        signer.key(),
+        &restamped,
+        !args.no_stamps,
+    )?;
     if args.json {
         let mut report = summary.json;
         report["model"] = args.model.display().to_string().into();
         report["signature"] = signature.display().to_string().into();
         report["signer"] = issued.signer_json;
         report["outboard"] = serde_json::to_value(outboards.map(|o| o.dir))?;
+        report["stamps"] = serde_json::to_value(stamps.as_ref().ok())?;
         out_report(true, report);
         return Ok(Outcome::Success);
     }
+    let stamps = match &stamps {
+        Ok(path) => format!("\n  stamps  {}", path.display()),
+        Err(_) => String::new(),
+    };
     out(&format!(
-        "{}\n  signer  {}\n  wrote   {}",
+        "{}\n  signer  {}\n  wrote   {}{stamps}",
         summary.text,
         issued.signer_text,
         signature.display()
@@ -106,6 +143,11 @@ fn resolve_flags(args: &SignArgs) -> Result<()> {
             "--trusted-root checks a keyless bundle or a timestamp; with --key it needs --timestamp-url (or drop it)"
         );
     }
+    if oci && (args.update.is_some() || args.no_stamps) {
+        usage!(
+            "--update and --no-stamps apply to directories: an oci:// model has no file stamps (its layers are named by digest)"
+        );
+    }
     if oci && (!args.walk.ignore.is_empty() || args.walk.allow_symlinks) {
         usage!(
             "--ignore and --allow-symlinks apply to directories; an oci:// model is every file its layers hold"
@@ -126,14 +168,19 @@ fn sign_native(
     args: &SignArgs,
     signer: &StatementSigner,
     walk: modelseal_core::WalkOptions,
+    previous: Option<&Previous>,
     bar: &Bar,
-) -> Result<(Summary, Issued)> {
+) -> Result<(Summary, Issued, Restamped)> {
     let options = SignOptions {
         name: args.name.clone(),
         kind: args.kind.into(),
         walk,
     };
-    let stated = state_model(&args.model, &options, bar)
+    let known = match previous {
+        Some(previous) => previous.known_blake3()?,
+        None => KnownDigests::default(),
+    };
+    let (stated, restamped) = state_model_since(&args.model, &options, &known, bar)
         .with_context(|| format!("cannot sign model {}", args.model.display()))?;
     let files = stated.manifest.entries().len() as u64;
     let bytes = stated.manifest.total_bytes();
@@ -160,6 +207,7 @@ fn sign_native(
             manifest: Some(stated.manifest),
         },
         issued,
+        restamped,
     ))
 }
 
@@ -167,8 +215,9 @@ fn sign_oms(
     args: &SignArgs,
     signer: &StatementSigner,
     walk: modelseal_core::WalkOptions,
+    previous: Option<&Previous>,
     bar: &Bar,
-) -> Result<(Summary, Issued)> {
+) -> Result<(Summary, Issued, Restamped)> {
     let certificate_chain = match (&args.certificate, signer.key()) {
         (Some(leaf), Some(key)) => {
             let chain = args
@@ -208,17 +257,24 @@ fn sign_oms(
         warn_unlistable_empty_files(&args.model, &options.walk);
     }
     let failed = || format!("cannot sign model {}", args.model.display());
-    let (name, root, resources, issued) = match signer.key() {
+    if let Some(key) = signer.key() {
+        check_oms_key(key).with_context(failed)?;
+    }
+    let known = match previous {
+        Some(previous) => {
+            previous.known_oms(&oms_serialization(&args.model, &options).with_context(failed)?)?
+        }
+        None => KnownDigests::default(),
+    };
+    let (stated, restamped) =
+        state_model_oms_since(&args.model, &options, &known, bar).with_context(failed)?;
+    let (name, root, resources) = (stated.name.clone(), stated.root, stated.resources.len());
+    let issued = match signer.key() {
         Some(key) => {
-            let signed = sign_model_oms(&args.model, &options, key, bar).with_context(failed)?;
-            let issued = signer.finish_key_bundle(signed.bundle)?;
-            (signed.name, signed.root, signed.resources.len(), issued)
+            let signed = sign_stated_oms(stated, &options, key).with_context(failed)?;
+            signer.finish_key_bundle(signed.bundle)?
         }
-        None => {
-            let stated = state_model_oms(&args.model, &options, bar).with_context(failed)?;
-            let issued = signer.sign_oms(&stated.statement, stated.root)?;
-            (stated.name, stated.root, stated.resources.len(), issued)
-        }
+        None => signer.sign_oms(&stated.statement, stated.root)?,
     };
     let text = format!(
         "signed {} (OMS v1.0, {})\n  subject {name} sha256:{}",
@@ -240,7 +296,36 @@ fn sign_oms(
             manifest: None,
         },
         issued,
+        restamped,
     ))
+}
+
+/// What an update kept from OLD and what it hashed, for the summary.
+fn update_summary(previous: &Previous, restamped: &Restamped) -> (String, serde_json::Value) {
+    use crate::output::count;
+    let (kept_files, kept_bytes) = restamped.kept;
+    let (hashed_files, hashed_bytes) = restamped.hashed;
+    let mut text = format!(
+        "\n  update  kept {} ({}) from {}; hashed {} ({})",
+        count(kept_files, "file", "files"),
+        count(kept_bytes, "byte", "bytes"),
+        crate::output::terminal_safe(&previous.path.display().to_string()),
+        count(hashed_files, "file", "files"),
+        count(hashed_bytes, "byte", "bytes"),
+    );
+    if let Err(why) = &previous.stamps {
+        text.push_str(&format!(
+            "\n          no stamps used ({}): every file hashed",
+            crate::output::terminal_safe(why)
+        ));
+    }
+    let json = serde_json::json!({
+        "from": previous.path.display().to_string(),
+        "kept": { "files": kept_files, "bytes": kept_bytes },
+        "hashed": { "files": hashed_files, "bytes": hashed_bytes },
+        "stampsUnused": previous.stamps.as_ref().err(),
+    });
+    (text, json)
 }
 
 /// The `shards` method cannot list an empty file (there is no shard to hash), so such a
