@@ -548,3 +548,52 @@ pub fn public_keys(data: &[u8]) {
         let _ = modelseal_core::SigningKey::from_pem(text, Some(b"passphrase"));
     }
 }
+
+/// A `sha256sum` list (`sign --from-digests`) and a stamp file (`sign --update`): both
+/// untrusted input. A list that parses names each path once, and written back the way
+/// `sha256sum` writes it, parses to the same files; a stamp file under a fixed key never
+/// verifies from arbitrary bytes and never panics.
+pub fn digest_lists_and_stamps(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(files) = modelseal_core::digest_list::parse_sha256sum(text)
+    {
+        let hex = |digest: &[u8; 32]| digest.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let mut again = String::new();
+        for (path, digest) in &files {
+            let name = path.as_str();
+            if name.contains('\n') {
+                again.push('\\');
+                again.push_str(&hex(digest));
+                again.push_str("  ");
+                again.push_str(&name.replace('\n', "\\n"));
+            } else {
+                again.push_str(&hex(digest));
+                again.push_str("  ");
+                again.push_str(name);
+            }
+            again.push('\n');
+        }
+        let reparsed = modelseal_core::digest_list::parse_sha256sum(&again)
+            .expect("a list written back from a parsed list parses");
+        assert_eq!(reparsed, files);
+    }
+    let key = stamps_key();
+    if let Ok(stamps) = modelseal_core::stamps::Stamps::open(data, &key.verifying_key()) {
+        // Only a signature by the key verifies; the fuzzer cannot forge one, but a seed
+        // made with the key replays here.
+        let _ = stamps.files.len();
+    }
+}
+
+/// The fixed key the stamp seeds are signed with (its seed was made by `sign` with
+/// `testdata/keys/vector-ed25519.pem`).
+fn stamps_key() -> &'static modelseal_core::SigningKey {
+    static KEY: std::sync::OnceLock<modelseal_core::SigningKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        modelseal_core::SigningKey::from_pem(
+            include_str!("../../testdata/keys/vector-ed25519.pem"),
+            None,
+        )
+        .expect("the vector key parses")
+    })
+}

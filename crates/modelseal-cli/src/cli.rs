@@ -317,6 +317,15 @@ pub struct SignArgs {
     /// Keep no SIGNATURE.stamps beside the signature (the next --update hashes everything)
     #[arg(long)]
     pub no_stamps: bool,
+    /// OMS: sign the files a `sha256sum` list names with the digests it gives, reading
+    /// no file: MODEL only names the model (and the default --signature). What the list
+    /// says is signed as said; a later verify of the files checks it
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["update", "from_manifest"])]
+    pub from_digests: Option<PathBuf>,
+    /// OMS, oci:// with --signature: sign the files a ModelPack manifest's raw layers
+    /// hold (named by org.cncf.model.filepath) with the layer digests, reading no layer
+    #[arg(long, requires = "signature")]
+    pub from_manifest: bool,
     /// Print the result as one JSON object on stdout, also on failure (spec/cli.md)
     #[arg(long)]
     pub json: bool,

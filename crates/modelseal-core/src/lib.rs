@@ -30,6 +30,7 @@ compile_error!(
 
 pub mod bundle;
 mod digest;
+pub mod digest_list;
 pub mod dsse;
 pub mod fsio;
 pub mod hash;
@@ -61,7 +62,7 @@ pub use model::{
     StatedOmsModel, check_oms_key, hash_model, manifest_of_files, oms_serialization,
     relative_inside, sign_model, sign_model_oms, sign_stated_oms, sign_statement,
     sign_statement_by, sign_statement_keyed, sign_statement_with, state_model, state_model_oms,
-    state_model_oms_since, state_model_since,
+    state_model_oms_since, state_model_since, state_oms_from_digests,
 };
 pub use path::{MAX_PATH_BYTES, ManifestPath, PathError};
 pub use statement::{ArtifactKind, ManifestPredicate, Statement};

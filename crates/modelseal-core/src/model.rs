@@ -35,6 +35,9 @@ pub enum ModelError {
     /// The key (or the device holding it) could not sign.
     #[error(transparent)]
     Key(#[from] crate::keys::KeyError),
+    /// Known digests that do not name a model model-signing could verify.
+    #[error("{0}")]
+    Listed(String),
 }
 
 /// Walks and hashes the model at `root` into its manifest.
@@ -438,6 +441,71 @@ pub fn state_model_oms_since(
         name,
     };
     Ok((stated, restamped))
+}
+
+/// An OMS v1.0 statement (whole files, SHA-256) of files whose digests are already
+/// known (a `sha256sum` list, raw OCI layers): no byte is read. Refuses what a verifier
+/// of the directory could never match: a name model-signing leaves out of its walk, or a
+/// file named also as a directory.
+pub fn state_oms_from_digests(
+    name: &str,
+    files: Vec<(crate::ManifestPath, [u8; 32])>,
+) -> Result<StatedOmsModel, ModelError> {
+    if files.is_empty() {
+        return Err(ModelError::Listed("no file is named".into()));
+    }
+    let paths: std::collections::HashSet<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    if paths.len() != files.len() {
+        return Err(ModelError::Listed("a file is named twice".into()));
+    }
+    for (path, _) in &files {
+        let text = path.as_str();
+        let top = text.split('/').next().unwrap_or(text);
+        if walk::OMS_IGNORED_NAMES.contains(&top) {
+            return Err(ModelError::Listed(format!(
+                "{text}: model-signing leaves {top} out of every model, so no verifier could match it"
+            )));
+        }
+        let mut prefix = text;
+        while let Some((parent, _)) = prefix.rsplit_once('/') {
+            if paths.contains(parent) {
+                return Err(ModelError::Listed(format!(
+                    "{parent} is named as a file and as the directory of {text}"
+                )));
+            }
+            prefix = parent;
+        }
+    }
+    let mut ignore_paths: Vec<crate::ManifestPath> = walk::OMS_IGNORED_NAMES
+        .iter()
+        .map(|n| crate::ManifestPath::parse(n).expect("constant names are valid paths"))
+        .collect();
+    ignore_paths.sort();
+    let serialization = oms::OmsSerialization {
+        method: oms::OmsMethod::Files,
+        hash: oms::OmsHash::Sha256,
+        allow_symlinks: false,
+        ignore_paths,
+    };
+    let algorithm = serialization.resource_algorithm();
+    let mut resources: Vec<oms::OmsResource> = files
+        .into_iter()
+        .map(|(path, digest)| oms::OmsResource {
+            name: oms::ResourceName {
+                path: Some(path),
+                shard: None,
+            },
+            algorithm: algorithm.clone(),
+            digest: digest.to_vec(),
+        })
+        .collect();
+    resources.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(StatedOmsModel {
+        statement: oms::statement(name, &serialization, &resources),
+        root: oms::root_digest(&resources),
+        resources,
+        name: name.to_owned(),
+    })
 }
 
 /// Hashes and signs a model in the OMS v1.0 profile, so that model-signing verifies it.

@@ -65,6 +65,9 @@ pub fn root_of(
 /// `sign oci://…`: hash what the layers unpack to, sign files and manifest digest in one
 /// statement, attach the bundle as a referrer (and write `--signature` if given).
 pub fn sign(args: &SignArgs, signer: &StatementSigner) -> Result<()> {
+    if args.from_manifest {
+        return sign_from_manifest(args, signer);
+    }
     if args.format == Format::Oms {
         bail!(
             "--format oms cannot sign an OCI reference: the OMS predicate has no place for the manifest digest (spec/oci.md §3); sign the native format"
@@ -134,6 +137,54 @@ pub fn sign(args: &SignArgs, signer: &StatementSigner) -> Result<()> {
         text.push_str(&format!("\n  wrote   {}", path.display()));
     }
     out(&text);
+    Ok(())
+}
+
+/// `sign oci://REF --format oms --from-manifest`: an OMS statement of the files the
+/// manifest's raw layers hold, each named by its `org.cncf.model.filepath` and digested by
+/// the layer's SHA-256, which is the file's. No layer is fetched. The bundle goes to
+/// `--signature` only: the OMS format names no OCI subject, so no verifier would take it
+/// as a referrer of this manifest; verifiers check it against the files once pulled.
+fn sign_from_manifest(args: &SignArgs, signer: &StatementSigner) -> Result<()> {
+    use modelseal_oci::layers::LayerFormat;
+    let registry = registry(&args.registry)?;
+    let model = open(&registry, &args.model.display().to_string())?;
+    let mut files = Vec::with_capacity(model.layers.len());
+    for (index, layer) in model.layers.iter().enumerate() {
+        let LayerFormat::Raw(path) = &layer.format else {
+            bail!(
+                "cannot sign {} from its manifest: layer {index} ({}) is an archive, so the manifest does not give its files' digests; sign without --from-manifest (modelseal reads the layers)",
+                model.reference,
+                crate::output::terminal_safe(&layer.media_type),
+            );
+        };
+        files.push((path.clone(), *layer.digest.as_bytes()));
+    }
+    let name = args.name.clone().unwrap_or_else(|| model.reference.name());
+    let stated = modelseal_core::state_oms_from_digests(&name, files)
+        .with_context(|| format!("cannot sign {} from its manifest", model.reference))?;
+    let (summary, issued, _) = super::sign::sign_oms_stated(args, signer, stated)?;
+    let path = args
+        .signature
+        .as_deref()
+        .expect("clap requires --signature with --from-manifest");
+    super::write_signature(path, &issued.bundle)?;
+    if args.json {
+        let mut report = summary.json;
+        report["model"] = model.reference.to_string().into();
+        report["manifest"] = model.digest().to_string().into();
+        report["signature"] = path.display().to_string().into();
+        report["signer"] = issued.signer_json;
+        crate::output::out_report(true, report);
+        return Ok(());
+    }
+    out(&format!(
+        "{}\n  from manifest {} (no layer read)\n  signer  {}\n  wrote   {}",
+        summary.text,
+        model.digest(),
+        issued.signer_text,
+        path.display()
+    ));
     Ok(())
 }
 

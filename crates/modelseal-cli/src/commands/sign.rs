@@ -1,8 +1,8 @@
 use anyhow::{Context, Result};
 use modelseal_core::oms::{OmsHash, OmsMethod};
 use modelseal_core::{
-    OmsSignOptions, Restamped, SignOptions, check_oms_key, oms_serialization, sign_stated_oms,
-    state_model_oms_since, state_model_since,
+    OmsSignOptions, Restamped, SignOptions, StatedOmsModel, check_oms_key, oms_serialization,
+    sign_stated_oms, state_model_oms_since, state_model_since, state_oms_from_digests,
 };
 
 use modelseal_core::stamps::KnownDigests;
@@ -30,7 +30,9 @@ pub fn run(args: &SignArgs) -> Result<Outcome> {
     if args.no_attach {
         usage!("--no-attach applies to oci:// references");
     }
-    super::require_model(&args.model)?;
+    if args.from_digests.is_none() {
+        super::require_model(&args.model)?;
+    }
     let signature = args
         .signature
         .clone()
@@ -80,7 +82,7 @@ pub fn run(args: &SignArgs) -> Result<Outcome> {
         &args.model,
         signer.key(),
         &restamped,
-        !args.no_stamps,
+        !args.no_stamps && args.from_digests.is_none(),
     )?;
     if args.json {
         let mut report = summary.json;
@@ -143,6 +145,25 @@ fn resolve_flags(args: &SignArgs) -> Result<()> {
             "--trusted-root checks a keyless bundle or a timestamp; with --key it needs --timestamp-url (or drop it)"
         );
     }
+    let from = match (&args.from_digests, args.from_manifest) {
+        (Some(_), _) => Some("--from-digests"),
+        (None, true) => Some("--from-manifest"),
+        (None, false) => None,
+    };
+    if let Some(from) = from {
+        if args.format != Format::Oms {
+            usage!("{from} signs the OMS format: add --format oms");
+        }
+        if args.method != OmsMethodArg::Files || args.hash != OmsHashArg::Sha256 {
+            usage!("{from} gives whole-file SHA-256 digests: drop --method and --hash");
+        }
+        if !args.walk.ignore.is_empty() || args.walk.allow_symlinks {
+            usage!("{from} reads no directory: drop --ignore and --allow-symlinks");
+        }
+        if args.from_manifest != oci {
+            usage!("--from-manifest applies to oci:// models, --from-digests to a model by name");
+        }
+    }
     if oci && (args.update.is_some() || args.no_stamps) {
         usage!(
             "--update and --no-stamps apply to directories: an oci:// model has no file stamps (its layers are named by digest)"
@@ -157,11 +178,11 @@ fn resolve_flags(args: &SignArgs) -> Result<()> {
 }
 
 /// What was signed, for the summary (and the manifest, for outboard trees).
-struct Summary {
-    text: String,
+pub(super) struct Summary {
+    pub text: String,
     /// The same, for `--json`.
-    json: serde_json::Value,
-    manifest: Option<modelseal_core::Manifest>,
+    pub json: serde_json::Value,
+    pub manifest: Option<modelseal_core::Manifest>,
 }
 
 fn sign_native(
@@ -218,6 +239,54 @@ fn sign_oms(
     previous: Option<&Previous>,
     bar: &Bar,
 ) -> Result<(Summary, Issued, Restamped)> {
+    let options = oms_options(args, signer, walk)?;
+    if args.method == OmsMethodArg::Shards {
+        warn_unlistable_empty_files(&args.model, &options.walk);
+    }
+    let failed = || format!("cannot sign model {}", args.model.display());
+    if let Some(key) = signer.key() {
+        check_oms_key(key).with_context(failed)?;
+    }
+    if let Some(list) = &args.from_digests {
+        let name = args
+            .name
+            .clone()
+            .unwrap_or_else(|| modelseal_core::walk::model_name(&args.model));
+        let stated = stated_from_list(list, &name)?;
+        return summarize_oms(args, signer, &options, stated, Restamped::default());
+    }
+    let known = match previous {
+        Some(previous) => {
+            previous.known_oms(&oms_serialization(&args.model, &options).with_context(failed)?)?
+        }
+        None => KnownDigests::default(),
+    };
+    let (stated, restamped) =
+        state_model_oms_since(&args.model, &options, &known, bar).with_context(failed)?;
+    summarize_oms(args, signer, &options, stated, restamped)
+}
+
+/// Signs an OMS statement made from known digests (an OCI manifest's raw layers).
+pub(super) fn sign_oms_stated(
+    args: &SignArgs,
+    signer: &StatementSigner,
+    stated: StatedOmsModel,
+) -> Result<(Summary, Issued, Restamped)> {
+    let options = oms_options(args, signer, modelseal_core::WalkOptions::default())?;
+    if let Some(key) = signer.key() {
+        check_oms_key(key)
+            .with_context(|| format!("cannot sign model {}", args.model.display()))?;
+    }
+    summarize_oms(args, signer, &options, stated, Restamped::default())
+}
+
+/// The OMS settings the flags ask for, with the certificate chain read (from files or
+/// the token) and checked against the key.
+fn oms_options(
+    args: &SignArgs,
+    signer: &StatementSigner,
+    walk: modelseal_core::WalkOptions,
+) -> Result<OmsSignOptions> {
     let certificate_chain = match (&args.certificate, signer.key()) {
         (Some(leaf), Some(key)) => {
             let chain = args
@@ -246,32 +315,37 @@ fn sign_oms(
         _ => None,
     };
     let (method, hash) = oms_flags(args.method, args.hash, args.shard_size)?;
-    let options = OmsSignOptions {
+    Ok(OmsSignOptions {
         name: args.name.clone(),
         method,
         hash,
         walk,
         certificate_chain,
-    };
-    if args.method == OmsMethodArg::Shards {
-        warn_unlistable_empty_files(&args.model, &options.walk);
-    }
+    })
+}
+
+/// The OMS statement of the files a `sha256sum` list names.
+fn stated_from_list(list: &std::path::Path, name: &str) -> Result<StatedOmsModel> {
+    let text = super::read_text(list, "digest list")?;
+    let files = modelseal_core::digest_list::parse_sha256sum(&text)
+        .with_context(|| format!("--from-digests {}", list.display()))?;
+    state_oms_from_digests(name, files)
+        .with_context(|| format!("--from-digests {}", list.display()))
+}
+
+/// Signs an OMS statement made already, and says what was signed.
+pub(super) fn summarize_oms(
+    args: &SignArgs,
+    signer: &StatementSigner,
+    options: &OmsSignOptions,
+    stated: StatedOmsModel,
+    restamped: Restamped,
+) -> Result<(Summary, Issued, Restamped)> {
     let failed = || format!("cannot sign model {}", args.model.display());
-    if let Some(key) = signer.key() {
-        check_oms_key(key).with_context(failed)?;
-    }
-    let known = match previous {
-        Some(previous) => {
-            previous.known_oms(&oms_serialization(&args.model, &options).with_context(failed)?)?
-        }
-        None => KnownDigests::default(),
-    };
-    let (stated, restamped) =
-        state_model_oms_since(&args.model, &options, &known, bar).with_context(failed)?;
     let (name, root, resources) = (stated.name.clone(), stated.root, stated.resources.len());
     let issued = match signer.key() {
         Some(key) => {
-            let signed = sign_stated_oms(stated, &options, key).with_context(failed)?;
+            let signed = sign_stated_oms(stated, options, key).with_context(failed)?;
             signer.finish_key_bundle(signed.bundle)?
         }
         None => signer.sign_oms(&stated.statement, stated.root)?,
