@@ -13,6 +13,8 @@ against the spec rather than against the code that produced them.
                            against the vector's files; the outcome kind must
                            equal `expect`.
   keyless-binding/*.json   the keyless binding digest of a root (sigstore.md §4).
+  stamps/*.json            incremental.md §2 and §3 steps 4-5: whether a stamp file is
+                           used, and which walked files keep the old digest.
 
 Usage: python3 check_vectors.py [VECTORS_DIR]   (needs: blake3, cryptography)
 """
@@ -373,11 +375,68 @@ def check_oci(v):
     return f"{len(got)} files"
 
 
+STAMPS_PAYLOAD_TYPE = "application/vnd.modelseal.stamps.v1+json"
+STAMPS_TYPE = "https://modelseal.dev/stamps/v1"
+STAMP_KEYS = {"path", "dev", "ino", "size", "mtime", "ctime"}
+
+
+def stamps_outcome(v):
+    """incremental.md §2, §3 step 4: ("ok", kept paths) or the reason the stamps are unused."""
+    try:
+        env = strict_json(v["stampFile"])
+        need(isinstance(env, dict) and set(env) == {"payload", "payloadType", "signatures"}, "malformed")
+        need(env["payloadType"] == STAMPS_PAYLOAD_TYPE, "malformed", "payload type")
+        need(isinstance(env["signatures"], list) and len(env["signatures"]) == 1, "malformed", "one signature")
+        payload = b64decode(env["payload"])
+        sig = b64decode(env["signatures"][0]["sig"])
+    except (Refused, ValueError, KeyError, TypeError):
+        return "malformed", []
+    key = serialization.load_pem_public_key(v["publicKeyPem"].encode())
+    pae = b"DSSEv1 %d %s %d %s" % (len(STAMPS_PAYLOAD_TYPE), STAMPS_PAYLOAD_TYPE.encode(), len(payload), payload)
+    try:
+        key.verify(sig, pae)
+    except InvalidSignature:
+        return "signature", []
+    try:
+        body = strict_json(payload)
+        need(set(body) == {"_type", "signature", "model", "files"}, "malformed", "fields")
+        need(body["_type"] == STAMPS_TYPE, "malformed", "_type")
+        stamps = {}
+        for f in body["files"]:
+            need(set(f) == STAMP_KEYS, "malformed", f"stamp fields {sorted(f)}")
+            need(path_problem(f["path"]) is None, "malformed", f"path {f['path']!r}")
+            need(f["path"] not in stamps, "malformed", "path twice")
+            stamps[f["path"]] = {k: f[k] for k in STAMP_KEYS - {"path"}}
+    except (Refused, ValueError, KeyError, TypeError):
+        return "malformed", []
+    signature_file = base64.b64decode(v["signatureFileBase64"])
+    if body["signature"] != {"sha256": hashlib.sha256(signature_file).hexdigest()}:
+        return "other-signature", []
+    if body["model"] != v["model"]:
+        return "other-model", []
+    # §3 step 5: the stamp now equals the recorded one, the walk saw its size, and the old
+    # signature lists the file at that size.
+    old = v["oldManifestSizes"]
+    kept = sorted(
+        w["path"] for w in v["walked"]
+        if w["path"] in stamps and w["stamp"] == stamps[w["path"]]
+        and w["size"] == stamps[w["path"]]["size"] == old.get(w["path"])
+    )
+    return "ok", kept
+
+
+def check_stamps(v):
+    expect, kept = stamps_outcome(v)
+    if (expect, kept) != (v["expect"], v["kept"]):
+        raise ValueError(f"got {expect} {kept}, vector says {v['expect']} {v['kept']}")
+    return f"{expect} ({len(kept)} kept)" if expect == "ok" else expect
+
+
 def main():
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
     checks = {"manifest": check_manifest, "manifest-invalid": check_manifest_invalid,
               "bundle": check_bundle, "keyless-binding": check_keyless_binding,
-              "oci": check_oci}
+              "oci": check_oci, "stamps": check_stamps}
     passed = failed = 0
     for sub, check in checks.items():
         for f in sorted((root / sub).glob("*.json")):

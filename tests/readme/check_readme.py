@@ -139,6 +139,21 @@ def setup_cosign(d: Path):
         '[roles.model-publisher]\nthreshold = 2\n')
 
 
+def setup_update(d: Path):
+    import hashlib
+    make_model(d / "my-model", seed=8)
+    ms(d, "keygen", "--out", "release.pem")
+    ms(d, "keygen", "--out", "release-ec.pem", "--algorithm", "ecdsa-p256")
+    time.sleep(2.2)  # past the racy margin, so the stamps record every file
+    ms(d, "sign", "my-model", "--key", "release.pem")
+    with open(d / "my-model/README.md", "a") as f:
+        f.write("A typo fixed.\n")
+    listing = "".join(
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  ./{p.name}\n"
+        for p in sorted((d / "my-model").iterdir()))
+    (d / "my-model.sha256").write_text(listing)
+
+
 def setup_watch(d: Path):
     make_model(d / "model", seed=6)
     ms(d, "keygen", "--out", "release.key")

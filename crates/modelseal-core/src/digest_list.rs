@@ -119,10 +119,10 @@ mod tests {
 
     #[test]
     fn reads_text_binary_and_escaped_lines() {
-        let text = format!("{H}  a.bin\n{H} *./sub/b c.json\n\\{H}  back\\\\slash\n");
+        let text = format!("{H}  a.bin\n{H} *./sub/b c.json\n\\{H}  new\\nline\n");
         let parsed = parse_sha256sum(&text).unwrap();
         let names: Vec<String> = parsed.iter().map(|(p, _)| p.to_string()).collect();
-        assert_eq!(names, ["a.bin", "sub/b c.json", "back\\slash"]);
+        assert_eq!(names, ["a.bin", "sub/b c.json", "new\nline"]);
         assert_eq!(hex::encode(parsed[0].1), H);
     }
 

@@ -34,8 +34,7 @@ pub const MAX_STAMPS_BYTES: u64 = 256 << 20;
 pub const RACY_MARGIN_NANOS: i128 = 2_000_000_000;
 
 /// What `stat` says about one file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Stamp {
     /// Device.
     pub dev: u64,
@@ -120,15 +119,30 @@ impl<D: Clone> KnownDigests<D> {
             to_hash: Vec::new(),
         };
         for file in files {
-            let known = self.files.get(&file.path).filter(|(stamp, _)| {
-                stamp.size == file.size && Stamp::of_file(&file).as_ref() == Some(stamp)
+            let kept = self.files.contains_key(&file.path).then(|| {
+                let now = Stamp::of_file(&file);
+                self.keeps(&file.path, file.size, now.as_ref())
             });
-            match known {
+            match kept.flatten() {
                 Some((stamp, digest)) => split.kept.push((file, *stamp, digest.clone())),
                 None => split.to_hash.push(file),
             }
         }
         split
+    }
+
+    /// The stamp and digest a file at `path`, walked at `size` bytes with the stamp `now`,
+    /// keeps: only when its recorded stamp is exactly `now` and of that size
+    /// (`spec/incremental.md` §3 step 5).
+    pub fn keeps(
+        &self,
+        path: &ManifestPath,
+        size: u64,
+        now: Option<&Stamp>,
+    ) -> Option<&(Stamp, D)> {
+        self.files
+            .get(path)
+            .filter(|(stamp, _)| stamp.size == size && now == Some(stamp))
     }
 }
 
@@ -226,12 +240,17 @@ struct DigestJson {
     sha256: String,
 }
 
+/// One stamped file; the fields spelled out (serde's `flatten` would not refuse unknown
+/// ones).
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileJson {
     path: String,
-    #[serde(flatten)]
-    stamp: Stamp,
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
 }
 
 impl Stamps {
@@ -248,7 +267,11 @@ impl Stamps {
                 .iter()
                 .map(|(path, stamp)| FileJson {
                     path: path.to_string(),
-                    stamp: *stamp,
+                    dev: stamp.dev,
+                    ino: stamp.ino,
+                    size: stamp.size,
+                    mtime: stamp.mtime,
+                    ctime: stamp.ctime,
                 })
                 .collect(),
         };
@@ -320,7 +343,14 @@ impl Stamps {
         let mut files = std::collections::BTreeMap::new();
         for file in json.files {
             let path = ManifestPath::parse(&file.path).map_err(|e| malformed(&e))?;
-            if files.insert(path, file.stamp).is_some() {
+            let stamp = Stamp {
+                dev: file.dev,
+                ino: file.ino,
+                size: file.size,
+                mtime: file.mtime,
+                ctime: file.ctime,
+            };
+            if files.insert(path, stamp).is_some() {
                 return Err(malformed(&format!("{} is stamped twice", file.path)));
             }
         }
