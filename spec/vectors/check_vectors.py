@@ -399,7 +399,11 @@ def stamps_outcome(v):
         return "signature", []
     try:
         body = strict_json(payload)
-        need(set(body) == {"_type", "signature", "model", "files"}, "malformed", "fields")
+        need(set(body) == {"_type", "signature", "model", "files", "layers"}, "malformed", "fields")
+        for layer in body["layers"]:
+            need(set(layer) == {"digest", "format", "files", "directories"}, "malformed", "layer fields")
+            for p in layer["files"] + layer["directories"]:
+                need(path_problem(p) is None, "malformed", f"layer path {p!r}")
         need(body["_type"] == STAMPS_TYPE, "malformed", "_type")
         stamps = {}
         for f in body["files"]:

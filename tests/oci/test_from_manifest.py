@@ -163,3 +163,79 @@ def test_from_manifest_flags_are_checked_before_the_registry_is_asked(tmp_path):
         assert out.returncode == 2 and needle in out.stderr, out.stderr
     out = ms("sign", ref, "--format", "oms", "--from-manifest", "--key", KEY)
     assert out.returncode == 2 and "--signature" in out.stderr, out.stderr
+
+
+# `sign oci://REF --update OLD`: layers whose digest and format OLD's stamps record are
+# not fetched again; the result is what a full `sign oci://` makes.
+
+ED_KEY = ROOT / "testdata/keys/vector-ed25519.pem"
+ED_PUB = ROOT / "testdata/keys/vector-ed25519.pem.pub"
+OTHER_KEY = ROOT / "testdata/keys/other-ed25519.pem"
+
+
+def _release(reg, repo, tag, folder, media="tar+gzip"):
+    return r.push_modelpack(reg, repo, tag, folder, media=media, client="http")
+
+
+def _sign(reg, ref, *extra):
+    return ms("sign", ref, "--key", ED_KEY, "--no-attach", *ca(reg), *extra)
+
+
+def test_an_oci_update_reads_only_new_layers_and_equals_a_full_sign(reg, tmp_path):
+    model = write_small_model(tmp_path / "m")
+    (model / "sub").mkdir()
+    (model / "sub" / "vocab.txt").write_text("a b c\n")
+    _release(reg, "upd/m", "v1", model)
+    v1 = tmp_path / "v1.sig"
+    out = _sign(reg, oci(reg, "upd/m", "v1"), "--signature", v1)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "v1.sig.stamps").is_file(), out.stdout
+
+    # v2: the README changed; the other layers are the same bytes, so the same digests.
+    (model / "README.md").write_text("# tiny test model, v2\n")
+    _release(reg, "upd/m", "v2", model)
+    v2, fresh = tmp_path / "v2.sig", tmp_path / "fresh.sig"
+    out = _sign(reg, oci(reg, "upd/m", "v2"), "--update", v1, "--signature", v2)
+    assert out.returncode == 0, out.stderr
+    assert "kept 3 files" in out.stdout and "hashed 1 file" in out.stdout, out.stdout
+    out = _sign(reg, oci(reg, "upd/m", "v2"), "--signature", fresh, "--no-stamps")
+    assert out.returncode == 0, out.stderr
+    assert v2.read_bytes() == fresh.read_bytes()
+    verify = ms("verify", oci(reg, "upd/m", "v2"), "--key", ED_PUB, "--signature", v2, *ca(reg))
+    assert verify.returncode == 0, verify.stderr
+
+    # Tampered stamps (the README layer claimed unchanged): not used, every layer read.
+    stamps = tmp_path / "v2.sig.stamps"
+    envelope = json.loads(stamps.read_text())
+    import base64
+    payload = json.loads(base64.b64decode(envelope["payload"]))
+    payload["layers"][0]["files"] = []
+    envelope["payload"] = base64.b64encode(json.dumps(payload).encode()).decode()
+    stamps.write_text(json.dumps(envelope))
+    v3 = tmp_path / "v3.sig"
+    out = _sign(reg, oci(reg, "upd/m", "v2"), "--update", v2, "--signature", v3)
+    assert out.returncode == 0, out.stderr
+    assert "kept 0 files" in out.stdout and "not by this key" in out.stdout, out.stdout
+    assert v3.read_bytes() == fresh.read_bytes()
+
+    # OLD by another key is refused before any layer is read.
+    out = ms("sign", oci(reg, "upd/m", "v2"), "--key", OTHER_KEY, "--no-attach", *ca(reg),
+             "--update", v1, "--signature", tmp_path / "x.sig")
+    assert out.returncode == 2 and "only the signer's own signature" in out.stderr, out.stderr
+    assert not (tmp_path / "x.sig").exists()
+
+
+def test_a_raw_layer_renamed_is_read_again(reg, tmp_path):
+    # The same blob under another org.cncf.model.filepath: one digest, another file.
+    model = write_small_model(tmp_path / "m")
+    _release(reg, "upd/raw", "v1", model, media="raw")
+    v1 = tmp_path / "v1.sig"
+    assert _sign(reg, oci(reg, "upd/raw", "v1"), "--signature", v1).returncode == 0
+    (model / "README.md").rename(model / "NOTES.md")
+    _release(reg, "upd/raw", "v2", model, media="raw")
+    v2, fresh = tmp_path / "v2.sig", tmp_path / "fresh.sig"
+    out = _sign(reg, oci(reg, "upd/raw", "v2"), "--update", v1, "--signature", v2)
+    assert out.returncode == 0, out.stderr
+    assert "hashed 1 file" in out.stdout, out.stdout
+    assert _sign(reg, oci(reg, "upd/raw", "v2"), "--signature", fresh, "--no-stamps").returncode == 0
+    assert v2.read_bytes() == fresh.read_bytes()

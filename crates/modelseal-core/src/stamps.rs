@@ -198,6 +198,23 @@ pub struct Stamps {
     pub model: String,
     /// Stamps by manifest path.
     pub files: std::collections::BTreeMap<ManifestPath, Stamp>,
+    /// For a model in an OCI registry: what each layer unpacked to. A layer is named by
+    /// its digest, which the registry client checks, so it needs no file stamp.
+    pub layers: Vec<LayerStamp>,
+}
+
+/// The files and directories one OCI layer (by digest and format) unpacked to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerStamp {
+    /// `sha256:HEX`.
+    pub digest: String,
+    /// How it was read: `tar`, `tar+gzip`, `tar+zstd` or `raw:PATH`.
+    pub format: String,
+    /// The files it held, in the order it held them.
+    pub files: Vec<ManifestPath>,
+    /// The directory entries it held.
+    pub directories: Vec<ManifestPath>,
 }
 
 /// Why a stamp file was not used. Never fatal: the files are hashed instead.
@@ -232,6 +249,7 @@ struct StampsJson {
     signature: DigestJson,
     model: String,
     files: Vec<FileJson>,
+    layers: Vec<LayerStamp>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -262,6 +280,7 @@ impl Stamps {
                 sha256: hex::encode(self.signature_sha256),
             },
             model: self.model.clone(),
+            layers: self.layers.clone(),
             files: self
                 .files
                 .iter()
@@ -358,6 +377,7 @@ impl Stamps {
             signature_sha256,
             model: json.model,
             files,
+            layers: json.layers,
         })
     }
 }
@@ -394,6 +414,7 @@ mod tests {
             signature_sha256: [7; 32],
             model: "/models/m".into(),
             files: [(ManifestPath::parse("a/b.bin").unwrap(), stamp(5, 6))].into(),
+            layers: vec![],
         };
         let bytes = stamps.sign(&key).unwrap();
         assert_eq!(Stamps::open(&bytes, &key.verifying_key()).unwrap(), stamps);

@@ -47,6 +47,7 @@ fn recorded() -> (Stamps, BTreeMap<&'static str, u64>) {
             (path("README.md"), stamp(14, 900, 1_765_000_003)),
         ]
         .into(),
+        layers: vec![],
     };
     let old = [
         ("model.safetensors", 70_000),

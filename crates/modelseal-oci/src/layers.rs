@@ -42,6 +42,19 @@ pub enum LayerFormat {
     Raw(ManifestPath),
 }
 
+impl LayerFormat {
+    /// How the layer is read, as stamps record it: `tar`, `tar+gzip`, `tar+zstd`, or
+    /// `raw:PATH`. Two layers with one digest and one key unpack to the same files.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Tar => "tar".into(),
+            Self::TarGzip => "tar+gzip".into(),
+            Self::TarZstd => "tar+zstd".into(),
+            Self::Raw(path) => format!("raw:{path}"),
+        }
+    }
+}
+
 /// Reads a layer descriptor's media type (and, for raw layers, its file path).
 pub fn layer_format(
     media_type: &str,
@@ -156,6 +169,8 @@ pub struct Unpacker<'a> {
     directories: HashSet<ManifestPath>,
     /// The files found so far.
     pub entries: Vec<ManifestEntry>,
+    /// The directory entries of the layer read last.
+    pub layer_directories: Vec<ManifestPath>,
     /// Bytes unpacked so far.
     pub bytes: u64,
     path_bytes: usize,
@@ -201,9 +216,75 @@ impl<'a> Unpacker<'a> {
             seen: HashSet::new(),
             directories: HashSet::new(),
             entries: Vec::new(),
+            layer_directories: Vec::new(),
             bytes: 0,
             path_bytes: 0,
         }
+    }
+
+    /// Takes one layer's files and directories as an earlier read of the same layer (its
+    /// digest and format) found them, checked against the other layers as if read again.
+    pub fn carry(
+        &mut self,
+        layer: &str,
+        files: Vec<ManifestEntry>,
+        directories: Vec<ManifestPath>,
+    ) -> Result<(), OciError> {
+        self.layer_directories.clear();
+        for path in directories {
+            self.directory(layer, path)?;
+        }
+        for entry in files {
+            self.claim(layer, &entry.path)?;
+            self.entries.push(entry);
+        }
+        Ok(())
+    }
+
+    /// Records a directory entry: no file of any layer may share its path.
+    fn directory(&mut self, layer: &str, path: ManifestPath) -> Result<(), OciError> {
+        // Layers apply in order at runtime: a directory where a file of another layer
+        // is replaces it (and the reverse).
+        if self.seen.contains(&path) {
+            return Err(OciError::Layer {
+                layer: layer.to_owned(),
+                problem: format!(
+                    "{:?} is a directory here and a file elsewhere; applied in order, one replaces the other",
+                    path.as_str()
+                ),
+            });
+        }
+        self.layer_directories.push(path.clone());
+        self.directories.insert(path);
+        Ok(())
+    }
+
+    /// Claims a file's path for this model: once, never a directory's, within limits.
+    fn claim(&mut self, layer: &str, path: &ManifestPath) -> Result<(), OciError> {
+        let bad = |problem: String| OciError::Layer {
+            layer: layer.to_owned(),
+            problem,
+        };
+        if self.directories.contains(path) {
+            return Err(bad(format!(
+                "{:?} is a file here and a directory elsewhere; applied in order, one replaces the other",
+                path.as_str()
+            )));
+        }
+        if !self.seen.insert(path.clone()) {
+            return Err(bad(format!(
+                "{:?} appears twice (in this or an earlier layer)",
+                path.as_str()
+            )));
+        }
+        self.path_bytes += path.as_str().len();
+        if self.seen.len() > self.limits.max_files || self.path_bytes > MAX_PATH_BYTES {
+            return Err(bad(format!(
+                "more than {} files, or {MAX_PATH_BYTES} bytes of file names, in one model",
+                self.limits.max_files
+            )));
+        }
+        Ok(())
     }
 
     /// Unpacks one layer read from `data` (which checks the layer's own digest at its
@@ -219,6 +300,7 @@ impl<'a> Unpacker<'a> {
             layer: layer.to_owned(),
             problem,
         };
+        self.layer_directories.clear();
         let budget = match format {
             LayerFormat::Tar | LayerFormat::Raw(_) => u64::MAX,
             LayerFormat::TarGzip | LayerFormat::TarZstd => compressed_size
@@ -324,15 +406,7 @@ impl<'a> Unpacker<'a> {
             }
             match kind {
                 tar::EntryType::Directory => {
-                    // Layers apply in order at runtime: a directory where a file of
-                    // another layer is replaces it (and the reverse).
-                    if self.seen.contains(&path) {
-                        return Err(bad(format!(
-                            "{:?} is a directory here and a file elsewhere; applied in order, one replaces the other",
-                            path.as_str()
-                        )));
-                    }
-                    self.directories.insert(path);
+                    self.directory(layer, path)?;
                     continue;
                 }
                 // Not `7` (contiguous): GNU tar and Python read it as a file, containerd
@@ -412,25 +486,7 @@ impl<'a> Unpacker<'a> {
             layer: layer.to_owned(),
             problem,
         };
-        if self.directories.contains(path) {
-            return Err(bad(format!(
-                "{:?} is a file here and a directory elsewhere; applied in order, one replaces the other",
-                path.as_str()
-            )));
-        }
-        if !self.seen.insert(path.clone()) {
-            return Err(bad(format!(
-                "{:?} appears twice (in this or an earlier layer)",
-                path.as_str()
-            )));
-        }
-        self.path_bytes += path.as_str().len();
-        if self.seen.len() > self.limits.max_files || self.path_bytes > MAX_PATH_BYTES {
-            return Err(bad(format!(
-                "more than {} files, or {MAX_PATH_BYTES} bytes of file names, in one model",
-                self.limits.max_files
-            )));
-        }
+        self.claim(layer, path)?;
         let mut writer = match self.out {
             Some(dir) => Some(create_file(dir, path)?),
             None => None,

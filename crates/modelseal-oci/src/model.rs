@@ -1,13 +1,14 @@
 //! A model in a registry: the manifest a reference resolves to, what kind of artifact it
 //! is, and the files its layers unpack to (`spec/oci.md` §3-4).
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 use std::sync::mpsc;
 
 use modelseal_core::hash::Progress;
 use modelseal_core::statement::{ManifestPredicate, ResourceDescriptor, Statement};
-use modelseal_core::{ArtifactKind, Blake3Digest, Manifest};
+use modelseal_core::{ArtifactKind, Blake3Digest, Manifest, ManifestEntry, ManifestPath};
 use oci_spec::image::ImageManifest;
 
 use crate::layers::{LayerFormat, UnpackLimits, Unpacker, layer_format};
@@ -190,29 +191,105 @@ pub fn unpack(
 ) -> Result<Manifest, OciError> {
     let mut unpacker = Unpacker::new(out, limits);
     for layer in &model.layers {
-        let blob = registry.blob_reader(&model.reference, layer.digest, layer.size)?;
-        let before = unpacker.bytes;
-        std::thread::scope(|scope| -> Result<(), OciError> {
-            let (tx, rx) = mpsc::sync_channel::<std::io::Result<Vec<u8>>>(4);
-            scope.spawn(move || pump(blob, tx));
-            let mut reader = ChannelReader {
-                rx,
-                current: Vec::new(),
-                offset: 0,
-            };
-            unpacker.layer(
-                &layer.digest.to_string(),
-                &layer.format,
-                layer.size,
-                &mut reader,
-            )
-        })?;
-        progress.advance(unpacker.bytes - before);
+        read_layer(registry, model, layer, &mut unpacker, progress)?;
     }
+    manifest_of(model, unpacker)
+}
+
+/// What one layer unpacked to: the files (with their digests) and directory entries, for
+/// the stamps `sign --update` reuses (`spec/incremental.md` §6).
+#[derive(Debug, Clone)]
+pub struct UnpackedLayer {
+    /// The layer's digest.
+    pub digest: OciDigest,
+    /// How it was read ([`crate::layers::LayerFormat::key`]).
+    pub format: String,
+    /// Its files, in order.
+    pub files: Vec<ManifestEntry>,
+    /// Its directory entries.
+    pub directories: Vec<ManifestPath>,
+    /// Taken from `known` rather than read.
+    pub carried: bool,
+}
+
+/// Layers read before, by digest and format: what each unpacked to.
+pub type KnownLayers = HashMap<(OciDigest, String), (Vec<ManifestEntry>, Vec<ManifestPath>)>;
+
+/// [`unpack`] (hashing only), taking what a layer holds from `known` when the same digest
+/// and format were read before: such a layer is not fetched. The registry checks a
+/// layer's digest against its bytes, so one digest is one content.
+pub fn unpack_since(
+    registry: &Registry,
+    model: &OciModel,
+    known: &KnownLayers,
+    limits: UnpackLimits,
+    progress: &dyn Progress,
+) -> Result<(Manifest, Vec<UnpackedLayer>), OciError> {
+    let mut unpacker = Unpacker::new(None, limits);
+    let mut layers = Vec::with_capacity(model.layers.len());
+    for layer in &model.layers {
+        let format = layer.format.key();
+        let before = unpacker.entries.len();
+        let carried = match known.get(&(layer.digest, format.clone())) {
+            Some((files, directories)) => {
+                unpacker.carry(
+                    &layer.digest.to_string(),
+                    files.clone(),
+                    directories.clone(),
+                )?;
+                true
+            }
+            None => {
+                read_layer(registry, model, layer, &mut unpacker, progress)?;
+                false
+            }
+        };
+        layers.push(UnpackedLayer {
+            digest: layer.digest,
+            format,
+            files: unpacker.entries[before..].to_vec(),
+            directories: unpacker.layer_directories.clone(),
+            carried,
+        });
+    }
+    Ok((manifest_of(model, unpacker)?, layers))
+}
+
+fn manifest_of(model: &OciModel, unpacker: Unpacker<'_>) -> Result<Manifest, OciError> {
     Manifest::from_unsorted(unpacker.entries).map_err(|e| OciError::Layer {
         layer: model.digest().to_string(),
         problem: format!("the files do not form a manifest: {e}"),
     })
+}
+
+/// Fetches one layer and unpacks it: on a second thread the blob is read (and its digest
+/// checked), on this one unpacked and hashed.
+fn read_layer(
+    registry: &Registry,
+    model: &OciModel,
+    layer: &Layer,
+    unpacker: &mut Unpacker<'_>,
+    progress: &dyn Progress,
+) -> Result<(), OciError> {
+    let blob = registry.blob_reader(&model.reference, layer.digest, layer.size)?;
+    let before = unpacker.bytes;
+    std::thread::scope(|scope| -> Result<(), OciError> {
+        let (tx, rx) = mpsc::sync_channel::<std::io::Result<Vec<u8>>>(4);
+        scope.spawn(move || pump(blob, tx));
+        let mut reader = ChannelReader {
+            rx,
+            current: Vec::new(),
+            offset: 0,
+        };
+        unpacker.layer(
+            &layer.digest.to_string(),
+            &layer.format,
+            layer.size,
+            &mut reader,
+        )
+    })?;
+    progress.advance(unpacker.bytes - before);
+    Ok(())
 }
 
 /// Reads a blob in 1 MiB chunks into the channel; stops when the reader hangs up.

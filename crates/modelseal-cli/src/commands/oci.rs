@@ -80,17 +80,44 @@ pub fn sign(args: &SignArgs, signer: &StatementSigner) -> Result<()> {
     }
     let registry = registry(&args.registry)?;
     let model = open(&registry, &args.model.display().to_string())?;
+    // Stamps of an oci:// model name the repository, not a directory.
+    let stamps_model = format!("oci://{}", model.reference.name());
+    let previous = match (&args.update, signer.key()) {
+        (Some(old), Some(key)) => Some(super::restamp::Previous::read(
+            old,
+            key,
+            Some(&stamps_model),
+            Some(args.kind.into()),
+            args.rehash,
+        )?),
+        _ => None,
+    };
+    let known = match &previous {
+        Some(previous) => previous.known_layers()?,
+        None => model::KnownLayers::new(),
+    };
     let bar = Bar::new(args.quiet);
     modelseal_core::hash::Progress::begin(&bar, model.layer_bytes());
-    let manifest = model::unpack(&registry, &model, None, UnpackLimits::default(), &bar)
-        .with_context(|| format!("cannot sign {}", model.reference))?;
+    let (manifest, layers) =
+        model::unpack_since(&registry, &model, &known, UnpackLimits::default(), &bar)
+            .with_context(|| format!("cannot sign {}", model.reference))?;
     bar.finish();
     let kind = args.kind.into();
     let (statement, root) = model::statement(&model, &manifest, args.name.as_deref(), kind);
     let issued = signer.sign_native(statement, &root)?;
     let json = issued.bundle.to_json();
-    if let Some(path) = &args.signature {
+    let signature = args.signature.as_ref().or(args.update.as_ref());
+    let mut stamps = None;
+    if let Some(path) = signature {
         super::write_signature(path, &issued.bundle)?;
+        stamps = super::restamp::write_layer_stamps(
+            path,
+            &json,
+            &stamps_model,
+            signer.key(),
+            &layers,
+            !args.no_stamps,
+        )?;
     }
     let attached = if args.no_attach {
         None
@@ -133,8 +160,26 @@ pub fn sign(args: &SignArgs, signer: &StatementSigner) -> Result<()> {
             }
         ));
     }
-    if let Some(path) = &args.signature {
+    if let Some(previous) = &previous {
+        let count = |carried: bool| {
+            let files = layers
+                .iter()
+                .filter(|l| l.carried == carried)
+                .flat_map(|l| &l.files);
+            files.fold((0, 0), |(n, bytes), e| (n + 1, bytes + e.size))
+        };
+        let restamped = modelseal_core::Restamped {
+            kept: count(true),
+            hashed: count(false),
+            ..Default::default()
+        };
+        text.push_str(&super::sign::update_summary(previous, &restamped).0);
+    }
+    if let Some(path) = signature {
         text.push_str(&format!("\n  wrote   {}", path.display()));
+    }
+    if let Some(path) = stamps {
+        text.push_str(&format!("\n  stamps  {}", path.display()));
     }
     out(&text);
     Ok(())

@@ -35,7 +35,7 @@ impl Previous {
     pub fn read(
         old: &Path,
         key: &dyn KeySigner,
-        model: &Path,
+        stamps_model: Option<&str>,
         kind: Option<modelseal_core::ArtifactKind>,
         rehash: bool,
     ) -> Result<Self> {
@@ -66,10 +66,10 @@ impl Previous {
                 public.fingerprint()
             )
         })?;
-        let stamps = if rehash {
-            Err("--rehash".to_owned())
-        } else {
-            read_stamps(old, &bytes, &public, model)
+        let stamps = match (rehash, stamps_model) {
+            (true, _) => Err("--rehash".to_owned()),
+            (false, None) => Err("the model path is not UTF-8".to_owned()),
+            (false, Some(model)) => read_stamps(old, &bytes, &public, model),
         };
         Ok(Self {
             path: old.to_path_buf(),
@@ -137,6 +137,47 @@ impl Previous {
     }
 }
 
+impl Previous {
+    /// What each layer OLD's stamps record unpacked to, with the digests OLD gives its
+    /// files; OLD must be native. A layer with a file OLD does not list is left out.
+    pub fn known_layers(&self) -> Result<modelseal_oci::model::KnownLayers> {
+        let SignedModel::Native { manifest, .. } = &self.signed else {
+            crate::usage!(
+                "--update {} is an OMS signature; an oci:// model is signed natively",
+                self.path.display()
+            );
+        };
+        let mut known = modelseal_oci::model::KnownLayers::new();
+        let Ok(stamps) = &self.stamps else {
+            return Ok(known);
+        };
+        for layer in &stamps.layers {
+            let Some(digest) = layer
+                .digest
+                .strip_prefix("sha256:")
+                .and_then(|hex| <[u8; 32]>::try_from(hex::decode(hex).ok()?).ok())
+            else {
+                continue;
+            };
+            let files: Option<Vec<_>> = layer
+                .files
+                .iter()
+                .map(|path| manifest.manifest.get(path.as_str()).cloned())
+                .collect();
+            if let Some(files) = files {
+                known.insert(
+                    (
+                        modelseal_oci::OciDigest::from_bytes(digest),
+                        layer.format.clone(),
+                    ),
+                    (files, layer.directories.clone()),
+                );
+            }
+        }
+        Ok(known)
+    }
+}
+
 fn describe(serialization: &OmsSerialization) -> String {
     match serialization.method {
         modelseal_core::oms::OmsMethod::Files => format!("{} files", serialization.hash.name()),
@@ -151,18 +192,18 @@ fn read_stamps(
     old: &Path,
     old_bytes: &[u8],
     key: &modelseal_core::VerifyingKey,
-    model: &Path,
+    model: &str,
 ) -> std::result::Result<Stamps, String> {
     let path = stamps_path(old);
     if path.symlink_metadata().is_err() {
         return Err(format!("{} does not exist", path.display()));
     }
-    let model = canonical_model(model).ok_or("the model path is not canonical UTF-8")?;
-    Stamps::read(&path, key, &sha2::Sha256::digest(old_bytes).into(), &model)
+    Stamps::read(&path, key, &sha2::Sha256::digest(old_bytes).into(), model)
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn canonical_model(model: &Path) -> Option<String> {
+/// What a directory's stamps are taken of: its canonical path, when that is UTF-8.
+pub fn canonical_model(model: &Path) -> Option<String> {
     std::fs::canonicalize(model)
         .ok()?
         .to_str()
@@ -206,14 +247,55 @@ pub fn write_stamps(
             .iter()
             .map(|(path, stamp): &(ManifestPath, Stamp)| (path.clone(), *stamp))
             .collect(),
+        layers: Vec::new(),
     };
+    sign_and_write(&path, &stamps, key)?;
+    Ok(Ok(path))
+}
+
+/// Writes the signed stamps of a new signature of an `oci://` model (`signature` holds
+/// `signature_bytes`): what each layer unpacked to. Keyless signatures keep none.
+pub fn write_layer_stamps(
+    signature: &Path,
+    signature_bytes: &[u8],
+    model: &str,
+    key: Option<&dyn KeySigner>,
+    layers: &[modelseal_oci::model::UnpackedLayer],
+    wanted: bool,
+) -> Result<Option<PathBuf>> {
+    let path = stamps_path(signature);
+    let Some(key) = key.filter(|_| wanted) else {
+        if path.symlink_metadata().is_ok_and(|m| m.is_file()) {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove stale stamps {}", path.display()))?;
+        }
+        return Ok(None);
+    };
+    let stamps = Stamps {
+        signature_sha256: sha2::Sha256::digest(signature_bytes).into(),
+        model: model.to_owned(),
+        files: Default::default(),
+        layers: layers
+            .iter()
+            .map(|layer| modelseal_core::stamps::LayerStamp {
+                digest: layer.digest.to_string(),
+                format: layer.format.clone(),
+                files: layer.files.iter().map(|e| e.path.clone()).collect(),
+                directories: layer.directories.clone(),
+            })
+            .collect(),
+    };
+    sign_and_write(&path, &stamps, key)?;
+    Ok(Some(path))
+}
+
+fn sign_and_write(path: &Path, stamps: &Stamps, key: &dyn KeySigner) -> Result<()> {
     let bytes = stamps.sign(key)?;
     modelseal_core::fsio::write_atomic(
-        &path,
+        path,
         &bytes,
         modelseal_core::fsio::Visibility::Public,
         modelseal_core::fsio::Overwrite::Allow,
     )
-    .with_context(|| format!("cannot write stamps {}", path.display()))?;
-    Ok(Ok(path))
+    .with_context(|| format!("cannot write stamps {}", path.display()))
 }

@@ -51,7 +51,7 @@ pub fn run(args: &SignArgs) -> Result<Outcome> {
         (Some(old), Some(key)) => Some(Previous::read(
             old,
             key,
-            &args.model,
+            super::restamp::canonical_model(&args.model).as_deref(),
             (args.format == Format::Native).then(|| args.kind.into()),
             args.rehash,
         )?),
@@ -164,10 +164,11 @@ fn resolve_flags(args: &SignArgs) -> Result<()> {
             usage!("--from-manifest applies to oci:// models, --from-digests to a model by name");
         }
     }
-    if oci && (args.update.is_some() || args.no_stamps) {
-        usage!(
-            "--update and --no-stamps apply to directories: an oci:// model has no file stamps (its layers are named by digest)"
-        );
+    if oci && args.update.is_some() && args.format == Format::Oms {
+        usage!("--update of an oci:// model signs natively, as every oci:// signature is");
+    }
+    if oci && args.no_stamps && args.signature.is_none() {
+        usage!("--no-stamps applies where a signature file is written (--signature)");
     }
     if oci && (!args.walk.ignore.is_empty() || args.walk.allow_symlinks) {
         usage!(
@@ -375,7 +376,10 @@ pub(super) fn summarize_oms(
 }
 
 /// What an update kept from OLD and what it hashed, for the summary.
-fn update_summary(previous: &Previous, restamped: &Restamped) -> (String, serde_json::Value) {
+pub(super) fn update_summary(
+    previous: &Previous,
+    restamped: &Restamped,
+) -> (String, serde_json::Value) {
     use crate::output::count;
     let (kept_files, kept_bytes) = restamped.kept;
     let (hashed_files, hashed_bytes) = restamped.hashed;
