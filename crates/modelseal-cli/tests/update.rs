@@ -579,3 +579,142 @@ fn update_refusals_leave_no_output() {
     let report = s.update();
     assert_eq!(report["update"]["kept"]["files"], 0, "{report}");
 }
+
+#[test]
+fn a_file_written_through_a_held_shared_mapping_is_hashed_again() {
+    // A write through a shared writable mapping whose page is already dirty moves no
+    // time: the stamp stays as it was. A process holds such a mapping across the first
+    // sign and writes through it afterwards (python3's mmap, as a co-tenant job would).
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_in(dir.path(), &mut Rng(11));
+    let go = dir.path().join("go");
+    let done = dir.path().join("done");
+    let mut writer = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import mmap, os, sys, time\n\
+             fd = os.open(sys.argv[1], os.O_RDWR); mm = mmap.mmap(fd, 0)\n\
+             mm[0:4] = b'OLD!'\n\
+             while not os.path.exists(sys.argv[2]): time.sleep(0.02)\n\
+             mm[0:4] = b'NEW!'\n\
+             open(sys.argv[3], 'w').close(); time.sleep(0.5)\n",
+        )
+        .arg(model.join("a.bin"))
+        .arg(&go)
+        .arg(&done)
+        .spawn()
+        .unwrap();
+    let_stamps_settle();
+    let key = keygen(dir.path(), "ed25519");
+    let sig = dir.path().join("model.sig");
+    sign(&[&model, &"--key", &key]);
+    std::fs::write(&go, b"").unwrap();
+    while !done.exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    writer.wait().unwrap();
+    assert_eq!(&std::fs::read(model.join("a.bin")).unwrap()[..4], b"NEW!");
+    let report = sign(&[&model, &"--key", &key, &"--update", &sig]);
+    assert!(
+        report["update"]["hashed"]["files"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+    let fresh = dir.path().join("fresh.sig");
+    sign(&[
+        &model,
+        &"--key",
+        &key,
+        &"--signature",
+        &fresh,
+        &"--no-stamps",
+    ]);
+    assert_eq!(std::fs::read(&sig).unwrap(), std::fs::read(&fresh).unwrap());
+}
+
+/// Found by the attack review of this issue, on `attest training`, which also names
+/// digests: a path that holds `blake3:` is hashed, never read as a digest; a git checkout
+/// with uncommitted changes does not name the code that ran.
+#[test]
+fn attest_training_names_only_digests_it_computed_or_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_in(dir.path(), &mut Rng(3));
+    let key = keygen(dir.path(), "ed25519");
+    let fake = "ab".repeat(32);
+    let cache = dir.path().join(format!("cache/blake3:{fake}"));
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(cache.join("train.jsonl"), b"poisoned\n").unwrap();
+    let out_path = dir.path().join("prov.sig");
+    let out = modelseal(&[
+        &"attest",
+        &"training",
+        &"--model",
+        &model,
+        &"--key",
+        &key,
+        &"--dataset",
+        &cache,
+        &"--code",
+        &format!("https://example.com/t@{}", "1".repeat(40)),
+        &"--out",
+        &out_path,
+    ]);
+    assert_exit(&out, 0);
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    let payload = {
+        use base64::Engine as _;
+        let bundle: Value = serde_json::from_str(&text).unwrap();
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert!(
+        !payload.contains(&format!("\"blake3\":\"{fake}\"")),
+        "the path's name was signed as a digest"
+    );
+    let hashed = modelseal(&[&"hash", &cache]);
+    let root = stdout(&hashed)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_start_matches("blake3:")
+        .to_owned();
+    assert!(
+        payload.contains(&root),
+        "the dataset's real root is missing"
+    );
+
+    // A dirty checkout: the default --code is refused.
+    let repo = dir.path().join("code");
+    std::fs::create_dir(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "{status:?}");
+    };
+    git(&["init", "-q"]);
+    std::fs::write(repo.join("train.py"), b"print('train')\n").unwrap();
+    git(&["add", "train.py"]);
+    git(&["commit", "-q", "-m", "c"]);
+    std::fs::write(repo.join("train.py"), b"import os; os.system('evil')\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_modelseal"))
+        .args(["attest", "training", "--model"])
+        .arg(&model)
+        .arg("--key")
+        .arg(&key)
+        .arg("--out")
+        .arg(dir.path().join("dirty.sig"))
+        .current_dir(&repo)
+        .env_remove("GITHUB_SHA")
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("uncommitted"), "{}", stderr(&out));
+    assert!(!dir.path().join("dirty.sig").exists());
+}

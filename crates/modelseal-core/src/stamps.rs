@@ -67,6 +67,15 @@ impl Stamp {
         (meta.is_file() && crate::open::FileId::of(&meta) == file.identity).then(|| Self::of(&meta))
     }
 
+    /// [`Stamp::of_file`], only when no process can write the file unseen: none has it
+    /// open for writing or mapped writable. A write through a shared mapping whose page
+    /// is already dirty moves no time at all (on tmpfs, never), so a stamp taken while
+    /// such a mapping exists proves nothing.
+    pub fn of_unwritten_file(file: &ModelFile) -> Option<Self> {
+        let stamp = Self::of_file(file)?;
+        no_writer(file).then_some(stamp)
+    }
+
     /// Whether a write after this stamp was taken at `started` could have left it
     /// unchanged: its modification or change time lies within the margin of `started`,
     /// or after it.
@@ -77,6 +86,47 @@ impl Stamp {
             Err(_) => return true,
         };
         nanos(self.mtime).max(nanos(self.ctime)) >= started - RACY_MARGIN_NANOS
+    }
+}
+
+/// Whether the kernel grants a read lease on the walked file now (Linux): it does only
+/// while no process has the file open for writing or holds a writable shared mapping of
+/// it, even one whose descriptor was closed. The lease is released at once. No owner is
+/// set, so a writer arriving in that instant signals nobody; its `open` waits for the
+/// release. Where leases are unavailable (another owner without `CAP_LEASE`, a
+/// filesystem without them, another OS) the answer is no: the file is hashed.
+#[allow(unsafe_code)]
+fn no_writer(file: &ModelFile) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let Ok(opened) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&file.fs_path)
+        else {
+            return false;
+        };
+        let same = opened
+            .metadata()
+            .is_ok_and(|m| m.is_file() && crate::open::FileId::of(&m) == file.identity);
+        if !same {
+            return false;
+        }
+        let fd = opened.as_raw_fd();
+        // SAFETY: fcntl on a descriptor owned here, with integer arguments.
+        let granted = unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) } == 0;
+        if granted {
+            // SAFETY: as above; closing the descriptor would release it too.
+            unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
+        }
+        granted
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        false
     }
 }
 
@@ -120,7 +170,7 @@ impl<D: Clone> KnownDigests<D> {
         };
         for file in files {
             let kept = self.files.contains_key(&file.path).then(|| {
-                let now = Stamp::of_file(&file);
+                let now = Stamp::of_unwritten_file(&file);
                 self.keeps(&file.path, file.size, now.as_ref())
             });
             match kept.flatten() {
@@ -168,7 +218,7 @@ impl BeforeHashing {
         let started = SystemTime::now();
         Self {
             started,
-            stamps: files.iter().map(Stamp::of_file).collect(),
+            stamps: files.iter().map(Stamp::of_unwritten_file).collect(),
         }
     }
 

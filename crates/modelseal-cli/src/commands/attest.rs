@@ -48,7 +48,11 @@ fn training(args: &TrainingArgs) -> Result<Outcome> {
     for spec in &args.datasets {
         dependencies.push(artifact(spec, DependencyKind::Dataset, args)?);
     }
-    if let Some(code) = args.code.clone().or_else(code_from_environment) {
+    let code = match args.code.clone() {
+        Some(code) => Some(code),
+        None => code_from_environment()?,
+    };
+    if let Some(code) = code {
         dependencies.push(code_dependency(&code)?);
     }
     if let Some(image) = &args.image {
@@ -164,7 +168,13 @@ fn artifact(spec: &str, kind: DependencyKind, args: &TrainingArgs) -> Result<Res
             BTreeMap::from([("blake3".to_owned(), root.to_hex())]),
         ));
     }
-    let (name, digest) = match spec.split_once("blake3:") {
+    // A digest given as such: `blake3:HEX` or `NAME=blake3:HEX`, never a path that
+    // happens to hold `blake3:` (that path is hashed like any other).
+    let given = spec.split_once("blake3:").filter(|(prefix, _)| {
+        prefix.is_empty() || (prefix.ends_with('=') && !prefix.contains('/'))
+    });
+    let given = given.filter(|_| Path::new(spec).symlink_metadata().is_err());
+    let (name, digest) = match given {
         Some((prefix, hex)) => {
             let digest: Blake3Digest = hex.parse().with_context(|| format!("{spec:?}"))?;
             let name = prefix
@@ -224,14 +234,15 @@ fn image_dependency(spec: &str) -> Result<ResourceDescriptor> {
     ))
 }
 
-/// The code being built, from CI variables or the current git checkout.
-fn code_from_environment() -> Option<String> {
+/// The code being built, from CI variables or the current git checkout. A checkout with
+/// uncommitted changes is refused: its commit is not the code that ran.
+fn code_from_environment() -> Result<Option<String>> {
     if let (Ok(server), Ok(repo), Ok(sha)) = (
         std::env::var("GITHUB_SERVER_URL"),
         std::env::var("GITHUB_REPOSITORY"),
         std::env::var("GITHUB_SHA"),
     ) {
-        return Some(format!("{server}/{repo}@{sha}"));
+        return Ok(Some(format!("{server}/{repo}@{sha}")));
     }
     let git = |args: &[&str]| {
         std::process::Command::new("git")
@@ -242,7 +253,15 @@ fn code_from_environment() -> Option<String> {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
     };
-    let commit = git(&["rev-parse", "HEAD"])?;
+    let Some(commit) = git(&["rev-parse", "HEAD"]) else {
+        return Ok(None);
+    };
+    match git(&["status", "--porcelain", "--untracked-files=normal"]) {
+        Some(status) if status.is_empty() => {}
+        _ => bail!(
+            "the git checkout here has uncommitted or untracked changes, so commit {commit} is not the code that ran: commit them, or name the code with --code GIT_URL@COMMIT"
+        ),
+    }
     let url = git(&["config", "--get", "remote.origin.url"]).unwrap_or_else(|| "file://.".into());
-    Some(format!("{url}@{commit}"))
+    Ok(Some(format!("{url}@{commit}")))
 }

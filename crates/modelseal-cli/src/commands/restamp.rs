@@ -46,10 +46,9 @@ impl Previous {
         let mut bundle = Bundle::from_json(&bytes)
             .with_context(|| format!("--update {} is not a signature bundle", old.display()))?;
         let public = key.verifying_key();
+        // No hint: a refusal then names the key tried, not a hint the bundle never had.
         bundle.verification_material = VerificationMaterial {
-            public_key: Some(PublicKeyIdentifier {
-                hint: Some(public.fingerprint().to_string()),
-            }),
+            public_key: Some(PublicKeyIdentifier { hint: None }),
             ..VerificationMaterial::default()
         };
         let mut options = VerifyOptions::default();

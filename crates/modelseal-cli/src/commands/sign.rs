@@ -351,12 +351,18 @@ pub(super) fn summarize_oms(
         }
         None => signer.sign_oms(&stated.statement, stated.root)?,
     };
-    let text = format!(
+    let mut text = format!(
         "signed {} (OMS v1.0, {})\n  subject {name} sha256:{}",
         args.model.display(),
         crate::output::count(resources as u64, "resource", "resources"),
         hex::encode(root),
     );
+    if let Some(list) = &args.from_digests {
+        text.push_str(&format!(
+            "\n  from    {} (no file read: the files are checked when verified)",
+            list.display()
+        ));
+    }
     let json = serde_json::json!({
         "format": "oms",
         "name": name,
