@@ -504,6 +504,41 @@ async fn a_signature_for_another_model_is_refused() {
 }
 
 #[tokio::test]
+async fn another_statement_about_the_same_root_is_refused() {
+    // Found by an attack review: the same trusted key signed the same files again with
+    // `--ignore notes`, so the root is equal, but notes/ may hold unsigned files. (An OMS
+    // subject digest, which binds no file name, is open to the same swap.)
+    let w = Watcher::start(signed_model(1 << 20), &[]);
+    w.wait_for(200, Duration::from_secs(20)).await;
+    let d = w.dir.path();
+    let signed = std::fs::read(d.join("model.sig")).unwrap();
+    run(
+        d,
+        &[
+            "sign",
+            "model",
+            "--key",
+            "publisher.key",
+            "--ignore",
+            "notes",
+            "--signature",
+            "ignoring.sig",
+        ],
+    );
+    std::fs::create_dir(d.join("model/notes")).unwrap();
+    std::fs::write(d.join("model/notes/evil.py"), b"import os\n").unwrap();
+    std::fs::copy(d.join("ignoring.sig"), d.join("model.sig")).unwrap();
+    let body = w.wait_for_failure().await.1;
+    assert!(
+        body.to_string().contains("makes another statement"),
+        "{body}"
+    );
+    std::fs::remove_dir_all(d.join("model/notes")).unwrap();
+    std::fs::write(d.join("model.sig"), signed).unwrap();
+    w.wait_for(200, AFTER_EVENT).await;
+}
+
+#[tokio::test]
 async fn an_untrusted_signer_is_never_ready_and_sigterm_stops_the_watch() {
     let dir = signed_model(1 << 10);
     run(dir.path(), &["keygen", "--out", "stranger.key"]);

@@ -147,6 +147,11 @@ pub(crate) struct Shared {
     wake: Condvar,
     /// The subject verified first (or expected): a later signature must name the same.
     pinned: Mutex<Option<ArtifactDigest>>,
+    /// The statement verified first, byte for byte: a later signature must make the same
+    /// one. A root alone binds too little: an OMS subject digest names no file, and a
+    /// native root no ignore path, so another genuine signature of the same root could
+    /// admit other names or unsigned files.
+    pinned_statement: Mutex<Option<Vec<u8>>>,
     ready: AtomicBool,
     /// Set when a checker thread ends, which only a panic can make it do.
     dead: AtomicBool,
@@ -211,6 +216,7 @@ impl Watch {
             tracker: Mutex::new(Tracker::new()),
             wake: Condvar::new(),
             pinned: Mutex::new(pinned),
+            pinned_statement: Mutex::new(None),
             ready: AtomicBool::new(false),
             dead: AtomicBool::new(false),
             metrics: Metrics::new(),
@@ -412,6 +418,23 @@ impl Watch {
                 None => *pinned = Some(root),
             }
         }
+        // The payload the verifier just checked the signature over.
+        let statement = &bundle.dsse_envelope.payload;
+        let mut pinned = self
+            .shared
+            .pinned_statement
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &*pinned {
+            Some(first) if first != statement => {
+                return Err(format!(
+                    "the signature now makes another statement about {root} (other file names, ignore paths or settings) than the one this watch verified first"
+                ));
+            }
+            Some(_) => {}
+            None => *pinned = Some(statement.clone()),
+        }
+        drop(pinned);
         Ok(reader)
     }
 
