@@ -235,7 +235,8 @@ fn image_dependency(spec: &str) -> Result<ResourceDescriptor> {
 }
 
 /// The code being built, from CI variables or the current git checkout. A checkout with
-/// uncommitted changes is refused: its commit is not the code that ran.
+/// uncommitted changes names no code (with a warning): its commit is not the code that
+/// ran, and a claim left out can only make a policy that asks for it refuse.
 fn code_from_environment() -> Result<Option<String>> {
     if let (Ok(server), Ok(repo), Ok(sha)) = (
         std::env::var("GITHUB_SERVER_URL"),
@@ -258,9 +259,12 @@ fn code_from_environment() -> Result<Option<String>> {
     };
     match git(&["status", "--porcelain", "--untracked-files=normal"]) {
         Some(status) if status.is_empty() => {}
-        _ => bail!(
-            "the git checkout here has uncommitted or untracked changes, so commit {commit} is not the code that ran: commit them, or name the code with --code GIT_URL@COMMIT"
-        ),
+        _ => {
+            crate::eprintln_safe!(
+                "warning: the git checkout here has uncommitted or untracked changes, so commit {commit} is not the code that ran: no code is recorded (commit them, or name the code with --code GIT_URL@COMMIT)"
+            );
+            return Ok(None);
+        }
     }
     let url = git(&["config", "--get", "remote.origin.url"]).unwrap_or_else(|| "file://.".into());
     Ok(Some(format!("{url}@{commit}")))
