@@ -557,7 +557,12 @@ pub fn digest_lists_and_stamps(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data)
         && let Ok(files) = modelseal_core::digest_list::parse_sha256sum(text)
     {
-        let hex = |digest: &[u8; 32]| digest.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let hex = |digest: &[u8; 32]| {
+            digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
         let mut again = String::new();
         for (path, digest) in &files {
             let name = path.as_str();

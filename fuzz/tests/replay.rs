@@ -26,7 +26,10 @@ const TARGETS: &[(&str, Target)] = &[
     ("json_keys", modelseal_fuzz::json_keys),
     ("device_names", modelseal_fuzz::device_names),
     ("public_keys", modelseal_fuzz::public_keys),
-    ("digest_lists_and_stamps", modelseal_fuzz::digest_lists_and_stamps),
+    (
+        "digest_lists_and_stamps",
+        modelseal_fuzz::digest_lists_and_stamps,
+    ),
 ];
 
 #[test]
