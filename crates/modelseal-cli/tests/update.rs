@@ -659,19 +659,9 @@ fn attest_training_names_only_digests_it_computed_or_was_given() {
         &out_path,
     ]);
     assert_exit(&out, 0);
-    let text = std::fs::read_to_string(&out_path).unwrap();
-    let payload = {
-        use base64::Engine as _;
-        let bundle: Value = serde_json::from_str(&text).unwrap();
-        String::from_utf8(
-            base64::engine::general_purpose::STANDARD
-                .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let statement = String::from_utf8(payload(&out_path)).unwrap();
     assert!(
-        !payload.contains(&format!("\"blake3\":\"{fake}\"")),
+        !statement.contains(&format!("\"blake3\":\"{fake}\"")),
         "the path's name was signed as a digest"
     );
     let hashed = modelseal(&[&"hash", &cache]);
@@ -682,7 +672,7 @@ fn attest_training_names_only_digests_it_computed_or_was_given() {
         .trim_start_matches("blake3:")
         .to_owned();
     assert!(
-        payload.contains(&root),
+        statement.contains(&root),
         "the dataset's real root is missing"
     );
 
@@ -716,15 +706,7 @@ fn attest_training_names_only_digests_it_computed_or_was_given() {
         .unwrap();
     assert_exit(&out, 0);
     assert!(stderr(&out).contains("uncommitted"), "{}", stderr(&out));
-    let bundle = std::fs::read_to_string(dir.path().join("dirty.sig")).unwrap();
-    let bundle: Value = serde_json::from_str(&bundle).unwrap();
-    let payload = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD
-            .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
-            .unwrap()
-    };
-    let payload = String::from_utf8(payload).unwrap();
+    let payload = String::from_utf8(payload(&dir.path().join("dirty.sig"))).unwrap();
     assert!(
         !payload.contains("gitCommit"),
         "a dirty checkout's commit was recorded"

@@ -56,7 +56,12 @@ pub fn manifest_of_files(
     progress: &dyn Progress,
 ) -> Result<Manifest, ModelError> {
     let hashes = hash::hash_files(&files, progress)?;
-    let entries = files
+    Ok(Manifest::from_unsorted(hashed_entries(files, hashes))?)
+}
+
+/// Manifest entries of files and their hashes, in the same order.
+fn hashed_entries(files: Vec<walk::ModelFile>, hashes: Vec<hash::FileHash>) -> Vec<ManifestEntry> {
+    files
         .into_iter()
         .zip(hashes)
         .map(|(file, hash)| ManifestEntry {
@@ -64,8 +69,7 @@ pub fn manifest_of_files(
             size: hash.size,
             blake3: hash.blake3,
         })
-        .collect();
-    Ok(Manifest::from_unsorted(entries)?)
+        .collect()
 }
 
 /// What hashing a model for signing read, kept and stamped.
@@ -83,6 +87,13 @@ pub struct Restamped {
 impl Restamped {
     fn count(files: &[walk::ModelFile]) -> (u64, u64) {
         (files.len() as u64, files.iter().map(|f| f.size).sum())
+    }
+
+    /// Counts a file that kept its digest, and keeps its stamp.
+    fn keep(&mut self, file: &walk::ModelFile, stamp: Stamp) {
+        self.kept.0 += 1;
+        self.kept.1 += file.size;
+        self.stamps.push((file.path.clone(), stamp));
     }
 }
 
@@ -102,20 +113,9 @@ fn manifest_since(
         ..Restamped::default()
     };
     restamped.stamps = before.after(&split.to_hash);
-    let mut entries: Vec<ManifestEntry> = split
-        .to_hash
-        .into_iter()
-        .zip(hashes)
-        .map(|(file, hash)| ManifestEntry {
-            path: file.path,
-            size: hash.size,
-            blake3: hash.blake3,
-        })
-        .collect();
+    let mut entries = hashed_entries(split.to_hash, hashes);
     for (file, stamp, blake3) in split.kept {
-        restamped.kept.0 += 1;
-        restamped.kept.1 += file.size;
-        restamped.stamps.push((file.path.clone(), stamp));
+        restamped.keep(&file, stamp);
         entries.push(ManifestEntry {
             path: file.path,
             size: file.size,
@@ -156,9 +156,7 @@ fn hash_model_oms(
     };
     restamped.stamps = before.after(&split.to_hash);
     for (file, stamp, kept) in split.kept {
-        restamped.kept.0 += 1;
-        restamped.kept.1 += file.size;
-        restamped.stamps.push((file.path, stamp));
+        restamped.keep(&file, stamp);
         resources.extend(kept);
     }
     resources.sort_by(|a, b| a.name.cmp(&b.name));
