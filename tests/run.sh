@@ -86,15 +86,44 @@ cargo run --release --locked --quiet "${release_features[@]}" -- demo
 step "a local Sigstore instance (@sigstore/mock from npm) for the keyless tests, checked"
 (cd tests/sigstore-local && npm ci --no-audit --no-fund --loglevel=error && npm test --silent)
 
-step "the Python package (PyO3, maturin) against files written by the safetensors package, and keyless signers"
-pvenv=target/py-venv
-if [ ! -x "$pvenv/bin/python" ]; then
-  python3 -m venv "$pvenv"
+step "the Python package as users get it: an abi3 manylinux wheel (maturin), checked by auditwheel, installed into a clean venv with no Rust toolchain on PATH and tested there (files written by the safetensors package, keyless signers, the wheel's own modelseal command)"
+bvenv=target/build-venv
+if [ ! -x "$bvenv/bin/python" ]; then
+  python3 -m venv "$bvenv"
 fi
-"$pvenv/bin/pip" install --quiet --disable-pip-version-check -r crates/modelseal-python/requirements-test.txt
-VIRTUAL_ENV="$PWD/$pvenv" PATH="$PWD/$pvenv/bin:$PATH" \
-  maturin develop --release --locked --quiet -m crates/modelseal-python/Cargo.toml
-MODELSEAL=target/release/modelseal "$pvenv/bin/python" -m pytest -q -p no:cacheprovider crates/modelseal-python/tests
+"$bvenv/bin/pip" install --quiet --disable-pip-version-check -r crates/modelseal-python/requirements-build.txt
+rm -rf target/wheels
+"$bvenv/bin/maturin" build --release --locked --quiet -m crates/modelseal-python/Cargo.toml --out target/wheels
+wheel=$(ls target/wheels/modelseal-*.whl)
+echo "built $wheel ($(du -h "$wheel" | cut -f1))"
+audit=$("$bvenv/bin/auditwheel" show "$wheel")
+echo "$audit"
+tr -s ' \n' ' ' <<<"$audit" | grep -q 'is consistent with the following platform tag: "manylinux_' \
+  || { echo "auditwheel finds the wheel not manylinux" >&2; exit 1; }
+pvenv=target/wheel-venv
+rm -rf "$pvenv"
+python3 -m venv "$pvenv"
+# What a user's machine has: the venv, the system's directories, no cargo and no rustc.
+clean_path="$PWD/$pvenv/bin:/usr/local/bin:/usr/bin:/bin"
+for tool in cargo rustc maturin; do
+  if PATH=$clean_path command -v "$tool" >/dev/null; then
+    echo "the clean PATH still has $tool: $(PATH=$clean_path command -v "$tool")" >&2
+    exit 1
+  fi
+done
+PATH=$clean_path "$pvenv/bin/pip" install --quiet --disable-pip-version-check "$wheel" \
+  -r crates/modelseal-python/requirements-test.txt
+PATH=$clean_path "$pvenv/bin/python" - <<'PY'
+import os, sys
+import modelseal
+assert modelseal.__file__.startswith(sys.prefix), f"modelseal imported from {modelseal.__file__}"
+man = os.path.join(sys.prefix, "share/man/man1/modelseal.1")
+assert os.path.isfile(man), f"no man page at {man}"
+print(f"modelseal imported from {modelseal.__file__}; man pages in {os.path.dirname(man)}")
+PY
+PATH=$clean_path "$pvenv/bin/modelseal" --version
+PATH=$clean_path MODELSEAL="$PWD/$pvenv/bin/modelseal" \
+  "$pvenv/bin/python" -m pytest -q -p no:cacheprovider crates/modelseal-python/tests
 
 step "OMS interoperability with model-signing 1.1.1 (PyPI), both ways; keyless against the local Sigstore"
 ivenv=target/interop-venv
@@ -133,9 +162,9 @@ if [ ! -e "$fvenv/.complete" ]; then
   touch "$fvenv/.complete"
   echo "installed the framework venv in $((SECONDS - start)) s ($(du -sh "$fvenv" | cut -f1))"
 fi
-VIRTUAL_ENV="$fvenv" PATH="$fvenv/bin:$PATH" \
-  maturin develop --release --locked --quiet -m crates/modelseal-python/Cargo.toml
-MODELSEAL=target/release/modelseal MODEL_SIGNING_PYTHON="$PWD/$ivenv/bin/python" \
+# The wheel built above, not a develop build; its console script is the CLI the tests run.
+"$fvenv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheel"
+MODELSEAL="$fvenv/bin/modelseal" MODEL_SIGNING_PYTHON="$PWD/$ivenv/bin/python" \
   "$fvenv/bin/python" -m pytest -q -p no:cacheprovider tests/frameworks
 
 step "models in a real OCI registry (Debian's docker-registry, TLS on loopback), pushed by oras, buildah and raw HTTP"

@@ -67,10 +67,27 @@ done
 kubectl get --raw /readyz >/dev/null || { tail -20 apiserver.log; fail "the API server did not become ready"; }
 echo "API server ready: $(kubectl version -o json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')"
 
-say "the deploy/ manifests pass kubectl apply --dry-run=client"
-kubectl apply --dry-run=client -f "$ROOT/deploy/"
-say "the watch sidecar example passes the API server's own validation (server dry run)"
-kubectl apply --dry-run=server -f "$ROOT/deploy/watch-sidecar.yaml"
+say "the deploy bundle: every overlay and example builds with kubectl kustomize"
+for dir in overlays/directory-store overlays/registry-store examples/model-server examples/cert-manager; do
+  kubectl kustomize "$ROOT/deploy/$dir" > "bundle-${dir##*/}.yaml" || fail "kubectl kustomize deploy/$dir"
+  echo "deploy/$dir: $(grep -c '^kind:' "bundle-${dir##*/}.yaml") objects"
+done
+# This API server (1.20) serves PodDisruptionBudget as policy/v1beta1 only; policy/v1
+# (1.21) has the same fields the bundle uses, so the budget is checked as v1beta1 here.
+for_1_20() { sed 's#^apiVersion: policy/v1$#apiVersion: policy/v1beta1#' "$1"; }
+say "the directory-store and registry-store overlays and the watch-sidecar example pass the API server's validation (server dry run)"
+kubectl create namespace modelseal >/dev/null
+for bundle in directory-store registry-store model-server; do
+  for_1_20 "bundle-$bundle.yaml" | kubectl apply --dry-run=server -f - >/dev/null || fail "server dry run of $bundle"
+  echo "$bundle: accepted"
+done
+grep -q 'name: model-watch' bundle-model-server.yaml && grep -q 'name: verify-model' bundle-model-server.yaml \
+  || fail "the watch-sidecar component added no sidecar"
+# cert-manager's resource kinds are not served here (no cert-manager CRDs on this API
+# server): the example is checked by the client only.
+kubectl apply --dry-run=client -f bundle-cert-manager.yaml >/dev/null || fail "client dry run of cert-manager"
+grep -q 'cert-manager.io/inject-ca-from: modelseal/modelseal-webhook-tls' bundle-cert-manager.yaml \
+  || fail "the cert-manager component set no CA injection"
 
 say "a signed dataset and model, a training attestation, a model by an unknown key; the store"
 for k in publisher builder curator rogue; do "$MODELSEAL" keygen --out "$k.key" >/dev/null; done
@@ -142,45 +159,72 @@ printf 'x' | dd of=oci-tampered/weights.bin bs=1 seek=1000 conv=notrunc 2>/dev/n
 OCI_TAMPERED=$("$PY" "$ROOT/tests/kube/push_model.py" "$REG" ca.pem models/llm v1-patched oci-tampered)
 
 HOOK=$(port)
-cat > webhook.toml <<CONFIG
-listen = "127.0.0.1:$HOOK"
-tls_cert = "webhook.pem"
-tls_key = "webhook.key"
-policy = "policy.toml"
-store = "store"
-registry_ca = "ca.pem"
-oci_registries = ["$REG"]
-CONFIG
-
-say "modelseal serve, registered as a ValidatingWebhookConfiguration"
-"$MODELSEAL" serve --config webhook.toml > webhook.log 2>&1 &
+say "deployed from the bundle: the directory-store overlay, with this test's certificate, token, policy and registry CA, applied to the API server"
+mkdir -p deploy-e2e && cp -r "$ROOT/deploy" deploy  # kustomize takes relative bases only
+cp webhook.pem webhook.key policy.toml publisher.key.pub builder.key.pub curator.key.pub ca.pem deploy-e2e/
+openssl rand -hex 16 > deploy-e2e/token
+# The overlay's own config.toml, with this machine's listen address (a pod's 0.0.0.0:8443
+# may be taken here) and the test registry added before its [limits] table.
+python3 - "$ROOT/deploy/overlays/directory-store/config.toml" "$HOOK" "$REG" > deploy-e2e/config.toml <<'PY'
+import sys
+text, hook, reg = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3]
+assert 'listen = "0.0.0.0:8443"' in text and "[limits]" in text
+text = text.replace('listen = "0.0.0.0:8443"', f'listen = "127.0.0.1:{hook}"')
+extra = f'registry_ca = "/etc/modelseal/registry-ca/ca.pem"\noci_registries = ["{reg}"]\n\n'
+print(text.replace("[limits]", extra + "[limits]", 1), end="")
+PY
+cat > deploy-e2e/kustomization.yaml <<KUSTOMIZATION
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ../deploy/overlays/directory-store
+configMapGenerator:
+  - {name: modelseal-webhook, namespace: modelseal, behavior: replace, files: [config.toml]}
+  - name: modelseal-policy
+    namespace: modelseal
+    behavior: replace
+    files: [policy.toml, publisher.key.pub, builder.key.pub, curator.key.pub]
+  - {name: modelseal-registry-ca, namespace: modelseal, files: [ca.pem]}
+secretGenerator:
+  - name: modelseal-webhook-tls
+    namespace: modelseal
+    type: kubernetes.io/tls
+    files: [tls.crt=webhook.pem, tls.key=webhook.key]
+  - {name: modelseal-admit-token, namespace: modelseal, files: [token]}
+patches:
+  # No cluster DNS or Service routing here: the API server calls the webhook's address.
+  - target: {kind: ValidatingWebhookConfiguration, name: modelseal}
+    patch: |-
+      - {op: remove, path: /webhooks/0/clientConfig/service}
+      - {op: add, path: /webhooks/0/clientConfig/url, value: "https://127.0.0.1:$HOOK/validate"}
+      - {op: replace, path: /webhooks/0/clientConfig/caBundle, value: "$(base64 -w0 ca.pem)"}
+  - target: {kind: Deployment, name: modelseal-webhook}
+    patch: |-
+      - op: add
+        path: /spec/template/spec/volumes/-
+        value: {name: registry-ca, configMap: {name: modelseal-registry-ca}}
+      - op: add
+        path: /spec/template/spec/containers/0/volumeMounts/-
+        value: {name: registry-ca, mountPath: /etc/modelseal/registry-ca, readOnly: true}
+KUSTOMIZATION
+kubectl kustomize deploy-e2e | for_1_20 /dev/stdin > deployed.yaml
+kubectl apply -f deployed.yaml
+say "the webhook container run as the kubelet would: its volumes read back from the API server, the binary and its libraries in a root of their own, chroot as 65532"
+rootfs=$W/rootfs
+mkdir -p "$rootfs/usr/local/bin" "$rootfs/tmp" && chmod 1777 "$rootfs/tmp"
+cp "$MODELSEAL" "$rootfs/usr/local/bin/modelseal"
+for lib in $(ldd "$MODELSEAL" | grep -o '/[^ ]*'); do
+  mkdir -p "$rootfs$(dirname "$lib")" && cp -L "$lib" "$rootfs$lib"
+done
+spec=$(python3 "$ROOT/tests/kube/kubelet.py" modelseal modelseal-webhook webhook "$rootfs" --pvc "modelseal-store=$W/store")
+mapfile -t hook_args < <(python3 -c 'import json,sys; print("\n".join(json.loads(sys.argv[1])["args"]))' "$spec")
+echo "container args: ${hook_args[*]}"
+chroot --userspec=65532:65532 "$rootfs" /usr/local/bin/modelseal "${hook_args[@]}" > webhook.log 2>&1 &
 HOOK_PID=$!
 PIDS+=($HOOK_PID)
-for _ in $(seq 1 50); do curl -sf --cacert ca.pem "https://127.0.0.1:$HOOK/healthz" >/dev/null && break; sleep 0.2; done
-cat > vwc.yaml <<VWC
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata:
-  name: modelseal
-webhooks:
-  - name: models.modelseal.dev
-    admissionReviewVersions: ["v1"]
-    sideEffects: None
-    failurePolicy: Fail
-    timeoutSeconds: 5
-    namespaceSelector:
-      matchLabels:
-        modelseal.dev/enforce: "true"
-    rules:
-      - apiGroups: [""]
-        apiVersions: ["v1"]
-        operations: ["CREATE"]
-        resources: ["pods"]
-    clientConfig:
-      url: https://127.0.0.1:$HOOK/validate
-      caBundle: $(base64 -w0 ca.pem)
-VWC
-kubectl apply -f vwc.yaml
+for _ in $(seq 1 50); do curl -sf --cacert ca.pem "https://127.0.0.1:$HOOK/readyz" >/dev/null && break; sleep 0.2; done
+curl -sf --cacert ca.pem "https://127.0.0.1:$HOOK/readyz" >/dev/null || { cat webhook.log; fail "the deployed webhook is not ready"; }
+kubectl get validatingwebhookconfiguration modelseal -o jsonpath='{.webhooks[0].failurePolicy} {.webhooks[0].clientConfig.url}{"\n"}'
 kubectl create namespace ml >/dev/null
 kubectl label namespace ml modelseal.dev/enforce=true >/dev/null
 sleep 2  # the API server picks up new webhook configurations asynchronously

@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -159,13 +160,21 @@ def test_the_layers_hold_exactly_the_binary_its_libraries_and_base_files(rootfs)
     files = {n for n, m in members.items() if m.isfile()}
     libs = {p.lstrip("/") for p in ldd_paths(BIN)}
     assert any("ld-linux" in p for p in libs), libs
+    # The man pages are the ones the binary writes, page for page.
+    pages = Path(tempfile.mkdtemp()) / "man1"
+    subprocess.run([BIN, "man", "--out", pages, "-q"], check=True)
+    man = {f"usr/local/share/man/man1/{p.name}" for p in pages.iterdir()}
+    assert "usr/local/share/man/man1/modelseal-verify.1" in man, man
     assert files == {
         "usr/local/bin/modelseal",
         "etc/ssl/certs/ca-certificates.crt",
         "etc/passwd",
         "etc/group",
         *libs,
+        *man,
     }
+    for name in man:
+        assert (root / name).read_bytes() == (pages / Path(name).name).read_bytes(), name
     assert (root / "usr/local/bin/modelseal").read_bytes() == Path(BIN).read_bytes()
     for lib in libs:
         assert (root / lib).read_bytes() == Path("/" + lib).resolve().read_bytes(), lib
@@ -194,7 +203,8 @@ def test_the_binary_runs_from_the_unpacked_image_under_chroot(rootfs, tmp_path):
     root, _ = rootfs
     out = in_chroot(root, "--version", user="0:0")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == f"modelseal {binary_version()}"
+    host = subprocess.run([BIN, "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout == host.stdout and out.stdout.startswith(f"modelseal {binary_version()} (commit ")
     out = in_chroot(root, "--help")  # the image's cmd, as the image's user
     assert out.returncode == 0, out.stderr
     assert "sign" in out.stdout and "verify" in out.stdout

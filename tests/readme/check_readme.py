@@ -93,6 +93,10 @@ def setup_quickstart(d: Path):
     make_model(d / "my-model")
 
 
+def setup_completions(d: Path):
+    pass  # the block needs nothing but the binary
+
+
 def setup_oms(d: Path):
     make_model(d / "my-model")
     # A model published by someone else, its OMS signature inside it (as model-signing
@@ -221,6 +225,10 @@ def run_block(setup: str, commands: list[list[str]]) -> list[str]:
         SETUPS[setup](d)
         for words in commands:
             shown = shlex.join(words)
+            # `COMMAND > FILE`: stdout into FILE, as the shell would.
+            redirect = None
+            if len(words) > 2 and words[-2] == ">":
+                redirect, words = words[-1], words[:-2]
             if words[0] == "model_signing":
                 if not MODEL_SIGNING:
                     print(f"  (MODEL_SIGNING not set) skipped: {shown}")
@@ -237,6 +245,8 @@ def run_block(setup: str, commands: list[list[str]]) -> list[str]:
                 result = subprocess.run(words, cwd=d, capture_output=True, text=True, timeout=300)
                 problem = None if result.returncode == 0 else (
                     f"exit {result.returncode}\n{result.stdout}{result.stderr}")
+                if redirect is not None:
+                    (d / redirect).write_text(result.stdout)
             print(f"  {'ok  ' if problem is None else 'FAIL'} {shown}")
             if problem:
                 failures.append(f"{shown}: {problem}")

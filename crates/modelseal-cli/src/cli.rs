@@ -12,12 +12,46 @@ Exit status:
      bad signature, wrong payload or predicate type, malformed bundle)
   2  usage error or unreadable input (missing files, bad key file, I/O error)";
 
+/// `0.1.0 (commit 0123456789ab)`: the commit is the build's git HEAD (build.rs), or
+/// `unknown` for a build from a packaged crate with no MODELSEAL_COMMIT given.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MODELSEAL_COMMIT"),
+    ")"
+);
+
 /// Sign machine-learning models and verify them before they are used.
 #[derive(Debug, Parser)]
-#[command(name = "modelseal", version, about, after_help = EXIT_CODES)]
+#[command(name = "modelseal", version = VERSION, about, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub verbosity: Verbosity,
+}
+
+/// `-q` and `-v`, accepted before or after any subcommand.
+#[derive(Debug, Args)]
+pub struct Verbosity {
+    /// No progress bar and no notes on stderr; results, warnings and errors still print
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More on stderr: what hashing read and how fast; `serve` logs debug events (-vv:
+    /// trace) unless RUST_LOG is set
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl Verbosity {
+    /// -1 under `-q`, else the number of `-v`.
+    pub fn level(&self) -> i8 {
+        if self.quiet {
+            -1
+        } else {
+            self.verbose.min(i8::MAX as u8) as i8
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,6 +97,31 @@ pub enum Command {
     Store(StoreCommand),
     /// Sign and verify a generated sample model, then show a tampered copy refused
     Demo,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+    /// Write man pages for modelseal and each of its commands into a directory
+    Man(ManArgs),
+}
+
+const COMPLETIONS_HELP: &str = "\
+Install:
+  bash  modelseal completions bash > ~/.local/share/bash-completion/completions/modelseal
+  zsh   modelseal completions zsh > \"${fpath[1]}/_modelseal\"
+  fish  modelseal completions fish > ~/.config/fish/completions/modelseal.fish";
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write modelseal.1 and modelseal-COMMAND.1 into (made if missing)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 impl Command {
@@ -83,7 +142,9 @@ impl Command {
             | Self::Outboard(_)
             | Self::Serve(_)
             | Self::Watch(_)
-            | Self::Demo => false,
+            | Self::Demo
+            | Self::Completions(_)
+            | Self::Man(_) => false,
         }
     }
 
@@ -190,9 +251,6 @@ pub struct HashArgs {
     /// Print the root and the whole manifest as JSON
     #[arg(long)]
     pub json: bool,
-    /// No progress bar
-    #[arg(long, short)]
-    pub quiet: bool,
 }
 
 /// How to reach a registry, for commands given an `oci://` reference.
@@ -240,9 +298,6 @@ pub struct PullVerifyArgs {
     pub keyless: KeylessArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// No progress bar
-    #[arg(long, short)]
-    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -296,9 +351,6 @@ pub struct SignArgs {
     pub certificate_chain: Vec<PathBuf>,
     #[command(flatten)]
     pub walk: WalkArgs,
-    /// No progress bar
-    #[arg(long, short)]
-    pub quiet: bool,
     /// Native format: also write outboard trees to SIGNATURE.outboard/ (one more read
     /// of each file over 64 KiB) for verified range reads
     #[arg(long)]
@@ -526,9 +578,6 @@ pub struct BomArgs {
     /// Leave out this path in addition to those the signer recorded; repeatable
     #[arg(long = "ignore", value_name = "PATH")]
     pub ignore: Vec<PathBuf>,
-    /// No progress bar
-    #[arg(long, short)]
-    pub quiet: bool,
     /// Replace the --out file if it exists
     #[arg(long)]
     pub force: bool,
@@ -679,9 +728,6 @@ pub struct VerifyArgs {
     /// Print the result as JSON on stdout (see README, "JSON output")
     #[arg(long)]
     pub json: bool,
-    /// No progress bar
-    #[arg(long, short)]
-    pub quiet: bool,
 }
 
 /// Who may sign keylessly with Sigstore (Fulcio certificate for an OIDC identity).

@@ -1,24 +1,6 @@
-//! The `modelseal` binary: parse flags, call the libraries, print, pick the exit code.
-//! Formats, hashing and trust decisions live in `modelseal-core` and `modelseal-verify`.
-
-mod cli;
-mod commands;
-mod logline;
-mod output;
-mod progress;
-mod signing;
+//! The `modelseal` binary: everything but the process setup is in the library.
 
 use std::process::ExitCode;
-
-use clap::Parser;
-
-/// What a command concluded, when it ran to the end.
-pub enum Outcome {
-    /// Exit 0.
-    Success,
-    /// Exit 1: a verification was refused (its report is already printed).
-    Refused,
-}
 
 fn main() -> ExitCode {
     #[cfg(feature = "tpm")]
@@ -28,20 +10,5 @@ fn main() -> ExitCode {
         // SAFETY: the first statement of main, before any thread exists.
         unsafe { std::env::set_var("TSS2_LOG", "all+NONE") };
     }
-    let cli = match cli::Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(err) => return output::print_usage_error(&err),
-    };
-    let report = output::ErrorReport {
-        json: cli.command.json(),
-        verifies: cli.command.verifies(),
-    };
-    match commands::run(cli.command) {
-        Ok(Outcome::Success) => ExitCode::SUCCESS,
-        Ok(Outcome::Refused) => ExitCode::from(1),
-        Err(err) => {
-            output::print_error(&err, &report);
-            ExitCode::from(2)
-        }
-    }
+    ExitCode::from(modelseal_cli::run(std::env::args_os()))
 }

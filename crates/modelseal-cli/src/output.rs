@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI8, Ordering};
 
 use serde_json::{Value, json};
 
@@ -14,6 +15,35 @@ use serde_json::{Value, json};
 macro_rules! eprintln_safe {
     ($($arg:tt)*) => {
         eprintln!("{}", $crate::output::terminal_safe(&format!($($arg)*)))
+    };
+}
+
+/// How much goes to stderr besides results, warnings and errors: -1 under `-q`, 0 by
+/// default, the number of `-v` otherwise. Set once, from the command line.
+static VERBOSITY: AtomicI8 = AtomicI8::new(0);
+
+pub fn set_verbosity(level: i8) {
+    VERBOSITY.store(level, Ordering::Relaxed);
+}
+
+/// `-q`: no progress bar and no notes.
+pub fn quiet() -> bool {
+    VERBOSITY.load(Ordering::Relaxed) < 0
+}
+
+/// The number of `-v` given.
+pub fn verbose() -> u8 {
+    VERBOSITY.load(Ordering::Relaxed).max(0) as u8
+}
+
+/// A note on stderr (what was resolved, written or passed over), made terminal-safe like
+/// [`eprintln_safe!`]; `-q` hides it. Warnings and errors use `eprintln_safe!`.
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {
+        if !$crate::output::quiet() {
+            $crate::eprintln_safe!($($arg)*)
+        }
     };
 }
 
@@ -171,7 +201,7 @@ pub fn print_error(err: &anyhow::Error, report: &ErrorReport) {
 
 /// A clap parse error: clap's own message on stderr and, when `--json` was among the
 /// arguments, the usage error object on stdout. Help and version print as clap prints them.
-pub fn print_usage_error(err: &clap::Error) -> std::process::ExitCode {
+pub fn print_usage_error(err: &clap::Error, args: &[std::ffi::OsString]) -> u8 {
     use clap::error::ErrorKind;
     if matches!(
         err.kind(),
@@ -180,13 +210,14 @@ pub fn print_usage_error(err: &clap::Error) -> std::process::ExitCode {
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     ) {
         let _ = err.print();
-        return std::process::ExitCode::SUCCESS;
+        return 0;
     }
     let _ = err.print();
-    let json_asked = std::env::args_os()
+    let json_asked = args
+        .iter()
         .skip(1)
-        .take_while(|a| a != "--")
-        .any(|a| a == "--json");
+        .take_while(|a| *a != "--")
+        .any(|a| *a == "--json");
     if json_asked {
         let rendered = err.render().to_string();
         let message = rendered
@@ -200,7 +231,7 @@ pub fn print_usage_error(err: &clap::Error) -> std::process::ExitCode {
             json!({ "error": { "kind": "usage", "message": message, "hints": ["run with --help for the flags"] } }),
         );
     }
-    std::process::ExitCode::from(2)
+    2
 }
 
 /// The stable `error.kind` of an error that stopped a command (spec/cli.md §2).

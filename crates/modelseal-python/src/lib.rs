@@ -626,8 +626,16 @@ fn verify_error_send(err: VerifyError) -> (String, String) {
     (err.kind().to_owned(), chain(&err))
 }
 
+/// Runs the `modelseal` command line `argv` (`argv[0]` is the program name) in this
+/// process, with the GIL released, and returns its exit status: the console script.
+#[pyfunction]
+fn run_cli(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> u8 {
+    py.detach(move || modelseal_cli::run(argv))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(verify_safetensors_bytes, m)?)?;
     m.add_class::<SafeOpen>()?;

@@ -277,3 +277,78 @@ def test_co_signatures_meet_a_threshold_and_the_lazy_doors_refuse_short_of_it(si
     with pytest.raises(modelseal.VerificationError) as err:
         modelseal.safe_open(model / "model.safetensors", signature=sig, policy=policy)
     assert err.value.args[1] == "signers-missing"
+
+
+# The `modelseal` console script the wheel installs: the CLI, run in-process.
+
+def console_script():
+    import shutil
+    import sys
+    script = shutil.which("modelseal", path=os.path.dirname(sys.executable))
+    if script is None:
+        pytest.skip("no modelseal console script beside this Python (not installed as a wheel)")
+    return script
+
+
+def test_the_console_script_is_the_cli(tmp_path):
+    cli = console_script()
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(os.urandom(100_000))
+
+    def script(*args):
+        return subprocess.run([cli, *map(str, args)], capture_output=True, text=True, timeout=60)
+
+    out = script("--version")
+    assert out.returncode == 0 and out.stdout.startswith("modelseal 0.1.0 (commit "), out
+    assert script("keygen", "--out", tmp_path / "key").returncode == 0
+    assert script("sign", model, "--key", tmp_path / "key", "-q").returncode == 0
+    out = script("verify", model, "--key", tmp_path / "key.pub", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    root = "blake3:" + report["root"]["blake3"]
+    assert report["ok"] is True and root == script("hash", model).stdout.split()[0]
+    # The library agrees with the script about the same files.
+    verified = modelseal.verify(model, str(model) + ".sig", key=tmp_path / "key.pub")
+    assert root in json.dumps(verified), verified
+    with open(model / "weights.bin", "r+b") as f:
+        f.write(b"\0")
+    out = script("verify", model, "--key", tmp_path / "key.pub")
+    assert out.returncode == 1 and "modified  weights.bin" in out.stderr, out
+    out = script("verify", model, "--no-such-flag")
+    assert out.returncode == 2 and "--no-such-flag" in out.stderr, out
+    out = script("verify", tmp_path / "nothing", "--key", tmp_path / "key.pub", "--json")
+    assert out.returncode == 2 and json.loads(out.stdout)["error"]["kind"], out
+    # Output the script's Python would have buffered still arrives whole.
+    out = script("completions", "bash")
+    assert out.returncode == 0 and out.stdout.rstrip().endswith("fi"), out.stdout[-200:]
+
+
+def test_ctrl_c_stops_the_console_script_while_rust_is_blocked(tmp_path):
+    """Python only acts on SIGINT between bytecodes: a command blocked in Rust (here a
+    registry that accepts and never answers) must still die at once, as the binary does."""
+    import signal
+    import socket
+    import time
+    cli = console_script()
+    assert subprocess.run([cli, "keygen", "--out", tmp_path / "key"]).returncode == 0
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(30)
+    port = server.getsockname()[1]
+    child = subprocess.Popen(
+        [cli, "pull", f"oci://127.0.0.1:{port}/m:1", tmp_path / "m", "--key", tmp_path / "key.pub"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        conn, _ = server.accept()  # the CLI is now waiting for an answer
+        time.sleep(0.5)
+        child.send_signal(signal.SIGINT)
+        child.wait(timeout=5)
+        assert child.returncode == -signal.SIGINT, (child.returncode, child.stderr.read())
+        conn.close()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        server.close()

@@ -11,18 +11,36 @@
 //! [`signed_manifest`] (statement and predicate), [`check_files`] (bytes on disk).
 //! Each failure is a [`VerifyError`] variant carrying its evidence.
 //!
-//! ```no_run
+//! ```
 //! use modelseal_core::{Bundle, VerifyingKey, hash::NoProgress};
 //! use modelseal_verify::{TrustPolicy, VerifyError, VerifyOptions, verify_model};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let key = VerifyingKey::from_pem(&std::fs::read_to_string("key.pub")?)?;
+//! # // A model, its publisher's key and signature, as `modelseal sign` leaves them.
+//! # let dir = tempfile::tempdir()?;
+//! # let (model, signature) = (dir.path().join("model"), dir.path().join("model.sig"));
+//! # let public_key = dir.path().join("release.pub");
+//! # std::fs::create_dir(&model)?;
+//! # std::fs::write(model.join("weights.bin"), [7u8; 4096])?;
+//! # let signer = modelseal_core::SigningKey::generate(modelseal_core::KeyAlgorithm::Ed25519)?;
+//! # std::fs::write(&public_key, signer.verifying_key().to_pem())?;
+//! # let options = modelseal_core::SignOptions::default();
+//! # let signed = modelseal_core::sign_model(&model, &options, &signer, &NoProgress)?;
+//! # std::fs::write(&signature, signed.bundle.to_json())?;
+//! let key = VerifyingKey::from_pem(&std::fs::read_to_string(&public_key)?)?;
 //! let policy = TrustPolicy::from_keys(vec![key]);
-//! let bundle = Bundle::read("model.sig".as_ref())?;
-//! match verify_model("model".as_ref(), &bundle, &policy, &VerifyOptions::default(), &NoProgress) {
+//! let bundle = Bundle::read(&signature)?;
+//! match verify_model(&model, &bundle, &policy, &VerifyOptions::default(), &NoProgress) {
 //!     Ok(verified) => println!("verified {}", verified.root),
 //!     Err(VerifyError::Files(mismatch)) => eprintln!("refused: {} modified", mismatch.modified.len()),
 //!     Err(other) => eprintln!("refused: {other}"),
 //! }
+//! # assert!(verify_model(&model, &bundle, &policy, &VerifyOptions::default(), &NoProgress).is_ok());
+//! # // One byte changed: refused, naming the file.
+//! # std::fs::write(model.join("weights.bin"), [8u8; 4096])?;
+//! # match verify_model(&model, &bundle, &policy, &VerifyOptions::default(), &NoProgress) {
+//! #     Err(VerifyError::Files(mismatch)) => assert_eq!(mismatch.modified.len(), 1),
+//! #     _ => panic!("a changed file was not refused"),
+//! # }
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]

@@ -73,7 +73,7 @@ pub fn run(args: &BomArgs) -> Result<Outcome> {
         Ok(bundle) => bundle,
     };
     // Every byte first: a BOM describes this model only if these are its signed bytes.
-    let bar = Bar::new(args.quiet);
+    let bar = Bar::new(false);
     let verified = verifier.verify(&args.model, &bundle, &bar);
     bar.finish();
     let verified = match verified {
@@ -160,7 +160,7 @@ pub fn run(args: &BomArgs) -> Result<Outcome> {
             write_atomic(path, text.as_bytes(), Visibility::Public, Overwrite::Allow)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             if !args.json {
-                crate::eprintln_safe!("wrote {}", path.display());
+                crate::note!("wrote {}", path.display());
             }
         }
         None => out(text.trim_end()),
@@ -309,7 +309,7 @@ fn sign_into_store(
         .add(&path)
         .with_context(|| format!("cannot add the signed BOM to {}", args.store))?;
     if !args.json {
-        crate::eprintln_safe!(
+        crate::note!(
             "signed the BOM ({predicate_type}) and added it to {}\n  signer  {}",
             args.store,
             issued.signer_text

@@ -13,7 +13,7 @@ pub fn run(args: &HashArgs) -> Result<Outcome> {
     if args.format == crate::cli::Format::Oms {
         return oms(args, options);
     }
-    let bar = Bar::new(args.quiet);
+    let bar = Bar::new(false);
     let manifest = hash_model(&args.model, &options, &bar)
         .with_context(|| format!("cannot hash model {}", args.model.display()))?;
     bar.finish();
@@ -45,7 +45,7 @@ fn oms(args: &HashArgs, walk: modelseal_core::walk::WalkOptions) -> Result<Outco
         walk,
         certificate_chain: None,
     };
-    let bar = Bar::new(args.quiet || args.json);
+    let bar = Bar::new(args.json);
     let stated = modelseal_core::state_model_oms(&args.model, &options, &bar)
         .with_context(|| format!("cannot hash model {}", args.model.display()))?;
     bar.finish();

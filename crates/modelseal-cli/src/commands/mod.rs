@@ -3,6 +3,7 @@
 mod attest;
 mod bom;
 mod demo;
+mod docs;
 mod hash;
 mod inspect;
 mod keyfile;
@@ -53,6 +54,8 @@ pub fn run(command: Command) -> Result<Outcome> {
         Command::Bom(args) => bom::run(&args),
         Command::Pull(args) => oci::pull(&args),
         Command::Demo => demo::run(),
+        Command::Completions(args) => docs::completions(&args),
+        Command::Man(args) => docs::man(&args),
     }
 }
 

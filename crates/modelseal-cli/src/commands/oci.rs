@@ -36,7 +36,7 @@ fn open_checked(
     match model::open(registry, &reference) {
         Ok(model) => {
             if reference.digest().is_none() {
-                crate::eprintln_safe!("resolved {reference} to {}", model.digest());
+                crate::note!("resolved {reference} to {}", model.digest());
             }
             Ok(Ok(model))
         }
@@ -50,11 +50,11 @@ fn open_checked(
 pub fn root_of(
     text: &str,
     args: &RegistryArgs,
-    quiet: bool,
+    hidden: bool,
 ) -> Result<(modelseal_core::Blake3Digest, String)> {
     let registry = registry(args)?;
     let model = open(&registry, text)?;
-    let bar = Bar::new(quiet);
+    let bar = Bar::new(hidden);
     modelseal_core::hash::Progress::begin(&bar, model.layer_bytes());
     let manifest = model::unpack(&registry, &model, None, UnpackLimits::default(), &bar)
         .with_context(|| format!("cannot hash {}", model.reference))?;
@@ -96,7 +96,7 @@ pub fn sign(args: &SignArgs, signer: &StatementSigner) -> Result<()> {
         Some(previous) => previous.known_layers()?,
         None => model::KnownLayers::new(),
     };
-    let bar = Bar::new(args.quiet);
+    let bar = Bar::new(false);
     modelseal_core::hash::Progress::begin(&bar, model.layer_bytes());
     let (manifest, layers) =
         model::unpack_since(&registry, &model, &known, UnpackLimits::default(), &bar)
@@ -243,10 +243,7 @@ fn bundles(registry: &Registry, model: &OciModel, signature: Option<&Path>) -> R
     let found = referrers::find_bundles(registry, &model.reference, model.digest())
         .with_context(|| format!("cannot list the signatures attached to {}", model.reference))?;
     for skipped in &found.skipped {
-        crate::eprintln_safe!(
-            "{}",
-            crate::output::terminal_safe(&format!("note: passed over a referrer: {skipped}"))
-        );
+        crate::note!("note: passed over a referrer: {skipped}");
     }
     Ok(found
         .bundles
@@ -322,14 +319,7 @@ pub fn verify(args: &VerifyArgs, verifier: &Verifier) -> Result<Option<(Verified
         &model,
         args.signature.first().map(|p| p.as_path()),
     )?;
-    let checked = checked_model(
-        &registry,
-        &model,
-        &candidates,
-        verifier,
-        None,
-        args.quiet || args.json,
-    )?;
+    let checked = checked_model(&registry, &model, &candidates, verifier, None, args.json)?;
     match checked {
         Ok(found) => Ok(Some(found)),
         Err(refusal) => {
@@ -401,7 +391,7 @@ fn checked_model(
     candidates: &Candidates,
     verifier: &Verifier,
     out_dir: Option<&Path>,
-    quiet: bool,
+    hidden: bool,
 ) -> Result<std::result::Result<(VerifiedModel, String), Refusal>> {
     // Signatures first: a model nobody trusted signed is not worth downloading, nor one
     // the policy's rules refuse (by its signed name, root or manifest digest).
@@ -409,7 +399,7 @@ fn checked_model(
         Ok(found) => found,
         Err(refused) => return Ok(Err(Refusal::Signatures(refused))),
     };
-    let bar = Bar::new(quiet);
+    let bar = Bar::new(hidden);
     modelseal_core::hash::Progress::begin(&bar, model.layer_bytes());
     let unpacked = model::unpack(registry, model, out_dir, UnpackLimits::default(), &bar);
     bar.finish();
@@ -468,7 +458,7 @@ pub fn pull(args: &PullArgs) -> Result<crate::Outcome> {
         &candidates,
         &verifier,
         Some(staging.path()),
-        v.quiet,
+        args.json,
     )?;
     let (verified, signature_name) = match checked {
         Ok(found) => found,

@@ -10,13 +10,21 @@ use crate::cli::ServeArgs;
 pub fn run(args: &ServeArgs) -> Result<Outcome> {
     let config = Config::read(&args.config)
         .with_context(|| format!("configuration {}", args.config.display()))?;
-    tracing_subscriber::fmt()
+    // RUST_LOG wins; otherwise -q logs warnings only, -v debug events, -vv trace.
+    let level = match (crate::output::quiet(), crate::output::verbose()) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    // try_init: the Python console script may run more than one command in a process.
+    let _ = tracing_subscriber::fmt()
         .event_format(crate::logline::JsonLines)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
         )
         .with_writer(std::io::stdout)
-        .init();
+        .try_init();
     // Every connection is a descriptor: a soft limit of 1024 (common outside Kubernetes)
     // would refuse connections long before `max_connections`.
     let wanted = config.limits.max_connections as u64 + 64;

@@ -58,7 +58,7 @@ pub fn run(args: &SignArgs) -> Result<Outcome> {
         _ => None,
     };
     let walk = super::walk_options(&args.model, &args.walk, Some(&signature))?;
-    let bar = Bar::new(args.quiet);
+    let bar = Bar::new(false);
     let (mut summary, issued, restamped) = match args.format {
         Format::Native => sign_native(args, &signer, walk, previous.as_ref(), &bar)?,
         Format::Oms => sign_oms(args, &signer, walk, previous.as_ref(), &bar)?,

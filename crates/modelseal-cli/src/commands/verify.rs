@@ -99,7 +99,7 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        let bar = Bar::new(args.quiet || args.json);
+        let bar = Bar::new(args.json);
         let result = if bundles.is_empty() {
             Err(uncounted.remove(0).1)
         } else {

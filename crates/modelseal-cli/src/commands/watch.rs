@@ -66,6 +66,14 @@ pub fn run(args: &WatchArgs) -> Result<Outcome> {
     config.debounce = args.debounce;
     config.events = !args.no_events;
     config.leases = !args.no_leases;
+    if crate::output::quiet() {
+        // -q: only the lines at level warn (refused, unready, error).
+        config.log = Box::new(|line| {
+            if line["level"] != "info" {
+                println!("{line}");
+            }
+        });
+    }
     config.stat_interval = Some(args.stat_interval).filter(|d| !d.is_zero());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
