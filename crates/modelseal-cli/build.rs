@@ -17,11 +17,13 @@ fn main() {
 
 /// The first 12 hex digits of HEAD, and rerun-if-changed on the files that move it. Only
 /// files that exist are named: cargo reruns a script whose named file is missing every
-/// time, which would rebuild the CLI on every build.
+/// time, which would rebuild the CLI on every build. Only modelseal's own checkout
+/// counts: a packaged crate unpacked inside some other repository (a home directory
+/// kept in git, `target/package/`) names no commit.
 fn git_head() -> Option<String> {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").ok()?;
     let output = Command::new("git")
-        .args(["rev-parse", "--git-dir", "HEAD"])
+        .args(["rev-parse", "--show-toplevel", "--git-dir", "HEAD"])
         .current_dir(&manifest_dir)
         .output()
         .ok()?;
@@ -30,6 +32,10 @@ fn git_head() -> Option<String> {
     }
     let text = String::from_utf8(output.stdout).ok()?;
     let mut lines = text.lines();
+    let toplevel = Path::new(lines.next()?).join("crates/modelseal-cli");
+    if toplevel.canonicalize().ok()? != Path::new(&manifest_dir).canonicalize().ok()? {
+        return None;
+    }
     let git_dir = Path::new(&manifest_dir).join(lines.next()?);
     let head = lines.next()?;
     if head.len() < 12 || !head.bytes().all(|b| b.is_ascii_hexdigit()) {
