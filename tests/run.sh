@@ -83,6 +83,32 @@ cargo check -p modelseal-verify --locked --quiet
 step "demo (release build), as the README runs it"
 cargo run --release --locked --quiet "${release_features[@]}" -- demo
 
+step "crates ready to publish: rustdoc with warnings denied, cargo package, and cargo install both from the checkout and from the packaged crates"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet "${release_features[@]}"
+# Packaged without cargo's own verify build: the install below builds the packaged crates,
+# each from its .crate contents alone, which is that build and more.
+rm -rf target/package
+cargo package --workspace --exclude modelseal-python --locked --no-verify --allow-dirty --quiet
+packaged=()  # crates.io is where the packaged CLI would find its modelseal-* dependencies
+for crate in target/package/modelseal-*-0.1.0.crate; do
+  tar -xzf "$crate" -C target/package
+  name=$(basename "$crate" -0.1.0.crate)
+  packaged+=(--config "patch.crates-io.$name.path=\"$PWD/target/package/$name-0.1.0\"")
+done
+# The workspace's release profile, which a packaged crate does not carry, so the
+# dependencies built for the release binary are reused.
+cargo install --quiet --locked --target-dir target --root target/install-packaged \
+  --path target/package/modelseal-cli-0.1.0 --features tpm,kms "${packaged[@]}" \
+  --config profile.release.codegen-units=4 --config 'profile.release.lto="thin"'
+cargo install --quiet --locked --target-dir target --root target/install \
+  --path crates/modelseal-cli --features tpm,kms
+for bin in target/install/bin/modelseal target/install-packaged/bin/modelseal; do
+  "$bin" --version
+  "$bin" demo >/dev/null
+done
+# A packaged crate has no git checkout: it names no commit.
+target/install-packaged/bin/modelseal --version | grep -q '(commit unknown)'
+
 step "a local Sigstore instance (@sigstore/mock from npm) for the keyless tests, checked"
 (cd tests/sigstore-local && npm ci --no-audit --no-fund --loglevel=error && npm test --silent)
 

@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 
 /// `eprintln!` whose text passes [`terminal_safe`] first: diagnostics quote bundles,
 /// paths and registry answers nobody vouched for.
+// Exported only so every module can reach it; not part of the library API.
+#[doc(hidden)]
 #[macro_export]
 macro_rules! eprintln_safe {
     ($($arg:tt)*) => {
@@ -38,6 +40,8 @@ pub fn verbose() -> u8 {
 
 /// A note on stderr (what was resolved, written or passed over), made terminal-safe like
 /// [`eprintln_safe!`]; `-q` hides it. Warnings and errors use `eprintln_safe!`.
+// Exported only so every module can reach it; not part of the library API.
+#[doc(hidden)]
 #[macro_export]
 macro_rules! note {
     ($($arg:tt)*) => {
@@ -111,6 +115,8 @@ impl std::error::Error for UsageError {}
 
 /// Returns early with a [`UsageError`]: `usage!("what happened")`, or
 /// `usage!("what happened"; hint = "what to do")`.
+// Exported only so every module can reach it; not part of the library API.
+#[doc(hidden)]
 #[macro_export]
 macro_rules! usage {
     ($message:expr; hint = $hint:expr) => {

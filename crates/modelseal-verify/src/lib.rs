@@ -83,7 +83,7 @@ pub use gate::{Attestation, GateError, attestation_of, verify_attestation};
 pub use policy::{CertificateTime, TrustPolicy};
 pub use quorum::{SignerCount, distinct_signers, same_signer};
 pub use signed::{SignedModel, read_signature};
-pub use verifier::{ArtifactRules, RuleRefusal, SignedOci, Verifier};
+pub use verifier::{ArtifactRules, CoSigned, RuleRefusal, SignedOci, Verifier};
 
 /// What the verifier adds to what the signer recorded. The default checks a model: a
 /// native signature recording another kind (a dataset) is refused.

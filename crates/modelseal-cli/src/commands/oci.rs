@@ -243,7 +243,8 @@ fn bundles(registry: &Registry, model: &OciModel, signature: Option<&Path>) -> R
     let found = referrers::find_bundles(registry, &model.reference, model.digest())
         .with_context(|| format!("cannot list the signatures attached to {}", model.reference))?;
     for skipped in &found.skipped {
-        crate::note!("note: passed over a referrer: {skipped}");
+        // Shown under -q too: it is often why a verification is refused.
+        crate::eprintln_safe!("note: passed over a referrer: {skipped}");
     }
     Ok(found
         .bundles
