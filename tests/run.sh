@@ -95,11 +95,14 @@ for crate in target/package/modelseal-*-0.1.0.crate; do
   name=$(basename "$crate" -0.1.0.crate)
   packaged+=(--config "patch.crates-io.$name.path=\"$PWD/target/package/$name-0.1.0\"")
 done
-# The workspace's release profile, which a packaged crate does not carry, so the
-# dependencies built for the release binary are reused.
-cargo install --quiet --locked --target-dir target --root target/install-packaged \
-  --path target/package/modelseal-cli-0.1.0 --features tpm,kms "${packaged[@]}" \
-  --config profile.release.codegen-units=4 --config 'profile.release.lto="thin"'
+# In the dev profile with the test build's features, and with the workspace's profile
+# settings (which a packaged crate does not carry): every dependency built for the tests
+# is reused, and only the nine packaged crates compile. The release binary's `kms` is
+# covered by the checkout's install below and the KMS tests.
+cargo install --quiet --locked --debug --target-dir target --root target/install-packaged \
+  --path target/package/modelseal-cli-0.1.0 --features tpm "${packaged[@]}" \
+  --config 'profile.dev.debug="line-tables-only"' --config 'profile.dev.package."*".debug=false'
+# The release build the demo step made, installed.
 cargo install --quiet --locked --target-dir target --root target/install \
   --path crates/modelseal-cli --features tpm,kms
 for bin in target/install/bin/modelseal target/install-packaged/bin/modelseal; do

@@ -83,6 +83,10 @@ for bundle in directory-store registry-store model-server; do
 done
 grep -q 'name: model-watch' bundle-model-server.yaml && grep -q 'name: verify-model' bundle-model-server.yaml \
   || fail "the watch-sidecar component added no sidecar"
+# Both hold the volume to the digest the webhook admitted (the pod's annotation).
+[ "$(grep -c -- '- \$(MODELSEAL_MODEL)' bundle-model-server.yaml)" = 2 ] \
+  && [ "$(grep -c "fieldPath: metadata.annotations\['modelseal.dev/model'\]" bundle-model-server.yaml)" = 2 ] \
+  || fail "the sidecar and the init container do not --expect the admitted model"
 # cert-manager's kinds are not served here (no cert-manager CRDs on this API server):
 # the rest of that example goes to the server, and its certificates are checked here to
 # issue the Secret the Deployment mounts, for the Service's name, from the CA it makes.

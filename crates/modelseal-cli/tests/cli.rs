@@ -1482,6 +1482,17 @@ fn lineage_from_the_command_line() {
         "{}",
         stderr(&out)
     );
+    // Scripts grep for a line starting "verified": a refused lineage prints none.
+    assert!(
+        !stdout(&out).lines().any(|l| l.starts_with("verified")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).starts_with("refused (lineage"),
+        "{}",
+        stdout(&out)
+    );
     // Policy mistakes are usage errors.
     std::fs::write(p("bad.toml"), "max_depht = 3\n").unwrap();
     let out = modelseal(&[

@@ -217,8 +217,15 @@ pub fn run(args: &VerifyArgs) -> Result<Outcome> {
             .timestamped_at
             .map(|t| format!("\n  timestamped at Unix time {t} (RFC 3161, trusted authority)"))
             .unwrap_or_default();
+        // A refused lineage refuses the model: no line of the output may start with
+        // "verified" then (scripts grep for it), though the signature itself did verify.
+        let head = if passed {
+            "verified"
+        } else {
+            "refused (lineage; the signature alone verifies)"
+        };
         out(&format!(
-            "verified {} ({format}, {counted})\n  subject {} {}\n  signer  {} {}{certificate}{timestamped}",
+            "{head} {} ({format}, {counted})\n  subject {} {}\n  signer  {} {}{certificate}{timestamped}",
             args.model.display(),
             verified.name.as_deref().unwrap_or("(unnamed)"),
             verified.root,
