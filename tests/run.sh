@@ -224,7 +224,7 @@ fvenv2=target/formats-venv
 (cd tests/formats && "../../$fvenv2/bin/python" -m pytest -q .)
 
 step "watch under attack: random hostile operations against a real model, an independent oracle every 50 ms (spec/watch.md §0)"
-python3 tests/watch/adversarial.py --seconds "${MODELSEAL_WATCH_ATTACK_SECONDS:-60}"
+python3 tests/watch/adversarial.py --seconds "${MODELSEAL_WATCH_ATTACK_SECONDS:-45}"
 # The harness can fail: the same attacks against a watch with leases, events and the
 # stat poll turned off must find it ready over tampered bytes.
 weak=$(python3 tests/watch/adversarial.py --seconds 20 --seed 7 --watch-flag=--no-leases \
@@ -248,7 +248,7 @@ disk
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
   # New inputs go to a scratch corpus, so a run leaves the committed one as it was.
-  FUZZ_SCRATCH=1 JOBS=2 fuzz/run.sh "${MODELSEAL_FUZZ_SECONDS:-20}"
+  FUZZ_SCRATCH=1 JOBS=2 fuzz/run.sh "${MODELSEAL_FUZZ_SECONDS:-12}"
 else
   echo "notice: no nightly toolchain; the fuzzers did not run (their corpora were replayed)"
 fi
