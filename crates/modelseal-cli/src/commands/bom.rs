@@ -309,7 +309,9 @@ fn sign_into_store(
         .add(&path)
         .with_context(|| format!("cannot add the signed BOM to {}", args.store))?;
     if !args.json {
-        crate::note!(
+        // A result, not a note: which signed statement went into the store, and by
+        // whom. Printed under -q too.
+        crate::eprintln_safe!(
             "signed the BOM ({predicate_type}) and added it to {}\n  signer  {}",
             args.store,
             issued.signer_text
